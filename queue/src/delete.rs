@@ -1,0 +1,51 @@
+//! Acknowledging messages.
+
+use uuid::Uuid;
+
+use crate::attributes::check_batch;
+use crate::{Error, Queue, Receipt, Result};
+
+/// Which receipts of a batch delete took effect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub deleted: Vec<Receipt>,
+    /// Receipts whose lease expired or whose message was received again.
+    pub stale: Vec<Receipt>,
+}
+
+impl Queue {
+    /// Deletes the message leased under `receipt`.
+    ///
+    /// Fails with [`Error::StaleReceipt`] when the lease is no longer current,
+    /// so a slow receiver never deletes a message another one now holds.
+    pub async fn delete(&self, receipt: &Receipt) -> Result<()> {
+        let outcome = self.delete_batch(std::slice::from_ref(receipt)).await?;
+        if outcome.deleted.is_empty() {
+            return Err(Error::StaleReceipt);
+        }
+        Ok(())
+    }
+
+    /// Deletes up to 1000 messages by receipt in one statement.
+    pub async fn delete_batch(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
+        check_batch("receipts", receipts.len())?;
+        let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
+        let leases: Vec<Uuid> = receipts.iter().map(|r| r.lease).collect();
+        let deleted_ids = sqlx::query_scalar!(
+            r#"
+            delete from queue_messages m
+            using unnest($2::bigint[], $3::uuid[]) as r(id, lease)
+            where m.queue_id = $1 and m.id = r.id and m.lease = r.lease
+              and m.visible_at > now()
+            returning m.id
+            "#,
+            self.id(),
+            &ids,
+            &leases,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let (deleted, stale) = receipts.iter().partition(|r| deleted_ids.contains(&r.id));
+        Ok(DeleteOutcome { deleted, stale })
+    }
+}

@@ -1,0 +1,66 @@
+//! The one error type of every handler.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A handler error: 4xx carry an actionable message; 5xx are logged in full
+/// and answered with a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Also used for a wrong or missing job token, so as not to reveal that a
+    /// job exists.
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl From<queue::Error> for AppError {
+    fn from(e: queue::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl From<worker::storage::StorageError> for AppError {
+    fn from(e: worker::storage::StorageError) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            AppError::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "request failed");
+                "internal error; see the server log".to_owned()
+            }
+            other => other.to_string(),
+        };
+        (self.status(), Json(json!({ "error": message }))).into_response()
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

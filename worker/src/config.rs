@@ -1,0 +1,124 @@
+//! The `darkroom-worker` command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use queue::Queues;
+use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{self, Limits};
+use crate::recipe::{Op, OutputFormat};
+use crate::runtime::{Worker, WorkerSettings, declare_queues};
+use crate::storage::{Storage, StorageArgs};
+use crate::telemetry;
+
+/// Darkroom worker: leases request messages and processes images.
+#[derive(Parser, Debug)]
+#[command(name = "darkroom-worker", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a recipe on a local file, with no database or S3.
+    Apply {
+        /// An op as JSON, e.g. '{"op":"thumbnail","width":256,"height":256}'; repeat for a chain.
+        #[arg(long = "op", required = true)]
+        ops: Vec<String>,
+        /// Input image.
+        input: PathBuf,
+        /// Output image; its extension picks the format unless a `format` op does.
+        output: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Postgres connection URL (required to run the worker).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Images processed at once (default: number of cores).
+    #[arg(long, env = "DARKROOM_WORKER_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// Lock taken on each request message, in seconds (default 60).
+    #[arg(long, env = "DARKROOM_WORKER_LOCK", default_value_t = 60)]
+    pub lock: u64,
+    /// Log JSON lines instead of text (default false).
+    #[arg(long, env = "DARKROOM_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Apply { ops, input, output }) => apply(&ops, &input, &output),
+        None => run_worker(cli.run).await,
+    }
+}
+
+fn apply(ops: &[String], input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
+    let ops = ops
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let value: serde_json::Value =
+                serde_json::from_str(s).with_context(|| format!("--op #{}: not JSON", i + 1))?;
+            Op::from_json(&value, &format!("--op #{}", i + 1)).map_err(anyhow::Error::from)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let format = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(OutputFormat::from_extension);
+    let out = engine::process(&bytes, &ops, &Limits::default(), format)
+        .with_context(|| format!("processing {}", input.display()))?;
+    std::fs::write(output, &out.bytes).with_context(|| format!("writing {}", output.display()))?;
+    Ok(())
+}
+
+async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_json);
+    let url = args.database_url.context(
+        "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
+         or pass --database-url",
+    )?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .context("cannot connect to Postgres at DATABASE_URL (is it running and reachable?)")?;
+    queue::MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying database migrations")?;
+    let storage = Storage::connect(&args.storage).await?;
+    let (requests, responses) = declare_queues(&Queues::new(pool)).await?;
+    let mut settings = WorkerSettings {
+        lock: Duration::from_secs(args.lock.max(1)),
+        ..Default::default()
+    };
+    if let Some(n) = args.concurrency {
+        settings.concurrency = n.max(1);
+    }
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        telemetry::shutdown_signal().await;
+        trigger.cancel();
+    });
+    Worker::new(requests, responses, storage, settings)
+        .run(shutdown)
+        .await;
+    Ok(())
+}

@@ -1,0 +1,466 @@
+//! The image engine: decode once (with limits), apply a recipe's ops in
+//! order, encode once. Pure and synchronous; callers run it on a blocking
+//! thread.
+
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::PngEncoder;
+use image::codecs::webp::WebPEncoder;
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Rgba, RgbaImage};
+
+use crate::recipe::{Axis, Fit, Gravity, Op, OutputFormat, RecolorMode, parse_aspect, parse_color};
+
+/// Bounds on what the engine accepts, checked from the header before decoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest width × height (default 50 MP).
+    pub max_pixels: u64,
+    /// Largest encoded file (default 50 MiB).
+    pub max_bytes: u64,
+    /// Largest width or height (default 30 000).
+    pub max_dimension: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 50_000_000,
+            max_bytes: 50 * 1024 * 1024,
+            max_dimension: 30_000,
+        }
+    }
+}
+
+/// Why an image could not be processed. Every variant is permanent: retrying
+/// the same bytes and ops gives the same answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("not a supported image (JPEG, PNG, WebP, GIF, TIFF or BMP)")]
+    NotAnImage,
+    #[error("image is {width}×{height} pixels, over the limit of {limit} pixels")]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("image is {width}×{height}, over the largest side of {limit} pixels")]
+    TooLarge { width: u32, height: u32, limit: u32 },
+    #[error("file is {size} bytes, over the limit of {limit} bytes")]
+    TooManyBytes { size: u64, limit: u64 },
+    #[error("image is corrupt or truncated: {0}")]
+    Corrupt(String),
+    #[error("{op}: {message}")]
+    Op { op: &'static str, message: String },
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+/// What a file's header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn sniff(bytes: &[u8]) -> Result<ImageFormat, EngineError> {
+    match image::guess_format(bytes) {
+        Ok(
+            f @ (ImageFormat::Jpeg
+            | ImageFormat::Png
+            | ImageFormat::WebP
+            | ImageFormat::Gif
+            | ImageFormat::Tiff
+            | ImageFormat::Bmp),
+        ) => Ok(f),
+        _ => Err(EngineError::NotAnImage),
+    }
+}
+
+/// Identifies the format from the magic bytes (not the file name).
+pub fn sniff_format(prefix: &[u8]) -> Result<ImageFormat, EngineError> {
+    sniff(prefix)
+}
+
+/// Reads format and dimensions from the start of a file and checks them
+/// against `limits`, without decoding pixels.
+pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, EngineError> {
+    let format = sniff(bytes)?;
+    let reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| EngineError::Corrupt(e.to_string()))?;
+    check_dimensions(width, height, limits)?;
+    Ok(Probe {
+        format,
+        width,
+        height,
+    })
+}
+
+fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), EngineError> {
+    if width > limits.max_dimension || height > limits.max_dimension {
+        return Err(EngineError::TooLarge {
+            width,
+            height,
+            limit: limits.max_dimension,
+        });
+    }
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(EngineError::TooManyPixels {
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// The result of a recipe.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub bytes: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub format: OutputFormat,
+}
+
+/// Decodes `input`, applies `ops` in order and encodes the result.
+///
+/// `default_format` is used when no `format` op is given; `None` means the
+/// input's format (JPEG for JPEG, PNG otherwise).
+pub fn process(
+    input: &[u8],
+    ops: &[Op],
+    limits: &Limits,
+    default_format: Option<OutputFormat>,
+) -> Result<Output, EngineError> {
+    let size = input.len() as u64;
+    if size > limits.max_bytes {
+        return Err(EngineError::TooManyBytes {
+            size,
+            limit: limits.max_bytes,
+        });
+    }
+    let probe = probe(input, limits)?;
+    let mut img = decode(input, probe.format, limits)?;
+    for op in ops {
+        img = apply(img, op)?;
+    }
+    let (format, quality) = ops
+        .iter()
+        .rev()
+        .find_map(|op| match op {
+            Op::Format { format, quality } => Some((*format, *quality)),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            let f = default_format.unwrap_or(match probe.format {
+                ImageFormat::Jpeg => OutputFormat::Jpeg,
+                _ => OutputFormat::Png,
+            });
+            (f, None)
+        });
+    let bytes = encode(&img, format, quality.unwrap_or(85))?;
+    Ok(Output {
+        bytes,
+        width: img.width(),
+        height: img.height(),
+        format,
+    })
+}
+
+fn decode(input: &[u8], format: ImageFormat, limits: &Limits) -> Result<DynamicImage, EngineError> {
+    let mut reader = ImageReader::with_format(Cursor::new(input), format);
+    let mut image_limits = image::Limits::default();
+    image_limits.max_image_width = Some(limits.max_dimension);
+    image_limits.max_image_height = Some(limits.max_dimension);
+    // RGBA16 of the largest allowed image, plus decoder scratch.
+    image_limits.max_alloc = Some(limits.max_pixels * 8 + 64 * 1024 * 1024);
+    reader.limits(image_limits);
+    let corrupt = |e: image::ImageError| EngineError::Corrupt(e.to_string());
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let orientation = decoder.orientation().map_err(corrupt)?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+fn op_error(op: &'static str, message: impl Into<String>) -> EngineError {
+    EngineError::Op {
+        op,
+        message: message.into(),
+    }
+}
+
+/// Size that fits `(w, h)` inside `(bw, bh)` keeping the aspect ratio.
+fn fit_inside(w: u32, h: u32, bw: u32, bh: u32) -> (u32, u32) {
+    let scale = f64::min(f64::from(bw) / f64::from(w), f64::from(bh) / f64::from(h));
+    let nw = (f64::from(w) * scale).round().max(1.0) as u32;
+    let nh = (f64::from(h) * scale).round().max(1.0) as u32;
+    (nw.min(bw), nh.min(bh))
+}
+
+fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage, EngineError> {
+    let (w, h) = (img.width(), img.height());
+    Ok(match op {
+        Op::Thumbnail { width, height } => {
+            if w <= *width && h <= *height {
+                img
+            } else {
+                let (nw, nh) = fit_inside(w, h, *width, *height);
+                img.resize_exact(nw, nh, FilterType::Lanczos3)
+            }
+        }
+        Op::Resize { width, height, fit } => match fit {
+            Fit::Fill => img.resize_exact(*width, *height, FilterType::Lanczos3),
+            Fit::Inside => {
+                let (nw, nh) = fit_inside(w, h, *width, *height);
+                img.resize_exact(nw, nh, FilterType::Lanczos3)
+            }
+            Fit::Cover => img.resize_to_fill(*width, *height, FilterType::Lanczos3),
+        },
+        Op::Crop {
+            x,
+            y,
+            width,
+            height,
+            aspect,
+            gravity,
+        } => {
+            let (cx, cy, cw, ch) = match (aspect, width, height) {
+                (Some(aspect), _, _) => {
+                    let (aw, ah) = parse_aspect(aspect).map_err(|(_, m)| op_error("crop", m))?;
+                    aspect_rect(w, h, aw, ah, gravity.unwrap_or_default())?
+                }
+                (None, Some(cw), Some(ch)) => (x.unwrap_or(0), y.unwrap_or(0), *cw, *ch),
+                _ => return Err(op_error("crop", "needs a rectangle or an aspect")),
+            };
+            if cx >= w || cy >= h {
+                return Err(op_error(
+                    "crop",
+                    format!("origin ({cx},{cy}) is outside the {w}×{h} image"),
+                ));
+            }
+            // A rectangle reaching past the edge is clipped to the image, as
+            // imgproxy and libvips do.
+            img.crop_imm(cx, cy, cw.min(w - cx), ch.min(h - cy))
+        }
+        Op::Rotate { degrees } => match degrees {
+            90 => img.rotate90(),
+            180 => img.rotate180(),
+            270 => img.rotate270(),
+            _ => return Err(op_error("rotate", "degrees must be 90, 180 or 270")),
+        },
+        Op::Flip { axis } => match axis {
+            Axis::Horizontal => img.fliph(),
+            Axis::Vertical => img.flipv(),
+        },
+        Op::Blur { sigma } => {
+            if *sigma <= 0.0 {
+                img
+            } else {
+                img.blur(*sigma)
+            }
+        }
+        Op::Sharpen { amount } => {
+            if *amount <= 0.0 {
+                img
+            } else {
+                img.unsharpen(1.0, (10.0 / amount).clamp(0.0, 255.0) as i32)
+            }
+        }
+        Op::Contrast { amount } => {
+            if *amount == 0.0 {
+                img
+            } else {
+                img.adjust_contrast(amount * 100.0)
+            }
+        }
+        Op::Brightness { amount } => img.brighten((amount * 255.0).round() as i32),
+        Op::Recolor {
+            mode,
+            degrees,
+            color,
+            amount,
+        } => {
+            let amount = amount.unwrap_or(1.0);
+            match mode {
+                RecolorMode::Grayscale => blend_map(img, amount, |[r, g, b]| {
+                    let l = luma(r, g, b);
+                    [l, l, l]
+                }),
+                RecolorMode::Sepia => blend_map(img, amount, |[r, g, b]| {
+                    [
+                        0.393 * r + 0.769 * g + 0.189 * b,
+                        0.349 * r + 0.686 * g + 0.168 * b,
+                        0.272 * r + 0.534 * g + 0.131 * b,
+                    ]
+                }),
+                RecolorMode::HueRotate => {
+                    let rotated = img.huerotate(degrees.unwrap_or(0.0).round() as i32);
+                    if amount >= 1.0 {
+                        rotated
+                    } else {
+                        mix(&img, &rotated, amount)
+                    }
+                }
+                RecolorMode::Tint => {
+                    let [tr, tg, tb] = parse_color(color.as_deref().unwrap_or("#000000"))
+                        .map_err(|(_, m)| op_error("recolor", m))?;
+                    let tint = [f32::from(tr), f32::from(tg), f32::from(tb)];
+                    blend_map(img, amount, move |[r, g, b]| {
+                        let l = luma(r, g, b) / 255.0;
+                        [tint[0] * l, tint[1] * l, tint[2] * l]
+                    })
+                }
+            }
+        }
+        Op::RedEye { .. } => return Err(op_error("red_eye", "not implemented yet")),
+        Op::TeethWhiten { .. } => return Err(op_error("teeth_whiten", "not implemented yet")),
+        Op::Format { .. } => img,
+    })
+}
+
+fn luma(r: f32, g: f32, b: f32) -> f32 {
+    0.2126 * r + 0.7152 * g + 0.0722 * b
+}
+
+/// Applies `f` to every pixel's RGB and blends it with the original by `amount`.
+fn blend_map(img: DynamicImage, amount: f32, f: impl Fn([f32; 3]) -> [f32; 3]) -> DynamicImage {
+    let mut rgba = img.into_rgba8();
+    for Rgba(p) in rgba.pixels_mut() {
+        let src = [f32::from(p[0]), f32::from(p[1]), f32::from(p[2])];
+        let dst = f(src);
+        for c in 0..3 {
+            p[c] = (src[c] + (dst[c] - src[c]) * amount)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+    }
+    DynamicImage::ImageRgba8(rgba)
+}
+
+fn mix(a: &DynamicImage, b: &DynamicImage, amount: f32) -> DynamicImage {
+    let a = a.to_rgba8();
+    let b = b.to_rgba8();
+    let out = RgbaImage::from_fn(a.width(), a.height(), |x, y| {
+        let (pa, pb) = (a.get_pixel(x, y), b.get_pixel(x, y));
+        let mut p = *pa;
+        for c in 0..3 {
+            let v = f32::from(pa[c]) + (f32::from(pb[c]) - f32::from(pa[c])) * amount;
+            p[c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+        p
+    });
+    DynamicImage::ImageRgba8(out)
+}
+
+/// The largest `aw:ah` rectangle inside `w×h`, placed by `gravity`.
+fn aspect_rect(
+    w: u32,
+    h: u32,
+    aw: u32,
+    ah: u32,
+    gravity: Gravity,
+) -> Result<(u32, u32, u32, u32), EngineError> {
+    let (cw, ch) = if u64::from(w) * u64::from(ah) > u64::from(h) * u64::from(aw) {
+        ((u64::from(h) * u64::from(aw) / u64::from(ah)) as u32, h)
+    } else {
+        (w, (u64::from(w) * u64::from(ah) / u64::from(aw)) as u32)
+    };
+    let (cw, ch) = (cw.max(1), ch.max(1));
+    let (mx, my) = ((w - cw) / 2, (h - ch) / 2);
+    Ok(match gravity {
+        Gravity::Center => (mx, my, cw, ch),
+        Gravity::North => (mx, 0, cw, ch),
+        Gravity::South => (mx, h - ch, cw, ch),
+        Gravity::West => (0, my, cw, ch),
+        Gravity::East => (w - cw, my, cw, ch),
+        Gravity::Smart => return Err(op_error("crop", "gravity `smart` is not implemented yet")),
+    })
+}
+
+fn encode(img: &DynamicImage, format: OutputFormat, quality: u8) -> Result<Vec<u8>, EngineError> {
+    let mut out = Vec::new();
+    let enc = |e: image::ImageError| EngineError::Encode(e.to_string());
+    match format {
+        OutputFormat::Jpeg => {
+            let rgb = flatten_on_white(img);
+            JpegEncoder::new_with_quality(&mut out, quality)
+                .encode_image(&rgb)
+                .map_err(enc)?;
+        }
+        OutputFormat::Png => {
+            let img = to_8bit(img);
+            img.write_with_encoder(PngEncoder::new(&mut out))
+                .map_err(enc)?;
+        }
+        OutputFormat::Webp => {
+            // The `image` crate encodes lossless WebP only, so quality is unused.
+            let rgba = img.to_rgba8();
+            rgba.write_with_encoder(WebPEncoder::new_lossless(&mut out))
+                .map_err(enc)?;
+        }
+    }
+    Ok(out)
+}
+
+fn to_8bit(img: &DynamicImage) -> DynamicImage {
+    match img {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_) => img.clone(),
+        _ if img.color().has_alpha() => DynamicImage::ImageRgba8(img.to_rgba8()),
+        _ => DynamicImage::ImageRgb8(img.to_rgb8()),
+    }
+}
+
+/// JPEG has no alpha: composite onto white rather than letting
+/// transparent pixels turn black.
+fn flatten_on_white(img: &DynamicImage) -> DynamicImage {
+    if !img.color().has_alpha() {
+        return match img {
+            DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => img.clone(),
+            _ => DynamicImage::ImageRgb8(img.to_rgb8()),
+        };
+    }
+    let rgba = img.to_rgba8();
+    let rgb = image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
+        let a = u16::from(a);
+        let over = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+        image::Rgb([over(r), over(g), over(b)])
+    });
+    DynamicImage::ImageRgb8(rgb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_inside_keeps_aspect() {
+        assert_eq!(fit_inside(640, 427, 256, 256), (256, 171));
+        assert_eq!(fit_inside(300, 600, 100, 100), (50, 100));
+    }
+
+    #[test]
+    fn aspect_rect_is_largest_centered() {
+        assert_eq!(
+            aspect_rect(1600, 1000, 16, 9, Gravity::Center).unwrap(),
+            (0, 50, 1600, 900)
+        );
+        assert_eq!(
+            aspect_rect(1000, 1000, 1, 2, Gravity::West).unwrap(),
+            (0, 0, 500, 1000)
+        );
+    }
+
+    #[test]
+    fn garbage_is_not_an_image() {
+        assert!(matches!(
+            probe(b"hello, world, this is text", &Limits::default()),
+            Err(EngineError::NotAnImage)
+        ));
+    }
+}

@@ -1,0 +1,335 @@
+//! S3-compatible object storage (MinIO, AWS S3, s3s-fs, ...).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
+
+/// S3 settings shared by every binary.
+#[derive(clap::Args, Clone, Debug)]
+pub struct StorageArgs {
+    /// S3 endpoint URL, e.g. http://127.0.0.1:9000 for MinIO (default: AWS S3).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// S3 region (default us-east-1).
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// S3 access key (default: the AWS credential chain).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub access_key_id: Option<String>,
+    /// S3 secret key (default: the AWS credential chain).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_access_key: Option<String>,
+    /// Bucket for originals and outputs, created when missing (default darkroom).
+    #[arg(long, env = "DARKROOM_BUCKET", default_value = "darkroom")]
+    pub bucket: String,
+}
+
+/// Storage failures. All but [`StorageError::NotFound`] and
+/// [`StorageError::TooLarge`] are worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object `{0}` does not exist")]
+    NotFound(String),
+    #[error("upload is over the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("reading the upload failed: {0}")]
+    Source(String),
+    #[error("S3 request failed: {0}")]
+    S3(String),
+}
+
+fn s3_error<E: std::error::Error + 'static>(e: E) -> StorageError {
+    StorageError::S3(DisplayErrorContext(e).to_string())
+}
+
+/// Smallest part S3 accepts in a multipart upload (but the last).
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// A bucket on an S3-compatible server.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    endpoint: String,
+}
+
+impl Storage {
+    /// Builds the client and creates the bucket when missing.
+    pub async fn connect(args: &StorageArgs) -> anyhow::Result<Storage> {
+        let storage = Self::new(args).await;
+        storage.ensure_bucket().await?;
+        Ok(storage)
+    }
+
+    /// Builds the client without touching the network.
+    pub async fn new(args: &StorageArgs) -> Storage {
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(args.region.clone()))
+            .load()
+            .await;
+        let mut config = aws_sdk_s3::config::Builder::from(&shared)
+            // MinIO and most self-hosted servers only do path-style buckets.
+            .force_path_style(true)
+            // Many S3-compatible servers reject the newer default checksums.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(3));
+        if let Some(endpoint) = &args.endpoint_url {
+            config = config.endpoint_url(endpoint);
+        }
+        if let (Some(key), Some(secret)) = (&args.access_key_id, &args.secret_access_key) {
+            config = config.credentials_provider(Credentials::new(
+                key.clone(),
+                secret.clone(),
+                None,
+                None,
+                "darkroom-config",
+            ));
+        }
+        Storage {
+            client: aws_sdk_s3::Client::from_conf(config.build()),
+            bucket: args.bucket.clone(),
+            endpoint: args
+                .endpoint_url
+                .clone()
+                .unwrap_or_else(|| "AWS S3".to_owned()),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn ensure_bucket(&self) -> anyhow::Result<()> {
+        let hint = || {
+            format!(
+                "cannot use bucket `{}` at {}: is the S3 server running and are \
+                 AWS_ENDPOINT_URL / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY right?",
+                self.bucket, self.endpoint
+            )
+        };
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => {}
+            Err(e) => return Err(anyhow::anyhow!("{}", DisplayErrorContext(e))).with_context(hint),
+        }
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error().is_some_and(|e| {
+                    e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!("{}", DisplayErrorContext(e))).with_context(hint),
+        }
+    }
+
+    /// Answers when the bucket is reachable.
+    pub async fn health(&self) -> Result<(), StorageError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+
+    pub async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+
+    /// Reads a whole object.
+    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        let object = self.get_stream(key).await?;
+        let data = object
+            .collect()
+            .await
+            .map_err(|e| StorageError::S3(e.to_string()))?;
+        Ok(data.into_bytes())
+    }
+
+    /// Opens an object for streaming.
+    pub async fn get_stream(&self, key: &str) -> Result<ByteStream, StorageError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.body),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                Err(StorageError::NotFound(key.to_owned()))
+            }
+            Err(e) => Err(s3_error(e)),
+        }
+    }
+
+    /// Streams `head` then `rest` into one object, holding at most one part
+    /// in memory: a single PUT for small objects, a multipart upload (aborted
+    /// on any failure) for large ones. Returns the size.
+    pub async fn put_stream<S, E>(
+        &self,
+        key: &str,
+        content_type: &str,
+        head: Bytes,
+        mut rest: S,
+        max_bytes: u64,
+    ) -> Result<u64, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut buf = BytesMut::from(&head[..]);
+        let mut total = head.len() as u64;
+        let mut upload: Option<MultipartUpload> = None;
+        let result = async {
+            while let Some(chunk) = rest.next().await {
+                let chunk = chunk.map_err(|e| StorageError::Source(e.to_string()))?;
+                total += chunk.len() as u64;
+                if total > max_bytes {
+                    return Err(StorageError::TooLarge { limit: max_bytes });
+                }
+                buf.extend_from_slice(&chunk);
+                if buf.len() >= PART_SIZE {
+                    let part = buf.split().freeze();
+                    if upload.is_none() {
+                        upload = Some(self.start_multipart(key, content_type).await?);
+                    }
+                    if let Some(u) = upload.as_mut() {
+                        self.upload_part(u, part).await?;
+                    }
+                }
+            }
+            match upload.as_mut() {
+                None => self.put(key, buf.split().freeze(), content_type).await,
+                Some(u) => {
+                    if !buf.is_empty() {
+                        self.upload_part(u, buf.split().freeze()).await?;
+                    }
+                    self.complete_multipart(u).await
+                }
+            }
+        }
+        .await;
+        if result.is_err()
+            && let Some(u) = &upload
+        {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&u.key)
+                .upload_id(&u.id)
+                .send()
+                .await;
+        }
+        result.map(|()| total)
+    }
+
+    async fn start_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<MultipartUpload, StorageError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(MultipartUpload {
+            key: key.to_owned(),
+            id: out.upload_id.unwrap_or_default(),
+            parts: Vec::new(),
+        })
+    }
+
+    async fn upload_part(&self, u: &mut MultipartUpload, body: Bytes) -> Result<(), StorageError> {
+        let number = u.parts.len() as i32 + 1;
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&u.key)
+            .upload_id(&u.id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(s3_error)?;
+        u.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag)
+                .build(),
+        );
+        Ok(())
+    }
+
+    async fn complete_multipart(&self, u: &mut MultipartUpload) -> Result<(), StorageError> {
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&u.key)
+            .upload_id(&u.id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut u.parts)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+}
+
+struct MultipartUpload {
+    key: String,
+    id: String,
+    parts: Vec<CompletedPart>,
+}
