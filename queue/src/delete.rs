@@ -1,5 +1,7 @@
 //! Acknowledging messages.
 
+use std::collections::HashSet;
+
 use uuid::Uuid;
 
 use crate::attributes::check_batch;
@@ -31,13 +33,13 @@ impl Queue {
         check_batch("receipts", receipts.len())?;
         let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
         let leases: Vec<Uuid> = receipts.iter().map(|r| r.lease).collect();
-        let deleted_ids = sqlx::query_scalar!(
+        let deleted = sqlx::query!(
             r#"
             delete from queue_messages m
             using unnest($2::bigint[], $3::uuid[]) as r(id, lease)
             where m.queue_id = $1 and m.id = r.id and m.lease = r.lease
               and m.visible_at > now()
-            returning m.id
+            returning m.id, m.lease as "lease!"
             "#,
             self.id(),
             &ids,
@@ -45,7 +47,14 @@ impl Queue {
         )
         .fetch_all(&self.pool)
         .await?;
-        let (deleted, stale) = receipts.iter().partition(|r| deleted_ids.contains(&r.id));
+        let deleted: HashSet<Receipt> = deleted
+            .into_iter()
+            .map(|r| Receipt {
+                id: r.id,
+                lease: r.lease,
+            })
+            .collect();
+        let (deleted, stale) = receipts.iter().partition(|r| deleted.contains(r));
         Ok(DeleteOutcome { deleted, stale })
     }
 }

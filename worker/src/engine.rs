@@ -115,12 +115,23 @@ fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), Engi
 }
 
 /// The result of a recipe.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Output {
     pub bytes: Vec<u8>,
     pub width: u32,
     pub height: u32,
     pub format: OutputFormat,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("bytes", &self.bytes.len())
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("format", &self.format)
+            .finish()
+    }
 }
 
 /// Decodes `input`, applies `ops` in order and encodes the result.
@@ -141,6 +152,13 @@ pub fn process(
         });
     }
     let probe = probe(input, limits)?;
+    // The JPEG decoder fills a truncated scan with grey instead of failing;
+    // a silently half-grey photo is worse than a clear error.
+    if probe.format == ImageFormat::Jpeg && !jpeg_is_complete(input) {
+        return Err(EngineError::Corrupt(
+            "JPEG is truncated (no end-of-image marker)".into(),
+        ));
+    }
     let mut img = decode(input, probe.format, limits)?;
     for op in ops {
         img = apply(img, op)?;
@@ -166,6 +184,33 @@ pub fn process(
         height: img.height(),
         format,
     })
+}
+
+/// Whether a JPEG's main image reaches its end-of-image marker.
+///
+/// Walks the marker segments up to the first start-of-scan, so markers inside
+/// an EXIF thumbnail are skipped, then looks for EOI in the entropy-coded data,
+/// where a literal 0xFF is always stuffed and cannot fake one.
+fn jpeg_is_complete(data: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= data.len() {
+        if data[i] != 0xFF {
+            return false;
+        }
+        let marker = data[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
+        if marker == 0xDA {
+            return data[i + 2 + len.min(data.len() - i - 2)..]
+                .windows(2)
+                .any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + len;
+    }
+    false
 }
 
 fn decode(input: &[u8], format: ImageFormat, limits: &Limits) -> Result<DynamicImage, EngineError> {

@@ -1,0 +1,245 @@
+//! Queue behaviour against a real Postgres (one fresh database per test).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use queue::{Error, NewMessage, QueueAttributes, Queues};
+use sqlx::PgPool;
+
+const LOCK: Duration = Duration::from_secs(30);
+
+async fn queue(pool: &PgPool, name: &str) -> queue::Queue {
+    Queues::new(pool.clone())
+        .put(name, &QueueAttributes::default())
+        .await
+        .unwrap()
+        .0
+}
+
+/// Makes every live lease of the queue expire, instead of sleeping through it.
+async fn expire_leases(pool: &PgPool) {
+    sqlx::query("update queue_messages set visible_at = now() - interval '1 second' where lease is not null")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn sent_message_is_received_then_deleted(pool: PgPool) {
+    let q = queue(&pool, "jobs").await;
+    let id = q.send("hello").await.unwrap();
+    let got = q.receive(10, LOCK).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, id);
+    assert_eq!(got[0].body, "hello");
+    assert_eq!(got[0].receive_count, 1);
+    q.delete(&got[0].receipt).await.unwrap();
+    expire_leases(&pool).await;
+    assert!(q.receive(10, LOCK).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn batch_send_returns_increasing_ids_in_order(pool: PgPool) {
+    let q = queue(&pool, "batch").await;
+    let msgs: Vec<_> = (0..100).map(|i| NewMessage::new(format!("m{i}"))).collect();
+    let ids = q.send_batch(&msgs).await.unwrap();
+    assert_eq!(ids.len(), 100);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let got = q.receive(1000, LOCK).await.unwrap();
+    let bodies: Vec<_> = got.iter().map(|m| m.body.as_str()).collect();
+    let expected: Vec<_> = (0..100).map(|i| format!("m{i}")).collect();
+    assert_eq!(bodies, expected);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn locked_message_is_invisible_to_other_receivers(pool: PgPool) {
+    let q = queue(&pool, "locks").await;
+    q.send("only").await.unwrap();
+    assert_eq!(q.receive(1, LOCK).await.unwrap().len(), 1);
+    assert!(q.receive(1, LOCK).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn expired_lock_redelivers_with_new_receipt(pool: PgPool) {
+    let q = queue(&pool, "expiry").await;
+    q.send("again").await.unwrap();
+    let first = q.receive(1, LOCK).await.unwrap().remove(0);
+    expire_leases(&pool).await;
+    let second = q.receive(1, LOCK).await.unwrap().remove(0);
+    assert_eq!(first.id, second.id);
+    assert_eq!(second.receive_count, 2);
+    assert_ne!(first.receipt, second.receipt);
+    assert_eq!(first.first_received_at, second.first_received_at);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn stale_receipt_cannot_delete_redelivered_message(pool: PgPool) {
+    let q = queue(&pool, "stale").await;
+    q.send("x").await.unwrap();
+    let first = q.receive(1, LOCK).await.unwrap().remove(0);
+    expire_leases(&pool).await;
+    let second = q.receive(1, LOCK).await.unwrap().remove(0);
+    assert!(matches!(
+        q.delete(&first.receipt).await,
+        Err(Error::StaleReceipt)
+    ));
+    assert!(matches!(
+        q.change_visibility(&first.receipt, LOCK).await,
+        Err(Error::StaleReceipt)
+    ));
+    // The current holder is unaffected.
+    q.delete(&second.receipt).await.unwrap();
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn expired_receipt_is_stale_even_before_redelivery(pool: PgPool) {
+    let q = queue(&pool, "expired").await;
+    q.send("x").await.unwrap();
+    let m = q.receive(1, LOCK).await.unwrap().remove(0);
+    expire_leases(&pool).await;
+    assert!(matches!(
+        q.delete(&m.receipt).await,
+        Err(Error::StaleReceipt)
+    ));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn batch_delete_reports_stale_receipts(pool: PgPool) {
+    let q = queue(&pool, "mixed").await;
+    q.send_batch(&[NewMessage::new("a"), NewMessage::new("b")])
+        .await
+        .unwrap();
+    let old = q.receive(2, LOCK).await.unwrap();
+    expire_leases(&pool).await;
+    let new = q.receive(1, LOCK).await.unwrap().remove(0);
+    let other = old.iter().find(|m| m.id != new.id).unwrap();
+    // `other` expired but nobody took it; `old` receipt of `new` is superseded.
+    let stale_one = old.iter().find(|m| m.id == new.id).unwrap();
+    let outcome = q
+        .delete_batch(&[new.receipt, stale_one.receipt, other.receipt])
+        .await
+        .unwrap();
+    assert_eq!(outcome.deleted, vec![new.receipt]);
+    assert_eq!(outcome.stale, vec![stale_one.receipt, other.receipt]);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn released_message_is_visible_again_at_once(pool: PgPool) {
+    let q = queue(&pool, "release").await;
+    q.send("x").await.unwrap();
+    let m = q.receive(1, LOCK).await.unwrap().remove(0);
+    q.change_visibility(&m.receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let again = q.receive(1, LOCK).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].receive_count, 2);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn delayed_message_is_not_received_before_its_delay(pool: PgPool) {
+    let q = queue(&pool, "delayed").await;
+    q.send_batch(&[NewMessage {
+        body: "later".into(),
+        delay: Some(Duration::from_secs(600)),
+        group: None,
+    }])
+    .await
+    .unwrap();
+    assert!(q.receive(1, LOCK).await.unwrap().is_empty());
+    let stats = q.stats().await.unwrap();
+    assert_eq!((stats.visible, stats.delayed, stats.in_flight), (0, 1, 0));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn oversized_message_is_rejected(pool: PgPool) {
+    let attrs = QueueAttributes {
+        max_message_bytes: 10,
+        ..Default::default()
+    };
+    let (q, _) = Queues::new(pool.clone())
+        .put("small", &attrs)
+        .await
+        .unwrap();
+    assert!(matches!(
+        q.send("x".repeat(11)).await,
+        Err(Error::MessageTooLarge {
+            size: 11,
+            limit: 10
+        })
+    ));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn unknown_queue_is_not_found(pool: PgPool) {
+    assert!(matches!(
+        Queues::new(pool).open("nope").await,
+        Err(Error::QueueNotFound(name)) if name == "nope"
+    ));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn racing_receivers_never_share_a_message(pool: PgPool) {
+    let q = queue(&pool, "race").await;
+    let msgs: Vec<_> = (0..400).map(|i| NewMessage::new(i.to_string())).collect();
+    q.send_batch(&msgs).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = q.receive(7, LOCK).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|m| m.id));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for t in tasks {
+        for id in t.await.unwrap() {
+            total += 1;
+            assert!(
+                seen.insert(id),
+                "message {id} delivered twice under a live lock"
+            );
+        }
+    }
+    assert_eq!(total, 400);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn message_sent_in_rolled_back_transaction_is_never_delivered(pool: PgPool) {
+    let q = queue(&pool, "tx").await;
+    let mut tx = pool.begin().await.unwrap();
+    q.send_batch_in(&mut tx, &[NewMessage::new("ghost")])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(q.receive(10, LOCK).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn put_updates_existing_queue(pool: PgPool) {
+    let queues = Queues::new(pool);
+    let (_, first) = queues.put("q", &QueueAttributes::default()).await.unwrap();
+    let attrs = QueueAttributes {
+        visibility_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let (_, second) = queues.put("q", &attrs).await.unwrap();
+    assert_eq!(first, queue::admin::Put::Created);
+    assert_eq!(second, queue::admin::Put::Updated);
+    assert_eq!(
+        queues
+            .open("q")
+            .await
+            .unwrap()
+            .attributes()
+            .visibility_timeout,
+        Duration::from_secs(5)
+    );
+}

@@ -1,0 +1,167 @@
+//! Jobs API behaviour over HTTP, including bad input.
+
+mod common;
+
+use common::{photo, spawn_app};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+fn thumb() -> Value {
+    json!([{"name":"thumb","ops":[{"op":"thumbnail","width":64,"height":64}]}])
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn non_image_is_rejected_and_the_job_survives(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let job = app.create_job(thumb()).await;
+
+    let res = app
+        .upload(
+            &job,
+            &[("notes.txt", b"just some text, not a photo".to_vec())],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["name"], "notes.txt");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a supported image"),
+        "{body}"
+    );
+
+    // The same job still takes a good file, alongside a bad one in one request.
+    let res = app
+        .upload(
+            &job,
+            &[
+                ("rocket.jpg", photo("rocket.jpg")),
+                ("bad.jpg", b"\xff\xd8\xffnope".to_vec()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["images"].as_array().unwrap().len(), 1);
+    assert_eq!(body["errors"][0]["name"], "bad.jpg");
+
+    let status = app.job_status(&job).await;
+    assert_eq!(status["counts"]["total"], 1);
+    assert_eq!(status["state"], "pending");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn upload_enqueues_one_request_per_image_and_recipe(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let job = app
+        .create_job(json!([
+            {"name":"a","ops":[{"op":"thumbnail","width":64,"height":64}]},
+            {"name":"b","ops":[{"op":"flip","axis":"vertical"}]}
+        ]))
+        .await;
+    let res = app
+        .upload(
+            &job,
+            &[
+                ("a.png", photo("chelsea.png")),
+                ("b.jpg", photo("rocket.jpg")),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let queued: i64 = sqlx::query_scalar(
+        "select count(*) from queue_messages m join queue_queues q on q.id = m.queue_id
+         where q.name = 'darkroom.requests'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(queued, 4);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn wrong_or_missing_token_is_not_found(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let job = app.create_job(thumb()).await;
+    let other = app.create_job(thumb()).await;
+    let url = app.url(&format!("/api/jobs/{}", job.id));
+
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth("nonsense")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .client
+        .get(&url)
+        .bearer_auth(&job.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn invalid_recipe_is_a_400_naming_op_and_field(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let res = app
+        .client
+        .post(app.url("/api/jobs"))
+        .json(&json!({"recipes":[{"name":"t","ops":[{"op":"thumbnail","width":0,"height":10}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("thumbnail") && error.contains("width"),
+        "{error}"
+    );
+
+    let res = app
+        .client
+        .post(app.url("/api/jobs"))
+        .json(&json!({"recipes":[{"name":"t","ops":[{"op":"sparkle"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown op `sparkle`")
+    );
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn upload_without_files_is_a_400(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let job = app.create_job(thumb()).await;
+    let res = app.upload(&job, &[]).await;
+    assert_eq!(res.status(), 400);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn healthz_answers_when_postgres_and_s3_do(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
