@@ -1,0 +1,137 @@
+# Shared by scripts/dev and scripts/test: provisions Postgres and an S3 server
+# on a Debian machine, and stops on exit only what it started.
+# shellcheck shell=bash
+
+PIDS=()
+CLEANUP_DIRS=()
+STARTED_PG=""
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+# Runs a command as the postgres OS user (peer authentication on the socket).
+as_postgres() {
+    if [[ $(id -u) -eq 0 ]]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        (cd / && sudo -u postgres "$@")
+    fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+free_port() {
+    local p
+    for p in $(shuf -i 20000-60999 -n 100); do
+        if ! port_open 127.0.0.1 "$p"; then echo "$p"; return; fi
+    done
+    die "no free TCP port found"
+}
+
+# wait_for WHAT SECONDS COMMAND... : polls COMMAND until it succeeds.
+wait_for() {
+    local what=$1 seconds=$2 i
+    shift 2
+    for ((i = 0; i < seconds * 10; i++)); do
+        if "$@"; then return 0; fi
+        sleep 0.1
+    done
+    die "$what did not come up within ${seconds}s"
+}
+
+apt_install() {
+    say "installing $* (apt-get)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# ensure_postgres DBNAME: makes DATABASE_URL answer. A DATABASE_URL already
+# set is used as it is; otherwise PostgreSQL on 127.0.0.1:5432 is installed
+# and started when needed, with a `darkroom` role owning DBNAME.
+ensure_postgres() {
+    local db=$1
+    command -v psql >/dev/null && command -v pg_ctlcluster >/dev/null || apt_install postgresql
+    if [[ -n "${DATABASE_URL:-}" ]]; then
+        psql "$DATABASE_URL" -qtAc 'select 1' >/dev/null 2>&1 ||
+            die "DATABASE_URL does not answer; unset it to let this script provision Postgres"
+        return
+    fi
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        local ver
+        ver=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)
+        if [[ -z $ver ]]; then
+            ver=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+            as_root pg_createcluster "$ver" main >/dev/null
+        fi
+        say "starting PostgreSQL $ver"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+        STARTED_PG=$ver
+        wait_for "PostgreSQL" 30 pg_isready -q -h 127.0.0.1 -p 5432
+    fi
+    if [[ $(as_postgres psql -qtAc "select 1 from pg_roles where rolname = 'darkroom'") != 1 ]]; then
+        as_postgres psql -qc "create role darkroom login createdb password 'darkroom'"
+    fi
+    if [[ $(as_postgres psql -qtAc "select 1 from pg_database where datname = '$db'") != 1 ]]; then
+        as_postgres createdb -O darkroom "$db"
+    fi
+    export DATABASE_URL="postgres://darkroom:darkroom@127.0.0.1:5432/$db"
+    psql "$DATABASE_URL" -qtAc 'select 1' >/dev/null || die "cannot log in to $DATABASE_URL"
+}
+
+S3S_FS_VERSION=0.14.1
+
+# start_s3 DATA_DIR LOG: starts MinIO (when on PATH) or s3s-fs on a free port
+# and exports the AWS_* variables pointing at it.
+start_s3() {
+    local dir=$1 log=$2 port
+    mkdir -p "$dir"
+    port=$(free_port)
+    export AWS_ACCESS_KEY_ID=darkroom AWS_SECRET_ACCESS_KEY=darkroom-secret AWS_REGION=us-east-1
+    export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+    if command -v minio >/dev/null; then
+        say "starting MinIO on 127.0.0.1:$port ($dir)"
+        MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY \
+            minio server "$dir" --quiet --address "127.0.0.1:$port" \
+            --console-address "127.0.0.1:$(free_port)" >"$log" 2>&1 &
+    else
+        if ! command -v s3s-fs >/dev/null || [[ $(s3s-fs --version) != *"$S3S_FS_VERSION"* ]]; then
+            say "installing s3s-fs $S3S_FS_VERSION (cargo install, about 2 minutes, once)"
+            cargo install --locked --quiet "s3s-fs@$S3S_FS_VERSION" --features binary
+        fi
+        say "starting s3s-fs on 127.0.0.1:$port ($dir)"
+        s3s-fs --host 127.0.0.1 --port "$port" --access-key "$AWS_ACCESS_KEY_ID" \
+            --secret-key "$AWS_SECRET_ACCESS_KEY" "$dir" >"$log" 2>&1 &
+    fi
+    PIDS+=($!)
+    wait_for "the S3 server (log: $log)" 30 port_open 127.0.0.1 "$port"
+}
+
+# http_ok HOST PORT PATH: true when GET answers 200 (no curl on a bare Debian).
+http_ok() {
+    local status
+    { exec 3<>"/dev/tcp/$1/$2"; } 2>/dev/null || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" "$1" >&3
+    read -r _ status _ <&3 || true
+    exec 3>&-
+    [[ $status == 200 ]]
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ -n $STARTED_PG ]]; then
+        say "stopping PostgreSQL $STARTED_PG (this script started it)"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$STARTED_PG" main stop || true
+    fi
+    for dir in "${CLEANUP_DIRS[@]}"; do rm -rf "$dir"; done
+}
+
+ensure_rust_components() {
+    rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+}
