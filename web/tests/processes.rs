@@ -31,7 +31,10 @@ fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(Instant::now() < deadline, "process did not exit within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -58,7 +61,10 @@ async fn web_with_unreachable_s3_says_so_in_one_line(pool: PgPool) {
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("cannot use bucket") && stderr.contains("127.0.0.1:9"), "{stderr}");
+    assert!(
+        stderr.contains("cannot use bucket") && stderr.contains("127.0.0.1:9"),
+        "{stderr}"
+    );
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -79,7 +85,10 @@ async fn web_stops_cleanly_on_sigterm(pool: PgPool) {
     BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.starts_with("Darkroom is up: http://127.0.0.1:"), "{line}");
+    assert!(
+        line.starts_with("Darkroom is up: http://127.0.0.1:"),
+        "{line}"
+    );
     sigterm(child.0.id());
     let status = wait_exit(&mut child.0, Duration::from_secs(10));
     assert!(status.success(), "{status}");
@@ -111,5 +120,8 @@ async fn worker_stops_cleanly_on_sigterm(pool: PgPool) {
     let status = wait_exit(&mut child.0, Duration::from_secs(10));
     assert!(status.success(), "{status}");
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
-    assert!(rest.iter().any(|l| l.contains("worker stopping")), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("worker stopping")),
+        "{rest:?}"
+    );
 }
