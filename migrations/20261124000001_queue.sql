@@ -1,4 +1,12 @@
 -- The message queue (queue/ crate). Durations are stored in milliseconds.
+--
+-- A message is split in two:
+-- * queue_bodies: what was sent, written once and never updated; kept after
+--   delete so a queue can be rewound, and dropped a whole partition at a time.
+-- * queue_messages: the narrow live state (visibility, lease, counts), updated
+--   in place on every receive (HOT updates: no index covers those columns)
+--   and deleted on acknowledge.
+
 create table queue_queues (
     id                     integer generated always as identity primary key,
     name                   text not null unique
@@ -17,22 +25,107 @@ create table queue_queues (
     updated_at             timestamptz not null default now()
 );
 
+-- Message ids are global, so a message keeps its id when it moves to a dead
+-- letter queue and back; within one queue they increase.
 create sequence queue_message_ids as bigint;
 
--- One row per live message. Rows are updated in place on every receive, so
--- leave room on each page for HOT updates.
-create table queue_messages (
-    queue_id           integer not null references queue_queues (id) on delete cascade,
-    id                 bigint not null default nextval('queue_message_ids'),
-    body               text not null,
-    message_group      text,
-    visible_at         timestamptz not null,
-    -- Token of the current lease; a receipt is (id, lease).
-    lease              uuid,
-    receive_count      integer not null default 0,
-    enqueued_at        timestamptz not null default now(),
-    first_received_at  timestamptz,
-    primary key (queue_id, id)
-) with (fillfactor = 70);
+create table queue_bodies (
+    id             bigint not null primary key,
+    queue_id       integer not null,
+    body           text not null,
+    message_group  text,
+    enqueued_at    timestamptz not null default now()
+) partition by range (id);
 
-alter sequence queue_message_ids owned by queue_messages.id;
+create table queue_messages (
+    queue_id            integer not null references queue_queues (id) on delete cascade,
+    id                  bigint not null,
+    -- Set on ordered queues only ('' when the sender named no group).
+    message_group       text,
+    visible_at          timestamptz not null,
+    -- Token of the current lease; a receipt is (id, lease).
+    lease               uuid,
+    receive_count       integer not null default 0,
+    enqueued_at         timestamptz not null,
+    first_received_at   timestamptz,
+    -- The queue a dead-lettered message came from.
+    dead_letter_source  integer,
+    primary key (queue_id, id)
+) with (
+    fillfactor = 70,
+    autovacuum_vacuum_scale_factor = 0.01,
+    autovacuum_vacuum_insert_scale_factor = 0.01,
+    autovacuum_vacuum_cost_delay = 0
+);
+
+-- Finds the head of each group of an ordered queue.
+create index queue_messages_groups on queue_messages (queue_id, message_group, id)
+    where message_group is not null;
+
+-- Partitions of queue_bodies cover fixed ranges of ids. This keeps the
+-- partitions for the ids about to be used in place; senders call it when an
+-- insert finds no partition, maintenance calls it ahead of time.
+create function queue_ensure_partitions(width bigint default 10000000, ahead integer default 2)
+returns integer
+language plpgsql as $$
+declare
+    current bigint;
+    first_lo bigint;
+    lo bigint;
+    made integer := 0;
+begin
+    perform pg_advisory_xact_lock(hashtext('queue_ensure_partitions'));
+    select case when is_called then last_value else 0 end into current from queue_message_ids;
+    first_lo := (current / width) * width;
+    for i in 0..ahead loop
+        lo := first_lo + i * width;
+        if to_regclass(format('queue_bodies_p%s', lo / width)) is null then
+            execute format(
+                'create table %I partition of queue_bodies for values from (%s) to (%s)',
+                format('queue_bodies_p%s', lo / width), lo, lo + width);
+            execute format(
+                'alter table %I set (autovacuum_enabled = false)', format('queue_bodies_p%s', lo / width));
+            made := made + 1;
+        end if;
+    end loop;
+    return made;
+end $$;
+
+-- Drops body partitions that no live message refers to and whose newest
+-- message is older than `keep`: retention in bulk, never row by row.
+create function queue_drop_expired_partitions(keep interval)
+returns integer
+language plpgsql as $$
+declare
+    part record;
+    lo bigint;
+    hi bigint;
+    min_live bigint;
+    newest timestamptz;
+    dropped integer := 0;
+begin
+    select min(m.id) into min_live
+    from queue_queues q
+    cross join lateral (
+        select id from queue_messages where queue_id = q.id order by id limit 1
+    ) m;
+    for part in
+        select c.relname,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''?(\d+)''?\) TO \(''?(\d+)''?\)')) as b
+        from pg_inherits i join pg_class c on c.oid = i.inhrelid
+        where i.inhparent = 'queue_bodies'::regclass
+    loop
+        lo := part.b[1]::bigint;
+        hi := part.b[2]::bigint;
+        continue when min_live is not null and hi > min_live;
+        select enqueued_at into newest from queue_bodies
+            where id >= lo and id < hi order by id desc limit 1;
+        continue when newest is null and hi > (select last_value from queue_message_ids);
+        continue when newest is not null and newest >= now() - keep;
+        execute format('drop table %I', part.relname);
+        dropped := dropped + 1;
+    end loop;
+    return dropped;
+end $$;
+
+select queue_ensure_partitions();

@@ -1,16 +1,19 @@
-//! Creating, opening, listing and deleting queues.
+//! Creating, opening, listing, purging and deleting queues.
 
 use std::sync::Arc;
 
 use sqlx::PgPool;
 
 use crate::attributes::{from_millis, millis};
+use crate::notify::Hub;
 use crate::{Error, Queue, QueueAttributes, QueueInner, QueueKind, Result};
 
-/// Entry point to the queues of one database.
+/// Entry point to the queues of one database. Clone it rather than making a
+/// new one: clones share one LISTEN connection for long polling.
 #[derive(Clone, Debug)]
 pub struct Queues {
     pool: PgPool,
+    hub: Arc<Hub>,
 }
 
 struct QueueRow {
@@ -20,35 +23,12 @@ struct QueueRow {
     visibility_timeout_ms: i64,
     max_receive_count: Option<i32>,
     dead_letter_queue: Option<String>,
+    dead_letter_id: Option<i32>,
     retention_ms: i64,
     rewind_window_ms: i64,
     delay_ms: i64,
     max_message_bytes: i32,
     polling_wait_ms: i64,
-}
-
-impl QueueRow {
-    fn into_queue(self, pool: PgPool) -> Queue {
-        let attributes = QueueAttributes {
-            kind: QueueKind::parse(&self.kind),
-            visibility_timeout: from_millis(self.visibility_timeout_ms),
-            max_receive_count: self.max_receive_count.map(|n| n.max(0) as u32),
-            dead_letter_queue: self.dead_letter_queue,
-            retention: from_millis(self.retention_ms),
-            rewind_window: from_millis(self.rewind_window_ms),
-            delay: from_millis(self.delay_ms),
-            max_message_bytes: self.max_message_bytes.max(0) as u32,
-            polling_wait: from_millis(self.polling_wait_ms),
-        };
-        Queue {
-            pool,
-            inner: Arc::new(QueueInner {
-                id: self.id,
-                name: self.name,
-                attributes,
-            }),
-        }
-    }
 }
 
 /// Whether [`Queues::put`] made a new queue or updated one.
@@ -60,33 +40,70 @@ pub enum Put {
 
 impl Queues {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            hub: Hub::new(pool.clone()),
+            pool,
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
+    fn handle(&self, row: QueueRow) -> Queue {
+        let attributes = QueueAttributes {
+            kind: QueueKind::parse(&row.kind),
+            visibility_timeout: from_millis(row.visibility_timeout_ms),
+            max_receive_count: row.max_receive_count.map(|n| n.max(0) as u32),
+            dead_letter_queue: row.dead_letter_queue,
+            retention: from_millis(row.retention_ms),
+            rewind_window: from_millis(row.rewind_window_ms),
+            delay: from_millis(row.delay_ms),
+            max_message_bytes: row.max_message_bytes.max(0) as u32,
+            polling_wait: from_millis(row.polling_wait_ms),
+        };
+        Queue {
+            pool: self.pool.clone(),
+            inner: Arc::new(QueueInner {
+                id: row.id,
+                name: row.name,
+                dead_letter: row.dead_letter_id.zip(row.max_receive_count),
+                attributes,
+                hub: self.hub.clone(),
+            }),
+        }
+    }
+
+    async fn check_dead_letter_queue(
+        &self,
+        name: &str,
+        attributes: &QueueAttributes,
+    ) -> Result<()> {
+        let Some(dlq) = &attributes.dead_letter_queue else {
+            return Ok(());
+        };
+        if dlq == name {
+            return Err(Error::InvalidAttribute {
+                field: "dead_letter_queue",
+                message: "a queue cannot be its own dead letter queue".into(),
+            });
+        }
+        match self.open(dlq).await {
+            Ok(_) => Ok(()),
+            Err(Error::QueueNotFound(_)) => Err(Error::InvalidAttribute {
+                field: "dead_letter_queue",
+                message: format!("queue `{dlq}` does not exist; create it first"),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates the queue, or updates its attributes when it exists.
     pub async fn put(&self, name: &str, attributes: &QueueAttributes) -> Result<(Queue, Put)> {
         check_name(name)?;
         attributes.validate()?;
-        if let Some(dlq) = &attributes.dead_letter_queue {
-            if dlq == name {
-                return Err(Error::InvalidAttribute {
-                    field: "dead_letter_queue",
-                    message: "a queue cannot be its own dead letter queue".into(),
-                });
-            }
-            self.open(dlq).await.map_err(|e| match e {
-                Error::QueueNotFound(_) => Error::InvalidAttribute {
-                    field: "dead_letter_queue",
-                    message: format!("queue `{dlq}` does not exist; create it first"),
-                },
-                e => e,
-            })?;
-        }
-        let row = sqlx::query!(
+        self.check_dead_letter_queue(name, attributes).await?;
+        let created = sqlx::query_scalar!(
             r#"
             insert into queue_queues as q (
                 name, kind, visibility_timeout_ms, max_receive_count, dead_letter_queue,
@@ -104,7 +121,7 @@ impl Queues {
                 max_message_bytes = excluded.max_message_bytes,
                 polling_wait_ms = excluded.polling_wait_ms,
                 updated_at = now()
-            returning q.id, (q.xmax = 0) as "created!"
+            returning (q.xmax = 0) as "created!"
             "#,
             name,
             attributes.kind.as_str(),
@@ -119,20 +136,8 @@ impl Queues {
         )
         .fetch_one(&self.pool)
         .await?;
-        let queue = Queue {
-            pool: self.pool.clone(),
-            inner: Arc::new(QueueInner {
-                id: row.id,
-                name: name.to_owned(),
-                attributes: attributes.clone(),
-            }),
-        };
-        let put = if row.created {
-            Put::Created
-        } else {
-            Put::Updated
-        };
-        Ok((queue, put))
+        let put = if created { Put::Created } else { Put::Updated };
+        Ok((self.open(name).await?, put))
     }
 
     /// Creates the queue with `attributes` unless it already exists; never
@@ -144,6 +149,7 @@ impl Queues {
         }
         check_name(name)?;
         attributes.validate()?;
+        self.check_dead_letter_queue(name, attributes).await?;
         sqlx::query!(
             r#"
             insert into queue_queues (
@@ -174,16 +180,19 @@ impl Queues {
         let row = sqlx::query_as!(
             QueueRow,
             r#"
-            select id, name, kind, visibility_timeout_ms, max_receive_count, dead_letter_queue,
-                   retention_ms, rewind_window_ms, delay_ms, max_message_bytes, polling_wait_ms
-            from queue_queues where name = $1
+            select q.id, q.name, q.kind, q.visibility_timeout_ms, q.max_receive_count,
+                   q.dead_letter_queue, d.id as "dead_letter_id?", q.retention_ms,
+                   q.rewind_window_ms, q.delay_ms, q.max_message_bytes, q.polling_wait_ms
+            from queue_queues q
+            left join queue_queues d on d.name = q.dead_letter_queue
+            where q.name = $1
             "#,
             name
         )
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| Error::QueueNotFound(name.to_owned()))?;
-        Ok(row.into_queue(self.pool.clone()))
+        Ok(self.handle(row))
     }
 
     /// Every queue, by name.
@@ -191,21 +200,37 @@ impl Queues {
         let rows = sqlx::query_as!(
             QueueRow,
             r#"
-            select id, name, kind, visibility_timeout_ms, max_receive_count, dead_letter_queue,
-                   retention_ms, rewind_window_ms, delay_ms, max_message_bytes, polling_wait_ms
-            from queue_queues order by name
+            select q.id, q.name, q.kind, q.visibility_timeout_ms, q.max_receive_count,
+                   q.dead_letter_queue, d.id as "dead_letter_id?", q.retention_ms,
+                   q.rewind_window_ms, q.delay_ms, q.max_message_bytes, q.polling_wait_ms
+            from queue_queues q
+            left join queue_queues d on d.name = q.dead_letter_queue
+            order by q.name
             "#
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| r.into_queue(self.pool.clone()))
-            .collect())
+        Ok(rows.into_iter().map(|r| self.handle(r)).collect())
     }
 
-    /// Deletes the queue and all its messages.
+    /// Deletes the queue and its live messages. Refused while another queue
+    /// uses it as dead letter queue.
     pub async fn delete(&self, name: &str) -> Result<()> {
+        let users = sqlx::query_scalar!(
+            "select name from queue_queues where dead_letter_queue = $1 order by name",
+            name
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if !users.is_empty() {
+            return Err(Error::InvalidArgument {
+                field: "name",
+                message: format!(
+                    "`{name}` is the dead letter queue of {}; change those first",
+                    users.join(", ")
+                ),
+            });
+        }
         let deleted = sqlx::query!("delete from queue_queues where name = $1", name)
             .execute(&self.pool)
             .await?
@@ -214,6 +239,20 @@ impl Queues {
             return Err(Error::QueueNotFound(name.to_owned()));
         }
         Ok(())
+    }
+}
+
+impl Queue {
+    /// Deletes every live message of the queue (visible, in flight or
+    /// delayed); returns how many. Bodies stay until retention, so a purged
+    /// queue can still be rewound.
+    pub async fn purge(&self) -> Result<u64> {
+        Ok(
+            sqlx::query!("delete from queue_messages where queue_id = $1", self.id())
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 }
 

@@ -4,24 +4,36 @@
 //! duration the receiver chooses), and deleted with the receipt of that lease.
 //! A lease is a token column on the message row, never an open transaction, so
 //! a receiver that crashes simply lets its lease expire and the message is
-//! delivered again with a new receipt.
+//! delivered again with a new receipt. See `docs/queue.md` for the state
+//! machine and the guarantees.
 //!
 //! # Layout
-//! - [`attributes`]: queue attributes and their validation.
-//! - [`admin`]: create, open, list and delete queues ([`Queues`]).
+//! - [`attributes`]: queue attributes and their bounds.
+//! - [`admin`]: create, open, list, purge and delete queues ([`Queues`]).
 //! - [`send`]: enqueue messages, alone or in a caller's transaction.
-//! - [`receive`]: lease the oldest visible messages in one statement.
+//! - [`receive`]: lease the oldest visible messages in one statement; long polling.
 //! - [`delete`]: acknowledge messages by receipt; stale receipts are reported.
 //! - [`lease`]: extend or release a lease ([`Queue::change_visibility`]).
-//! - [`stats`]: visible, in-flight and delayed counts.
+//! - [`dead_letter`]: where poison messages go, and redrive.
+//! - [`rewind`]: deliver already deleted messages again, from a time or an id.
+//! - [`maintenance`]: retention (in bulk, by partition) and partition upkeep.
+//! - [`stats`]: visible, in-flight, delayed and dead-lettered counts.
+//! - [`http`]: the queue HTTP API (axum router).
+//! - [`cli`]: the `darkroom-queue` command line.
 //! - [`error`]: the typed [`Error`].
 
 pub mod admin;
 pub mod attributes;
+pub mod cli;
+pub mod dead_letter;
 pub mod delete;
 pub mod error;
+pub mod http;
 pub mod lease;
+pub mod maintenance;
+mod notify;
 pub mod receive;
+pub mod rewind;
 pub mod send;
 pub mod stats;
 
@@ -54,6 +66,9 @@ struct QueueInner {
     id: i32,
     name: String,
     attributes: QueueAttributes,
+    /// (dead letter queue id, max receive count), when configured.
+    dead_letter: Option<(i32, i32)>,
+    hub: Arc<notify::Hub>,
 }
 
 impl Queue {
@@ -72,5 +87,12 @@ impl Queue {
 
     fn id(&self) -> i32 {
         self.inner.id
+    }
+
+    /// Wakes receivers long-polling this queue, in every process. Sends do
+    /// this themselves; call it after committing a transaction that sent
+    /// with [`Queue::send_batch_in`].
+    pub fn notify(&self) {
+        self.inner.hub.poke(self.id());
     }
 }

@@ -4,11 +4,14 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::attributes::{check_batch, check_lock};
-use crate::{Error, Queue, Result};
+use crate::attributes::{MAX_WAIT, check_batch, check_lock};
+use crate::notify::FALLBACK_POLL;
+use crate::{Error, Queue, QueueKind, Result};
 
 /// Proof of one lease on one message: needed to delete it or extend the lease.
 ///
@@ -61,39 +64,25 @@ pub struct Message {
 impl Queue {
     /// Leases up to `max` visible messages, oldest first, for `lock`.
     ///
-    /// Returns at once, possibly with no message.
+    /// Returns at once, possibly with no message. On an ordered queue at most
+    /// one message per group is returned, and none of a group whose previous
+    /// message is still leased. Messages already received `max_receive_count`
+    /// times move to the dead letter queue instead of being returned.
     pub async fn receive(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
         check_batch("max", max)?;
         check_lock(lock)?;
         let lease = Uuid::new_v4();
-        // SKIP LOCKED lets concurrent receivers pick disjoint rows without
-        // waiting on each other; the lease lives in the row, not in a transaction.
-        let rows = sqlx::query!(
-            r#"
-            with picked as (
-                select id from queue_messages
-                where queue_id = $1 and visible_at <= now()
-                order by id
-                limit $2
-                for update skip locked
-            )
-            update queue_messages m
-            set visible_at = now() + make_interval(secs => $3),
-                lease = $4,
-                receive_count = m.receive_count + 1,
-                first_received_at = coalesce(m.first_received_at, now())
-            from picked
-            where m.queue_id = $1 and m.id = picked.id
-            returning m.id, m.body, m.receive_count, m.enqueued_at,
-                      m.first_received_at as "first_received_at!"
-            "#,
-            self.id(),
-            max as i64,
-            lock.as_secs_f64(),
-            lease,
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let (dlq, max_receives) = self.inner.dead_letter.unzip();
+        let rows = match self.attributes().kind {
+            QueueKind::Concurrent => {
+                self.receive_concurrent(max, lock, lease, dlq, max_receives)
+                    .await?
+            }
+            QueueKind::Ordered => {
+                self.receive_ordered(max, lock, lease, dlq, max_receives)
+                    .await?
+            }
+        };
         let mut messages: Vec<Message> = rows
             .into_iter()
             .map(|r| Message {
@@ -108,6 +97,157 @@ impl Queue {
         messages.sort_unstable_by_key(|m| m.id);
         Ok(messages)
     }
+
+    /// Like [`Queue::receive`], but when nothing is visible waits up to `wait`
+    /// for a message to arrive, returning as soon as one does.
+    pub async fn receive_wait(
+        &self,
+        max: usize,
+        lock: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>> {
+        if wait > MAX_WAIT {
+            return Err(Error::InvalidArgument {
+                field: "wait",
+                message: "must be between 0 and 30 s".into(),
+            });
+        }
+        let deadline = Instant::now() + wait;
+        let waiter = self.inner.hub.waiter(self.id());
+        loop {
+            // Register before looking, so a send between the look and the
+            // wait still wakes us.
+            let notified = waiter.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let messages = self.receive(max, lock).await?;
+            let now = Instant::now();
+            if !messages.is_empty() || now >= deadline {
+                return Ok(messages);
+            }
+            let nap = (deadline - now).min(FALLBACK_POLL);
+            let _ = tokio::time::timeout(nap, notified).await;
+        }
+    }
+
+    async fn receive_concurrent(
+        &self,
+        max: usize,
+        lock: Duration,
+        lease: Uuid,
+        dlq: Option<i32>,
+        max_receives: Option<i32>,
+    ) -> Result<Vec<Row>> {
+        // SKIP LOCKED lets concurrent receivers pick disjoint rows without
+        // waiting on each other. Picked rows past their receive limit are
+        // dead-lettered by the same statement; the rest are leased.
+        Ok(sqlx::query_as!(
+            Row,
+            r#"
+            with picked as (
+                select id, receive_count from queue_messages
+                where queue_id = $1 and visible_at <= now()
+                order by id
+                limit $2
+                for update skip locked
+            ), dead as (
+                update queue_messages m
+                set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
+                    dead_letter_source = $1
+                from picked p
+                where $5::int4 is not null and p.receive_count >= $6
+                  and m.queue_id = $1 and m.id = p.id
+            ), leased as (
+                update queue_messages m
+                set visible_at = now() + make_interval(secs => $3),
+                    lease = $4,
+                    receive_count = m.receive_count + 1,
+                    first_received_at = coalesce(m.first_received_at, now())
+                from picked p
+                where not ($5::int4 is not null and p.receive_count >= $6)
+                  and m.queue_id = $1 and m.id = p.id
+                returning m.id, m.receive_count, m.enqueued_at, m.first_received_at
+            )
+            select l.id, b.body, l.receive_count, l.enqueued_at,
+                   l.first_received_at as "first_received_at!"
+            from leased l join queue_bodies b on b.id = l.id
+            "#,
+            self.id(),
+            max as i64,
+            lock.as_secs_f64(),
+            lease,
+            dlq,
+            max_receives.unwrap_or(i32::MAX),
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn receive_ordered(
+        &self,
+        max: usize,
+        lock: Duration,
+        lease: Uuid,
+        dlq: Option<i32>,
+        max_receives: Option<i32>,
+    ) -> Result<Vec<Row>> {
+        // Only the head (lowest id) of each group may be delivered, and only
+        // when it is visible: a leased or delayed head holds its group back.
+        Ok(sqlx::query_as!(
+            Row,
+            r#"
+            with heads as (
+                select distinct on (message_group) id, visible_at
+                from queue_messages
+                where queue_id = $1 and message_group is not null
+                order by message_group, id
+            ), picked as (
+                select m.id, m.receive_count from queue_messages m
+                where m.queue_id = $1
+                  and m.id in (select id from heads where visible_at <= now())
+                order by m.id
+                limit $2
+                for update of m skip locked
+            ), dead as (
+                update queue_messages m
+                set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
+                    dead_letter_source = $1
+                from picked p
+                where $5::int4 is not null and p.receive_count >= $6
+                  and m.queue_id = $1 and m.id = p.id
+            ), leased as (
+                update queue_messages m
+                set visible_at = now() + make_interval(secs => $3),
+                    lease = $4,
+                    receive_count = m.receive_count + 1,
+                    first_received_at = coalesce(m.first_received_at, now())
+                from picked p
+                where not ($5::int4 is not null and p.receive_count >= $6)
+                  and m.queue_id = $1 and m.id = p.id
+                returning m.id, m.receive_count, m.enqueued_at, m.first_received_at
+            )
+            select l.id, b.body, l.receive_count, l.enqueued_at,
+                   l.first_received_at as "first_received_at!"
+            from leased l join queue_bodies b on b.id = l.id
+            "#,
+            self.id(),
+            max as i64,
+            lock.as_secs_f64(),
+            lease,
+            dlq,
+            max_receives.unwrap_or(i32::MAX),
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+struct Row {
+    id: i64,
+    body: String,
+    receive_count: i32,
+    enqueued_at: DateTime<Utc>,
+    first_received_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

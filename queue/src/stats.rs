@@ -15,9 +15,11 @@ pub struct Stats {
     pub in_flight: i64,
     /// Sent with a delay that has not elapsed.
     pub delayed: i64,
-    /// Age of the oldest message not yet deleted.
+    /// Age of the oldest message not yet deleted, in seconds.
     #[serde(serialize_with = "as_seconds")]
     pub oldest_age: Duration,
+    /// Messages of this queue now in its dead letter queue.
+    pub dead_lettered: i64,
 }
 
 fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -26,16 +28,20 @@ fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
 
 impl Queue {
     pub async fn stats(&self) -> Result<Stats> {
+        let dlq = self.inner.dead_letter.map(|(id, _)| id);
         let row = sqlx::query!(
             r#"
             select
                 count(*) filter (where visible_at <= now()) as "visible!",
                 count(*) filter (where visible_at > now() and lease is not null) as "in_flight!",
                 count(*) filter (where visible_at > now() and lease is null) as "delayed!",
-                coalesce(extract(epoch from now() - min(enqueued_at)), 0)::float8 as "oldest_age!"
+                coalesce(extract(epoch from now() - min(enqueued_at)), 0)::float8 as "oldest_age!",
+                (select count(*) from queue_messages
+                 where queue_id = $2 and dead_letter_source = $1) as "dead_lettered!"
             from queue_messages where queue_id = $1
             "#,
-            self.id()
+            self.id(),
+            dlq,
         )
         .fetch_one(&self.pool)
         .await?;
@@ -44,6 +50,7 @@ impl Queue {
             in_flight: row.in_flight,
             delayed: row.delayed,
             oldest_age: Duration::from_secs_f64(row.oldest_age.max(0.0)),
+            dead_lettered: row.dead_lettered,
         })
     }
 }

@@ -59,6 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut settings = Settings::default();
     settings.limits.max_bytes = config.max_upload_bytes;
     settings.limits.max_pixels = config.max_pixels;
+    settings.admin_token = config.admin_token;
     let state = AppState::new(pool, storage, settings).await?;
     let listener = TcpListener::bind(&config.bind)
         .await

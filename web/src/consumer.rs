@@ -19,12 +19,13 @@ use sqlx::PgPool;
 /// Responses leased per round.
 const BATCH: usize = 100;
 const LOCK: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown`.
 pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
-    let mut idle = Duration::from_millis(10);
     while !shutdown.is_cancelled() {
-        let messages = match responses.receive(BATCH, LOCK).await {
+        // A short long-poll: responses arrive at once, shutdown waits at most WAIT.
+        let messages = match responses.receive_wait(BATCH, LOCK, WAIT).await {
             Ok(m) => m,
             Err(e) => {
                 warn!(error = %e, "receiving responses failed; retrying");
@@ -32,14 +33,8 @@ pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
             }
         };
         if messages.is_empty() {
-            tokio::select! {
-                () = tokio::time::sleep(idle) => {}
-                () = shutdown.cancelled() => break,
-            }
-            idle = (idle * 2).min(Duration::from_millis(250));
             continue;
         }
-        idle = Duration::from_millis(10);
         let mut done = Vec::with_capacity(messages.len());
         for message in &messages {
             match apply(&pool, message).await {

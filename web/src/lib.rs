@@ -7,7 +7,8 @@
 //! - [`auth`]: job tokens.
 //! - [`consumer`]: applies worker responses to output rows.
 //!
-//! [`serve`] runs the HTTP server and the consumer together until shutdown.
+//! [`serve`] runs the HTTP server (jobs API and the queue HTTP API), the
+//! response consumer and queue maintenance together until shutdown.
 
 pub mod auth;
 pub mod config;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Most files in one upload request.
     pub max_files_per_request: usize,
+    /// Bearer token of the queue HTTP API; `None` disables it (403).
+    pub admin_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -37,6 +40,7 @@ impl Default for Settings {
         Self {
             limits: Limits::default(),
             max_files_per_request: 500,
+            admin_token: None,
         }
     }
 }
@@ -45,6 +49,7 @@ impl Default for Settings {
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub queues: Queues,
     pub storage: Storage,
     pub requests: Queue,
     pub responses: Queue,
@@ -54,10 +59,11 @@ pub struct AppState {
 impl AppState {
     /// Declares the queues the web server needs and builds the state.
     pub async fn new(pool: PgPool, storage: Storage, settings: Settings) -> anyhow::Result<Self> {
-        let (requests, responses) =
-            worker::runtime::declare_queues(&Queues::new(pool.clone())).await?;
+        let queues = Queues::new(pool.clone());
+        let (requests, responses) = worker::runtime::declare_queues(&queues).await?;
         Ok(Self {
             pool,
+            queues,
             storage,
             requests,
             responses,
@@ -78,6 +84,11 @@ pub async fn serve(
         state.responses.clone(),
         shutdown.clone(),
     ));
+    let maintenance = tokio::spawn(queue::maintenance::run(
+        state.pool.clone(),
+        std::time::Duration::from_secs(10),
+        shutdown.clone(),
+    ));
     let app = http::router(state);
     let stop = shutdown.clone();
     axum::serve(listener, app)
@@ -85,5 +96,6 @@ pub async fn serve(
         .await?;
     shutdown.cancel();
     consumer.await?;
+    maintenance.await?;
     Ok(())
 }

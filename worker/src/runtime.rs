@@ -21,8 +21,9 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// Lock taken on each request message.
     pub lock: Duration,
-    /// Longest pause between polls of an empty queue.
-    pub idle_poll: Duration,
+    /// Long-poll wait of one receive; also bounds how long shutdown waits
+    /// for an idle worker.
+    pub poll_wait: Duration,
     pub limits: Limits,
 }
 
@@ -31,7 +32,7 @@ impl Default for WorkerSettings {
         Self {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             lock: Duration::from_secs(60),
-            idle_poll: Duration::from_millis(500),
+            poll_wait: Duration::from_secs(1),
             limits: Limits::default(),
         }
     }
@@ -104,7 +105,6 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut tasks = JoinSet::new();
-        let mut idle = Duration::from_millis(10);
         info!(concurrency = self.settings.concurrency, "worker started");
         while !shutdown.is_cancelled() {
             // Only lease what can start now, so no lease ticks away in a local backlog.
@@ -116,27 +116,23 @@ impl Worker {
             while let Ok(p) = slots.clone().try_acquire_owned() {
                 permits.push(p);
             }
-            let messages = match self
+            // Not raced against shutdown: a receive dropped mid-flight could
+            // lease messages nobody would process until their locks expired.
+            let received = self
                 .requests
-                .receive(permits.len(), self.settings.lock)
-                .await
-            {
+                .receive_wait(permits.len(), self.settings.lock, self.settings.poll_wait)
+                .await;
+            let messages = match received {
                 Ok(m) => m,
                 Err(e) => {
                     warn!(error = %e, "receive failed; retrying");
-                    Vec::new()
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                    continue;
                 }
             };
-            if messages.is_empty() {
-                drop(permits);
-                tokio::select! {
-                    () = tokio::time::sleep(idle) => {}
-                    () = shutdown.cancelled() => break,
-                }
-                idle = (idle * 2).min(self.settings.idle_poll);
-                continue;
-            }
-            idle = Duration::from_millis(10);
             for (message, permit) in messages.into_iter().zip(permits) {
                 let worker = self.clone();
                 let span = info_span!(

@@ -31,13 +31,24 @@ fn missing_database_url_is_one_clear_line() {
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
 }
 
-#[test]
-fn unreachable_s3_is_one_clear_line() {
-    let Ok(db) = std::env::var("DATABASE_URL") else {
-        panic!("DATABASE_URL is not set: run the tests through scripts/test");
-    };
+/// The URL of the test's own database, for the child process.
+fn database_url(pool: &sqlx::PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by sqlx::test");
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("test database name")
+        .to_owned();
+    match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{db}"),
+        None => panic!("DATABASE_URL has no database: {base}"),
+    }
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn unreachable_s3_is_one_clear_line(pool: sqlx::PgPool) {
     let out = worker()
-        .env("DATABASE_URL", db)
+        .env("DATABASE_URL", database_url(&pool))
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("AWS_ACCESS_KEY_ID", "x")
         .env("AWS_SECRET_ACCESS_KEY", "y")

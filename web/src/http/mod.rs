@@ -11,10 +11,12 @@ use tower_http::trace::TraceLayer;
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
+    let queue_api = queue::http::router(state.queues.clone(), state.settings.admin_token.clone());
     Router::new()
         .merge(jobs::router())
         .merge(uploads::router())
         .merge(health::router())
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
+        .merge(queue_api)
+        .layer(TraceLayer::new_for_http())
 }

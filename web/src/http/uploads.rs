@@ -273,6 +273,7 @@ async fn record_image(
         .map_err(anyhow::Error::from)?;
     state.requests.send_batch_in(&mut tx, &messages).await?;
     tx.commit().await?;
+    state.requests.notify();
     Ok(())
 }
 

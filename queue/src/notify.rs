@@ -1,0 +1,137 @@
+//! Wake-ups for long polling, built so that NOTIFY never becomes the
+//! bottleneck of a busy queue.
+//!
+//! Postgres serialises the commits of every transaction that issued a NOTIFY,
+//! which is why pgmq, Oban and River all had to throttle or drop theirs. Here
+//! a send never notifies inside its own transaction: it pokes a per-process
+//! notifier task, which coalesces all pokes that arrive while its previous
+//! NOTIFY is in flight into one statement. Under load that is one NOTIFY per
+//! round trip per process, whatever the send rate; when idle, a wake-up costs
+//! one round trip.
+//!
+//! Receivers wait on an in-process [`Notify`] per queue, fed by one LISTEN
+//! connection per process. A receive that waits also re-polls now and then, as
+//! delayed messages and expired locks become visible without any send.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{Notify, mpsc};
+
+/// The channel every queue notification goes through; the payload is the
+/// queue id.
+pub(crate) const CHANNEL: &str = "darkroom_queue";
+
+/// How often a waiting receive polls even without a notification.
+pub(crate) const FALLBACK_POLL: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub(crate) struct Hub {
+    pool: PgPool,
+    waiters: Mutex<HashMap<i32, Arc<Notify>>>,
+    listener: OnceLock<()>,
+    notifier: OnceLock<mpsc::UnboundedSender<i32>>,
+}
+
+impl Hub {
+    pub(crate) fn new(pool: PgPool) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            waiters: Mutex::new(HashMap::new()),
+            listener: OnceLock::new(),
+            notifier: OnceLock::new(),
+        })
+    }
+
+    /// The wake-up signal of a queue, starting the listener on first use.
+    pub(crate) fn waiter(self: &Arc<Self>, queue_id: i32) -> Arc<Notify> {
+        self.listener.get_or_init(|| {
+            tokio::spawn(listen(Arc::downgrade(self), self.pool.clone()));
+        });
+        self.waiters
+            .lock()
+            .expect("waiters lock is never poisoned")
+            .entry(queue_id)
+            .or_default()
+            .clone()
+    }
+
+    /// Tells every process that `queue_id` has new messages.
+    pub(crate) fn poke(&self, queue_id: i32) {
+        let tx = self.notifier.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(notify_loop(self.pool.clone(), rx));
+            tx
+        });
+        let _ = tx.send(queue_id);
+    }
+
+    fn wake(&self, queue_id: Option<i32>) {
+        let waiters = self.waiters.lock().expect("waiters lock is never poisoned");
+        match queue_id {
+            Some(id) => {
+                if let Some(n) = waiters.get(&id) {
+                    n.notify_waiters();
+                }
+            }
+            None => waiters.values().for_each(|n| n.notify_waiters()),
+        }
+    }
+}
+
+async fn notify_loop(pool: PgPool, mut rx: mpsc::UnboundedReceiver<i32>) {
+    let mut ids = HashSet::new();
+    while let Some(id) = rx.recv().await {
+        ids.insert(id);
+        while let Ok(id) = rx.try_recv() {
+            ids.insert(id);
+        }
+        let batch: Vec<i32> = ids.drain().collect();
+        let sent = sqlx::query!(
+            "select pg_notify($1, q::text) from unnest($2::int4[]) as q",
+            CHANNEL,
+            &batch
+        )
+        .fetch_all(&pool)
+        .await;
+        if let Err(e) = sent {
+            // Waiters fall back to polling; nothing is lost but latency.
+            tracing::debug!(error = %e, "queue notify failed");
+        }
+    }
+}
+
+async fn listen(hub: std::sync::Weak<Hub>, pool: PgPool) {
+    let mut listener = loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut l) => match l.listen(CHANNEL).await {
+                Ok(()) => break l,
+                Err(e) => tracing::debug!(error = %e, "LISTEN failed; retrying"),
+            },
+            Err(e) => tracing::debug!(error = %e, "listener connect failed; retrying"),
+        }
+        if hub.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    loop {
+        let event = listener.try_recv().await;
+        let Some(hub) = hub.upgrade() else { return };
+        match event {
+            Ok(Some(n)) => hub.wake(n.payload().parse().ok()),
+            // The connection dropped and will be re-established: anything
+            // sent meanwhile went unheard, so everyone polls once.
+            Ok(None) => hub.wake(None),
+            Err(e) => {
+                tracing::debug!(error = %e, "listener failed; retrying");
+                hub.wake(None);
+                drop(hub);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
