@@ -38,7 +38,9 @@ create table queue_bodies (
 ) partition by range (id);
 
 create table queue_messages (
-    queue_id            integer not null references queue_queues (id) on delete cascade,
+    -- No foreign key: its per-row check would take a KEY SHARE lock on the
+    -- queue's row for every message sent. Queues::delete removes messages.
+    queue_id            integer not null,
     id                  bigint not null,
     -- Set on ordered queues only ('' when the sender named no group).
     message_group       text,
@@ -51,12 +53,7 @@ create table queue_messages (
     -- The queue a dead-lettered message came from.
     dead_letter_source  integer,
     primary key (queue_id, id)
-) with (
-    fillfactor = 70,
-    autovacuum_vacuum_scale_factor = 0.01,
-    autovacuum_vacuum_insert_scale_factor = 0.01,
-    autovacuum_vacuum_cost_delay = 0
-);
+) with (fillfactor = 70);
 
 -- Finds the head of each group of an ordered queue.
 create index queue_messages_groups on queue_messages (queue_id, message_group, id)

@@ -231,13 +231,18 @@ impl Queues {
                 ),
             });
         }
-        let deleted = sqlx::query!("delete from queue_queues where name = $1", name)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(Error::QueueNotFound(name.to_owned()));
-        }
+        let mut tx = self.pool.begin().await?;
+        let id = sqlx::query_scalar!(
+            "delete from queue_queues where name = $1 returning id",
+            name
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::QueueNotFound(name.to_owned()))?;
+        sqlx::query!("delete from queue_messages where queue_id = $1", id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

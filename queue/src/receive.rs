@@ -140,12 +140,14 @@ impl Queue {
     ) -> Result<Vec<Row>> {
         // SKIP LOCKED lets concurrent receivers pick disjoint rows without
         // waiting on each other. Picked rows past their receive limit are
-        // dead-lettered by the same statement; the rest are leased.
+        // dead-lettered by the same statement; the rest are leased. The
+        // updates find their rows by `id = any(array)`, an index condition,
+        // so no stale estimate of the queue's size can turn them into a scan.
         Ok(sqlx::query_as!(
             Row,
             r#"
             with picked as (
-                select id, receive_count from queue_messages
+                select id from queue_messages
                 where queue_id = $1 and visible_at <= now()
                 order by id
                 limit $2
@@ -154,18 +156,16 @@ impl Queue {
                 update queue_messages m
                 set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
                     dead_letter_source = $1
-                from picked p
-                where $5::int4 is not null and p.receive_count >= $6
-                  and m.queue_id = $1 and m.id = p.id
+                where m.queue_id = $1 and m.id = any(array(select id from picked))
+                  and $5::int4 is not null and m.receive_count >= $6
             ), leased as (
                 update queue_messages m
                 set visible_at = now() + make_interval(secs => $3),
                     lease = $4,
                     receive_count = m.receive_count + 1,
                     first_received_at = coalesce(m.first_received_at, now())
-                from picked p
-                where not ($5::int4 is not null and p.receive_count >= $6)
-                  and m.queue_id = $1 and m.id = p.id
+                where m.queue_id = $1 and m.id = any(array(select id from picked))
+                  and not ($5::int4 is not null and m.receive_count >= $6)
                 returning m.id, m.receive_count, m.enqueued_at, m.first_received_at
             )
             select l.id, b.body, l.receive_count, l.enqueued_at,
@@ -202,9 +202,9 @@ impl Queue {
                 where queue_id = $1 and message_group is not null
                 order by message_group, id
             ), picked as (
-                select m.id, m.receive_count from queue_messages m
+                select m.id from queue_messages m
                 where m.queue_id = $1
-                  and m.id in (select id from heads where visible_at <= now())
+                  and m.id = any(array(select id from heads where visible_at <= now()))
                 order by m.id
                 limit $2
                 for update of m skip locked
@@ -212,18 +212,16 @@ impl Queue {
                 update queue_messages m
                 set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
                     dead_letter_source = $1
-                from picked p
-                where $5::int4 is not null and p.receive_count >= $6
-                  and m.queue_id = $1 and m.id = p.id
+                where m.queue_id = $1 and m.id = any(array(select id from picked))
+                  and $5::int4 is not null and m.receive_count >= $6
             ), leased as (
                 update queue_messages m
                 set visible_at = now() + make_interval(secs => $3),
                     lease = $4,
                     receive_count = m.receive_count + 1,
                     first_received_at = coalesce(m.first_received_at, now())
-                from picked p
-                where not ($5::int4 is not null and p.receive_count >= $6)
-                  and m.queue_id = $1 and m.id = p.id
+                where m.queue_id = $1 and m.id = any(array(select id from picked))
+                  and not ($5::int4 is not null and m.receive_count >= $6)
                 returning m.id, m.receive_count, m.enqueued_at, m.first_received_at
             )
             select l.id, b.body, l.receive_count, l.enqueued_at,
