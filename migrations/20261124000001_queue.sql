@@ -52,8 +52,16 @@ create table queue_messages (
     first_received_at   timestamptz,
     -- The queue a dead-lettered message came from.
     dead_letter_source  integer,
-    primary key (queue_id, id)
+    -- Ids are global: updates and deletes find their rows by id alone.
+    primary key (id)
 ) with (fillfactor = 70);
+
+-- Receives walk a queue's messages in id order. The key is `id + 0`, not
+-- `id`, so that this index can never serve a lookup by id: updates and
+-- deletes by id must use the primary key. Statistics taken while a queue was
+-- empty would otherwise make the planner walk the whole queue for each
+-- lookup (it did, in the benchmark).
+create index queue_messages_queue on queue_messages (queue_id, (id + 0));
 
 -- Finds the head of each group of an ordered queue.
 create index queue_messages_groups on queue_messages (queue_id, message_group, id)
@@ -104,7 +112,7 @@ begin
     select min(m.id) into min_live
     from queue_queues q
     cross join lateral (
-        select id from queue_messages where queue_id = q.id order by id limit 1
+        select id from queue_messages where queue_id = q.id order by id + 0 limit 1
     ) m;
     for part in
         select c.relname,

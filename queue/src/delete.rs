@@ -33,12 +33,13 @@ impl Queue {
         check_batch("receipts", receipts.len())?;
         let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
         let leases: Vec<Uuid> = receipts.iter().map(|r| r.lease).collect();
-        // `id = any(...)` is an index condition: the plan stays a lookup per
-        // receipt whatever the planner believes about the queue's size.
+        // Found through the primary key on id (`queue_id + 0` is not
+        // indexable), so the plan stays a lookup per receipt whatever the
+        // planner believes about the queue's size.
         let deleted = sqlx::query!(
             r#"
             delete from queue_messages m
-            where m.queue_id = $1 and m.id = any($2::bigint[])
+            where m.id = any($2::bigint[]) and m.queue_id + 0 = $1
               and m.visible_at > now()
               and exists (
                   select 1 from unnest($2::bigint[], $3::uuid[]) as r(id, lease)

@@ -20,7 +20,7 @@ impl Queue {
             r#"
             update queue_messages
             set visible_at = now() + make_interval(secs => $4)
-            where queue_id = $1 and id = $2 and lease = $3 and visible_at > now()
+            where id = $2 and queue_id + 0 = $1 and lease = $3 and visible_at > now()
             "#,
             self.id(),
             receipt.id,

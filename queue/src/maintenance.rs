@@ -24,7 +24,7 @@ pub async fn ensure_partitions(pool: &PgPool) -> Result<i32> {
 /// at most `limit` per call. Returns how many.
 pub async fn expire_messages(pool: &PgPool, limit: i64) -> Result<u64> {
     // Messages of a queue are enqueued in id order, so the expired ones are
-    // at the head of its primary key: no full scan.
+    // at the head of its index: no full scan.
     Ok(sqlx::query!(
         r#"
         delete from queue_messages m
@@ -35,7 +35,7 @@ pub async fn expire_messages(pool: &PgPool, limit: i64) -> Result<u64> {
                 select queue_id, id from queue_messages
                 where queue_id = q.id
                   and enqueued_at < now() - make_interval(secs => q.retention_ms::float8 / 1000)
-                order by id
+                order by id + 0
                 limit $1
             ) e
         ) x

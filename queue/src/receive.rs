@@ -141,22 +141,22 @@ impl Queue {
         // SKIP LOCKED lets concurrent receivers pick disjoint rows without
         // waiting on each other. Picked rows past their receive limit are
         // dead-lettered by the same statement; the rest are leased. The
-        // updates find their rows by `id = any(array)`, an index condition,
-        // so no stale estimate of the queue's size can turn them into a scan.
+        // updates find their rows through the primary key (see the index
+        // `queue_messages_queue` in the migration for why `id + 0`).
         Ok(sqlx::query_as!(
             Row,
             r#"
             with picked as (
                 select id from queue_messages
                 where queue_id = $1 and visible_at <= now()
-                order by id
+                order by id + 0
                 limit $2
                 for update skip locked
             ), dead as (
                 update queue_messages m
                 set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
                     dead_letter_source = $1
-                where m.queue_id = $1 and m.id = any(array(select id from picked))
+                where m.id = any(array(select id from picked))
                   and $5::int4 is not null and m.receive_count >= $6
             ), leased as (
                 update queue_messages m
@@ -164,7 +164,7 @@ impl Queue {
                     lease = $4,
                     receive_count = m.receive_count + 1,
                     first_received_at = coalesce(m.first_received_at, now())
-                where m.queue_id = $1 and m.id = any(array(select id from picked))
+                where m.id = any(array(select id from picked))
                   and not ($5::int4 is not null and m.receive_count >= $6)
                 returning m.id, m.receive_count, m.enqueued_at, m.first_received_at
             )
@@ -203,8 +203,7 @@ impl Queue {
                 order by message_group, id
             ), picked as (
                 select m.id from queue_messages m
-                where m.queue_id = $1
-                  and m.id = any(array(select id from heads where visible_at <= now()))
+                where m.id = any(array(select id from heads where visible_at <= now()))
                 order by m.id
                 limit $2
                 for update of m skip locked
@@ -212,7 +211,7 @@ impl Queue {
                 update queue_messages m
                 set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
                     dead_letter_source = $1
-                where m.queue_id = $1 and m.id = any(array(select id from picked))
+                where m.id = any(array(select id from picked))
                   and $5::int4 is not null and m.receive_count >= $6
             ), leased as (
                 update queue_messages m
@@ -220,7 +219,7 @@ impl Queue {
                     lease = $4,
                     receive_count = m.receive_count + 1,
                     first_received_at = coalesce(m.first_received_at, now())
-                where m.queue_id = $1 and m.id = any(array(select id from picked))
+                where m.id = any(array(select id from picked))
                   and not ($5::int4 is not null and m.receive_count >= $6)
                 returning m.id, m.receive_count, m.enqueued_at, m.first_received_at
             )

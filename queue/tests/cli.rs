@@ -1,0 +1,98 @@
+//! The `darkroom-queue` command line against a real Postgres.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by sqlx::test");
+    let db = pool
+        .connect_options()
+        .get_database()
+        .expect("test database")
+        .to_owned();
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("DATABASE_URL names a database");
+    format!("{server}/{db}")
+}
+
+fn cli(pool: &PgPool, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
+        .env("DATABASE_URL", database_url(pool))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "darkroom-queue {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn create_send_receive_stats_rewind_purge(pool: PgPool) {
+    assert!(
+        stdout(&cli(
+            &pool,
+            &["create", "jobs", "--visibility-timeout", "45"]
+        ))
+        .contains("created")
+    );
+    let ids = stdout(&cli(&pool, &["send", "jobs", "one", "two"]));
+    let ids: Vec<i64> = ids.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+
+    let received = stdout(&cli(&pool, &["receive", "jobs", "--max", "10", "--delete"]));
+    let bodies: Vec<String> = received
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(bodies, ["one", "two"]);
+
+    let stats: Value = serde_json::from_str(&stdout(&cli(&pool, &["stats", "jobs"]))).unwrap();
+    assert_eq!(stats["stats"]["visible"], 0);
+
+    let to_id = ids[0].to_string();
+    assert!(stdout(&cli(&pool, &["rewind", "jobs", "--to-id", &to_id])).starts_with("2 "));
+    assert!(stdout(&cli(&pool, &["purge", "jobs"])).starts_with("2 "));
+}
+
+#[test]
+fn missing_database_url_is_one_clear_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
+        .env_remove("DATABASE_URL")
+        .args(["stats", "jobs"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DATABASE_URL is not set"));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn unknown_queue_is_a_clear_error(pool: PgPool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
+        .env("DATABASE_URL", database_url(&pool))
+        .args(["stats", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("queue `nope` does not exist")
+    );
+}
