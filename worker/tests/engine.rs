@@ -146,3 +146,149 @@ fn format_op_picks_output_format() {
     .unwrap();
     assert_eq!(image::guess_format(&out.bytes).unwrap(), ImageFormat::Png);
 }
+
+fn encode_png(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// A JPEG with an EXIF APP1 segment carrying `orientation`.
+fn jpeg_with_orientation(img: &image::DynamicImage, orientation: u16) -> Vec<u8> {
+    let mut plain = Vec::new();
+    img.write_to(&mut Cursor::new(&mut plain), ImageFormat::Jpeg)
+        .unwrap();
+    // Big-endian TIFF header, one IFD entry: Orientation (0x0112), SHORT, 1.
+    let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+    exif.extend_from_slice(&orientation.to_be_bytes());
+    exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut out = plain[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&exif);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
+#[test]
+fn exif_orientation_is_applied_before_ops_and_then_stripped() {
+    // 60×20, left half red: rotated 90° clockwise it is 20×60, top half red.
+    let img = image::RgbImage::from_fn(60, 20, |x, _| {
+        if x < 30 {
+            image::Rgb([255, 0, 0])
+        } else {
+            image::Rgb([0, 0, 255])
+        }
+    });
+    let jpeg = jpeg_with_orientation(&image::DynamicImage::ImageRgb8(img), 6);
+    // Coordinates refer to the oriented image: the top 20×30 is all red.
+    let out = process(
+        &jpeg,
+        &[Op::Crop {
+            x: Some(0),
+            y: Some(0),
+            width: Some(20),
+            height: Some(30),
+            aspect: None,
+            gravity: None,
+        }],
+        &Limits::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!((out.width, out.height), (20, 30));
+    let decoded = decode(&out.bytes).to_rgb8();
+    let mean_red = decoded.pixels().map(|p| f32::from(p[0])).sum::<f32>() / 600.0;
+    assert!(
+        mean_red > 200.0,
+        "crop is not the red half: mean red {mean_red}"
+    );
+    assert!(
+        !out.bytes.windows(4).any(|w| w == b"Exif"),
+        "metadata was not stripped"
+    );
+}
+
+#[test]
+fn sixteen_bit_and_grayscale_inputs_are_processed() {
+    let wide = image::DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(
+        300,
+        200,
+        image::Rgb([40000u16, 20000, 1000]),
+    ));
+    let out = process(
+        &encode_png(&wide),
+        &[Op::Thumbnail {
+            width: 30,
+            height: 30,
+        }],
+        &Limits::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!((out.width, out.height), (30, 20));
+    let p = decode(&out.bytes).to_rgb8().get_pixel(5, 5).0;
+    assert!(
+        (p[0] as i32 - 156).abs() <= 2 && (p[1] as i32 - 78).abs() <= 2,
+        "{p:?}"
+    );
+
+    let gray =
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(100, 50, image::Luma([77])));
+    let out = process(
+        &encode_png(&gray),
+        &[Op::Format {
+            format: OutputFormat::Jpeg,
+            quality: Some(90),
+        }],
+        &Limits::default(),
+        None,
+    )
+    .unwrap();
+    let p = decode(&out.bytes).to_luma8().get_pixel(10, 10).0[0];
+    assert!((i32::from(p) - 77).abs() <= 2);
+}
+
+#[test]
+fn transparency_becomes_white_in_jpeg_output() {
+    let img = image::DynamicImage::ImageRgba8(image::RgbaImage::from_pixel(
+        40,
+        40,
+        image::Rgba([0, 0, 0, 0]),
+    ));
+    let out = process(
+        &encode_png(&img),
+        &[Op::Format {
+            format: OutputFormat::Jpeg,
+            quality: None,
+        }],
+        &Limits::default(),
+        None,
+    )
+    .unwrap();
+    let p = decode(&out.bytes).to_rgb8().get_pixel(20, 20).0;
+    assert!(
+        p.iter().all(|&c| c >= 250),
+        "transparent pixel is {p:?}, not white"
+    );
+}
+
+#[test]
+fn animated_gif_yields_its_first_frame() {
+    let mut gif = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new(&mut gif);
+        for color in [[0u8, 200, 0, 255], [200, 0, 0, 255]] {
+            let frame = image::Frame::new(image::RgbaImage::from_pixel(16, 16, image::Rgba(color)));
+            enc.encode_frame(frame).unwrap();
+        }
+    }
+    let out = process(&gif, &[], &Limits::default(), None).unwrap();
+    assert_eq!(out.format, OutputFormat::Png);
+    let p = decode(&out.bytes).to_rgb8().get_pixel(8, 8).0;
+    assert!(
+        p[1] > 150 && p[0] < 50,
+        "not the first (green) frame: {p:?}"
+    );
+}

@@ -1,6 +1,12 @@
 //! The image engine: decode once (with limits), apply a recipe's ops in
 //! order, encode once. Pure and synchronous; callers run it on a blocking
 //! thread.
+//!
+//! - [`retouch`]: red-eye removal and teeth whitening.
+//! - [`smart`]: where a smart crop goes.
+
+pub mod retouch;
+pub mod smart;
 
 use std::io::Cursor;
 
@@ -274,7 +280,7 @@ fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage, EngineError> {
             let (cx, cy, cw, ch) = match (aspect, width, height) {
                 (Some(aspect), _, _) => {
                     let (aw, ah) = parse_aspect(aspect).map_err(|(_, m)| op_error("crop", m))?;
-                    aspect_rect(w, h, aw, ah, gravity.unwrap_or_default())?
+                    aspect_rect(&img, aw, ah, gravity.unwrap_or_default())
                 }
                 (None, Some(cw), Some(ch)) => (x.unwrap_or(0), y.unwrap_or(0), *cw, *ch),
                 _ => return Err(op_error("crop", "needs a rectangle or an aspect")),
@@ -359,8 +365,16 @@ fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage, EngineError> {
                 }
             }
         }
-        Op::RedEye { .. } => return Err(op_error("red_eye", "not implemented yet")),
-        Op::TeethWhiten { .. } => return Err(op_error("teeth_whiten", "not implemented yet")),
+        Op::RedEye { region } => {
+            let mut rgba = img.into_rgba8();
+            retouch::red_eye(&mut rgba, *region);
+            DynamicImage::ImageRgba8(rgba)
+        }
+        Op::TeethWhiten { strength, region } => {
+            let mut rgba = img.into_rgba8();
+            retouch::teeth_whiten(&mut rgba, *strength, *region);
+            DynamicImage::ImageRgba8(rgba)
+        }
         Op::Format { .. } => img,
     })
 }
@@ -399,29 +413,32 @@ fn mix(a: &DynamicImage, b: &DynamicImage, amount: f32) -> DynamicImage {
     DynamicImage::ImageRgba8(out)
 }
 
-/// The largest `aw:ah` rectangle inside `w×h`, placed by `gravity`.
-fn aspect_rect(
-    w: u32,
-    h: u32,
-    aw: u32,
-    ah: u32,
-    gravity: Gravity,
-) -> Result<(u32, u32, u32, u32), EngineError> {
-    let (cw, ch) = if u64::from(w) * u64::from(ah) > u64::from(h) * u64::from(aw) {
-        ((u64::from(h) * u64::from(aw) / u64::from(ah)) as u32, h)
-    } else {
-        (w, (u64::from(w) * u64::from(ah) / u64::from(aw)) as u32)
-    };
-    let (cw, ch) = (cw.max(1), ch.max(1));
+/// The largest `aw:ah` rectangle inside the image, placed by `gravity`.
+fn aspect_rect(img: &DynamicImage, aw: u32, ah: u32, gravity: Gravity) -> (u32, u32, u32, u32) {
+    let (w, h) = (img.width(), img.height());
+    let (cw, ch) = aspect_size(w, h, aw, ah);
     let (mx, my) = ((w - cw) / 2, (h - ch) / 2);
-    Ok(match gravity {
+    match gravity {
         Gravity::Center => (mx, my, cw, ch),
         Gravity::North => (mx, 0, cw, ch),
         Gravity::South => (mx, h - ch, cw, ch),
         Gravity::West => (0, my, cw, ch),
         Gravity::East => (w - cw, my, cw, ch),
-        Gravity::Smart => return Err(op_error("crop", "gravity `smart` is not implemented yet")),
-    })
+        Gravity::Smart => {
+            let (x, y) = smart::smart_origin(img, cw, ch);
+            (x, y, cw, ch)
+        }
+    }
+}
+
+/// Size of the largest `aw:ah` rectangle inside `w×h`.
+fn aspect_size(w: u32, h: u32, aw: u32, ah: u32) -> (u32, u32) {
+    let (cw, ch) = if u64::from(w) * u64::from(ah) > u64::from(h) * u64::from(aw) {
+        ((u64::from(h) * u64::from(aw) / u64::from(ah)) as u32, h)
+    } else {
+        (w, (u64::from(w) * u64::from(ah) / u64::from(aw)) as u32)
+    };
+    (cw.clamp(1, w), ch.clamp(1, h))
 }
 
 fn encode(img: &DynamicImage, format: OutputFormat, quality: u8) -> Result<Vec<u8>, EngineError> {
@@ -490,14 +507,21 @@ mod tests {
     }
 
     #[test]
-    fn aspect_rect_is_largest_centered() {
+    fn aspect_rect_is_largest_and_placed_by_gravity() {
+        let img = DynamicImage::new_rgb8(1600, 1000);
         assert_eq!(
-            aspect_rect(1600, 1000, 16, 9, Gravity::Center).unwrap(),
+            aspect_rect(&img, 16, 9, Gravity::Center),
             (0, 50, 1600, 900)
         );
         assert_eq!(
-            aspect_rect(1000, 1000, 1, 2, Gravity::West).unwrap(),
-            (0, 0, 500, 1000)
+            aspect_rect(&img, 16, 9, Gravity::South),
+            (0, 100, 1600, 900)
+        );
+        let square = DynamicImage::new_rgb8(1000, 1000);
+        assert_eq!(aspect_rect(&square, 1, 2, Gravity::West), (0, 0, 500, 1000));
+        assert_eq!(
+            aspect_rect(&square, 1, 2, Gravity::East),
+            (500, 0, 500, 1000)
         );
     }
 

@@ -1,0 +1,203 @@
+//! Red-eye, teeth whitening and smart crop on real photos.
+
+use std::path::PathBuf;
+
+use image::{DynamicImage, Rgba, RgbaImage};
+use palette::{IntoColor, Lab, Srgb};
+use worker::engine::retouch::{find_mouth, red_eye, teeth_whiten};
+use worker::engine::smart::smart_origin;
+use worker::recipe::Region;
+
+fn photo(name: &str) -> RgbaImage {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(name);
+    image::open(path).unwrap().into_rgba8()
+}
+
+/// Approximate pupil centres in astronaut.png (512×512).
+const PUPILS: [(i32, i32); 2] = [(204, 101), (247, 103)];
+const RADIUS: i32 = 3;
+
+fn in_pupil(x: u32, y: u32, margin: i32) -> bool {
+    PUPILS.iter().any(|&(cx, cy)| {
+        let (dx, dy) = (x as i32 - cx, y as i32 - cy);
+        dx * dx + dy * dy <= (RADIUS + margin) * (RADIUS + margin)
+    })
+}
+
+/// astronaut.png with saturated red disks painted over both pupils.
+fn red_eyed_astronaut() -> RgbaImage {
+    let mut img = photo("astronaut.png");
+    for (x, y, p) in img.enumerate_pixels_mut() {
+        if in_pupil(x, y, 0) {
+            *p = Rgba([210, 30, 35, 255]);
+        }
+    }
+    img
+}
+
+fn redness(p: &Rgba<u8>) -> f32 {
+    f32::from(p[0]) - (f32::from(p[1]) + f32::from(p[2])) / 2.0
+}
+
+#[test]
+fn automatic_red_eye_fixes_painted_pupils_only() {
+    let before = red_eyed_astronaut();
+    let mut after = before.clone();
+    let changed = red_eye(&mut after, None);
+    assert!(changed > 0, "no pupil found");
+    for (x, y, p) in after.enumerate_pixels() {
+        if in_pupil(x, y, 0) {
+            assert!(redness(p) < 20.0, "pupil pixel ({x},{y}) still red: {p:?}");
+        } else {
+            // The red flag, the orange suit and the lips stay as they were.
+            assert_eq!(
+                p,
+                before.get_pixel(x, y),
+                "pixel ({x},{y}) outside the pupils changed"
+            );
+        }
+    }
+}
+
+#[test]
+fn automatic_red_eye_leaves_red_rocket_and_unpainted_faces_alone() {
+    for name in ["rocket.jpg", "astronaut.png", "coffee.png", "chelsea.png"] {
+        let before = photo(name);
+        let mut after = before.clone();
+        assert_eq!(
+            red_eye(&mut after, None),
+            0,
+            "{name}: something was taken for a red eye"
+        );
+        assert_eq!(after, before);
+    }
+}
+
+#[test]
+fn red_eye_in_a_region_changes_only_that_region() {
+    let before = red_eyed_astronaut();
+    let mut after = before.clone();
+    // Only the left eye's box.
+    let region = Region {
+        x: 195,
+        y: 92,
+        width: 18,
+        height: 18,
+    };
+    red_eye(&mut after, Some(region));
+    let inside = |x: u32, y: u32| (195..213).contains(&x) && (92..110).contains(&y);
+    for (x, y, p) in after.enumerate_pixels() {
+        if inside(x, y) {
+            assert!(redness(p) < 20.0 || !in_pupil(x, y, 0));
+        } else {
+            assert_eq!(p, before.get_pixel(x, y));
+        }
+    }
+    // The right pupil, outside the region, is still red.
+    assert!(redness(after.get_pixel(247, 103)) > 100.0);
+}
+
+fn mean_lab(img: &RgbaImage, r: Region) -> Lab {
+    let (mut l, mut a, mut b, mut n) = (0.0, 0.0, 0.0, 0.0);
+    for y in r.y..r.y + r.height {
+        for x in r.x..r.x + r.width {
+            let p = img.get_pixel(x, y);
+            let lab: Lab = Srgb::new(p[0], p[1], p[2])
+                .into_format::<f32>()
+                .into_color();
+            l += lab.l;
+            a += lab.a;
+            b += lab.b;
+            n += 1.0;
+        }
+    }
+    Lab::new(l / n, a / n, b / n)
+}
+
+/// The visible teeth of the smile in astronaut.png.
+const TEETH: Region = Region {
+    x: 210,
+    y: 144,
+    width: 26,
+    height: 4,
+};
+
+#[test]
+fn teeth_whitening_lowers_yellowness_inside_the_region_only() {
+    let before = photo("astronaut.png");
+    let mut after = before.clone();
+    let region = Region {
+        x: 202,
+        y: 136,
+        width: 44,
+        height: 16,
+    };
+    teeth_whiten(&mut after, 0.8, Some(region));
+    let (b0, b1) = (mean_lab(&before, TEETH), mean_lab(&after, TEETH));
+    assert!(
+        b1.b < b0.b - 3.0,
+        "b* {:.1} -> {:.1}: not less yellow",
+        b0.b,
+        b1.b
+    );
+    assert!(b1.l >= b0.l, "teeth got darker");
+    for (x, y, p) in after.enumerate_pixels() {
+        let inside = (202..246).contains(&x) && (136..152).contains(&y);
+        if !inside {
+            assert_eq!(
+                p,
+                before.get_pixel(x, y),
+                "({x},{y}) outside the region changed"
+            );
+        }
+    }
+    // Lips just below the teeth keep their colour.
+    let lips = Region {
+        x: 214,
+        y: 150,
+        width: 20,
+        height: 2,
+    };
+    let (l0, l1) = (mean_lab(&before, lips), mean_lab(&after, lips));
+    assert!(
+        (l0.a - l1.a).abs() < 1.5,
+        "lip redness changed {:.1} -> {:.1}",
+        l0.a,
+        l1.a
+    );
+}
+
+#[test]
+fn teeth_whitening_finds_the_mouth_by_itself() {
+    let img = photo("astronaut.png");
+    let mouth = find_mouth(&img).expect("a mouth");
+    let (cx, cy) = (mouth.x + mouth.width / 2, mouth.y + mouth.height / 2);
+    assert!(
+        (205..245).contains(&cx) && (135..155).contains(&cy),
+        "mouth found at {mouth:?}"
+    );
+    let mut after = img.clone();
+    teeth_whiten(&mut after, 0.8, None);
+    assert!(mean_lab(&after, TEETH).b < mean_lab(&img, TEETH).b - 2.0);
+}
+
+#[test]
+fn smart_crop_goes_to_the_detailed_part() {
+    // A flat grey 600×200 canvas with a detailed patch near its right end.
+    let mut img = RgbaImage::from_pixel(600, 200, Rgba([128, 128, 128, 255]));
+    let detail = photo("chelsea.png");
+    image::imageops::replace(
+        &mut img,
+        &image::imageops::crop_imm(&detail, 100, 50, 150, 150).to_image(),
+        420,
+        25,
+    );
+    let (x, y) = smart_origin(&DynamicImage::ImageRgba8(img), 200, 200);
+    assert_eq!(y, 0);
+    assert!(
+        (370..=400).contains(&x),
+        "window at x={x} misses the patch at 420..570"
+    );
+}
