@@ -57,11 +57,15 @@ pub struct RunArgs {
     pub log_json: bool,
 }
 
-/// Runs the command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command line. `apply` runs on this thread alone: a one-shot
+/// command has no use for an async runtime and its worker threads.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Apply { ops, input, output }) => apply(&ops, &input, &output),
-        None => run_worker(cli.run).await,
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(run_worker(cli.run)),
     }
 }
 

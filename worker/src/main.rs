@@ -4,9 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match worker::config::run(worker::config::Cli::parse()).await {
+fn main() -> ExitCode {
+    match worker::config::run(worker::config::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -292,3 +292,88 @@ fn animated_gif_yields_its_first_frame() {
         "not the first (green) frame: {p:?}"
     );
 }
+
+/// A large JPEG (rocket.jpg scaled ×4 = 2560×1708) so that thumbnails take
+/// the shrink-on-load path.
+fn large_jpeg(orientation: Option<u16>) -> Vec<u8> {
+    let img = image::load_from_memory(&photo("rocket.jpg")).unwrap();
+    let big = img.resize_exact(2560, 1708, image::imageops::FilterType::Triangle);
+    match orientation {
+        Some(o) => jpeg_with_orientation(&big, o),
+        None => {
+            let mut out = Vec::new();
+            big.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
+                .unwrap();
+            out
+        }
+    }
+}
+
+#[test]
+fn shrink_on_load_matches_the_full_decode() {
+    let jpeg = large_jpeg(None);
+    let fast = process(
+        &jpeg,
+        &[Op::Thumbnail {
+            width: 256,
+            height: 256,
+        }],
+        &Limits::default(),
+        None,
+    )
+    .unwrap();
+    // The same pixels as PNG take the full-decode path.
+    let png = encode_png(&image::load_from_memory(&jpeg).unwrap());
+    let slow = process(
+        &png,
+        &[Op::Thumbnail {
+            width: 256,
+            height: 256,
+        }],
+        &Limits::default(),
+        Some(OutputFormat::Jpeg),
+    )
+    .unwrap();
+    assert_eq!((fast.width, fast.height), (256, 171));
+    assert_eq!((slow.width, slow.height), (256, 171));
+    let (a, b) = (decode(&fast.bytes).to_rgb8(), decode(&slow.bytes).to_rgb8());
+    let diff: f64 = a
+        .pixels()
+        .zip(b.pixels())
+        .map(|(p, q)| {
+            (0..3)
+                .map(|c| (f64::from(p[c]) - f64::from(q[c])).abs())
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / (256.0 * 171.0 * 3.0);
+    assert!(diff < 4.0, "mean difference {diff:.2} per channel");
+}
+
+#[test]
+fn shrink_on_load_respects_exif_orientation() {
+    let jpeg = large_jpeg(Some(6));
+    let out = process(
+        &jpeg,
+        &[Op::Thumbnail {
+            width: 256,
+            height: 256,
+        }],
+        &Limits::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!((out.width, out.height), (171, 256));
+    let cover = process(
+        &jpeg,
+        &[Op::Resize {
+            width: 100,
+            height: 300,
+            fit: worker::recipe::Fit::Cover,
+        }],
+        &Limits::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!((cover.width, cover.height), (100, 300));
+}

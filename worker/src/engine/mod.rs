@@ -2,9 +2,11 @@
 //! order, encode once. Pure and synchronous; callers run it on a blocking
 //! thread.
 //!
+//! - [`resize`]: SIMD resizing and JPEG shrink-on-load.
 //! - [`retouch`]: red-eye removal and teeth whitening.
 //! - [`smart`]: where a smart crop goes.
 
+pub mod resize;
 pub mod retouch;
 pub mod smart;
 
@@ -13,7 +15,6 @@ use std::io::Cursor;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
-use image::imageops::FilterType;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Rgba, RgbaImage};
 
 use crate::recipe::{Axis, Fit, Gravity, Op, OutputFormat, RecolorMode, parse_aspect, parse_color};
@@ -90,10 +91,14 @@ pub fn sniff_format(prefix: &[u8]) -> Result<ImageFormat, EngineError> {
 /// against `limits`, without decoding pixels.
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, EngineError> {
     let format = sniff(bytes)?;
-    let reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let (width, height) = reader
-        .into_dimensions()
-        .map_err(|e| EngineError::Corrupt(e.to_string()))?;
+    let (width, height) = if format == ImageFormat::Jpeg {
+        // Reads the headers in place; the generic reader copies the file first.
+        resize::jpeg_dimensions(bytes).map_err(EngineError::Corrupt)?
+    } else {
+        ImageReader::with_format(Cursor::new(bytes), format)
+            .into_dimensions()
+            .map_err(|e| EngineError::Corrupt(e.to_string()))?
+    };
     check_dimensions(width, height, limits)?;
     Ok(Probe {
         format,
@@ -165,8 +170,11 @@ pub fn process(
             "JPEG is truncated (no end-of-image marker)".into(),
         ));
     }
-    let mut img = decode(input, probe.format, limits)?;
-    for op in ops {
+    let (mut img, rest) = match shrink_on_load(input, &probe, ops, limits)? {
+        Some(img) => (img, &ops[1..]),
+        None => (decode(input, probe.format, limits)?, ops),
+    };
+    for op in rest {
         img = apply(img, op)?;
     }
     let (format, quality) = ops
@@ -210,13 +218,86 @@ fn jpeg_is_complete(data: &[u8]) -> bool {
         }
         let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
         if marker == 0xDA {
-            return data[i + 2 + len.min(data.len() - i - 2)..]
-                .windows(2)
-                .any(|w| w == [0xFF, 0xD9]);
+            // EOI is almost always at the very end (trailers are rare and
+            // short), so search backwards.
+            let scan = &data[(i + 2 + len).min(data.len())..];
+            return scan.windows(2).rev().any(|w| w == [0xFF, 0xD9]);
         }
         i += 2 + len;
     }
     false
+}
+
+/// When the first op shrinks a JPEG at least twofold, decodes it already
+/// reduced by the DCT and applies that op exactly (geometry computed from the
+/// full-size dimensions, so the output matches the slow path's size).
+fn shrink_on_load(
+    input: &[u8],
+    probe: &Probe,
+    ops: &[Op],
+    limits: &Limits,
+) -> Result<Option<DynamicImage>, EngineError> {
+    if probe.format != ImageFormat::Jpeg {
+        return Ok(None);
+    }
+    let orientation = resize::jpeg_orientation(input);
+    let transposed = resize::transposes(orientation);
+    // Oriented dimensions, as the ops see them.
+    let (w, h) = if transposed {
+        (probe.height, probe.width)
+    } else {
+        (probe.width, probe.height)
+    };
+    enum Plan {
+        Exact(u32, u32),
+        Cover(u32, u32),
+    }
+    let (plan, need_w, need_h) = match ops.first() {
+        Some(Op::Thumbnail { width, height }) if w > *width || h > *height => {
+            let (fw, fh) = fit_inside(w, h, *width, *height);
+            (Plan::Exact(fw, fh), fw, fh)
+        }
+        Some(Op::Resize {
+            width,
+            height,
+            fit: Fit::Inside,
+        }) => {
+            let (fw, fh) = fit_inside(w, h, *width, *height);
+            (Plan::Exact(fw, fh), fw, fh)
+        }
+        Some(Op::Resize {
+            width,
+            height,
+            fit: Fit::Fill,
+        }) => (Plan::Exact(*width, *height), *width, *height),
+        Some(Op::Resize {
+            width,
+            height,
+            fit: Fit::Cover,
+        }) => {
+            let scale = f64::max(
+                f64::from(*width) / f64::from(w),
+                f64::from(*height) / f64::from(h),
+            );
+            let cw = (f64::from(w) * scale).ceil() as u32;
+            let ch = (f64::from(h) * scale).ceil() as u32;
+            (Plan::Cover(*width, *height), cw, ch)
+        }
+        _ => return Ok(None),
+    };
+    let (need_w, need_h) = if transposed {
+        (need_h, need_w)
+    } else {
+        (need_w, need_h)
+    };
+    let Some(mut img) = resize::decode_jpeg_scaled(input, need_w, need_h, limits.max_pixels) else {
+        return Ok(None);
+    };
+    img.apply_orientation(orientation);
+    Ok(Some(match plan {
+        Plan::Exact(fw, fh) => resize::resize_exact(&img, fw, fh),
+        Plan::Cover(cw, ch) => resize::resize_cover(&img, cw, ch),
+    }))
 }
 
 fn decode(input: &[u8], format: ImageFormat, limits: &Limits) -> Result<DynamicImage, EngineError> {
@@ -258,16 +339,16 @@ fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage, EngineError> {
                 img
             } else {
                 let (nw, nh) = fit_inside(w, h, *width, *height);
-                img.resize_exact(nw, nh, FilterType::Lanczos3)
+                resize::resize_exact(&img, nw, nh)
             }
         }
         Op::Resize { width, height, fit } => match fit {
-            Fit::Fill => img.resize_exact(*width, *height, FilterType::Lanczos3),
+            Fit::Fill => resize::resize_exact(&img, *width, *height),
             Fit::Inside => {
                 let (nw, nh) = fit_inside(w, h, *width, *height);
-                img.resize_exact(nw, nh, FilterType::Lanczos3)
+                resize::resize_exact(&img, nw, nh)
             }
-            Fit::Cover => img.resize_to_fill(*width, *height, FilterType::Lanczos3),
+            Fit::Cover => resize::resize_cover(&img, *width, *height),
         },
         Op::Crop {
             x,

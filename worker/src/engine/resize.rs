@@ -1,0 +1,100 @@
+//! Resizing: SIMD convolution (fast_image_resize, Lanczos3, alpha
+//! premultiplied), and shrink-on-load for JPEG — decoding at 1/2, 1/4 or 1/8
+//! scale straight from the DCT when the result is to be much smaller.
+
+use std::io::Cursor;
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::metadata::Orientation;
+use image::{DynamicImage, imageops};
+
+/// `img` resized to exactly `w × h`.
+pub fn resize_exact(img: &DynamicImage, w: u32, h: u32) -> DynamicImage {
+    resize_with(img, w, h, false)
+}
+
+/// `img` scaled to cover `w × h`, then the centre `w × h` kept.
+pub fn resize_cover(img: &DynamicImage, w: u32, h: u32) -> DynamicImage {
+    resize_with(img, w, h, true)
+}
+
+fn resize_with(img: &DynamicImage, w: u32, h: u32, cover: bool) -> DynamicImage {
+    if (img.width(), img.height()) == (w, h) {
+        return img.clone();
+    }
+    let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+    if cover {
+        options = options.fit_into_destination(Some((0.5, 0.5)));
+    }
+    let mut dst = DynamicImage::new(w, h, img.color());
+    match Resizer::new().resize(img, &mut dst, &options) {
+        Ok(()) => dst,
+        // Pixel types the SIMD resizer lacks take the portable path.
+        Err(_) if cover => img.resize_to_fill(w, h, imageops::FilterType::Lanczos3),
+        Err(_) => img.resize_exact(w, h, imageops::FilterType::Lanczos3),
+    }
+}
+
+/// Whether an orientation swaps width and height.
+pub fn transposes(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+/// Width and height from a JPEG's headers.
+pub fn jpeg_dimensions(input: &[u8]) -> Result<(u32, u32), String> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
+    decoder.read_info().map_err(|e| e.to_string())?;
+    let info = decoder.info().ok_or("JPEG has no frame header")?;
+    Ok((u32::from(info.width), u32::from(info.height)))
+}
+
+/// The EXIF orientation of a JPEG, read without copying or decoding it.
+pub fn jpeg_orientation(input: &[u8]) -> Orientation {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
+    if decoder.read_info().is_err() {
+        return Orientation::NoTransforms;
+    }
+    decoder
+        .exif_data()
+        .and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms)
+}
+
+/// Decodes a JPEG at the smallest DCT scale (1/1, 1/2, 1/4, 1/8) that is
+/// still at least `min_w × min_h` in stored (not yet oriented) pixels.
+/// `None` when the scale would not shrink or the colour model needs the
+/// full decoder (CMYK, 16-bit): the caller then decodes normally.
+pub fn decode_jpeg_scaled(
+    input: &[u8],
+    min_w: u32,
+    min_h: u32,
+    max_pixels: u64,
+) -> Option<DynamicImage> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
+    decoder.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).ok()?);
+    decoder.read_info().ok()?;
+    let info = decoder.info()?;
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    if min_w * 2 > w || min_h * 2 > h {
+        return None;
+    }
+    let req = |v: u32| u16::try_from(v.max(1)).ok();
+    let (sw, sh) = decoder.scale(req(min_w)?, req(min_h)?).ok()?;
+    let pixels = decoder.decode().ok()?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    match decoder.info()?.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => {
+            image::RgbImage::from_raw(sw, sh, pixels).map(DynamicImage::ImageRgb8)
+        }
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(sw, sh, pixels).map(DynamicImage::ImageLuma8)
+        }
+        _ => None,
+    }
+}
