@@ -377,3 +377,137 @@ fn shrink_on_load_respects_exif_orientation() {
     .unwrap();
     assert_eq!((cover.width, cover.height), (100, 300));
 }
+
+#[test]
+fn cmyk_jpeg_comes_out_in_the_right_colours() {
+    let cmyk = photo("chelsea-cmyk.jpg");
+    let out = process(&cmyk, &[], &Limits::default(), Some(OutputFormat::Png)).unwrap();
+    let got = decode(&out.bytes).to_rgb8();
+    let want = image::load_from_memory(&photo("chelsea.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(got.dimensions(), want.dimensions());
+    let diff = got
+        .pixels()
+        .zip(want.pixels())
+        .map(|(p, q)| {
+            (0..3)
+                .map(|c| (f64::from(p[c]) - f64::from(q[c])).abs())
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / (f64::from(got.width() * got.height()) * 3.0);
+    assert!(
+        diff < 12.0,
+        "mean difference {diff:.1} per channel: colours are off (inverted CMYK?)"
+    );
+}
+
+/// Deterministic byte mutations of real files: truncations, bit flips and
+/// overwritten runs. Every one must give an image or a clean error — never a
+/// panic or a hang.
+#[test]
+fn mutated_files_never_panic() {
+    let seeds = ["rocket.jpg", "chelsea.png", "chelsea-cmyk.jpg"].map(photo);
+    let mut gif = Vec::new();
+    image::codecs::gif::GifEncoder::new(&mut gif)
+        .encode_frame(image::Frame::new(image::RgbaImage::from_pixel(
+            8,
+            8,
+            image::Rgba([1, 2, 3, 255]),
+        )))
+        .unwrap();
+    let seeds: Vec<Vec<u8>> = seeds.into_iter().chain([gif]).collect();
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let ops = [Op::Thumbnail {
+        width: 64,
+        height: 64,
+    }];
+    let limits = Limits::default();
+    for round in 0..400 {
+        let seed = &seeds[round % seeds.len()];
+        let mut data = seed.clone();
+        match next() % 3 {
+            0 => data.truncate((next() as usize) % data.len()),
+            1 => {
+                for _ in 0..1 + next() % 8 {
+                    let i = (next() as usize) % data.len();
+                    data[i] ^= 1 << (next() % 8);
+                }
+            }
+            _ => {
+                // Early bytes hold the headers, where mutations bite hardest.
+                let i = (next() as usize) % data.len().min(4096);
+                let n = (1 + next() % 64) as usize;
+                for b in data.iter_mut().skip(i).take(n) {
+                    *b = next() as u8;
+                }
+            }
+        }
+        let _ = process(&data, &ops, &limits, None);
+    }
+}
+
+/// chelsea.png re-expressed in Display P3 (a wider gamut), as a PNG that
+/// carries the P3 profile.
+fn chelsea_in_display_p3() -> Vec<u8> {
+    use moxcms::{ColorProfile, Layout, TransformOptions};
+    let srgb = image::load_from_memory(&photo("chelsea.png"))
+        .unwrap()
+        .to_rgb8();
+    let p3 = ColorProfile::new_display_p3();
+    let to_p3 = ColorProfile::new_srgb()
+        .create_transform_8bit(Layout::Rgb, &p3, Layout::Rgb, TransformOptions::default())
+        .unwrap();
+    let mut pixels = vec![0u8; srgb.as_raw().len()];
+    to_p3.transform(srgb.as_raw(), &mut pixels).unwrap();
+    let mut png = Vec::new();
+    let mut encoder = image::codecs::png::PngEncoder::new(&mut png);
+    encoder.set_icc_profile(p3.encode().unwrap()).unwrap();
+    encoder
+        .write_image(
+            &pixels,
+            srgb.width(),
+            srgb.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .unwrap();
+    png
+}
+
+fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    a.pixels()
+        .zip(b.pixels())
+        .map(|(p, q)| {
+            (0..3)
+                .map(|c| (f64::from(p[c]) - f64::from(q[c])).abs())
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / (f64::from(a.width() * a.height()) * 3.0)
+}
+
+#[test]
+fn icc_profiles_are_converted_to_srgb() {
+    let p3 = chelsea_in_display_p3();
+    let original = image::load_from_memory(&photo("chelsea.png"))
+        .unwrap()
+        .to_rgb8();
+    // Read as if it were sRGB, the P3 numbers are visibly off...
+    let raw = image::load_from_memory(&p3).unwrap().to_rgb8();
+    assert!(
+        mean_abs_diff(&raw, &original) > 3.0,
+        "the test image is not different enough"
+    );
+    // ...converted through its profile, they are the original colours again.
+    let out = process(&p3, &[], &Limits::default(), Some(OutputFormat::Png)).unwrap();
+    let converted = decode(&out.bytes).to_rgb8();
+    let diff = mean_abs_diff(&converted, &original);
+    assert!(diff < 1.5, "mean difference {diff:.2} after conversion");
+}

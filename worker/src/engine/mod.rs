@@ -2,10 +2,12 @@
 //! order, encode once. Pure and synchronous; callers run it on a blocking
 //! thread.
 //!
+//! - [`color`]: ICC profiles to sRGB.
 //! - [`resize`]: SIMD resizing and JPEG shrink-on-load.
 //! - [`retouch`]: red-eye removal and teeth whitening.
 //! - [`smart`]: where a smart crop goes.
 
+pub mod color;
 pub mod resize;
 pub mod retouch;
 pub mod smart;
@@ -155,6 +157,25 @@ pub fn process(
     limits: &Limits,
     default_format: Option<OutputFormat>,
 ) -> Result<Output, EngineError> {
+    // Decoders are third-party code fed untrusted bytes: a panic in one means
+    // the file is malformed, a permanent failure like any other corrupt file.
+    std::panic::catch_unwind(|| process_unguarded(input, ops, limits, default_format))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(EngineError::Corrupt(format!("the decoder gave up: {what}")))
+        })
+}
+
+fn process_unguarded(
+    input: &[u8],
+    ops: &[Op],
+    limits: &Limits,
+    default_format: Option<OutputFormat>,
+) -> Result<Output, EngineError> {
     let size = input.len() as u64;
     if size > limits.max_bytes {
         return Err(EngineError::TooManyBytes {
@@ -290,9 +311,13 @@ fn shrink_on_load(
     } else {
         (need_w, need_h)
     };
-    let Some(mut img) = resize::decode_jpeg_scaled(input, need_w, need_h, limits.max_pixels) else {
+    let Some((mut img, icc)) = resize::decode_jpeg_scaled(input, need_w, need_h, limits.max_pixels)
+    else {
         return Ok(None);
     };
+    if let Some(icc) = icc {
+        img = color::to_srgb(img, &icc);
+    }
     img.apply_orientation(orientation);
     Ok(Some(match plan {
         Plan::Exact(fw, fh) => resize::resize_exact(&img, fw, fh),
@@ -311,7 +336,11 @@ fn decode(input: &[u8], format: ImageFormat, limits: &Limits) -> Result<DynamicI
     let corrupt = |e: image::ImageError| EngineError::Corrupt(e.to_string());
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let orientation = decoder.orientation().map_err(corrupt)?;
+    let icc = decoder.icc_profile().ok().flatten();
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    if let Some(icc) = icc {
+        img = color::to_srgb(img, &icc);
+    }
     img.apply_orientation(orientation);
     Ok(img)
 }

@@ -69,13 +69,14 @@ pub fn jpeg_orientation(input: &[u8]) -> Orientation {
 /// Decodes a JPEG at the smallest DCT scale (1/1, 1/2, 1/4, 1/8) that is
 /// still at least `min_w × min_h` in stored (not yet oriented) pixels.
 /// `None` when the scale would not shrink or the colour model needs the
-/// full decoder (CMYK, 16-bit): the caller then decodes normally.
+/// full decoder (CMYK, 16-bit): the caller then decodes normally. Returns the
+/// image and its ICC profile, if any.
 pub fn decode_jpeg_scaled(
     input: &[u8],
     min_w: u32,
     min_h: u32,
     max_pixels: u64,
-) -> Option<DynamicImage> {
+) -> Option<(DynamicImage, Option<Vec<u8>>)> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
     decoder.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).ok()?);
     decoder.read_info().ok()?;
@@ -88,7 +89,7 @@ pub fn decode_jpeg_scaled(
     let (sw, sh) = decoder.scale(req(min_w)?, req(min_h)?).ok()?;
     let pixels = decoder.decode().ok()?;
     let (sw, sh) = (u32::from(sw), u32::from(sh));
-    match decoder.info()?.pixel_format {
+    let img = match decoder.info()?.pixel_format {
         jpeg_decoder::PixelFormat::RGB24 => {
             image::RgbImage::from_raw(sw, sh, pixels).map(DynamicImage::ImageRgb8)
         }
@@ -96,5 +97,6 @@ pub fn decode_jpeg_scaled(
             image::GrayImage::from_raw(sw, sh, pixels).map(DynamicImage::ImageLuma8)
         }
         _ => None,
-    }
+    }?;
+    Some((img, decoder.icc_profile()))
 }
