@@ -165,3 +165,22 @@ async fn healthz_answers_when_postgres_and_s3_do(pool: PgPool) {
     let res = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn root_serves_the_upload_page(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let res = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = res.text().await.unwrap();
+    assert!(html.contains(r#"type="file""#) && html.contains("/api/jobs"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page must not load anything from elsewhere"
+    );
+}

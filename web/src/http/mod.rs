@@ -3,6 +3,7 @@
 pub mod error;
 pub mod health;
 pub mod jobs;
+pub mod ui;
 pub mod uploads;
 
 use axum::Router;
@@ -16,6 +17,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(uploads::router())
         .merge(health::router())
+        .merge(ui::router())
         .with_state(state)
         .merge(queue_api)
         .layer(TraceLayer::new_for_http())
