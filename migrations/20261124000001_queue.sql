@@ -1,11 +1,15 @@
 -- The message queue (queue/ crate). Durations are stored in milliseconds.
 --
 -- A message is split in two:
--- * queue_bodies: what was sent, written once and never updated; kept after
---   delete so a queue can be rewound, and dropped a whole partition at a time.
--- * queue_messages: the narrow live state (visibility, lease, counts), updated
---   in place on every receive (HOT updates: no index covers those columns)
---   and deleted on acknowledge.
+-- * queue_bodies: what was sent, one row per message, written once and never
+--   updated; kept after delete so a queue can be rewound, and dropped a whole
+--   partition at a time.
+-- * queue_messages: the live state (visibility, lease, counts) of a *run* of
+--   messages that share it: the messages of one send batch start as one row
+--   (up to 128 of them; one per row on ordered queues), a receive leases whole
+--   rows, splitting off what it does not take, and a batch delete removes a
+--   row at once. Per message this is a fraction of the row writes of one row
+--   per message, which is where a Postgres queue spends its time.
 
 create table queue_queues (
     id                     integer generated always as identity primary key,
@@ -38,34 +42,62 @@ create table queue_bodies (
 ) partition by range (id);
 
 create table queue_messages (
+    -- The lowest message id of the row, always: rows never share a message,
+    -- so this is unique, and ordering rows by it orders their messages.
+    id                  bigint not null primary key,
     -- No foreign key: its per-row check would take a KEY SHARE lock on the
-    -- queue's row for every message sent. Queues::delete removes messages.
+    -- queue's row for every send. Queues::delete removes messages.
     queue_id            integer not null,
-    id                  bigint not null,
+    -- The messages of this row, ascending; never empty.
+    ids                 bigint[] not null check (cardinality(ids) > 0),
     -- Set on ordered queues only ('' when the sender named no group).
     message_group       text,
     visible_at          timestamptz not null,
-    -- Token of the current lease; a receipt is (id, lease).
+    -- Token of the current lease; a receipt is (message id, row id, lease).
     lease               uuid,
     receive_count       integer not null default 0,
     enqueued_at         timestamptz not null,
     first_received_at   timestamptz,
     -- The queue a dead-lettered message came from.
-    dead_letter_source  integer,
-    -- Ids are global: updates and deletes find their rows by id alone.
-    primary key (id)
+    dead_letter_source  integer
 ) with (fillfactor = 70);
 
--- Receives walk a queue's messages in id order. The key is `id + 0`, not
--- `id`, so that this index can never serve a lookup by id: updates and
--- deletes by id must use the primary key. Statistics taken while a queue was
--- empty would otherwise make the planner walk the whole queue for each
--- lookup (it did, in the benchmark).
+-- Receives walk a queue's rows in id order. The key is `id + 0`, not `id`, so
+-- that this index can never serve a lookup by id: lookups by id must use the
+-- primary key. Statistics taken while a queue was empty would otherwise make
+-- the planner walk the whole queue for each lookup (it did, in the benchmark).
 create index queue_messages_queue on queue_messages (queue_id, (id + 0));
 
 -- Finds the head of each group of an ordered queue.
 create index queue_messages_groups on queue_messages (queue_id, message_group, id)
     where message_group is not null;
+
+-- Counts behind Queue::stats, kept up to date by every statement that
+-- changes them (in a CTE of its own, next to the change), so that stats cost
+-- the same on an empty queue and on one with a backlog of hundreds of
+-- millions. Bucket 0 holds totals: `live` messages of the queue, and
+-- `dead_lettered`, messages it sent to its dead letter queue that are still
+-- there. Bucket t > 0 holds the messages that become visible during second t
+-- (epoch, see queue_bucket): `leased` ones are in flight, the others
+-- `delayed`; a bucket counts until its second has passed, so expiry needs no
+-- write at all, and a bucket miscounted by a race mends itself once its
+-- second has passed. Each backend adds to rows of its own `slot` (its pid),
+-- so concurrent statements never wait on one row; maintenance folds the
+-- rows of gone backends into slot 0.
+create table queue_counters (
+    queue_id       integer not null,
+    bucket         bigint not null,
+    slot           integer not null,
+    live           bigint not null default 0,
+    leased         bigint not null default 0,
+    delayed        bigint not null default 0,
+    dead_lettered  bigint not null default 0,
+    primary key (queue_id, bucket, slot)
+) with (fillfactor = 50);
+
+create function queue_bucket(t timestamptz) returns bigint
+language sql stable parallel safe
+return floor(extract(epoch from t))::bigint;
 
 -- Partitions of queue_bodies cover fixed ranges of ids. This keeps the
 -- partitions for the ids about to be used in place; senders call it when an

@@ -7,8 +7,9 @@
 //! receive latency p50/p99; then long-poll wake-up latency.
 //!
 //! Run with `scripts/bench-queue` (provisions Postgres) or
-//! `DATABASE_URL=... cargo bench -p queue --bench queue_vs_pgmq`. To narrow a
-//! run: `BENCH_BATCHES=100 BENCH_CLIENTS=4 BENCH_ONLY=darkroom BENCH_SKIP_WAKEUP=1`.
+//! `DATABASE_URL=... cargo bench -p queue --bench queue_vs_pgmq`. Each figure
+//! is the median of `BENCH_ROUNDS` (default 3) runs. To narrow a run:
+//! `BENCH_BATCHES=100 BENCH_CLIENTS=4 BENCH_ROUNDS=1 BENCH_ONLY=darkroom BENCH_SKIP_WAKEUP=1`.
 //! The bench drops and recreates the database `darkroom_bench` on that server.
 
 use std::sync::Arc;
@@ -26,8 +27,8 @@ const LOCK: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum System {
-    Darkroom,
-    Pgmq,
+    Darkroom = 0,
+    Pgmq = 1,
 }
 
 impl System {
@@ -123,11 +124,60 @@ impl Bench {
         }
     }
 
+    /// Send, receive+delete and the full cycle of `total` messages, each on
+    /// a fresh queue after a warm-up.
+    async fn run(&mut self, system: System, total: usize, batch: usize, clients: usize) -> Run {
+        let warm = self.client(system).await;
+        send_phase(&warm, total / 10, batch, clients).await;
+        consume_phase(&warm, total / 10, batch, clients).await;
+
+        let c = self.client(system).await;
+        self.settle().await;
+        let send = send_phase(&c, total, batch, clients).await;
+        self.settle().await;
+        let consume = consume_phase(&c, total, batch, clients).await;
+
+        let c = self.client(system).await;
+        self.settle().await;
+        let start = Instant::now();
+        let producer = {
+            let c = c.clone();
+            tokio::spawn(async move { send_phase(&c, total, batch, clients).await })
+        };
+        consume_phase(&c, total, batch, clients).await;
+        producer.await.unwrap();
+        Run {
+            send,
+            consume: consume.msgs_per_sec,
+            p50: consume.p50,
+            p99: consume.p99,
+            full: total as f64 / start.elapsed().as_secs_f64(),
+        }
+    }
+
     /// Checkpoint and fresh statistics before each phase, for both systems
     /// alike, as autovacuum would provide on a long-running server.
     async fn settle(&self) {
         sqlx::query("checkpoint").execute(&self.pool).await.ok();
         sqlx::query("analyze").execute(&self.pool).await.unwrap();
+    }
+}
+
+/// One measurement of one system: every figure in msgs/s but the latencies.
+#[derive(Clone)]
+struct Run {
+    send: f64,
+    consume: f64,
+    p50: Option<Duration>,
+    p99: Option<Duration>,
+    full: f64,
+}
+
+impl Run {
+    /// The run with the median full-cycle rate (its other figures with it).
+    fn median(mut runs: Vec<Run>) -> Option<Run> {
+        runs.sort_by(|a, b| a.full.total_cmp(&b.full));
+        runs.get(runs.len() / 2).cloned()
     }
 }
 
@@ -310,55 +360,44 @@ async fn main() {
         "| batch | clients | system | send | recv+delete | recv p50 | recv p99 | full cycle | full-cycle ratio |"
     );
     println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+    let rounds = list("BENCH_ROUNDS", &[3])[0].max(1);
     for batch in list("BENCH_BATCHES", &[1, 100]) {
-        let total = if batch == 1 { 4_000 } else { 40_000 };
+        let total = if batch == 1 { 6_000 } else { 150_000 };
         for clients in list("BENCH_CLIENTS", &[1, 4, 16]) {
-            let mut cycle = [0.0f64; 2];
-            let mut rows = Vec::new();
-            for (i, system) in [System::Darkroom, System::Pgmq].into_iter().enumerate() {
-                if std::env::var("BENCH_ONLY").is_ok_and(|only| only != system.name()) {
-                    cycle[i] = f64::NAN;
-                    continue;
+            let mut runs: [Vec<Run>; 2] = Default::default();
+            // Rounds alternate which system goes first, so neither always
+            // runs on the warmer (or more fragmented) server.
+            for round in 0..rounds {
+                let mut order = [System::Darkroom, System::Pgmq];
+                if round % 2 == 1 {
+                    order.reverse();
                 }
-                // Warm-up on a queue of its own, then measure on a fresh one.
-                let warm = bench.client(system).await;
-                send_phase(&warm, total / 10, batch, clients).await;
-                consume_phase(&warm, total / 10, batch, clients).await;
-
-                let c = bench.client(system).await;
-                bench.settle().await;
-                let send = send_phase(&c, total, batch, clients).await;
-                bench.settle().await;
-                let consume = consume_phase(&c, total, batch, clients).await;
-
-                let c = bench.client(system).await;
-                bench.settle().await;
-                let start = Instant::now();
-                let producer = {
-                    let c = c.clone();
-                    tokio::spawn(async move { send_phase(&c, total, batch, clients).await })
-                };
-                let consumed = consume_phase(&c, total, batch, clients).await;
-                producer.await.unwrap();
-                let full = total as f64 / start.elapsed().as_secs_f64();
-                let _ = consumed;
-                cycle[i] = full;
-                rows.push((system, send, consume, full));
+                for system in order {
+                    if std::env::var("BENCH_ONLY").is_ok_and(|only| only != system.name()) {
+                        continue;
+                    }
+                    let run = bench.run(system, total, batch, clients).await;
+                    runs[system as usize].push(run);
+                }
             }
-            for (system, send, consume, full) in rows {
-                let ratio = if system == System::Darkroom {
-                    format!("**{:.2}×**", cycle[0] / cycle[1])
-                } else {
-                    "1.00×".into()
+            let median: Vec<Option<Run>> = runs.into_iter().map(Run::median).collect();
+            for system in [System::Darkroom, System::Pgmq] {
+                let Some(run) = &median[system as usize] else {
+                    continue;
+                };
+                let ratio = match (system, &median[System::Pgmq as usize]) {
+                    (System::Darkroom, Some(pgmq)) => format!("**{:.2}×**", run.full / pgmq.full),
+                    (System::Darkroom, None) => "-".into(),
+                    (System::Pgmq, _) => "1.00×".into(),
                 };
                 println!(
                     "| {batch} | {clients} | {} | {:.0} | {:.0} | {} | {} | {:.0} | {ratio} |",
                     system.name(),
-                    send,
-                    consume.msgs_per_sec,
-                    ms(consume.p50),
-                    ms(consume.p99),
-                    full,
+                    run.send,
+                    run.consume,
+                    ms(run.p50),
+                    ms(run.p99),
+                    run.full,
                 );
             }
         }

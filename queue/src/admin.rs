@@ -70,6 +70,7 @@ impl Queues {
                 dead_letter: row.dead_letter_id.zip(row.max_receive_count),
                 attributes,
                 hub: self.hub.clone(),
+                row_size: Default::default(),
             }),
         }
     }
@@ -89,6 +90,16 @@ impl Queues {
             });
         }
         match self.open(dlq).await {
+            // As in SQS: a dead-lettered message keeps its row, and rows of
+            // ordered and concurrent queues are laid out differently.
+            Ok(d) if d.attributes().kind != attributes.kind => Err(Error::InvalidAttribute {
+                field: "dead_letter_queue",
+                message: format!(
+                    "queue `{dlq}` is {}, this queue is {}: a dead letter queue must be of the same kind",
+                    d.attributes().kind.as_str(),
+                    attributes.kind.as_str()
+                ),
+            }),
             Ok(_) => Ok(()),
             Err(Error::QueueNotFound(_)) => Err(Error::InvalidAttribute {
                 field: "dead_letter_queue",
@@ -239,7 +250,42 @@ impl Queues {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| Error::QueueNotFound(name.to_owned()))?;
-        sqlx::query!("delete from queue_messages where queue_id = $1", id)
+        // Its counters go; those of the queues its messages were
+        // dead-lettered from are put right.
+        sqlx::query!(
+            r#"
+            with gone as (
+                delete from queue_messages where queue_id = $1
+                returning queue_id, ids, visible_at, lease, dead_letter_source
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                                 dead_lettered)
+                select d.queue_id, d.bucket, pg_backend_pid(),
+                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+                from (
+                    select queue_id, 0::int8, -cardinality(ids), 0, 0, 0 from gone
+                    union all select queue_id, queue_bucket(visible_at), 0,
+                                     case when lease is not null then -cardinality(ids) else 0 end,
+                                     case when lease is null then -cardinality(ids) else 0 end, 0
+                              from gone where visible_at > now()
+                    union all select dead_letter_source, 0, 0, 0, 0, -cardinality(ids) from gone
+                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+                where d.queue_id is not null
+                group by d.queue_id, d.bucket
+                order by d.queue_id, d.bucket
+                on conflict (queue_id, bucket, slot) do update set
+                    live = c.live + excluded.live,
+                    leased = c.leased + excluded.leased,
+                    delayed = c.delayed + excluded.delayed,
+                    dead_lettered = c.dead_lettered + excluded.dead_lettered
+            )
+            select count(*) from gone
+            "#,
+            id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query!("delete from queue_counters where queue_id = $1", id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -252,12 +298,40 @@ impl Queue {
     /// delayed); returns how many. Bodies stay until retention, so a purged
     /// queue can still be rewound.
     pub async fn purge(&self) -> Result<u64> {
-        Ok(
-            sqlx::query!("delete from queue_messages where queue_id = $1", self.id())
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+        let purged = sqlx::query_scalar!(
+            r#"
+            with gone as (
+                delete from queue_messages where queue_id = $1
+                returning queue_id, ids, visible_at, lease, dead_letter_source
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                                 dead_lettered)
+                select d.queue_id, d.bucket, pg_backend_pid(),
+                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+                from (
+                    select queue_id, 0::int8, -cardinality(ids), 0, 0, 0 from gone
+                    union all select queue_id, queue_bucket(visible_at), 0,
+                                     case when lease is not null then -cardinality(ids) else 0 end,
+                                     case when lease is null then -cardinality(ids) else 0 end, 0
+                              from gone where visible_at > now()
+                    union all select dead_letter_source, 0, 0, 0, 0, -cardinality(ids) from gone
+                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+                where d.queue_id is not null
+                group by d.queue_id, d.bucket
+                order by d.queue_id, d.bucket
+                on conflict (queue_id, bucket, slot) do update set
+                    live = c.live + excluded.live,
+                    leased = c.leased + excluded.leased,
+                    delayed = c.delayed + excluded.delayed,
+                    dead_lettered = c.dead_lettered + excluded.dead_lettered
+            )
+            select coalesce(sum(cardinality(ids)), 0)::int8 as "purged!" from gone
+            "#,
+            self.id()
         )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(purged as u64)
     }
 }
 

@@ -15,19 +15,43 @@ impl Queue {
                 message: format!("queue `{}` has no dead letter queue", self.name()),
             });
         };
-        let moved = sqlx::query!(
+        let moved = sqlx::query_scalar!(
             r#"
-            update queue_messages
-            set queue_id = $2, visible_at = now(), lease = null, receive_count = 0,
-                dead_letter_source = null
-            where queue_id = $1 and dead_letter_source = $2
+            with moved as (
+                -- `o` is the row as it was: one in flight in the dead letter
+                -- queue leaves its counter bucket there.
+                update queue_messages m
+                set queue_id = $2, visible_at = now(), lease = null, receive_count = 0,
+                    dead_letter_source = null
+                from queue_messages o
+                where m.queue_id = $1 and m.dead_letter_source = $2 and o.id = m.id
+                returning cardinality(m.ids) as n, o.visible_at as was
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                                 dead_lettered)
+                select d.queue_id, d.bucket, pg_backend_pid(),
+                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+                from (
+                    select $1, 0::int8, -n, 0, 0, 0 from moved
+                    union all select $2, 0, n, 0, 0, -n from moved
+                    union all select $1, queue_bucket(was), 0, -n, 0, 0 from moved where was > now()
+                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+                where d.queue_id is not null
+                group by d.queue_id, d.bucket
+                order by d.queue_id, d.bucket
+                on conflict (queue_id, bucket, slot) do update set
+                    live = c.live + excluded.live,
+                    leased = c.leased + excluded.leased,
+                    delayed = c.delayed + excluded.delayed,
+                    dead_lettered = c.dead_lettered + excluded.dead_lettered
+            )
+            select coalesce(sum(n), 0)::int8 as "moved!" from moved
             "#,
             dlq,
             self.id(),
         )
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .fetch_one(&self.pool)
+        .await? as u64;
         if moved > 0 {
             self.notify();
         }

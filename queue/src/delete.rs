@@ -28,39 +28,122 @@ impl Queue {
         Ok(())
     }
 
-    /// Deletes up to 1000 messages by receipt in one statement.
+    /// Deletes up to 1000 messages by receipt.
     pub async fn delete_batch(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
         check_batch("receipts", receipts.len())?;
+        let mut deleted = self.delete_once(receipts).await?;
+        // A delete racing another on the same row can find, once it holds
+        // the row, that the other left only messages it deletes itself: the
+        // row is then to be deleted, not shrunk, which this statement had
+        // already ruled out. A second statement deletes it; a receipt still
+        // not deleted then is truly stale.
+        let missed: Vec<Receipt> = receipts
+            .iter()
+            .filter(|r| !deleted.contains(r))
+            .copied()
+            .collect();
+        if !missed.is_empty() {
+            deleted.extend(self.delete_once(&missed).await?);
+        }
+        let (deleted, stale) = receipts.iter().partition(|r| deleted.contains(r));
+        Ok(DeleteOutcome { deleted, stale })
+    }
+
+    /// One delete statement; returns the receipts that took effect.
+    async fn delete_once(&self, receipts: &[Receipt]) -> Result<HashSet<Receipt>> {
         let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
+        let rows: Vec<i64> = receipts.iter().map(|r| r.row).collect();
         let leases: Vec<Uuid> = receipts.iter().map(|r| r.lease).collect();
-        // Found through the primary key on id (`queue_id + 0` is not
-        // indexable), so the plan stays a lookup per receipt whatever the
-        // planner believes about the queue's size.
-        let deleted = sqlx::query!(
+        // A receipt's message is in a row whose id lies between the receipt's
+        // row and the message id (rows only ever lose their lowest messages,
+        // or hand messages to a new row with a higher id), so each group of
+        // receipts costs one short range scan of the primary key. A row
+        // losing every message is deleted; any other keeps the rest under
+        // its lowest remaining id; the commit does not wait for the disk (a
+        // delete lost in a Postgres crash delivers the message again, as SQS
+        // may; see docs/queue.md). The two writes find their rows by that
+        // same range, not by id: a concurrent delete may have renamed the row
+        // since this statement's snapshot, and only conditions that still
+        // hold for the renamed row let Postgres follow it.
+        let done = sqlx::query!(
             r#"
-            delete from queue_messages m
-            where m.id = any($2::bigint[]) and m.queue_id + 0 = $1
-              and m.visible_at > now()
-              and exists (
-                  select 1 from unnest($2::bigint[], $3::uuid[]) as r(id, lease)
-                  where r.id = m.id and r.lease = m.lease
-              )
-            returning m.id, m.lease as "lease!"
+            with receipts as (
+                select * from unnest($2::int8[], $3::int8[], $4::uuid[]) as r(id, row_id, lease)
+            ), wanted as (
+                select row_id, lease, array_agg(distinct id) as ids, max(id) as hi
+                from receipts
+                group by row_id, lease
+            ), found as (
+                select w.row_id, w.lease, m.gone, (select max(x) from unnest(m.gone) x) as hi
+                from wanted w
+                cross join lateral (
+                    select array(select x from unnest(m.ids) x where x = any(w.ids)) as gone
+                    from queue_messages m
+                    where m.id between w.row_id and w.hi
+                      and m.queue_id + 0 = $1 and m.lease = w.lease and m.ids && w.ids
+                ) m
+            ), emptied as (
+                delete from queue_messages m
+                using found f
+                where m.id between f.row_id and f.hi
+                  and m.queue_id + 0 = $1 and m.lease = f.lease and m.visible_at > now()
+                  and m.ids <@ f.gone
+                returning m.ids, m.lease, m.visible_at, m.dead_letter_source,
+                          set_config('synchronous_commit', 'off', true)
+            ), shrunk as (
+                update queue_messages m
+                set id = (select min(x) from unnest(m.ids) x where x <> all(f.gone)),
+                    ids = array(select x from unnest(m.ids) with ordinality as u(x, i)
+                                where x <> all(f.gone) order by i)
+                from found f
+                where m.id between f.row_id and f.hi
+                  and m.queue_id + 0 = $1 and m.lease = f.lease and m.visible_at > now()
+                  and m.ids && f.gone and not m.ids <@ f.gone
+                returning m.ids as kept, f.gone, m.lease, m.visible_at, m.dead_letter_source,
+                          (select count(*) from unnest(f.gone) x where x <> all(m.ids))::int4
+                              as removed,
+                          set_config('synchronous_commit', 'off', true)
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                                 dead_lettered)
+                select d.queue_id, d.bucket, pg_backend_pid(),
+                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+                from (
+                    select $1, 0::int8, -cardinality(ids), 0, 0, 0 from emptied
+                    union all select $1, queue_bucket(visible_at), 0, -cardinality(ids), 0, 0 from emptied
+                    union all select dead_letter_source, 0, 0, 0, 0, -cardinality(ids) from emptied
+                    union all select $1, 0, -removed, 0, 0, 0 from shrunk
+                    union all select $1, queue_bucket(visible_at), 0, -removed, 0, 0 from shrunk
+                    union all select dead_letter_source, 0, 0, 0, 0, -removed from shrunk
+                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+                where d.queue_id is not null
+                group by d.queue_id, d.bucket
+                order by d.queue_id, d.bucket
+                on conflict (queue_id, bucket, slot) do update set
+                    live = c.live + excluded.live,
+                    leased = c.leased + excluded.leased,
+                    delayed = c.delayed + excluded.delayed,
+                    dead_lettered = c.dead_lettered + excluded.dead_lettered
+            )
+            select x.id as "id!", e.lease as "lease!"
+            from emptied e cross join unnest(e.ids) as x(id)
+            union all
+            select x.id, s.lease
+            from shrunk s cross join unnest(s.gone) as x(id)
+            where x.id <> all(s.kept)
             "#,
             self.id(),
             &ids,
+            &rows,
             &leases,
         )
         .fetch_all(&self.pool)
         .await?;
-        let deleted: HashSet<Receipt> = deleted
-            .into_iter()
-            .map(|r| Receipt {
-                id: r.id,
-                lease: r.lease,
-            })
-            .collect();
-        let (deleted, stale) = receipts.iter().partition(|r| deleted.contains(r));
-        Ok(DeleteOutcome { deleted, stale })
+        let done: HashSet<(i64, Uuid)> = done.into_iter().map(|r| (r.id, r.lease)).collect();
+        Ok(receipts
+            .iter()
+            .filter(|r| done.contains(&(r.id, r.lease)))
+            .copied()
+            .collect())
     }
 }

@@ -16,23 +16,87 @@ impl Queue {
                 message: "must be at most 12 h".into(),
             });
         }
-        let updated = sqlx::query!(
+        // As in delete_batch: a concurrent delete can leave the message alone
+        // in its row after this statement chose to move it out; a second
+        // statement then finds it alone.
+        for _ in 0..2 {
+            if self.change_visibility_once(receipt, lock).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::StaleReceipt)
+    }
+
+    async fn change_visibility_once(&self, receipt: &Receipt, lock: Duration) -> Result<bool> {
+        // The lease belongs to the receipt's message alone, so when its row
+        // holds others too, the message moves to a row of its own (the old
+        // row keeps the others and their visibility). Rows are found by the
+        // receipt's range, as in delete_batch, and the commit does not wait
+        // for the disk, as in receive.
+        let changed = sqlx::query_scalar!(
             r#"
-            update queue_messages
-            set visible_at = now() + make_interval(secs => $4)
-            where id = $2 and queue_id + 0 = $1 and lease = $3 and visible_at > now()
+            with moved as (
+                update queue_messages m
+                set id = (select min(x) from unnest(m.ids) x where x <> $3),
+                    ids = array(select x from unnest(m.ids) with ordinality as u(x, i)
+                                where x <> $3 order by i)
+                where m.id between $2 and $3
+                  and m.queue_id + 0 = $1 and m.lease = $4 and m.visible_at > now()
+                  and $3 = any(m.ids) and cardinality(m.ids) > 1
+                returning m.queue_id, m.message_group, m.lease, m.receive_count, m.enqueued_at,
+                          m.first_received_at, m.dead_letter_source, m.visible_at as was,
+                          set_config('synchronous_commit', 'off', true)
+            ), alone as (
+                insert into queue_messages (id, queue_id, ids, message_group, visible_at, lease,
+                                            receive_count, enqueued_at, first_received_at,
+                                            dead_letter_source)
+                select $3, queue_id, array[$3::int8], message_group,
+                       now() + make_interval(secs => $5), lease, receive_count, enqueued_at,
+                       first_received_at, dead_letter_source
+                from moved
+                returning id
+            ), single as (
+                -- `o` is the row as it was, for its old counter bucket.
+                update queue_messages m
+                set visible_at = now() + make_interval(secs => $5)
+                from queue_messages o
+                where m.id between $2 and $3
+                  and m.queue_id + 0 = $1 and m.lease = $4 and m.visible_at > now()
+                  and m.ids = array[$3::int8]
+                  and o.id = m.id
+                returning m.id, o.visible_at as was,
+                          set_config('synchronous_commit', 'off', true)
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                                 dead_lettered)
+                select d.queue_id, d.bucket, pg_backend_pid(),
+                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+                from (
+                    select $1, queue_bucket(was), 0, -1, 0, 0 from moved
+                    union all select $1, queue_bucket(was), 0, -1, 0, 0 from single
+                    union all select $1, queue_bucket(now() + make_interval(secs => $5)), 0, 1, 0, 0
+                              from (select from moved union all select from single) changed
+                              where $5 > 0
+                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+                where d.queue_id is not null
+                group by d.queue_id, d.bucket
+                order by d.queue_id, d.bucket
+                on conflict (queue_id, bucket, slot) do update set
+                    live = c.live + excluded.live,
+                    leased = c.leased + excluded.leased,
+                    delayed = c.delayed + excluded.delayed,
+                    dead_lettered = c.dead_lettered + excluded.dead_lettered
+            )
+            select (select count(*) from alone) + (select count(*) from single) as "changed!"
             "#,
             self.id(),
+            receipt.row,
             receipt.id,
             receipt.lease,
             lock.as_secs_f64(),
         )
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(Error::StaleReceipt);
-        }
-        Ok(())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(changed > 0)
     }
 }

@@ -69,6 +69,8 @@ struct QueueInner {
     /// (dead letter queue id, max receive count), when configured.
     dead_letter: Option<(i32, i32)>,
     hub: Arc<notify::Hub>,
+    /// Messages per live row seen by recent receives (see `Queue::receive`).
+    row_size: receive::RowSize,
 }
 
 impl Queue {

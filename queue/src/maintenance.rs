@@ -1,5 +1,6 @@
 //! Upkeep: body partitions ahead of the id sequence, retention of live
-//! messages, and dropping expired bodies a partition at a time.
+//! messages, dropping expired bodies a partition at a time, and sweeping
+//! spent counters.
 //!
 //! Any number of processes may run [`run`]; the work is idempotent and the
 //! partition functions serialise themselves with an advisory lock.
@@ -21,31 +22,56 @@ pub async fn ensure_partitions(pool: &PgPool) -> Result<i32> {
 }
 
 /// Deletes live messages older than their queue's retention, oldest first,
-/// at most `limit` per call. Returns how many.
+/// at most `limit` rows per call. Returns how many rows.
 pub async fn expire_messages(pool: &PgPool, limit: i64) -> Result<u64> {
     // Messages of a queue are enqueued in id order, so the expired ones are
     // at the head of its index: no full scan.
-    Ok(sqlx::query!(
+    let rows = sqlx::query_scalar!(
         r#"
-        delete from queue_messages m
-        using (
-            select e.queue_id, e.id
-            from queue_queues q
-            cross join lateral (
-                select queue_id, id from queue_messages
-                where queue_id = q.id
-                  and enqueued_at < now() - make_interval(secs => q.retention_ms::float8 / 1000)
-                order by id + 0
-                limit $1
-            ) e
-        ) x
-        where m.queue_id = x.queue_id and m.id = x.id
+        with gone as (
+            delete from queue_messages m
+            using (
+                select e.queue_id, e.id
+                from queue_queues q
+                cross join lateral (
+                    select queue_id, id from queue_messages
+                    where queue_id = q.id
+                      and enqueued_at < now() - make_interval(secs => q.retention_ms::float8 / 1000)
+                    order by id + 0
+                    limit $1
+                ) e
+            ) x
+            where m.queue_id = x.queue_id and m.id = x.id
+            returning m.queue_id, m.ids, m.visible_at, m.lease, m.dead_letter_source
+        ), counted as (
+            insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                             dead_lettered)
+            select d.queue_id, d.bucket, pg_backend_pid(),
+                   sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+            from (
+                select queue_id, 0::int8, -cardinality(ids), 0, 0, 0 from gone
+                union all select queue_id, queue_bucket(visible_at), 0,
+                                 case when lease is not null then -cardinality(ids) else 0 end,
+                                 case when lease is null then -cardinality(ids) else 0 end, 0
+                          from gone where visible_at > now()
+                union all select dead_letter_source, 0, 0, 0, 0, -cardinality(ids) from gone
+            ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+            where d.queue_id is not null
+            group by d.queue_id, d.bucket
+            order by d.queue_id, d.bucket
+            on conflict (queue_id, bucket, slot) do update set
+                live = c.live + excluded.live,
+                leased = c.leased + excluded.leased,
+                delayed = c.delayed + excluded.delayed,
+                dead_lettered = c.dead_lettered + excluded.dead_lettered
+        )
+        select count(*) as "rows!" from gone
         "#,
         limit
     )
-    .execute(pool)
-    .await?
-    .rows_affected())
+    .fetch_one(pool)
+    .await?;
+    Ok(rows as u64)
 }
 
 /// Drops body partitions that no live message needs and that are older than
@@ -62,6 +88,49 @@ pub async fn drop_expired_bodies(pool: &PgPool) -> Result<i32> {
     .await?)
 }
 
+/// Keeps the counters small: deletes buckets whose second has passed
+/// (nothing writes them again) and the counters of deleted queues, and folds
+/// the totals written by backends that are gone into slot 0. Returns how many
+/// rows it removed.
+pub async fn sweep_counters(pool: &PgPool) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let swept = sqlx::query!(
+        r#"
+        delete from queue_counters c
+        where (c.bucket > 0 and c.bucket < queue_bucket(now()) - 60)
+           or not exists (select 1 from queue_queues q where q.id = c.queue_id)
+        "#
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    // A pid can come back as a new backend, which then simply adds to the
+    // same row; folding it meanwhile moves its value, never loses it.
+    let folded = sqlx::query_scalar!(
+        r#"
+        with gone as (
+            delete from queue_counters c
+            where c.bucket = 0 and c.slot <> 0
+              and c.slot not in (select pid from pg_stat_activity where pid is not null)
+            returning queue_id, live, dead_lettered
+        ), folded as (
+            insert into queue_counters as c (queue_id, bucket, slot, live, dead_lettered)
+            select queue_id, 0, 0, sum(live), sum(dead_lettered) from gone
+            group by queue_id
+            order by queue_id
+            on conflict (queue_id, bucket, slot) do update set
+                live = c.live + excluded.live,
+                dead_lettered = c.dead_lettered + excluded.dead_lettered
+        )
+        select count(*) as "folded!" from gone
+        "#
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(swept + folded as u64)
+}
+
 /// Runs every maintenance task each `every` until `shutdown`.
 pub async fn run(pool: PgPool, every: Duration, shutdown: CancellationToken) {
     loop {
@@ -69,6 +138,7 @@ pub async fn run(pool: PgPool, every: Duration, shutdown: CancellationToken) {
             ensure_partitions(&pool).await?;
             while expire_messages(&pool, 10_000).await? == 10_000 {}
             drop_expired_bodies(&pool).await?;
+            sweep_counters(&pool).await?;
             Ok::<_, crate::Error>(())
         }
         .await;

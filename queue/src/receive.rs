@@ -1,7 +1,9 @@
 //! Leasing messages.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -11,15 +13,19 @@ use uuid::Uuid;
 
 use crate::attributes::{MAX_WAIT, check_batch, check_lock};
 use crate::notify::FALLBACK_POLL;
+use crate::send::ROW_MESSAGES;
 use crate::{Error, Queue, QueueKind, Result};
 
 /// Proof of one lease on one message: needed to delete it or extend the lease.
 ///
-/// Written as `<id>.<lease token>`. Every receive issues a new token, so a
-/// receipt from an earlier delivery of the same message no longer matches.
+/// Written as `<message id>.<row>.<lease token>`, where `row` is where the
+/// message's live state was when it was received (see the migration). Every
+/// receive issues a new token, so a receipt from an earlier delivery of the
+/// same message no longer matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Receipt {
     pub(crate) id: i64,
+    pub(crate) row: i64,
     pub(crate) lease: Uuid,
 }
 
@@ -32,7 +38,7 @@ impl Receipt {
 
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.id, self.lease.simple())
+        write!(f, "{}.{}.{}", self.id, self.row, self.lease.simple())
     }
 }
 
@@ -41,11 +47,57 @@ impl FromStr for Receipt {
 
     fn from_str(s: &str) -> Result<Self> {
         let malformed = || Error::MalformedReceipt(s.chars().take(100).collect());
-        let (id, lease) = s.split_once('.').ok_or_else(malformed)?;
-        Ok(Receipt {
+        let mut parts = s.split('.');
+        let (Some(id), Some(row), Some(lease), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        let receipt = Receipt {
             id: id.parse().map_err(|_| malformed())?,
+            row: row.parse().map_err(|_| malformed())?,
             lease: Uuid::try_parse(lease).map_err(|_| malformed())?,
-        })
+        };
+        // A row's id is the lowest message id it holds.
+        if receipt.row > receipt.id {
+            return Err(malformed());
+        }
+        Ok(receipt)
+    }
+}
+
+/// How many messages the live rows at the head of a queue hold, as recent
+/// receives found them: a receive locks only the rows it expects to need.
+/// Locking a row is a write, and a receive that locks rows it leaves alone
+/// also hides them from every other receiver until it commits.
+#[derive(Debug)]
+pub(crate) struct RowSize(AtomicU32);
+
+impl Default for RowSize {
+    fn default() -> Self {
+        // Until a receive says otherwise, expect one message per row: lock as
+        // many rows as messages wanted, never too few.
+        Self(AtomicU32::new(1))
+    }
+}
+
+impl RowSize {
+    /// Rows to lock for `max` messages.
+    fn rows_for(&self, max: usize) -> i64 {
+        let size = self.0.load(Ordering::Relaxed).max(1) as usize;
+        max.div_ceil(size) as i64
+    }
+
+    /// Folds in what a receive found: `messages` in `rows` rows.
+    fn observe(&self, messages: usize, rows: usize) {
+        if rows == 0 {
+            return;
+        }
+        let seen = (messages / rows).clamp(1, ROW_MESSAGES as usize) as u32;
+        let old = self.0.load(Ordering::Relaxed);
+        // Weighted toward the past, so one odd row does not swing it.
+        self.0
+            .store((3 * old + seen).div_ceil(4), Ordering::Relaxed);
     }
 }
 
@@ -75,8 +127,29 @@ impl Queue {
         let (dlq, max_receives) = self.inner.dead_letter.unzip();
         let rows = match self.attributes().kind {
             QueueKind::Concurrent => {
-                self.receive_concurrent(max, lock, lease, dlq, max_receives)
-                    .await?
+                let mut rows = Vec::new();
+                let mut lock_rows = self.inner.row_size.rows_for(max);
+                // When every row locked was taken whole and still fell short,
+                // the runs were smaller than expected: more may be visible,
+                // and the next round looks, sized by what this one found.
+                for _ in 0..4 {
+                    let want = max - rows.len();
+                    let got = self
+                        .receive_concurrent(want, lock_rows, lock, lease, dlq, max_receives)
+                        .await?;
+                    let leased_rows = got.iter().map(|r| r.row_id).collect::<HashSet<_>>().len();
+                    self.inner.row_size.observe(got.len(), leased_rows);
+                    let short = got.len() < want && leased_rows as i64 == lock_rows;
+                    if short {
+                        let seen = got.len() / leased_rows.max(1);
+                        lock_rows = (want - got.len()).div_ceil(seen.max(1)) as i64;
+                    }
+                    rows.extend(got);
+                    if !short {
+                        break;
+                    }
+                }
+                rows
             }
             QueueKind::Ordered => {
                 self.receive_ordered(max, lock, lease, dlq, max_receives)
@@ -88,7 +161,11 @@ impl Queue {
             .map(|r| Message {
                 id: r.id,
                 body: r.body,
-                receipt: Receipt { id: r.id, lease },
+                receipt: Receipt {
+                    id: r.id,
+                    row: r.row_id,
+                    lease,
+                },
                 receive_count: r.receive_count,
                 enqueued_at: r.enqueued_at,
                 first_received_at: r.first_received_at,
@@ -133,44 +210,108 @@ impl Queue {
     async fn receive_concurrent(
         &self,
         max: usize,
+        lock_rows: i64,
         lock: Duration,
         lease: Uuid,
         dlq: Option<i32>,
         max_receives: Option<i32>,
     ) -> Result<Vec<Row>> {
-        // SKIP LOCKED lets concurrent receivers pick disjoint rows without
-        // waiting on each other. Picked rows past their receive limit are
-        // dead-lettered by the same statement; the rest are leased. The
-        // updates find their rows through the primary key (see the index
-        // `queue_messages_queue` in the migration for why `id + 0`).
+        // One statement: SKIP LOCKED lets concurrent receivers pick disjoint
+        // rows without waiting on each other; `RowSize` says how many. Rows past their receive limit move to the dead
+        // letter queue whole; of the others, rows are taken in id order until
+        // `max` messages, the last one split: its tail stays visible as a row
+        // of its own. Locked rows are read in `picked`, which sees their
+        // latest version, and nowhere else.
+        //
+        // Like every statement that only leases or acknowledges, it commits
+        // without waiting for the disk (`synchronous_commit` off for this
+        // transaction): a Postgres crash can lose the lease, which only
+        // delivers the message again. Sends do wait. See docs/queue.md.
+        //
+        // A row's id changes only when a delete removes its lowest message,
+        // and deletes touch leased rows alone; a receive meets a renamed row
+        // only when it raced a delete of a lease expiring that instant. It
+        // then finds no row under the new id and leaves it for the next
+        // receive.
         Ok(sqlx::query_as!(
             Row,
             r#"
             with picked as (
-                select id from queue_messages
+                select id, ids, message_group, receive_count, enqueued_at, first_received_at,
+                       dead_letter_source,
+                       $5::int4 is not null and receive_count >= $6 as dead
+                from queue_messages
                 where queue_id = $1 and visible_at <= now()
                 order by id + 0
-                limit $2
+                limit $7
                 for update skip locked
+            ), planned as (
+                select p.*,
+                       least(cardinality(p.ids), $2 - coalesce(sum(cardinality(p.ids))
+                           filter (where not p.dead)
+                           over (order by p.id rows between unbounded preceding and 1 preceding), 0))
+                           as take
+                from picked p
             ), dead as (
                 update queue_messages m
                 set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
                     dead_letter_source = $1
-                where m.id = any(array(select id from picked))
-                  and $5::int4 is not null and m.receive_count >= $6
+                from planned p
+                where m.id = p.id and p.dead
+                returning cardinality(m.ids) as n, p.dead_letter_source as was_from,
+                          set_config('synchronous_commit', 'off', true)
+            ), taken as (
+                select * from planned where not dead and take > 0
             ), leased as (
                 update queue_messages m
-                set visible_at = now() + make_interval(secs => $3),
+                set ids = t.ids[:t.take],
+                    visible_at = now() + make_interval(secs => $3),
                     lease = $4,
-                    receive_count = m.receive_count + 1,
-                    first_received_at = coalesce(m.first_received_at, now())
-                where m.id = any(array(select id from picked))
-                  and not ($5::int4 is not null and m.receive_count >= $6)
-                returning m.id, m.receive_count, m.enqueued_at, m.first_received_at
+                    receive_count = t.receive_count + 1,
+                    first_received_at = coalesce(t.first_received_at, now())
+                from taken t
+                where m.id = t.id
+                returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
+                          set_config('synchronous_commit', 'off', true)
+            ), tails as (
+                -- Only for rows actually leased: a row renamed by a racing
+                -- delete since this statement's snapshot is left alone.
+                insert into queue_messages (id, queue_id, ids, message_group, visible_at,
+                                            receive_count, enqueued_at, first_received_at,
+                                            dead_letter_source)
+                select t.ids[t.take + 1], $1, t.ids[t.take + 1:], t.message_group, now(),
+                       t.receive_count, t.enqueued_at, t.first_received_at, t.dead_letter_source
+                from leased l
+                join taken t on t.id = l.id
+                where t.take < cardinality(t.ids)
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                                 dead_lettered)
+                select d.queue_id, d.bucket, pg_backend_pid(),
+                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+                from (
+                    select $1, 0::int8, -n, 0, 0, 0 from dead
+                    union all select $5, 0, n, 0, 0, 0 from dead
+                    union all select $1, 0, 0, 0, 0, n from dead
+                    union all select was_from, 0, 0, 0, 0, -n from dead
+                    union all select $1, queue_bucket(now() + make_interval(secs => $3)), 0,
+                                     cardinality(ids), 0, 0
+                              from leased
+                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+                where d.queue_id is not null
+                group by d.queue_id, d.bucket
+                order by d.queue_id, d.bucket
+                on conflict (queue_id, bucket, slot) do update set
+                    live = c.live + excluded.live,
+                    leased = c.leased + excluded.leased,
+                    delayed = c.delayed + excluded.delayed,
+                    dead_lettered = c.dead_lettered + excluded.dead_lettered
             )
-            select l.id, b.body, l.receive_count, l.enqueued_at,
+            select l.id as row_id, x.id as "id!", b.body, l.receive_count, l.enqueued_at,
                    l.first_received_at as "first_received_at!"
-            from leased l join queue_bodies b on b.id = l.id
+            from leased l
+            cross join unnest(l.ids) as x(id)
+            join queue_bodies b on b.id = x.id
             "#,
             self.id(),
             max as i64,
@@ -178,6 +319,7 @@ impl Queue {
             lease,
             dlq,
             max_receives.unwrap_or(i32::MAX),
+            lock_rows,
         )
         .fetch_all(&self.pool)
         .await?)
@@ -191,19 +333,39 @@ impl Queue {
         dlq: Option<i32>,
         max_receives: Option<i32>,
     ) -> Result<Vec<Row>> {
-        // Only the head (lowest id) of each group may be delivered, and only
-        // when it is visible: a leased or delayed head holds its group back.
+        // Rows of ordered queues hold one message each. Only the head (lowest
+        // id) of each group may be delivered, and only when it is visible: a
+        // leased or delayed head holds its group back. `groups` skips from
+        // one group to the next through the index, so finding the heads costs
+        // one index probe per group, not a walk over the backlog.
         Ok(sqlx::query_as!(
             Row,
             r#"
-            with heads as (
-                select distinct on (message_group) id, visible_at
-                from queue_messages
-                where queue_id = $1 and message_group is not null
-                order by message_group, id
+            with recursive groups as (
+                (select message_group as name from queue_messages
+                 where queue_id = $1 and message_group is not null
+                 order by message_group limit 1)
+                union all
+                select (select message_group from queue_messages
+                        where queue_id = $1 and message_group > g.name
+                        order by message_group limit 1)
+                from groups g
+                where g.name is not null
+            ), heads as (
+                select h.id, h.visible_at
+                from groups g
+                cross join lateral (
+                    select id, visible_at from queue_messages
+                    where queue_id = $1 and message_group = g.name
+                    order by id limit 1
+                ) h
+                where g.name is not null
             ), picked as (
-                select m.id from queue_messages m
+                select m.id, m.receive_count, m.first_received_at, m.dead_letter_source,
+                       $5::int4 is not null and m.receive_count >= $6 as dead
+                from queue_messages m
                 where m.id = any(array(select id from heads where visible_at <= now()))
+                  and m.visible_at <= now()
                 order by m.id
                 limit $2
                 for update of m skip locked
@@ -211,21 +373,48 @@ impl Queue {
                 update queue_messages m
                 set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
                     dead_letter_source = $1
-                where m.id = any(array(select id from picked))
-                  and $5::int4 is not null and m.receive_count >= $6
+                from picked p
+                where m.id = p.id and p.dead
+                returning cardinality(m.ids) as n, p.dead_letter_source as was_from,
+                          set_config('synchronous_commit', 'off', true)
             ), leased as (
                 update queue_messages m
                 set visible_at = now() + make_interval(secs => $3),
                     lease = $4,
-                    receive_count = m.receive_count + 1,
-                    first_received_at = coalesce(m.first_received_at, now())
-                where m.id = any(array(select id from picked))
-                  and not ($5::int4 is not null and m.receive_count >= $6)
-                returning m.id, m.receive_count, m.enqueued_at, m.first_received_at
+                    receive_count = p.receive_count + 1,
+                    first_received_at = coalesce(p.first_received_at, now())
+                from picked p
+                where m.id = p.id and not p.dead
+                returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
+                          set_config('synchronous_commit', 'off', true)
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                                 dead_lettered)
+                select d.queue_id, d.bucket, pg_backend_pid(),
+                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+                from (
+                    select $1, 0::int8, -n, 0, 0, 0 from dead
+                    union all select $5, 0, n, 0, 0, 0 from dead
+                    union all select $1, 0, 0, 0, 0, n from dead
+                    union all select was_from, 0, 0, 0, 0, -n from dead
+                    union all select $1, queue_bucket(now() + make_interval(secs => $3)), 0,
+                                     cardinality(ids), 0, 0
+                              from leased
+                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+                where d.queue_id is not null
+                group by d.queue_id, d.bucket
+                order by d.queue_id, d.bucket
+                on conflict (queue_id, bucket, slot) do update set
+                    live = c.live + excluded.live,
+                    leased = c.leased + excluded.leased,
+                    delayed = c.delayed + excluded.delayed,
+                    dead_lettered = c.dead_lettered + excluded.dead_lettered
             )
-            select l.id, b.body, l.receive_count, l.enqueued_at,
+            select l.id as row_id, x.id as "id!", b.body, l.receive_count, l.enqueued_at,
                    l.first_received_at as "first_received_at!"
-            from leased l join queue_bodies b on b.id = l.id
+            from leased l
+            cross join unnest(l.ids) as x(id)
+            join queue_bodies b on b.id = x.id
             "#,
             self.id(),
             max as i64,
@@ -240,6 +429,7 @@ impl Queue {
 }
 
 struct Row {
+    row_id: i64,
     id: i64,
     body: String,
     receive_count: i32,
@@ -255,6 +445,7 @@ mod tests {
     fn receipt_round_trips_through_text() {
         let r = Receipt {
             id: 42,
+            row: 40,
             lease: Uuid::new_v4(),
         };
         assert_eq!(r.to_string().parse::<Receipt>().unwrap(), r);
@@ -267,8 +458,19 @@ mod tests {
             Err(Error::MalformedReceipt(_))
         ));
         assert!(matches!(
-            "12.not-a-uuid".parse::<Receipt>(),
+            "12.10.not-a-uuid".parse::<Receipt>(),
             Err(Error::MalformedReceipt(_))
         ));
+        let lease = Uuid::new_v4().simple();
+        for bad in [
+            format!("12.{lease}"),
+            format!("10.12.{lease}"),
+            format!("1.1.{lease}.1"),
+        ] {
+            assert!(matches!(
+                bad.parse::<Receipt>(),
+                Err(Error::MalformedReceipt(_))
+            ));
+        }
     }
 }

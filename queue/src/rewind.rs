@@ -9,7 +9,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::attributes::millis;
-use crate::{Error, Queue, Result};
+use crate::send::ROW_MESSAGES;
+use crate::{Error, Queue, QueueKind, Result};
 
 /// Where to rewind to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,30 +48,63 @@ impl Queue {
             });
         }
         let dlq = self.inner.dead_letter.map(|(id, _)| id);
-        let restored = sqlx::query!(
+        let per_row = match self.attributes().kind {
+            QueueKind::Concurrent => ROW_MESSAGES,
+            QueueKind::Ordered => 1,
+        };
+        // Serialised per queue: two rewinds at once would both restore the
+        // same messages.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query!(
+            "select pg_advisory_xact_lock(hashtext('queue_rewind'), $1)",
+            self.id()
+        )
+        .execute(&mut *tx)
+        .await?;
+        // Restored messages form rows like sent ones: runs of messages sent
+        // together (same enqueue time and group).
+        let restored = sqlx::query_scalar!(
             r#"
-            insert into queue_messages (queue_id, id, message_group, visible_at, enqueued_at)
-            select $1, b.id, b.message_group, now(), b.enqueued_at
-            from queue_bodies b
-            where b.queue_id = $1
-              and b.id >= coalesce($2::int8, 0)
-              and b.enqueued_at >= greatest(coalesce($3::timestamptz, '-infinity'::timestamptz), $4)
-              and not exists (
-                  select 1 from queue_messages m
-                  where m.id = b.id and (m.queue_id = $1 or m.queue_id = $5::int4)
-              )
-            order by b.id
-            on conflict do nothing
+            with live as (
+                select x.id
+                from queue_messages m
+                cross join unnest(m.ids) as x(id)
+                where m.queue_id = $1 or (m.queue_id = $5::int4 and m.dead_letter_source = $1)
+            ), gone as (
+                select b.id, b.message_group, b.enqueued_at
+                from queue_bodies b
+                where b.queue_id = $1
+                  and b.id >= coalesce($2::int8, 0)
+                  and b.enqueued_at >= greatest(coalesce($3::timestamptz, '-infinity'::timestamptz), $4)
+                  and not exists (select 1 from live l where l.id = b.id)
+            ), restored as (
+                insert into queue_messages (id, queue_id, ids, message_group, visible_at, enqueued_at)
+                select min(id), $1, array_agg(id order by id), message_group, now(), enqueued_at
+                from (
+                    select g.*,
+                           (row_number() over (partition by enqueued_at, message_group order by id)
+                               - 1) / $6 as run
+                    from gone g
+                ) r
+                group by enqueued_at, message_group, run
+                returning cardinality(ids) as n
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live)
+                select $1, 0, pg_backend_pid(), sum(n) from restored having sum(n) > 0
+                on conflict (queue_id, bucket, slot) do update set live = c.live + excluded.live
+            )
+            select coalesce(sum(n), 0)::int8 as "restored!" from restored
             "#,
             self.id(),
             from_id,
             from_time,
             oldest_allowed,
             dlq,
+            per_row,
         )
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        .fetch_one(&mut *tx)
+        .await? as u64;
+        tx.commit().await?;
         if restored > 0 {
             self.notify();
         }

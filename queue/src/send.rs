@@ -7,6 +7,11 @@ use sqlx::PgConnection;
 use crate::attributes::{MAX_DELAY, check_batch};
 use crate::{Error, Queue, QueueKind, Result};
 
+/// Most messages in one live row (see the migration). Small enough that a
+/// row stays well under Postgres' 2 kB TOAST threshold, large enough that a
+/// batch of 100 is one row.
+pub(crate) const ROW_MESSAGES: i64 = 128;
+
 /// A message to send.
 #[derive(Clone, Debug, Default)]
 pub struct NewMessage {
@@ -97,9 +102,12 @@ impl Queue {
         groups: &[&str],
         delays: &[f64],
     ) -> sqlx::Result<Vec<i64>> {
-        // One statement writes the body once (kept for rewind) and the narrow
-        // live row; ids are drawn in message order from the global sequence.
-        let mut ids = sqlx::query_scalar!(
+        // One statement writes each body once (kept for rewind), the live
+        // rows (runs of up to ROW_MESSAGES messages sharing a delay, or one
+        // row per message on ordered queues) and the counters. Ids are drawn
+        // in message order from the global sequence.
+        let per_row = if ordered { 1 } else { ROW_MESSAGES };
+        sqlx::query_scalar!(
             r#"
             with src as materialized (
                 select nextval('queue_message_ids') as id, m.body,
@@ -110,20 +118,44 @@ impl Queue {
             ), bodies as (
                 insert into queue_bodies (id, queue_id, body, message_group)
                 select id, $1, body, grp from src
+            ), runs as (
+                insert into queue_messages (id, queue_id, ids, message_group, visible_at,
+                                            enqueued_at)
+                select min(id), $1, array_agg(id order by id), grp,
+                       now() + make_interval(secs => delay), now()
+                from (
+                    select src.*,
+                           (row_number() over (partition by grp, delay order by id) - 1) / $6
+                               as run
+                    from src
+                ) s
+                group by grp, delay, run
+            ), counted as (
+                insert into queue_counters as c (queue_id, bucket, slot, live, delayed)
+                select $1, d.bucket, pg_backend_pid(), sum(d.live), sum(d.delayed)
+                from src
+                cross join lateral (values
+                    (0::int8, 1, 0),
+                    (case when src.delay > 0
+                          then queue_bucket(now() + make_interval(secs => src.delay)) end, 0, 1)
+                ) as d(bucket, live, delayed)
+                where d.bucket is not null
+                group by d.bucket
+                order by d.bucket
+                on conflict (queue_id, bucket, slot) do update set
+                    live = c.live + excluded.live,
+                    delayed = c.delayed + excluded.delayed
             )
-            insert into queue_messages (queue_id, id, message_group, visible_at, enqueued_at)
-            select $1, id, grp, now() + make_interval(secs => delay), now() from src
-            returning id
+            select id as "id!" from src order by id
             "#,
             self.id(),
             bodies as &[&str],
             groups as &[&str],
             delays,
             ordered,
+            per_row,
         )
         .fetch_all(&mut *conn)
-        .await?;
-        ids.sort_unstable();
-        Ok(ids)
+        .await
     }
 }

@@ -27,26 +27,35 @@ fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Erro
 }
 
 impl Queue {
+    /// The queue's figures, from counters kept as messages change (see
+    /// `queue_counters` in the migration): the cost does not grow with the
+    /// backlog. `in_flight` and `delayed` may still include messages that
+    /// became visible less than a second ago.
     pub async fn stats(&self) -> Result<Stats> {
-        let dlq = self.inner.dead_letter.map(|(id, _)| id);
         let row = sqlx::query!(
             r#"
-            select
-                count(*) filter (where visible_at <= now()) as "visible!",
-                count(*) filter (where visible_at > now() and lease is not null) as "in_flight!",
-                count(*) filter (where visible_at > now() and lease is null) as "delayed!",
-                coalesce(extract(epoch from now() - min(enqueued_at)), 0)::float8 as "oldest_age!",
-                (select count(*) from queue_messages
-                 where queue_id = $2 and dead_letter_source = $1) as "dead_lettered!"
-            from queue_messages where queue_id = $1
+            with c as (
+                select coalesce(sum(live) filter (where bucket = 0), 0) as live,
+                       coalesce(sum(leased) filter (where bucket >= s.now), 0) as leased,
+                       coalesce(sum(delayed) filter (where bucket >= s.now), 0) as delayed,
+                       coalesce(sum(dead_lettered) filter (where bucket = 0), 0) as dead_lettered
+                from (select queue_bucket(now()) as now) s
+                left join queue_counters on queue_id = $1
+            )
+            select c.live::int8 as "live!", c.leased::int8 as "in_flight!",
+                   c.delayed::int8 as "delayed!", c.dead_lettered::int8 as "dead_lettered!",
+                   coalesce(extract(epoch from now() - (
+                       select enqueued_at from queue_messages
+                       where queue_id = $1 order by id + 0 limit 1
+                   )), 0)::float8 as "oldest_age!"
+            from c
             "#,
             self.id(),
-            dlq,
         )
         .fetch_one(&self.pool)
         .await?;
         Ok(Stats {
-            visible: row.visible,
+            visible: (row.live - row.in_flight - row.delayed).max(0),
             in_flight: row.in_flight,
             delayed: row.delayed,
             oldest_age: Duration::from_secs_f64(row.oldest_age.max(0.0)),

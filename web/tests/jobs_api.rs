@@ -72,7 +72,7 @@ async fn upload_enqueues_one_request_per_image_and_recipe(pool: PgPool) {
         .await;
     assert_eq!(res.status(), 201);
     let queued: i64 = sqlx::query_scalar(
-        "select count(*) from queue_messages m join queue_queues q on q.id = m.queue_id
+        "select coalesce(sum(cardinality(m.ids)), 0)::int8 from queue_messages m join queue_queues q on q.id = m.queue_id
          where q.name = 'darkroom.requests'",
     )
     .fetch_one(&pool)
