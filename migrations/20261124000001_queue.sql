@@ -30,8 +30,11 @@ create table queue_queues (
 );
 
 -- Message ids are global, so a message keeps its id when it moves to a dead
--- letter queue and back; within one queue they increase.
-create sequence queue_message_ids as bigint;
+-- letter queue and back; within one queue they increase. Each send takes one
+-- value and numbers its messages from it (a batch holds at most 1000), so
+-- the ids of a batch are consecutive and never interleave with another
+-- batch's, and one sequence call serves a whole batch.
+create sequence queue_message_ids as bigint increment by 1000 minvalue 1000 start with 1000;
 
 create table queue_bodies (
     id             bigint not null primary key,
@@ -41,15 +44,22 @@ create table queue_bodies (
     enqueued_at    timestamptz not null default now()
 ) partition by range (id);
 
+-- Live rows have ids of their own, which never change: a receipt names the
+-- row its message was received in, and every lookup is by id.
+create sequence queue_row_ids as bigint;
+
 create table queue_messages (
-    -- The lowest message id of the row, always: rows never share a message,
-    -- so this is unique, and ordering rows by it orders their messages.
-    id                  bigint not null primary key,
+    id                  bigint not null primary key default nextval('queue_row_ids'),
     -- No foreign key: its per-row check would take a KEY SHARE lock on the
     -- queue's row for every send. Queues::delete removes messages.
     queue_id            integer not null,
+    -- The row's place in its queue: its lowest message id when it was made.
+    pos                 bigint not null,
     -- The messages of this row, ascending; never empty.
     ids                 bigint[] not null check (cardinality(ids) > 0),
+    -- For a message a visibility change moved out of its row: that row,
+    -- which its receipt still names.
+    origin              bigint,
     -- Set on ordered queues only ('' when the sender named no group).
     message_group       text,
     visible_at          timestamptz not null,
@@ -62,15 +72,15 @@ create table queue_messages (
     dead_letter_source  integer
 ) with (fillfactor = 70);
 
--- Receives walk a queue's rows in id order. The key is `id + 0`, not `id`, so
--- that this index can never serve a lookup by id: lookups by id must use the
--- primary key. Statistics taken while a queue was empty would otherwise make
--- the planner walk the whole queue for each lookup (it did, in the benchmark).
-create index queue_messages_queue on queue_messages (queue_id, (id + 0));
+-- Receives walk a queue's rows in order.
+create index queue_messages_queue on queue_messages (queue_id, pos);
 
 -- Finds the head of each group of an ordered queue.
-create index queue_messages_groups on queue_messages (queue_id, message_group, id)
+create index queue_messages_groups on queue_messages (queue_id, message_group, pos)
     where message_group is not null;
+
+-- Finds messages moved out of the row their receipt names (rare).
+create index queue_messages_origin on queue_messages (origin) where origin is not null;
 
 -- Counts behind Queue::stats, kept up to date by every statement that
 -- changes them (in a CTE of its own, next to the change), so that stats cost
@@ -99,10 +109,11 @@ create function queue_bucket(t timestamptz) returns bigint
 language sql stable parallel safe
 return floor(extract(epoch from t))::bigint;
 
--- Partitions of queue_bodies cover fixed ranges of ids. This keeps the
+-- Partitions of queue_bodies cover fixed ranges of ids: 10^10, the ids of
+-- ten million sends, however many messages each held. This keeps the
 -- partitions for the ids about to be used in place; senders call it when an
 -- insert finds no partition, maintenance calls it ahead of time.
-create function queue_ensure_partitions(width bigint default 10000000, ahead integer default 2)
+create function queue_ensure_partitions(width bigint default 10000000000, ahead integer default 2)
 returns integer
 language plpgsql as $$
 declare
@@ -144,7 +155,7 @@ begin
     select min(m.id) into min_live
     from queue_queues q
     cross join lateral (
-        select id from queue_messages where queue_id = q.id order by id + 0 limit 1
+        select pos as id from queue_messages where queue_id = q.id order by pos limit 1
     ) m;
     for part in
         select c.relname,

@@ -54,53 +54,42 @@ impl Queue {
         let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
         let rows: Vec<i64> = receipts.iter().map(|r| r.row).collect();
         let leases: Vec<Uuid> = receipts.iter().map(|r| r.lease).collect();
-        // A receipt's message is in a row whose id lies between the receipt's
-        // row and the message id (rows only ever lose their lowest messages,
-        // or hand messages to a new row with a higher id), so each group of
-        // receipts costs one short range scan of the primary key. A row
-        // losing every message is deleted; any other keeps the rest under
-        // its lowest remaining id; the commit does not wait for the disk (a
-        // delete lost in a Postgres crash delivers the message again, as SQS
-        // may; see docs/queue.md). The two writes find their rows by that
-        // same range, not by id: a concurrent delete may have renamed the row
-        // since this statement's snapshot, and only conditions that still
-        // hold for the renamed row let Postgres follow it.
+        // A receipt names the row its message was received in; the message
+        // is still there, or, after a visibility change, in a row whose
+        // `origin` is that one. So rows are found by id, through the primary
+        // key and the origin index, whatever the planner believes about the
+        // table. A row losing every message is deleted; any other keeps the
+        // rest. The commit does not wait for the disk: a delete lost in a
+        // Postgres crash delivers the message again, as SQS may (see
+        // docs/queue.md).
         let done = sqlx::query!(
             r#"
-            with receipts as (
-                select * from unnest($2::int8[], $3::int8[], $4::uuid[]) as r(id, row_id, lease)
-            ), wanted as (
-                select row_id, lease, array_agg(distinct id) as ids, max(id) as hi
-                from receipts
-                group by row_id, lease
-            ), found as (
-                select w.row_id, w.lease, m.gone, (select max(x) from unnest(m.gone) x) as hi
-                from wanted w
-                cross join lateral (
-                    select array(select x from unnest(m.ids) x where x = any(w.ids)) as gone
-                    from queue_messages m
-                    where m.id between w.row_id and w.hi
-                      and m.queue_id + 0 = $1 and m.lease = w.lease and m.ids && w.ids
-                ) m
+            with found as (
+                select m.id, m.lease,
+                       array(select r.id from unnest($2::int8[], $4::uuid[]) as r(id, lease)
+                             where r.lease = m.lease and r.id = any(m.ids)) as gone
+                from queue_messages m
+                where (m.id = any($3::int8[]) or m.origin = any($3::int8[]))
+                  and m.queue_id + 0 = $1 and m.visible_at > now()
+            ), hit as (
+                select * from found where cardinality(gone) > 0
             ), emptied as (
                 delete from queue_messages m
-                using found f
-                where m.id between f.row_id and f.hi
-                  and m.queue_id + 0 = $1 and m.lease = f.lease and m.visible_at > now()
-                  and m.ids <@ f.gone
+                using hit h
+                where m.id = any(array(select id from hit)) and h.id = m.id
+                  and m.lease = h.lease and m.visible_at > now() and m.ids <@ h.gone
                 returning m.ids, m.lease, m.visible_at, m.dead_letter_source,
                           set_config('synchronous_commit', 'off', true)
             ), shrunk as (
                 update queue_messages m
-                set id = (select min(x) from unnest(m.ids) x where x <> all(f.gone)),
-                    ids = array(select x from unnest(m.ids) with ordinality as u(x, i)
-                                where x <> all(f.gone) order by i)
-                from found f
-                where m.id between f.row_id and f.hi
-                  and m.queue_id + 0 = $1 and m.lease = f.lease and m.visible_at > now()
-                  and m.ids && f.gone and not m.ids <@ f.gone
-                returning m.ids as kept, f.gone, m.lease, m.visible_at, m.dead_letter_source,
-                          (select count(*) from unnest(f.gone) x where x <> all(m.ids))::int4
+                set ids = array(select x from unnest(m.ids) with ordinality as u(x, i)
+                                where x <> all(h.gone) order by i)
+                from hit h
+                where m.id = any(array(select id from hit)) and h.id = m.id
+                  and m.lease = h.lease and m.visible_at > now()
+                  and m.ids && h.gone and not m.ids <@ h.gone
+                returning m.ids as kept, h.gone, m.lease, m.visible_at, m.dead_letter_source,
+                          (select count(*) from unnest(h.gone) x where x <> all(m.ids))::int4
                               as removed,
                           set_config('synchronous_commit', 'off', true)
             ), counted as (

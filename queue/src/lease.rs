@@ -30,29 +30,29 @@ impl Queue {
     async fn change_visibility_once(&self, receipt: &Receipt, lock: Duration) -> Result<bool> {
         // The lease belongs to the receipt's message alone, so when its row
         // holds others too, the message moves to a row of its own (the old
-        // row keeps the others and their visibility). Rows are found by the
-        // receipt's range, as in delete_batch, and the commit does not wait
-        // for the disk, as in receive.
+        // row keeps the others and their visibility), recording where it came
+        // from: receipts name that row. Rows are found by id, as in
+        // delete_batch, and the commit does not wait for the disk, as in
+        // receive.
         let changed = sqlx::query_scalar!(
             r#"
             with moved as (
                 update queue_messages m
-                set id = (select min(x) from unnest(m.ids) x where x <> $3),
-                    ids = array(select x from unnest(m.ids) with ordinality as u(x, i)
+                set ids = array(select x from unnest(m.ids) with ordinality as u(x, i)
                                 where x <> $3 order by i)
-                where m.id between $2 and $3
+                where (m.id = $2 or m.origin = $2)
                   and m.queue_id + 0 = $1 and m.lease = $4 and m.visible_at > now()
                   and $3 = any(m.ids) and cardinality(m.ids) > 1
                 returning m.queue_id, m.message_group, m.lease, m.receive_count, m.enqueued_at,
                           m.first_received_at, m.dead_letter_source, m.visible_at as was,
                           set_config('synchronous_commit', 'off', true)
             ), alone as (
-                insert into queue_messages (id, queue_id, ids, message_group, visible_at, lease,
-                                            receive_count, enqueued_at, first_received_at,
+                insert into queue_messages (queue_id, pos, ids, origin, message_group, visible_at,
+                                            lease, receive_count, enqueued_at, first_received_at,
                                             dead_letter_source)
-                select $3, queue_id, array[$3::int8], message_group,
-                       now() + make_interval(secs => $5), lease, receive_count, enqueued_at,
-                       first_received_at, dead_letter_source
+                select queue_id, $3, array[$3::int8], $2, message_group,
+                       now() + make_interval(secs => $5), lease, receive_count,
+                       enqueued_at, first_received_at, dead_letter_source
                 from moved
                 returning id
             ), single as (
@@ -60,7 +60,7 @@ impl Queue {
                 update queue_messages m
                 set visible_at = now() + make_interval(secs => $5)
                 from queue_messages o
-                where m.id between $2 and $3
+                where (m.id = $2 or m.origin = $2)
                   and m.queue_id + 0 = $1 and m.lease = $4 and m.visible_at > now()
                   and m.ids = array[$3::int8]
                   and o.id = m.id

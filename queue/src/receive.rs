@@ -18,8 +18,8 @@ use crate::{Error, Queue, QueueKind, Result};
 
 /// Proof of one lease on one message: needed to delete it or extend the lease.
 ///
-/// Written as `<message id>.<row>.<lease token>`, where `row` is where the
-/// message's live state was when it was received (see the migration). Every
+/// Written as `<message id>.<row>.<lease token>`, where `row` is the live row
+/// the message was received in (see the migration). Every
 /// receive issues a new token, so a receipt from an earlier delivery of the
 /// same message no longer matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,10 +58,6 @@ impl FromStr for Receipt {
             row: row.parse().map_err(|_| malformed())?,
             lease: Uuid::try_parse(lease).map_err(|_| malformed())?,
         };
-        // A row's id is the lowest message id it holds.
-        if receipt.row > receipt.id {
-            return Err(malformed());
-        }
         Ok(receipt)
     }
 }
@@ -82,10 +78,11 @@ impl Default for RowSize {
 }
 
 impl RowSize {
-    /// Rows to lock for `max` messages.
+    /// Rows to lock for `max` messages: one more than the average says, as
+    /// the first row may be the short tail of a run split by a receive.
     fn rows_for(&self, max: usize) -> i64 {
         let size = self.0.load(Ordering::Relaxed).max(1) as usize;
-        max.div_ceil(size) as i64
+        (max.div_ceil(size) + 1).min(max) as i64
     }
 
     /// Folds in what a receive found: `messages` in `rows` rows.
@@ -227,29 +224,24 @@ impl Queue {
         // without waiting for the disk (`synchronous_commit` off for this
         // transaction): a Postgres crash can lose the lease, which only
         // delivers the message again. Sends do wait. See docs/queue.md.
-        //
-        // A row's id changes only when a delete removes its lowest message,
-        // and deletes touch leased rows alone; a receive meets a renamed row
-        // only when it raced a delete of a lease expiring that instant. It
-        // then finds no row under the new id and leaves it for the next
-        // receive.
+
         Ok(sqlx::query_as!(
             Row,
             r#"
             with picked as (
-                select id, ids, message_group, receive_count, enqueued_at, first_received_at,
-                       dead_letter_source,
+                select id, pos, ids, message_group, receive_count, enqueued_at,
+                       first_received_at, dead_letter_source,
                        $5::int4 is not null and receive_count >= $6 as dead
                 from queue_messages
                 where queue_id = $1 and visible_at <= now()
-                order by id + 0
+                order by pos
                 limit $7
                 for update skip locked
             ), planned as (
                 select p.*,
                        least(cardinality(p.ids), $2 - coalesce(sum(cardinality(p.ids))
                            filter (where not p.dead)
-                           over (order by p.id rows between unbounded preceding and 1 preceding), 0))
+                           over (order by p.pos rows between unbounded preceding and 1 preceding), 0))
                            as take
                 from picked p
             ), dead as (
@@ -274,12 +266,10 @@ impl Queue {
                 returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
                           set_config('synchronous_commit', 'off', true)
             ), tails as (
-                -- Only for rows actually leased: a row renamed by a racing
-                -- delete since this statement's snapshot is left alone.
-                insert into queue_messages (id, queue_id, ids, message_group, visible_at,
+                insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
                                             receive_count, enqueued_at, first_received_at,
                                             dead_letter_source)
-                select t.ids[t.take + 1], $1, t.ids[t.take + 1:], t.message_group, now(),
+                select $1, t.ids[t.take + 1], t.ids[t.take + 1:], t.message_group, now(),
                        t.receive_count, t.enqueued_at, t.first_received_at, t.dead_letter_source
                 from leased l
                 join taken t on t.id = l.id
@@ -333,8 +323,8 @@ impl Queue {
         dlq: Option<i32>,
         max_receives: Option<i32>,
     ) -> Result<Vec<Row>> {
-        // Rows of ordered queues hold one message each. Only the head (lowest
-        // id) of each group may be delivered, and only when it is visible: a
+        // Rows of ordered queues hold one message each. Only the head (first
+        // sent) of each group may be delivered, and only when it is visible: a
         // leased or delayed head holds its group back. `groups` skips from
         // one group to the next through the index, so finding the heads costs
         // one index probe per group, not a walk over the backlog.
@@ -357,7 +347,7 @@ impl Queue {
                 cross join lateral (
                     select id, visible_at from queue_messages
                     where queue_id = $1 and message_group = g.name
-                    order by id limit 1
+                    order by pos limit 1
                 ) h
                 where g.name is not null
             ), picked as (
@@ -366,7 +356,7 @@ impl Queue {
                 from queue_messages m
                 where m.id = any(array(select id from heads where visible_at <= now()))
                   and m.visible_at <= now()
-                order by m.id
+                order by m.pos
                 limit $2
                 for update of m skip locked
             ), dead as (
@@ -464,7 +454,7 @@ mod tests {
         let lease = Uuid::new_v4().simple();
         for bad in [
             format!("12.{lease}"),
-            format!("10.12.{lease}"),
+            format!("x.12.{lease}"),
             format!("1.1.{lease}.1"),
         ] {
             assert!(matches!(

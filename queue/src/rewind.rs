@@ -78,8 +78,9 @@ impl Queue {
                   and b.enqueued_at >= greatest(coalesce($3::timestamptz, '-infinity'::timestamptz), $4)
                   and not exists (select 1 from live l where l.id = b.id)
             ), restored as (
-                insert into queue_messages (id, queue_id, ids, message_group, visible_at, enqueued_at)
-                select min(id), $1, array_agg(id order by id), message_group, now(), enqueued_at
+                insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
+                                            enqueued_at)
+                select $1, min(id), array_agg(id order by id), message_group, now(), enqueued_at
                 from (
                     select g.*,
                            (row_number() over (partition by enqueued_at, message_group order by id)

@@ -80,7 +80,8 @@ impl Queue {
             delays.push(delay.as_secs_f64());
         }
         // A batch crossing into an id range with no body partition yet fails
-        // as a whole; make the partition and send again (rare: every 10M ids).
+        // as a whole; make the partition and send again (rare: every 10M
+        // sends).
         for attempt in 0.. {
             match self.insert(conn, ordered, &bodies, &groups, &delays).await {
                 Err(sqlx::Error::Database(e))
@@ -105,23 +106,25 @@ impl Queue {
         // One statement writes each body once (kept for rewind), the live
         // rows (runs of up to ROW_MESSAGES messages sharing a delay, or one
         // row per message on ordered queues) and the counters. Ids are drawn
-        // in message order from the global sequence.
+        // in message order from one value of the global sequence.
         let per_row = if ordered { 1 } else { ROW_MESSAGES };
         sqlx::query_scalar!(
             r#"
-            with src as materialized (
-                select nextval('queue_message_ids') as id, m.body,
+            with base as materialized (
+                select nextval('queue_message_ids') as id
+            ), src as materialized (
+                select base.id + m.ord - 1 as id, m.body,
                        case when $5 then m.grp end as grp, m.delay
-                from unnest($2::text[], $3::text[], $4::float8[]) with ordinality
-                     as m(body, grp, delay, ord)
-                order by m.ord
+                from base,
+                     unnest($2::text[], $3::text[], $4::float8[]) with ordinality
+                         as m(body, grp, delay, ord)
             ), bodies as (
                 insert into queue_bodies (id, queue_id, body, message_group)
                 select id, $1, body, grp from src
             ), runs as (
-                insert into queue_messages (id, queue_id, ids, message_group, visible_at,
+                insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
                                             enqueued_at)
-                select min(id), $1, array_agg(id order by id), grp,
+                select $1, min(id), array_agg(id order by id), grp,
                        now() + make_interval(secs => delay), now()
                 from (
                     select src.*,

@@ -46,7 +46,7 @@ impl Queue {
                    c.delayed::int8 as "delayed!", c.dead_lettered::int8 as "dead_lettered!",
                    coalesce(extract(epoch from now() - (
                        select enqueued_at from queue_messages
-                       where queue_id = $1 order by id + 0 limit 1
+                       where queue_id = $1 order by pos limit 1
                    )), 0)::float8 as "oldest_age!"
             from c
             "#,

@@ -235,7 +235,7 @@ async fn stats_read_counters_not_messages(pool: PgPool) {
     q.send_batch(&batch(10)).await.unwrap();
     // Rows written behind the queue's back are not counted: stats do not
     // walk the messages, which is what keeps them cheap on a big backlog.
-    sqlx::query("insert into queue_messages (id, queue_id, ids, visible_at, enqueued_at) select 1000000, id, '{1000000}', now(), now() from queue_queues")
+    sqlx::query("insert into queue_messages (queue_id, pos, ids, visible_at, enqueued_at) select id, 1000000, '{1000000}', now(), now() from queue_queues")
         .execute(&pool)
         .await
         .unwrap();
