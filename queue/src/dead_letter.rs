@@ -18,14 +18,14 @@ impl Queue {
         let moved = sqlx::query_scalar!(
             r#"
             with moved as (
-                -- `o` is the row as it was: one in flight in the dead letter
-                -- queue leaves its counter bucket there.
                 update queue_messages m
                 set queue_id = $2, visible_at = now(), lease = null, receive_count = 0,
                     dead_letter_source = null
-                from queue_messages o
-                where m.queue_id = $1 and m.dead_letter_source = $2 and o.id = m.id
-                returning cardinality(m.ids) as n, o.visible_at as was
+                where m.queue_id = $1 and m.dead_letter_source = $2
+                -- The row as this statement's snapshot saw it: one in flight
+                -- in the dead letter queue leaves its counter bucket there.
+                returning cardinality(m.ids) as n,
+                          (select o.visible_at from queue_messages o where o.id = m.id) as was
             ), counted as (
                 insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
                                                  dead_lettered)

@@ -56,15 +56,15 @@ impl Queue {
                 from moved
                 returning id
             ), single as (
-                -- `o` is the row as it was, for its old counter bucket.
                 update queue_messages m
                 set visible_at = now() + make_interval(secs => $5)
-                from queue_messages o
                 where (m.id = $2 or m.origin = $2)
                   and m.queue_id + 0 = $1 and m.lease = $4 and m.visible_at > now()
                   and m.ids = array[$3::int8]
-                  and o.id = m.id
-                returning m.id, o.visible_at as was,
+                -- The row as this statement's snapshot saw it, for its old
+                -- counter bucket.
+                returning m.id,
+                          (select o.visible_at from queue_messages o where o.id = m.id) as was,
                           set_config('synchronous_commit', 'off', true)
             ), counted as (
                 insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
