@@ -1,0 +1,73 @@
+//! Inputs kept from fuzzing the engine (`scripts/fuzz`, target
+//! `worker/fuzz/fuzz_targets/engine.rs`), run the way the fuzzer runs them.
+//!
+//! `fuzz-regressions/seed-*` are the small valid images the fuzzer starts
+//! from, one per format and flavour (progressive and CMYK JPEG, 16-bit and
+//! alpha PNG, ...): they must process with either op. Every other file there
+//! is an input the fuzzer found (a selector byte, then the image, as the
+//! target reads it): it must come back as a result or a clean error within
+//! the fuzzer's limits, never an abort.
+
+use std::path::Path;
+
+use worker::engine::{Limits, process};
+use worker::recipe::{Axis, Op};
+
+fn limits() -> Limits {
+    // The fuzz target's limits.
+    Limits {
+        max_pixels: 4_000_000,
+        max_bytes: 4 * 1024 * 1024,
+        max_dimension: 4096,
+    }
+}
+
+fn ops() -> [Op; 2] {
+    [
+        Op::Thumbnail {
+            width: 64,
+            height: 64,
+        },
+        Op::Flip {
+            axis: Axis::Horizontal,
+        },
+    ]
+}
+
+#[test]
+fn fuzz_regressions_process_or_fail_cleanly() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-regressions");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let seeds = files
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("seed-")
+        })
+        .count();
+    assert!(seeds >= 8, "the seed images are missing from {dir:?}");
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        if file
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("seed-")
+        {
+            for op in ops() {
+                let out = process(&data, std::slice::from_ref(&op), &limits(), None)
+                    .unwrap_or_else(|e| panic!("{file:?} with {op:?}: {e}"));
+                assert!(out.width > 0 && out.height > 0);
+            }
+        } else if let Some((&selector, image)) = data.split_first() {
+            let op = &ops()[usize::from(selector & 1)];
+            let _ = process(image, std::slice::from_ref(op), &limits(), None);
+        }
+    }
+}
