@@ -18,6 +18,11 @@ create table images (
 );
 create index images_job_id on images (job_id, created_at);
 
+-- Every change of an output takes the next number from here, so a progress
+-- stream can send what changed after the last number a client saw
+-- (Server-Sent Events' Last-Event-ID).
+create sequence output_events;
+
 create table outputs (
     image_id     uuid not null references images (id) on delete cascade,
     recipe       text not null,
@@ -31,6 +36,7 @@ create table outputs (
     storage_key  text,
     error        text,
     updated_at   timestamptz not null default now(),
+    event        bigint not null default nextval('output_events'),
     primary key (image_id, recipe)
 );
-create index outputs_job_id on outputs (job_id);
+create index outputs_job_event on outputs (job_id, event);

@@ -4,17 +4,21 @@
 //! Updates are idempotent and order-insensitive: states only move up the
 //! ladder queued < processing < failed < done, so a response processed twice,
 //! or a late `processing` after `done`, changes nothing. Several web instances
-//! can consume at once.
+//! can consume at once. Jobs whose outputs moved are announced to every
+//! instance's progress streams.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use queue::{Message, Queue};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use uuid::Uuid;
 use worker::protocol::{Outcome, Response};
 
-use sqlx::PgPool;
+use crate::events::JobEvents;
+use crate::metrics;
 
 /// Responses leased per round.
 const BATCH: usize = 100;
@@ -29,20 +33,32 @@ pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
             Ok(m) => m,
             Err(e) => {
                 warn!(error = %e, "receiving responses failed; retrying");
-                Vec::new()
+                tokio::select! {
+                    () = tokio::time::sleep(WAIT) => {}
+                    () = shutdown.cancelled() => {}
+                }
+                continue;
             }
         };
         if messages.is_empty() {
             continue;
         }
         let mut done = Vec::with_capacity(messages.len());
+        let mut changed = BTreeSet::new();
         for message in &messages {
             match apply(&pool, message).await {
-                Ok(()) => done.push(message.receipt),
+                Ok(job) => {
+                    done.push(message.receipt);
+                    changed.extend(job);
+                }
                 Err(e) => {
                     warn!(error = %e, id = message.id, "applying a response failed; it will be redelivered")
                 }
             }
+        }
+        let changed: Vec<Uuid> = changed.into_iter().collect();
+        if let Err(e) = JobEvents::announce(&pool, &changed).await {
+            debug!(error = %e, "announcing job changes failed; streams will notice by polling");
         }
         if !done.is_empty()
             && let Err(e) = responses.delete_batch(&done).await
@@ -52,26 +68,31 @@ pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
     }
 }
 
-async fn apply(pool: &PgPool, message: &Message) -> sqlx::Result<()> {
+/// Applies one message; returns the job when its output changed.
+async fn apply(pool: &PgPool, message: &Message) -> sqlx::Result<Option<Uuid>> {
     let response: Response = match serde_json::from_str(&message.body) {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, id = message.id, "unreadable response; dropping it");
-            return Ok(());
+            return Ok(None);
         }
     };
     debug!(job = %response.job_id, image = %response.image_id, recipe = %response.recipe, "response");
-    apply_response(pool, &response).await
+    Ok(apply_response(pool, &response)
+        .await?
+        .then_some(response.job_id))
 }
 
-/// Applies one response to its output row.
-pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<()> {
+/// Applies one response to its output row; returns whether it changed.
+pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
     let (job, image, recipe): (Uuid, Uuid, &str) = (r.job_id, r.image_id, &r.recipe);
-    match &r.outcome {
+    // Each change takes a new event number, for the progress streams.
+    let finished = match &r.outcome {
         Outcome::Processing => {
-            sqlx::query!(
+            let changed = sqlx::query!(
                 r#"
-                update outputs set state = 'processing', updated_at = now()
+                update outputs
+                set state = 'processing', updated_at = now(), event = nextval('output_events')
                 where job_id = $1 and image_id = $2 and recipe = $3 and state = 'queued'
                 "#,
                 job,
@@ -79,7 +100,9 @@ pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<()> {
                 recipe
             )
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected();
+            return Ok(changed > 0);
         }
         Outcome::Done {
             width,
@@ -87,41 +110,51 @@ pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<()> {
             bytes,
             format,
             key,
-        } => {
-            sqlx::query!(
-                r#"
+        } => sqlx::query_scalar!(
+            r#"
                 update outputs
                 set state = 'done', width = $4, height = $5, bytes = $6, format = $7,
-                    storage_key = $8, error = null, updated_at = now()
+                    storage_key = $8, error = null, updated_at = now(),
+                    event = nextval('output_events')
                 where job_id = $1 and image_id = $2 and recipe = $3 and state <> 'done'
+                returning extract(epoch from now() - (
+                    select created_at from images where id = $2
+                ))::float8 as "seconds!"
                 "#,
-                job,
-                image,
-                recipe,
-                *width as i32,
-                *height as i32,
-                *bytes as i64,
-                format.as_str(),
-                key
-            )
-            .execute(pool)
-            .await?;
-        }
-        Outcome::Failed { error } => {
-            sqlx::query!(
-                r#"
-                update outputs set state = 'failed', error = $4, updated_at = now()
+            job,
+            image,
+            recipe,
+            *width as i32,
+            *height as i32,
+            *bytes as i64,
+            format.as_str(),
+            key
+        )
+        .fetch_optional(pool)
+        .await?
+        .map(|s| ("done", s)),
+        Outcome::Failed { error } => sqlx::query_scalar!(
+            r#"
+                update outputs
+                set state = 'failed', error = $4, updated_at = now(),
+                    event = nextval('output_events')
                 where job_id = $1 and image_id = $2 and recipe = $3
                   and state in ('queued', 'processing')
+                returning extract(epoch from now() - (
+                    select created_at from images where id = $2
+                ))::float8 as "seconds!"
                 "#,
-                job,
-                image,
-                recipe,
-                error
-            )
-            .execute(pool)
-            .await?;
-        }
+            job,
+            image,
+            recipe,
+            error
+        )
+        .fetch_optional(pool)
+        .await?
+        .map(|s| ("failed", s)),
+    };
+    if let Some((state, seconds)) = finished {
+        metrics::output_finished(state, seconds);
     }
-    Ok(())
+    Ok(finished.is_some())
 }

@@ -6,6 +6,8 @@
 //! - [`http`]: routes, one module per resource, and the one [`http::error::AppError`].
 //! - [`auth`]: job tokens.
 //! - [`consumer`]: applies worker responses to output rows.
+//! - [`events`]: which jobs changed, heard by every web process.
+//! - [`metrics`]: the Prometheus metrics of `/metrics`.
 //!
 //! [`serve`] runs the HTTP server (jobs API and the queue HTTP API), the
 //! response consumer and queue maintenance together until shutdown.
@@ -13,10 +15,13 @@
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod events;
 pub mod http;
+pub mod metrics;
 
 use std::sync::Arc;
 
+use events::JobEvents;
 use queue::{Queue, Queues};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -54,6 +59,7 @@ pub struct AppState {
     pub requests: Queue,
     pub responses: Queue,
     pub settings: Arc<Settings>,
+    pub job_events: JobEvents,
 }
 
 impl AppState {
@@ -68,6 +74,7 @@ impl AppState {
             requests,
             responses,
             settings: Arc::new(settings),
+            job_events: JobEvents::default(),
         })
     }
 }
@@ -79,6 +86,13 @@ pub async fn serve(
     state: AppState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    metrics::handle();
+    let listener_task = tokio::spawn(
+        state
+            .job_events
+            .clone()
+            .listen(state.pool.clone(), shutdown.clone()),
+    );
     let consumer = tokio::spawn(consumer::run(
         state.pool.clone(),
         state.responses.clone(),
@@ -97,5 +111,6 @@ pub async fn serve(
     shutdown.cancel();
     consumer.await?;
     maintenance.await?;
+    listener_task.await?;
     Ok(())
 }

@@ -1,14 +1,17 @@
-//! Liveness of the dependencies.
+//! Liveness of the dependencies, and metrics.
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
 }
 
 /// 200 when Postgres and S3 both answer, 503 naming the one that does not.
@@ -35,4 +38,19 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
             )
         }
     }
+}
+
+/// Prometheus text: the counters and histograms kept as things happen, and
+/// the queue depths read now.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    for q in [&state.requests, &state.responses] {
+        match q.stats().await {
+            Ok(stats) => crate::metrics::queue_depth(q.name(), &stats),
+            Err(e) => tracing::warn!(queue = q.name(), error = %e, "metrics: queue stats failed"),
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    )
 }

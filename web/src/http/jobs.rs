@@ -1,16 +1,14 @@
-//! Jobs: create, status, output downloads.
+//! Jobs: create and status.
 
 use std::collections::{BTreeMap, HashSet};
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio_util::io::ReaderStream;
 use uuid::Uuid;
 use worker::recipe::Recipe;
 
@@ -25,7 +23,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/jobs", post(create_job))
         .route("/api/jobs/{id}", get(get_job))
-        .route("/api/jobs/{id}/images/{image_id}/{recipe}", get(get_output))
 }
 
 #[derive(Deserialize)]
@@ -97,11 +94,38 @@ struct JobView {
     images: Vec<ImageView>,
 }
 
+/// How far a job's outputs are.
 #[derive(Serialize, Default)]
-struct Counts {
+pub(crate) struct Counts {
     total: usize,
     done: usize,
     failed: usize,
+    #[serde(skip)]
+    started: usize,
+}
+
+impl Counts {
+    pub(crate) fn add(&mut self, output_state: &str) {
+        self.total += 1;
+        match output_state {
+            "done" => self.done += 1,
+            "failed" => self.failed += 1,
+            "queued" => return,
+            _ => {}
+        }
+        self.started += 1;
+    }
+
+    /// `done` once every output is done or failed.
+    pub(crate) fn job_state(&self) -> &'static str {
+        if self.total > 0 && self.done + self.failed == self.total {
+            "done"
+        } else if self.started > 0 {
+            "running"
+        } else {
+            "pending"
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -111,16 +135,28 @@ struct ImageView {
     outputs: Vec<OutputView>,
 }
 
+/// One output as the API shows it.
 #[derive(Serialize)]
-struct OutputView {
-    recipe: String,
-    state: String,
-    width: Option<i32>,
-    height: Option<i32>,
-    bytes: Option<i64>,
-    format: Option<String>,
-    url: Option<String>,
-    error: Option<String>,
+pub(crate) struct OutputView {
+    pub recipe: String,
+    pub state: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub bytes: Option<i64>,
+    pub format: Option<String>,
+    /// Where to download it, once done.
+    pub url: Option<String>,
+    pub error: Option<String>,
+}
+
+impl OutputView {
+    /// Fills in `url` for a done output.
+    pub(crate) fn with_url(mut self, job: Uuid, image: Uuid) -> Self {
+        if self.state == "done" {
+            self.url = Some(format!("/api/jobs/{job}/images/{image}/{}", self.recipe));
+        }
+        self
+    }
 }
 
 async fn get_job(
@@ -149,7 +185,6 @@ async fn get_job(
     .fetch_all(&state.pool)
     .await?;
     let mut counts = Counts::default();
-    let mut started = false;
     let mut images: Vec<ImageView> = Vec::new();
     let mut index = BTreeMap::new();
     for r in rows {
@@ -164,129 +199,30 @@ async fn get_job(
         let (Some(recipe), Some(output_state)) = (r.recipe, r.state) else {
             continue;
         };
-        counts.total += 1;
-        match output_state.as_str() {
-            "done" => counts.done += 1,
-            "failed" => counts.failed += 1,
-            _ => {}
-        }
-        started |= output_state != "queued";
-        let url = (output_state == "done")
-            .then(|| format!("/api/jobs/{id}/images/{}/{recipe}", r.image_id));
-        images[slot].outputs.push(OutputView {
+        counts.add(&output_state);
+        let output = OutputView {
             recipe,
             state: output_state,
             width: r.width,
             height: r.height,
             bytes: r.bytes,
             format: r.format,
-            url,
+            url: None,
             error: r.error,
-        });
+        };
+        images[slot].outputs.push(output.with_url(id, r.image_id));
     }
-    let job_state = if counts.total > 0 && counts.done + counts.failed == counts.total {
-        "done"
-    } else if started {
-        "running"
-    } else {
-        "pending"
-    };
     Ok(Json(JobView {
         id,
-        state: job_state,
+        state: counts.job_state(),
         counts,
         images,
     }))
 }
 
-async fn get_output(
-    State(state): State<AppState>,
-    Path((id, image_id, recipe)): Path<(Uuid, Uuid, String)>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
-) -> AppResult<Response> {
-    authorize(
-        &state.pool,
-        id,
-        presented_token(&headers, q.token.as_deref()),
-    )
-    .await?;
-    let output = sqlx::query!(
-        r#"
-        select o.storage_key as "storage_key!", o.format as "format!", o.bytes as "bytes!", i.name
-        from outputs o join images i on i.id = o.image_id
-        where o.job_id = $1 and o.image_id = $2 and o.recipe = $3 and o.state = 'done'
-          and o.storage_key is not null and o.format is not null and o.bytes is not null
-        "#,
-        id,
-        image_id,
-        recipe
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(AppError::NotFound)?;
-    let format = match output.format.as_str() {
-        "jpeg" => worker::recipe::OutputFormat::Jpeg,
-        "webp" => worker::recipe::OutputFormat::Webp,
-        _ => worker::recipe::OutputFormat::Png,
-    };
-    let stream = state.storage.get_stream(&output.storage_key).await?;
-    let body = Body::from_stream(ReaderStream::new(stream.into_async_read()));
-    let filename = download_name(&output.name, &recipe, format.extension());
-    let mut response = body.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(output.bytes));
-    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{filename}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
-}
-
-/// `photo.png` + `thumb` → `photo-thumb.jpg`, keeping only safe characters.
-pub fn download_name(original: &str, recipe: &str, ext: &str) -> String {
-    let base = original.rsplit(['/', '\\']).next().unwrap_or(original);
-    let stem = match base.rsplit_once('.') {
-        Some((s, _)) if !s.is_empty() => s,
-        _ => base,
-    };
-    let clean: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect();
-    let clean = if clean.is_empty() {
-        "image".into()
-    } else {
-        clean
-    };
-    format!("{clean}-{recipe}.{ext}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn download_names_are_sanitised() {
-        assert_eq!(
-            download_name("../../etc/passwd", "thumb", "jpg"),
-            "passwd-thumb.jpg"
-        );
-        assert_eq!(
-            download_name("rocket.jpg", "thumb", "jpg"),
-            "rocket-thumb.jpg"
-        );
-    }
 
     #[test]
     fn duplicate_recipe_names_are_rejected() {

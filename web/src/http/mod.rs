@@ -1,6 +1,8 @@
 //! HTTP routes, one module per resource, each with its own `router()`.
 
+pub mod downloads;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod ui;
@@ -15,6 +17,8 @@ pub fn router(state: AppState) -> Router {
     let queue_api = queue::http::router(state.queues.clone(), state.settings.admin_token.clone());
     Router::new()
         .merge(jobs::router())
+        .merge(downloads::router())
+        .merge(events::router())
         .merge(uploads::router())
         .merge(health::router())
         .merge(ui::router())

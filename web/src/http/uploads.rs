@@ -16,10 +16,11 @@ use worker::protocol::{self, Request};
 use worker::recipe::Recipe;
 use worker::storage::StorageError;
 
-use crate::AppState;
 use crate::auth::{authorize, presented_token};
+use crate::events::JobEvents;
 use crate::http::error::{AppError, AppResult};
 use crate::http::jobs::TokenQuery;
+use crate::{AppState, metrics};
 
 /// Bytes read before judging a file: enough for the headers of common formats.
 const SNIFF_BYTES: usize = 64 * 1024;
@@ -99,9 +100,13 @@ async fn upload_images(
         match store_file(&state, job_id, &recipes, &name, field).await {
             Ok(a) => {
                 total_bytes += a.bytes;
+                metrics::upload_accepted(a.bytes);
                 accepted.push(a);
             }
-            Err(FileError::Rejected(error)) => rejected.push(Rejected { name, error }),
+            Err(FileError::Rejected(error)) => {
+                metrics::upload_rejected();
+                rejected.push(Rejected { name, error });
+            }
             Err(FileError::Internal(e)) => return Err(e),
         }
     }
@@ -111,6 +116,11 @@ async fn upload_images(
         ));
     }
     tracing::info!(job = %job_id, accepted = accepted.len(), rejected = rejected.len(), total_bytes, "upload");
+    if !accepted.is_empty()
+        && let Err(e) = JobEvents::announce(&state.pool, &[job_id]).await
+    {
+        tracing::debug!(error = %e, "announcing new images failed; streams will notice by polling");
+    }
     let status = if accepted.is_empty() {
         StatusCode::BAD_REQUEST
     } else {

@@ -1,0 +1,284 @@
+//! Downloads: one output, the original of an image, or every finished output
+//! of a job as a zip archive streamed straight from S3.
+
+use std::collections::HashSet;
+
+use async_zip::tokio::write::ZipFileWriter;
+use async_zip::{Compression, ZipEntryBuilder};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use tokio::io::DuplexStream;
+use tokio_util::compat::TokioAsyncReadCompatExt;
+use tokio_util::io::ReaderStream;
+use uuid::Uuid;
+use worker::recipe::OutputFormat;
+use worker::storage::Storage;
+
+use crate::AppState;
+use crate::auth::{authorize, presented_token};
+use crate::http::error::{AppError, AppResult};
+use crate::http::jobs::TokenQuery;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/jobs/{id}/archive", get(archive))
+        .route(
+            "/api/jobs/{id}/images/{image_id}/original",
+            get(get_original),
+        )
+        .route("/api/jobs/{id}/images/{image_id}/{recipe}", get(get_output))
+}
+
+fn output_format(name: &str) -> OutputFormat {
+    match name {
+        "jpeg" => OutputFormat::Jpeg,
+        "webp" => OutputFormat::Webp,
+        _ => OutputFormat::Png,
+    }
+}
+
+async fn get_output(
+    State(state): State<AppState>,
+    Path((id, image_id, recipe)): Path<(Uuid, Uuid, String)>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    authorize(
+        &state.pool,
+        id,
+        presented_token(&headers, q.token.as_deref()),
+    )
+    .await?;
+    let output = sqlx::query!(
+        r#"
+        select o.storage_key as "storage_key!", o.format as "format!", o.bytes as "bytes!", i.name
+        from outputs o join images i on i.id = o.image_id
+        where o.job_id = $1 and o.image_id = $2 and o.recipe = $3 and o.state = 'done'
+          and o.storage_key is not null and o.format is not null and o.bytes is not null
+        "#,
+        id,
+        image_id,
+        recipe
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let format = output_format(&output.format);
+    let stream = state.storage.get_stream(&output.storage_key).await?;
+    let body = Body::from_stream(ReaderStream::new(stream.into_async_read()));
+    let filename = download_name(&output.name, &recipe, format.extension());
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(output.bytes));
+    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{filename}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// The uploaded file itself (the "before" of the gallery).
+async fn get_original(
+    State(state): State<AppState>,
+    Path((id, image_id)): Path<(Uuid, Uuid)>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    authorize(
+        &state.pool,
+        id,
+        presented_token(&headers, q.token.as_deref()),
+    )
+    .await?;
+    let image = sqlx::query!(
+        "select storage_key, content_type, bytes from images where job_id = $1 and id = $2",
+        id,
+        image_id
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    let stream = state.storage.get_stream(&image.storage_key).await?;
+    let mut response =
+        Body::from_stream(ReaderStream::new(stream.into_async_read())).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&image.content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(image.bytes));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
+    Ok(response)
+}
+
+/// Every finished output of the job, as a zip streamed while it is written:
+/// entries are stored, not compressed (images are compressed already), and
+/// only one output is in flight at a time, whatever the job's size.
+async fn archive(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    authorize(
+        &state.pool,
+        id,
+        presented_token(&headers, q.token.as_deref()),
+    )
+    .await?;
+    let outputs = sqlx::query!(
+        r#"
+        select i.name, o.recipe, o.format as "format!", o.storage_key as "storage_key!"
+        from outputs o join images i on i.id = o.image_id
+        where o.job_id = $1 and o.state = 'done'
+          and o.format is not null and o.storage_key is not null
+        order by i.created_at, i.id, o.recipe
+        "#,
+        id
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    if outputs.is_empty() {
+        return Err(AppError::Conflict(
+            "no output of this job is finished yet; try again when some are done".into(),
+        ));
+    }
+    let mut names = HashSet::new();
+    let entries: Vec<(String, String)> = outputs
+        .into_iter()
+        .map(|o| {
+            let name = download_name(&o.name, &o.recipe, output_format(&o.format).extension());
+            (unique_name(name, &mut names), o.storage_key)
+        })
+        .collect();
+    let (writer, reader) = tokio::io::duplex(256 * 1024);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let storage = state.storage.clone();
+    tokio::spawn(async move {
+        let result = write_zip(&storage, &entries, writer).await;
+        if let Err(e) = &result {
+            tracing::warn!(job = %id, error = format!("{e:#}"), "zip archive failed midway");
+        }
+        let _ = done_tx.send(result.is_ok());
+    });
+    // The zip ends when its writer is dropped; a failed one must not look
+    // complete, so the body then ends in an error and the client sees a
+    // broken download instead of a short archive.
+    let tail = futures::stream::once(async move {
+        match done_rx.await {
+            Ok(true) => None,
+            _ => Some(Err(std::io::Error::other("archive failed midway"))),
+        }
+    })
+    .filter_map(std::future::ready);
+    let body = Body::from_stream(ReaderStream::new(reader).chain(tail));
+    let mut response = body.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"darkroom-{}.zip\"",
+        &id.simple().to_string()[..8]
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+async fn write_zip(
+    storage: &Storage,
+    entries: &[(String, String)],
+    writer: DuplexStream,
+) -> anyhow::Result<()> {
+    let mut zip = ZipFileWriter::with_tokio(writer);
+    for (name, key) in entries {
+        let object = storage.get_stream(key).await?;
+        let mut entry = zip
+            .write_entry_stream(ZipEntryBuilder::new(
+                name.clone().into(),
+                Compression::Stored,
+            ))
+            .await?;
+        futures::io::copy(&mut object.into_async_read().compat(), &mut entry).await?;
+        entry.close().await?;
+    }
+    zip.close().await?;
+    Ok(())
+}
+
+/// `name`, or `name` with `-2`, `-3`... before its extension when taken.
+fn unique_name(name: String, taken: &mut HashSet<String>) -> String {
+    if taken.insert(name.clone()) {
+        return name;
+    }
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((&name, ""));
+    (2..)
+        .map(|n| format!("{stem}-{n}.{ext}"))
+        .find(|candidate| taken.insert(candidate.clone()))
+        .expect("some suffix is free")
+}
+
+/// `photo.png` + `thumb` → `photo-thumb.jpg`, keeping only safe characters.
+pub fn download_name(original: &str, recipe: &str, ext: &str) -> String {
+    let base = original.rsplit(['/', '\\']).next().unwrap_or(original);
+    let stem = match base.rsplit_once('.') {
+        Some((s, _)) if !s.is_empty() => s,
+        _ => base,
+    };
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let clean = if clean.is_empty() {
+        "image".into()
+    } else {
+        clean
+    };
+    format!("{clean}-{recipe}.{ext}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_names_are_sanitised() {
+        assert_eq!(
+            download_name("../../etc/passwd", "thumb", "jpg"),
+            "passwd-thumb.jpg"
+        );
+        assert_eq!(
+            download_name("rocket.jpg", "thumb", "jpg"),
+            "rocket-thumb.jpg"
+        );
+    }
+
+    #[test]
+    fn archive_names_never_collide() {
+        let mut taken = HashSet::new();
+        let names: Vec<_> = ["a-t.jpg", "a-t.jpg", "a-t.jpg", "a-t-2.jpg"]
+            .into_iter()
+            .map(|n| unique_name(n.to_owned(), &mut taken))
+            .collect();
+        assert_eq!(names, ["a-t.jpg", "a-t-2.jpg", "a-t-3.jpg", "a-t-2-2.jpg"]);
+    }
+}

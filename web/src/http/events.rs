@@ -1,0 +1,160 @@
+//! `GET /api/jobs/{id}/events`: live progress as Server-Sent Events.
+//!
+//! An `output` event for each output whose state changed, carrying its
+//! current state, followed by a `job` event with the job's state and counts.
+//! Event ids number the changes: a reconnecting browser sends the last id it
+//! saw (`Last-Event-ID`) and gets the current state of every output changed
+//! since, so nothing is missed (intermediate states of an output changed
+//! twice meanwhile are folded into its latest). A new stream first sends
+//! every output's current state. The stream wakes
+//! when the response consumer of any web instance announces the job (see
+//! `crate::events`), and looks on its own every few seconds as well.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use futures::Stream;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{authorize, presented_token};
+use crate::http::error::AppResult;
+use crate::http::jobs::{Counts, OutputView, TokenQuery};
+
+/// How often a stream looks for changes it was not told about.
+const FALLBACK_POLL: Duration = Duration::from_secs(3);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/jobs/{id}/events", get(events))
+}
+
+#[derive(Serialize)]
+struct OutputEvent {
+    image: Uuid,
+    name: String,
+    #[serde(flatten)]
+    output: OutputView,
+}
+
+async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(q): Query<TokenQuery>,
+    headers: HeaderMap,
+) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    authorize(
+        &state.pool,
+        id,
+        presented_token(&headers, q.token.as_deref()),
+    )
+    .await?;
+    let mut after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut announced = state.job_events.subscribe();
+    let pool = state.pool.clone();
+    let stream = async_stream::stream! {
+        loop {
+            match changes(&pool, id, after).await {
+                Ok((events, counts)) if !events.is_empty() => {
+                    for (event, data) in events {
+                        after = event;
+                        yield Ok(Event::default()
+                            .id(event.to_string())
+                            .event("output")
+                            .json_data(data)
+                            .expect("output events serialise"));
+                    }
+                    let job = json!({ "state": counts.job_state(), "counts": counts });
+                    yield Ok(Event::default()
+                        .event("job")
+                        .json_data(job)
+                        .expect("job events serialise"));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(job = %id, error = %e, "reading job events failed; retrying"),
+            }
+            // Wait for this job to be announced, or for the fallback poll.
+            let _ = tokio::time::timeout(FALLBACK_POLL, async {
+                loop {
+                    match announced.recv().await {
+                        Ok(job) if job == id => return,
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(_)) => return,
+                        Err(RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            })
+            .await;
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Outputs of the job changed after event `after`, oldest change first, and
+/// the job's counts.
+async fn changes(
+    pool: &PgPool,
+    job: Uuid,
+    after: i64,
+) -> sqlx::Result<(Vec<(i64, OutputEvent)>, Counts)> {
+    let rows = sqlx::query!(
+        r#"
+        select o.event, o.image_id, i.name, o.recipe, o.state, o.width, o.height, o.bytes,
+               o.format, o.error
+        from outputs o join images i on i.id = o.image_id
+        where o.job_id = $1 and o.event > $2
+        order by o.event
+        limit 1000
+        "#,
+        job,
+        after
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut counts = Counts::default();
+    if !rows.is_empty() {
+        for state in sqlx::query_scalar!("select state from outputs where job_id = $1", job)
+            .fetch_all(pool)
+            .await?
+        {
+            counts.add(&state);
+        }
+    }
+    let events = rows
+        .into_iter()
+        .map(|r| {
+            let output = OutputView {
+                recipe: r.recipe,
+                state: r.state,
+                width: r.width,
+                height: r.height,
+                bytes: r.bytes,
+                format: r.format,
+                url: None,
+                error: r.error,
+            }
+            .with_url(job, r.image_id);
+            (
+                r.event,
+                OutputEvent {
+                    image: r.image_id,
+                    name: r.name,
+                    output,
+                },
+            )
+        })
+        .collect();
+    Ok((events, counts))
+}
