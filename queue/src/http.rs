@@ -17,12 +17,41 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::admin::Put;
 use crate::rewind::RewindTo;
 use crate::{Error, NewMessage, Queue, QueueAttributes, QueueKind, Queues, Receipt};
+
+/// The OpenAPI description of this API (merged into `darkroom-web`'s).
+#[derive(OpenApi)]
+#[openapi(
+    paths(list, show, put, remove, send, receive, delete, visibility, rewind, redrive, purge),
+    modifiers(&AdminToken),
+    tags((name = "queues", description = "The message queue (Tencent CMQ / SQS semantics); durations in seconds"))
+)]
+pub struct ApiDoc;
+
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "admin_token",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("DARKROOM_ADMIN_TOKEN"))
+                        .build(),
+                ),
+            );
+    }
+}
 
 #[derive(Clone)]
 struct Api {
@@ -57,7 +86,7 @@ pub struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -131,7 +160,7 @@ fn seconds(s: f64, field: &'static str) -> ApiResult<Duration> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AttributesBody {
     kind: Option<QueueKind>,
@@ -158,7 +187,7 @@ mod double_option {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AttributesView {
     name: String,
     kind: QueueKind,
@@ -172,6 +201,61 @@ struct AttributesView {
     polling_wait: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     stats: Option<crate::Stats>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QueueList {
+    queues: Vec<AttributesView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Sent {
+    /// Increasing within the queue, in the order of the messages sent.
+    ids: Vec<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Received {
+    messages: Vec<MessageView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Deleted {
+    deleted: Vec<String>,
+    /// Receipts whose lock expired or whose message was received again.
+    stale: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Restored {
+    restored: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Moved {
+    moved: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Purged {
+    purged: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QueueDeleted {
+    deleted: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Extended {
+    receipt: String,
+}
+
+/// Every error: 400 bad input, 401/403 token, 404 no queue, 409 stale
+/// receipt, 413 message too big.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
 }
 
 fn view(q: &Queue, stats: Option<crate::Stats>) -> AttributesView {
@@ -191,18 +275,50 @@ fn view(q: &Queue, stats: Option<crate::Stats>) -> AttributesView {
     }
 }
 
-async fn list(State(api): State<Api>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/api/queues", tag = "queues",
+    responses(
+        (status = 200, description = "Every queue", body = QueueList),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+async fn list(State(api): State<Api>) -> ApiResult<Json<QueueList>> {
     let queues = api.queues.list().await?;
-    let views: Vec<_> = queues.iter().map(|q| view(q, None)).collect();
-    Ok(Json(json!({ "queues": views })))
+    let queues = queues.iter().map(|q| view(q, None)).collect();
+    Ok(Json(QueueList { queues }))
 }
 
+#[utoipa::path(get, path = "/api/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "Attributes and stats", body = AttributesView),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 async fn show(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Json<AttributesView>> {
     let q = api.queues.open(&name).await?;
     let stats = q.stats().await?;
     Ok(Json(view(&q, Some(stats))))
 }
 
+#[utoipa::path(put, path = "/api/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = AttributesBody,
+    responses(
+        (status = 200, description = "Updated", body = AttributesView),
+        (status = 201, description = "Created", body = AttributesView),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 async fn put(State(api): State<Api>, Path(name): Path<String>, body: Bytes) -> ApiResult<Response> {
     let body: AttributesBody = parse(&body)?;
     // Fields left out keep their current value (or the default for a new queue).
@@ -246,18 +362,29 @@ async fn put(State(api): State<Api>, Path(name): Path<String>, body: Bytes) -> A
     Ok((status, Json(view(&q, None))).into_response())
 }
 
-async fn remove(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(delete, path = "/api/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "Deleted", body = QueueDeleted),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+async fn remove(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Json<QueueDeleted>> {
     api.queues.delete(&name).await?;
-    Ok(Json(json!({ "deleted": name })))
+    Ok(Json(QueueDeleted { deleted: name }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendBody {
     messages: Vec<SendMessage>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendMessage {
     body: String,
@@ -265,11 +392,24 @@ struct SendMessage {
     group: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/queues/{name}/messages", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = SendBody,
+    responses(
+        (status = 200, description = "Sent", body = Sent),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+        (status = 413, description = "A message is over max_message_bytes", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 async fn send(
     State(api): State<Api>,
     Path(name): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Sent>> {
     let q = api.queues.open(&name).await?;
     let body: SendBody = parse(&body)?;
     let messages = body
@@ -284,10 +424,10 @@ async fn send(
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let ids = q.send_batch(&messages).await?;
-    Ok(Json(json!({ "ids": ids })))
+    Ok(Json(Sent { ids }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReceiveBody {
     max: Option<usize>,
@@ -295,7 +435,7 @@ struct ReceiveBody {
     wait: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MessageView {
     id: i64,
     body: String,
@@ -305,11 +445,23 @@ struct MessageView {
     first_received_at: DateTime<Utc>,
 }
 
+#[utoipa::path(post, path = "/api/queues/{name}/receive", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = ReceiveBody,
+    responses(
+        (status = 200, description = "Leased messages (maybe none)", body = Received),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 async fn receive(
     State(api): State<Api>,
     Path(name): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Received>> {
     let q = api.queues.open(&name).await?;
     let body: ReceiveBody = parse(&body)?;
     let lock = match body.lock {
@@ -321,7 +473,7 @@ async fn receive(
         None => q.attributes().polling_wait,
     };
     let messages = q.receive_wait(body.max.unwrap_or(1), lock, wait).await?;
-    let views: Vec<_> = messages
+    let messages = messages
         .into_iter()
         .map(|m| MessageView {
             id: m.id,
@@ -332,20 +484,32 @@ async fn receive(
             first_received_at: m.first_received_at,
         })
         .collect();
-    Ok(Json(json!({ "messages": views })))
+    Ok(Json(Received { messages }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeleteBody {
     receipts: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/api/queues/{name}/delete", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = DeleteBody,
+    responses(
+        (status = 200, description = "Which receipts took effect", body = Deleted),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 async fn delete(
     State(api): State<Api>,
     Path(name): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Deleted>> {
     let q = api.queues.open(&name).await?;
     let body: DeleteBody = parse(&body)?;
     let receipts = body
@@ -355,43 +519,71 @@ async fn delete(
         .collect::<Result<Vec<_>, _>>()?;
     let outcome = q.delete_batch(&receipts).await?;
     let text = |v: Vec<Receipt>| v.into_iter().map(|r| r.to_string()).collect::<Vec<_>>();
-    Ok(Json(
-        json!({ "deleted": text(outcome.deleted), "stale": text(outcome.stale) }),
-    ))
+    Ok(Json(Deleted {
+        deleted: text(outcome.deleted),
+        stale: text(outcome.stale),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VisibilityBody {
     receipt: String,
     lock: f64,
 }
 
+#[utoipa::path(post, path = "/api/queues/{name}/visibility", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = VisibilityBody,
+    responses(
+        (status = 200, description = "Lock changed", body = Extended),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody),
+        (status = 409, description = "Stale receipt", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 async fn visibility(
     State(api): State<Api>,
     Path(name): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Extended>> {
     let q = api.queues.open(&name).await?;
     let body: VisibilityBody = parse(&body)?;
     let receipt: Receipt = body.receipt.parse()?;
     q.change_visibility(&receipt, seconds(body.lock, "lock")?)
         .await?;
-    Ok(Json(json!({ "receipt": body.receipt })))
+    Ok(Json(Extended {
+        receipt: body.receipt,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RewindBody {
     to_time: Option<DateTime<Utc>>,
     to_id: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/api/queues/{name}/rewind", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = RewindBody,
+    responses(
+        (status = 200, description = "Messages delivered again", body = Restored),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 async fn rewind(
     State(api): State<Api>,
     Path(name): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Restored>> {
     let q = api.queues.open(&name).await?;
     let body: RewindBody = parse(&body)?;
     let to = match (body.to_time, body.to_id) {
@@ -404,15 +596,37 @@ async fn rewind(
         }
     };
     let restored = q.rewind(to).await?;
-    Ok(Json(json!({ "restored": restored })))
+    Ok(Json(Restored { restored }))
 }
 
-async fn redrive(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/api/queues/{name}/redrive", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "Dead letters moved back", body = Moved),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+async fn redrive(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Json<Moved>> {
     let moved = api.queues.open(&name).await?.redrive().await?;
-    Ok(Json(json!({ "moved": moved })))
+    Ok(Json(Moved { moved }))
 }
 
-async fn purge(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/api/queues/{name}/purge", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "Live messages deleted", body = Purged),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "Queue API disabled (no DARKROOM_ADMIN_TOKEN)", body = ErrorBody),
+        (status = 404, description = "No such queue", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+async fn purge(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<Json<Purged>> {
     let purged = api.queues.open(&name).await?.purge().await?;
-    Ok(Json(json!({ "purged": purged })))
+    Ok(Json(Purged { purged }))
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::{Queue, Result};
 
 /// How many messages are in which state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     /// Ready to be received now.
     pub visible: i64,
@@ -17,6 +17,7 @@ pub struct Stats {
     pub delayed: i64,
     /// Age of the oldest message not yet deleted, in seconds.
     #[serde(serialize_with = "as_seconds")]
+    #[schema(value_type = f64)]
     pub oldest_age: Duration,
     /// Messages of this queue now in its dead letter queue.
     pub dead_lettered: i64,

@@ -147,7 +147,11 @@ async fn events_stream_every_output_change_and_resume_after_last_event_id(pool: 
         })
         .collect();
     assert_eq!(again.len(), 2, "{again:?}");
-    assert!(again.iter().all(|(id, _, state)| *id > ids[0] && *state == "done"));
+    assert!(
+        again
+            .iter()
+            .all(|(id, _, state)| *id > ids[0] && *state == "done")
+    );
     assert_eq!(again.last().unwrap().0, *ids.last().unwrap());
 }
 

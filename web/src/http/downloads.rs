@@ -21,7 +21,7 @@ use worker::storage::Storage;
 
 use crate::AppState;
 use crate::auth::{authorize, presented_token};
-use crate::http::error::{AppError, AppResult};
+use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::http::jobs::TokenQuery;
 
 pub fn router() -> Router<AppState> {
@@ -42,7 +42,19 @@ fn output_format(name: &str) -> OutputFormat {
     }
 }
 
-async fn get_output(
+#[utoipa::path(get, path = "/api/jobs/{id}/images/{image_id}/{recipe}", tag = "jobs",
+    params(
+        ("id" = Uuid, Path, description = "Job id"),
+        ("image_id" = Uuid, Path, description = "Image id"),
+        ("recipe" = String, Path, description = "Recipe name"),
+    ),
+    security(("job_token" = []), ("job_token_query" = [])),
+    responses(
+        (status = 200, description = "The output image (JPEG, PNG or WebP)", content_type = "image/*", body = Vec<u8>),
+        (status = 404, description = "No such finished output, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_output(
     State(state): State<AppState>,
     Path((id, image_id, recipe)): Path<(Uuid, Uuid, String)>,
     Query(q): Query<TokenQuery>,
@@ -86,7 +98,15 @@ async fn get_output(
 }
 
 /// The uploaded file itself (the "before" of the gallery).
-async fn get_original(
+#[utoipa::path(get, path = "/api/jobs/{id}/images/{image_id}/original", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id"), ("image_id" = Uuid, Path, description = "Image id")),
+    security(("job_token" = []), ("job_token_query" = [])),
+    responses(
+        (status = 200, description = "The uploaded file", content_type = "image/*", body = Vec<u8>),
+        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_original(
     State(state): State<AppState>,
     Path((id, image_id)): Path<(Uuid, Uuid)>,
     Query(q): Query<TokenQuery>,
@@ -124,7 +144,16 @@ async fn get_original(
 /// Every finished output of the job, as a zip streamed while it is written:
 /// entries are stored, not compressed (images are compressed already), and
 /// only one output is in flight at a time, whatever the job's size.
-async fn archive(
+#[utoipa::path(get, path = "/api/jobs/{id}/archive", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    security(("job_token" = []), ("job_token_query" = [])),
+    responses(
+        (status = 200, description = "Every finished output, as a zip", content_type = "application/zip", body = Vec<u8>),
+        (status = 409, description = "No output is finished yet", body = ErrorBody),
+        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn archive(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Query(q): Query<TokenQuery>,

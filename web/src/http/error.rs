@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// A handler error: 4xx carry an actionable message; 5xx are logged in full
 /// and answered with a generic message.
@@ -63,8 +62,14 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        (self.status(), Json(json!({ "error": message }))).into_response()
+        (self.status(), Json(ErrorBody { error: message })).into_response()
     }
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// How every error is answered.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}

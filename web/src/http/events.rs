@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{authorize, presented_token};
-use crate::http::error::AppResult;
+use crate::http::error::{AppResult, ErrorBody};
 use crate::http::jobs::{Counts, OutputView, TokenQuery};
 
 /// How often a stream looks for changes it was not told about.
@@ -45,7 +45,16 @@ struct OutputEvent {
     output: OutputView,
 }
 
-async fn events(
+#[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    params(("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
+    security(("job_token" = []), ("job_token_query" = [])),
+    responses(
+        (status = 200, description = "Server-Sent Events: `output` (an output's current state, as in the job's `images[].outputs[]` plus `image` and `name`) and `job` (`state`, `counts`)", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn events(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Query(q): Query<TokenQuery>,

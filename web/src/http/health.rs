@@ -15,7 +15,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 200 when Postgres and S3 both answer, 503 naming the one that does not.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses(
+        (status = 200, description = "Postgres and S3 answer", body = String),
+        (status = 503, description = "Names what is down", body = String),
+    )
+)]
+pub(crate) async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
     let db = sqlx::query_scalar!("select 1 as \"one!\"")
         .fetch_one(&state.pool)
         .await;
@@ -42,7 +48,10 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
 
 /// Prometheus text: the counters and histograms kept as things happen, and
 /// the queue depths read now.
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for q in [&state.requests, &state.responses] {
         match q.stats().await {
             Ok(stats) => crate::metrics::queue_depth(q.name(), &stats),

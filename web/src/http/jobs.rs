@@ -9,12 +9,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 use worker::recipe::Recipe;
 
 use crate::AppState;
 use crate::auth::{authorize, new_token, presented_token};
-use crate::http::error::{AppError, AppResult};
+use crate::http::error::{AppError, AppResult, ErrorBody};
+use crate::http::openapi::{CreateJob, JobCreated};
 
 /// Most recipes in one job.
 const MAX_RECIPES: usize = 16;
@@ -65,7 +67,14 @@ pub fn parse_recipes(body: &[u8]) -> AppResult<Vec<Recipe>> {
         .collect()
 }
 
-async fn create_job(
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs",
+    request_body = CreateJob,
+    responses(
+        (status = 201, description = "Job created; keep the token", body = JobCreated),
+        (status = 400, description = "Invalid recipes, naming the op and field", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create_job(
     State(state): State<AppState>,
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<Value>)> {
@@ -86,8 +95,8 @@ async fn create_job(
     ))
 }
 
-#[derive(Serialize)]
-struct JobView {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobView {
     id: Uuid,
     state: &'static str,
     counts: Counts,
@@ -95,7 +104,7 @@ struct JobView {
 }
 
 /// How far a job's outputs are.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, ToSchema)]
 pub(crate) struct Counts {
     total: usize,
     done: usize,
@@ -128,15 +137,15 @@ impl Counts {
     }
 }
 
-#[derive(Serialize)]
-struct ImageView {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ImageView {
     id: Uuid,
     name: String,
     outputs: Vec<OutputView>,
 }
 
 /// One output as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct OutputView {
     pub recipe: String,
     pub state: String,
@@ -159,7 +168,15 @@ impl OutputView {
     }
 }
 
-async fn get_job(
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    security(("job_token" = []), ("job_token_query" = [])),
+    responses(
+        (status = 200, description = "The job and every output", body = JobView),
+        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
     Query(q): Query<TokenQuery>,

@@ -5,6 +5,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod openapi;
 pub mod ui;
 pub mod uploads;
 
@@ -19,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .merge(jobs::router())
         .merge(downloads::router())
         .merge(events::router())
+        .merge(openapi::router())
         .merge(uploads::router())
         .merge(health::router())
         .merge(ui::router())

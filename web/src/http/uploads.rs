@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use queue::NewMessage;
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 use worker::engine::{self, EngineError};
 use worker::protocol::{self, Request};
@@ -18,8 +19,9 @@ use worker::storage::StorageError;
 
 use crate::auth::{authorize, presented_token};
 use crate::events::JobEvents;
-use crate::http::error::{AppError, AppResult};
+use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::http::jobs::TokenQuery;
+use crate::http::openapi::{UploadForm, Uploaded};
 use crate::{AppState, metrics};
 
 /// Bytes read before judging a file: enough for the headers of common formats.
@@ -32,21 +34,31 @@ pub fn router() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(usize::MAX))
 }
 
-#[derive(Serialize)]
-struct Accepted {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Accepted {
     id: Uuid,
     name: String,
     bytes: u64,
     format: String,
 }
 
-#[derive(Serialize)]
-struct Rejected {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Rejected {
     name: String,
     error: String,
 }
 
-async fn upload_images(
+#[utoipa::path(post, path = "/api/jobs/{id}/images", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    security(("job_token" = []), ("job_token_query" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Some files accepted (rejected ones listed with their reason)", body = Uploaded),
+        (status = 400, description = "No file accepted, or no file sent", body = Uploaded),
+        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn upload_images(
     State(state): State<AppState>,
     Path(job_id): Path<Uuid>,
     Query(q): Query<TokenQuery>,

@@ -1,0 +1,125 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 description of every HTTP API
+//! the server answers (jobs, operations, and the queue API).
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::http::uploads::{Accepted, Rejected};
+use crate::http::{downloads, events, health, jobs, uploads};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/openapi.json", get(spec))
+}
+
+async fn spec() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
+
+/// The whole description: this crate's routes and the queue API's.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(queue::http::ApiDoc::openapi());
+    doc
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Darkroom",
+        description = "Photo processing: create a job with recipes, upload images, follow their progress, download the results. Ops are described in CONTRACT.md."
+    ),
+    paths(
+        jobs::create_job,
+        jobs::get_job,
+        uploads::upload_images,
+        events::events,
+        downloads::get_output,
+        downloads::get_original,
+        downloads::archive,
+        health::healthz,
+        health::metrics,
+    ),
+    modifiers(&JobToken),
+    tags(
+        (name = "jobs", description = "Jobs, uploads, progress and downloads; every call but creation needs the job's token"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// `POST /api/jobs`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct CreateJob {
+    /// 1 to 16 recipes with distinct names.
+    recipes: Vec<RecipeDoc>,
+}
+
+/// A named chain of ops, applied in order to every image of the job.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct RecipeDoc {
+    /// Names the output in URLs and downloads.
+    #[schema(example = "thumb")]
+    name: String,
+    /// Ops such as `{"op":"thumbnail","width":256,"height":256}`; `op` is one of
+    /// crop, thumbnail, resize, red_eye, teeth_whiten, recolor, contrast,
+    /// brightness, rotate, flip, blur, sharpen, format.
+    ops: Vec<serde_json::Value>,
+}
+
+/// A new job.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct JobCreated {
+    id: Uuid,
+    /// The only key to the job: `Authorization: Bearer <token>` (or
+    /// `?token=` on links). Not stored by the server, so keep it.
+    token: String,
+    recipes: Vec<RecipeDoc>,
+}
+
+/// `POST /api/jobs/{id}/images` (multipart/form-data).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct UploadForm {
+    /// One or more files; each is checked on its own.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+}
+
+/// What became of each uploaded file.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Uploaded {
+    images: Vec<Accepted>,
+    errors: Vec<Rejected>,
+    /// Present when no file was accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+struct JobToken;
+
+impl Modify for JobToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "job_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The token returned at job creation"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "job_token_query",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))),
+        );
+    }
+}
