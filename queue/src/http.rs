@@ -76,7 +76,9 @@ pub fn router(queues: Queues, admin_token: Option<String>) -> Router {
         .route("/api/queues/{name}/redrive", post(redrive))
         .route("/api/queues/{name}/purge", post(purge))
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
-        .layer(middleware::from_fn_with_state(api.clone(), authenticate))
+        // Matched routes only: a path this API does not serve must fall
+        // through to the host's router (and its 404), not ask for a token.
+        .route_layer(middleware::from_fn_with_state(api.clone(), authenticate))
         .with_state(api)
 }
 

@@ -238,3 +238,12 @@ async fn openapi_spec_describes_every_route(pool: PgPool) {
         assert!(security.contains_key(scheme), "{scheme} missing");
     }
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn unknown_path_is_a_404_not_a_queue_api_token_error(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for path in ["/favicon.ico", "/api/nope", "/api/jobs/x/y/z/w"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+    }
+}

@@ -26,5 +26,6 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::router())
         .with_state(state)
         .merge(queue_api)
+        .fallback(|| async { error::AppError::NotFound })
         .layer(TraceLayer::new_for_http())
 }

@@ -1,0 +1,101 @@
+// Drives Debian's Chromium (headless) through the Darkroom UI, on a
+// phone-sized viewport: picks recipes (a preset and one built in the recipe
+// builder), uploads three photos and a text file through the file input,
+// waits for every output to show `done` over the live event stream, checks
+// the text file's error, downloads one result and checks its size.
+//
+//   node ui.mjs <app url> <screenshot dir> <photo dir>
+//
+// Run by web/tests/browser.rs; exits non-zero on any failure.
+import { chromium } from "playwright-core";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+const [url, shots, photos] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+
+// Width and height of a JPEG (first SOFn marker) or PNG (IHDR).
+function dimensions(bytes) {
+  if (bytes[0] === 0x89 && bytes[1] === 0x50) {
+    return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+  }
+  let i = 2;
+  while (i < bytes.length) {
+    const marker = bytes[i + 1];
+    const len = bytes.readUInt16BE(i + 2);
+    if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+      return [bytes.readUInt16BE(i + 7), bytes.readUInt16BE(i + 5)];
+    }
+    i += 2 + len;
+  }
+  throw new Error("no image dimensions found");
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+let page;
+try {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, acceptDownloads: true });
+  page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    // The text file's upload is refused with a 400 on purpose.
+    if (m.type() === "error" && !/status of 400/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+
+  await page.goto(url);
+  // The thumbnail preset is on by default; add black & white.
+  await page.check("input[name=recipe][value=bw]");
+  // And a recipe of our own: rotate 90°, then PNG.
+  await page.fill("#rname", "turned");
+  await page.selectOption("#addop", "rotate");
+  await page.selectOption("#addop", "format");
+  await page.selectOption("#ops .oprow:nth-child(2) select", "png");
+  await page.click("#saverecipe");
+  const chip = await page.textContent("#custom .chip");
+  if (!chip.includes("turned: rotate → format")) throw new Error(`recipe chip reads ${chip}`);
+
+  writeFileSync(join(shots, "notes.txt"), "not a photo");
+  await page.setInputFiles("#files", [
+    join(photos, "rocket.jpg"), join(photos, "chelsea.png"), join(photos, "coffee.png"), join(shots, "notes.txt"),
+  ]);
+  await page.click("#go");
+
+  // 3 photos × 3 recipes, all done, streamed in by SSE.
+  await page.waitForFunction(() => document.querySelectorAll(".out[data-state=done]").length === 9,
+    null, { timeout: 120_000 });
+  await page.waitForFunction(() => document.getElementById("summary").dataset.state === "done");
+  const messages = await page.$$eval("#filelist .msg", (els) => els.map((e) => e.textContent));
+  if (messages.filter((m) => m === "uploaded").length !== 3) throw new Error(`upload messages: ${messages}`);
+  if (!/not a supported image/.test(messages[3])) throw new Error(`the text file got: ${messages[3]}`);
+  if (await page.isHidden("#zip")) throw new Error("no download-all link");
+
+  // Download rocket.jpg's thumbnail: 640×427 fits 256×256 as 256×171.
+  const rocket = page.locator(".card", { hasText: "rocket.jpg" });
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    rocket.locator(".out[data-recipe=thumb] a[download]").click(),
+  ]);
+  const bytes = readFileSync(await download.path());
+  const [w, h] = dimensions(bytes);
+  if (w !== 256 || h !== 171) throw new Error(`downloaded thumbnail is ${w}×${h}, not 256×171`);
+  // The custom recipe turned it: 427×640 PNG.
+  const turned = await rocket.locator(".out[data-recipe=turned] span").first().textContent();
+  if (!turned.includes("427×640")) throw new Error(`turned output reads ${turned}`);
+  // Before and after pictures loaded.
+  const loaded = await rocket.locator("img").evaluateAll((imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0));
+  if (!loaded.every(Boolean)) throw new Error(`images not loaded: ${loaded}`);
+  if (problems.length) throw new Error(problems.join("\n"));
+  await page.screenshot({ path: join(shots, "ui.png"), fullPage: true });
+  console.log(`ok: 9 outputs done, thumbnail ${w}×${h}, screenshot in ${shots}/ui.png`);
+} catch (e) {
+  if (page) await page.screenshot({ path: join(shots, "ui-failure.png"), fullPage: true }).catch(() => {});
+  console.error(e);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
