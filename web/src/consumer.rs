@@ -15,7 +15,8 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use uuid::Uuid;
-use worker::protocol::{Outcome, Response};
+use worker::protocol::{Outcome, Request, Response};
+use worker::runtime::MAX_RECEIVES;
 
 use crate::events::JobEvents;
 use crate::metrics;
@@ -64,6 +65,60 @@ pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
             && let Err(e) = responses.delete_batch(&done).await
         {
             warn!(error = %e, "deleting responses failed; they will be applied again (harmlessly)");
+        }
+    }
+}
+
+/// Marks failed the outputs of requests the worker fleet gave up on: those
+/// that came back unfinished `MAX_RECEIVES` times (workers crashing or
+/// timing out on them) and were dead-lettered. The messages stay in the dead
+/// letter queue, inspectable and redrivable (a redriven request that then
+/// succeeds turns its output done); each is leased for the longest lock, so
+/// it is looked at again only twice a day, changing nothing.
+pub async fn fail_dead_letters(pool: PgPool, dead: Queue, shutdown: CancellationToken) {
+    const HOLD: Duration = Duration::from_secs(12 * 3600);
+    while !shutdown.is_cancelled() {
+        let messages = match dead.receive_wait(BATCH, HOLD, WAIT).await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "receiving dead letters failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(WAIT) => {}
+                    () = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+        };
+        let mut changed = BTreeSet::new();
+        for message in &messages {
+            let Ok(request) = serde_json::from_str::<Request>(&message.body) else {
+                warn!(id = message.id, "unreadable dead letter; leaving it");
+                continue;
+            };
+            let response = Response {
+                job_id: request.job_id,
+                image_id: request.image_id,
+                recipe: request.recipe.name,
+                outcome: Outcome::Failed {
+                    error: format!(
+                        "gave up after {MAX_RECEIVES} attempts that never finished (the worker \
+                         crashed or timed out each time); the request is kept in {}",
+                        dead.name()
+                    ),
+                },
+            };
+            match apply_response(&pool, &response).await {
+                Ok(true) => {
+                    warn!(job = %response.job_id, image = %response.image_id, recipe = %response.recipe, "request dead-lettered; output failed");
+                    changed.insert(response.job_id);
+                }
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "marking a dead-lettered output failed; will retry"),
+            }
+        }
+        let changed: Vec<Uuid> = changed.into_iter().collect();
+        if let Err(e) = JobEvents::announce(&pool, &changed).await {
+            debug!(error = %e, "announcing job changes failed; streams will notice by polling");
         }
     }
 }

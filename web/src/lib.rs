@@ -58,6 +58,8 @@ pub struct AppState {
     pub storage: Storage,
     pub requests: Queue,
     pub responses: Queue,
+    /// Requests that kept coming back unfinished; their outputs are failed.
+    pub dead_requests: Queue,
     pub settings: Arc<Settings>,
     pub job_events: JobEvents,
 }
@@ -67,12 +69,14 @@ impl AppState {
     pub async fn new(pool: PgPool, storage: Storage, settings: Settings) -> anyhow::Result<Self> {
         let queues = Queues::new(pool.clone());
         let (requests, responses) = worker::runtime::declare_queues(&queues).await?;
+        let dead_requests = queues.open(worker::protocol::DEAD_REQUEST_QUEUE).await?;
         Ok(Self {
             pool,
             queues,
             storage,
             requests,
             responses,
+            dead_requests,
             settings: Arc::new(settings),
             job_events: JobEvents::default(),
         })
@@ -98,6 +102,11 @@ pub async fn serve(
         state.responses.clone(),
         shutdown.clone(),
     ));
+    let dead_letters = tokio::spawn(consumer::fail_dead_letters(
+        state.pool.clone(),
+        state.dead_requests.clone(),
+        shutdown.clone(),
+    ));
     let maintenance = tokio::spawn(queue::maintenance::run(
         state.pool.clone(),
         std::time::Duration::from_secs(10),
@@ -110,6 +119,7 @@ pub async fn serve(
         .await?;
     shutdown.cancel();
     consumer.await?;
+    dead_letters.await?;
     maintenance.await?;
     listener_task.await?;
     Ok(())

@@ -10,28 +10,15 @@
 use std::sync::OnceLock;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use queue::Stats;
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
-/// The process's recorder, installed on first use; call it at start-up so
-/// nothing recorded before the first scrape is lost.
+/// The process's recorder (see `worker::telemetry::metrics`), with this
+/// server's metrics described.
 pub fn handle() -> &'static PrometheusHandle {
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full("darkroom_output_seconds".into()),
-                &[
-                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
-                ],
-            )
-            .expect("bucket list is not empty")
-            .build_recorder();
-        let handle = recorder.handle();
-        // Only this module installs a recorder; should something else have,
-        // /metrics stays empty rather than the process failing.
-        let _ = metrics::set_global_recorder(recorder);
+    static DESCRIBED: OnceLock<()> = OnceLock::new();
+    let handle = worker::telemetry::metrics();
+    DESCRIBED.get_or_init(|| {
         describe_counter!("darkroom_uploads_total", "Files uploaded, by outcome");
         describe_counter!("darkroom_upload_bytes_total", "Bytes of accepted uploads");
         describe_histogram!(
@@ -40,8 +27,8 @@ pub fn handle() -> &'static PrometheusHandle {
             "Time from upload to an output's final state"
         );
         describe_gauge!("darkroom_queue_messages", "Messages in a queue, by state");
-        handle
-    })
+    });
+    handle
 }
 
 pub fn upload_accepted(bytes: u64) {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{photo, spawn_app};
+use common::{photo, png_bomb, spawn_app, spawn_worker};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -246,4 +246,50 @@ async fn unknown_path_is_a_404_not_a_queue_api_token_error(pool: PgPool) {
         let res = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(res.status(), 404, "{path}");
     }
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn empty_file_and_bomb_are_refused_and_truncated_jpeg_fails_clearly(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let _worker = spawn_worker(&pool, &app.storage_args);
+    let job = app.create_job(thumb()).await;
+    let jpeg = photo("rocket.jpg");
+    let res = app
+        .upload(
+            &job,
+            &[
+                ("empty.jpg", Vec::new()),
+                ("bomb.png", png_bomb(100_000, 100_000)),
+                ("cut.jpg", jpeg[..jpeg.len() / 2].to_vec()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    let errors: Vec<(&str, &str)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["error"].as_str().unwrap()))
+        .collect();
+    assert_eq!(errors.len(), 2, "{body}");
+    assert_eq!(errors[0].0, "empty.jpg");
+    assert!(errors[0].1.contains("empty"), "{}", errors[0].1);
+    assert_eq!(errors[1].0, "bomb.png");
+    assert!(errors[1].1.contains("100000"), "{}", errors[1].1);
+
+    // The header of the truncated JPEG is fine; decoding finds the cut.
+    let status = app
+        .wait_done(&job, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        status["counts"],
+        json!({"total": 1, "done": 0, "failed": 1})
+    );
+    let output = &status["images"][0]["outputs"][0];
+    assert_eq!(status["images"][0]["name"], "cut.jpg");
+    assert!(
+        output["error"].as_str().unwrap().contains("truncated"),
+        "{output}"
+    );
 }

@@ -49,9 +49,21 @@ pub struct RunArgs {
     /// Images processed at once (default: number of cores).
     #[arg(long, env = "DARKROOM_WORKER_CONCURRENCY")]
     pub concurrency: Option<usize>,
-    /// Lock taken on each request message, in seconds (default 60).
+    /// Lock taken on each request message, in seconds (default 60); a
+    /// heartbeat renews it every third of that while the work runs.
     #[arg(long, env = "DARKROOM_WORKER_LOCK", default_value_t = 60)]
     pub lock: u64,
+    /// How long transient failures (S3 or Postgres down) are retried in
+    /// place before the message is released, in seconds (default 600).
+    #[arg(long, env = "DARKROOM_WORKER_RETRY_FOR", default_value_t = 600)]
+    pub retry_for: u64,
+    /// How long messages in hand may take to finish after SIGTERM, in
+    /// seconds (default 30); the rest are released for other workers.
+    #[arg(long, env = "DARKROOM_WORKER_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+    /// Address to serve Prometheus metrics on, at /metrics (default: none).
+    #[arg(long, env = "DARKROOM_WORKER_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
     /// Log JSON lines instead of text (default false).
     #[arg(long, env = "DARKROOM_LOG_JSON")]
     pub log_json: bool,
@@ -92,6 +104,7 @@ fn apply(ops: &[String], input: &PathBuf, output: &PathBuf) -> anyhow::Result<()
 
 async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_json);
+    telemetry::metrics();
     let url = args.database_url.context(
         "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
          or pass --database-url",
@@ -110,12 +123,20 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     let (requests, responses) = declare_queues(&Queues::new(pool)).await?;
     let mut settings = WorkerSettings {
         lock: Duration::from_secs(args.lock.max(1)),
+        retry_for: Duration::from_secs(args.retry_for),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
         ..Default::default()
     };
     if let Some(n) = args.concurrency {
         settings.concurrency = n.max(1);
     }
     let shutdown = CancellationToken::new();
+    if let Some(bind) = &args.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind} (DARKROOM_WORKER_METRICS_BIND)"))?;
+        tokio::spawn(telemetry::serve_metrics(listener, shutdown.clone()));
+    }
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         telemetry::shutdown_signal().await;

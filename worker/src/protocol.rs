@@ -7,6 +7,9 @@ use crate::recipe::{OutputFormat, Recipe};
 
 /// Queue of work for workers: one message per (image, recipe).
 pub const REQUEST_QUEUE: &str = "darkroom.requests";
+/// Where requests go that kept coming back unfinished (worker crashes,
+/// timeouts); the web server marks their outputs failed.
+pub const DEAD_REQUEST_QUEUE: &str = "darkroom.requests.dead";
 /// Queue of results for web.
 pub const RESPONSE_QUEUE: &str = "darkroom.responses";
 

@@ -180,6 +180,27 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The op's name, as written in JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Crop { .. } => "crop",
+            Op::Thumbnail { .. } => "thumbnail",
+            Op::Resize { .. } => "resize",
+            Op::RedEye { .. } => "red_eye",
+            Op::TeethWhiten { .. } => "teeth_whiten",
+            Op::Recolor { .. } => "recolor",
+            Op::Contrast { .. } => "contrast",
+            Op::Brightness { .. } => "brightness",
+            Op::Rotate { .. } => "rotate",
+            Op::Flip { .. } => "flip",
+            Op::Blur { .. } => "blur",
+            Op::Sharpen { .. } => "sharpen",
+            Op::Format { .. } => "format",
+        }
+    }
+}
+
 fn default_strength() -> f32 {
     0.5
 }

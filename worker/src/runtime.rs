@@ -1,29 +1,57 @@
 //! The worker loop: lease request messages, process them, report results.
+//!
+//! - Each message is processed under a lease that a heartbeat keeps
+//!   extending while the work runs; when an extension finds the lease stale
+//!   (another worker now holds the message), the work is abandoned.
+//! - Transient failures (S3 or Postgres unavailable) are retried in place,
+//!   with backoff, under the same lease, for up to `retry_for`; only then is
+//!   the message released, so an outage does not count as a failed attempt.
+//! - Permanent failures (corrupt image, invalid op) are reported at once.
+//! - A message that keeps coming back without being finished (worker
+//!   crashes, timeouts) moves to the dead letter queue after
+//!   `MAX_RECEIVES` receives; the web server marks its output failed.
+//! - At most `concurrency` messages are leased at a time, so none waits in a
+//!   local backlog while its lock runs out.
+//! - On shutdown: no new leases; messages in hand get `shutdown_grace` to
+//!   finish, then their leases are released for another worker.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use queue::{Message, Queue, QueueAttributes, Queues};
+use metrics::{counter, gauge, histogram};
+use queue::{Message, Queue, QueueAttributes, Queues, Receipt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::engine::{self, EngineError, Limits};
-use crate::protocol::{self, Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Request, Response};
+use crate::protocol::{
+    self, DEAD_REQUEST_QUEUE, Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Request, Response,
+};
 use crate::storage::{Storage, StorageError};
+
+/// Receives of one request before it is dead-lettered.
+pub const MAX_RECEIVES: u32 = 5;
 
 /// Settings of one worker process.
 #[derive(Clone, Debug)]
 pub struct WorkerSettings {
     /// Messages processed at once.
     pub concurrency: usize,
-    /// Lock taken on each request message.
+    /// Lock taken on each request message, and renewed by the heartbeat
+    /// every third of it.
     pub lock: Duration,
     /// Long-poll wait of one receive; also bounds how long shutdown waits
     /// for an idle worker.
     pub poll_wait: Duration,
+    /// How long transient failures are retried in place before the message
+    /// is released.
+    pub retry_for: Duration,
+    /// How long messages in hand may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
     pub limits: Limits,
 }
 
@@ -33,15 +61,28 @@ impl Default for WorkerSettings {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             lock: Duration::from_secs(60),
             poll_wait: Duration::from_secs(1),
+            retry_for: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(30),
             limits: Limits::default(),
         }
     }
 }
 
-/// Creates the request and response queues unless they exist.
+/// Creates the request queue (with its dead letter queue) and the response
+/// queue unless they exist.
 pub async fn declare_queues(queues: &Queues) -> queue::Result<(Queue, Queue)> {
+    queues
+        .ensure(DEAD_REQUEST_QUEUE, &QueueAttributes::default())
+        .await?;
     let requests = queues
-        .ensure(REQUEST_QUEUE, &QueueAttributes::default())
+        .ensure(
+            REQUEST_QUEUE,
+            &QueueAttributes {
+                max_receive_count: Some(MAX_RECEIVES),
+                dead_letter_queue: Some(DEAD_REQUEST_QUEUE.into()),
+                ..Default::default()
+            },
+        )
         .await?;
     let responses = queues
         .ensure(RESPONSE_QUEUE, &QueueAttributes::default())
@@ -56,6 +97,8 @@ pub struct Worker {
     responses: Queue,
     storage: Storage,
     settings: Arc<WorkerSettings>,
+    /// Receipts of the messages in hand, to release at shutdown.
+    in_hand: Arc<Mutex<HashSet<Receipt>>>,
 }
 
 /// How handling one message went wrong.
@@ -98,10 +141,12 @@ impl Worker {
             responses,
             storage,
             settings: Arc::new(settings),
+            in_hand: Default::default(),
         }
     }
 
-    /// Runs until `shutdown` is cancelled, then finishes the messages in hand.
+    /// Runs until `shutdown` is cancelled, then finishes or releases the
+    /// messages in hand.
     pub async fn run(self, shutdown: CancellationToken) {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut tasks = JoinSet::new();
@@ -151,10 +196,28 @@ impl Worker {
             while tasks.try_join_next().is_some() {}
         }
         info!(
-            in_flight = tasks.len(),
+            in_hand = tasks.len(),
+            grace = ?self.settings.shutdown_grace,
             "worker stopping; finishing messages in hand"
         );
-        while tasks.join_next().await.is_some() {}
+        let finished = tokio::time::timeout(self.settings.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            tasks.abort_all();
+            let left: Vec<Receipt> = self.in_hand.lock().expect("not poisoned").drain().collect();
+            warn!(
+                released = left.len(),
+                "shutdown grace ran out; releasing the rest"
+            );
+            for receipt in left {
+                let _ = self
+                    .requests
+                    .change_visibility(&receipt, Duration::ZERO)
+                    .await;
+            }
+        }
     }
 
     async fn handle(&self, message: Message) {
@@ -168,26 +231,77 @@ impl Worker {
             }
         };
         let span = info_span!("request", job = %request.job_id, image = %request.image_id, recipe = %request.recipe.name);
-        async {
-            match self.process(&request).await {
-                Ok(outcome) => self.finish(&message, &request, outcome).await,
-                Err(Failure::Permanent(error)) => {
-                    warn!(%error, "permanent failure");
-                    self.finish(&message, &request, Outcome::Failed { error })
-                        .await
-                }
-                Err(Failure::Retry(error)) => {
-                    let backoff = retry_backoff(message.receive_count);
-                    warn!(%error, ?backoff, "transient failure; will retry");
-                    let _ = self
-                        .requests
-                        .change_visibility(&message.receipt, backoff)
-                        .await;
-                }
+        self.in_hand
+            .lock()
+            .expect("not poisoned")
+            .insert(message.receipt);
+        gauge!("darkroom_worker_in_flight").increment(1.0);
+        self.handle_request(&message, &request)
+            .instrument(span)
+            .await;
+        gauge!("darkroom_worker_in_flight").decrement(1.0);
+        self.in_hand
+            .lock()
+            .expect("not poisoned")
+            .remove(&message.receipt);
+    }
+
+    async fn handle_request(&self, message: &Message, request: &Request) {
+        let lost = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat(
+            self.requests.clone(),
+            message.receipt,
+            self.settings.lock,
+            lost.clone(),
+        ));
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            outcome = self.process_with_retries(request) => Some(outcome),
+            () = lost.cancelled() => None,
+        };
+        heartbeat.abort();
+        match outcome {
+            None => {
+                counter!("darkroom_worker_failures_total", "kind" => "lease_lost").increment(1);
+                warn!("lease lost (another worker holds the message now); abandoning this attempt");
+            }
+            Some(Ok(outcome)) => {
+                histogram!("darkroom_worker_message_seconds").record(started.elapsed());
+                self.finish(message, request, outcome).await;
+            }
+            Some(Err(Failure::Permanent(error))) => {
+                counter!("darkroom_worker_failures_total", "kind" => "permanent").increment(1);
+                warn!(%error, "permanent failure");
+                self.finish(message, request, Outcome::Failed { error })
+                    .await;
+            }
+            Some(Err(Failure::Retry(error))) => {
+                counter!("darkroom_worker_failures_total", "kind" => "transient").increment(1);
+                let backoff = retry_backoff(message.receive_count);
+                warn!(%error, ?backoff, "still failing after retries; releasing the message");
+                let _ = self
+                    .requests
+                    .change_visibility(&message.receipt, backoff)
+                    .await;
             }
         }
-        .instrument(span)
-        .await
+    }
+
+    /// Processes, retrying transient failures in place until `retry_for`.
+    async fn process_with_retries(&self, request: &Request) -> Result<Outcome, Failure> {
+        let deadline = Instant::now() + self.settings.retry_for;
+        let mut attempt = 0;
+        loop {
+            match self.process(request).await {
+                Err(Failure::Retry(error)) if Instant::now() < deadline => {
+                    attempt += 1;
+                    let pause = retry_backoff(attempt).min(Duration::from_secs(30));
+                    warn!(%error, attempt, ?pause, "transient failure; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn process(&self, request: &Request) -> Result<Outcome, Failure> {
@@ -200,6 +314,9 @@ impl Worker {
                 .await
                 .map_err(|e| Failure::Retry(format!("processing task died: {e}")))?
                 .map_err(|e: EngineError| Failure::Permanent(e.to_string()))?;
+        for (step, took) in &output.timings {
+            histogram!("darkroom_worker_op_seconds", "op" => *step).record(*took);
+        }
         let key = protocol::output_key(request.job_id, request.image_id, &request.recipe.name);
         let bytes = output.bytes.len() as u64;
         self.storage
@@ -239,12 +356,16 @@ impl Worker {
     /// Reports the final outcome, then deletes the request. A crash between
     /// the two only repeats an idempotent response.
     async fn finish(&self, message: &Message, request: &Request, outcome: Outcome) {
+        let failed = matches!(outcome, Outcome::Failed { .. });
         if let Err(e) = self.respond(request, outcome).await {
             warn!(error = %e, "could not send the response; the request will be retried");
             return;
         }
         match self.requests.delete(&message.receipt).await {
-            Ok(()) => {}
+            Ok(()) => {
+                counter!("darkroom_worker_processed_total", "outcome" => if failed { "failed" } else { "done" })
+                    .increment(1);
+            }
             Err(queue::Error::StaleReceipt) => {
                 warn!("lease expired before delete; another worker may repeat this message")
             }
@@ -253,9 +374,27 @@ impl Worker {
     }
 }
 
-/// Backoff before a failed message is tried again: 1 s, 2 s, 4 s ... up to 5 min.
-fn retry_backoff(receive_count: i32) -> Duration {
-    let exp = receive_count.clamp(1, 9) as u32 - 1;
+/// Extends the lease every third of `lock` until aborted; cancels `lost`
+/// when the lease turns out stale. Failures to reach Postgres are not
+/// staleness: the lease may well still hold, so work goes on.
+async fn heartbeat(requests: Queue, receipt: Receipt, lock: Duration, lost: CancellationToken) {
+    let every = lock / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        match requests.change_visibility(&receipt, lock).await {
+            Ok(()) => {}
+            Err(queue::Error::StaleReceipt) => {
+                lost.cancel();
+                return;
+            }
+            Err(e) => warn!(error = %e, "heartbeat failed; will try again"),
+        }
+    }
+}
+
+/// Backoff before another try: 1 s, 2 s, 4 s ... up to 256 s.
+fn retry_backoff(attempt: i32) -> Duration {
+    let exp = attempt.clamp(1, 9) as u32 - 1;
     Duration::from_secs(2u64.pow(exp)).min(Duration::from_secs(300))
 }
 

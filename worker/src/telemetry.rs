@@ -1,6 +1,34 @@
-//! Logging set-up shared by the Darkroom binaries.
+//! Logging, metrics and shutdown signals, shared by the Darkroom binaries.
 
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+
+static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus recorder, installed on first use (call it at
+/// start-up so nothing recorded before the first scrape is lost). Every
+/// `*_seconds` histogram gets buckets from 5 ms to 15 min.
+pub fn metrics() -> &'static PrometheusHandle {
+    METRICS.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".into()),
+                &[
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    120.0, 300.0, 900.0,
+                ],
+            )
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Only this function installs a recorder; should something else
+        // have, /metrics stays empty rather than the process failing.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
 
 /// Logs to stderr, human-readable or JSON lines. `RUST_LOG` overrides the
 /// default level (`info`).
@@ -35,5 +63,22 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown`.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async { metrics().render() }),
+    );
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "metrics server failed");
     }
 }

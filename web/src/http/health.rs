@@ -52,7 +52,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> (StatusCode, Strin
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    for q in [&state.requests, &state.responses] {
+    for q in [&state.requests, &state.responses, &state.dead_requests] {
         match q.stats().await {
             Ok(stats) => crate::metrics::queue_depth(q.name(), &stats),
             Err(e) => tracing::warn!(queue = q.name(), error = %e, "metrics: queue stats failed"),

@@ -13,6 +13,7 @@ pub mod retouch;
 pub mod smart;
 
 use std::io::Cursor;
+use std::time::{Duration, Instant};
 
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -134,6 +135,9 @@ pub struct Output {
     pub width: u32,
     pub height: u32,
     pub format: OutputFormat,
+    /// How long each step took: `decode` (with the first op when it shrank
+    /// on load), each further op by name, `encode`.
+    pub timings: Vec<(&'static str, Duration)>,
 }
 
 impl std::fmt::Debug for Output {
@@ -191,12 +195,22 @@ fn process_unguarded(
             "JPEG is truncated (no end-of-image marker)".into(),
         ));
     }
+    let mut timings = Vec::with_capacity(ops.len() + 2);
+    let started = Instant::now();
     let (mut img, rest) = match shrink_on_load(input, &probe, ops, limits)? {
-        Some(img) => (img, &ops[1..]),
+        Some(img) => {
+            timings.push(("decode", started.elapsed()));
+            (img, &ops[1..])
+        }
         None => (decode(input, probe.format, limits)?, ops),
     };
+    if timings.is_empty() {
+        timings.push(("decode", started.elapsed()));
+    }
     for op in rest {
+        let started = Instant::now();
         img = apply(img, op)?;
+        timings.push((op.name(), started.elapsed()));
     }
     let (format, quality) = ops
         .iter()
@@ -212,12 +226,15 @@ fn process_unguarded(
             });
             (f, None)
         });
+    let started = Instant::now();
     let bytes = encode(&img, format, quality.unwrap_or(85))?;
+    timings.push(("encode", started.elapsed()));
     Ok(Output {
         bytes,
         width: img.width(),
         height: img.height(),
         format,
+        timings,
     })
 }
 

@@ -1,0 +1,163 @@
+//! The worker runtime's lease handling, run in process against the web
+//! server, real Postgres and a real S3 server: heartbeats, dead letters and
+//! shutdown.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestApp, photo, spawn_app};
+use queue::Queues;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use worker::runtime::{MAX_RECEIVES, Worker, WorkerSettings, declare_queues};
+
+/// A recipe that takes seconds: enlarge a photo to 24 MP, then blur it.
+fn slow_recipe() -> Value {
+    json!([{"name": "slow", "ops": [
+        {"op": "resize", "width": 6000, "height": 4000, "fit": "fill"},
+        {"op": "blur", "sigma": 12.0}
+    ]}])
+}
+
+async fn in_process_worker(pool: &PgPool, app: &TestApp, settings: WorkerSettings) -> Worker {
+    let (requests, responses) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
+    Worker::new(requests, responses, app.storage.clone(), settings)
+}
+
+/// How many responses in `state` workers sent for this job (a worker sends
+/// `processing` when it starts on a request), from the messages the queue
+/// keeps for rewinding after they are consumed.
+async fn responses_sent(pool: &PgPool, job_id: &str, state: &str) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from queue_bodies b join queue_queues q on q.id = b.queue_id
+         where q.name = 'darkroom.responses' and b.body::jsonb ->> 'job_id' = $1
+           and b.body::jsonb ->> 'state' = $2",
+    )
+    .bind(job_id)
+    .bind(state)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn request_stats(pool: &PgPool) -> queue::Stats {
+    Queues::new(pool.clone())
+        .open(worker::protocol::REQUEST_QUEUE)
+        .await
+        .unwrap()
+        .stats()
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn heartbeat_keeps_a_long_op_leased_so_no_second_worker_repeats_it(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let settings = WorkerSettings {
+        concurrency: 1,
+        lock: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let shutdown = CancellationToken::new();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let worker = in_process_worker(&pool, &app, settings.clone()).await;
+        workers.push(tokio::spawn(worker.run(shutdown.clone())));
+    }
+    let job = app.create_job(slow_recipe()).await;
+    let started = Instant::now();
+    assert_eq!(
+        app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
+            .await
+            .status(),
+        201
+    );
+    let status = app.wait_done(&job, Duration::from_secs(120)).await;
+    let took = started.elapsed();
+    shutdown.cancel();
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(status["counts"]["done"], 1, "{status}");
+    // Without the heartbeat the 1 s lock would run out during the op and
+    // the idle worker would take the message and process it again.
+    assert!(
+        took > Duration::from_secs(2),
+        "the op was too quick ({took:?}) to outlast the lock; make it slower"
+    );
+    assert_eq!(responses_sent(&pool, &job.id, "processing").await, 1);
+    assert_eq!(responses_sent(&pool, &job.id, "done").await, 1);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let job = app
+        .create_job(json!([{"name": "t", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}]))
+        .await;
+    app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
+        .await;
+    // Workers that crash on it every time: received, never deleted; the
+    // lease is given back at once instead of waiting for it to run out.
+    let (requests, _) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
+    for _ in 0..MAX_RECEIVES {
+        let got = requests.receive(1, Duration::from_secs(60)).await.unwrap();
+        assert_eq!(got.len(), 1);
+        requests
+            .change_visibility(&got[0].receipt, Duration::ZERO)
+            .await
+            .unwrap();
+    }
+    // The next receive finds it over the limit and dead-letters it.
+    assert!(
+        requests
+            .receive(1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let status = app.wait_done(&job, Duration::from_secs(30)).await;
+    assert_eq!(status["counts"]["failed"], 1, "{status}");
+    let error = status["images"][0]["outputs"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("gave up after 5 attempts") && error.contains("darkroom.requests.dead"),
+        "{error}"
+    );
+    // Kept for inspection and redrive, not deleted.
+    let stats = request_stats(&pool).await;
+    assert_eq!(stats.dead_lettered, 1);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn shutdown_releases_what_it_cannot_finish_within_the_grace(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let settings = WorkerSettings {
+        concurrency: 1,
+        lock: Duration::from_secs(600),
+        shutdown_grace: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let worker = in_process_worker(&pool, &app, settings).await;
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let job = app.create_job(slow_recipe()).await;
+    app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while request_stats(&pool).await.in_flight == 0 {
+        assert!(Instant::now() < deadline, "the worker never leased it");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("worker stops within its grace")
+        .unwrap();
+    // Released, not left locked for the 600 s lease: another worker can
+    // take it right away.
+    let stats = request_stats(&pool).await;
+    assert_eq!((stats.visible, stats.in_flight), (1, 0), "{stats:?}");
+}
