@@ -1,0 +1,245 @@
+//! End-to-end throughput of 1, 2 and 4 `darkroom-worker` processes on the
+//! 12 MP thumbnail recipe, next to `darkroom-worker apply` run on the same
+//! file by as many parallel processes, side by side in one run.
+//!
+//! For each N: a job of `IMAGES` copies of the 12 MP photo is uploaded while
+//! no worker runs; then N workers (one image at a time each) start and the
+//! clock runs until the last output is final. The raw rate is N parallel
+//! loops of `darkroom-worker apply` over the same number of images (file in,
+//! file out, no queue, no S3). Overhead = 1 − end-to-end / raw.
+//!
+//! Also measured per message, from Postgres' own counters over the
+//! end-to-end runs: transactions (each statement here is one), rows written
+//! and WAL bytes.
+//!
+//! Run with `scripts/bench-scaling` (provisions Postgres and the S3 server,
+//! builds the release binaries).
+
+#[path = "../../worker/benches/photo12mp.rs"]
+mod photo12mp;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+const IMAGES: usize = 48;
+const FLEETS: [usize; 3] = [1, 2, 4];
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn release_bin(name: &str) -> PathBuf {
+    let bin = photo12mp::workspace().join("target/release").join(name);
+    assert!(
+        bin.exists(),
+        "build it first: cargo build --release --bin {name}"
+    );
+    bin
+}
+
+/// Seconds for `n` parallel loops of `darkroom-worker apply` to make
+/// `IMAGES` thumbnails in all.
+fn raw_apply(n: usize, input: &Path, out_dir: &Path) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for lane in 0..n {
+            s.spawn(move || {
+                for i in (lane..IMAGES).step_by(n) {
+                    let status = Command::new(release_bin("darkroom-worker"))
+                        .args([
+                            "apply",
+                            "--op",
+                            r#"{"op":"thumbnail","width":256,"height":256}"#,
+                        ])
+                        .arg(input)
+                        .arg(out_dir.join(format!("{i}.jpg")))
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                }
+            });
+        }
+    });
+    start.elapsed().as_secs_f64()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DbCounters {
+    xacts: i64,
+    rows: i64,
+    wal: i64,
+}
+
+async fn db_counters(pool: &PgPool) -> DbCounters {
+    // Statistics are cached per transaction and flushed lazily.
+    sqlx::query("select pg_stat_clear_snapshot()")
+        .execute(pool)
+        .await
+        .unwrap();
+    let (xacts, rows, wal): (i64, i64, i64) = sqlx::query_as(
+        "select xact_commit + xact_rollback,
+                tup_inserted + tup_updated + tup_deleted,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8
+         from pg_stat_database where datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    DbCounters { xacts, rows, wal }
+}
+
+async fn finished(pool: &PgPool, job: &str) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from outputs where job_id = $1::uuid and state in ('done', 'failed')",
+    )
+    .bind(job)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::main]
+async fn main() {
+    let input = photo12mp::input();
+    let photo = std::fs::read(&input).unwrap();
+    let out_dir = photo12mp::workspace().join("target/bench-data/scaling-out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let admin: PgConnectOptions = url.parse().unwrap();
+    let mut conn = admin.connect().await.unwrap();
+    for q in [
+        "drop database if exists darkroom_bench_scaling with (force)",
+        "create database darkroom_bench_scaling",
+    ] {
+        sqlx::query(q).execute(&mut conn).await.unwrap();
+    }
+    let mut db_url = url::Url::parse(&url).unwrap();
+    db_url.set_path("darkroom_bench_scaling");
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let env = |cmd: &mut Command| {
+        cmd.env("DATABASE_URL", db_url.as_str())
+            .env("DARKROOM_BUCKET", "bench-scaling")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+    };
+    let mut web = Command::new(release_bin("darkroom-web"));
+    env(&mut web);
+    let _web = Guard(
+        web.env("DARKROOM_BIND", format!("127.0.0.1:{port}"))
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "darkroom-web did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(db_url.as_str())
+        .await
+        .unwrap();
+
+    let mut rows = Vec::new();
+    let mut db_total = (0i64, 0i64, 0i64, 0usize);
+    for n in FLEETS {
+        let job: Value = client
+            .post(format!("{base}/api/jobs"))
+            .json(&json!({"recipes":[{"name":"thumb","ops":[{"op":"thumbnail","width":256,"height":256}]}]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (id, token) = (job["id"].as_str().unwrap(), job["token"].as_str().unwrap());
+        for chunk in 0..IMAGES / 8 {
+            let mut form = reqwest::multipart::Form::new();
+            for i in 0..8 {
+                form = form.part(
+                    "file",
+                    reqwest::multipart::Part::bytes(photo.clone())
+                        .file_name(format!("{}.jpg", chunk * 8 + i)),
+                );
+            }
+            let res = client
+                .post(format!("{base}/api/jobs/{id}/images"))
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201);
+        }
+
+        let before = db_counters(&pool).await;
+        let start = Instant::now();
+        let workers: Vec<Guard> = (0..n)
+            .map(|_| {
+                let mut cmd = Command::new(release_bin("darkroom-worker"));
+                env(&mut cmd);
+                Guard(cmd.env("DARKROOM_WORKER_CONCURRENCY", "1").spawn().unwrap())
+            })
+            .collect();
+        let mut polls = 0;
+        while finished(&pool, id).await < IMAGES as i64 {
+            polls += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let e2e = start.elapsed().as_secs_f64();
+        drop(workers);
+        let after = db_counters(&pool).await;
+        // Not the system's cost: this bench's own polls and counter reads.
+        db_total.0 += after.xacts - before.xacts - polls - 3;
+        db_total.1 += after.rows - before.rows;
+        db_total.2 += after.wal - before.wal;
+        db_total.3 += IMAGES;
+
+        let raw = raw_apply(n, &input, &out_dir);
+        rows.push((n, IMAGES as f64 / e2e, IMAGES as f64 / raw));
+    }
+
+    println!(
+        "{IMAGES} thumbnails (256 px) of a {:.1} MB 12 MP JPEG per row; \
+         {} cores\n",
+        photo.len() as f64 / 1e6,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "| worker processes | end-to-end images/s | raw `apply` images/s | overhead |\n\
+         |---:|---:|---:|---:|"
+    );
+    for (n, e2e, raw) in rows {
+        println!(
+            "| {n} | {e2e:.1} | {raw:.1} | {:.0}% |",
+            (1.0 - e2e / raw) * 100.0
+        );
+    }
+    let per = |v: i64| v as f64 / db_total.3 as f64;
+    println!(
+        "\nPostgres per message (request + response, whole path incl. the web's \
+         consumer; this bench's own queries taken out): {:.1} transactions, {:.1} rows written, \
+         {:.0} WAL bytes",
+        per(db_total.0),
+        per(db_total.1),
+        per(db_total.2)
+    );
+}
