@@ -3,10 +3,12 @@
 //! file by as many parallel processes, side by side in one run.
 //!
 //! For each N: a job of `IMAGES` copies of the 12 MP photo is uploaded while
-//! no worker runs; then N workers (one image at a time each) start and the
-//! clock runs until the last output is final. The raw rate is N parallel
-//! loops of `darkroom-worker apply` over the same number of images (file in,
-//! file out, no queue, no S3). Overhead = 1 − end-to-end / raw.
+//! no worker runs; then N workers (2 slots each) start and the clock runs
+//! until the last output is final. The raw rate is 2·N parallel loops of
+//! `darkroom-worker apply` over the same number of images (file in, file out,
+//! no queue, no S3). Overhead = 1 − end-to-end / raw. The CPU time per image
+//! of the worker processes and of the `apply` processes tells the worker's
+//! own overhead apart from the services sharing the machine.
 //!
 //! Also measured per message, from Postgres' own counters over the
 //! end-to-end runs: transactions (each statement here is one), rows written
@@ -71,6 +73,17 @@ fn raw_apply(n: usize, input: &Path, out_dir: &Path) -> f64 {
         }
     });
     start.elapsed().as_secs_f64()
+}
+
+/// CPU seconds (user + system) of a process, or with `children`, of its
+/// waited-for children.
+fn cpu_secs(pid: &str, children: bool) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name, in clock ticks (100/s):
+    // utime, stime, cutime, cstime are the 12th to 15th.
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let at = if children { 13 } else { 11 };
+    (f[at].parse::<f64>().unwrap() + f[at + 1].parse::<f64>().unwrap()) / 100.0
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -196,7 +209,7 @@ async fn main() {
             .map(|_| {
                 let mut cmd = Command::new(release_bin("darkroom-worker"));
                 env(&mut cmd);
-                Guard(cmd.env("DARKROOM_WORKER_CONCURRENCY", "1").spawn().unwrap())
+                Guard(cmd.env("DARKROOM_WORKER_CONCURRENCY", "2").spawn().unwrap())
             })
             .collect();
         let mut polls = 0;
@@ -205,6 +218,10 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let e2e = start.elapsed().as_secs_f64();
+        let worker_cpu: f64 = workers
+            .iter()
+            .map(|w| cpu_secs(&w.0.id().to_string(), false))
+            .sum();
         drop(workers);
         let after = db_counters(&pool).await;
         // Not the system's cost: this bench's own polls and counter reads.
@@ -213,8 +230,16 @@ async fn main() {
         db_total.2 += after.wal - before.wal;
         db_total.3 += IMAGES;
 
-        let raw = raw_apply(n, &input, &out_dir);
-        rows.push((n, IMAGES as f64 / e2e, IMAGES as f64 / raw));
+        let raw_cpu0 = cpu_secs("self", true);
+        let raw = raw_apply(2 * n, &input, &out_dir);
+        let raw_cpu = cpu_secs("self", true) - raw_cpu0;
+        rows.push((
+            n,
+            IMAGES as f64 / e2e,
+            IMAGES as f64 / raw,
+            worker_cpu * 1000.0 / IMAGES as f64,
+            raw_cpu * 1000.0 / IMAGES as f64,
+        ));
     }
 
     println!(
@@ -224,12 +249,13 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| worker processes | end-to-end images/s | raw `apply` images/s | overhead |\n\
-         |---:|---:|---:|---:|"
+        "| worker processes (2 slots each) | end-to-end images/s | raw `apply` images/s ({} lanes per process) | overhead | worker CPU ms/image | raw `apply` CPU ms/image |\n\
+         |---:|---:|---:|---:|---:|---:|",
+        2
     );
-    for (n, e2e, raw) in rows {
+    for (n, e2e, raw, worker_ms, raw_ms) in rows {
         println!(
-            "| {n} | {e2e:.1} | {raw:.1} | {:.0}% |",
+            "| {n} | {e2e:.1} | {raw:.1} | {:.0}% | {worker_ms:.0} | {raw_ms:.0} |",
             (1.0 - e2e / raw) * 100.0
         );
     }

@@ -5,8 +5,10 @@
 //! by 8 concurrent clients, each a multipart request of one file to a job with
 //! a thumbnail recipe; no worker runs, so this measures the web server alone:
 //! streaming to S3, header checks, the database rows and request messages.
-//! Then the same 200 PUTs with the AWS SDK, 8 at a time. Reports MB/s for
-//! both, their ratio, and the web process's peak RSS (VmHWM).
+//! Then the same 200 PUTs with the AWS SDK, 8 at a time. Rounds of both
+//! alternate; reports median MB/s for both, their ratio (and each round's),
+//! the web process's peak RSS (VmHWM) and CPU time, and how busy the whole
+//! machine was.
 //!
 //! Run with `scripts/bench-uploads` (provisions Postgres and the S3 server,
 //! builds the release `darkroom-web`).
@@ -27,6 +29,8 @@ use worker::storage::{Storage, StorageArgs};
 
 const UPLOADS: usize = 200;
 const CLIENTS: usize = 8;
+/// Rounds of both paths; the figures are medians.
+const ROUNDS: usize = 3;
 
 struct Web(Child);
 
@@ -58,6 +62,32 @@ fn peak_rss_mb(pid: u32) -> f64 {
     kb / 1024.0
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
+/// Busy and total jiffies of the whole machine.
+fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let idle = v[3] + v[4];
+    let total: u64 = v.iter().sum();
+    (total - idle, total)
+}
+
 /// Runs `job` `UPLOADS` times, `CLIENTS` at a time; returns the seconds taken.
 async fn concurrently<F, Fut>(job: F) -> f64
 where
@@ -84,6 +114,60 @@ where
         t.await.unwrap();
     }
     start.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `UPLOADS` multipart uploads of `photo` to a new job; returns seconds.
+async fn upload_through_web(client: &reqwest::Client, base: &str, photo: &Bytes) -> f64 {
+    let job: Value = client
+        .post(format!("{base}/api/jobs"))
+        .json(&json!({"recipes":[{"name":"thumb","ops":[{"op":"thumbnail","width":256,"height":256}]}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{base}/api/jobs/{}/images", job["id"].as_str().unwrap());
+    let token = job["token"].as_str().unwrap().to_owned();
+    let (client, photo) = (client.clone(), photo.clone());
+    concurrently(move || {
+        let (client, photo, url, token) =
+            (client.clone(), photo.clone(), url.clone(), token.clone());
+        async move {
+            let form = reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::stream(photo).file_name("photo.jpg"),
+            );
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        }
+    })
+    .await
+}
+
+/// `UPLOADS` PUTs of `photo` straight to the S3 server; returns seconds.
+async fn put_straight(storage: &Storage, photo: &Bytes, round: usize) -> f64 {
+    let n = Arc::new(AtomicUsize::new(0));
+    let (storage, photo) = (storage.clone(), photo.clone());
+    concurrently(move || {
+        let (storage, photo, n) = (storage.clone(), photo.clone(), n.clone());
+        async move {
+            let key = format!("put-{round}/{}", n.fetch_add(1, Ordering::Relaxed));
+            storage.put(&key, photo, "image/jpeg").await.unwrap();
+        }
+    })
+    .await
 }
 
 #[tokio::main]
@@ -128,74 +212,64 @@ async fn main() {
         assert!(Instant::now() < deadline, "darkroom-web did not come up");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let job: Value = client
-        .post(format!("{base}/api/jobs"))
-        .json(&json!({"recipes":[{"name":"thumb","ops":[{"op":"thumbnail","width":256,"height":256}]}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let upload_url = format!("{base}/api/jobs/{}/images", job["id"].as_str().unwrap());
-    let token = job["token"].as_str().unwrap().to_owned();
-
-    let web_secs = {
-        let (client, photo) = (client.clone(), photo.clone());
-        concurrently(move || {
-            let (client, photo, url, token) = (
-                client.clone(),
-                photo.clone(),
-                upload_url.clone(),
-                token.clone(),
-            );
-            async move {
-                let form = reqwest::multipart::Form::new().part(
-                    "file",
-                    reqwest::multipart::Part::stream(photo).file_name("photo.jpg"),
-                );
-                let res = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .multipart(form)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-            }
-        })
-        .await
-    };
-    let rss = peak_rss_mb(web.0.id());
-    drop(web);
-
     let storage = Storage::connect(&storage_args("bench-plain-put"))
         .await
         .unwrap();
-    let put_secs = {
-        let n = Arc::new(AtomicUsize::new(0));
-        concurrently(move || {
-            let (storage, photo, n) = (storage.clone(), photo.clone(), n.clone());
-            async move {
-                let key = format!("put/{}", n.fetch_add(1, Ordering::Relaxed));
-                storage.put(&key, photo, "image/jpeg").await.unwrap();
+    let (mut web_runs, mut put_runs, mut web_busy, mut put_busy) = (vec![], vec![], vec![], vec![]);
+    for round in 0..ROUNDS {
+        // Alternate which goes first, so neither always meets a warmer server.
+        for web_turn in [round % 2 == 0, round % 2 == 1] {
+            let (busy0, total0) = machine_jiffies();
+            let secs = if web_turn {
+                upload_through_web(&client, &base, &photo).await
+            } else {
+                put_straight(&storage, &photo, round).await
+            };
+            let (busy1, total1) = machine_jiffies();
+            let busy = (busy1 - busy0) as f64 / (total1 - total0) as f64;
+            if web_turn {
+                web_runs.push(secs);
+                web_busy.push(busy);
+            } else {
+                put_runs.push(secs);
+                put_busy.push(busy);
             }
-        })
-        .await
-    };
+        }
+    }
+    let web_cpu = cpu_secs(web.0.id()) / ROUNDS as f64;
+    let rss = peak_rss_mb(web.0.id());
+    drop(web);
+    let mut ratios: Vec<f64> = web_runs.iter().zip(&put_runs).map(|(w, p)| p / w).collect();
+    ratios.sort_by(f64::total_cmp);
+    let (web_secs, put_secs) = (median(&mut web_runs), median(&mut put_runs));
+    let (web_busy, put_busy) = (median(&mut web_busy), median(&mut put_busy));
 
     println!(
-        "{UPLOADS} uploads of a {:.1} MB 12 MP JPEG, {CLIENTS} concurrent clients\n",
+        "{UPLOADS} uploads of a {:.1} MB 12 MP JPEG, {CLIENTS} concurrent clients, \
+         median of {ROUNDS} alternating rounds\n",
         mb / UPLOADS as f64
     );
-    println!("| path | MB/s | ratio | web peak RSS MB |\n|---|---:|---:|---:|");
     println!(
-        "| darkroom-web (multipart upload, checks, rows, messages) | {:.1} | **{:.2}×** | {rss:.0} |",
-        mb / web_secs,
-        put_secs / web_secs
+        "| path | MB/s | ratio | web peak RSS MB | web CPU s per round | machine busy |\n\
+         |---|---:|---:|---:|---:|---:|"
     );
     println!(
-        "| plain PUT to the S3 server | {:.1} | 1.00× | — |",
-        mb / put_secs
+        "| darkroom-web (multipart upload, checks, rows, messages) | {:.1} | **{:.2}×** | {rss:.0} | {web_cpu:.1} | {:.0}% |",
+        mb / web_secs,
+        put_secs / web_secs,
+        web_busy * 100.0
+    );
+    println!(
+        "| plain PUT to the S3 server | {:.1} | 1.00× | — | — | {:.0}% |",
+        mb / put_secs,
+        put_busy * 100.0
+    );
+    println!(
+        "\nratio of each round: {}",
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 }

@@ -293,3 +293,57 @@ async fn empty_file_and_bomb_are_refused_and_truncated_jpeg_fails_clearly(pool: 
         "{output}"
     );
 }
+
+/// A PNG of noise, which does not compress: `width`×`height`×3 bytes and more.
+fn noise_png(width: u32, height: u32) -> Vec<u8> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let pixels: Vec<u8> = (0..width * height * 3).map(|_| rng.random()).collect();
+    let img = image::RgbImage::from_raw(width, height, pixels).unwrap();
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn upload_larger_than_a_part_is_stored_intact_and_over_limit_is_refused(pool: PgPool) {
+    let settings = web::Settings {
+        limits: worker::engine::Limits {
+            max_bytes: 20 * 1024 * 1024,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let app = common::spawn_app_with(pool, settings).await;
+    let job = app.create_job(thumb()).await;
+    // Over one 8 MiB part: goes up as a multipart upload of two parts.
+    let big = noise_png(2600, 1600);
+    assert!(big.len() > 9 * 1024 * 1024, "{}", big.len());
+    let too_big = noise_png(3000, 2400);
+    assert!(too_big.len() > 20 * 1024 * 1024, "{}", too_big.len());
+    let res = app
+        .upload(&job, &[("big.png", big.clone()), ("huge.png", too_big)])
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["errors"][0]["name"], "huge.png");
+    assert!(
+        body["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 20971520 bytes"),
+        "{body}"
+    );
+    let image = body["images"][0]["id"].as_str().unwrap();
+    let res = app
+        .client
+        .get(app.url(&format!("/api/jobs/{}/images/{image}/original", job.id)))
+        .bearer_auth(&job.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap() == big, "stored bytes differ");
+    assert_eq!(app.job_status(&job).await["counts"]["total"], 1);
+}
