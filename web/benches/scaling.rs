@@ -86,6 +86,31 @@ fn cpu_secs(pid: &str, children: bool) -> f64 {
     (f[at].parse::<f64>().unwrap() + f[at + 1].parse::<f64>().unwrap()) / 100.0
 }
 
+/// CPU seconds of every process whose command name is `name` (e.g. all of
+/// Postgres' backends; ended ones are not counted).
+fn cpu_secs_named(name: &str) -> f64 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid = e.ok()?.file_name().into_string().ok()?;
+            pid.parse::<u32>().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == name).then(|| cpu_secs(&pid, false))
+        })
+        .sum()
+}
+
+/// CPU seconds used so far by the services the workers share the machine
+/// with: Postgres, the S3 server and the web server.
+fn service_cpu(web: u32) -> [f64; 3] {
+    let s3 = cpu_secs_named("s3s-fs") + cpu_secs_named("minio");
+    [
+        cpu_secs_named("postgres"),
+        s3,
+        cpu_secs(&web.to_string(), false),
+    ]
+}
+
 #[derive(Debug, Clone, Copy)]
 struct DbCounters {
     xacts: i64,
@@ -153,11 +178,12 @@ async fn main() {
     };
     let mut web = Command::new(release_bin("darkroom-web"));
     env(&mut web);
-    let _web = Guard(
+    let web = Guard(
         web.env("DARKROOM_BIND", format!("127.0.0.1:{port}"))
             .spawn()
             .unwrap(),
     );
+    let web_pid = web.0.id();
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -173,6 +199,7 @@ async fn main() {
 
     let mut rows = Vec::new();
     let mut db_total = (0i64, 0i64, 0i64, 0usize);
+    let mut service_total = [0f64; 3];
     for n in FLEETS {
         let job: Value = client
             .post(format!("{base}/api/jobs"))
@@ -204,6 +231,7 @@ async fn main() {
         }
 
         let before = db_counters(&pool).await;
+        let services0 = service_cpu(web_pid);
         let start = Instant::now();
         let workers: Vec<Guard> = (0..n)
             .map(|_| {
@@ -223,6 +251,13 @@ async fn main() {
             .map(|w| cpu_secs(&w.0.id().to_string(), false))
             .sum();
         drop(workers);
+        let services1 = service_cpu(web_pid);
+        for (total, (a, b)) in service_total
+            .iter_mut()
+            .zip(services1.iter().zip(services0))
+        {
+            *total += a - b;
+        }
         let after = db_counters(&pool).await;
         // Not the system's cost: this bench's own polls and counter reads.
         db_total.0 += after.xacts - before.xacts - polls - 3;
@@ -259,6 +294,14 @@ async fn main() {
             (1.0 - e2e / raw) * 100.0
         );
     }
+    let ms = |secs: f64| secs * 1000.0 / db_total.3 as f64;
+    println!(
+        "\nCPU per image of the services sharing the machine (end-to-end runs): \
+         Postgres {:.0} ms, S3 server {:.0} ms, darkroom-web {:.0} ms",
+        ms(service_total[0]),
+        ms(service_total[1]),
+        ms(service_total[2])
+    );
     let per = |v: i64| v as f64 / db_total.3 as f64;
     println!(
         "\nPostgres per message (request + response, whole path incl. the web's \

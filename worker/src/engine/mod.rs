@@ -198,15 +198,10 @@ fn process_unguarded(
     let mut timings = Vec::with_capacity(ops.len() + 2);
     let started = Instant::now();
     let (mut img, rest) = match shrink_on_load(input, &probe, ops, limits)? {
-        Some(img) => {
-            timings.push(("decode", started.elapsed()));
-            (img, &ops[1..])
-        }
+        Some(img) => (img, &ops[1..]),
         None => (decode(input, probe.format, limits)?, ops),
     };
-    if timings.is_empty() {
-        timings.push(("decode", started.elapsed()));
-    }
+    timings.push(("decode", started.elapsed()));
     for op in rest {
         let started = Instant::now();
         img = apply(img, op)?;
