@@ -72,6 +72,19 @@ fn cpu_secs(pid: u32) -> f64 {
     (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
 }
 
+/// CPU seconds used so far by the S3 server (every s3s-fs or MinIO process).
+fn s3_cpu() -> f64 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid = e.ok()?.file_name().into_string().ok()?;
+            let n: u32 = pid.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            matches!(comm.trim(), "s3s-fs" | "minio").then(|| cpu_secs(n))
+        })
+        .sum()
+}
+
 /// Busy and total jiffies of the whole machine.
 fn machine_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap();
@@ -216,23 +229,30 @@ async fn main() {
         .await
         .unwrap();
     let (mut web_runs, mut put_runs, mut web_busy, mut put_busy) = (vec![], vec![], vec![], vec![]);
+    // CPU seconds of this bench (the clients) and of the S3 server, per round.
+    let (mut web_side_cpu, mut put_side_cpu) = (Vec::<[f64; 2]>::new(), Vec::<[f64; 2]>::new());
     for round in 0..ROUNDS {
         // Alternate which goes first, so neither always meets a warmer server.
         for web_turn in [round % 2 == 0, round % 2 == 1] {
             let (busy0, total0) = machine_jiffies();
+            let me0 = cpu_secs(std::process::id());
+            let s3_0 = s3_cpu();
             let secs = if web_turn {
                 upload_through_web(&client, &base, &photo).await
             } else {
                 put_straight(&storage, &photo, round).await
             };
             let (busy1, total1) = machine_jiffies();
+            let cpu = [cpu_secs(std::process::id()) - me0, s3_cpu() - s3_0];
             let busy = (busy1 - busy0) as f64 / (total1 - total0) as f64;
             if web_turn {
                 web_runs.push(secs);
                 web_busy.push(busy);
+                web_side_cpu.push(cpu);
             } else {
                 put_runs.push(secs);
                 put_busy.push(busy);
+                put_side_cpu.push(cpu);
             }
         }
     }
@@ -243,6 +263,9 @@ async fn main() {
     ratios.sort_by(f64::total_cmp);
     let (web_secs, put_secs) = (median(&mut web_runs), median(&mut put_runs));
     let (web_busy, put_busy) = (median(&mut web_busy), median(&mut put_busy));
+    let side = |v: &[[f64; 2]], i: usize| median(&mut v.iter().map(|c| c[i]).collect::<Vec<_>>());
+    let (web_client, web_s3) = (side(&web_side_cpu, 0), side(&web_side_cpu, 1));
+    let (put_client, put_s3) = (side(&put_side_cpu, 0), side(&put_side_cpu, 1));
 
     println!(
         "{UPLOADS} uploads of a {:.1} MB 12 MP JPEG, {CLIENTS} concurrent clients, \
@@ -250,17 +273,17 @@ async fn main() {
         mb / UPLOADS as f64
     );
     println!(
-        "| path | MB/s | ratio | web peak RSS MB | web CPU s per round | machine busy |\n\
+        "| path | MB/s | ratio | web peak RSS MB | CPU s per round: web / S3 server / clients | machine busy |\n\
          |---|---:|---:|---:|---:|---:|"
     );
     println!(
-        "| darkroom-web (multipart upload, checks, rows, messages) | {:.1} | **{:.2}×** | {rss:.0} | {web_cpu:.1} | {:.0}% |",
+        "| darkroom-web (multipart upload, checks, rows, messages) | {:.1} | **{:.2}×** | {rss:.0} | {web_cpu:.1} / {web_s3:.1} / {web_client:.1} | {:.0}% |",
         mb / web_secs,
         put_secs / web_secs,
         web_busy * 100.0
     );
     println!(
-        "| plain PUT to the S3 server | {:.1} | 1.00× | — | — | {:.0}% |",
+        "| plain PUT to the S3 server | {:.1} | 1.00× | — | — / {put_s3:.1} / {put_client:.1} | {:.0}% |",
         mb / put_secs,
         put_busy * 100.0
     );
