@@ -140,7 +140,12 @@ impl Postgres {
     fn cmd(&self, program: &str) -> Command {
         let program = self.bin.join(program);
         if is_root() {
-            let mut cmd = Command::new("runuser");
+            // Not always on a non-login PATH.
+            let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
+                .into_iter()
+                .find(|p| Path::new(p).exists())
+                .unwrap_or("runuser");
+            let mut cmd = Command::new(runuser);
             cmd.args(["-u", "postgres", "--"]).arg(program);
             cmd
         } else {
