@@ -10,7 +10,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
@@ -314,6 +314,9 @@ impl Storage {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            // Declared up front: S3 refuses parts that carry a checksum of a
+            // kind the upload was not created with.
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
             .send()
             .await
             .map_err(s3_error)?;
@@ -326,6 +329,7 @@ impl Storage {
 
     async fn upload_part(&self, u: &mut MultipartUpload, body: Bytes) -> Result<(), StorageError> {
         let number = u.parts.len() as i32 + 1;
+        let checksum = crc32(&body);
         let out = self
             .client
             .upload_part()
@@ -333,7 +337,7 @@ impl Storage {
             .key(&u.key)
             .upload_id(&u.id)
             .part_number(number)
-            .checksum_crc32(crc32(&body))
+            .checksum_crc32(checksum.clone())
             .body(ByteStream::from(body))
             .customize()
             .disable_payload_signing()
@@ -344,6 +348,7 @@ impl Storage {
             CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(out.e_tag)
+                .checksum_crc32(checksum)
                 .build(),
         );
         Ok(())
