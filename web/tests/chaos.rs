@@ -539,12 +539,11 @@ async fn verify(
     pool: &PgPool,
     s3: &worker::storage::Storage,
     job: &Job,
-    good: usize,
     corrupt: usize,
 ) -> (usize, usize) {
     let status = client.wait_done(job).await;
     let images = status["images"].as_array().unwrap();
-    assert_eq!(images.len(), good + corrupt, "images recorded");
+    assert_eq!(images.len(), GOOD_IMAGES + corrupt, "images recorded");
     let (mut done, mut failed) = (0, 0);
     for image in images {
         let name = image["name"].as_str().unwrap();
@@ -595,6 +594,29 @@ async fn verify(
     .unwrap();
     assert_eq!(left, 0, "request messages left behind");
     (done, failed)
+}
+
+/// Waits for the phase's job to finish, checks it (see `verify`) and
+/// measures it; `kills` is left for the caller.
+async fn finish_phase(
+    phase: &'static str,
+    started: Instant,
+    client: &Client,
+    pool: &PgPool,
+    s3: &worker::storage::Storage,
+    job: &Job,
+    corrupt: usize,
+) -> Figures {
+    let (done, failed) = verify(client, pool, s3, job, corrupt).await;
+    Figures {
+        phase,
+        pairs: (GOOD_IMAGES + corrupt) * RECIPES,
+        done,
+        failed,
+        seconds: started.elapsed().as_secs_f64(),
+        reprocessed: reprocessed(pool, job).await,
+        kills: 0,
+    }
 }
 
 /// Outputs of this job whose work was started more than once (a worker
@@ -695,17 +717,18 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
     .unwrap();
     assert_eq!(queued as usize, (GOOD_IMAGES + corrupt.len()) * RECIPES);
     fleet.start_workers();
-    let (done, failed) = verify(&client, &pool, &s3, &job, GOOD_IMAGES, corrupt.len()).await;
-    assert_eq!(failed, corrupt.len() * RECIPES);
-    figures.push(Figures {
-        phase: "no workers at upload; 15 corrupt + 5 bombs mixed in",
-        pairs: (GOOD_IMAGES + corrupt.len()) * RECIPES,
-        done,
-        failed,
-        seconds: started.elapsed().as_secs_f64(),
-        reprocessed: reprocessed(&pool, &job).await,
-        kills: 0,
-    });
+    let phase = finish_phase(
+        "no workers at upload; 15 corrupt + 5 bombs mixed in",
+        started,
+        &client,
+        &pool,
+        &s3,
+        &job,
+        corrupt.len(),
+    )
+    .await;
+    assert_eq!(phase.failed, corrupt.len() * RECIPES);
+    figures.push(phase);
 
     // 2. SIGKILL a random worker every 1–3 s and restart it.
     let started = Instant::now();
@@ -719,15 +742,18 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
         let slot = rng.random_range(0..WORKERS);
         fleet.kill_and_restart(slot);
     }
-    let (done, failed) = verify(&client, &pool, &s3, &job, GOOD_IMAGES, 0).await;
     figures.push(Figures {
-        phase: "kill -9 a random worker every 1-3 s",
-        pairs: pairs as usize,
-        done,
-        failed,
-        seconds: started.elapsed().as_secs_f64(),
-        reprocessed: reprocessed(&pool, &job).await,
         kills: fleet.kills - kills_before,
+        ..finish_phase(
+            "kill -9 a random worker every 1-3 s",
+            started,
+            &client,
+            &pool,
+            &s3,
+            &job,
+            0,
+        )
+        .await
     });
     assert!(fleet.kills > kills_before, "no worker was killed");
 
@@ -739,16 +765,18 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
     pg.stop();
     tokio::time::sleep(OUTAGE).await;
     pg.start();
-    let (done, failed) = verify(&client, &pool, &s3, &job, GOOD_IMAGES, 0).await;
-    figures.push(Figures {
-        phase: "Postgres stopped for 10 s mid-run",
-        pairs: pairs as usize,
-        done,
-        failed,
-        seconds: started.elapsed().as_secs_f64(),
-        reprocessed: reprocessed(&pool, &job).await,
-        kills: 0,
-    });
+    figures.push(
+        finish_phase(
+            "Postgres stopped for 10 s mid-run",
+            started,
+            &client,
+            &pool,
+            &s3,
+            &job,
+            0,
+        )
+        .await,
+    );
 
     // 4. S3 server down for 10 s mid-run.
     let started = Instant::now();
@@ -758,16 +786,18 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
     s3_server.stop();
     tokio::time::sleep(OUTAGE).await;
     s3_server.restart();
-    let (done, failed) = verify(&client, &pool, &s3, &job, GOOD_IMAGES, 0).await;
-    figures.push(Figures {
-        phase: "S3 server stopped for 10 s mid-run",
-        pairs: pairs as usize,
-        done,
-        failed,
-        seconds: started.elapsed().as_secs_f64(),
-        reprocessed: reprocessed(&pool, &job).await,
-        kills: 0,
-    });
+    figures.push(
+        finish_phase(
+            "S3 server stopped for 10 s mid-run",
+            started,
+            &client,
+            &pool,
+            &s3,
+            &job,
+            0,
+        )
+        .await,
+    );
 
     let mut table = String::from(
         "\nchaos suite: 3 worker processes x 2 slots, 3 recipes per image, lock 3 s\n\
