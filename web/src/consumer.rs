@@ -26,21 +26,27 @@ const BATCH: usize = 100;
 const LOCK: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(1);
 
+/// A short long-poll for up to `BATCH` messages: they arrive at once, and
+/// shutdown waits at most `WAIT`. On failure, pauses for `WAIT` (or until
+/// shutdown) and returns none, so callers just loop.
+async fn receive(queue: &Queue, lock: Duration, shutdown: &CancellationToken) -> Vec<Message> {
+    match queue.receive_wait(BATCH, lock, WAIT).await {
+        Ok(messages) => messages,
+        Err(e) => {
+            warn!(queue = queue.name(), error = %e, "receiving failed; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(WAIT) => {}
+                () = shutdown.cancelled() => {}
+            }
+            Vec::new()
+        }
+    }
+}
+
 /// Runs until `shutdown`.
 pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        // A short long-poll: responses arrive at once, shutdown waits at most WAIT.
-        let messages = match responses.receive_wait(BATCH, LOCK, WAIT).await {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "receiving responses failed; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(WAIT) => {}
-                    () = shutdown.cancelled() => {}
-                }
-                continue;
-            }
-        };
+        let messages = receive(&responses, LOCK, &shutdown).await;
         if messages.is_empty() {
             continue;
         }
@@ -78,17 +84,7 @@ pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
 pub async fn fail_dead_letters(pool: PgPool, dead: Queue, shutdown: CancellationToken) {
     const HOLD: Duration = Duration::from_secs(12 * 3600);
     while !shutdown.is_cancelled() {
-        let messages = match dead.receive_wait(BATCH, HOLD, WAIT).await {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "receiving dead letters failed; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(WAIT) => {}
-                    () = shutdown.cancelled() => {}
-                }
-                continue;
-            }
-        };
+        let messages = receive(&dead, HOLD, &shutdown).await;
         let mut changed = BTreeSet::new();
         for message in &messages {
             let Ok(request) = serde_json::from_str::<Request>(&message.body) else {
