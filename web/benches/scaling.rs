@@ -19,35 +19,19 @@
 
 #[path = "../../worker/benches/photo12mp.rs"]
 mod photo12mp;
+mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use support::{Guard, cpu_secs, cpu_secs_named, fresh_database, release_bin, s3_cpu_secs};
 
 const IMAGES: usize = 48;
 const FLEETS: [usize; 3] = [1, 2, 4];
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn release_bin(name: &str) -> PathBuf {
-    let bin = photo12mp::workspace().join("target/release").join(name);
-    assert!(
-        bin.exists(),
-        "build it first: cargo build --release --bin {name}"
-    );
-    bin
-}
 
 /// Seconds for `n` parallel loops of `darkroom-worker apply` to make
 /// `IMAGES` thumbnails in all.
@@ -75,38 +59,12 @@ fn raw_apply(n: usize, input: &Path, out_dir: &Path) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
-/// CPU seconds (user + system) of a process, or with `children`, of its
-/// waited-for children.
-fn cpu_secs(pid: &str, children: bool) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the parenthesised command name, in clock ticks (100/s):
-    // utime, stime, cutime, cstime are the 12th to 15th.
-    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let at = if children { 13 } else { 11 };
-    (f[at].parse::<f64>().unwrap() + f[at + 1].parse::<f64>().unwrap()) / 100.0
-}
-
-/// CPU seconds of every process whose command name is `name` (e.g. all of
-/// Postgres' backends; ended ones are not counted).
-fn cpu_secs_named(name: &str) -> f64 {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid = e.ok()?.file_name().into_string().ok()?;
-            pid.parse::<u32>().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            (comm.trim() == name).then(|| cpu_secs(&pid, false))
-        })
-        .sum()
-}
-
 /// CPU seconds used so far by the services the workers share the machine
 /// with: Postgres, the S3 server and the web server.
 fn service_cpu(web: u32) -> [f64; 3] {
-    let s3 = cpu_secs_named("s3s-fs") + cpu_secs_named("minio");
     [
-        cpu_secs_named("postgres"),
-        s3,
+        cpu_secs_named(&["postgres"]),
+        s3_cpu_secs(),
         cpu_secs(&web.to_string(), false),
     ]
 }
@@ -153,22 +111,7 @@ async fn main() {
     let out_dir = photo12mp::workspace().join("target/bench-data/scaling-out");
     std::fs::create_dir_all(&out_dir).unwrap();
 
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let admin: PgConnectOptions = url.parse().unwrap();
-    let mut conn = admin.connect().await.unwrap();
-    for q in [
-        "drop database if exists darkroom_bench_scaling with (force)",
-        "create database darkroom_bench_scaling",
-    ] {
-        sqlx::query(q).execute(&mut conn).await.unwrap();
-    }
-    let mut db_url = url::Url::parse(&url).unwrap();
-    db_url.set_path("darkroom_bench_scaling");
-
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let db_url = fresh_database("darkroom_bench_scaling").await;
     let env = |cmd: &mut Command| {
         cmd.env("DATABASE_URL", db_url.as_str())
             .env("DARKROOM_BUCKET", "bench-scaling")
@@ -176,21 +119,9 @@ async fn main() {
             .stdin(Stdio::null())
             .stdout(Stdio::null());
     };
-    let mut web = Command::new(release_bin("darkroom-web"));
-    env(&mut web);
-    let web = Guard(
-        web.env("DARKROOM_BIND", format!("127.0.0.1:{port}"))
-            .spawn()
-            .unwrap(),
-    );
+    let (web, base) = support::start_web(env).await;
     let web_pid = web.0.id();
-    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "darkroom-web did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect(db_url.as_str())

@@ -15,31 +15,21 @@
 
 #[path = "../../worker/benches/photo12mp.rs"]
 mod photo12mp;
+mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgConnectOptions;
+use support::{cpu_secs, fresh_database, s3_cpu_secs};
 use worker::storage::{Storage, StorageArgs};
 
 const UPLOADS: usize = 200;
 const CLIENTS: usize = 8;
 /// Rounds of both paths; the figures are medians.
 const ROUNDS: usize = 3;
-
-struct Web(Child);
-
-impl Drop for Web {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn storage_args(bucket: &str) -> StorageArgs {
     StorageArgs {
@@ -60,29 +50,6 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
     kb / 1024.0
-}
-
-/// CPU seconds (user + system) a process has used so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 12th and 13th of them, in clock ticks (100 per second on Linux).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-}
-
-/// CPU seconds used so far by the S3 server (every s3s-fs or MinIO process).
-fn s3_cpu() -> f64 {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid = e.ok()?.file_name().into_string().ok()?;
-            let n: u32 = pid.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            matches!(comm.trim(), "s3s-fs" | "minio").then(|| cpu_secs(n))
-        })
-        .sum()
 }
 
 /// Busy and total jiffies of the whole machine.
@@ -188,43 +155,14 @@ async fn main() {
     let photo = Bytes::from(std::fs::read(photo12mp::input()).unwrap());
     let mb = (photo.len() * UPLOADS) as f64 / 1e6;
 
-    // A database of its own, migrated by the web server at start-up.
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let admin: PgConnectOptions = url.parse().unwrap();
-    let mut conn = admin.connect().await.unwrap();
-    for q in [
-        "drop database if exists darkroom_bench_uploads with (force)",
-        "create database darkroom_bench_uploads",
-    ] {
-        sqlx::query(q).execute(&mut conn).await.unwrap();
-    }
-    let mut db_url = url::Url::parse(&url).unwrap();
-    db_url.set_path("darkroom_bench_uploads");
-
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let bin = photo12mp::workspace().join("target/release/darkroom-web");
-    assert!(
-        bin.exists(),
-        "build it first: cargo build --release --bin darkroom-web"
-    );
-    let web = Web(Command::new(bin)
-        .env("DATABASE_URL", db_url.as_str())
-        .env("DARKROOM_BIND", format!("127.0.0.1:{port}"))
-        .env("DARKROOM_BUCKET", "bench-uploads")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap());
-    let base = format!("http://127.0.0.1:{port}");
+    let db_url = fresh_database("darkroom_bench_uploads").await;
+    let (web, base) = support::start_web(|cmd| {
+        cmd.env("DATABASE_URL", db_url.as_str())
+            .env("DARKROOM_BUCKET", "bench-uploads")
+            .env("RUST_LOG", "warn");
+    })
+    .await;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "darkroom-web did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let storage = Storage::connect(&storage_args("bench-plain-put"))
         .await
         .unwrap();
@@ -235,15 +173,15 @@ async fn main() {
         // Alternate which goes first, so neither always meets a warmer server.
         for web_turn in [round % 2 == 0, round % 2 == 1] {
             let (busy0, total0) = machine_jiffies();
-            let me0 = cpu_secs(std::process::id());
-            let s3_0 = s3_cpu();
+            let me0 = cpu_secs("self", false);
+            let s3_0 = s3_cpu_secs();
             let secs = if web_turn {
                 upload_through_web(&client, &base, &photo).await
             } else {
                 put_straight(&storage, &photo, round).await
             };
             let (busy1, total1) = machine_jiffies();
-            let cpu = [cpu_secs(std::process::id()) - me0, s3_cpu() - s3_0];
+            let cpu = [cpu_secs("self", false) - me0, s3_cpu_secs() - s3_0];
             let busy = (busy1 - busy0) as f64 / (total1 - total0) as f64;
             if web_turn {
                 web_runs.push(secs);
@@ -256,7 +194,7 @@ async fn main() {
             }
         }
     }
-    let web_cpu = cpu_secs(web.0.id()) / ROUNDS as f64;
+    let web_cpu = cpu_secs(&web.0.id().to_string(), false) / ROUNDS as f64;
     let rss = peak_rss_mb(web.0.id());
     drop(web);
     let mut ratios: Vec<f64> = web_runs.iter().zip(&put_runs).map(|(w, p)| p / w).collect();
