@@ -66,11 +66,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (DARKROOM_BIND)", config.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "listening");
+    let signal = telemetry::shutdown_signal();
     println!("Darkroom is up: http://{addr}/");
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        telemetry::shutdown_signal().await;
+        signal.await;
         tracing::info!("shutting down");
         trigger.cancel();
     });

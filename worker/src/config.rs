@@ -137,9 +137,10 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {bind} (DARKROOM_WORKER_METRICS_BIND)"))?;
         tokio::spawn(telemetry::serve_metrics(listener, shutdown.clone()));
     }
+    let signal = telemetry::shutdown_signal();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
-        telemetry::shutdown_signal().await;
+        signal.await;
         trigger.cancel();
     });
     Worker::new(requests, responses, storage, settings)

@@ -44,25 +44,36 @@ pub fn init(json: bool) {
     }
 }
 
-/// Resolves when the process gets Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// Resolves when the process gets Ctrl-C or SIGTERM. The handlers are
+/// installed by this call, not when the future is first polled: a signal
+/// sent right after start-up is announced must not meet the default action
+/// (killing the process) because the task awaiting it has not run yet.
+#[cfg(unix)]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn recv(installed: std::io::Result<Signal>) {
+        match installed {
             Ok(mut s) => {
                 s.recv().await;
             }
             Err(_) => std::future::pending().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    }
+    let interrupt = recv(signal(SignalKind::interrupt()));
+    let terminate = recv(signal(SignalKind::terminate()));
+    async move {
+        tokio::select! {
+            () = interrupt => {},
+            () = terminate => {},
+        }
+    }
+}
+
+/// Resolves when the process gets Ctrl-C.
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
