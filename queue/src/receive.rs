@@ -214,18 +214,21 @@ impl Queue {
         max_receives: Option<i32>,
     ) -> Result<Vec<Row>> {
         // One statement: SKIP LOCKED lets concurrent receivers pick disjoint
-        // rows without waiting on each other; `RowSize` says how many. Rows past their receive limit move to the dead
-        // letter queue whole; of the others, rows are taken in id order until
-        // `max` messages, the last one split: its tail stays visible as a row
-        // of its own. Locked rows are read in `picked`, which sees their
+        // rows without waiting on each other; `RowSize` says how many. Rows
+        // past their receive limit move to the dead letter queue whole; of
+        // the others, rows are taken in id order until `max` messages, the
+        // last one split: its tail stays visible as a row of its own. Locked rows are read in `picked`, which sees their
         // latest version, and nowhere else.
         //
         // Every table access goes through an index whatever the planner
         // believes about row counts (lookups by `= any(array(...))`, bodies by
-        // a subquery per message), and the limits are subqueries rather than
-        // parameters: so Postgres can plan the statement once per connection
-        // and reuse that plan safely, instead of planning every call (half a
-        // millisecond, the whole cost of a one-message receive).
+        // a subquery per chunk in `queue_bodies_of`), and the queue, the
+        // dead letter queue and the row limit are subqueries rather than
+        // parameters, so the planner cannot tailor a plan to their values: a
+        // plan made for one queue's statistics (a new, empty queue looks
+        // cheaper than average) would win over the generic plan, and
+        // Postgres would plan every call (most of a millisecond, more than
+        // executing it). So it plans once per connection and reuses that.
         //
         // Like every statement that only leases or acknowledges, it commits
         // without waiting for the disk (`synchronous_commit` off for this
@@ -238,9 +241,9 @@ impl Queue {
             with picked as (
                 select id, pos, ids, message_group, receive_count, enqueued_at,
                        first_received_at, dead_letter_source,
-                       $5::int4 is not null and receive_count >= $6 as dead
+                       (select $5::int4) is not null and receive_count >= $6 as dead
                 from queue_messages
-                where queue_id = $1 and visible_at <= now()
+                where queue_id = (select $1::int4) and visible_at <= now()
                 order by pos
                 limit (select $7::int8)
                 for update skip locked
@@ -304,11 +307,10 @@ impl Queue {
                     delayed = c.delayed + excluded.delayed,
                     dead_lettered = c.dead_lettered + excluded.dead_lettered
             )
-            select l.id as row_id, x.id as "id!",
-                   (select b.body from queue_bodies b where b.id = x.id) as "body!",
+            select l.id as row_id, b.id as "id!", b.body as "body!",
                    l.receive_count, l.enqueued_at, l.first_received_at as "first_received_at!"
             from leased l
-            cross join unnest(l.ids) as x(id)
+            cross join lateral queue_bodies_of(l.ids) as b
             "#,
             self.id(),
             max as i64,
@@ -407,11 +409,10 @@ impl Queue {
                     delayed = c.delayed + excluded.delayed,
                     dead_lettered = c.dead_lettered + excluded.dead_lettered
             )
-            select l.id as row_id, x.id as "id!",
-                   (select b.body from queue_bodies b where b.id = x.id) as "body!",
+            select l.id as row_id, b.id as "id!", b.body as "body!",
                    l.receive_count, l.enqueued_at, l.first_received_at as "first_received_at!"
             from leased l
-            cross join unnest(l.ids) as x(id)
+            cross join lateral queue_bodies_of(l.ids) as b
             "#,
             self.id(),
             max as i64,

@@ -1,7 +1,7 @@
 //! Rewind: deliver already deleted messages again, like resetting a Kafka
 //! consumer offset or CMQ's RewindQueue.
 //!
-//! Bodies outlive deletes (see the migration), so rewinding re-creates the
+//! Bodies outlive deletes (see the migrations), so rewinding re-creates the
 //! live rows of every message of this queue from the given point on that is
 //! no longer live. They get fresh receive counts and come out in id order,
 //! ahead of anything sent later.
@@ -71,12 +71,14 @@ impl Queue {
                 cross join unnest(m.ids) as x(id)
                 where m.queue_id = $1 or (m.queue_id = $5::int4 and m.dead_letter_source = $1)
             ), gone as (
-                select b.id, b.message_group, b.enqueued_at
-                from queue_bodies b
-                where b.queue_id = $1
-                  and b.id >= coalesce($2::int8, 0)
-                  and b.enqueued_at >= greatest(coalesce($3::timestamptz, '-infinity'::timestamptz), $4)
-                  and not exists (select 1 from live l where l.id = b.id)
+                select c.id + k - 1 as id, c.groups[k] as message_group, c.enqueued_at
+                from queue_chunks c
+                cross join lateral generate_subscripts(c.bodies, 1) as k
+                where c.queue_id = $1
+                  and c.id >= queue_chunk_of(coalesce($2::int8, 0))
+                  and c.enqueued_at >= greatest(coalesce($3::timestamptz, '-infinity'::timestamptz), $4)
+                  and c.id + k - 1 >= coalesce($2::int8, 0)
+                  and not exists (select 1 from live l where l.id = c.id + k - 1)
             ), restored as (
                 insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
                                             enqueued_at)

@@ -1,5 +1,6 @@
 //! Enqueueing messages.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::PgConnection;
@@ -7,9 +8,11 @@ use sqlx::PgConnection;
 use crate::attributes::{MAX_DELAY, check_batch};
 use crate::{Error, Queue, QueueKind, Result};
 
-/// Most messages in one live row (see the migration). Small enough that a
-/// row stays well under Postgres' 2 kB TOAST threshold, large enough that a
-/// batch of 100 is one row.
+/// Most messages in one live row, and in one chunk of bodies (see the
+/// migrations; `queue_chunk_of` has it too). Small enough that a live row
+/// stays well under Postgres' 2 kB TOAST threshold and that receiving one
+/// message never detoasts many bodies, large enough that a batch of 100 is
+/// one row and one chunk.
 pub(crate) const ROW_MESSAGES: i64 = 128;
 
 /// A message to send.
@@ -103,62 +106,115 @@ impl Queue {
         groups: &[&str],
         delays: &[f64],
     ) -> sqlx::Result<Vec<i64>> {
-        // One statement writes each body once (kept for rewind), the live
-        // rows (runs of up to ROW_MESSAGES messages sharing a delay, or one
-        // row per message on ordered queues) and the counters. Ids are drawn
-        // in message order from one value of the global sequence.
-        let per_row = if ordered { 1 } else { ROW_MESSAGES };
-        sqlx::query_scalar!(
+        let runs = runs(ordered, groups, delays);
+        // One statement writes the bodies once, in chunks (kept for rewind),
+        // the live rows and the counters. Ids are drawn in message order
+        // from one value of the global sequence, so only that value comes
+        // back.
+        let first = sqlx::query_scalar!(
             r#"
             with base as materialized (
                 select nextval('queue_message_ids') as id
             ), src as materialized (
-                select base.id + m.ord - 1 as id, m.body,
-                       case when $5 then m.grp end as grp, m.delay
+                select base.id + m.ord - 1 as id, m.grp, m.delay, m.run
                 from base,
-                     unnest($2::text[], $3::text[], $4::float8[]) with ordinality
-                         as m(body, grp, delay, ord)
-            ), bodies as (
-                insert into queue_bodies (id, queue_id, body, message_group)
-                select id, $1, body, grp from src
+                     unnest($3::text[], $4::float8[], $5::int4[]) with ordinality
+                         as m(grp, delay, run, ord)
+            ), chunks as (
+                insert into queue_chunks (id, queue_id, bodies, groups)
+                select base.id + k * $6, $1, $2[k * $6 + 1 : (k + 1) * $6],
+                       case when $7 then $3[k * $6 + 1 : (k + 1) * $6] end
+                from base, generate_series(0, (cardinality($2::text[]) - 1) / $6) as k
             ), runs as (
                 insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
                                             enqueued_at)
-                select $1, min(id), array_agg(id order by id), grp,
-                       now() + make_interval(secs => delay), now()
-                from (
-                    select src.*,
-                           (row_number() over (partition by grp, delay order by id) - 1) / $6
-                               as run
-                    from src
-                ) s
-                group by grp, delay, run
+                select $1, min(id), array_agg(id order by id),
+                       case when $7 then min(grp) end,
+                       now() + make_interval(secs => min(delay)), now()
+                from src
+                group by run
             ), counted as (
                 insert into queue_counters as c (queue_id, bucket, slot, live, delayed)
                 select $1, d.bucket, pg_backend_pid(), sum(d.live), sum(d.delayed)
-                from src
-                cross join lateral (values
-                    (0::int8, 1, 0),
-                    (case when src.delay > 0
-                          then queue_bucket(now() + make_interval(secs => src.delay)) end, 0, 1)
+                from (
+                    select 0::int8, count(*), 0::int8 from src
+                    union all
+                    select queue_bucket(now() + make_interval(secs => delay)), 0, count(*)
+                    from src where delay > 0
+                    group by 1
                 ) as d(bucket, live, delayed)
-                where d.bucket is not null
                 group by d.bucket
                 order by d.bucket
                 on conflict (queue_id, bucket, slot) do update set
                     live = c.live + excluded.live,
                     delayed = c.delayed + excluded.delayed
             )
-            select id as "id!" from src order by id
+            select id as "id!" from base
             "#,
             self.id(),
             bodies as &[&str],
             groups as &[&str],
             delays,
+            &runs,
+            ROW_MESSAGES as i32,
             ordered,
-            per_row,
         )
-        .fetch_all(&mut *conn)
-        .await
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok((first..first + bodies.len() as i64).collect())
+    }
+}
+
+/// The live row of each message: runs of up to [`ROW_MESSAGES`] messages
+/// that share a group and a delay, in send order (one message per row on
+/// ordered queues). Cut here rather than in SQL, where it took a window
+/// function, two sorts and a grouping per send.
+fn runs(ordered: bool, groups: &[&str], delays: &[f64]) -> Vec<i32> {
+    if ordered {
+        return (1..=groups.len() as i32).collect();
+    }
+    // Groups mean nothing on a concurrent queue: runs follow the delay.
+    let mut open: HashMap<u64, (i32, i64)> = HashMap::new();
+    let mut next = 0;
+    delays
+        .iter()
+        .map(|delay| {
+            let (run, len) = open.entry(delay.to_bits()).or_insert((next, 0));
+            if *len == ROW_MESSAGES {
+                *run = next;
+                *len = 0;
+            }
+            if *len == 0 {
+                next += 1;
+                *run = next;
+            }
+            *len += 1;
+            *run
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_follow_delay_and_size() {
+        let n = ROW_MESSAGES as usize + 2;
+        let groups = vec![""; n];
+        let mut delays = vec![0.0; n];
+        delays[1] = 5.0;
+        let runs = runs(false, &groups, &delays);
+        // The delayed message has a row of its own; the others fill one row
+        // to ROW_MESSAGES and start the next.
+        assert_eq!(runs[0], 1);
+        assert_eq!(runs[1], 2);
+        assert!(runs[2..=ROW_MESSAGES as usize].iter().all(|&r| r == 1));
+        assert_eq!(runs[n - 1], 3);
+    }
+
+    #[test]
+    fn ordered_queue_rows_hold_one_message() {
+        assert_eq!(runs(true, &["a", "a", "b"], &[0.0; 3]), vec![1, 2, 3]);
     }
 }

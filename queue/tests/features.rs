@@ -163,7 +163,7 @@ async fn rewind_to_time_skips_live_messages_and_older_ones(pool: PgPool) {
         .unwrap();
     q.send("old").await.unwrap();
     // Pretend "old" was sent an hour ago.
-    sqlx::query("update queue_bodies set enqueued_at = now() - interval '1 hour'")
+    sqlx::query("update queue_chunks set enqueued_at = now() - interval '1 hour'")
         .execute(&pool)
         .await
         .unwrap();
@@ -245,6 +245,39 @@ async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
     assert_eq!(got.len(), 1);
     // Well under the 500 ms fallback poll: the NOTIFY woke it, not a timer.
     assert!(waited < Duration::from_millis(450), "woke after {waited:?}");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn sends_in_quick_succession_share_notifies(pool: PgPool) {
+    let (q, _) = Queues::new(pool.clone())
+        .put("busy", &QueueAttributes::default())
+        .await
+        .unwrap();
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener.listen("darkroom_queue").await.unwrap();
+    let sends = 200;
+    let start = Instant::now();
+    for i in 0..sends {
+        q.send(format!("m{i}")).await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    // The last send's NOTIFY follows within one interval; a quiet second
+    // after it means every NOTIFY has arrived.
+    let mut notifies = 0;
+    while let Ok(n) = tokio::time::timeout(Duration::from_secs(1), listener.recv()).await {
+        n.unwrap();
+        notifies += 1;
+    }
+    assert!(notifies >= 1, "the sends must wake receivers");
+    // At most one NOTIFY per 5 ms interval (plus the first, sent at once),
+    // not one per send.
+    let bound = elapsed.as_millis() as usize / 5 + 2;
+    assert!(
+        notifies <= bound && notifies < sends / 2,
+        "{notifies} NOTIFYs for {sends} sends in {elapsed:?}"
+    );
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -357,7 +390,7 @@ async fn expired_bodies_are_dropped_a_partition_at_a_time(pool: PgPool) {
     q.delete(&got[0].receipt).await.unwrap();
     let partitions = || async {
         sqlx::query_scalar::<_, i64>(
-            "select count(*) from pg_inherits where inhparent = 'queue_bodies'::regclass",
+            "select count(*) from pg_inherits where inhparent = 'queue_chunks'::regclass",
         )
         .fetch_one(&pool)
         .await
@@ -377,7 +410,7 @@ async fn expired_bodies_are_dropped_a_partition_at_a_time(pool: PgPool) {
         .await
         .unwrap();
     queue::maintenance::ensure_partitions(&pool).await.unwrap();
-    sqlx::query("update queue_bodies set enqueued_at = now() - interval '1 hour'")
+    sqlx::query("update queue_chunks set enqueued_at = now() - interval '1 hour'")
         .execute(&pool)
         .await
         .unwrap();

@@ -626,7 +626,8 @@ async fn finish_phase(
 async fn reprocessed(pool: &PgPool, job: &Job) -> i64 {
     sqlx::query_scalar(
         "select count(*) from (
-             select 1 from queue_bodies b join queue_queues q on q.id = b.queue_id
+             select 1 from queue_chunks c join queue_queues q on q.id = c.queue_id
+             cross join unnest(c.bodies) as b(body)
              where q.name = 'darkroom.responses' and b.body::jsonb ->> 'job_id' = $1
                and b.body::jsonb ->> 'state' = 'processing'
              group by b.body::jsonb ->> 'image_id', b.body::jsonb ->> 'recipe'

@@ -31,7 +31,8 @@ async fn in_process_worker(pool: &PgPool, app: &TestApp, settings: WorkerSetting
 /// keeps for rewinding after they are consumed.
 async fn responses_sent(pool: &PgPool, job_id: &str, state: &str) -> i64 {
     sqlx::query_scalar(
-        "select count(*) from queue_bodies b join queue_queues q on q.id = b.queue_id
+        "select count(*) from queue_chunks c join queue_queues q on q.id = c.queue_id
+         cross join unnest(c.bodies) as b(body)
          where q.name = 'darkroom.responses' and b.body::jsonb ->> 'job_id' = $1
            and b.body::jsonb ->> 'state' = $2",
     )
