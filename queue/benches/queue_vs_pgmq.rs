@@ -1,7 +1,7 @@
 //! This queue against pgmq, side by side in one run on the same Postgres.
 //!
 //! pgmq is installed from the `pgmq` crate's embedded SQL (pgmq.sql) into the
-//! same bench database. Same message size (1 KiB), batch sizes (1, 100) and
+//! same bench database. Same messages (1 KiB, random), batch sizes (1, 100) and
 //! client counts (1, 4, 16). For each: send, receive+delete from a backlog,
 //! and the full cycle (producers and consumers at once), in messages/s, with
 //! receive latency p50/p99; then long-poll wake-up latency.
@@ -9,15 +9,18 @@
 //! Run with `scripts/bench-queue` (provisions Postgres) or
 //! `DATABASE_URL=... cargo bench -p queue --bench queue_vs_pgmq`. Each figure
 //! is the median of `BENCH_ROUNDS` (default 3) runs. To narrow a run:
-//! `BENCH_BATCHES=100 BENCH_CLIENTS=4 BENCH_ROUNDS=1 BENCH_ONLY=darkroom BENCH_SKIP_WAKEUP=1`.
+//! `BENCH_BATCHES=100 BENCH_CLIENTS=4 BENCH_ROUNDS=1 BENCH_ONLY=darkroom BENCH_SKIP_WAKEUP=1`
+//! (and `BENCH_MESSAGES` for the messages per phase: 6,000 at batch 1, 150,000 at 100).
 //! The bench drops and recreates the database `darkroom_bench` on that server.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pgmq::PGMQueueExt;
 use queue::{NewMessage, Queue, QueueAttributes, Queues};
+use rand::Rng;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 use tokio::sync::Mutex;
@@ -47,19 +50,41 @@ enum Client {
     Pgmq(Arc<PGMQueueExt>, &'static str),
 }
 
-fn body() -> String {
-    "x".repeat(BODY_BYTES)
+/// Distinct random bodies: incompressible, like real encrypted or already
+/// compressed payloads, so that neither system gains from compressing them
+/// (bodies stored together would compress to nothing if they repeated).
+fn bodies() -> &'static [String] {
+    static BODIES: OnceLock<Vec<String>> = OnceLock::new();
+    BODIES.get_or_init(|| {
+        let mut rng = rand::rng();
+        (0..1000)
+            .map(|_| {
+                (&mut rng)
+                    .sample_iter(rand::distr::Alphanumeric)
+                    .take(BODY_BYTES)
+                    .map(char::from)
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+/// `n` bodies, each different from the others.
+fn distinct_bodies(n: usize) -> impl Iterator<Item = String> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let start = NEXT.fetch_add(n, Ordering::Relaxed);
+    (start..start + n).map(|i| bodies()[i % 1000].clone())
 }
 
 impl Client {
     async fn send(&self, n: usize) {
         match self {
             Client::Darkroom(q) => {
-                let batch: Vec<_> = (0..n).map(|_| NewMessage::new(body())).collect();
+                let batch: Vec<_> = distinct_bodies(n).map(NewMessage::new).collect();
                 q.send_batch(&batch).await.unwrap();
             }
             Client::Pgmq(p, name) => {
-                let batch: Vec<_> = (0..n).map(|_| serde_json::Value::String(body())).collect();
+                let batch: Vec<_> = distinct_bodies(n).map(serde_json::Value::String).collect();
                 p.send_batch(name, &batch).await.unwrap();
             }
         }
@@ -315,8 +340,13 @@ async fn connect() -> PgPool {
         .execute(&mut conn)
         .await
         .unwrap();
+    // Both systems share this pool. sqlx pings every connection it hands
+    // out by default, a round trip per statement that a high-rate client
+    // turns off (a broken connection still fails its statement and leaves
+    // the pool).
     PgPoolOptions::new()
         .max_connections(40)
+        .test_before_acquire(false)
         .connect_with(
             admin
                 .database("darkroom_bench")
@@ -362,7 +392,10 @@ async fn main() {
     println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     let rounds = list("BENCH_ROUNDS", &[3])[0].max(1);
     for batch in list("BENCH_BATCHES", &[1, 100]) {
-        let total = if batch == 1 { 6_000 } else { 150_000 };
+        let total = list(
+            "BENCH_MESSAGES",
+            &[if batch == 1 { 6_000 } else { 150_000 }],
+        )[0];
         for clients in list("BENCH_CLIENTS", &[1, 4, 16]) {
             let mut runs: [Vec<Run>; 2] = Default::default();
             // Rounds alternate which system goes first, so neither always
