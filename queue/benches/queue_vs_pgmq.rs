@@ -180,11 +180,14 @@ impl Bench {
         }
     }
 
-    /// Checkpoint and fresh statistics before each phase, for both systems
-    /// alike, as autovacuum would provide on a long-running server.
+    /// Vacuum, fresh statistics and a checkpoint before each phase, for both
+    /// systems alike, as autovacuum would provide on a long-running server.
+    /// Without the vacuum, this queue's tables (shared by its queues) would
+    /// carry the dead rows of every earlier measurement, while each pgmq
+    /// queue is a table of its own.
     async fn settle(&self) {
+        sqlx::query("vacuum analyze").execute(&self.pool).await.unwrap();
         sqlx::query("checkpoint").execute(&self.pool).await.ok();
-        sqlx::query("analyze").execute(&self.pool).await.unwrap();
     }
 }
 
