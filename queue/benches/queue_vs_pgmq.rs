@@ -186,7 +186,10 @@ impl Bench {
     /// carry the dead rows of every earlier measurement, while each pgmq
     /// queue is a table of its own.
     async fn settle(&self) {
-        sqlx::query("vacuum analyze").execute(&self.pool).await.unwrap();
+        sqlx::query("vacuum analyze")
+            .execute(&self.pool)
+            .await
+            .unwrap();
         sqlx::query("checkpoint").execute(&self.pool).await.ok();
     }
 }
