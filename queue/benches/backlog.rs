@@ -2,7 +2,7 @@
 //!
 //! 1. Figures on an empty queue: send, receive+delete, full cycle (batch
 //!    100, 4 producers and 4 consumers) and `stats` latency.
-//! 2. A backlog of `BENCH_BACKLOG` messages (default 10,000,000; 256 B
+//! 2. A backlog of `BENCH_BACKLOG` messages (default 10,000,000; random 256 B
 //!    bodies, sent in batches of 1000) is put into a second queue; the same
 //!    figures are then taken on that queue, consumers working at its head
 //!    while producers add at its tail.
@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use queue::{NewMessage, Queue, QueueAttributes, Queues};
+use rand::Rng;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
@@ -34,8 +35,14 @@ fn env_usize(var: &str, default: usize) -> usize {
     std::env::var(var).map_or(default, |v| v.parse().expect(var))
 }
 
+/// A random body: incompressible, so the bodies stored together in a
+/// chunk take their real size on disk and in the WAL.
 fn body(bytes: usize) -> String {
-    "x".repeat(bytes)
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(bytes)
+        .map(char::from)
+        .collect()
 }
 
 async fn send(q: &Queue, total: usize, batch: usize, bytes: usize, clients: usize) -> f64 {
