@@ -79,10 +79,16 @@ impl Default for RowSize {
 
 impl RowSize {
     /// Rows to lock for `max` messages: one more than the average says, as
-    /// the first row may be the short tail of a run split by a receive.
+    /// the first row may be the short tail of a run split by a receive;
+    /// unless `max` is a whole number of runs, as when receives take what
+    /// senders batched: such receives never split a run, so there is no
+    /// tail, and an extra locked row would be written and hidden from other
+    /// receivers for nothing. If a tail is there after all, the receive
+    /// comes up short and looks again.
     fn rows_for(&self, max: usize) -> i64 {
         let size = self.0.load(Ordering::Relaxed).max(1) as usize;
-        (max.div_ceil(size) + 1).min(max) as i64
+        let tail = usize::from(max % size != 0);
+        (max.div_ceil(size) + tail).min(max) as i64
     }
 
     /// Folds in what a receive found: `messages` in `rows` rows.
@@ -438,6 +444,17 @@ struct Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_runs_lock_no_extra_row() {
+        let size = RowSize(AtomicU32::new(100));
+        assert_eq!(size.rows_for(100), 1);
+        assert_eq!(size.rows_for(200), 2);
+        // Part of a run: the first row may be a tail, so one more.
+        assert_eq!(size.rows_for(150), 3);
+        assert_eq!(size.rows_for(30), 2);
+        assert_eq!(RowSize::default().rows_for(5), 5);
+    }
 
     #[test]
     fn receipt_round_trips_through_text() {
