@@ -87,7 +87,7 @@ impl RowSize {
     /// comes up short and looks again.
     fn rows_for(&self, max: usize) -> i64 {
         let size = self.0.load(Ordering::Relaxed).max(1) as usize;
-        let tail = usize::from(max % size != 0);
+        let tail = usize::from(!max.is_multiple_of(size));
         (max.div_ceil(size) + tail).min(max) as i64
     }
 
@@ -223,8 +223,9 @@ impl Queue {
         // rows without waiting on each other; `RowSize` says how many. Rows
         // past their receive limit move to the dead letter queue whole; of
         // the others, rows are taken in id order until `max` messages, the
-        // last one split: its tail stays visible as a row of its own. Locked rows are read in `picked`, which sees their
-        // latest version, and nowhere else.
+        // last one split: its tail stays visible as a row of its own. Locked
+        // rows are read in `picked`, which sees their latest version, and
+        // nowhere else.
         //
         // Every table access goes through an index whatever the planner
         // believes about row counts (lookups by `= any(array(...))`, bodies by

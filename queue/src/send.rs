@@ -166,8 +166,8 @@ impl Queue {
 }
 
 /// The live row of each message: runs of up to [`ROW_MESSAGES`] messages
-/// that share a group and a delay, in send order (one message per row on
-/// ordered queues). Cut here rather than in SQL, where it took a window
+/// that share a delay, in send order (one message per row on ordered
+/// queues). Cut here rather than in SQL, where it took a window
 /// function, two sorts and a grouping per send.
 fn runs(ordered: bool, groups: &[&str], delays: &[f64]) -> Vec<i32> {
     if ordered {
@@ -181,7 +181,6 @@ fn runs(ordered: bool, groups: &[&str], delays: &[f64]) -> Vec<i32> {
         .map(|delay| {
             let (run, len) = open.entry(delay.to_bits()).or_insert((next, 0));
             if *len == ROW_MESSAGES {
-                *run = next;
                 *len = 0;
             }
             if *len == 0 {
