@@ -78,6 +78,19 @@ begin
     return 1;
 end $$;
 
+-- The partitions of `parent` with the ids they hold, [lo, hi).
+create function queue_partitions(parent regclass)
+returns table (relname name, lo bigint, hi bigint)
+language sql stable
+as $$
+    select c.relname, b[1]::bigint, b[2]::bigint
+    from pg_inherits i
+    join pg_class c on c.oid = i.inhrelid
+    cross join lateral regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                    'FROM \(''?(\d+)''?\) TO \(''?(\d+)''?\)') as b
+    where i.inhparent = parent
+$$;
+
 -- Drops chunk partitions that no live message refers to and whose newest
 -- message is older than `keep`: retention in bulk, never row by row.
 create or replace function queue_drop_expired_partitions(keep interval)
@@ -85,8 +98,6 @@ returns integer
 language plpgsql as $$
 declare
     part record;
-    lo bigint;
-    hi bigint;
     min_live bigint;
     newest timestamptz;
     dropped integer := 0;
@@ -96,18 +107,11 @@ begin
     cross join lateral (
         select pos as id from queue_messages where queue_id = q.id order by pos limit 1
     ) m;
-    for part in
-        select c.relname,
-               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''?(\d+)''?\) TO \(''?(\d+)''?\)')) as b
-        from pg_inherits i join pg_class c on c.oid = i.inhrelid
-        where i.inhparent = 'queue_chunks'::regclass
-    loop
-        lo := part.b[1]::bigint;
-        hi := part.b[2]::bigint;
-        continue when min_live is not null and hi > min_live;
+    for part in select * from queue_partitions('queue_chunks') loop
+        continue when min_live is not null and part.hi > min_live;
         select enqueued_at into newest from queue_chunks
-            where id >= lo and id < hi order by id desc limit 1;
-        continue when newest is null and hi > (select last_value from queue_message_ids);
+            where id >= part.lo and id < part.hi order by id desc limit 1;
+        continue when newest is null and part.hi > (select last_value from queue_message_ids);
         continue when newest is not null and newest >= now() - keep;
         execute format('drop table %I', part.relname);
         dropped := dropped + 1;
@@ -115,19 +119,8 @@ begin
     return dropped;
 end $$;
 
--- Existing bodies move into chunks, partition by partition.
-do $$
-declare
-    part record;
-begin
-    for part in
-        select (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''?(\d+)''?\) TO \(''?(\d+)''?\)')) as b
-        from pg_inherits i join pg_class c on c.oid = i.inhrelid
-        where i.inhparent = 'queue_bodies'::regclass
-    loop
-        perform queue_make_chunk_partition(part.b[1]::bigint, part.b[2]::bigint - part.b[1]::bigint);
-    end loop;
-end $$;
+-- Existing bodies move into chunks, in partitions covering the same ids.
+select queue_make_chunk_partition(lo, hi - lo) from queue_partitions('queue_bodies');
 
 insert into queue_chunks (id, queue_id, bodies, groups, enqueued_at)
 select queue_chunk_of(min(id)), queue_id, array_agg(body order by id),
