@@ -266,6 +266,32 @@ impl S3Server {
     }
 }
 
+/// A service the suite takes down for `OUTAGE` and brings back.
+trait Service {
+    fn down(&mut self);
+    fn up(&mut self);
+}
+
+impl Service for Postgres {
+    fn down(&mut self) {
+        self.stop();
+    }
+
+    fn up(&mut self) {
+        self.start();
+    }
+}
+
+impl Service for S3Server {
+    fn down(&mut self) {
+        self.stop();
+    }
+
+    fn up(&mut self) {
+        self.restart();
+    }
+}
+
 /// The processes under test and what they need to find each other.
 struct Fleet {
     work: PathBuf,
@@ -619,6 +645,28 @@ async fn finish_phase(
     }
 }
 
+/// Uploads the good images, takes `service` down for `OUTAGE` once a fifth
+/// of the batch is final, brings it back and finishes the phase.
+async fn outage_phase(
+    phase: &'static str,
+    service: &mut impl Service,
+    client: &Client,
+    pool: &PgPool,
+    s3: &worker::storage::Storage,
+    good: &[(String, Vec<u8>)],
+) -> Figures {
+    let started = Instant::now();
+    let job = client.create_job().await;
+    client.upload(&job, good).await;
+    client
+        .wait_final(&job, (GOOD_IMAGES * RECIPES) as u64 / 5)
+        .await;
+    service.down();
+    tokio::time::sleep(OUTAGE).await;
+    service.up();
+    finish_phase(phase, started, client, pool, s3, &job, 0).await
+}
+
 /// Outputs of this job whose work was started more than once (a worker
 /// killed or cut off before its delete, or a retry through an outage),
 /// counted from the `processing` responses the queue keeps for rewinding.
@@ -643,7 +691,7 @@ async fn reprocessed(pool: &PgPool, job: &Job) -> i64 {
 async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
     let work = std::env::temp_dir().join(format!("darkroom-chaos-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir(&work).unwrap();
-    let pg = Postgres::init(&work);
+    let mut pg = Postgres::init(&work);
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(&pg.url("postgres"))
@@ -759,43 +807,27 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
     assert!(fleet.kills > kills_before, "no worker was killed");
 
     // 3. Postgres down for 10 s mid-run.
-    let started = Instant::now();
-    let job = client.create_job().await;
-    client.upload(&job, &good).await;
-    client.wait_final(&job, pairs / 5).await;
-    pg.stop();
-    tokio::time::sleep(OUTAGE).await;
-    pg.start();
     figures.push(
-        finish_phase(
+        outage_phase(
             "Postgres stopped for 10 s mid-run",
-            started,
+            &mut pg,
             &client,
             &pool,
             &s3,
-            &job,
-            0,
+            &good,
         )
         .await,
     );
 
     // 4. S3 server down for 10 s mid-run.
-    let started = Instant::now();
-    let job = client.create_job().await;
-    client.upload(&job, &good).await;
-    client.wait_final(&job, pairs / 5).await;
-    s3_server.stop();
-    tokio::time::sleep(OUTAGE).await;
-    s3_server.restart();
     figures.push(
-        finish_phase(
+        outage_phase(
             "S3 server stopped for 10 s mid-run",
-            started,
+            &mut s3_server,
             &client,
             &pool,
             &s3,
-            &job,
-            0,
+            &good,
         )
         .await,
     );
