@@ -1,6 +1,5 @@
 //! Enqueueing messages.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use sqlx::PgConnection;
@@ -106,43 +105,40 @@ impl Queue {
         groups: &[&str],
         delays: &[f64],
     ) -> sqlx::Result<Vec<i64>> {
-        let runs = runs(ordered, groups, delays);
+        let runs = Runs::cut(ordered, delays);
         // One statement writes the bodies once, in chunks (kept for rewind),
-        // the live rows and the counters. Ids are drawn in message order
-        // from one value of the global sequence, so only that value comes
-        // back.
+        // a live row per run and the counters. Ids are drawn in message
+        // order from one value of the global sequence, so only that value
+        // comes back, and a run's ids are the range it covers from there.
         let first = sqlx::query_scalar!(
             r#"
             with base as materialized (
                 select nextval('queue_message_ids') as id
-            ), src as materialized (
-                select base.id + m.ord - 1 as id, m.grp, m.delay, m.run
-                from base,
-                     unnest($3::text[], $4::float8[], $5::int4[]) with ordinality
-                         as m(grp, delay, run, ord)
             ), chunks as (
                 insert into queue_chunks (id, queue_id, bodies, groups)
                 select base.id + k * $6, $1, $2[k * $6 + 1 : (k + 1) * $6],
-                       case when $7 then $3[k * $6 + 1 : (k + 1) * $6] end
+                       case when $7 then ($3::text[])[k * $6 + 1 : (k + 1) * $6] end
                 from base, generate_series(0, (cardinality($2::text[]) - 1) / $6) as k
             ), runs as (
                 insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
                                             enqueued_at)
-                select $1, min(id), array_agg(id order by id),
-                       case when $7 then min(grp) end,
-                       now() + make_interval(secs => min(delay)), now()
-                from src
-                group by run
+                select $1, base.id + r.start,
+                       array(select generate_series(base.id + r.start,
+                                                    base.id + r.start + r.len - 1)),
+                       case when $7 then $3[r.start + 1] end,
+                       now() + make_interval(secs => r.delay), now()
+                from base, unnest($4::int4[], $5::int4[], $8::float8[]) as r(start, len, delay)
             ), counted as (
                 insert into queue_counters as c (queue_id, bucket, slot, live, delayed)
                 select $1, d.bucket, pg_backend_pid(), sum(d.live), sum(d.delayed)
-                from (
-                    select 0::int8, count(*), 0::int8 from src
-                    union all
-                    select queue_bucket(now() + make_interval(secs => delay)), 0, count(*)
-                    from src where delay > 0
-                    group by 1
+                from unnest($5::int4[], $8::float8[]) as r(len, delay)
+                cross join lateral (
+                    values (0::int8, r.len, 0),
+                           (case when r.delay > 0
+                                 then queue_bucket(now() + make_interval(secs => r.delay)) end,
+                            0, r.len)
                 ) as d(bucket, live, delayed)
+                where d.bucket is not null
                 group by d.bucket
                 order by d.bucket
                 on conflict (queue_id, bucket, slot) do update set
@@ -154,10 +150,11 @@ impl Queue {
             self.id(),
             bodies as &[&str],
             groups as &[&str],
-            delays,
-            &runs,
+            &runs.starts,
+            &runs.lens,
             ROW_MESSAGES as i32,
             ordered,
+            &runs.delays,
         )
         .fetch_one(&mut *conn)
         .await?;
@@ -165,32 +162,38 @@ impl Queue {
     }
 }
 
-/// The live row of each message: runs of up to [`ROW_MESSAGES`] messages
-/// that share a delay, in send order (one message per row on ordered
-/// queues). Cut here rather than in SQL, where it took a window
-/// function, two sorts and a grouping per send.
-fn runs(ordered: bool, groups: &[&str], delays: &[f64]) -> Vec<i32> {
-    if ordered {
-        return (1..=groups.len() as i32).collect();
+/// The live rows of a send: runs of consecutive messages that share a
+/// delay, up to [`ROW_MESSAGES`] long (one message each on ordered queues),
+/// as the offset of their first message in the batch, their length and
+/// their delay. Consecutive, so the statement makes each row's ids from a
+/// range instead of sorting and grouping the batch.
+#[derive(Debug, Default, PartialEq)]
+struct Runs {
+    starts: Vec<i32>,
+    lens: Vec<i32>,
+    delays: Vec<f64>,
+}
+
+impl Runs {
+    fn cut(ordered: bool, delays: &[f64]) -> Self {
+        let mut runs = Runs::default();
+        for (i, &delay) in delays.iter().enumerate() {
+            let extends = !ordered
+                && runs.delays.last() == Some(&delay)
+                && runs
+                    .lens
+                    .last()
+                    .is_some_and(|&len| i64::from(len) < ROW_MESSAGES);
+            if extends {
+                *runs.lens.last_mut().expect("a run is open") += 1;
+            } else {
+                runs.starts.push(i as i32);
+                runs.lens.push(1);
+                runs.delays.push(delay);
+            }
+        }
+        runs
     }
-    // Groups mean nothing on a concurrent queue: runs follow the delay.
-    let mut open: HashMap<u64, (i32, i64)> = HashMap::new();
-    let mut next = 0;
-    delays
-        .iter()
-        .map(|delay| {
-            let (run, len) = open.entry(delay.to_bits()).or_insert((next, 0));
-            if *len == ROW_MESSAGES {
-                *len = 0;
-            }
-            if *len == 0 {
-                next += 1;
-                *run = next;
-            }
-            *len += 1;
-            *run
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -199,21 +202,22 @@ mod tests {
 
     #[test]
     fn runs_follow_delay_and_size() {
-        let n = ROW_MESSAGES as usize + 2;
-        let groups = vec![""; n];
+        let n = ROW_MESSAGES as usize + 4;
         let mut delays = vec![0.0; n];
         delays[1] = 5.0;
-        let runs = runs(false, &groups, &delays);
-        // The delayed message has a row of its own; the others fill one row
-        // to ROW_MESSAGES and start the next.
-        assert_eq!(runs[0], 1);
-        assert_eq!(runs[1], 2);
-        assert!(runs[2..=ROW_MESSAGES as usize].iter().all(|&r| r == 1));
-        assert_eq!(runs[n - 1], 3);
+        let runs = Runs::cut(false, &delays);
+        // The delayed message has a row of its own and ends the first run;
+        // the others fill a row to ROW_MESSAGES and start the next.
+        let rest = n as i32 - 2;
+        let full = ROW_MESSAGES as i32;
+        assert_eq!(runs.starts, vec![0, 1, 2, 2 + full]);
+        assert_eq!(runs.lens, vec![1, 1, full, rest - full]);
+        assert_eq!(runs.delays, vec![0.0, 5.0, 0.0, 0.0]);
     }
 
     #[test]
     fn ordered_queue_rows_hold_one_message() {
-        assert_eq!(runs(true, &["a", "a", "b"], &[0.0; 3]), vec![1, 2, 3]);
+        let runs = Runs::cut(true, &[0.0; 3]);
+        assert_eq!((runs.starts, runs.lens), (vec![0, 1, 2], vec![1, 1, 1]));
     }
 }
