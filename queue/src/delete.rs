@@ -114,12 +114,11 @@ impl Queue {
                     delayed = c.delayed + excluded.delayed,
                     dead_lettered = c.dead_lettered + excluded.dead_lettered
             )
-            select x.id as "id!", e.lease as "lease!"
-            from emptied e cross join unnest(e.ids) as x(id)
+            select e.ids as "ids!", e.lease as "lease!"
+            from emptied e
             union all
-            select x.id, s.lease
-            from shrunk s cross join unnest(s.gone) as x(id)
-            where x.id <> all(s.kept)
+            select array(select x from unnest(s.gone) as x where x <> all(s.kept)), s.lease
+            from shrunk s
             "#,
             self.id(),
             &ids,
@@ -128,7 +127,10 @@ impl Queue {
         )
         .fetch_all(&self.pool)
         .await?;
-        let done: HashSet<(i64, Uuid)> = done.into_iter().map(|r| (r.id, r.lease)).collect();
+        let done: HashSet<(i64, Uuid)> = done
+            .into_iter()
+            .flat_map(|r| r.ids.into_iter().map(move |id| (id, r.lease)))
+            .collect();
         Ok(receipts
             .iter()
             .filter(|r| done.contains(&(r.id, r.lease)))
