@@ -127,53 +127,63 @@ impl Queue {
         check_batch("max", max)?;
         check_lock(lock)?;
         let lease = Uuid::new_v4();
-        let (dlq, max_receives) = self.inner.dead_letter.unzip();
-        let rows = match self.attributes().kind {
-            QueueKind::Concurrent => {
-                let mut rows = Vec::new();
-                let mut lock_rows = self.inner.row_size.rows_for(max);
-                // When every row locked was taken whole and still fell short,
-                // the runs were smaller than expected: more may be visible,
-                // and the next round looks, sized by what this one found.
-                for _ in 0..4 {
-                    let want = max - rows.len();
-                    let got = self
-                        .receive_concurrent(want, lock_rows, lock, lease, dlq, max_receives)
-                        .await?;
-                    let leased_rows = got.iter().map(|r| r.row_id).collect::<HashSet<_>>().len();
-                    self.inner.row_size.observe(got.len(), leased_rows);
-                    let short = got.len() < want && leased_rows as i64 == lock_rows;
-                    if short {
-                        let seen = got.len() / leased_rows.max(1);
-                        lock_rows = (want - got.len()).div_ceil(seen.max(1)) as i64;
-                    }
-                    rows.extend(got);
-                    if !short {
-                        break;
-                    }
-                }
-                rows
-            }
-            QueueKind::Ordered => {
-                self.receive_ordered(max, lock, lease, dlq, max_receives)
+        let max_receives = self.inner.dead_letter.map(|(_, max)| max);
+        let ordered = self.attributes().kind == QueueKind::Ordered;
+        let mut messages = Vec::new();
+        let mut lock_rows = self.inner.row_size.rows_for(max);
+        // A round can come up short for two reasons, and then looks again:
+        // every row locked was taken whole and the runs were smaller than
+        // expected (more may be visible; the next round is sized by what
+        // this one found), or it met messages past their receive limit,
+        // which `dead_letter` moves before the next look.
+        for _ in 0..4 {
+            let want = max - messages.len();
+            let found = if ordered {
+                self.receive_ordered(want, lock, lease, max_receives)
                     .await?
+            } else {
+                self.receive_concurrent(want, lock_rows, lock, lease, max_receives)
+                    .await?
+            };
+            let mut dead_rows = Vec::new();
+            let mut leased_rows = HashSet::new();
+            let before = messages.len();
+            for r in found {
+                let (Some(ids), Some(bodies)) = (r.ids, r.bodies) else {
+                    dead_rows.push(r.row_id);
+                    continue;
+                };
+                leased_rows.insert(r.row_id);
+                messages.extend(ids.into_iter().zip(bodies).map(|(id, body)| Message {
+                    id,
+                    body,
+                    receipt: Receipt {
+                        id,
+                        row: r.row_id,
+                        lease,
+                    },
+                    receive_count: r.receive_count,
+                    enqueued_at: r.enqueued_at,
+                    first_received_at: r.first_received_at,
+                }));
             }
-        };
-        let mut messages: Vec<Message> = rows
-            .into_iter()
-            .map(|r| Message {
-                id: r.id,
-                body: r.body,
-                receipt: Receipt {
-                    id: r.id,
-                    row: r.row_id,
-                    lease,
-                },
-                receive_count: r.receive_count,
-                enqueued_at: r.enqueued_at,
-                first_received_at: r.first_received_at,
-            })
-            .collect();
+            let got = messages.len() - before;
+            let mut again = false;
+            if !ordered {
+                self.inner.row_size.observe(got, leased_rows.len());
+                if got < want && leased_rows.len() as i64 == lock_rows {
+                    let seen = got / leased_rows.len().max(1);
+                    lock_rows = (want - got).div_ceil(seen.max(1)) as i64;
+                    again = true;
+                }
+            }
+            if !dead_rows.is_empty() && self.dead_letter(&dead_rows).await? > 0 {
+                again = true;
+            }
+            if messages.len() == max || !again {
+                break;
+            }
+        }
         messages.sort_unstable_by_key(|m| m.id);
         Ok(messages)
     }
@@ -216,21 +226,22 @@ impl Queue {
         lock_rows: i64,
         lock: Duration,
         lease: Uuid,
-        dlq: Option<i32>,
         max_receives: Option<i32>,
     ) -> Result<Vec<Row>> {
         // One statement: SKIP LOCKED lets concurrent receivers pick disjoint
         // rows without waiting on each other; `RowSize` says how many. Rows
-        // past their receive limit move to the dead letter queue whole; of
-        // the others, rows are taken in id order until `max` messages, the
-        // last one split: its tail stays visible as a row of its own. Locked
-        // rows are read in `picked`, which sees their latest version, and
-        // nowhere else.
+        // are taken in id order until `max` messages, the last one split:
+        // its tail stays visible as a row of its own. Locked rows are read
+        // in `picked`, which sees their latest version, and nowhere else.
+        // Rows past their receive limit are not taken but returned without
+        // messages, for `dead_letter` to move: poison messages are rare, and
+        // carrying their move here would cost every receive of every queue
+        // the planning and start-up of a second update and its counters.
         //
         // Every table access goes through an index whatever the planner
         // believes about row counts (lookups by `= any(array(...))`, bodies by
         // a subquery per chunk in `queue_bodies_of`), and the queue, the
-        // dead letter queue and the row limit are subqueries rather than
+        // receive limit and the row limit are subqueries rather than
         // parameters, so the planner cannot tailor a plan to their values: a
         // plan made for one queue's statistics (a new, empty queue looks
         // cheaper than average) would win over the generic plan, and
@@ -241,18 +252,17 @@ impl Queue {
         // without waiting for the disk (`synchronous_commit` off for this
         // transaction): a Postgres crash can lose the lease, which only
         // delivers the message again. Sends do wait. See docs/queue.md.
-
         Ok(sqlx::query_as!(
             Row,
             r#"
             with picked as (
                 select id, pos, ids, message_group, receive_count, enqueued_at,
                        first_received_at, dead_letter_source,
-                       (select $5::int4) is not null and receive_count >= $6 as dead
+                       coalesce(receive_count >= (select $5::int4), false) as dead
                 from queue_messages
                 where queue_id = (select $1::int4) and visible_at <= now()
                 order by pos
-                limit (select $7::int8)
+                limit (select $6::int8)
                 for update skip locked
             ), planned as (
                 select p.*,
@@ -261,15 +271,6 @@ impl Queue {
                            over (order by p.pos rows between unbounded preceding and 1 preceding), 0))
                            as take
                 from picked p
-            ), dead as (
-                update queue_messages m
-                set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
-                    dead_letter_source = $1
-                where m.id = any(array(select id from planned where dead))
-                returning cardinality(m.ids) as n,
-                          (select p.dead_letter_source from planned p where p.id = m.id)
-                              as was_from,
-                          set_config('synchronous_commit', 'off', true)
             ), taken as (
                 select * from planned where not dead and take > 0
             ), leased as (
@@ -292,39 +293,38 @@ impl Queue {
                 join taken t on t.id = l.id
                 where t.take < cardinality(t.ids)
             ), counted as (
-                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
-                                                 dead_lettered)
-                select d.queue_id, d.bucket, pg_backend_pid(),
-                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
-                from (
-                    select $1, 0::int8, -n, 0, 0, 0 from dead
-                    union all select $5, 0, n, 0, 0, 0 from dead
-                    union all select $1, 0, 0, 0, 0, n from dead
-                    union all select was_from, 0, 0, 0, 0, -n from dead
-                    union all select $1, queue_bucket(now() + make_interval(secs => $3)), 0,
-                                     cardinality(ids), 0, 0
-                              from leased
-                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
-                where d.queue_id is not null
-                group by d.queue_id, d.bucket
-                order by d.queue_id, d.bucket
+                insert into queue_counters as c (queue_id, bucket, slot, leased)
+                select $1, queue_bucket(now() + make_interval(secs => $3)), pg_backend_pid(),
+                       sum(cardinality(ids))
+                from leased
+                having count(*) > 0
                 on conflict (queue_id, bucket, slot) do update set
-                    live = c.live + excluded.live,
-                    leased = c.leased + excluded.leased,
-                    delayed = c.delayed + excluded.delayed,
-                    dead_lettered = c.dead_lettered + excluded.dead_lettered
+                    leased = c.leased + excluded.leased
             )
-            select l.id as row_id, b.id as "id!", b.body as "body!",
-                   l.receive_count, l.enqueued_at, l.first_received_at as "first_received_at!"
+            select l.id as "row_id!", l.ids as "ids?",
+                   case when l.ids[cardinality(l.ids)] - l.ids[1] = cardinality(l.ids) - 1
+                             and queue_chunk_of(l.ids[1])
+                                 = queue_chunk_of(l.ids[cardinality(l.ids)])
+                        then (select c.bodies[l.ids[1] - c.id + 1
+                                              : l.ids[cardinality(l.ids)] - c.id + 1]
+                              from queue_chunks c
+                              where c.id = queue_chunk_of(l.ids[1]))
+                        else array(select b.body from queue_bodies_of(l.ids) as b
+                                   order by b.id)
+                   end as "bodies?",
+                   l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
+                   l.first_received_at as "first_received_at!"
             from leased l
-            cross join lateral queue_bodies_of(l.ids) as b
+            union all
+            select id, null, null, receive_count, enqueued_at, now()
+            from picked
+            where dead
             "#,
             self.id(),
             max as i64,
             lock.as_secs_f64(),
             lease,
-            dlq,
-            max_receives.unwrap_or(i32::MAX),
+            max_receives,
             lock_rows,
         )
         .fetch_all(&self.pool)
@@ -336,14 +336,15 @@ impl Queue {
         max: usize,
         lock: Duration,
         lease: Uuid,
-        dlq: Option<i32>,
         max_receives: Option<i32>,
     ) -> Result<Vec<Row>> {
         // Rows of ordered queues hold one message each. Only the head (first
         // sent) of each group may be delivered, and only when it is visible: a
         // leased or delayed head holds its group back. `groups` skips from
         // one group to the next through the index, so finding the heads costs
-        // one index probe per group, not a walk over the backlog.
+        // one index probe per group, not a walk over the backlog. A head past
+        // its receive limit is returned without its message, for
+        // `dead_letter` to move; its group's next message comes after it.
         Ok(sqlx::query_as!(
             Row,
             r#"
@@ -367,23 +368,14 @@ impl Queue {
                 ) h
                 where g.name is not null
             ), picked as (
-                select m.id, m.receive_count, m.first_received_at, m.dead_letter_source,
-                       $5::int4 is not null and m.receive_count >= $6 as dead
+                select m.id, m.receive_count, m.enqueued_at,
+                       coalesce(m.receive_count >= $5::int4, false) as dead
                 from queue_messages m
                 where m.id = any(array(select id from heads where visible_at <= now()))
                   and m.visible_at <= now()
                 order by m.pos
                 limit (select $2::int8)
                 for update of m skip locked
-            ), dead as (
-                update queue_messages m
-                set queue_id = $5, visible_at = now(), lease = null, receive_count = 0,
-                    dead_letter_source = $1
-                where m.id = any(array(select id from picked where dead))
-                returning cardinality(m.ids) as n,
-                          (select p.dead_letter_source from picked p where p.id = m.id)
-                              as was_from,
-                          set_config('synchronous_commit', 'off', true)
             ), leased as (
                 update queue_messages m
                 set visible_at = now() + make_interval(secs => $3),
@@ -394,49 +386,43 @@ impl Queue {
                 returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
                           set_config('synchronous_commit', 'off', true)
             ), counted as (
-                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
-                                                 dead_lettered)
-                select d.queue_id, d.bucket, pg_backend_pid(),
-                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
-                from (
-                    select $1, 0::int8, -n, 0, 0, 0 from dead
-                    union all select $5, 0, n, 0, 0, 0 from dead
-                    union all select $1, 0, 0, 0, 0, n from dead
-                    union all select was_from, 0, 0, 0, 0, -n from dead
-                    union all select $1, queue_bucket(now() + make_interval(secs => $3)), 0,
-                                     cardinality(ids), 0, 0
-                              from leased
-                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
-                where d.queue_id is not null
-                group by d.queue_id, d.bucket
-                order by d.queue_id, d.bucket
+                insert into queue_counters as c (queue_id, bucket, slot, leased)
+                select $1, queue_bucket(now() + make_interval(secs => $3)), pg_backend_pid(),
+                       sum(cardinality(ids))
+                from leased
+                having count(*) > 0
                 on conflict (queue_id, bucket, slot) do update set
-                    live = c.live + excluded.live,
-                    leased = c.leased + excluded.leased,
-                    delayed = c.delayed + excluded.delayed,
-                    dead_lettered = c.dead_lettered + excluded.dead_lettered
+                    leased = c.leased + excluded.leased
             )
-            select l.id as row_id, b.id as "id!", b.body as "body!",
-                   l.receive_count, l.enqueued_at, l.first_received_at as "first_received_at!"
+            select l.id as "row_id!", l.ids as "ids?",
+                   array[(select c.bodies[l.ids[1] - c.id + 1]
+                          from queue_chunks c
+                          where c.id = queue_chunk_of(l.ids[1]))] as "bodies?",
+                   l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
+                   l.first_received_at as "first_received_at!"
             from leased l
-            cross join lateral queue_bodies_of(l.ids) as b
+            union all
+            select id, null, null, receive_count, enqueued_at, now()
+            from picked
+            where dead
             "#,
             self.id(),
             max as i64,
             lock.as_secs_f64(),
             lease,
-            dlq,
-            max_receives.unwrap_or(i32::MAX),
+            max_receives,
         )
         .fetch_all(&self.pool)
         .await?)
     }
 }
 
+/// A leased live row with its messages, or (without them) a row past its
+/// receive limit.
 struct Row {
     row_id: i64,
-    id: i64,
-    body: String,
+    ids: Option<Vec<i64>>,
+    bodies: Option<Vec<String>>,
     receive_count: i32,
     enqueued_at: DateTime<Utc>,
     first_received_at: DateTime<Utc>,

@@ -128,6 +128,37 @@ async fn poison_message_moves_to_dead_letter_queue_and_redrives(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn poison_head_of_an_ordered_group_moves_aside_for_the_next(pool: PgPool) {
+    let queues = Queues::new(pool.clone());
+    let ordered = QueueAttributes {
+        kind: QueueKind::Ordered,
+        ..Default::default()
+    };
+    queues.put("ordered.dead", &ordered).await.unwrap();
+    let attrs = QueueAttributes {
+        max_receive_count: Some(1),
+        dead_letter_queue: Some("ordered.dead".into()),
+        ..ordered
+    };
+    let (q, _) = queues.put("ordered", &attrs).await.unwrap();
+    q.send_batch(&[in_group("a1", "a"), in_group("a2", "a")])
+        .await
+        .unwrap();
+    assert_eq!(q.receive(10, LOCK).await.unwrap()[0].body, "a1");
+    expire_leases(&pool).await;
+    // a1 is past its limit: this receive moves it to the dead letter queue
+    // and delivers the group's next message in its place.
+    let next = q.receive(10, LOCK).await.unwrap();
+    assert_eq!(
+        next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["a2"]
+    );
+    let dead = queues.open("ordered.dead").await.unwrap();
+    assert_eq!(dead.receive(10, LOCK).await.unwrap()[0].body, "a1");
+    assert_eq!(q.stats().await.unwrap().dead_lettered, 1);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn rewind_to_id_redelivers_deleted_messages_in_id_order(pool: PgPool) {
     let queues = Queues::new(pool.clone());
     let (q, _) = queues

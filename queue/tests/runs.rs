@@ -110,6 +110,11 @@ async fn undeleted_messages_of_a_shared_lease_come_back_alone(pool: PgPool) {
         again.iter().map(|m| m.id).collect::<Vec<_>>(),
         [got[1].id, got[3].id, got[4].id]
     );
+    // A row with gaps in its ids still pairs each with its own body.
+    assert_eq!(
+        again.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["m1", "m3", "m4"]
+    );
     assert!(again.iter().all(|m| m.receive_count == 2));
     // The first delivery's receipts are stale now, whole row or not.
     let outcome = q
@@ -316,4 +321,28 @@ async fn receive_fills_up_from_small_runs_after_big_ones(pool: PgPool) {
         q.send(format!("single {i}")).await.unwrap();
     }
     assert_eq!(q.receive(30, LOCK).await.unwrap().len(), 30);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn run_straddling_two_body_chunks_comes_back_with_its_bodies(pool: PgPool) {
+    let q = queue(&pool, "straddle").await;
+    // A delayed first message ends the first run at one message, so the
+    // next run of 128 starts one message into the batch and crosses into
+    // its second body chunk (chunks are cut every 128 from the batch's
+    // first id).
+    let mut messages = batch(129);
+    messages[0].delay = Some(Duration::from_secs(600));
+    let ids = q.send_batch(&messages).await.unwrap();
+    let got = q.receive(128, LOCK).await.unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids[1..].to_vec()
+    );
+    assert!(
+        got.iter()
+            .zip(&messages[1..])
+            .all(|(m, sent)| m.body == sent.body),
+        "every message comes back with its own body"
+    );
+    assert_eq!(figures(&q.stats().await.unwrap()), (0, 128, 1));
 }
