@@ -249,3 +249,35 @@ async fn put_updates_existing_queue(pool: PgPool) {
         Duration::from_secs(5)
     );
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn hot_statements_keep_one_generic_plan(pool: PgPool) {
+    // One connection, so every statement's plan cache is the one inspected.
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    let q = queue(&one, "plans").await;
+    for size in [1, 3, 100, 7, 50, 1, 100, 2, 30, 100, 1, 64] {
+        let batch: Vec<_> = (0..size)
+            .map(|i| NewMessage::new(format!("m{i}")))
+            .collect();
+        q.send_batch(&batch).await.unwrap();
+        let got = q.receive(size, LOCK).await.unwrap();
+        let receipts: Vec<_> = got.iter().map(|m| m.receipt).collect();
+        q.delete_batch(&receipts).await.unwrap();
+    }
+    // Postgres plans a prepared statement's first five runs for their
+    // values and then keeps to the generic plan unless those came out
+    // cheaper; a statement that plans every call pays more for planning
+    // than for running.
+    let replanned: Vec<(String, i64)> = sqlx::query_as(
+        "select left(statement, 60), custom_plans from pg_prepared_statements
+         where statement ~ 'queue_(messages|chunks)' and custom_plans > 5",
+    )
+    .fetch_all(&one)
+    .await
+    .unwrap();
+    assert!(replanned.is_empty(), "planned per call: {replanned:?}");
+}
