@@ -240,7 +240,8 @@ impl Queue {
         //
         // Every table access goes through an index whatever the planner
         // believes about row counts (lookups by `= any(array(...))`, bodies by
-        // a subquery per chunk in `queue_bodies_of`), and the queue, the
+        // a subquery on a chunk's key, a row's slice of one chunk or
+        // `queue_bodies_of` for rows with gaps), and the queue, the
         // receive limit and the row limit are subqueries rather than
         // parameters, so the planner cannot tailor a plan to their values: a
         // plan made for one queue's statistics (a new, empty queue looks
