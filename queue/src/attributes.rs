@@ -43,8 +43,10 @@ pub struct QueueAttributes {
     pub max_receive_count: Option<u32>,
     /// Where dead-lettered messages go.
     pub dead_letter_queue: Option<String>,
-    /// How long an undeleted message is kept (default 4 days).
-    pub retention: Duration,
+    /// How long an undeleted message is kept (default 4 days; `None`: until
+    /// it is deleted). When it runs out, a queue with a dead letter queue
+    /// moves the message there; other queues drop it.
+    pub retention: Option<Duration>,
     /// How long a deleted message can still be rewound to (default 1 day).
     pub rewind_window: Duration,
     /// Delay before a newly sent message becomes visible (0 to 3600 s).
@@ -62,7 +64,7 @@ impl Default for QueueAttributes {
             visibility_timeout: Duration::from_secs(30),
             max_receive_count: None,
             dead_letter_queue: None,
-            retention: Duration::from_secs(4 * 24 * 3600),
+            retention: Some(Duration::from_secs(4 * 24 * 3600)),
             rewind_window: Duration::from_secs(24 * 3600),
             delay: Duration::ZERO,
             max_message_bytes: 1024 * 1024,
@@ -101,7 +103,7 @@ impl QueueAttributes {
         if self.max_message_bytes == 0 || self.max_message_bytes > 64 * 1024 * 1024 {
             return invalid("max_message_bytes", "must be between 1 byte and 64 MiB");
         }
-        if self.retention < Duration::from_secs(60) {
+        if self.retention.is_some_and(|r| r < Duration::from_secs(60)) {
             return invalid("retention", "must be at least 60 s");
         }
         if self.max_receive_count == Some(0) {

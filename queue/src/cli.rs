@@ -39,9 +39,10 @@ pub enum Command {
         /// Queue that takes dead letters.
         #[arg(long, requires = "max_receive_count")]
         dead_letter_queue: Option<String>,
-        /// How long an undeleted message is kept, in seconds (default 345600).
-        #[arg(long)]
-        retention: Option<u64>,
+        /// How long an undeleted message is kept, in seconds, or `forever`
+        /// (default 345600).
+        #[arg(long, value_parser = parse_retention)]
+        retention: Option<Retention>,
         /// How far back a rewind may go, in seconds (default 86400).
         #[arg(long)]
         rewind_window: Option<u64>,
@@ -108,6 +109,19 @@ pub enum Command {
     },
 }
 
+/// A retention: seconds, or `forever` (`None`).
+#[derive(Clone, Copy, Debug)]
+pub struct Retention(Option<Duration>);
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    if s == "forever" {
+        return Ok(Retention(None));
+    }
+    s.parse()
+        .map(|secs| Retention(Some(Duration::from_secs(secs))))
+        .map_err(|_| format!("`{s}` is neither a number of seconds nor `forever`"))
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url.context(
@@ -156,7 +170,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 a.max_receive_count = max_receive_count;
                 a.dead_letter_queue = dead_letter_queue;
             }
-            a.retention = retention.map_or(a.retention, secs);
+            if let Some(Retention(r)) = retention {
+                a.retention = r;
+            }
             a.rewind_window = rewind_window.map_or(a.rewind_window, secs);
             a.delay = delay.map_or(a.delay, secs);
             a.max_message_bytes = max_message_bytes.unwrap_or(a.max_message_bytes);

@@ -26,7 +26,7 @@ impl Queue {
             ), dead as (
                 update queue_messages m
                 set queue_id = $2, visible_at = now(), lease = null, receive_count = 0,
-                    dead_letter_source = $1
+                    dead_letter_source = $1, dead_letter_reason = 'max_receives'
                 from picked p
                 where m.id = p.id
                 -- A message that had come here as a dead letter of another
@@ -71,7 +71,7 @@ impl Queue {
             with moved as (
                 update queue_messages m
                 set queue_id = $2, visible_at = now(), lease = null, receive_count = 0,
-                    dead_letter_source = null
+                    dead_letter_source = null, dead_letter_reason = null
                 where m.queue_id = $1 and m.dead_letter_source = $2
                 -- The row as this statement's snapshot saw it: one in flight
                 -- in the dead letter queue leaves its counter bucket there.

@@ -171,7 +171,9 @@ struct AttributesBody {
     max_receive_count: Option<Option<u32>>,
     #[serde(default, with = "double_option")]
     dead_letter_queue: Option<Option<String>>,
-    retention: Option<f64>,
+    /// Seconds; null keeps messages until they are deleted.
+    #[serde(default, with = "double_option")]
+    retention: Option<Option<f64>>,
     rewind_window: Option<f64>,
     delay: Option<f64>,
     max_message_bytes: Option<u32>,
@@ -196,7 +198,8 @@ struct AttributesView {
     visibility_timeout: f64,
     max_receive_count: Option<u32>,
     dead_letter_queue: Option<String>,
-    retention: f64,
+    /// Null: messages are kept until they are deleted.
+    retention: Option<f64>,
     rewind_window: f64,
     delay: f64,
     max_message_bytes: u32,
@@ -268,7 +271,7 @@ fn view(q: &Queue, stats: Option<crate::Stats>) -> AttributesView {
         visibility_timeout: a.visibility_timeout.as_secs_f64(),
         max_receive_count: a.max_receive_count,
         dead_letter_queue: a.dead_letter_queue.clone(),
-        retention: a.retention.as_secs_f64(),
+        retention: a.retention.map(|r| r.as_secs_f64()),
         rewind_window: a.rewind_window.as_secs_f64(),
         delay: a.delay.as_secs_f64(),
         max_message_bytes: a.max_message_bytes,
@@ -342,7 +345,7 @@ async fn put(State(api): State<Api>, Path(name): Path<String>, body: Bytes) -> A
         a.dead_letter_queue = d;
     }
     if let Some(s) = body.retention {
-        a.retention = seconds(s, "retention")?;
+        a.retention = s.map(|s| seconds(s, "retention")).transpose()?;
     }
     if let Some(s) = body.rewind_window {
         a.rewind_window = seconds(s, "rewind_window")?;

@@ -44,15 +44,16 @@ impl Queue {
                   and m.queue_id + 0 = $1 and m.lease = $4 and m.visible_at > now()
                   and $3 = any(m.ids) and cardinality(m.ids) > 1
                 returning m.queue_id, m.message_group, m.lease, m.receive_count, m.enqueued_at,
-                          m.first_received_at, m.dead_letter_source, m.visible_at as was,
+                          m.first_received_at, m.dead_letter_source, m.dead_letter_reason,
+                          m.visible_at as was,
                           set_config('synchronous_commit', 'off', true)
             ), alone as (
                 insert into queue_messages (queue_id, pos, ids, origin, message_group, visible_at,
                                             lease, receive_count, enqueued_at, first_received_at,
-                                            dead_letter_source)
+                                            dead_letter_source, dead_letter_reason)
                 select queue_id, $3, array[$3::int8], $2, message_group,
                        now() + make_interval(secs => $5), lease, receive_count,
-                       enqueued_at, first_received_at, dead_letter_source
+                       enqueued_at, first_received_at, dead_letter_source, dead_letter_reason
                 from moved
                 returning id
             ), single as (

@@ -43,7 +43,7 @@ pub use admin::Queues;
 pub use attributes::{QueueAttributes, QueueKind};
 pub use delete::DeleteOutcome;
 pub use error::{Error, Result};
-pub use receive::{Message, Receipt};
+pub use receive::{DeadLetterReason, Message, Receipt};
 pub use send::NewMessage;
 use sqlx::PgPool;
 pub use stats::Stats;

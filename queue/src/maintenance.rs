@@ -1,5 +1,5 @@
 //! Upkeep: body partitions ahead of the id sequence, retention of live
-//! messages, dropping expired bodies a partition at a time, sweeping spent
+//! messages (dropped, or moved to the dead letter queue when there is one), dropping expired bodies a partition at a time, sweeping spent
 //! counters, and vacuuming the tables that churn.
 //!
 //! Any number of processes may run [`run`]; the work is idempotent and the
@@ -22,7 +22,8 @@ pub async fn ensure_partitions(pool: &PgPool) -> Result<i32> {
 }
 
 /// Deletes live messages older than their queue's retention, oldest first,
-/// at most `limit` rows per call. Returns how many rows.
+/// at most `limit` rows per call, from queues without a dead letter queue
+/// (see [`dead_letter_expired`] for the others). Returns how many rows.
 pub async fn expire_messages(pool: &PgPool, limit: i64) -> Result<u64> {
     // Messages of a queue are enqueued in id order, so the expired ones are
     // at the head of its index: no full scan.
@@ -40,6 +41,7 @@ pub async fn expire_messages(pool: &PgPool, limit: i64) -> Result<u64> {
                     order by pos
                     limit $1
                 ) e
+                where q.retention_ms is not null and q.dead_letter_queue is null
             ) x
             where m.queue_id = x.queue_id and m.id = x.id
             returning m.queue_id, m.ids, m.visible_at, m.lease, m.dead_letter_source
@@ -66,6 +68,70 @@ pub async fn expire_messages(pool: &PgPool, limit: i64) -> Result<u64> {
                 dead_lettered = c.dead_lettered + excluded.dead_lettered
         )
         select count(*) as "rows!" from gone
+        "#,
+        limit
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(rows as u64)
+}
+
+/// Moves live messages older than their queue's retention to its dead letter
+/// queue, oldest first, at most `limit` rows per call, marked `expired`:
+/// a queue with a dead letter queue loses nothing to retention, and whoever
+/// watches the dead letters learns what was never processed. Returns how
+/// many rows.
+pub async fn dead_letter_expired(pool: &PgPool, limit: i64) -> Result<u64> {
+    // Rows are locked while they are read, so the counters below are
+    // corrected from the values the move really replaces; rows a receiver
+    // holds this instant are left for the next round.
+    let rows = sqlx::query_scalar!(
+        r#"
+        with expired as (
+            select e.id, q.id as source, d.id as dlq, e.ids, e.visible_at, e.lease,
+                   e.dead_letter_source as was_from
+            from queue_queues q
+            join queue_queues d on d.name = q.dead_letter_queue
+            cross join lateral (
+                select id, ids, visible_at, lease, dead_letter_source from queue_messages
+                where queue_id = q.id
+                  and enqueued_at < now() - make_interval(secs => q.retention_ms::float8 / 1000)
+                order by pos
+                limit $1
+                for update skip locked
+            ) e
+            where q.retention_ms is not null
+        ), moved as (
+            update queue_messages m
+            set queue_id = x.dlq, visible_at = now(), lease = null, receive_count = 0,
+                dead_letter_source = x.source, dead_letter_reason = 'expired'
+            from expired x
+            where m.id = x.id
+            returning x.source, x.dlq, cardinality(x.ids) as n, x.visible_at, x.lease, x.was_from
+        ), counted as (
+            insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
+                                             dead_lettered)
+            select d.queue_id, d.bucket, pg_backend_pid(),
+                   sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
+            from (
+                select source, 0::int8, -n, 0, 0, n from moved
+                union all select dlq, 0, n, 0, 0, 0 from moved
+                union all select was_from, 0, 0, 0, 0, -n from moved
+                union all select source, queue_bucket(visible_at), 0,
+                                 case when lease is not null then -n else 0 end,
+                                 case when lease is null then -n else 0 end, 0
+                          from moved where visible_at > now()
+            ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
+            where d.queue_id is not null
+            group by d.queue_id, d.bucket
+            order by d.queue_id, d.bucket
+            on conflict (queue_id, bucket, slot) do update set
+                live = c.live + excluded.live,
+                leased = c.leased + excluded.leased,
+                delayed = c.delayed + excluded.delayed,
+                dead_lettered = c.dead_lettered + excluded.dead_lettered
+        )
+        select count(*) as "rows!" from moved
         "#,
         limit
     )
@@ -166,6 +232,7 @@ pub async fn run(pool: PgPool, every: Duration, shutdown: CancellationToken) {
         let result = async {
             ensure_partitions(&pool).await?;
             while expire_messages(&pool, 10_000).await? == 10_000 {}
+            while dead_letter_expired(&pool, 10_000).await? == 10_000 {}
             drop_expired_bodies(&pool).await?;
             sweep_counters(&pool).await?;
             vacuum(&pool).await?;

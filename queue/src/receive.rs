@@ -114,6 +114,28 @@ pub struct Message {
     pub receive_count: i32,
     pub enqueued_at: DateTime<Utc>,
     pub first_received_at: DateTime<Utc>,
+    /// Why the message is in this (dead letter) queue, if it was moved here.
+    pub dead_letter_reason: Option<DeadLetterReason>,
+}
+
+/// Why a message was moved to a dead letter queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterReason {
+    /// Received `max_receive_count` times without being deleted.
+    MaxReceives,
+    /// Its queue's retention ran out before it was deleted.
+    Expired,
+}
+
+impl DeadLetterReason {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "max_receives" => Some(Self::MaxReceives),
+            "expired" => Some(Self::Expired),
+            _ => None,
+        }
+    }
 }
 
 impl Queue {
@@ -154,17 +176,23 @@ impl Queue {
                     continue;
                 };
                 leased_rows.insert(r.row_id);
-                messages.extend(ids.into_iter().zip(bodies).map(|(id, body)| Message {
-                    id,
-                    body,
-                    receipt: Receipt {
+                messages.extend(ids.into_iter().zip(bodies).map(|(id, body)| {
+                    Message {
                         id,
-                        row: r.row_id,
-                        lease,
-                    },
-                    receive_count: r.receive_count,
-                    enqueued_at: r.enqueued_at,
-                    first_received_at: r.first_received_at,
+                        body,
+                        receipt: Receipt {
+                            id,
+                            row: r.row_id,
+                            lease,
+                        },
+                        receive_count: r.receive_count,
+                        enqueued_at: r.enqueued_at,
+                        first_received_at: r.first_received_at,
+                        dead_letter_reason: r
+                            .dead_letter_reason
+                            .as_deref()
+                            .and_then(DeadLetterReason::parse),
+                    }
                 }));
             }
             let got = messages.len() - before;
@@ -258,7 +286,7 @@ impl Queue {
             r#"
             with picked as (
                 select id, pos, ids, message_group, receive_count, enqueued_at,
-                       first_received_at, dead_letter_source,
+                       first_received_at, dead_letter_source, dead_letter_reason,
                        coalesce(receive_count >= (select $5::int4), false) as dead
                 from queue_messages
                 where queue_id = (select $1::int4) and visible_at <= now()
@@ -283,13 +311,14 @@ impl Queue {
                 )
                 where m.id = any(array(select id from taken))
                 returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
-                          set_config('synchronous_commit', 'off', true)
+                          m.dead_letter_reason, set_config('synchronous_commit', 'off', true)
             ), tails as (
                 insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
                                             receive_count, enqueued_at, first_received_at,
-                                            dead_letter_source)
+                                            dead_letter_source, dead_letter_reason)
                 select $1, t.ids[t.take + 1], t.ids[t.take + 1:], t.message_group, now(),
-                       t.receive_count, t.enqueued_at, t.first_received_at, t.dead_letter_source
+                       t.receive_count, t.enqueued_at, t.first_received_at, t.dead_letter_source,
+                       t.dead_letter_reason
                 from leased l
                 join taken t on t.id = l.id
                 where t.take < cardinality(t.ids)
@@ -314,10 +343,11 @@ impl Queue {
                                    order by b.id)
                    end as "bodies?",
                    l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
-                   l.first_received_at as "first_received_at!"
+                   l.first_received_at as "first_received_at!",
+                   l.dead_letter_reason
             from leased l
             union all
-            select id, null, null, receive_count, enqueued_at, now()
+            select id, null, null, receive_count, enqueued_at, now(), null
             from picked
             where dead
             "#,
@@ -385,7 +415,7 @@ impl Queue {
                     first_received_at = coalesce(m.first_received_at, now())
                 where m.id = any(array(select id from picked where not dead))
                 returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
-                          set_config('synchronous_commit', 'off', true)
+                          m.dead_letter_reason, set_config('synchronous_commit', 'off', true)
             ), counted as (
                 insert into queue_counters as c (queue_id, bucket, slot, leased)
                 select $1, queue_bucket(now() + make_interval(secs => $3)), pg_backend_pid(),
@@ -400,10 +430,11 @@ impl Queue {
                           from queue_chunks c
                           where c.id = queue_chunk_of(l.ids[1]))] as "bodies?",
                    l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
-                   l.first_received_at as "first_received_at!"
+                   l.first_received_at as "first_received_at!",
+                   l.dead_letter_reason
             from leased l
             union all
-            select id, null, null, receive_count, enqueued_at, now()
+            select id, null, null, receive_count, enqueued_at, now(), null
             from picked
             where dead
             "#,
@@ -427,6 +458,7 @@ struct Row {
     receive_count: i32,
     enqueued_at: DateTime<Utc>,
     first_received_at: DateTime<Utc>,
+    dead_letter_reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -374,7 +374,7 @@ async fn message_of_a_receiver_whose_connection_died_comes_back(pool: PgPool) {
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn retention_expires_old_undeleted_messages(pool: PgPool) {
     let attrs = QueueAttributes {
-        retention: Duration::from_secs(60),
+        retention: Some(Duration::from_secs(60)),
         ..Default::default()
     };
     let (q, _) = Queues::new(pool.clone())
@@ -404,9 +404,103 @@ async fn retention_expires_old_undeleted_messages(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn queue_without_retention_keeps_old_messages(pool: PgPool) {
+    let attrs = QueueAttributes {
+        retention: None,
+        ..Default::default()
+    };
+    let (q, _) = Queues::new(pool.clone()).put("keep", &attrs).await.unwrap();
+    q.send("old").await.unwrap();
+    sqlx::query("update queue_messages set enqueued_at = now() - interval '400 days'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        queue::maintenance::expire_messages(&pool, 1000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        queue::maintenance::dead_letter_expired(&pool, 1000)
+            .await
+            .unwrap(),
+        0
+    );
+    let left = q.receive(10, LOCK).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(q.attributes().retention, None);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn expired_messages_of_a_queue_with_a_dead_letter_queue_move_there(pool: PgPool) {
+    let queues = Queues::new(pool.clone());
+    queues
+        .put(
+            "work.dead",
+            &QueueAttributes {
+                retention: None,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (q, _) = queues
+        .put(
+            "work",
+            &QueueAttributes {
+                retention: Some(Duration::from_secs(60)),
+                max_receive_count: Some(3),
+                dead_letter_queue: Some("work.dead".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    q.send("stale").await.unwrap();
+    q.send("fresh").await.unwrap();
+    sqlx::query("update queue_messages set enqueued_at = now() - interval '2 minutes' where id = (select min(id) from queue_messages)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Queues with a dead letter queue are not the delete's to expire.
+    assert_eq!(
+        queue::maintenance::expire_messages(&pool, 1000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        queue::maintenance::dead_letter_expired(&pool, 1000)
+            .await
+            .unwrap(),
+        1
+    );
+    let stats = q.stats().await.unwrap();
+    assert_eq!((stats.visible, stats.dead_lettered), (1, 1), "{stats:?}");
+    let dead = queues.open("work.dead").await.unwrap();
+    let got = dead.receive(10, LOCK).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "stale");
+    assert_eq!(
+        got[0].dead_letter_reason,
+        Some(queue::DeadLetterReason::Expired)
+    );
+    assert_eq!(dead.stats().await.unwrap().in_flight, 1);
+    // Redriven, it is an ordinary message again.
+    dead.change_visibility(&got[0].receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(q.redrive().await.unwrap(), 1);
+    let back = q.receive(10, LOCK).await.unwrap();
+    assert_eq!(back.len(), 2);
+    assert!(back.iter().all(|m| m.dead_letter_reason.is_none()));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn expired_bodies_are_dropped_a_partition_at_a_time(pool: PgPool) {
     let attrs = QueueAttributes {
-        retention: Duration::from_secs(60),
+        retention: Some(Duration::from_secs(60)),
         rewind_window: Duration::from_secs(60),
         ..Default::default()
     };

@@ -10,12 +10,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use queue::{Message, Queue};
+use queue::{DeadLetterReason, Message, Queue};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use uuid::Uuid;
-use worker::protocol::{Outcome, Request, Response};
+use worker::protocol::{self, Outcome, Request, Response};
 use worker::runtime::MAX_RECEIVES;
 
 use crate::events::JobEvents;
@@ -91,17 +91,23 @@ pub async fn fail_dead_letters(pool: PgPool, dead: Queue, shutdown: Cancellation
                 warn!(id = message.id, "unreadable dead letter; leaving it");
                 continue;
             };
+            let error = match message.dead_letter_reason {
+                Some(DeadLetterReason::Expired) => format!(
+                    "expired: not processed within the request queue's retention (set by an \
+                     operator); the request is kept in {}",
+                    dead.name()
+                ),
+                _ => format!(
+                    "gave up after {MAX_RECEIVES} attempts that never finished (the worker \
+                     crashed or timed out each time); the request is kept in {}",
+                    dead.name()
+                ),
+            };
             let response = Response {
                 job_id: request.job_id,
                 image_id: request.image_id,
                 recipe: request.recipe.name,
-                outcome: Outcome::Failed {
-                    error: format!(
-                        "gave up after {MAX_RECEIVES} attempts that never finished (the worker \
-                         crashed or timed out each time); the request is kept in {}",
-                        dead.name()
-                    ),
-                },
+                outcome: Outcome::Failed { error },
             };
             match apply_response(&pool, &response).await {
                 Ok(true) => {
@@ -137,6 +143,22 @@ async fn apply(pool: &PgPool, message: &Message) -> sqlx::Result<Option<Uuid>> {
 /// Applies one response to its output row; returns whether it changed.
 pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
     let (job, image, recipe): (Uuid, Uuid, &str) = (r.job_id, r.image_id, &r.recipe);
+    // Downloads serve the key stored here: only the one the ids give may be
+    // stored, or a response could hand this job another job's object.
+    if let Outcome::Done { key, .. } = &r.outcome
+        && *key != protocol::output_key(job, image, recipe)
+    {
+        warn!(%job, %image, recipe, key, "response names a result key that is not its output's; refused");
+        let refused = Response {
+            outcome: Outcome::Failed {
+                error: "the worker reported its result under a key that is not this output's; \
+                        refused"
+                    .into(),
+            },
+            ..r.clone()
+        };
+        return Box::pin(apply_response(pool, &refused)).await;
+    }
     // Each change takes a new event number, for the progress streams.
     let finished = match &r.outcome {
         Outcome::Processing => {

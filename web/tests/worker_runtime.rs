@@ -21,7 +21,9 @@ fn slow_recipe() -> Value {
     ]}])
 }
 
-async fn in_process_worker(pool: &PgPool, app: &TestApp, settings: WorkerSettings) -> Worker {
+async fn in_process_worker(pool: &PgPool, app: &TestApp, mut settings: WorkerSettings) -> Worker {
+    // The engine runs in a child process of the worker binary, not of this test.
+    settings.isolation.program = common::workspace_bin("darkroom-worker");
     let (requests, responses) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
     Worker::new(requests, responses, app.storage.clone(), settings)
 }
@@ -161,4 +163,182 @@ async fn shutdown_releases_what_it_cannot_finish_within_the_grace(pool: PgPool) 
     // take it right away.
     let stats = request_stats(&pool).await;
     assert_eq!((stats.visible, stats.in_flight), (1, 0), "{stats:?}");
+}
+
+/// Runs one in-process worker with `settings` until the job is done.
+async fn run_job(pool: &PgPool, app: &TestApp, settings: WorkerSettings, recipes: Value) -> Value {
+    let worker = in_process_worker(pool, app, settings).await;
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let job = app.create_job(recipes).await;
+    assert_eq!(
+        app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
+            .await
+            .status(),
+        201
+    );
+    let status = app.wait_done(&job, Duration::from_secs(120)).await;
+    shutdown.cancel();
+    running.await.unwrap();
+    status
+}
+
+fn output<'a>(status: &'a Value, recipe: &str) -> &'a Value {
+    status["images"][0]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["recipe"] == recipe)
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn image_past_the_deadline_is_stopped_and_failed_while_the_others_finish(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let mut settings = WorkerSettings {
+        concurrency: 2,
+        lock: Duration::from_secs(2),
+        ..Default::default()
+    };
+    settings.isolation.deadline = Duration::from_secs(1);
+    let started = Instant::now();
+    let status = run_job(
+        &pool,
+        &app,
+        settings,
+        json!([
+            slow_recipe()[0],
+            {"name": "quick", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}
+        ]),
+    )
+    .await;
+    assert_eq!(output(&status, "quick")["state"], "done", "{status}");
+    let slow = output(&status, "slow");
+    assert_eq!(slow["state"], "failed", "{status}");
+    let error = slow["error"].as_str().unwrap();
+    assert!(
+        error.contains("1-second deadline") && error.contains("DARKROOM_WORKER_DEADLINE"),
+        "{error}"
+    );
+    // Failed once and for all: not redelivered until dead-lettered.
+    let stats = request_stats(&pool).await;
+    assert_eq!(
+        (stats.visible, stats.in_flight, stats.dead_lettered),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+    assert_eq!(
+        responses_sent(&pool, &job_id(&status), "processing").await,
+        2
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn image_needing_more_memory_than_the_worker_has_fails_and_the_rest_are_done(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let settings = WorkerSettings {
+        concurrency: 2,
+        max_memory: 96 << 20,
+        ..Default::default()
+    };
+    let status = run_job(
+        &pool,
+        &app,
+        settings,
+        json!([
+            {"name": "big", "ops": [{"op": "resize", "width": 6000, "height": 5000, "fit": "fill"}]},
+            {"name": "small", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}
+        ]),
+    )
+    .await;
+    assert_eq!(output(&status, "small")["state"], "done", "{status}");
+    let big = output(&status, "big");
+    assert_eq!(big["state"], "failed", "{status}");
+    let error = big["error"].as_str().unwrap();
+    assert!(
+        error.contains("more than this worker's 96 MiB")
+            && error.contains("DARKROOM_WORKER_MAX_MEMORY"),
+        "{error}"
+    );
+}
+
+fn job_id(status: &Value) -> String {
+    status["id"].as_str().unwrap().to_owned()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let recipe = json!([{"name": "t", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}]);
+    let victim = app.create_job(recipe.clone()).await;
+    let uploaded: Value = app
+        .upload(&victim, &[("rocket.jpg", photo("rocket.jpg"))])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let victim_key = worker::protocol::source_key(
+        victim.id.parse().unwrap(),
+        uploaded["images"][0]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    // A request for another job's image that names the victim's original.
+    let attacker = app.create_job(recipe).await;
+    let image_id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "insert into images (id, job_id, name, bytes, content_type, storage_key)
+         values ($1, $2, 'x.jpg', 1, 'image/jpeg', 'x')",
+    )
+    .bind(image_id)
+    .bind(attacker.id.parse::<uuid::Uuid>().unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("insert into outputs (image_id, recipe, job_id) values ($1, 't', $2)")
+        .bind(image_id)
+        .bind(attacker.id.parse::<uuid::Uuid>().unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let request = worker::protocol::Request {
+        job_id: attacker.id.parse().unwrap(),
+        image_id,
+        image_name: "x.jpg".into(),
+        recipe: serde_json::from_value(
+            json!({"name": "t", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}),
+        )
+        .unwrap(),
+        source_key: victim_key,
+    };
+    let (requests, _) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
+    requests
+        .send(serde_json::to_string(&request).unwrap())
+        .await
+        .unwrap();
+
+    let settings = WorkerSettings {
+        concurrency: 1,
+        ..Default::default()
+    };
+    let worker = in_process_worker(&pool, &app, settings).await;
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let status = app.wait_done(&attacker, Duration::from_secs(60)).await;
+    app.wait_done(&victim, Duration::from_secs(60)).await;
+    shutdown.cancel();
+    running.await.unwrap();
+    let out = &status["images"][0]["outputs"][0];
+    assert_eq!(out["state"], "failed", "{status}");
+    assert!(
+        out["error"].as_str().unwrap().contains("not its image's"),
+        "{status}"
+    );
 }

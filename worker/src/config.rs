@@ -1,6 +1,7 @@
 //! The `darkroom-worker` command line.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{self, Limits};
+use crate::isolate::{self, Isolation};
 use crate::recipe::{Op, OutputFormat};
 use crate::runtime::{Worker, WorkerSettings, declare_queues};
 use crate::storage::{Storage, StorageArgs};
@@ -37,6 +39,16 @@ pub enum Command {
         /// Output image; its extension picks the format unless a `format` op does.
         output: PathBuf,
     },
+    /// Process one image for a worker (its child process; see `isolate`).
+    #[command(name = "engine", hide = true)]
+    Engine {
+        /// Memory ceiling, in bytes.
+        #[arg(long)]
+        memory: u64,
+        /// The worker's process id; the child exits when it is gone.
+        #[arg(long)]
+        parent: u32,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -61,6 +73,22 @@ pub struct RunArgs {
     /// seconds (default 30); the rest are released for other workers.
     #[arg(long, env = "DARKROOM_WORKER_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+    /// Longest one image may be processed, in seconds (default 120); past
+    /// it the processing is stopped and the output fails.
+    #[arg(long, env = "DARKROOM_WORKER_DEADLINE", default_value_t = 120)]
+    pub deadline: u64,
+    /// Memory the images processed at once may use together, in MiB
+    /// (default 2048); an image is started only when its estimated need
+    /// fits, and one that needs more than this fails.
+    #[arg(long, env = "DARKROOM_WORKER_MAX_MEMORY", default_value_t = 2048)]
+    pub max_memory: u64,
+    /// Largest image, width × height, read or made (default 50 000 000).
+    #[arg(long, env = "DARKROOM_MAX_PIXELS", default_value_t = 50_000_000)]
+    pub max_pixels: u64,
+    /// Most work one recipe may cost, in passes over a DARKROOM_MAX_PIXELS
+    /// image (default 64; see the README).
+    #[arg(long, env = "DARKROOM_MAX_RECIPE_COST", default_value_t = 64)]
+    pub max_recipe_cost: u32,
     /// Address to serve Prometheus metrics on, at /metrics (default: none).
     #[arg(long, env = "DARKROOM_WORKER_METRICS_BIND")]
     pub metrics_bind: Option<String>,
@@ -71,13 +99,17 @@ pub struct RunArgs {
 
 /// Runs the command line. `apply` runs on this thread alone: a one-shot
 /// command has no use for an async runtime and its worker threads.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Some(Command::Apply { ops, input, output }) => apply(&ops, &input, &output),
+        Some(Command::Apply { ops, input, output }) => {
+            apply(&ops, &input, &output).map(|()| ExitCode::SUCCESS)
+        }
+        Some(Command::Engine { memory, parent }) => Ok(isolate::child_main(memory, parent)),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(run_worker(cli.run)),
+            .block_on(run_worker(cli.run))
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -125,6 +157,16 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
         lock: Duration::from_secs(args.lock.max(1)),
         retry_for: Duration::from_secs(args.retry_for),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        isolation: Isolation {
+            program: std::env::current_exe().context("finding this program's path")?,
+            deadline: Duration::from_secs(args.deadline.max(1)),
+        },
+        max_memory: args.max_memory.max(1) << 20,
+        limits: Limits {
+            max_pixels: args.max_pixels,
+            max_recipe_cost: args.max_recipe_cost,
+            ..Limits::default()
+        },
         ..Default::default()
     };
     if let Some(n) = args.concurrency {

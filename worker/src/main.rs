@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     match worker::config::run(worker::config::Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

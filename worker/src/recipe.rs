@@ -290,7 +290,15 @@ impl Recipe {
     }
 }
 
+/// Recipe names that are paths of their own under an image's URL.
+const RESERVED_NAMES: &[&str] = &["original"];
+
 fn check_recipe_name(name: &str) -> Result<(), String> {
+    if RESERVED_NAMES.contains(&name) {
+        return Err(format!(
+            "`{name}` is reserved (it is the URL of the uploaded file); pick another name"
+        ));
+    }
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -533,5 +541,15 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.location, "recipes[0].name");
+    }
+
+    #[test]
+    fn original_is_not_a_recipe_name() {
+        let e = Recipe::from_json(
+            &json!({"name":"original","ops":[{"op":"flip","axis":"vertical"}]}),
+            "recipes[0]",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("reserved"), "{e}");
     }
 }

@@ -27,7 +27,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::engine::{self, EngineError, Limits};
+use crate::engine::{self, Limits};
+use crate::isolate::{Isolation, RunError};
 use crate::protocol::{
     self, DEAD_REQUEST_QUEUE, Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Request, Response,
 };
@@ -52,6 +53,10 @@ pub struct WorkerSettings {
     pub retry_for: Duration,
     /// How long messages in hand may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// The engine's child process per image, and its deadline.
+    pub isolation: Isolation,
+    /// Memory the images processed at once may use together, in bytes.
+    pub max_memory: u64,
     pub limits: Limits,
 }
 
@@ -63,6 +68,11 @@ impl Default for WorkerSettings {
             poll_wait: Duration::from_secs(1),
             retry_for: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
+            isolation: Isolation {
+                program: std::env::current_exe().unwrap_or_else(|_| "darkroom-worker".into()),
+                deadline: Duration::from_secs(120),
+            },
+            max_memory: 2 << 30,
             limits: Limits::default(),
         }
     }
@@ -70,23 +80,44 @@ impl Default for WorkerSettings {
 
 /// Creates the request queue (with its dead letter queue) and the response
 /// queue unless they exist.
+///
+/// None of them drops unprocessed work: they keep messages until they are
+/// handled. An operator may give the request queue a retention; its expired
+/// requests then move to the dead letter queue, and the web server fails
+/// their outputs as expired. Responses and dead letters are the record of
+/// what happened, so a retention set on them is taken off again here.
 pub async fn declare_queues(queues: &Queues) -> queue::Result<(Queue, Queue)> {
-    queues
-        .ensure(DEAD_REQUEST_QUEUE, &QueueAttributes::default())
-        .await?;
+    let keep = QueueAttributes {
+        retention: None,
+        ..Default::default()
+    };
+    let dead = queues.ensure(DEAD_REQUEST_QUEUE, &keep).await?;
     let requests = queues
         .ensure(
             REQUEST_QUEUE,
             &QueueAttributes {
                 max_receive_count: Some(MAX_RECEIVES),
                 dead_letter_queue: Some(DEAD_REQUEST_QUEUE.into()),
-                ..Default::default()
+                ..keep.clone()
             },
         )
         .await?;
-    let responses = queues
-        .ensure(RESPONSE_QUEUE, &QueueAttributes::default())
-        .await?;
+    let responses = queues.ensure(RESPONSE_QUEUE, &keep).await?;
+    for queue in [&dead, &responses] {
+        if let Some(retention) = queue.attributes().retention {
+            warn!(
+                queue = queue.name(),
+                ?retention,
+                "this queue must keep every message; removing its retention"
+            );
+            let attributes = QueueAttributes {
+                retention: None,
+                ..queue.attributes().clone()
+            };
+            queues.put(queue.name(), &attributes).await?;
+        }
+    }
+    let responses = queues.open(RESPONSE_QUEUE).await?;
     Ok((requests, responses))
 }
 
@@ -99,6 +130,8 @@ pub struct Worker {
     settings: Arc<WorkerSettings>,
     /// Receipts of the messages in hand, to release at shutdown.
     in_hand: Arc<Mutex<HashSet<Receipt>>>,
+    /// Mebibytes of `max_memory` not yet promised to an image.
+    memory: Arc<Semaphore>,
 }
 
 /// How handling one message went wrong.
@@ -136,12 +169,16 @@ impl Worker {
         storage: Storage,
         settings: WorkerSettings,
     ) -> Self {
+        let mebibytes = usize::try_from(settings.max_memory >> 20)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
         Self {
             requests,
             responses,
             storage,
             settings: Arc::new(settings),
             in_hand: Default::default(),
+            memory: Arc::new(Semaphore::new(mebibytes)),
         }
     }
 
@@ -305,15 +342,60 @@ impl Worker {
     }
 
     async fn process(&self, request: &Request) -> Result<Outcome, Failure> {
+        // A request names its original, but only the one its ids give is
+        // its own: anything else would read another job's file.
+        let source_key = protocol::source_key(request.job_id, request.image_id);
+        if request.source_key != source_key {
+            return Err(Failure::Permanent(format!(
+                "the request names `{}` as its original, which is not its image's; refused",
+                request.source_key
+            )));
+        }
         self.respond(request, Outcome::Processing).await?;
-        let input = self.storage.get(&request.source_key).await?;
-        let ops = request.recipe.ops.clone();
+        let input = self.storage.get(&source_key).await?;
         let limits = self.settings.limits;
-        let output =
-            tokio::task::spawn_blocking(move || engine::process(&input, &ops, &limits, None))
-                .await
-                .map_err(|e| Failure::Retry(format!("processing task died: {e}")))?
-                .map_err(|e: EngineError| Failure::Permanent(e.to_string()))?;
+        let ops = &request.recipe.ops;
+        let probe =
+            engine::probe(&input, &limits).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let estimate = engine::estimate(&probe, input.len() as u64, ops, None);
+        limits
+            .check(&estimate)
+            .map_err(|e| Failure::Permanent(e.to_string()))?;
+        // The ceiling the child runs under is what it is admitted with, so
+        // the images in hand never hold more than `max_memory` together. The
+        // estimate is an upper bound already (tested op by op); the margin
+        // is for allocators rounding up.
+        let ceiling = estimate.memory + estimate.memory / 4;
+        let mebibytes = u32::try_from(ceiling.div_ceil(1 << 20)).unwrap_or(u32::MAX);
+        if u64::from(mebibytes) << 20 > self.settings.max_memory {
+            return Err(Failure::Permanent(format!(
+                "processing this {}×{} image with this recipe needs about {mebibytes} MiB, more \
+                 than this worker's {} MiB (DARKROOM_WORKER_MAX_MEMORY); use a smaller image or \
+                 a lighter recipe",
+                probe.width,
+                probe.height,
+                self.settings.max_memory >> 20
+            )));
+        }
+        // Waits while other images hold the memory; the heartbeat keeps
+        // this message leased meanwhile.
+        let _admitted = self
+            .memory
+            .clone()
+            .acquire_many_owned(mebibytes)
+            .await
+            .expect("the memory semaphore is never closed");
+        let processed = self
+            .settings
+            .isolation
+            .run(input, ops, &limits, u64::from(mebibytes) << 20)
+            .await
+            .map_err(|e| match e {
+                RunError::Start { .. } => Failure::Retry(e.to_string()),
+                other => Failure::Permanent(other.to_string()),
+            })?;
+        let output = processed.output;
+        histogram!("darkroom_worker_memory_bytes").record(processed.peak_memory as f64);
         for (step, took) in &output.timings {
             histogram!("darkroom_worker_op_seconds", "op" => *step).record(*took);
         }
@@ -330,6 +412,8 @@ impl Worker {
             width = output.width,
             height = output.height,
             bytes,
+            peak_memory = processed.peak_memory,
+            estimated_memory = estimate.memory,
             "output stored"
         );
         Ok(Outcome::Done {

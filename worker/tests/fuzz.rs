@@ -19,6 +19,7 @@ fn limits() -> Limits {
         max_pixels: 4_000_000,
         max_bytes: 4 * 1024 * 1024,
         max_dimension: 4096,
+        ..Limits::default()
     }
 }
 

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
-use worker::recipe::Recipe;
+use worker::cost::{self, Source};
+use worker::engine::Limits;
+use worker::recipe::{OutputFormat, Recipe};
 
 use crate::AppState;
 use crate::auth::{authorize, new_token, presented_token};
@@ -32,8 +34,10 @@ pub struct TokenQuery {
     pub token: Option<String>,
 }
 
-/// Parses `{"recipes":[...]}`, naming the field at fault.
-pub fn parse_recipes(body: &[u8]) -> AppResult<Vec<Recipe>> {
+/// Parses `{"recipes":[...]}`, naming the field at fault, and refuses a
+/// recipe that would cost more than `limits` allow on the largest image they
+/// accept.
+pub fn parse_recipes(body: &[u8], limits: &Limits) -> AppResult<Vec<Recipe>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| AppError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let recipes = value
@@ -56,6 +60,9 @@ pub fn parse_recipes(body: &[u8]) -> AppResult<Vec<Recipe>> {
         .map(|(i, r)| {
             let recipe = Recipe::from_json(r, &format!("recipes[{i}]"))
                 .map_err(|e| AppError::BadRequest(e.to_string()))?;
+            check_cost(&recipe, limits).map_err(|e| {
+                AppError::BadRequest(format!("recipes[{i}] ({}): {e}", recipe.name))
+            })?;
             if !names.insert(recipe.name.clone()) {
                 return Err(AppError::BadRequest(format!(
                     "recipes[{i}].name: `{}` is used twice",
@@ -65,6 +72,14 @@ pub fn parse_recipes(body: &[u8]) -> AppResult<Vec<Recipe>> {
             Ok(recipe)
         })
         .collect()
+}
+
+/// A recipe is judged on the worst image the limits let through: the most
+/// pixels, no shrink on load, encoded as PNG unless it names a format.
+fn check_cost(recipe: &Recipe, limits: &Limits) -> Result<(), worker::engine::EngineError> {
+    let format = recipe.format().map_or(OutputFormat::Png, |(f, _)| f);
+    let worst = Source::worst(limits.max_pixels, limits.max_bytes);
+    limits.check(&cost::estimate(&worst, &recipe.ops, format))
 }
 
 #[utoipa::path(post, path = "/api/jobs", tag = "jobs",
@@ -78,7 +93,7 @@ pub(crate) async fn create_job(
     State(state): State<AppState>,
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<Value>)> {
-    let recipes = parse_recipes(&body)?;
+    let recipes = parse_recipes(&body, &state.settings.limits)?;
     let id = Uuid::new_v4();
     let (token, token_hash) = new_token();
     sqlx::query!(
@@ -244,6 +259,8 @@ mod tests {
     #[test]
     fn duplicate_recipe_names_are_rejected() {
         let body = br#"{"recipes":[{"name":"a","ops":[{"op":"flip","axis":"vertical"}]},{"name":"a","ops":[{"op":"flip","axis":"vertical"}]}]}"#;
-        assert!(matches!(parse_recipes(body), Err(AppError::BadRequest(m)) if m.contains("twice")));
+        assert!(
+            matches!(parse_recipes(body, &Limits::default()), Err(AppError::BadRequest(m)) if m.contains("twice"))
+        );
     }
 }

@@ -27,6 +27,7 @@ fuzz_target!(
             max_pixels: 4_000_000,
             max_bytes: 4 * 1024 * 1024,
             max_dimension: 4096,
+        ..Limits::default()
         };
         // Thumbnails take the shrink-on-load path for JPEGs; a flip needs
         // the full decode.

@@ -20,10 +20,11 @@ use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Rgba, RgbaImage};
 
+use crate::cost::{self, Estimate, Source};
 use crate::recipe::{Axis, Fit, Gravity, Op, OutputFormat, RecolorMode, parse_aspect, parse_color};
 
 /// Bounds on what the engine accepts, checked from the header before decoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Largest width × height (default 50 MP).
     pub max_pixels: u64,
@@ -31,6 +32,9 @@ pub struct Limits {
     pub max_bytes: u64,
     /// Largest width or height (default 30 000).
     pub max_dimension: u32,
+    /// Most work a recipe may cost, in passes over a `max_pixels` image
+    /// (default 64; see [`crate::cost`]).
+    pub max_recipe_cost: u32,
 }
 
 impl Default for Limits {
@@ -39,7 +43,33 @@ impl Default for Limits {
             max_pixels: 50_000_000,
             max_bytes: 50 * 1024 * 1024,
             max_dimension: 30_000,
+            max_recipe_cost: 64,
         }
+    }
+}
+
+impl Limits {
+    /// The most work, in pixel passes, one recipe may cost.
+    pub fn max_work(&self) -> u64 {
+        u64::from(self.max_recipe_cost).saturating_mul(self.max_pixels)
+    }
+
+    /// Refuses an estimate over the output pixel cap or the work budget.
+    pub fn check(&self, estimate: &Estimate) -> Result<(), EngineError> {
+        if estimate.largest_output > self.max_pixels {
+            return Err(EngineError::OutputTooLarge {
+                pixels: estimate.largest_output,
+                limit: self.max_pixels,
+            });
+        }
+        if estimate.work > self.max_work() {
+            return Err(EngineError::OverBudget {
+                passes: estimate.passes_over(self.max_pixels),
+                limit: self.max_recipe_cost,
+                megapixels: self.max_pixels as f64 / 1e6,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -55,6 +85,20 @@ pub enum EngineError {
     TooLarge { width: u32, height: u32, limit: u32 },
     #[error("file is {size} bytes, over the limit of {limit} bytes")]
     TooManyBytes { size: u64, limit: u64 },
+    #[error(
+        "the recipe would make an image of {pixels} pixels, over the limit of {limit} pixels \
+         (DARKROOM_MAX_PIXELS); ask for a smaller size"
+    )]
+    OutputTooLarge { pixels: u64, limit: u64 },
+    #[error(
+        "the recipe would cost {passes:.0} passes over a {megapixels:.0} MP image, over the \
+         budget of {limit} (DARKROOM_MAX_RECIPE_COST); use fewer or lighter ops, or shrink first"
+    )]
+    OverBudget {
+        passes: f64,
+        limit: u32,
+        megapixels: f64,
+    },
     #[error("image is corrupt or truncated: {0}")]
     Corrupt(String),
     #[error("{op}: {message}")]
@@ -69,6 +113,17 @@ pub struct Probe {
     pub format: ImageFormat,
     pub width: u32,
     pub height: u32,
+    /// Bytes per pixel of the decoded image.
+    pub bytes_per_pixel: u8,
+    /// Whether a JPEG can be decoded at a reduced scale (not CMYK, not
+    /// 16-bit); false for other formats.
+    pub scalable: bool,
+}
+
+impl Probe {
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
 }
 
 fn sniff(bytes: &[u8]) -> Result<ImageFormat, EngineError> {
@@ -94,20 +149,71 @@ pub fn sniff_format(prefix: &[u8]) -> Result<ImageFormat, EngineError> {
 /// against `limits`, without decoding pixels.
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, EngineError> {
     let format = sniff(bytes)?;
-    let (width, height) = if format == ImageFormat::Jpeg {
+    let probe = if format == ImageFormat::Jpeg {
         // Reads the headers in place; the generic reader copies the file first.
-        resize::jpeg_dimensions(bytes).map_err(EngineError::Corrupt)?
+        let header = resize::jpeg_header(bytes).map_err(EngineError::Corrupt)?;
+        Probe {
+            format,
+            width: header.width,
+            height: header.height,
+            bytes_per_pixel: header.bytes_per_pixel,
+            scalable: header.scalable,
+        }
     } else {
-        ImageReader::with_format(Cursor::new(bytes), format)
-            .into_dimensions()
-            .map_err(|e| EngineError::Corrupt(e.to_string()))?
+        let decoder = ImageReader::with_format(Cursor::new(bytes), format)
+            .into_decoder()
+            .map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        let (width, height) = decoder.dimensions();
+        Probe {
+            format,
+            width,
+            height,
+            bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
+            scalable: false,
+        }
     };
-    check_dimensions(width, height, limits)?;
-    Ok(Probe {
-        format,
-        width,
-        height,
-    })
+    check_dimensions(probe.width, probe.height, limits)?;
+    Ok(probe)
+}
+
+/// The format and quality `ops` end in: their last `format` op, else
+/// `default_format`, else the input's (JPEG for JPEG, PNG otherwise).
+fn output_format(
+    ops: &[Op],
+    input: ImageFormat,
+    default_format: Option<OutputFormat>,
+) -> (OutputFormat, Option<u8>) {
+    ops.iter()
+        .rev()
+        .find_map(|op| match op {
+            Op::Format { format, quality } => Some((*format, *quality)),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            let f = default_format.unwrap_or(match input {
+                ImageFormat::Jpeg => OutputFormat::Jpeg,
+                _ => OutputFormat::Png,
+            });
+            (f, None)
+        })
+}
+
+/// What running `ops` on a file with this header costs, at most (see
+/// [`crate::cost`]).
+pub fn estimate(
+    probe: &Probe,
+    file_bytes: u64,
+    ops: &[Op],
+    default_format: Option<OutputFormat>,
+) -> Estimate {
+    let source = Source {
+        pixels: probe.pixels(),
+        decoded_pixels: decoded_pixels(probe, ops),
+        bytes_per_pixel: u64::from(probe.bytes_per_pixel),
+        file_bytes,
+    };
+    let (format, _) = output_format(ops, probe.format, default_format);
+    cost::estimate(&source, ops, format)
 }
 
 fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), EngineError> {
@@ -188,6 +294,7 @@ fn process_unguarded(
         });
     }
     let probe = probe(input, limits)?;
+    limits.check(&estimate(&probe, size, ops, default_format))?;
     // The JPEG decoder fills a truncated scan with grey instead of failing;
     // a silently half-grey photo is worse than a clear error.
     if probe.format == ImageFormat::Jpeg && !jpeg_is_complete(input) {
@@ -204,23 +311,10 @@ fn process_unguarded(
     timings.push(("decode", started.elapsed()));
     for op in rest {
         let started = Instant::now();
-        img = apply(img, op)?;
+        img = apply(img, op, limits)?;
         timings.push((op.name(), started.elapsed()));
     }
-    let (format, quality) = ops
-        .iter()
-        .rev()
-        .find_map(|op| match op {
-            Op::Format { format, quality } => Some((*format, *quality)),
-            _ => None,
-        })
-        .unwrap_or_else(|| {
-            let f = default_format.unwrap_or(match probe.format {
-                ImageFormat::Jpeg => OutputFormat::Jpeg,
-                _ => OutputFormat::Png,
-            });
-            (f, None)
-        });
+    let (format, quality) = output_format(ops, probe.format, default_format);
     let started = Instant::now();
     let bytes = encode(&img, format, quality.unwrap_or(85))?;
     timings.push(("encode", started.elapsed()));
@@ -261,6 +355,73 @@ fn jpeg_is_complete(data: &[u8]) -> bool {
     false
 }
 
+/// How the first op is applied to a JPEG decoded already reduced.
+enum Shrink {
+    /// Resize to exactly this size.
+    Exact(u32, u32),
+    /// Resize to cover this size, keeping the centre.
+    Cover(u32, u32),
+}
+
+/// When `op`, the first of a recipe, may shrink an image of `w × h`
+/// (oriented) pixels on load: how to apply it, and the least size
+/// (oriented) to decode at.
+fn shrink_plan(w: u32, h: u32, op: Option<&Op>) -> Option<(Shrink, u32, u32)> {
+    match op? {
+        Op::Thumbnail { width, height } if w > *width || h > *height => {
+            let (fw, fh) = fit_inside(w, h, *width, *height);
+            Some((Shrink::Exact(fw, fh), fw, fh))
+        }
+        Op::Resize {
+            width,
+            height,
+            fit: Fit::Inside,
+        } => {
+            let (fw, fh) = fit_inside(w, h, *width, *height);
+            Some((Shrink::Exact(fw, fh), fw, fh))
+        }
+        Op::Resize {
+            width,
+            height,
+            fit: Fit::Fill,
+        } => Some((Shrink::Exact(*width, *height), *width, *height)),
+        Op::Resize {
+            width,
+            height,
+            fit: Fit::Cover,
+        } => {
+            let scale = f64::max(
+                f64::from(*width) / f64::from(w),
+                f64::from(*height) / f64::from(h),
+            );
+            let cw = (f64::from(w) * scale).ceil() as u32;
+            let ch = (f64::from(h) * scale).ceil() as u32;
+            Some((Shrink::Cover(*width, *height), cw, ch))
+        }
+        _ => None,
+    }
+}
+
+/// Pixels the decoder makes for `ops` on this file: fewer than the image's
+/// when the first op shrinks a JPEG on load. Bounds both orientations, as
+/// the EXIF orientation is not read here.
+fn decoded_pixels(probe: &Probe, ops: &[Op]) -> u64 {
+    if !probe.scalable {
+        return probe.pixels();
+    }
+    let (w, h) = (probe.width, probe.height);
+    let at = |need: Option<(u32, u32)>| match need {
+        Some((nw, nh)) => {
+            let d = resize::dct_scale(w, h, nw, nh);
+            u64::from(w.div_ceil(d)) * u64::from(h.div_ceil(d))
+        }
+        None => probe.pixels(),
+    };
+    let upright = shrink_plan(w, h, ops.first()).map(|(_, nw, nh)| (nw, nh));
+    let transposed = shrink_plan(h, w, ops.first()).map(|(_, nw, nh)| (nh, nw));
+    at(upright).max(at(transposed))
+}
+
 /// When the first op shrinks a JPEG at least twofold, decodes it already
 /// reduced by the DCT and applies that op exactly (geometry computed from the
 /// full-size dimensions, so the output matches the slow path's size).
@@ -281,42 +442,8 @@ fn shrink_on_load(
     } else {
         (probe.width, probe.height)
     };
-    enum Plan {
-        Exact(u32, u32),
-        Cover(u32, u32),
-    }
-    let (plan, need_w, need_h) = match ops.first() {
-        Some(Op::Thumbnail { width, height }) if w > *width || h > *height => {
-            let (fw, fh) = fit_inside(w, h, *width, *height);
-            (Plan::Exact(fw, fh), fw, fh)
-        }
-        Some(Op::Resize {
-            width,
-            height,
-            fit: Fit::Inside,
-        }) => {
-            let (fw, fh) = fit_inside(w, h, *width, *height);
-            (Plan::Exact(fw, fh), fw, fh)
-        }
-        Some(Op::Resize {
-            width,
-            height,
-            fit: Fit::Fill,
-        }) => (Plan::Exact(*width, *height), *width, *height),
-        Some(Op::Resize {
-            width,
-            height,
-            fit: Fit::Cover,
-        }) => {
-            let scale = f64::max(
-                f64::from(*width) / f64::from(w),
-                f64::from(*height) / f64::from(h),
-            );
-            let cw = (f64::from(w) * scale).ceil() as u32;
-            let ch = (f64::from(h) * scale).ceil() as u32;
-            (Plan::Cover(*width, *height), cw, ch)
-        }
-        _ => return Ok(None),
+    let Some((plan, need_w, need_h)) = shrink_plan(w, h, ops.first()) else {
+        return Ok(None);
     };
     let (need_w, need_h) = if transposed {
         (need_h, need_w)
@@ -331,9 +458,15 @@ fn shrink_on_load(
         img = color::to_srgb(img, &icc);
     }
     img.apply_orientation(orientation);
+    if let Some(first) = ops.first() {
+        let (ow, oh) = match plan {
+            Shrink::Exact(w, h) | Shrink::Cover(w, h) => (w, h),
+        };
+        check_output(first.name(), ow, oh, limits)?;
+    }
     Ok(Some(match plan {
-        Plan::Exact(fw, fh) => resize::resize_exact(&img, fw, fh),
-        Plan::Cover(cw, ch) => resize::resize_cover(&img, cw, ch),
+        Shrink::Exact(fw, fh) => resize::resize_exact(&img, fw, fh),
+        Shrink::Cover(cw, ch) => resize::resize_cover(&img, cw, ch),
     }))
 }
 
@@ -372,7 +505,24 @@ fn fit_inside(w: u32, h: u32, bw: u32, bh: u32) -> (u32, u32) {
     (nw.min(bw), nh.min(bh))
 }
 
-fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage, EngineError> {
+/// Refuses an op that would make an image over the output pixel cap,
+/// before it allocates it.
+fn check_output(op: &'static str, w: u32, h: u32, limits: &Limits) -> Result<(), EngineError> {
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > limits.max_pixels {
+        return Err(op_error(
+            op,
+            format!(
+                "would make a {w}×{h} image ({pixels} pixels), over the limit of {} pixels \
+                 (DARKROOM_MAX_PIXELS)",
+                limits.max_pixels
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn apply(img: DynamicImage, op: &Op, limits: &Limits) -> Result<DynamicImage, EngineError> {
     let (w, h) = (img.width(), img.height());
     Ok(match op {
         Op::Thumbnail { width, height } => {
@@ -380,17 +530,21 @@ fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage, EngineError> {
                 img
             } else {
                 let (nw, nh) = fit_inside(w, h, *width, *height);
+                check_output("thumbnail", nw, nh, limits)?;
                 resize::resize_exact(&img, nw, nh)
             }
         }
-        Op::Resize { width, height, fit } => match fit {
-            Fit::Fill => resize::resize_exact(&img, *width, *height),
-            Fit::Inside => {
-                let (nw, nh) = fit_inside(w, h, *width, *height);
-                resize::resize_exact(&img, nw, nh)
+        Op::Resize { width, height, fit } => {
+            let (nw, nh) = match fit {
+                Fit::Inside => fit_inside(w, h, *width, *height),
+                Fit::Fill | Fit::Cover => (*width, *height),
+            };
+            check_output("resize", nw, nh, limits)?;
+            match fit {
+                Fit::Cover => resize::resize_cover(&img, nw, nh),
+                Fit::Fill | Fit::Inside => resize::resize_exact(&img, nw, nh),
             }
-            Fit::Cover => resize::resize_cover(&img, *width, *height),
-        },
+        }
         Op::Crop {
             x,
             y,
@@ -415,14 +569,19 @@ fn apply(img: DynamicImage, op: &Op) -> Result<DynamicImage, EngineError> {
             }
             // A rectangle reaching past the edge is clipped to the image, as
             // imgproxy and libvips do.
-            img.crop_imm(cx, cy, cw.min(w - cx), ch.min(h - cy))
+            let (cw, ch) = (cw.min(w - cx), ch.min(h - cy));
+            check_output("crop", cw, ch, limits)?;
+            img.crop_imm(cx, cy, cw, ch)
         }
-        Op::Rotate { degrees } => match degrees {
-            90 => img.rotate90(),
-            180 => img.rotate180(),
-            270 => img.rotate270(),
-            _ => return Err(op_error("rotate", "degrees must be 90, 180 or 270")),
-        },
+        Op::Rotate { degrees } => {
+            check_output("rotate", h, w, limits)?;
+            match degrees {
+                90 => img.rotate90(),
+                180 => img.rotate180(),
+                270 => img.rotate270(),
+                _ => return Err(op_error("rotate", "degrees must be 90, 180 or 270")),
+            }
+        }
         Op::Flip { axis } => match axis {
             Axis::Horizontal => img.fliph(),
             Axis::Vertical => img.flipv(),

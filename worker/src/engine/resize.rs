@@ -46,12 +46,48 @@ pub fn transposes(o: Orientation) -> bool {
     )
 }
 
-/// Width and height from a JPEG's headers.
-pub fn jpeg_dimensions(input: &[u8]) -> Result<(u32, u32), String> {
+/// What a JPEG's headers say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JpegHeader {
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per pixel the decoder produces.
+    pub bytes_per_pixel: u8,
+    /// Whether [`decode_jpeg_scaled`] can decode it at a reduced scale.
+    pub scalable: bool,
+}
+
+/// Reads a JPEG's frame header.
+pub fn jpeg_header(input: &[u8]) -> Result<JpegHeader, String> {
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
     decoder.read_info().map_err(|e| e.to_string())?;
     let info = decoder.info().ok_or("JPEG has no frame header")?;
-    Ok((u32::from(info.width), u32::from(info.height)))
+    let (bytes_per_pixel, scalable) = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => (1, true),
+        jpeg_decoder::PixelFormat::RGB24 => (3, true),
+        jpeg_decoder::PixelFormat::L16 => (2, false),
+        jpeg_decoder::PixelFormat::CMYK32 => (4, false),
+    };
+    Ok(JpegHeader {
+        width: u32::from(info.width),
+        height: u32::from(info.height),
+        bytes_per_pixel,
+        scalable,
+    })
+}
+
+/// The divisor (1, 2, 4 or 8) [`decode_jpeg_scaled`] decodes a `w × h`
+/// JPEG at when asked for at least `min_w × min_h`; mirrors the decoder's
+/// own choice, which is satisfied when either side is.
+pub fn dct_scale(w: u32, h: u32, min_w: u32, min_h: u32) -> u32 {
+    if min_w.saturating_mul(2) > w || min_h.saturating_mul(2) > h {
+        return 1;
+    }
+    let scaled = |len: u32, eighths: u32| (len * eighths).div_ceil(8);
+    [1, 2, 4]
+        .into_iter()
+        .find(|&eighths| scaled(w, eighths) >= min_w || scaled(h, eighths) >= min_h)
+        .map_or(1, |eighths| 8 / eighths)
 }
 
 /// The EXIF orientation of a JPEG, read without copying or decoding it.
@@ -82,7 +118,7 @@ pub fn decode_jpeg_scaled(
     decoder.read_info().ok()?;
     let info = decoder.info()?;
     let (w, h) = (u32::from(info.width), u32::from(info.height));
-    if min_w * 2 > w || min_h * 2 > h {
+    if dct_scale(w, h, min_w, min_h) == 1 {
         return None;
     }
     let req = |v: u32| u16::try_from(v.max(1)).ok();

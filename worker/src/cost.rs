@@ -1,0 +1,290 @@
+//! What a recipe costs, known before any pixel is decoded: the largest image
+//! any step makes, the work in pixel passes and the memory at its peak.
+//!
+//! The web server refuses, at job creation, a recipe whose work on the
+//! largest image it accepts is over the budget (`DARKROOM_MAX_RECIPE_COST`)
+//! or whose resize would make an image over the pixel cap
+//! (`DARKROOM_MAX_PIXELS`); it charges each uploaded file the work of its real
+//! size to the client's work rate. A worker admits each message by the memory
+//! its real input needs (`DARKROOM_WORKER_MAX_MEMORY`).
+//!
+//! Work is counted in *passes*: one pass is one simple operation (a flip)
+//! on every pixel of an image, about 2.4 ns per pixel on one core of the
+//! machine the README's benchmarks ran on. Each step is charged its weight
+//! times the pixels of the larger of its input and output; the weights are
+//! each op's time on a 12 MP photo (release build, one core), in passes:
+//!
+//! | step | passes |
+//! |---|---:|
+//! | decode | 3 |
+//! | encode: JPEG, PNG, WebP | 10, 4, 5 |
+//! | crop, flip | 1 |
+//! | rotate, brightness, resize, thumbnail, smart crop | 2 |
+//! | recolor | 4 (a partial hue rotation: 20) |
+//! | contrast | 5 |
+//! | red eye | 10 |
+//! | sharpen | 13 |
+//! | teeth whitening | 25 |
+//! | blur σ | 1 + 2σ |
+//!
+//! Memory is the peak of what each step holds at once: the encoded input,
+//! the step's input and output images, its scratch buffers, and for the
+//! encoder a converted copy and the growing output. The test
+//! `memory_estimate_bounds_what_every_op_uses` runs every op under its own
+//! estimate as a hard memory limit.
+//!
+//! Estimates are upper bounds: sizes are bounded from the ops alone (a
+//! thumbnail is at most its box and at most its input), never guessed low.
+
+use crate::recipe::{Fit, Gravity, Op, OutputFormat, RecolorMode};
+
+/// The input an estimate is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// Width × height of the image as stored.
+    pub pixels: u64,
+    /// Pixels the decoder makes: fewer than `pixels` when a JPEG is shrunk
+    /// on load (decoded at 1/2, 1/4 or 1/8 scale for a first op that shrinks).
+    pub decoded_pixels: u64,
+    /// Bytes per pixel of the decoded image (3 for RGB, 8 for RGBA16, ...).
+    pub bytes_per_pixel: u64,
+    /// Size of the encoded file.
+    pub file_bytes: u64,
+}
+
+impl Source {
+    /// The worst input the limits allow: `max_pixels` of 16-bit RGBA, no
+    /// shrink on load. Used to judge a recipe before any image is known.
+    pub fn worst(max_pixels: u64, max_file_bytes: u64) -> Self {
+        Source {
+            pixels: max_pixels,
+            decoded_pixels: max_pixels,
+            bytes_per_pixel: 8,
+            file_bytes: max_file_bytes,
+        }
+    }
+}
+
+/// What running a recipe on a [`Source`] costs, at most.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Estimate {
+    /// The largest image (pixels) any op makes.
+    pub largest_output: u64,
+    /// Work, in pixel passes (see the module's table).
+    pub work: u64,
+    /// Peak memory of the process running it, in bytes.
+    pub memory: u64,
+}
+
+impl Estimate {
+    /// Work in passes over an image of `pixels`: what the recipe budget is
+    /// expressed in.
+    pub fn passes_over(&self, pixels: u64) -> f64 {
+        self.work as f64 / pixels.max(1) as f64
+    }
+
+    /// Work in megapixel passes: what a client's work rate is charged.
+    pub fn megapixel_passes(&self) -> u64 {
+        self.work.div_ceil(1_000_000)
+    }
+}
+
+/// Memory of a process before it holds any image: code (a debug build has
+/// more), runtime, buffers.
+const BASE_MEMORY: u64 = 32 << 20;
+
+/// One step's weight in tenths of a pass (a blur's 2σ keeps its fraction),
+/// its scratch memory in bytes per pixel beyond its input and output images,
+/// and whether it leaves the image as 8-bit RGBA.
+fn weight(op: &Op) -> (u64, u64, bool) {
+    match op {
+        Op::Crop {
+            gravity: Some(Gravity::Smart),
+            ..
+        } => (20, 4, false),
+        Op::Crop { .. } | Op::Flip { .. } => (10, 0, false),
+        Op::Rotate { .. } | Op::Brightness { .. } => (20, 0, false),
+        Op::Thumbnail { .. } | Op::Resize { .. } => (20, 0, false),
+        Op::Recolor {
+            mode: RecolorMode::HueRotate,
+            amount: Some(a),
+            ..
+        } if *a < 1.0 => (200, 12, true),
+        Op::Recolor {
+            mode: RecolorMode::HueRotate,
+            ..
+        } => (40, 0, false),
+        Op::Recolor { .. } => (40, 4, true),
+        Op::Contrast { .. } => (50, 0, false),
+        Op::RedEye { .. } => (100, 8, true),
+        Op::Sharpen { .. } => (130, 24, false),
+        Op::TeethWhiten { .. } => (250, 8, true),
+        Op::Blur { sigma } => (
+            10 + (20.0 * f64::from(sigma.max(0.0))).ceil() as u64,
+            4,
+            false,
+        ),
+        Op::Format { .. } => (0, 0, false),
+    }
+}
+
+/// Upper bound of the pixels an op makes from an image of `pixels`.
+fn output_pixels(op: &Op, pixels: u64) -> u64 {
+    let area = |w: &u32, h: &u32| u64::from(*w) * u64::from(*h);
+    match op {
+        Op::Thumbnail { width, height } => pixels.min(area(width, height)),
+        Op::Resize { width, height, fit } => match fit {
+            // Scaled inside the box: may enlarge, never past the box.
+            Fit::Inside | Fit::Cover | Fit::Fill => area(width, height),
+        },
+        Op::Crop {
+            width: Some(w),
+            height: Some(h),
+            ..
+        } => pixels.min(area(w, h)),
+        _ => pixels,
+    }
+}
+
+/// An encoder's weight in tenths of a pass, and a bound on its output in
+/// bytes per pixel (lossless formats can be as large as the raw pixels).
+fn encoder(format: OutputFormat) -> (u64, u64) {
+    match format {
+        OutputFormat::Jpeg => (100, 1),
+        OutputFormat::Png => (40, 4),
+        OutputFormat::Webp => (50, 4),
+    }
+}
+
+/// Estimates `ops` on `source`, encoded as `format`.
+pub fn estimate(source: &Source, ops: &[Op], format: OutputFormat) -> Estimate {
+    // Bytes per pixel of the image in hand: colour is at least RGB by the
+    // time it is encoded, and 16-bit images stay as wide.
+    let mut bpp = source.bytes_per_pixel.max(3);
+    let mut work_tenths = 30 * source.decoded_pixels;
+    let mut pixels = source.decoded_pixels;
+    let mut largest_output = 0;
+    // Decoding holds the file and the image it is making, plus the
+    // decoder's own rows and tables.
+    let mut peak = source.file_bytes + source.decoded_pixels * (bpp + 1);
+    for op in ops {
+        let out = output_pixels(op, pixels);
+        let (passes, scratch, rgba) = weight(op);
+        let touched = pixels.max(out);
+        work_tenths += passes * touched;
+        let out_bpp = if rgba { bpp.max(4) } else { bpp };
+        peak = peak.max(source.file_bytes + pixels * bpp + out * out_bpp + scratch * touched);
+        largest_output = largest_output.max(out);
+        pixels = out;
+        bpp = out_bpp;
+    }
+    // Encoding holds the image, an 8-bit copy of it (an RGBA image flattened
+    // for JPEG needs two), and the output, whose buffer may momentarily be
+    // three times its size as it grows.
+    let (passes, encoded_bpp) = encoder(format);
+    work_tenths += passes * pixels;
+    let copy = if bpp >= 4 && format == OutputFormat::Jpeg {
+        7
+    } else {
+        bpp
+    };
+    peak = peak.max(source.file_bytes + pixels * (bpp + copy + 3 * encoded_bpp));
+    Estimate {
+        largest_output,
+        work: work_tenths.div_ceil(10),
+        memory: BASE_MEMORY + peak,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MP: u64 = 1_000_000;
+
+    fn photo(pixels: u64) -> Source {
+        Source {
+            pixels,
+            decoded_pixels: pixels,
+            bytes_per_pixel: 3,
+            file_bytes: pixels / 4,
+        }
+    }
+
+    #[test]
+    fn a_thumbnail_costs_little_more_than_decoding() {
+        let e = estimate(
+            &photo(12 * MP),
+            &[Op::Thumbnail {
+                width: 256,
+                height: 256,
+            }],
+            OutputFormat::Jpeg,
+        );
+        assert_eq!(e.largest_output, 256 * 256);
+        assert!(e.passes_over(12 * MP) < 8.0, "{e:?}");
+    }
+
+    #[test]
+    fn heavy_blurs_cost_in_proportion_to_sigma() {
+        let one = estimate(
+            &photo(12 * MP),
+            &[Op::Blur { sigma: 100.0 }],
+            OutputFormat::Jpeg,
+        );
+        let many = estimate(
+            &photo(12 * MP),
+            &vec![Op::Blur { sigma: 100.0 }; 31],
+            OutputFormat::Jpeg,
+        );
+        assert!(one.passes_over(12 * MP) > 200.0, "{one:?}");
+        assert!(many.work > 30 * one.work / 2, "{many:?}");
+    }
+
+    #[test]
+    fn ops_after_a_thumbnail_are_charged_on_the_small_image() {
+        let e = estimate(
+            &photo(12 * MP),
+            &[
+                Op::Thumbnail {
+                    width: 256,
+                    height: 256,
+                },
+                Op::Blur { sigma: 100.0 },
+            ],
+            OutputFormat::Jpeg,
+        );
+        assert!(e.passes_over(12 * MP) < 10.0, "{e:?}");
+    }
+
+    #[test]
+    fn an_enlarging_resize_reports_its_output_and_memory() {
+        let e = estimate(
+            &photo(MP),
+            &[Op::Resize {
+                width: 10_000,
+                height: 10_000,
+                fit: Fit::Fill,
+            }],
+            OutputFormat::Png,
+        );
+        assert_eq!(e.largest_output, 100 * MP);
+        assert!(e.memory > 400 * MP, "{e:?}");
+    }
+
+    #[test]
+    fn shrink_on_load_needs_less_memory() {
+        let full = photo(48 * MP);
+        let shrunk = Source {
+            decoded_pixels: 3 * MP,
+            ..full
+        };
+        let ops = [Op::Thumbnail {
+            width: 256,
+            height: 256,
+        }];
+        let a = estimate(&full, &ops, OutputFormat::Jpeg);
+        let b = estimate(&shrunk, &ops, OutputFormat::Jpeg);
+        assert!(b.memory * 4 < a.memory, "{a:?} {b:?}");
+    }
+}

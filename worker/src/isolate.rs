@@ -1,0 +1,314 @@
+//! The engine in a child process per image.
+//!
+//! A worker holds several users' messages at once, so no image may take the
+//! others down with it. Each image is processed by a child process (this
+//! same binary, `darkroom-worker engine`) that:
+//! - is killed when it runs past the processing deadline, so the deadline is
+//!   enforced rather than requested: no op, codec bug or hostile file
+//!   outlives it;
+//! - runs under a memory ceiling (`RLIMIT_DATA`, the memory the worker
+//!   admitted it with): an allocation past it fails in that child alone,
+//!   instead of the kernel's OOM killer choosing among processes that hold
+//!   other users' messages. It is also the OOM killer's first choice
+//!   (`oom_score_adj` 1000);
+//! - dies with its worker (`PR_SET_PDEATHSIG`), so a killed worker leaves no
+//!   orphan burning CPU.
+//!
+//! The alternative, a deadline checked between and inside ops, would need
+//! every codec and op of the `image` crate to poll it, could not stop a codec
+//! stuck in a loop and could not bound memory. A child costs about a
+//! millisecond to start, next to tens of milliseconds for even a thumbnail.
+//!
+//! The child reads a one-line JSON [`Task`] and then the image from stdin, and
+//! writes a one-line JSON [`Reply`] and then the encoded output to stdout.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::engine::{self, Limits, Output};
+use crate::recipe::{Op, OutputFormat};
+
+/// The subcommand a child runs.
+pub const SUBCOMMAND: &str = "engine";
+
+/// What a child is asked to do.
+#[derive(Serialize, Deserialize)]
+struct Task {
+    ops: Vec<Op>,
+    limits: Limits,
+    default_format: Option<OutputFormat>,
+}
+
+/// What a child answers.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reply {
+    Done {
+        width: u32,
+        height: u32,
+        format: OutputFormat,
+        timings: Vec<(String, f64)>,
+        /// The child's peak resident memory, in bytes.
+        peak_memory: u64,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// Why a child did not produce an image.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The engine refused the image or the recipe (permanent).
+    #[error("{0}")]
+    Engine(String),
+    #[error(
+        "processing took longer than the {}-second deadline (DARKROOM_WORKER_DEADLINE) and was \
+         stopped; use a smaller image or a lighter recipe",
+        .0.as_secs_f64()
+    )]
+    Deadline(Duration),
+    #[error(
+        "processing needed more than the {} MiB it was given (DARKROOM_WORKER_MAX_MEMORY) and \
+         was stopped",
+        .0 >> 20
+    )]
+    OutOfMemory(u64),
+    #[error("the image engine crashed on this file: {0}")]
+    Crashed(String),
+    /// No child could be started: a problem of this host, not the image.
+    #[error("cannot start the image engine ({program}): {error}")]
+    Start {
+        program: String,
+        error: std::io::Error,
+    },
+}
+
+/// A processed image and what the child used.
+#[derive(Debug)]
+pub struct Processed {
+    pub output: Output,
+    pub peak_memory: u64,
+}
+
+/// How images are processed: by which program, within which deadline.
+#[derive(Clone, Debug)]
+pub struct Isolation {
+    /// The `darkroom-worker` binary (by default the running one).
+    pub program: PathBuf,
+    /// Longest one image may take.
+    pub deadline: Duration,
+}
+
+impl Isolation {
+    /// Runs `ops` on `input` in a child limited to `memory` bytes.
+    pub async fn run(
+        &self,
+        input: Bytes,
+        ops: &[Op],
+        limits: &Limits,
+        memory: u64,
+    ) -> Result<Processed, RunError> {
+        let mut header = serde_json::to_vec(&Task {
+            ops: ops.to_vec(),
+            limits: *limits,
+            default_format: None,
+        })
+        .expect("tasks serialise");
+        header.push(b'\n');
+        let mut child = tokio::process::Command::new(&self.program)
+            .arg(SUBCOMMAND)
+            .arg("--memory")
+            .arg(memory.to_string())
+            .arg("--parent")
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Dropping the run at the deadline kills the child.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| RunError::Start {
+                program: self.program.display().to_string(),
+                error,
+            })?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        // A child that dies early closes its end: its exit status says why,
+        // so a failed write is not the error to report.
+        let feed = async move {
+            if stdin.write_all(&header).await.is_ok() {
+                let _ = stdin.write_all(&input).await;
+            }
+        };
+        let run = async {
+            let ((), output) = tokio::join!(feed, child.wait_with_output());
+            output
+        };
+        let output = match tokio::time::timeout(self.deadline, run).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => return Err(RunError::Crashed(format!("lost the engine process: {e}"))),
+            Err(_) => return Err(RunError::Deadline(self.deadline)),
+        };
+        if !output.status.success() {
+            return Err(exit_error(&output.status, &output.stderr, memory));
+        }
+        parse_reply(&output.stdout)
+    }
+}
+
+fn exit_error(status: &std::process::ExitStatus, stderr: &[u8], memory: u64) -> RunError {
+    use std::os::unix::process::ExitStatusExt;
+    let stderr = String::from_utf8_lossy(stderr);
+    // Rust aborts when an allocation fails, saying so on stderr.
+    if stderr.contains("memory allocation of") {
+        return RunError::OutOfMemory(memory);
+    }
+    let last_line = stderr.lines().last().unwrap_or("").trim();
+    let what = match status.signal() {
+        Some(9) => "it was killed (SIGKILL), likely by the kernel's OOM killer".to_owned(),
+        Some(signal) => format!("it died of signal {signal}"),
+        None => format!("it exited with {status}"),
+    };
+    if last_line.is_empty() {
+        RunError::Crashed(what)
+    } else {
+        RunError::Crashed(format!("{what}: {last_line}"))
+    }
+}
+
+fn parse_reply(stdout: &[u8]) -> Result<Processed, RunError> {
+    let garbled = || RunError::Crashed("its answer was garbled".into());
+    let newline = stdout
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(garbled)?;
+    let reply: Reply = serde_json::from_slice(&stdout[..newline]).map_err(|_| garbled())?;
+    match reply {
+        Reply::Failed { error } => Err(RunError::Engine(error)),
+        Reply::Done {
+            width,
+            height,
+            format,
+            timings,
+            peak_memory,
+        } => Ok(Processed {
+            output: Output {
+                bytes: stdout[newline + 1..].to_vec(),
+                width,
+                height,
+                format,
+                timings: timings
+                    .into_iter()
+                    .map(|(step, secs)| (step_name(&step), Duration::from_secs_f64(secs)))
+                    .collect(),
+            },
+            peak_memory,
+        }),
+    }
+}
+
+/// Timings are labelled with static names; a child only ever sends these.
+fn step_name(step: &str) -> &'static str {
+    ["decode", "encode"]
+        .into_iter()
+        .chain(crate::recipe::OP_NAMES.iter().copied())
+        .find(|name| *name == step)
+        .unwrap_or("other")
+}
+
+/// The child's side: `darkroom-worker engine --memory BYTES --parent PID`.
+pub fn child_main(memory: u64, parent: u32) -> ExitCode {
+    if let Err(e) = confine(memory, parent) {
+        eprintln!("engine child: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut request = Vec::new();
+    if let Err(e) = std::io::stdin().lock().read_to_end(&mut request) {
+        eprintln!("engine child: reading the task: {e}");
+        return ExitCode::FAILURE;
+    }
+    let Some(newline) = request.iter().position(|&b| b == b'\n') else {
+        eprintln!("engine child: no task line");
+        return ExitCode::FAILURE;
+    };
+    let task: Task = match serde_json::from_slice(&request[..newline]) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("engine child: bad task: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let input = &request[newline + 1..];
+    let (reply, body) = match engine::process(input, &task.ops, &task.limits, task.default_format) {
+        Ok(out) => (
+            Reply::Done {
+                width: out.width,
+                height: out.height,
+                format: out.format,
+                timings: out
+                    .timings
+                    .iter()
+                    .map(|(step, took)| ((*step).to_owned(), took.as_secs_f64()))
+                    .collect(),
+                peak_memory: peak_memory(),
+            },
+            out.bytes,
+        ),
+        Err(e) => (
+            Reply::Failed {
+                error: e.to_string(),
+            },
+            Vec::new(),
+        ),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let written = serde_json::to_writer(&mut stdout, &reply)
+        .map_err(std::io::Error::from)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.write_all(&body))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine child: writing the result: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ties the child to its parent and caps its memory.
+fn confine(memory: u64, parent: u32) -> Result<(), String> {
+    use nix::sys::resource::{Resource, setrlimit};
+    use nix::sys::signal::Signal;
+    // Delivered when the thread that started us exits: the worker starts
+    // children from its runtime's threads, which live as long as it does.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("pdeathsig: {e}"))?;
+    // The parent may have died before the line above took effect.
+    if std::os::unix::process::parent_id() != parent {
+        return Err("the worker that started this process is gone".into());
+    }
+    // Best effort: raising one's own score needs no privilege, but /proc
+    // may be missing in odd sandboxes.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
+    setrlimit(Resource::RLIMIT_DATA, memory, memory).map_err(|e| format!("RLIMIT_DATA: {e}"))?;
+    Ok(())
+}
+
+/// This process's peak resident memory (`VmHWM`), in bytes; 0 if unknown.
+fn peak_memory() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
