@@ -109,6 +109,20 @@ pub enum Command {
     },
 }
 
+/// Resolves on SIGTERM (what service managers and `docker stop` send) or
+/// Ctrl-C. Installed before the server announces itself, so a signal right
+/// after start-up is not lost to the default action.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    })
+}
+
 /// A retention: seconds, or `forever` (`None`).
 #[derive(Clone, Copy, Debug)]
 pub struct Retention(Option<Duration>);
@@ -259,6 +273,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{purged} messages purged from {name}");
         }
         Command::Serve { bind, admin_token } => {
+            let admin_token = admin_token
+                .filter(|t| !t.is_empty())
+                .map(|t| crate::http::AdminToken::new(&t))
+                .transpose()?;
             let listener = tokio::net::TcpListener::bind(&bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
@@ -268,11 +286,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Duration::from_secs(10),
                 shutdown.clone(),
             ));
+            let signal = shutdown_signal()?;
             println!("queue API on http://{}/api/queues", listener.local_addr()?);
             let stop = shutdown.clone();
             axum::serve(listener, crate::http::router(queues, admin_token))
                 .with_graceful_shutdown(async move {
-                    let _ = tokio::signal::ctrl_c().await;
+                    signal.await;
+                    tracing::info!("shutting down");
                     stop.cancel();
                 })
                 .await?;

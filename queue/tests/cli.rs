@@ -1,6 +1,8 @@
 //! The `darkroom-queue` command line against a real Postgres.
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -95,4 +97,52 @@ async fn unknown_queue_is_a_clear_error(pool: PgPool) {
             .unwrap()
             .contains("queue `nope` does not exist")
     );
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn serve_refuses_a_weak_admin_token(pool: PgPool) {
+    let out = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
+        .env("DATABASE_URL", database_url(&pool))
+        .env("DARKROOM_ADMIN_TOKEN", "change-me")
+        .env("DARKROOM_QUEUE_BIND", "127.0.0.1:0")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("DARKROOM_ADMIN_TOKEN is"), "{stderr}");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn serve_stops_cleanly_on_sigterm(pool: PgPool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
+        .env("DATABASE_URL", database_url(&pool))
+        .env("DARKROOM_ADMIN_TOKEN", "serve-sigterm-test-token-5e8b2d")
+        .env("DARKROOM_QUEUE_BIND", "127.0.0.1:0")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("queue API on http://127.0.0.1:"), "{line}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("darkroom-queue serve ignored SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
 }

@@ -1,18 +1,23 @@
 //! Job tokens: capabilities handed out at job creation.
 //!
 //! Only the SHA-256 of a token is stored; comparisons are constant time, and a
-//! wrong token looks exactly like a missing job (404).
+//! wrong token looks exactly like a missing job (404). Handlers take a
+//! [`JobAccess`], which checks the token of the job their path names.
 
-use axum::http::HeaderMap;
+use axum::extract::{FromRequestParts, Query, RawPathParams};
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::AppState;
 use crate::http::error::{AppError, AppResult};
 
 /// A fresh token (256 random bits) and the hash to store.
@@ -28,22 +33,67 @@ fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// The token of a request: `Authorization: Bearer <token>`, or a `token`
-/// query parameter for plain links (downloads) that cannot set headers.
-pub fn presented_token<'a>(
-    headers: &'a HeaderMap,
-    query_token: Option<&'a str>,
-) -> Option<&'a str> {
+/// The bearer token of `Authorization: Bearer <token>`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
-        .or(query_token)
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Proof that a request holds the token of the job its path names (`{id}`).
+///
+/// The token comes from `Authorization: Bearer <token>`, or, for GET only, a
+/// `token` query parameter: plain links (downloads) and `EventSource` cannot
+/// set headers, but a request that changes something never needs to put a
+/// token where logs and browser histories keep it.
+#[derive(Clone, Copy, Debug)]
+pub struct JobAccess {
+    pub job_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for JobAccess {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::NotFound)?;
+        let job_id: Uuid = params
+            .iter()
+            .find(|(name, _)| *name == "id")
+            .and_then(|(_, value)| value.parse().ok())
+            .ok_or(AppError::NotFound)?;
+        let query = Query::<TokenQuery>::try_from_uri(&parts.uri)
+            .ok()
+            .and_then(|q| q.0.token);
+        let token = match (bearer(&parts.headers), query.as_deref()) {
+            (Some(token), _) => Some(token),
+            (None, Some(token)) if parts.method == Method::GET || parts.method == Method::HEAD => {
+                Some(token)
+            }
+            (None, Some(_)) => {
+                return Err(AppError::BadRequest(
+                    "send the job token in the Authorization header (Bearer); only downloads \
+                     and event streams take it in the URL"
+                        .into(),
+                ));
+            }
+            (None, None) => None,
+        };
+        authorize(&state.pool, job_id, token).await?;
+        Ok(JobAccess { job_id })
+    }
 }
 
 /// Succeeds when `token` opens job `job_id`; 404 otherwise.
-pub async fn authorize(pool: &PgPool, job_id: Uuid, token: Option<&str>) -> AppResult<()> {
+async fn authorize(pool: &PgPool, job_id: Uuid, token: Option<&str>) -> AppResult<()> {
     let stored = sqlx::query_scalar!("select token_hash from jobs where id = $1", job_id)
         .fetch_optional(pool)
         .await?;

@@ -24,7 +24,13 @@ pub struct Config {
     /// Address to listen on (default 127.0.0.1:8080).
     #[arg(long, env = "DARKROOM_BIND", default_value = "127.0.0.1:8080")]
     pub bind: String,
-    /// Bearer token for the queue HTTP API; unset: the queue API answers 403.
+    /// Address of the admin listener: queue API, /metrics, the full
+    /// OpenAPI description (default 127.0.0.1:8081). Keep it off the
+    /// internet.
+    #[arg(long, env = "DARKROOM_ADMIN_BIND", default_value = "127.0.0.1:8081")]
+    pub admin_bind: String,
+    /// Bearer token for the queue HTTP API, at least 24 random characters;
+    /// unset: the queue API answers 403.
     #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Largest uploaded file, in bytes (default 50 MiB).
@@ -41,6 +47,12 @@ pub struct Config {
 /// Connects to Postgres and S3, applies migrations, serves until Ctrl-C/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     telemetry::init(config.log_json);
+    // A weak token is refused before anything starts, not discovered later.
+    let admin_token = config
+        .admin_token
+        .filter(|t| !t.is_empty())
+        .map(|t| queue::http::AdminToken::new(&t))
+        .transpose()?;
     let url = config.database_url.context(
         "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
          or pass --database-url",
@@ -59,15 +71,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut settings = Settings::default();
     settings.limits.max_bytes = config.max_upload_bytes;
     settings.limits.max_pixels = config.max_pixels;
-    settings.admin_token = config.admin_token;
+    settings.admin_token = admin_token;
     let state = AppState::new(pool, storage, settings).await?;
     let listener = TcpListener::bind(&config.bind)
         .await
         .with_context(|| format!("cannot listen on {} (DARKROOM_BIND)", config.bind))?;
+    let admin = TcpListener::bind(&config.admin_bind).await.with_context(|| {
+        format!(
+            "cannot listen on {} (DARKROOM_ADMIN_BIND; each web process on a host needs its own)",
+            config.admin_bind
+        )
+    })?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, admin = %admin.local_addr()?, "listening");
     let signal = telemetry::shutdown_signal();
+    let admin_addr = admin.local_addr()?;
     println!("Darkroom is up: http://{addr}/");
+    println!("Admin listener (queue API, metrics): http://{admin_addr}/");
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
@@ -75,5 +95,5 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         trigger.cancel();
     });
-    serve(listener, state, shutdown).await
+    serve(listener, admin, state, shutdown).await
 }

@@ -37,7 +37,7 @@ pub struct Settings {
     /// Most files in one upload request.
     pub max_files_per_request: usize,
     /// Bearer token of the queue HTTP API; `None` disables it (403).
-    pub admin_token: Option<String>,
+    pub admin_token: Option<queue::http::AdminToken>,
 }
 
 impl Default for Settings {
@@ -83,10 +83,12 @@ impl AppState {
     }
 }
 
-/// Serves HTTP on `listener` and consumes responses until `shutdown`, then
+/// Serves the public routes on `listener` and the admin routes (queue API,
+/// metrics) on `admin`, and consumes responses, until `shutdown`; then
 /// drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,
+    admin: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -112,12 +114,21 @@ pub async fn serve(
         std::time::Duration::from_secs(10),
         shutdown.clone(),
     ));
+    let admin_app = http::admin_router(state.clone());
+    let stop = shutdown.clone();
+    let admin_server = tokio::spawn(async move {
+        axum::serve(admin, admin_app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
     let app = http::router(state);
     let stop = shutdown.clone();
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
+        .await;
     shutdown.cancel();
+    served?;
+    admin_server.await??;
     consumer.await?;
     dead_letters.await?;
     maintenance.await?;

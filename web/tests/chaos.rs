@@ -362,6 +362,7 @@ fn start_web(work: &Path, database_url: &str, s3_endpoint: &str) -> (ChildGuard,
     env(&mut cmd, database_url, s3_endpoint);
     let mut child = cmd
         .env("DARKROOM_BIND", "127.0.0.1:0")
+        .env("DARKROOM_ADMIN_BIND", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(log)

@@ -178,11 +178,23 @@ async fn root_serves_the_upload_page(pool: PgPool) {
             .starts_with("text/html")
     );
     let html = res.text().await.unwrap();
-    assert!(html.contains(r#"type="file""#) && html.contains("/api/jobs"));
-    assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "the page must not load anything from elsewhere"
-    );
+    assert!(html.contains(r#"type="file""#) && html.contains(r#"src="/assets/app.js""#));
+    let script = app
+        .client
+        .get(app.url("/assets/app.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(script.contains("/api/jobs"));
+    for text in [&html, &script] {
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "the page must not load anything from elsewhere"
+        );
+    }
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -190,7 +202,7 @@ async fn openapi_spec_describes_every_route(pool: PgPool) {
     let app = spawn_app(pool).await;
     let res = app
         .client
-        .get(app.url("/api/openapi.json"))
+        .get(app.admin_url("/api/openapi.json"))
         .send()
         .await
         .unwrap();

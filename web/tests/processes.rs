@@ -76,6 +76,7 @@ async fn web_stops_cleanly_on_sigterm(pool: PgPool) {
             .env("AWS_ENDPOINT_URL", s3.endpoint_url.as_deref().unwrap())
             .env("DARKROOM_BUCKET", &s3.bucket)
             .env("DARKROOM_BIND", "127.0.0.1:0")
+            .env("DARKROOM_ADMIN_BIND", "127.0.0.1:0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
@@ -124,4 +125,21 @@ async fn worker_stops_cleanly_on_sigterm(pool: PgPool) {
         rest.iter().any(|l| l.contains("worker stopping")),
         "{rest:?}"
     );
+}
+
+#[test]
+fn web_refuses_to_start_with_a_well_known_admin_token() {
+    for token in ["change-me", "short", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        let out = web()
+            .env("DATABASE_URL", "postgres://127.0.0.1:9/never-reached")
+            .env("DARKROOM_ADMIN_TOKEN", token)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{token}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("DARKROOM_ADMIN_TOKEN is") && stderr.contains("openssl rand"),
+            "{token}: {stderr}"
+        );
+    }
 }

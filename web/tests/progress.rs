@@ -283,7 +283,12 @@ async fn metrics_count_uploads_and_show_queue_depth(pool: PgPool) {
         ],
     )
     .await;
-    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     let value = |prefix: &str| -> f64 {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use web::Settings;
 
-const TOKEN: &str = "test-admin-token";
+const TOKEN: &str = "queue-api-test-token-3f9a1c7e5b2d";
 
 /// Makes every lease expire now, instead of sleeping through it. Stats see
 /// expiry by the clock alone; moved back in time like this, their counters
@@ -28,7 +28,7 @@ async fn app(pool: PgPool) -> TestApp {
     spawn_app_with(
         pool,
         Settings {
-            admin_token: Some(TOKEN.into()),
+            admin_token: Some(queue::http::AdminToken::new(TOKEN).unwrap()),
             ..Settings::default()
         },
     )
@@ -38,7 +38,7 @@ async fn app(pool: PgPool) -> TestApp {
 async fn call(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
     let mut req = app
         .client
-        .request(method.parse().unwrap(), app.url(path))
+        .request(method.parse().unwrap(), app.admin_url(path))
         .bearer_auth(TOKEN);
     if let Some(body) = body {
         req = req.json(&body);
@@ -54,7 +54,7 @@ async fn without_admin_token_configured_everyone_gets_403(pool: PgPool) {
     let app = spawn_app_with(pool, Settings::default()).await;
     let res = app
         .client
-        .get(app.url("/api/queues"))
+        .get(app.admin_url("/api/queues"))
         .bearer_auth("anything")
         .send()
         .await
@@ -72,11 +72,16 @@ async fn without_admin_token_configured_everyone_gets_403(pool: PgPool) {
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn wrong_or_missing_admin_token_is_401(pool: PgPool) {
     let app = app(pool).await;
-    let res = app.client.get(app.url("/api/queues")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.admin_url("/api/queues"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     let res = app
         .client
-        .get(app.url("/api/queues"))
+        .get(app.admin_url("/api/queues"))
         .bearer_auth("wrong")
         .send()
         .await
@@ -339,7 +344,7 @@ async fn receive_with_wait_returns_when_a_message_arrives(pool: PgPool) {
     let app = app(pool).await;
     call(&app, "PUT", "/api/queues/w", Some(json!({}))).await;
     let receiver = {
-        let (client, url) = (app.client.clone(), app.url("/api/queues/w/receive"));
+        let (client, url) = (app.client.clone(), app.admin_url("/api/queues/w/receive"));
         tokio::spawn(async move {
             let res = client
                 .post(url)

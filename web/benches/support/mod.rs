@@ -61,6 +61,7 @@ pub async fn start_web(env: impl Fn(&mut Command)) -> (Guard, String) {
     env(&mut cmd);
     let web = Guard(
         cmd.env("DARKROOM_BIND", format!("127.0.0.1:{port}"))
+            .env("DARKROOM_ADMIN_BIND", "127.0.0.1:0")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),

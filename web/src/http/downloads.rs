@@ -7,8 +7,8 @@ use async_zip::tokio::write::ZipFileWriter;
 use async_zip::{Compression, ZipEntryBuilder};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
@@ -20,9 +20,8 @@ use worker::recipe::OutputFormat;
 use worker::storage::Storage;
 
 use crate::AppState;
-use crate::auth::{authorize, presented_token};
+use crate::auth::JobAccess;
 use crate::http::error::{AppError, AppResult, ErrorBody};
-use crate::http::jobs::TokenQuery;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,16 +55,10 @@ fn output_format(name: &str) -> OutputFormat {
 )]
 pub(crate) async fn get_output(
     State(state): State<AppState>,
-    Path((id, image_id, recipe)): Path<(Uuid, Uuid, String)>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
+    access: JobAccess,
+    Path((_, image_id, recipe)): Path<(Uuid, Uuid, String)>,
 ) -> AppResult<Response> {
-    authorize(
-        &state.pool,
-        id,
-        presented_token(&headers, q.token.as_deref()),
-    )
-    .await?;
+    let id = access.job_id;
     let output = sqlx::query!(
         r#"
         select o.storage_key as "storage_key!", o.format as "format!", o.bytes as "bytes!", i.name
@@ -108,18 +101,12 @@ pub(crate) async fn get_output(
 )]
 pub(crate) async fn get_original(
     State(state): State<AppState>,
-    Path((id, image_id)): Path<(Uuid, Uuid)>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
+    access: JobAccess,
+    Path((_, image_id)): Path<(Uuid, Uuid)>,
 ) -> AppResult<Response> {
-    authorize(
-        &state.pool,
-        id,
-        presented_token(&headers, q.token.as_deref()),
-    )
-    .await?;
+    let id = access.job_id;
     let image = sqlx::query!(
-        "select storage_key, content_type, bytes from images where job_id = $1 and id = $2",
+        "select name, storage_key, content_type, bytes from images where job_id = $1 and id = $2",
         id,
         image_id
     )
@@ -138,6 +125,12 @@ pub(crate) async fn get_original(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=3600"),
     );
+    // Bytes a user uploaded are offered for saving, never rendered as a page
+    // of this origin (images still show in <img>).
+    let name = download_name(&image.name, "original", extension(&image.content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
     Ok(response)
 }
 
@@ -155,16 +148,9 @@ pub(crate) async fn get_original(
 )]
 pub(crate) async fn archive(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
+    access: JobAccess,
 ) -> AppResult<Response> {
-    authorize(
-        &state.pool,
-        id,
-        presented_token(&headers, q.token.as_deref()),
-    )
-    .await?;
+    let id = access.job_id;
     let outputs = sqlx::query!(
         r#"
         select i.name, o.recipe, o.format as "format!", o.storage_key as "storage_key!"
@@ -245,6 +231,19 @@ async fn write_zip(
     }
     zip.close().await?;
     Ok(())
+}
+
+/// The usual extension of an image type we accept.
+fn extension(content_type: &str) -> &'static str {
+    match content_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/gif" => "gif",
+        "image/tiff" => "tiff",
+        "image/bmp" => "bmp",
+        _ => "bin",
+    }
 }
 
 /// `name`, or `name` with `-2`, `-3`... before its extension when taken.

@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
@@ -26,9 +26,9 @@ use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::{authorize, presented_token};
+use crate::auth::JobAccess;
 use crate::http::error::{AppResult, ErrorBody};
-use crate::http::jobs::{Counts, OutputView, TokenQuery};
+use crate::http::jobs::{Counts, OutputView};
 
 /// How often a stream looks for changes it was not told about.
 const FALLBACK_POLL: Duration = Duration::from_secs(3);
@@ -56,16 +56,10 @@ struct OutputEvent {
 )]
 pub(crate) async fn events(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-    Query(q): Query<TokenQuery>,
+    access: JobAccess,
     headers: HeaderMap,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    authorize(
-        &state.pool,
-        id,
-        presented_token(&headers, q.token.as_deref()),
-    )
-    .await?;
+    let id = access.job_id;
     let mut after: i64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())

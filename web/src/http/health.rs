@@ -9,9 +9,12 @@ use axum::routing::get;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    Router::new().route("/healthz", get(healthz))
+}
+
+/// `/metrics`, served on the admin listener only.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 /// 200 when Postgres and S3 both answer, 503 naming the one that does not.

@@ -3,11 +3,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use worker::engine::Limits;
 use worker::recipe::{OutputFormat, Recipe};
 
 use crate::AppState;
-use crate::auth::{authorize, new_token, presented_token};
+use crate::auth::{JobAccess, new_token};
 use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::http::openapi::{CreateJob, JobCreated};
 
@@ -27,11 +27,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/jobs", post(create_job))
         .route("/api/jobs/{id}", get(get_job))
-}
-
-#[derive(Deserialize)]
-pub struct TokenQuery {
-    pub token: Option<String>,
 }
 
 /// Parses `{"recipes":[...]}`, naming the field at fault, and refuses a
@@ -193,16 +188,9 @@ impl OutputView {
 )]
 pub(crate) async fn get_job(
     State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
+    access: JobAccess,
 ) -> AppResult<Json<JobView>> {
-    authorize(
-        &state.pool,
-        id,
-        presented_token(&headers, q.token.as_deref()),
-    )
-    .await?;
+    let id = access.job_id;
     let rows = sqlx::query!(
         r#"
         select i.id as image_id, i.name, o.recipe as "recipe?", o.state as "state?",

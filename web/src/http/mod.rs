@@ -1,4 +1,8 @@
 //! HTTP routes, one module per resource, each with its own `router()`.
+//!
+//! Two listeners: the public one (browser UI, jobs API, `/healthz`) and the
+//! admin one (queue API, `/metrics`, the full OpenAPI description), which
+//! binds to loopback unless told otherwise and never shares the public port.
 
 pub mod downloads;
 pub mod error;
@@ -10,13 +14,22 @@ pub mod ui;
 pub mod uploads;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, header};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 
+/// What browsers may load and do on our pages: our own scripts, styles and
+/// API only, images from us or made in the page, never framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; form-action 'self'; \
+     base-uri 'none'; frame-ancestors 'none'";
+
+/// The public listener's routes.
 pub fn router(state: AppState) -> Router {
-    let queue_api = queue::http::router(state.queues.clone(), state.settings.admin_token.clone());
-    Router::new()
+    let public = Router::new()
         .merge(jobs::router())
         .merge(downloads::router())
         .merge(events::router())
@@ -25,7 +38,49 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ui::router())
         .with_state(state)
+        .fallback(|| async { error::AppError::NotFound });
+    hardened(public)
+}
+
+/// The admin listener's routes: the queue API (bearer
+/// `DARKROOM_ADMIN_TOKEN`), metrics and the whole OpenAPI description.
+pub fn admin_router(state: AppState) -> Router {
+    let queue_api = queue::http::router(state.queues.clone(), state.settings.admin_token.clone());
+    let admin = Router::new()
+        .merge(health::router())
+        .merge(health::metrics_router())
+        .merge(openapi::admin_router())
+        .with_state(state)
         .merge(queue_api)
-        .fallback(|| async { error::AppError::NotFound })
-        .layer(TraceLayer::new_for_http())
+        .fallback(|| async { error::AppError::NotFound });
+    hardened(admin)
+}
+
+/// Security headers on every response, and request logs that leave out
+/// query strings (download links and event streams carry job tokens there).
+fn hardened(router: Router) -> Router {
+    let header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    router
+        .layer(header(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = request.uri().path(),
+                )
+            }),
+        )
 }

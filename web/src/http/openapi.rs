@@ -1,5 +1,6 @@
-//! `GET /api/openapi.json`: the OpenAPI 3.1 description of every HTTP API
-//! the server answers (jobs, operations, and the queue API).
+//! `GET /api/openapi.json`: the OpenAPI 3.1 description of the HTTP APIs:
+//! on the public listener the jobs API, on the admin listener everything
+//! (jobs, operations and the queue API).
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,19 +14,29 @@ use crate::http::uploads::{Accepted, Rejected};
 use crate::http::{downloads, events, health, jobs, uploads};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/openapi.json", get(spec))
+    Router::new().route(
+        "/api/openapi.json",
+        get(|| async { Json(ApiDoc::openapi()) }),
+    )
 }
 
-async fn spec() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
+/// The admin listener's description, of every route of both listeners.
+pub fn admin_router() -> Router<AppState> {
+    Router::new().route("/api/openapi.json", get(|| async { Json(document()) }))
 }
 
 /// The whole description: this crate's routes and the queue API's.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(AdminDoc::openapi());
     doc.merge(queue::http::ApiDoc::openapi());
     doc
 }
+
+/// Routes of the admin listener beyond the queue API.
+#[derive(OpenApi)]
+#[openapi(paths(health::metrics))]
+struct AdminDoc;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,7 +53,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
         downloads::get_original,
         downloads::archive,
         health::healthz,
-        health::metrics,
     ),
     modifiers(&JobToken),
     tags(

@@ -2,8 +2,8 @@
 //! (image, recipe) sent in the transaction that records the outputs.
 
 use axum::extract::multipart::Field;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::BytesMut;
@@ -17,10 +17,9 @@ use worker::protocol::{self, Request};
 use worker::recipe::Recipe;
 use worker::storage::StorageError;
 
-use crate::auth::{authorize, presented_token};
+use crate::auth::JobAccess;
 use crate::events::JobEvents;
 use crate::http::error::{AppError, AppResult, ErrorBody};
-use crate::http::jobs::TokenQuery;
 use crate::http::openapi::{UploadForm, Uploaded};
 use crate::{AppState, metrics};
 
@@ -60,17 +59,10 @@ pub(crate) struct Rejected {
 )]
 pub(crate) async fn upload_images(
     State(state): State<AppState>,
-    Path(job_id): Path<Uuid>,
-    Query(q): Query<TokenQuery>,
-    headers: HeaderMap,
+    access: JobAccess,
     mut multipart: Multipart,
 ) -> AppResult<(StatusCode, Json<Value>)> {
-    authorize(
-        &state.pool,
-        job_id,
-        presented_token(&headers, q.token.as_deref()),
-    )
-    .await?;
+    let job_id = access.job_id;
     let recipes_json = sqlx::query_scalar!("select recipes from jobs where id = $1", job_id)
         .fetch_one(&state.pool)
         .await?;
@@ -158,9 +150,17 @@ impl From<sqlx::Error> for FileError {
 }
 
 /// A user's file name, kept for display only: it never reaches a key or path.
+/// Controls go, and so do Unicode format characters (general category Cf):
+/// a right-to-left override can make `photo\u{202e}gpj.exe` show as
+/// `photoexe.jpg`, and zero-width ones make two names look the same.
 fn display_name(raw: &str) -> String {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
     let base = raw.rsplit(['/', '\\']).next().unwrap_or(raw);
-    let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control() && c.general_category() != GeneralCategory::Format)
+        .take(255)
+        .collect();
     if clean.is_empty() {
         "unnamed".into()
     } else {
@@ -308,5 +308,12 @@ mod tests {
         assert_eq!(display_name("../../x.jpg"), "x.jpg");
         assert_eq!(display_name("C:\\pics\\a\nb.png"), "ab.png");
         assert_eq!(display_name("/"), "unnamed");
+    }
+
+    #[test]
+    fn display_names_drop_unicode_format_characters() {
+        assert_eq!(display_name("photo\u{202e}gpj.exe"), "photogpj.exe");
+        assert_eq!(display_name("a\u{200b}b\u{feff}.png"), "ab.png");
+        assert_eq!(display_name("\u{2066}\u{2069}"), "unnamed");
     }
 }

@@ -17,6 +17,8 @@ use worker::storage::{Storage, StorageArgs};
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener: queue API, metrics.
+    pub admin_addr: SocketAddr,
     pub client: reqwest::Client,
     pub storage: Storage,
     pub storage_args: StorageArgs,
@@ -56,10 +58,13 @@ pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(web::serve(listener, state, shutdown.clone()));
+    tokio::spawn(web::serve(listener, admin, state, shutdown.clone()));
     TestApp {
         addr,
+        admin_addr,
         client: reqwest::Client::new(),
         storage,
         storage_args,
@@ -75,6 +80,11 @@ pub struct Job {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin_addr, path)
     }
 
     pub async fn create_job(&self, recipes: Value) -> Job {

@@ -17,9 +17,10 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
+
+pub use auth::{AdminToken, WeakToken};
 
 use crate::admin::Put;
 use crate::rewind::RewindTo;
@@ -29,14 +30,14 @@ use crate::{Error, NewMessage, Queue, QueueAttributes, QueueKind, Queues, Receip
 #[derive(OpenApi)]
 #[openapi(
     paths(list, show, put, remove, send, receive, delete, visibility, rewind, redrive, purge),
-    modifiers(&AdminToken),
+    modifiers(&AdminTokenScheme),
     tags((name = "queues", description = "The message queue (Tencent CMQ / SQS semantics); durations in seconds"))
 )]
 pub struct ApiDoc;
 
-struct AdminToken;
+struct AdminTokenScheme;
 
-impl Modify for AdminToken {
+impl Modify for AdminTokenScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         openapi
             .components
@@ -53,17 +54,19 @@ impl Modify for AdminToken {
     }
 }
 
+mod auth;
+
 #[derive(Clone)]
 struct Api {
     queues: Queues,
-    admin_token: Option<Arc<str>>,
+    admin_token: Option<Arc<AdminToken>>,
 }
 
 /// The API's routes, authenticated with `admin_token`.
-pub fn router(queues: Queues, admin_token: Option<String>) -> Router {
+pub fn router(queues: Queues, admin_token: Option<AdminToken>) -> Router {
     let api = Api {
         queues,
-        admin_token: admin_token.filter(|t| !t.is_empty()).map(Arc::from),
+        admin_token: admin_token.map(Arc::new),
     };
     Router::new()
         .route("/api/queues", get(list))
@@ -133,7 +136,7 @@ async fn authenticate(State(api): State<Api>, request: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+    if expected.matches(presented) {
         next.run(request).await
     } else {
         ApiError(

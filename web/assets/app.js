@@ -1,0 +1,320 @@
+"use strict";
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...kids) => {
+  const e = Object.assign(document.createElement(tag), props);
+  for (const k of kids) e.append(k);
+  return e;
+};
+
+const PRESETS = {
+  thumb:  { label: "Thumbnail 256 px", ops: [{op:"thumbnail", width:256, height:256}] },
+  square: { label: "Smart square 512", ops: [{op:"crop", aspect:"1:1", gravity:"smart"}, {op:"thumbnail", width:512, height:512}] },
+  redeye: { label: "Red-eye removal", ops: [{op:"red_eye"}] },
+  teeth:  { label: "Teeth whitening", ops: [{op:"teeth_whiten", strength:0.6}] },
+  bw:     { label: "Black & white", ops: [{op:"recolor", mode:"grayscale"}, {op:"contrast", amount:0.2}] },
+  sepia:  { label: "Sepia", ops: [{op:"recolor", mode:"sepia"}] },
+  pop:    { label: "Contrast boost", ops: [{op:"contrast", amount:0.3}, {op:"sharpen", amount:1.0}] },
+  webp:   { label: "WebP 1600 px", ops: [{op:"resize", width:1600, height:1600, fit:"inside"}, {op:"format", format:"webp", quality:80}] },
+};
+
+// Every op of the contract, with its fields: [name, kind, default, choices].
+// "region" fields are optional x/y/width/height picked on a photo.
+const OPS = {
+  crop:         [["mode", "choice", "aspect", ["aspect", "rectangle"]], ["aspect", "text", "16:9"],
+                 ["gravity", "choice", "center", ["center","north","south","east","west","smart"]], ["rect", "region"]],
+  thumbnail:    [["width", "int", 256], ["height", "int", 256]],
+  resize:       [["width", "int", 800], ["height", "int", 600], ["fit", "choice", "inside", ["inside","cover","fill"]]],
+  red_eye:      [["region", "region"]],
+  teeth_whiten: [["strength", "float", 0.6], ["region", "region"]],
+  recolor:      [["mode", "choice", "grayscale", ["grayscale","sepia","hue_rotate","tint"]], ["degrees", "float", 90],
+                 ["color", "color", "#3366cc"], ["amount", "float", 0.5]],
+  contrast:     [["amount", "float", 0.2]],
+  brightness:   [["amount", "float", 0.1]],
+  rotate:       [["degrees", "choice", "90", ["90","180","270"]]],
+  flip:         [["axis", "choice", "horizontal", ["horizontal","vertical"]]],
+  blur:         [["sigma", "float", 2]],
+  sharpen:      [["amount", "float", 1]],
+  format:       [["format", "choice", "jpeg", ["jpeg","png","webp"]], ["quality", "int", 85]],
+};
+
+for (const [name, p] of Object.entries(PRESETS)) {
+  $("presets").append(el("label", {},
+    el("input", { type: "checkbox", name: "recipe", value: name, checked: name === "thumb" }), ` ${p.label}`));
+}
+for (const op of Object.keys(OPS)) $("addop").append(el("option", { value: op, textContent: op }));
+
+// ---- recipe builder ----
+let draft = [];           // rows: {op, inputs: {field: element}, region: {x,y,width,height}|null}
+let customRecipes = [];   // {name, ops}
+
+function addOpRow(op) {
+  const row = { op, inputs: {}, region: null };
+  const div = el("div", { className: "oprow" }, el("span", { className: "name", textContent: op }));
+  for (const [field, kind, def, choices] of OPS[op]) {
+    if (kind === "region") {
+      const shown = el("span", { className: "dim", textContent: field === "rect" ? "whole image" : "automatic" });
+      const pick = el("button", { type: "button", className: "ghost", textContent: "pick on photo" });
+      pick.onclick = () => pickRegion((r) => { row.region = r; shown.textContent = `${r.x},${r.y} ${r.width}×${r.height}`; });
+      const clear = el("button", { type: "button", className: "ghost", textContent: "clear" });
+      clear.onclick = () => { row.region = null; shown.textContent = field === "rect" ? "whole image" : "automatic"; };
+      div.append(pick, shown, clear);
+      continue;
+    }
+    let input;
+    if (kind === "choice") {
+      input = el("select", { "aria-label": `${op} ${field}` });
+      for (const c of choices) input.append(el("option", { value: c, textContent: c }));
+      input.value = def;
+    } else {
+      input = el("input", { type: kind === "color" ? "color" : kind === "text" ? "text" : "number", value: def, "aria-label": `${op} ${field}` });
+      if (kind === "float") input.step = "0.05";
+      if (kind === "text") input.size = 6;
+    }
+    row.inputs[field] = input;
+    div.append(el("label", {}, `${field} `, input));
+  }
+  const remove = el("button", { type: "button", className: "ghost", textContent: "✕", title: "remove op" });
+  remove.onclick = () => { draft = draft.filter((r) => r !== row); div.remove(); };
+  div.append(remove);
+  draft.push(row);
+  $("ops").append(div);
+}
+$("addop").onchange = (e) => { if (e.target.value) addOpRow(e.target.value); e.target.value = ""; };
+
+function opJson(row) {
+  const v = (f) => row.inputs[f].value;
+  const num = (f) => Number(v(f));
+  switch (row.op) {
+    case "crop":
+      if (v("mode") === "aspect") return { op: "crop", aspect: v("aspect"), gravity: v("gravity") };
+      if (!row.region) throw new Error("crop: pick a rectangle on a photo, or use an aspect");
+      return { op: "crop", ...row.region };
+    case "thumbnail": return { op: "thumbnail", width: num("width"), height: num("height") };
+    case "resize": return { op: "resize", width: num("width"), height: num("height"), fit: v("fit") };
+    case "red_eye": return row.region ? { op: "red_eye", region: row.region } : { op: "red_eye" };
+    case "teeth_whiten": {
+      const o = { op: "teeth_whiten", strength: num("strength") };
+      if (row.region) o.region = row.region;
+      return o;
+    }
+    case "recolor": {
+      const mode = v("mode"), o = { op: "recolor", mode };
+      if (mode === "hue_rotate") o.degrees = num("degrees");
+      if (mode === "tint") { o.color = v("color"); o.amount = num("amount"); }
+      return o;
+    }
+    case "rotate": return { op: "rotate", degrees: num("degrees") };
+    case "flip": return { op: "flip", axis: v("axis") };
+    case "format": return { op: "format", format: v("format"), quality: num("quality") };
+    default: {
+      const [[field]] = OPS[row.op];
+      return { op: row.op, [field]: num(field) };
+    }
+  }
+}
+
+$("saverecipe").onclick = () => {
+  try {
+    const name = $("rname").value.trim() || `recipe${customRecipes.length + 1}`;
+    if (!/^[A-Za-z0-9_-]{1,40}$/.test(name)) throw new Error("recipe name: 1 to 40 letters, digits, _ or -");
+    if (!draft.length) throw new Error("add at least one op");
+    const recipe = { name, ops: draft.map(opJson) };
+    customRecipes.push(recipe);
+    const chip = el("span", { className: "chip", textContent: `${name}: ${recipe.ops.map((o) => o.op).join(" → ")}` });
+    const x = el("button", { type: "button", textContent: "✕", title: "remove recipe" });
+    x.onclick = () => { customRecipes = customRecipes.filter((r) => r !== recipe); chip.remove(); };
+    chip.append(x);
+    $("custom").append(chip);
+    draft = []; $("ops").innerHTML = ""; $("rname").value = "";
+    status("");
+  } catch (err) { status(err.message, true); }
+};
+
+// ---- region picker: coordinates in pixels of the (EXIF-oriented) photo ----
+let pickDone = null, pickStart = null, pickRect = null;
+function pickRegion(done) {
+  if (!chosen.length) { status("choose a photo first: regions are picked on the first one", true); return; }
+  pickDone = done; pickRect = null; $("pickbox").style.display = "none";
+  $("pickimg").src = URL.createObjectURL(chosen[0]);
+  $("picker").classList.add("open");
+}
+const pickPoint = (e) => {
+  const r = $("pickimg").getBoundingClientRect();
+  return [Math.min(Math.max(e.clientX - r.left, 0), r.width), Math.min(Math.max(e.clientY - r.top, 0), r.height)];
+};
+$("pickwrap").onpointerdown = (e) => { e.preventDefault(); pickStart = pickPoint(e); $("pickwrap").setPointerCapture(e.pointerId); };
+$("pickwrap").onpointermove = (e) => {
+  if (!pickStart) return;
+  const [x, y] = pickPoint(e), box = $("pickbox");
+  pickRect = [Math.min(x, pickStart[0]), Math.min(y, pickStart[1]), Math.abs(x - pickStart[0]), Math.abs(y - pickStart[1])];
+  Object.assign(box.style, { display: "block", left: `${pickRect[0]}px`, top: `${pickRect[1]}px`, width: `${pickRect[2]}px`, height: `${pickRect[3]}px` });
+};
+$("pickwrap").onpointerup = () => { pickStart = null; };
+$("pickcancel").onclick = () => $("picker").classList.remove("open");
+$("pickok").onclick = () => {
+  const img = $("pickimg");
+  if (pickRect && pickRect[2] > 2 && pickRect[3] > 2) {
+    const s = img.naturalWidth / img.getBoundingClientRect().width;
+    const [x, y, w, h] = pickRect.map((n) => Math.round(n * s));
+    pickDone({ x, y, width: w, height: h });
+  }
+  $("picker").classList.remove("open");
+};
+
+// ---- files ----
+let chosen = [];
+function showFiles() {
+  $("filelist").innerHTML = "";
+  chosen.forEach((f, i) => {
+    $("filelist").append(el("div", { className: "file" },
+      el("span", { className: "name", textContent: f.name, title: f.name }),
+      el("progress", { max: 100, value: 0, id: `p${i}` }),
+      el("span", { className: "msg", id: `m${i}` })));
+  });
+}
+$("files").addEventListener("change", (e) => { chosen = [...e.target.files]; showFiles(); });
+const drop = $("drop");
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault(); drop.classList.remove("over");
+  chosen = [...e.dataTransfer.files].filter((f) => f.type.startsWith("image/") || !f.type);
+  showFiles();
+});
+
+function status(text, bad = false) { $("status").textContent = text; $("status").className = bad ? "err" : ""; }
+
+function recipes() {
+  return [...document.querySelectorAll("input[name=recipe]:checked")]
+    .map((c) => ({ name: c.value, ops: PRESETS[c.value].ops }))
+    .concat(customRecipes);
+}
+
+function upload(job, file, i) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/jobs/${job.id}/images`);
+    xhr.setRequestHeader("Authorization", `Bearer ${job.token}`);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) $(`p${i}`).value = 100 * e.loaded / e.total; };
+    const msg = $(`m${i}`);
+    xhr.onload = () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch (_) {}
+      if (xhr.status === 201 && body.images && body.images.length) {
+        $(`p${i}`).value = 100; msg.textContent = "uploaded"; msg.className = "msg okc";
+      } else {
+        msg.textContent = (body.errors && body.errors[0] && body.errors[0].error) || body.error || `failed (HTTP ${xhr.status})`;
+        msg.className = "msg err"; msg.title = msg.textContent;
+      }
+      resolve();
+    };
+    xhr.onerror = () => { msg.textContent = "network error"; msg.className = "msg err"; resolve(); };
+    const form = new FormData();
+    form.append("file", file, file.name);
+    xhr.send(form);
+  });
+}
+
+// ---- results: one card per image, updated by events ----
+const cards = new Map();   // image id -> {card, outs: Map(recipe -> row), after: img, afterOf: recipe}
+function authed(url, job) { return `${url}?token=${encodeURIComponent(job.token)}`; }
+
+function card(job, image, name) {
+  let c = cards.get(image);
+  if (c) return c;
+  const before = el("img", { alt: `${name} (original)`, loading: "lazy", src: authed(`/api/jobs/${job.id}/images/${image}/original`, job) });
+  const after = el("img", { alt: `${name} (result)`, loading: "lazy" });
+  const outs = el("div", { className: "outs" });
+  const node = el("div", { className: "card" }, el("h3", { textContent: name, title: name }),
+    el("div", { className: "pair" },
+      el("figure", {}, before, el("figcaption", { textContent: "before" })),
+      el("figure", {}, after, el("figcaption", { textContent: "after" }))),
+    outs);
+  node.dataset.image = image;
+  $("gallery").append(node);
+  c = { node, outs, after, rows: new Map(), afterOf: null };
+  cards.set(image, c);
+  return c;
+}
+
+function showOutput(job, image, name, out) {
+  const c = card(job, image, name);
+  let row = c.rows.get(out.recipe);
+  if (!row) {
+    row = el("div", { className: "out" });
+    c.rows.set(out.recipe, row);
+    c.outs.append(row);
+  }
+  row.innerHTML = "";
+  row.dataset.recipe = out.recipe;
+  row.dataset.state = out.state;
+  const label = el("span", { className: `state-${out.state}`,
+    textContent: `${out.recipe}: ${out.state}` + (out.width ? ` ${out.width}×${out.height}` : "") });
+  row.append(label);
+  if (out.state === "failed") { label.title = out.error || ""; row.append(el("span", { className: "err", textContent: out.error || "" })); }
+  if (out.state === "done") {
+    const href = authed(out.url, job);
+    const a = el("a", { href, textContent: "download" });
+    a.setAttribute("download", "");
+    const show = el("a", { href: "#", textContent: "show" });
+    show.onclick = (e) => { e.preventDefault(); c.after.src = href; c.afterOf = out.recipe; };
+    row.append(show, a);
+    if (!c.afterOf) { c.after.src = href; c.afterOf = out.recipe; }
+  }
+}
+
+function showJob(job, state, counts) {
+  $("summary").textContent = `${state}: ${counts.done} done, ${counts.failed} failed of ${counts.total}`;
+  $("summary").dataset.state = state;
+  if (counts.done > 0) { $("zip").hidden = false; $("zip").href = authed(`/api/jobs/${job.id}/archive`, job); }
+}
+
+// A first snapshot (for a reloaded page), then live events.
+async function watch(job) {
+  const res = await fetch(`/api/jobs/${job.id}`, { headers: { Authorization: `Bearer ${job.token}` } });
+  if (!res.ok) { status("this job does not exist, or the link's token is wrong", true); return; }
+  const snap = await res.json();
+  for (const image of snap.images) for (const out of image.outputs) showOutput(job, image.id, image.name, out);
+  showJob(job, snap.state, snap.counts);
+  const events = new EventSource(authed(`/api/jobs/${job.id}/events`, job));
+  events.addEventListener("output", (e) => {
+    const d = JSON.parse(e.data);
+    showOutput(job, d.image, d.name, d);
+  });
+  events.addEventListener("job", (e) => {
+    const d = JSON.parse(e.data);
+    showJob(job, d.state, d.counts);
+    if (d.state === "done" && !uploading) status("done");
+  });
+  return events;
+}
+
+let uploading = false;
+$("form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const list = recipes();
+  if (!list.length) { status("choose at least one recipe", true); return; }
+  if (!chosen.length) { status("choose some photos", true); return; }
+  $("go").disabled = true;
+  const res = await fetch("/api/jobs", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ recipes: list }),
+  });
+  const body = await res.json();
+  if (res.status !== 201) { status(body.error, true); $("go").disabled = false; return; }
+  const job = { id: body.id, token: body.token };
+  // The token lives in the fragment: the link can be shared, and servers never log it.
+  location.hash = `job=${job.id}&token=${job.token}`;
+  $("gallery").innerHTML = ""; cards.clear();
+  uploading = true;
+  status("uploading…");
+  await watch(job);
+  const files = [...chosen.entries()];
+  const next = async () => { for (let f; (f = files.shift());) await upload(job, f[1], f[0]); };
+  await Promise.all([next(), next(), next()]);
+  uploading = false;
+  status($("summary").dataset.state === "done" ? "done" : "developing…");
+  $("go").disabled = false;
+});
+
+const params = new URLSearchParams(location.hash.slice(1));
+if (params.get("job") && params.get("token")) watch({ id: params.get("job"), token: params.get("token") });
