@@ -190,6 +190,7 @@ function recipes() {
     .concat(customRecipes);
 }
 
+// Sends one file; over the client's rate (429), waits as told and sends it again.
 function upload(job, file, i) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
@@ -202,6 +203,11 @@ function upload(job, file, i) {
       try { body = JSON.parse(xhr.responseText); } catch (_) {}
       if (xhr.status === 201 && body.images && body.images.length) {
         $(`p${i}`).value = 100; msg.textContent = "uploaded"; msg.className = "msg okc";
+      } else if (xhr.status === 429) {
+        const wait = Number(xhr.getResponseHeader("Retry-After")) || 5;
+        msg.textContent = `busy; sending again in ${wait} s`; msg.className = "msg";
+        setTimeout(() => upload(job, file, i).then(resolve), wait * 1000);
+        return;
       } else {
         msg.textContent = (body.errors && body.errors[0] && body.errors[0].error) || body.error || `failed (HTTP ${xhr.status})`;
         msg.className = "msg err"; msg.title = msg.textContent;
@@ -269,14 +275,24 @@ function showJob(job, state, counts) {
   if (counts.done > 0) { $("zip").hidden = false; $("zip").href = authed(`/api/jobs/${job.id}/archive`, job); }
 }
 
-// A first snapshot (for a reloaded page), then live events.
+// A first snapshot (for a reloaded page), a page of images at a time, then
+// live events.
 async function watch(job) {
-  const res = await fetch(`/api/jobs/${job.id}`, { headers: { Authorization: `Bearer ${job.token}` } });
-  if (!res.ok) { status("this job does not exist, or the link's token is wrong", true); return; }
-  const snap = await res.json();
-  for (const image of snap.images) for (const out of image.outputs) showOutput(job, image.id, image.name, out);
+  let snap;
+  for (let after = null, first = true; first || after; first = false) {
+    const page = after ? `?after=${after}` : "";
+    const res = await fetch(`/api/jobs/${job.id}${page}`, { headers: { Authorization: `Bearer ${job.token}` } });
+    if (!res.ok) { status("this job does not exist (or has expired), or the link's token is wrong", true); return; }
+    snap = await res.json();
+    for (const image of snap.images) for (const out of image.outputs) showOutput(job, image.id, image.name, out);
+    after = snap.next;
+  }
   showJob(job, snap.state, snap.counts);
+  $("expiry").textContent = `kept until ${new Date(snap.expires_at).toLocaleString()}`;
+  // The server ends the stream once the job is done; while photos are still
+  // uploading, the browser reconnects and hears what changed since.
   const events = new EventSource(authed(`/api/jobs/${job.id}/events`, job));
+  watching = events;
   events.addEventListener("output", (e) => {
     const d = JSON.parse(e.data);
     showOutput(job, d.image, d.name, d);
@@ -284,12 +300,13 @@ async function watch(job) {
   events.addEventListener("job", (e) => {
     const d = JSON.parse(e.data);
     showJob(job, d.state, d.counts);
-    if (d.state === "done" && !uploading) status("done");
+    if (d.state === "done" && !uploading) { status("done"); events.close(); }
   });
   return events;
 }
 
 let uploading = false;
+let watching = null;
 $("form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const list = recipes();
@@ -312,7 +329,9 @@ $("form").addEventListener("submit", async (e) => {
   const next = async () => { for (let f; (f = files.shift());) await upload(job, f[1], f[0]); };
   await Promise.all([next(), next(), next()]);
   uploading = false;
-  status($("summary").dataset.state === "done" ? "done" : "developing…");
+  const done = $("summary").dataset.state === "done";
+  if (done && watching) watching.close();
+  status(done ? "done" : "developing…");
   $("go").disabled = false;
 });
 

@@ -94,9 +94,13 @@ impl FromRequestParts<AppState> for JobAccess {
 
 /// Succeeds when `token` opens job `job_id`; 404 otherwise.
 async fn authorize(pool: &PgPool, job_id: Uuid, token: Option<&str>) -> AppResult<()> {
-    let stored = sqlx::query_scalar!("select token_hash from jobs where id = $1", job_id)
-        .fetch_optional(pool)
-        .await?;
+    // An expired job is gone, even before the sweeper has deleted it.
+    let stored = sqlx::query_scalar!(
+        "select token_hash from jobs where id = $1 and expires_at > now()",
+        job_id
+    )
+    .fetch_optional(pool)
+    .await?;
     let presented = hash(token.unwrap_or(""));
     // Hash even when the job is missing, so timing does not tell the two apart.
     let ok = match stored {

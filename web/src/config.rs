@@ -3,13 +3,16 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::HeaderName;
 use clap::Parser;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use worker::engine::Limits;
 use worker::storage::{Storage, StorageArgs};
 use worker::telemetry;
 
+use crate::rate::RateSettings;
 use crate::{AppState, Settings, serve};
 
 /// Darkroom web server: browser UI, jobs API, queue API.
@@ -36,9 +39,47 @@ pub struct Config {
     /// Largest uploaded file, in bytes (default 50 MiB).
     #[arg(long, env = "DARKROOM_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
     pub max_upload_bytes: u64,
-    /// Largest image, in pixels (default 50 000 000).
+    /// Largest image read or made, width × height in pixels (default
+    /// 50 000 000).
     #[arg(long, env = "DARKROOM_MAX_PIXELS", default_value_t = 50_000_000)]
     pub max_pixels: u64,
+    /// Most work one recipe may cost, in passes over a DARKROOM_MAX_PIXELS
+    /// image (default 64; see the README).
+    #[arg(long, env = "DARKROOM_MAX_RECIPE_COST", default_value_t = 64)]
+    pub max_recipe_cost: u32,
+    /// Largest upload request, in bytes (default 1 GiB); the files read
+    /// before the cut are kept and reported.
+    #[arg(long, env = "DARKROOM_MAX_REQUEST_BYTES", default_value_t = 1 << 30)]
+    pub max_request_bytes: u64,
+    /// Most images in one job (default 1000).
+    #[arg(long, env = "DARKROOM_MAX_IMAGES_PER_JOB", default_value_t = 1000)]
+    pub max_images_per_job: u32,
+    /// How long a job and its files are kept, in seconds (default 604800,
+    /// 7 days).
+    #[arg(long, env = "DARKROOM_JOB_TTL", default_value_t = 7 * 24 * 3600)]
+    pub job_ttl: u64,
+    /// Progress streams open at once on one job (default 8).
+    #[arg(long, env = "DARKROOM_MAX_STREAMS_PER_JOB", default_value_t = 8)]
+    pub max_streams_per_job: usize,
+    /// Progress streams open at once in this process (default 2000).
+    #[arg(long, env = "DARKROOM_MAX_STREAMS", default_value_t = 2000)]
+    pub max_streams: usize,
+    /// Jobs one client may create per minute (default 60; 0: no limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_JOBS", default_value_t = 60)]
+    pub rate_limit_jobs: u32,
+    /// Upload requests one client may make per minute (default 600; 0: no
+    /// limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_UPLOADS", default_value_t = 600)]
+    pub rate_limit_uploads: u32,
+    /// Work one client's uploads may ask for per minute, in megapixel passes
+    /// (default 20000, about one core's worth; 0: no limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_WORK", default_value_t = 20_000)]
+    pub rate_limit_work: u32,
+    /// Header a trusted reverse proxy puts the client's address in, e.g.
+    /// x-forwarded-for (its last entry counts); default: the connection's
+    /// peer address. Set it only behind such a proxy.
+    #[arg(long, env = "DARKROOM_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<HeaderName>,
     /// Log JSON lines instead of text (default false).
     #[arg(long, env = "DARKROOM_LOG_JSON")]
     pub log_json: bool,
@@ -68,10 +109,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("applying database migrations")?;
     let storage = Storage::connect(&config.storage).await?;
-    let mut settings = Settings::default();
-    settings.limits.max_bytes = config.max_upload_bytes;
-    settings.limits.max_pixels = config.max_pixels;
-    settings.admin_token = admin_token;
+    let settings = Settings {
+        limits: Limits {
+            max_bytes: config.max_upload_bytes,
+            max_pixels: config.max_pixels,
+            max_recipe_cost: config.max_recipe_cost,
+            ..Limits::default()
+        },
+        max_request_bytes: config.max_request_bytes,
+        max_images_per_job: config.max_images_per_job,
+        job_ttl: Duration::from_secs(config.job_ttl),
+        max_streams_per_job: config.max_streams_per_job,
+        max_streams: config.max_streams,
+        rates: RateSettings {
+            jobs_per_minute: config.rate_limit_jobs,
+            uploads_per_minute: config.rate_limit_uploads,
+            work_per_minute: config.rate_limit_work,
+            client_ip_header: config.client_ip_header,
+        },
+        admin_token,
+        ..Settings::default()
+    };
     let state = AppState::new(pool, storage, settings).await?;
     let listener = TcpListener::bind(&config.bind)
         .await

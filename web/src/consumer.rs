@@ -17,6 +17,7 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 use worker::protocol::{self, Outcome, Request, Response};
 use worker::runtime::MAX_RECEIVES;
+use worker::storage::Storage;
 
 use crate::events::JobEvents;
 use crate::metrics;
@@ -44,7 +45,7 @@ async fn receive(queue: &Queue, lock: Duration, shutdown: &CancellationToken) ->
 }
 
 /// Runs until `shutdown`.
-pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
+pub async fn run(pool: PgPool, storage: Storage, responses: Queue, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         let messages = receive(&responses, LOCK, &shutdown).await;
         if messages.is_empty() {
@@ -53,7 +54,7 @@ pub async fn run(pool: PgPool, responses: Queue, shutdown: CancellationToken) {
         let mut done = Vec::with_capacity(messages.len());
         let mut changed = BTreeSet::new();
         for message in &messages {
-            match apply(&pool, message).await {
+            match apply(&pool, &storage, message).await {
                 Ok(job) => {
                     done.push(message.receipt);
                     changed.extend(job);
@@ -126,7 +127,11 @@ pub async fn fail_dead_letters(pool: PgPool, dead: Queue, shutdown: Cancellation
 }
 
 /// Applies one message; returns the job when its output changed.
-async fn apply(pool: &PgPool, message: &Message) -> sqlx::Result<Option<Uuid>> {
+async fn apply(
+    pool: &PgPool,
+    storage: &Storage,
+    message: &Message,
+) -> anyhow::Result<Option<Uuid>> {
     let response: Response = match serde_json::from_str(&message.body) {
         Ok(r) => r,
         Err(e) => {
@@ -135,9 +140,27 @@ async fn apply(pool: &PgPool, message: &Message) -> sqlx::Result<Option<Uuid>> {
         }
     };
     debug!(job = %response.job_id, image = %response.image_id, recipe = %response.recipe, "response");
-    Ok(apply_response(pool, &response)
-        .await?
-        .then_some(response.job_id))
+    if apply_response(pool, &response).await? {
+        return Ok(Some(response.job_id));
+    }
+    // A result stored after its job expired and was swept: nothing points to
+    // it any more, so it goes too.
+    if matches!(response.outcome, Outcome::Done { .. }) && !output_exists(pool, &response).await? {
+        let key = protocol::output_key(response.job_id, response.image_id, &response.recipe);
+        storage.delete(&key).await?;
+        debug!(key, "deleted the result of an output that no longer exists");
+    }
+    Ok(None)
+}
+
+async fn output_exists(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"select exists (select 1 from outputs where image_id = $1 and recipe = $2) as "exists!""#,
+        r.image_id,
+        r.recipe
+    )
+    .fetch_one(pool)
+    .await
 }
 
 /// Applies one response to its output row; returns whether it changed.

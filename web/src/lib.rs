@@ -8,6 +8,8 @@
 //! - [`consumer`]: applies worker responses to output rows.
 //! - [`events`]: which jobs changed, heard by every web process.
 //! - [`metrics`]: the Prometheus metrics of `/metrics`.
+//! - [`rate`]: per-client rates of job creation, uploads and work.
+//! - [`expiry`]: deletes jobs and their files once they expire.
 //!
 //! [`serve`] runs the HTTP server (jobs API and the queue HTTP API), the
 //! response consumer and queue maintenance together until shutdown.
@@ -16,10 +18,14 @@ pub mod auth;
 pub mod config;
 pub mod consumer;
 pub mod events;
+pub mod expiry;
 pub mod http;
 pub mod metrics;
+pub mod rate;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use events::JobEvents;
 use queue::{Queue, Queues};
@@ -32,10 +38,23 @@ use worker::storage::Storage;
 /// Limits and knobs of the web server.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Per-file limits (bytes, pixels, dimensions), checked while streaming.
+    /// Per-file limits (bytes, pixels, dimensions, recipe cost), checked
+    /// while streaming.
     pub limits: Limits,
     /// Most files in one upload request.
     pub max_files_per_request: usize,
+    /// Most bytes in one upload request; the files read before the cut stay
+    /// accepted.
+    pub max_request_bytes: u64,
+    /// Most images one job may hold.
+    pub max_images_per_job: u32,
+    /// How long a job and its files are kept after creation.
+    pub job_ttl: Duration,
+    /// Progress streams open at once on one job, and in all.
+    pub max_streams_per_job: usize,
+    pub max_streams: usize,
+    /// Per-client rates.
+    pub rates: rate::RateSettings,
     /// Bearer token of the queue HTTP API; `None` disables it (403).
     pub admin_token: Option<queue::http::AdminToken>,
 }
@@ -45,6 +64,12 @@ impl Default for Settings {
         Self {
             limits: Limits::default(),
             max_files_per_request: 500,
+            max_request_bytes: 1 << 30,
+            max_images_per_job: 1000,
+            job_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_streams_per_job: 8,
+            max_streams: 2000,
+            rates: rate::RateSettings::default(),
             admin_token: None,
         }
     }
@@ -62,6 +87,9 @@ pub struct AppState {
     pub dead_requests: Queue,
     pub settings: Arc<Settings>,
     pub job_events: JobEvents,
+    pub rates: Arc<rate::Rates>,
+    /// Progress streams open now.
+    pub streams: http::events::Streams,
 }
 
 impl AppState {
@@ -77,6 +105,8 @@ impl AppState {
             requests,
             responses,
             dead_requests,
+            rates: Arc::new(rate::Rates::new(&settings.rates)),
+            streams: http::events::Streams::default(),
             settings: Arc::new(settings),
             job_events: JobEvents::default(),
         })
@@ -101,6 +131,7 @@ pub async fn serve(
     );
     let consumer = tokio::spawn(consumer::run(
         state.pool.clone(),
+        state.storage.clone(),
         state.responses.clone(),
         shutdown.clone(),
     ));
@@ -111,9 +142,25 @@ pub async fn serve(
     ));
     let maintenance = tokio::spawn(queue::maintenance::run(
         state.pool.clone(),
-        std::time::Duration::from_secs(10),
+        Duration::from_secs(10),
         shutdown.clone(),
     ));
+    let sweeper = tokio::spawn(expiry::run(
+        state.pool.clone(),
+        state.storage.clone(),
+        Duration::from_secs(60),
+        shutdown.clone(),
+    ));
+    let rates = state.rates.clone();
+    let forget = shutdown.clone();
+    tokio::spawn(async move {
+        while tokio::time::timeout(Duration::from_secs(60), forget.cancelled())
+            .await
+            .is_err()
+        {
+            rates.forget_idle();
+        }
+    });
     let admin_app = http::admin_router(state.clone());
     let stop = shutdown.clone();
     let admin_server = tokio::spawn(async move {
@@ -121,7 +168,7 @@ pub async fn serve(
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
     });
-    let app = http::router(state);
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -132,6 +179,7 @@ pub async fn serve(
     consumer.await?;
     dead_letters.await?;
     maintenance.await?;
+    sweeper.await?;
     listener_task.await?;
     Ok(())
 }

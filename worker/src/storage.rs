@@ -10,7 +10,9 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier,
+};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
@@ -207,6 +209,57 @@ impl Storage {
             );
         }
         Ok(keys)
+    }
+
+    /// Deletes an object; deleting one that is not there succeeds.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(s3_error)?;
+        Ok(())
+    }
+
+    /// Deletes every object whose key starts with `prefix`, a thousand per
+    /// request. Returns how many.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, StorageError> {
+        let keys = self.list(prefix).await?;
+        for batch in keys.chunks(1000) {
+            let objects = batch
+                .iter()
+                .map(|key| {
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .build()
+                        .map_err(s3_error)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(
+                    Delete::builder()
+                        .set_objects(Some(objects))
+                        .quiet(true)
+                        .build()
+                        .map_err(s3_error)?,
+                )
+                .send()
+                .await
+                .map_err(s3_error)?;
+            if let Some(error) = out.errors().first() {
+                return Err(StorageError::S3(format!(
+                    "deleting `{}`: {}",
+                    error.key().unwrap_or("?"),
+                    error.message().unwrap_or("failed")
+                )));
+            }
+        }
+        Ok(keys.len())
     }
 
     /// Reads a whole object.

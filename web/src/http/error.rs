@@ -19,6 +19,12 @@ pub enum AppError {
     /// The request is fine but the resource is not ready for it.
     #[error("{0}")]
     Conflict(String),
+    /// Over a rate or a cap; come back after `retry_after`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -30,6 +36,7 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -62,11 +69,24 @@ impl IntoResponse for AppError {
             }
             other => other.to_string(),
         };
-        (self.status(), Json(ErrorBody { error: message })).into_response()
+        let mut response = (self.status(), Json(ErrorBody { error: message })).into_response();
+        if let AppError::TooManyRequests { retry_after, .. } = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                retry_after_header(*retry_after),
+            );
+        }
+        response
     }
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// `Retry-After` in whole seconds, rounded up, at least 1.
+pub fn retry_after_header(after: std::time::Duration) -> axum::http::HeaderValue {
+    let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+    axum::http::HeaderValue::from(secs.max(1))
+}
 
 /// How every error is answered.
 #[derive(serde::Serialize, utoipa::ToSchema)]

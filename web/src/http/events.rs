@@ -9,8 +9,15 @@
 //! every output's current state. The stream wakes
 //! when the response consumer of any web instance announces the job (see
 //! `crate::events`), and looks on its own every few seconds as well.
+//!
+//! A stream ends once its job is done (every output done or failed): the
+//! browser then closes it, or, while it still uploads, reconnects and is
+//! told what changed since. Streams are capped per job and in all, so a
+//! client cannot hold open connections without end.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -27,14 +34,76 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::JobAccess;
-use crate::http::error::{AppResult, ErrorBody};
+use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::http::jobs::{Counts, OutputView};
 
 /// How often a stream looks for changes it was not told about.
 const FALLBACK_POLL: Duration = Duration::from_secs(3);
 
+/// How soon a browser reconnects to a stream that ended or broke.
+const RECONNECT: Duration = Duration::from_secs(1);
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/jobs/{id}/events", get(events))
+}
+
+/// The progress streams open in this process, per job.
+#[derive(Clone, Debug, Default)]
+pub struct Streams(Arc<Mutex<HashMap<Uuid, usize>>>);
+
+/// One open stream; closing it (dropping this) frees its place.
+pub struct StreamPlace {
+    streams: Streams,
+    job: Uuid,
+}
+
+impl Streams {
+    /// Takes a place for a stream of `job`, within both caps.
+    fn open(&self, job: Uuid, per_job: usize, total: usize) -> AppResult<StreamPlace> {
+        let mut open = self.0.lock().expect("not poisoned");
+        let busy = |message: String| AppError::TooManyRequests {
+            message,
+            retry_after: Duration::from_secs(5),
+        };
+        if open.values().sum::<usize>() >= total {
+            return Err(busy(
+                "the server has as many progress streams open as it allows; try again shortly"
+                    .into(),
+            ));
+        }
+        let count = open.entry(job).or_default();
+        if *count >= per_job {
+            return Err(busy(format!(
+                "this job already has {per_job} progress streams open; close a tab that follows it"
+            )));
+        }
+        *count += 1;
+        Ok(StreamPlace {
+            streams: self.clone(),
+            job,
+        })
+    }
+
+    /// Streams open now, in all.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("not poisoned").values().sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for StreamPlace {
+    fn drop(&mut self) {
+        let mut open = self.streams.0.lock().expect("not poisoned");
+        if let Some(count) = open.get_mut(&self.job) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.job);
+            }
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -52,6 +121,7 @@ struct OutputEvent {
     responses(
         (status = 200, description = "Server-Sent Events: `output` (an output's current state, as in the job's `images[].outputs[]` plus `image` and `name`) and `job` (`state`, `counts`)", content_type = "text/event-stream", body = String),
         (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+        (status = 429, description = "Too many streams open on this job or in all (Retry-After)", body = ErrorBody),
     )
 )]
 pub(crate) async fn events(
@@ -65,27 +135,42 @@ pub(crate) async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let place = state.streams.open(
+        id,
+        state.settings.max_streams_per_job,
+        state.settings.max_streams,
+    )?;
     let mut announced = state.job_events.subscribe();
     let pool = state.pool.clone();
     let stream = async_stream::stream! {
+        // Held as long as the stream lives: the client going away drops it.
+        let _place = place;
+        yield Ok(Event::default().retry(RECONNECT));
+        let mut first = true;
         loop {
             match changes(&pool, id, after).await {
-                Ok((events, counts)) if !events.is_empty() => {
-                    for (event, data) in events {
-                        after = event;
+                Ok((events, counts)) => {
+                    let done = counts.job_state() == "done";
+                    if !events.is_empty() || first || done {
+                        for (event, data) in events {
+                            after = event;
+                            yield Ok(Event::default()
+                                .id(event.to_string())
+                                .event("output")
+                                .json_data(data)
+                                .expect("output events serialise"));
+                        }
+                        let job = json!({ "state": counts.job_state(), "counts": counts });
                         yield Ok(Event::default()
-                            .id(event.to_string())
-                            .event("output")
-                            .json_data(data)
-                            .expect("output events serialise"));
+                            .event("job")
+                            .json_data(job)
+                            .expect("job events serialise"));
                     }
-                    let job = json!({ "state": counts.job_state(), "counts": counts });
-                    yield Ok(Event::default()
-                        .event("job")
-                        .json_data(job)
-                        .expect("job events serialise"));
+                    if done {
+                        break;
+                    }
+                    first = false;
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(job = %id, error = %e, "reading job events failed; retrying"),
             }
             // Wait for this job to be announced, or for the fallback poll.
@@ -127,13 +212,11 @@ async fn changes(
     .fetch_all(pool)
     .await?;
     let mut counts = Counts::default();
-    if !rows.is_empty() {
-        for state in sqlx::query_scalar!("select state from outputs where job_id = $1", job)
-            .fetch_all(pool)
-            .await?
-        {
-            counts.add(&state);
-        }
+    for state in sqlx::query_scalar!("select state from outputs where job_id = $1", job)
+        .fetch_all(pool)
+        .await?
+    {
+        counts.add(&state);
     }
     let events = rows
         .into_iter()

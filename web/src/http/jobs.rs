@@ -3,13 +3,15 @@
 use std::collections::{BTreeMap, HashSet};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use sqlx::postgres::types::PgInterval;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use worker::cost::{self, Source};
 use worker::engine::Limits;
@@ -19,6 +21,7 @@ use crate::AppState;
 use crate::auth::{JobAccess, new_token};
 use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::http::openapi::{CreateJob, JobCreated};
+use crate::rate::Client;
 
 /// Most recipes in one job.
 const MAX_RECIPES: usize = 16;
@@ -81,27 +84,36 @@ fn check_cost(recipe: &Recipe, limits: &Limits) -> Result<(), worker::engine::En
     request_body = CreateJob,
     responses(
         (status = 201, description = "Job created; keep the token", body = JobCreated),
-        (status = 400, description = "Invalid recipes, naming the op and field", body = ErrorBody),
+        (status = 400, description = "Invalid recipes, naming the op and field, or over the pixel cap or the cost budget", body = ErrorBody),
+        (status = 429, description = "Over the client's rate of job creation (Retry-After)", body = ErrorBody),
     )
 )]
 pub(crate) async fn create_job(
     State(state): State<AppState>,
+    Client(client): Client,
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<Value>)> {
+    state.rates.job(client)?;
     let recipes = parse_recipes(&body, &state.settings.limits)?;
     let id = Uuid::new_v4();
     let (token, token_hash) = new_token();
-    sqlx::query!(
-        "insert into jobs (id, token_hash, recipes) values ($1, $2, $3)",
+    let ttl = PgInterval::try_from(state.settings.job_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let expires_at = sqlx::query_scalar!(
+        r#"
+        insert into jobs (id, token_hash, recipes, expires_at)
+        values ($1, $2, $3, now() + $4)
+        returning expires_at
+        "#,
         id,
         token_hash,
         serde_json::to_value(&recipes).map_err(anyhow::Error::from)?,
+        ttl,
     )
-    .execute(&state.pool)
+    .fetch_one(&state.pool)
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": id, "token": token, "recipes": recipes })),
+        Json(json!({ "id": id, "token": token, "recipes": recipes, "expires_at": expires_at })),
     ))
 }
 
@@ -109,8 +121,28 @@ pub(crate) async fn create_job(
 pub(crate) struct JobView {
     id: Uuid,
     state: &'static str,
+    /// Of the whole job, whichever page this is.
     counts: Counts,
+    /// When the job and its files are deleted.
+    expires_at: DateTime<Utc>,
+    /// A page of the job's images, oldest first.
     images: Vec<ImageView>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Uuid>,
+}
+
+/// Images per page of a job's status, by default and at most.
+const PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// A page of a job's images: `limit` of them after image `after`.
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct PageQuery {
+    /// Images per page (default 100, at most 1000).
+    limit: Option<u32>,
+    /// The `next` of the previous page.
+    after: Option<Uuid>,
 }
 
 /// How far a job's outputs are.
@@ -179,32 +211,64 @@ impl OutputView {
 }
 
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
-    params(("id" = Uuid, Path, description = "Job id")),
+    params(("id" = Uuid, Path, description = "Job id"), PageQuery),
     security(("job_token" = []), ("job_token_query" = [])),
     responses(
-        (status = 200, description = "The job and every output", body = JobView),
+        (status = 200, description = "The job, its counts and a page of its images with their outputs", body = JobView),
+        (status = 400, description = "A bad `limit` or `after`", body = ErrorBody),
         (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
     )
 )]
 pub(crate) async fn get_job(
     State(state): State<AppState>,
     access: JobAccess,
+    Query(page): Query<PageQuery>,
 ) -> AppResult<Json<JobView>> {
     let id = access.job_id;
-    let rows = sqlx::query!(
+    let limit = page.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::BadRequest(format!(
+            "`limit` must be 1 to {MAX_PAGE} images"
+        )));
+    }
+    let job = sqlx::query!(
         r#"
-        select i.id as image_id, i.name, o.recipe as "recipe?", o.state as "state?",
-               o.width, o.height, o.bytes, o.format, o.error
-        from images i
-        left join outputs o on o.image_id = i.id
-        where i.job_id = $1
-        order by i.created_at, i.id, o.recipe
+        select expires_at,
+               (select array_agg(state) from outputs where job_id = $1) as "states?"
+        from jobs where id = $1
         "#,
         id
     )
-    .fetch_all(&state.pool)
+    .fetch_one(&state.pool)
     .await?;
     let mut counts = Counts::default();
+    for s in job.states.unwrap_or_default() {
+        counts.add(&s);
+    }
+    // One more image than the page holds says whether another page follows.
+    let rows = sqlx::query!(
+        r#"
+        with page as (
+            select i.id, i.name, i.created_at from images i
+            where i.job_id = $1
+              and ($2::uuid is null
+                   or (i.created_at, i.id) > (select created_at, id from images
+                                              where id = $2 and job_id = $1))
+            order by i.created_at, i.id
+            limit $3
+        )
+        select p.id as image_id, p.name, o.recipe as "recipe?", o.state as "state?",
+               o.width, o.height, o.bytes, o.format, o.error
+        from page p
+        left join outputs o on o.image_id = p.id
+        order by p.created_at, p.id, o.recipe
+        "#,
+        id,
+        page.after,
+        i64::from(limit) + 1,
+    )
+    .fetch_all(&state.pool)
+    .await?;
     let mut images: Vec<ImageView> = Vec::new();
     let mut index = BTreeMap::new();
     for r in rows {
@@ -219,7 +283,6 @@ pub(crate) async fn get_job(
         let (Some(recipe), Some(output_state)) = (r.recipe, r.state) else {
             continue;
         };
-        counts.add(&output_state);
         let output = OutputView {
             recipe,
             state: output_state,
@@ -232,11 +295,19 @@ pub(crate) async fn get_job(
         };
         images[slot].outputs.push(output.with_url(id, r.image_id));
     }
+    let next = if images.len() > limit as usize {
+        images.truncate(limit as usize);
+        images.last().map(|i| i.id)
+    } else {
+        None
+    };
     Ok(Json(JobView {
         id,
         state: counts.job_state(),
         counts,
+        expires_at: job.expires_at,
         images,
+        next,
     }))
 }
 

@@ -34,7 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(downloads::router())
         .merge(events::router())
         .merge(openapi::router())
-        .merge(uploads::router())
+        .merge(uploads::router(state.settings.max_request_bytes))
         .merge(health::router())
         .merge(ui::router())
         .with_state(state)

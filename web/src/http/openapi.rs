@@ -4,13 +4,12 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::http::uploads::{Accepted, Rejected};
+
 use crate::http::{downloads, events, health, jobs, uploads};
 
 pub fn router() -> Router<AppState> {
@@ -92,6 +91,9 @@ pub(crate) struct JobCreated {
     /// `?token=` on links). Not stored by the server, so keep it.
     token: String,
     recipes: Vec<RecipeDoc>,
+    /// When the job and its files are deleted (`DARKROOM_JOB_TTL` after
+    /// creation).
+    expires_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// `POST /api/jobs/{id}/images` (multipart/form-data).
@@ -101,16 +103,6 @@ pub(crate) struct UploadForm {
     /// One or more files; each is checked on its own.
     #[schema(value_type = Vec<String>, format = Binary)]
     file: Vec<Vec<u8>>,
-}
-
-/// What became of each uploaded file.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct Uploaded {
-    images: Vec<Accepted>,
-    errors: Vec<Rejected>,
-    /// Present when no file was accepted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 struct JobToken;

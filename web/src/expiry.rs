@@ -1,0 +1,69 @@
+//! Jobs expire: once a job's `expires_at` has passed (`DARKROOM_JOB_TTL`
+//! after creation), the sweeper deletes its S3 objects, then its rows.
+//!
+//! Objects go first: a sweep cut short leaves rows that the next sweep
+//! finds again, never objects that nothing points to. Every object of a job
+//! lives under `jobs/{job}/`, so one prefix delete takes originals, outputs
+//! and any object whose row was never written. A result a worker stores after
+//! its job was swept is deleted by the response consumer, which finds no
+//! output to give it to. Any number of web processes may sweep at once: each
+//! locks the jobs it takes, skipping those another holds.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use worker::storage::Storage;
+
+/// Jobs swept per transaction.
+const BATCH: i64 = 20;
+
+/// Sweeps every `every` until `shutdown`.
+pub async fn run(pool: PgPool, storage: Storage, every: Duration, shutdown: CancellationToken) {
+    loop {
+        match sweep(&pool, &storage).await {
+            Ok(0) => {}
+            Ok(n) => info!(jobs = n, "expired jobs deleted"),
+            Err(e) => warn!(
+                error = format!("{e:#}"),
+                "sweeping expired jobs failed; will retry"
+            ),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Deletes every expired job, its rows and its objects. Returns how many.
+pub async fn sweep(pool: &PgPool, storage: &Storage) -> anyhow::Result<usize> {
+    let mut swept = 0;
+    loop {
+        let mut tx = pool.begin().await?;
+        let jobs = sqlx::query_scalar!(
+            r#"
+            select id from jobs where expires_at <= now()
+            order by expires_at
+            limit $1
+            for update skip locked
+            "#,
+            BATCH
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for job in &jobs {
+            storage.delete_prefix(&format!("jobs/{job}/")).await?;
+        }
+        // Images and outputs go with their job (on delete cascade).
+        sqlx::query!("delete from jobs where id = any($1)", &jobs)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        swept += jobs.len();
+        if (jobs.len() as i64) < BATCH {
+            return Ok(swept);
+        }
+    }
+}
