@@ -64,6 +64,10 @@ pub struct Config {
     /// Progress streams open at once in this process (default 2000).
     #[arg(long, env = "DARKROOM_MAX_STREAMS", default_value_t = 2000)]
     pub max_streams: usize,
+    /// Requests of any kind one client may make per second, with bursts of
+    /// twice that (default 50; 0: no limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_REQUESTS", default_value_t = 50)]
+    pub rate_limit_requests: u32,
     /// Jobs one client may create per minute (default 60; 0: no limit).
     #[arg(long, env = "DARKROOM_RATE_LIMIT_JOBS", default_value_t = 60)]
     pub rate_limit_jobs: u32,
@@ -72,8 +76,8 @@ pub struct Config {
     #[arg(long, env = "DARKROOM_RATE_LIMIT_UPLOADS", default_value_t = 600)]
     pub rate_limit_uploads: u32,
     /// Work one client's uploads may ask for per minute, in megapixel passes
-    /// (default 20000, about one core's worth; 0: no limit).
-    #[arg(long, env = "DARKROOM_RATE_LIMIT_WORK", default_value_t = 20_000)]
+    /// (default 6000, about a quarter of one core; 0: no limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_WORK", default_value_t = 6_000)]
     pub rate_limit_work: u32,
     /// Header a trusted reverse proxy puts the client's address in, e.g.
     /// x-forwarded-for (its last entry counts); default: the connection's
@@ -122,6 +126,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         max_streams_per_job: config.max_streams_per_job,
         max_streams: config.max_streams,
         rates: RateSettings {
+            requests_per_second: config.rate_limit_requests,
             jobs_per_minute: config.rate_limit_jobs,
             uploads_per_minute: config.rate_limit_uploads,
             work_per_minute: config.rate_limit_work,

@@ -1,7 +1,7 @@
-//! Per-client rates: job creations, upload requests, and the work uploads
-//! ask of the workers (see `worker::cost`), each a token bucket per client
-//! address (GCRA, `governor`). Over a rate, a request is answered 429 with
-//! `Retry-After`.
+//! Per-client rates: requests of any kind, job creations, upload requests,
+//! and the work uploads ask of the workers (see `worker::cost`), each a
+//! token bucket per client address (GCRA, `governor`). Over a rate, a
+//! request is answered 429 with `Retry-After`.
 //!
 //! A client is its IP address (an IPv6 client its /64, what one subscriber
 //! usually holds), taken from the connection or, behind a proxy, from the
@@ -11,11 +11,14 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::HeaderName;
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
@@ -25,12 +28,17 @@ use crate::http::error::AppError;
 /// Per-client rates, per minute; 0 turns one off.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateSettings {
+    /// Requests of any kind a client may make per second (bursts of twice
+    /// that).
+    pub requests_per_second: u32,
     /// Jobs a client may create.
     pub jobs_per_minute: u32,
     /// Upload requests a client may make.
     pub uploads_per_minute: u32,
-    /// Work a client's uploads may ask for, in megapixel passes (a 12 MP
-    /// photo's thumbnail is about 50, a full-size edit 250 to 500).
+    /// Work a client's uploads may ask for, in megapixel passes: each
+    /// (image, recipe) is charged its estimated work plus
+    /// [`PER_MESSAGE`] (a 12 MP photo's thumbnail comes to about 20, a
+    /// full-size edit to 250 or more).
     pub work_per_minute: u32,
     /// The header a trusted proxy puts the client's address in (its last
     /// entry counts: the one the proxy itself added); `None`: the socket's
@@ -41,20 +49,29 @@ pub struct RateSettings {
 impl Default for RateSettings {
     fn default() -> Self {
         Self {
+            requests_per_second: 50,
             jobs_per_minute: 60,
             uploads_per_minute: 600,
-            work_per_minute: 20_000,
+            work_per_minute: 6_000,
             client_ip_header: None,
         }
     }
 }
 
+/// What each (image, recipe) costs beyond the engine's work, in megapixel
+/// passes: its S3 transfers, its Postgres statements and the engine's
+/// process, about 30 ms of CPU on the machine of the README's benchmarks.
+/// Charged so that many tiny images cost what they really do.
+pub const PER_MESSAGE: u64 = 12;
+
 /// The process's buckets.
 pub struct Rates {
+    requests: Option<DefaultKeyedRateLimiter<IpAddr>>,
     jobs: Option<DefaultKeyedRateLimiter<IpAddr>>,
     uploads: Option<DefaultKeyedRateLimiter<IpAddr>>,
     work: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
+    held: AtomicUsize,
 }
 
 /// Why a request was held back: what ran out, and when to come back.
@@ -83,11 +100,19 @@ fn bucket(per_minute: u32) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
 
 impl Rates {
     pub fn new(settings: &RateSettings) -> Self {
+        let per_second = |n: u32| {
+            NonZeroU32::new(n).map(|n| {
+                let burst = n.saturating_mul(NonZeroU32::new(2).expect("2 is not 0"));
+                RateLimiter::keyed(Quota::per_second(n).allow_burst(burst))
+            })
+        };
         Self {
+            requests: per_second(settings.requests_per_second),
             jobs: bucket(settings.jobs_per_minute),
             uploads: bucket(settings.uploads_per_minute),
             work: bucket(settings.work_per_minute),
             clock: DefaultClock::default(),
+            held: AtomicUsize::new(0),
         }
     }
 
@@ -115,6 +140,17 @@ impl Rates {
         }
     }
 
+    /// A place to hold a 429 in, if one is free.
+    fn hold(&self) -> Option<Held<'_>> {
+        let before = self.held.fetch_add(1, Ordering::Relaxed);
+        let held = Held(&self.held);
+        (before < MAX_HELD).then_some(held)
+    }
+
+    pub fn request(&self, client: IpAddr) -> Result<(), Limited> {
+        self.take(&self.requests, client, 1, "requests")
+    }
+
     pub fn job(&self, client: IpAddr) -> Result<(), Limited> {
         self.take(&self.jobs, client, 1, "jobs created")
     }
@@ -137,13 +173,52 @@ impl Rates {
     /// Forgets clients whose buckets are full again, so the map stays the
     /// size of the recent clients.
     pub fn forget_idle(&self) {
-        for limiter in [&self.jobs, &self.uploads, &self.work]
+        for limiter in [&self.requests, &self.jobs, &self.uploads, &self.work]
             .into_iter()
             .flatten()
         {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+    }
+}
+
+/// Answers 429 to a client over its request rate, before any handler runs.
+///
+/// The answer is held until the client's bucket has room again (at most
+/// [`HOLD`]): a client that fires requests as fast as it is answered would
+/// otherwise get tens of thousands of 429s a second per connection, each
+/// costing as much to answer as a cheap request. Held, each of its
+/// connections gets about one answer a second. A few thousand answers are
+/// held at most ([`MAX_HELD`]); past that they go at once.
+pub async fn limit_requests(
+    State(state): State<AppState>,
+    Client(client): Client,
+    request: Request,
+    next: Next,
+) -> Response {
+    match state.rates.request(client) {
+        Ok(()) => next.run(request).await,
+        Err(limited) => {
+            if let Some(_held) = state.rates.hold() {
+                tokio::time::sleep(limited.retry_after.min(HOLD)).await;
+            }
+            AppError::from(limited).into_response()
+        }
+    }
+}
+
+/// Longest a 429 is held before it is sent.
+pub const HOLD: Duration = Duration::from_secs(1);
+/// Most 429s held at once per process.
+pub const MAX_HELD: usize = 4096;
+
+/// A held 429; dropping it frees its place.
+pub struct Held<'a>(&'a AtomicUsize);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -250,12 +250,13 @@ async fn upload_requests_over_the_clients_rate_are_429(pool: PgPool) {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn work_over_the_clients_rate_cuts_the_upload_with_429(pool: PgPool) {
-    // Flipping rocket.jpg (640×427) costs about 4 megapixel passes.
+    // Flipping rocket.jpg (640×427) is charged about 16 megapixel passes:
+    // 4 of work, 12 for the message.
     let app = spawn_app_with(
         pool,
         Settings {
             rates: RateSettings {
-                work_per_minute: 6,
+                work_per_minute: 20,
                 ..RateSettings::default()
             },
             ..settings()
@@ -322,7 +323,10 @@ async fn progress_streams_are_capped_per_job_and_freed_when_closed(pool: PgPool)
     let job = app.create_job(flip()).await;
     let first = stream(&app, &job).await;
     let second = stream(&app, &job).await;
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     let third = stream(&app, &job).await;
     assert_eq!(third.status(), 429);
     assert!(third.headers().contains_key("retry-after"));
@@ -411,4 +415,44 @@ async fn job_status_pages_through_images(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn requests_of_any_kind_over_the_clients_rate_are_429(pool: PgPool) {
+    let app = spawn_app_with(
+        pool,
+        Settings {
+            rates: RateSettings {
+                requests_per_second: 2,
+                ..RateSettings::default()
+            },
+            ..settings()
+        },
+    )
+    .await;
+    // A burst of twice the rate passes; the next requests, of whatever kind,
+    // are held back until the bucket refills.
+    let mut statuses = Vec::new();
+    for path in ["/", "/healthz", "/api/jobs/x", "/nope", "/", "/healthz"] {
+        statuses.push(
+            app.client
+                .get(app.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..4], [200, 200, 404, 404], "{statuses:?}");
+    assert!(statuses[4..].contains(&429), "{statuses:?}");
+    // A client over its rate waits for its 429 until its bucket has room:
+    // one that fires as fast as it is answered gets few answers.
+    let started = Instant::now();
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        app.client.get(app.url("/nope")).send().await.unwrap();
+        answered += 1;
+    }
+    assert!(answered <= 20, "{answered} answers in 2 s");
 }

@@ -285,10 +285,15 @@ impl Worker {
 
     async fn handle_request(&self, message: &Message, request: &Request) {
         let lost = CancellationToken::new();
+        // The longest this worker holds a message: retries in place, a wait
+        // for memory and the engine's run, each bounded on its own. Past it
+        // something is stuck, so the lease is let go for another worker.
+        let hold = self.settings.retry_for + 2 * self.settings.isolation.deadline;
         let heartbeat = tokio::spawn(heartbeat(
             self.requests.clone(),
             message.receipt,
             self.settings.lock,
+            hold,
             lost.clone(),
         ));
         let started = Instant::now();
@@ -300,7 +305,7 @@ impl Worker {
         match outcome {
             None => {
                 counter!("darkroom_worker_failures_total", "kind" => "lease_lost").increment(1);
-                warn!("lease lost (another worker holds the message now); abandoning this attempt");
+                warn!("lease lost or let go; abandoning this attempt");
             }
             Some(Ok(outcome)) => {
                 histogram!("darkroom_worker_message_seconds").record(started.elapsed());
@@ -459,12 +464,28 @@ impl Worker {
 }
 
 /// Extends the lease every third of `lock` until aborted; cancels `lost`
-/// when the lease turns out stale. Failures to reach Postgres are not
-/// staleness: the lease may well still hold, so work goes on.
-async fn heartbeat(requests: Queue, receipt: Receipt, lock: Duration, lost: CancellationToken) {
+/// when the lease turns out stale, or once `hold` has passed (the work is
+/// then abandoned and the lease runs out). Failures to reach Postgres are
+/// not staleness: the lease may well still hold, so work goes on.
+async fn heartbeat(
+    requests: Queue,
+    receipt: Receipt,
+    lock: Duration,
+    hold: Duration,
+    lost: CancellationToken,
+) {
     let every = lock / 3;
+    let until = Instant::now() + hold;
     loop {
         tokio::time::sleep(every).await;
+        if Instant::now() >= until {
+            warn!(
+                ?hold,
+                "held this message longer than any attempt may take; letting it go"
+            );
+            lost.cancel();
+            return;
+        }
         match requests.change_visibility(&receipt, lock).await {
             Ok(()) => {}
             Err(queue::Error::StaleReceipt) => {

@@ -29,6 +29,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 
 /// The public listener's routes.
 pub fn router(state: AppState) -> Router {
+    let limit = axum::middleware::from_fn_with_state(state.clone(), crate::rate::limit_requests);
     let public = Router::new()
         .merge(jobs::router())
         .merge(downloads::router())
@@ -38,7 +39,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(ui::router())
         .with_state(state)
-        .fallback(|| async { error::AppError::NotFound });
+        .fallback(|| async { error::AppError::NotFound })
+        .layer(limit);
     hardened(public)
 }
 

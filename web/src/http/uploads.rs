@@ -31,7 +31,7 @@ use crate::auth::JobAccess;
 use crate::events::JobEvents;
 use crate::http::error::{AppError, AppResult, ErrorBody, retry_after_header};
 use crate::http::openapi::UploadForm;
-use crate::rate::{Client, Limited};
+use crate::rate::{Client, Limited, PER_MESSAGE};
 use crate::{AppState, metrics};
 
 /// Bytes read before judging a file: enough for the headers of common formats.
@@ -421,7 +421,7 @@ impl Upload<'_> {
         let work: u64 = self
             .recipes
             .iter()
-            .map(|r| engine::estimate(probe, 0, &r.ops, None).megapixel_passes())
+            .map(|r| engine::estimate(probe, 0, &r.ops, None).megapixel_passes() + PER_MESSAGE)
             .sum();
         let rates = &self.state.settings.rates;
         if !self.state.rates.payable(work, rates) {
