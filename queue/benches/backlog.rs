@@ -177,8 +177,7 @@ async fn main() {
     let pool = connect().await;
     queue::MIGRATOR.run(&pool).await.unwrap();
     // As darkroom-web and darkroom-queue serve do.
-    let maintenance = tokio::spawn(queue::maintenance::run(
-        pool.clone(),
+    let maintenance = tokio::spawn(queue::Maintenance::new(pool.clone()).run(
         Duration::from_secs(10),
         tokio_util::sync::CancellationToken::new(),
     ));

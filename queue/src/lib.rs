@@ -8,51 +8,65 @@
 //! machine and the guarantees.
 //!
 //! # Layout
-//! - [`attributes`]: queue attributes and their bounds.
-//! - [`admin`]: create, open, list, purge and delete queues ([`Queues`]).
-//! - [`send`]: enqueue messages, alone or in a caller's transaction.
-//! - [`receive`]: lease the oldest visible messages in one statement; long polling.
-//! - [`delete`]: acknowledge messages by receipt; stale receipts are reported.
-//! - [`lease`]: extend or release a lease ([`Queue::change_visibility`]).
-//! - [`dead_letter`]: where poison messages go, and redrive.
-//! - [`rewind`]: deliver already deleted messages again, from a time or an id.
-//! - [`maintenance`]: retention (in bulk, by partition) and partition upkeep.
-//! - [`stats`]: visible, in-flight, delayed and dead-lettered counts.
-//! - [`http`]: the queue HTTP API (axum router).
-//! - [`cli`]: the `darkroom-queue` command line.
-//! - [`error`]: the typed [`Error`].
+//! Modules are private; what they offer is re-exported here.
+//! - `attributes`: [`QueueAttributes`] and their bounds.
+//! - `admin`: create, open, list, purge and delete queues ([`Queues`]).
+//! - `send`: enqueue messages, alone or in a caller's transaction.
+//! - `receive`: lease the oldest visible messages in one statement; long polling.
+//! - `delete`: acknowledge messages by receipt; stale receipts are reported.
+//! - `lease`: extend or release a lease ([`Queue::change_visibility`]).
+//! - `dead_letter`: where poison and expired messages go, and redrive.
+//! - `rewind`: deliver already deleted messages again, from a time or an id.
+//! - `maintenance`: retention, partitions, counters, vacuum ([`Maintenance`]).
+//! - `stats`: visible, in-flight, delayed and dead-lettered counts.
+//! - `notify`: long-poll wake-ups across processes (LISTEN/NOTIFY).
+//! - `http`: the queue HTTP API ([`http_router`], [`AdminToken`]).
+//! - `error`: the typed [`Error`].
+//!
+//! The big statements are files of their own under `queue/sql/`, each
+//! run by one function (`sqlx::query_file!`, compile-checked); the
+//! `darkroom-queue` command line is `src/main.rs`.
 
-pub mod admin;
-pub mod attributes;
-pub mod cli;
-pub mod dead_letter;
-pub mod delete;
-pub mod error;
-pub mod http;
-pub mod lease;
-pub mod maintenance;
+mod admin;
+mod attributes;
+mod dead_letter;
+mod delete;
+mod error;
+mod http;
+mod lease;
+mod maintenance;
 mod notify;
-pub mod receive;
-pub mod rewind;
-pub mod send;
-pub mod stats;
+mod receive;
+mod rewind;
+mod send;
+mod stats;
+
+pub use admin::{Put, Queues};
+pub use attributes::{MAX_BATCH, MAX_DELAY, MAX_LOCK, MAX_WAIT, QueueAttributes, QueueKind};
+pub use delete::DeleteOutcome;
+pub use error::{Error, Result};
+pub use http::{AdminToken, ApiDoc, WeakToken, router as http_router};
+pub use maintenance::Maintenance;
+pub use receive::{DeadLetterReason, Message, Receipt};
+pub use rewind::RewindTo;
+pub use send::NewMessage;
+pub use stats::Stats;
 
 use std::sync::Arc;
 
-pub use admin::Queues;
-pub use attributes::{QueueAttributes, QueueKind};
-pub use delete::DeleteOutcome;
-pub use error::{Error, Result};
-pub use receive::{DeadLetterReason, Message, Receipt};
-pub use send::NewMessage;
 use sqlx::PgPool;
-pub use stats::Stats;
 
-/// The migrations of every Darkroom table (queue, jobs), shared by all binaries.
+/// The queue's schema (`migrations/queue/`). Databases it shares with an
+/// application carry the application's migrations too, which this leaves
+/// alone.
 ///
 /// Applying them takes a Postgres advisory lock, so processes starting together
 /// apply them once.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+pub static MIGRATOR: sqlx::migrate::Migrator = {
+    let mut migrator = sqlx::migrate!("../migrations/queue");
+    migrator.ignore_missing = true;
+    migrator
+};
 
 /// A handle on one existing queue. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -2,8 +2,9 @@
 //! messages (dropped, or moved to the dead letter queue when there is one), dropping expired bodies a partition at a time, sweeping spent
 //! counters, and vacuuming the tables that churn.
 //!
-//! Any number of processes may run [`run`]; the work is idempotent and the
-//! partition functions serialise themselves with an advisory lock.
+//! Any number of processes may run [`Maintenance::run`]; the work is
+//! idempotent and the partition functions serialise themselves with an
+//! advisory lock.
 
 use std::time::Duration;
 
@@ -12,23 +13,34 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Result;
 
-/// Makes sure body partitions exist for the next ids. Returns how many it made.
-pub async fn ensure_partitions(pool: &PgPool) -> Result<i32> {
-    Ok(
-        sqlx::query_scalar!(r#"select queue_ensure_partitions() as "made!""#)
-            .fetch_one(pool)
-            .await?,
-    )
+/// Upkeep of every queue of one database.
+#[derive(Clone, Debug)]
+pub struct Maintenance {
+    pool: PgPool,
 }
 
-/// Deletes live messages older than their queue's retention, oldest first,
-/// at most `limit` rows per call, from queues without a dead letter queue
-/// (see [`dead_letter_expired`] for the others). Returns how many rows.
-pub async fn expire_messages(pool: &PgPool, limit: i64) -> Result<u64> {
-    // Messages of a queue are enqueued in id order, so the expired ones are
-    // at the head of its index: no full scan.
-    let rows = sqlx::query_scalar!(
-        r#"
+impl Maintenance {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Makes sure body partitions exist for the next ids. Returns how many it made.
+    pub async fn ensure_partitions(&self) -> Result<i32> {
+        Ok(
+            sqlx::query_scalar!(r#"select queue_ensure_partitions() as "made!""#)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Deletes live messages older than their queue's retention, oldest first,
+    /// at most `limit` rows per call, from queues without a dead letter queue
+    /// (see [`Maintenance::dead_letter_expired`] for the others). Returns how many rows.
+    pub async fn expire_messages(&self, limit: i64) -> Result<u64> {
+        // Messages of a queue are enqueued in id order, so the expired ones are
+        // at the head of its index: no full scan.
+        let rows = sqlx::query_scalar!(
+            r#"
         with gone as (
             delete from queue_messages m
             using (
@@ -69,24 +81,24 @@ pub async fn expire_messages(pool: &PgPool, limit: i64) -> Result<u64> {
         )
         select count(*) as "rows!" from gone
         "#,
-        limit
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(rows as u64)
-}
+            limit
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(rows as u64)
+    }
 
-/// Moves live messages older than their queue's retention to its dead letter
-/// queue, oldest first, at most `limit` rows per call, marked `expired`:
-/// a queue with a dead letter queue loses nothing to retention, and whoever
-/// watches the dead letters learns what was never processed. Returns how
-/// many rows.
-pub async fn dead_letter_expired(pool: &PgPool, limit: i64) -> Result<u64> {
-    // Rows are locked while they are read, so the counters below are
-    // corrected from the values the move really replaces; rows a receiver
-    // holds this instant are left for the next round.
-    let rows = sqlx::query_scalar!(
-        r#"
+    /// Moves live messages older than their queue's retention to its dead letter
+    /// queue, oldest first, at most `limit` rows per call, marked `expired`:
+    /// a queue with a dead letter queue loses nothing to retention, and whoever
+    /// watches the dead letters learns what was never processed. Returns how
+    /// many rows.
+    pub async fn dead_letter_expired(&self, limit: i64) -> Result<u64> {
+        // Rows are locked while they are read, so the counters below are
+        // corrected from the values the move really replaces; rows a receiver
+        // holds this instant are left for the next round.
+        let rows = sqlx::query_scalar!(
+            r#"
         with expired as (
             select e.id, q.id as source, d.id as dlq, e.ids, e.visible_at, e.lease,
                    e.dead_letter_source as was_from
@@ -133,47 +145,47 @@ pub async fn dead_letter_expired(pool: &PgPool, limit: i64) -> Result<u64> {
         )
         select count(*) as "rows!" from moved
         "#,
-        limit
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(rows as u64)
-}
+            limit
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(rows as u64)
+    }
 
-/// Drops body partitions that no live message needs and that are older than
-/// every queue's retention and rewind window. Returns how many.
-pub async fn drop_expired_bodies(pool: &PgPool) -> Result<i32> {
-    Ok(sqlx::query_scalar!(
-        r#"
+    /// Drops body partitions that no live message needs and that are older than
+    /// every queue's retention and rewind window. Returns how many.
+    pub async fn drop_expired_bodies(&self) -> Result<i32> {
+        Ok(sqlx::query_scalar!(
+            r#"
         select queue_drop_expired_partitions(make_interval(secs => coalesce(
             (select max(greatest(retention_ms, rewind_window_ms)) from queue_queues), 0
         )::float8 / 1000)) as "dropped!"
         "#
-    )
-    .fetch_one(pool)
-    .await?)
-}
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
 
-/// Keeps the counters small: deletes buckets whose second has passed
-/// (nothing writes them again) and the counters of deleted queues, and folds
-/// the totals written by backends that are gone into slot 0. Returns how many
-/// rows it removed.
-pub async fn sweep_counters(pool: &PgPool) -> Result<u64> {
-    let mut tx = pool.begin().await?;
-    let swept = sqlx::query!(
-        r#"
+    /// Keeps the counters small: deletes buckets whose second has passed
+    /// (nothing writes them again) and the counters of deleted queues, and folds
+    /// the totals written by backends that are gone into slot 0. Returns how many
+    /// rows it removed.
+    pub async fn sweep_counters(&self) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let swept = sqlx::query!(
+            r#"
         delete from queue_counters c
         where (c.bucket > 0 and c.bucket < queue_bucket(now()) - 60)
            or not exists (select 1 from queue_queues q where q.id = c.queue_id)
         "#
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    // A pid can come back as a new backend, which then simply adds to the
-    // same row; folding it meanwhile moves its value, never loses it.
-    let folded = sqlx::query_scalar!(
-        r#"
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // A pid can come back as a new backend, which then simply adds to the
+        // same row; folding it meanwhile moves its value, never loses it.
+        let folded = sqlx::query_scalar!(
+            r#"
         with gone as (
             delete from queue_counters c
             where c.bucket = 0 and c.slot <> 0
@@ -190,61 +202,62 @@ pub async fn sweep_counters(pool: &PgPool) -> Result<u64> {
         )
         select count(*) as "folded!" from gone
         "#
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(swept + folded as u64)
-}
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(swept + folded as u64)
+    }
 
-/// Vacuums the two tables that churn, `queue_messages` and
-/// `queue_counters`, once they have gathered dead rows (10% of their live
-/// ones, at least 1000). The queue does not rely on autovacuum, which a
-/// server may have turned off (this one's CI has): without vacuum, freed
-/// space is never reused and a busy queue's tables grow without end. Vacuum
-/// skips pages with nothing to clean, so this costs little even with a huge
-/// backlog. Returns how many tables it vacuumed.
-pub async fn vacuum(pool: &PgPool) -> Result<u32> {
-    let due = sqlx::query_scalar!(
-        r#"
+    /// Vacuums the two tables that churn, `queue_messages` and
+    /// `queue_counters`, once they have gathered dead rows (10% of their live
+    /// ones, at least 1000). The queue does not rely on autovacuum, which a
+    /// server may have turned off (this one's CI has): without vacuum, freed
+    /// space is never reused and a busy queue's tables grow without end. Vacuum
+    /// skips pages with nothing to clean, so this costs little even with a huge
+    /// backlog. Returns how many tables it vacuumed.
+    pub async fn vacuum(&self) -> Result<u32> {
+        let due = sqlx::query_scalar!(
+            r#"
         select relname as "relname!" from pg_stat_user_tables
         where relid in ('queue_messages'::regclass, 'queue_counters'::regclass)
           and n_dead_tup > greatest(1000, n_live_tup / 10)
         "#
-    )
-    .fetch_all(pool)
-    .await?;
-    let mut vacuumed = 0;
-    for table in due {
-        let statement = match table.as_str() {
-            "queue_messages" => "vacuum (skip_locked) queue_messages",
-            _ => "vacuum (skip_locked) queue_counters",
-        };
-        sqlx::query(statement).execute(pool).await?;
-        vacuumed += 1;
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut vacuumed = 0;
+        for table in due {
+            let statement = match table.as_str() {
+                "queue_messages" => "vacuum (skip_locked) queue_messages",
+                _ => "vacuum (skip_locked) queue_counters",
+            };
+            sqlx::query(statement).execute(&self.pool).await?;
+            vacuumed += 1;
+        }
+        Ok(vacuumed)
     }
-    Ok(vacuumed)
-}
 
-/// Runs every maintenance task each `every` until `shutdown`.
-pub async fn run(pool: PgPool, every: Duration, shutdown: CancellationToken) {
-    loop {
-        let result = async {
-            ensure_partitions(&pool).await?;
-            while expire_messages(&pool, 10_000).await? == 10_000 {}
-            while dead_letter_expired(&pool, 10_000).await? == 10_000 {}
-            drop_expired_bodies(&pool).await?;
-            sweep_counters(&pool).await?;
-            vacuum(&pool).await?;
-            Ok::<_, crate::Error>(())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "queue maintenance failed; will retry");
-        }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = shutdown.cancelled() => return,
+    /// Runs every task each `every` until `shutdown`.
+    pub async fn run(self, every: Duration, shutdown: CancellationToken) {
+        loop {
+            let result = async {
+                self.ensure_partitions().await?;
+                while self.expire_messages(10_000).await? == 10_000 {}
+                while self.dead_letter_expired(10_000).await? == 10_000 {}
+                self.drop_expired_bodies().await?;
+                self.sweep_counters().await?;
+                self.vacuum().await?;
+                Ok::<_, crate::Error>(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "queue maintenance failed; will retry");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => return,
+            }
         }
     }
 }

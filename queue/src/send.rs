@@ -89,7 +89,9 @@ impl Queue {
                 Err(sqlx::Error::Database(e))
                     if attempt == 0 && e.message().contains("no partition of relation") =>
                 {
-                    crate::maintenance::ensure_partitions(&self.pool).await?;
+                    crate::Maintenance::new(self.pool.clone())
+                        .ensure_partitions()
+                        .await?;
                 }
                 other => return Ok(other?),
             }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use queue::rewind::RewindTo;
+use queue::RewindTo;
 use queue::{NewMessage, QueueAttributes, QueueKind, Queues};
 use sqlx::PgPool;
 
@@ -388,7 +388,8 @@ async fn retention_expires_old_undeleted_messages(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(
-        queue::maintenance::expire_messages(&pool, 1000)
+        queue::Maintenance::new(pool.clone())
+            .expire_messages(1000)
             .await
             .unwrap(),
         1
@@ -416,13 +417,15 @@ async fn queue_without_retention_keeps_old_messages(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(
-        queue::maintenance::expire_messages(&pool, 1000)
+        queue::Maintenance::new(pool.clone())
+            .expire_messages(1000)
             .await
             .unwrap(),
         0
     );
     assert_eq!(
-        queue::maintenance::dead_letter_expired(&pool, 1000)
+        queue::Maintenance::new(pool.clone())
+            .dead_letter_expired(1000)
             .await
             .unwrap(),
         0
@@ -465,13 +468,15 @@ async fn expired_messages_of_a_queue_with_a_dead_letter_queue_move_there(pool: P
         .unwrap();
     // Queues with a dead letter queue are not the delete's to expire.
     assert_eq!(
-        queue::maintenance::expire_messages(&pool, 1000)
+        queue::Maintenance::new(pool.clone())
+            .expire_messages(1000)
             .await
             .unwrap(),
         0
     );
     assert_eq!(
-        queue::maintenance::dead_letter_expired(&pool, 1000)
+        queue::Maintenance::new(pool.clone())
+            .dead_letter_expired(1000)
             .await
             .unwrap(),
         1
@@ -524,7 +529,8 @@ async fn expired_bodies_are_dropped_a_partition_at_a_time(pool: PgPool) {
     let before = partitions().await;
     // Nothing is old enough yet.
     assert_eq!(
-        queue::maintenance::drop_expired_bodies(&pool)
+        queue::Maintenance::new(pool.clone())
+            .drop_expired_bodies()
             .await
             .unwrap(),
         0
@@ -534,13 +540,17 @@ async fn expired_bodies_are_dropped_a_partition_at_a_time(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    queue::maintenance::ensure_partitions(&pool).await.unwrap();
+    queue::Maintenance::new(pool.clone())
+        .ensure_partitions()
+        .await
+        .unwrap();
     sqlx::query("update queue_chunks set enqueued_at = now() - interval '1 hour'")
         .execute(&pool)
         .await
         .unwrap();
     assert_eq!(
-        queue::maintenance::drop_expired_bodies(&pool)
+        queue::Maintenance::new(pool.clone())
+            .drop_expired_bodies()
             .await
             .unwrap(),
         1
@@ -615,7 +625,10 @@ async fn maintenance_vacuums_the_churning_tables_itself(pool: PgPool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut vacuumed = 0;
     while vacuumed == 0 && Instant::now() < deadline {
-        vacuumed = queue::maintenance::vacuum(&pool).await.unwrap();
+        vacuumed = queue::Maintenance::new(pool.clone())
+            .vacuum()
+            .await
+            .unwrap();
         if vacuumed == 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -53,10 +53,7 @@ async fn bodies_stored_one_per_row_survive_the_move_to_chunks(pool: PgPool) {
     }
 
     let ordered = queues.open("ordered").await.unwrap();
-    let restored = ordered
-        .rewind(queue::rewind::RewindTo::Id(0))
-        .await
-        .unwrap();
+    let restored = ordered.rewind(queue::RewindTo::Id(0)).await.unwrap();
     assert_eq!(restored, 3);
     // One per group, each group its own: the groups came along.
     let got = ordered.receive(10, Duration::from_secs(30)).await.unwrap();

@@ -237,8 +237,8 @@ async fn put_updates_existing_queue(pool: PgPool) {
         ..Default::default()
     };
     let (_, second) = queues.put("q", &attrs).await.unwrap();
-    assert_eq!(first, queue::admin::Put::Created);
-    assert_eq!(second, queue::admin::Put::Updated);
+    assert_eq!(first, queue::Put::Created);
+    assert_eq!(second, queue::Put::Updated);
     assert_eq!(
         queues
             .open("q")

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
+use common::storage::{Storage, StorageArgs};
 use serde_json::{Value, json};
 use support::{cpu_secs, fresh_database, s3_cpu_secs};
-use worker::storage::{Storage, StorageArgs};
 
 const UPLOADS: usize = 200;
 const CLIENTS: usize = 8;

@@ -10,14 +10,14 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::protocol::MAX_RECEIVES;
+use common::protocol::{self, Outcome, Request, Response};
+use common::storage::Storage;
 use queue::{DeadLetterReason, Message, Queue};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use uuid::Uuid;
-use worker::protocol::{self, Outcome, Request, Response};
-use worker::runtime::MAX_RECEIVES;
-use worker::storage::Storage;
 
 use crate::events::JobEvents;
 use crate::metrics;

@@ -11,10 +11,10 @@
 
 use std::time::Duration;
 
+use common::storage::Storage;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use worker::storage::Storage;
 
 /// Jobs swept per transaction.
 const BATCH: i64 = 20;

@@ -2,7 +2,6 @@
 //! (consuming the response queue) and downloads.
 //!
 //! # Layout
-//! - [`config`]: the `darkroom-web` command line.
 //! - [`http`]: routes, one module per resource, and the one [`http::error::AppError`].
 //! - [`auth`]: job tokens.
 //! - [`consumer`]: applies worker responses to output rows.
@@ -15,7 +14,6 @@
 //! response consumer and queue maintenance together until shutdown.
 
 pub mod auth;
-pub mod config;
 pub mod consumer;
 pub mod events;
 pub mod expiry;
@@ -27,13 +25,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::Limits;
+use common::storage::Storage;
 use events::JobEvents;
 use queue::{Queue, Queues};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use worker::engine::Limits;
-use worker::storage::Storage;
 
 /// Limits and knobs of the web server.
 #[derive(Clone, Debug)]
@@ -56,7 +54,7 @@ pub struct Settings {
     /// Per-client rates.
     pub rates: rate::RateSettings,
     /// Bearer token of the queue HTTP API; `None` disables it (403).
-    pub admin_token: Option<queue::http::AdminToken>,
+    pub admin_token: Option<queue::AdminToken>,
 }
 
 impl Default for Settings {
@@ -96,8 +94,8 @@ impl AppState {
     /// Declares the queues the web server needs and builds the state.
     pub async fn new(pool: PgPool, storage: Storage, settings: Settings) -> anyhow::Result<Self> {
         let queues = Queues::new(pool.clone());
-        let (requests, responses) = worker::runtime::declare_queues(&queues).await?;
-        let dead_requests = queues.open(worker::protocol::DEAD_REQUEST_QUEUE).await?;
+        let (requests, responses) = common::protocol::declare_queues(&queues).await?;
+        let dead_requests = queues.open(common::protocol::DEAD_REQUEST_QUEUE).await?;
         Ok(Self {
             pool,
             queues,
@@ -140,11 +138,9 @@ pub async fn serve(
         state.dead_requests.clone(),
         shutdown.clone(),
     ));
-    let maintenance = tokio::spawn(queue::maintenance::run(
-        state.pool.clone(),
-        Duration::from_secs(10),
-        shutdown.clone(),
-    ));
+    let maintenance = tokio::spawn(
+        queue::Maintenance::new(state.pool.clone()).run(Duration::from_secs(10), shutdown.clone()),
+    );
     let sweeper = tokio::spawn(expiry::run(
         state.pool.clone(),
         state.storage.clone(),

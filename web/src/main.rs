@@ -1,16 +1,159 @@
-//! `darkroom-web`: see the `web` crate.
+//! `darkroom-web`: the web server (see the `web` crate).
+
+use std::time::Duration;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+use axum::http::HeaderName;
 use clap::Parser;
+use common::storage::{Storage, StorageArgs};
+use common::{Limits, db, telemetry};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use web::rate::RateSettings;
+use web::{AppState, Settings, serve};
+
+/// Darkroom web server: browser UI, jobs API, queue API.
+#[derive(Parser, Debug)]
+#[command(name = "darkroom-web", version)]
+struct Config {
+    /// Postgres connection URL (required).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "DARKROOM_BIND", default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Address of the admin listener: queue API, /metrics, the full
+    /// OpenAPI description (default 127.0.0.1:8081). Keep it off the
+    /// internet.
+    #[arg(long, env = "DARKROOM_ADMIN_BIND", default_value = "127.0.0.1:8081")]
+    admin_bind: String,
+    /// Bearer token for the queue HTTP API, at least 24 random characters;
+    /// unset: the queue API answers 403.
+    #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Largest uploaded file, in bytes (default 50 MiB).
+    #[arg(long, env = "DARKROOM_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
+    max_upload_bytes: u64,
+    /// Largest image read or made, width × height in pixels (default
+    /// 50 000 000).
+    #[arg(long, env = "DARKROOM_MAX_PIXELS", default_value_t = 50_000_000)]
+    max_pixels: u64,
+    /// Most work one recipe may cost, in passes over a DARKROOM_MAX_PIXELS
+    /// image (default 64; see the README).
+    #[arg(long, env = "DARKROOM_MAX_RECIPE_COST", default_value_t = 64)]
+    max_recipe_cost: u32,
+    /// Largest upload request, in bytes (default 1 GiB); the files read
+    /// before the cut are kept and reported.
+    #[arg(long, env = "DARKROOM_MAX_REQUEST_BYTES", default_value_t = 1 << 30)]
+    max_request_bytes: u64,
+    /// Most images in one job (default 1000).
+    #[arg(long, env = "DARKROOM_MAX_IMAGES_PER_JOB", default_value_t = 1000)]
+    max_images_per_job: u32,
+    /// How long a job and its files are kept, in seconds (default 604800,
+    /// 7 days).
+    #[arg(long, env = "DARKROOM_JOB_TTL", default_value_t = 7 * 24 * 3600)]
+    job_ttl: u64,
+    /// Progress streams open at once on one job (default 8).
+    #[arg(long, env = "DARKROOM_MAX_STREAMS_PER_JOB", default_value_t = 8)]
+    max_streams_per_job: usize,
+    /// Progress streams open at once in this process (default 2000).
+    #[arg(long, env = "DARKROOM_MAX_STREAMS", default_value_t = 2000)]
+    max_streams: usize,
+    /// Requests of any kind one client may make per second, with bursts of
+    /// twice that (default 50; 0: no limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_REQUESTS", default_value_t = 50)]
+    rate_limit_requests: u32,
+    /// Jobs one client may create per minute (default 60; 0: no limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_JOBS", default_value_t = 60)]
+    rate_limit_jobs: u32,
+    /// Upload requests one client may make per minute (default 600; 0: no
+    /// limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_UPLOADS", default_value_t = 600)]
+    rate_limit_uploads: u32,
+    /// Work one client's uploads may ask for per minute, in megapixel passes
+    /// (default 6000, about a quarter of one core; 0: no limit).
+    #[arg(long, env = "DARKROOM_RATE_LIMIT_WORK", default_value_t = 6_000)]
+    rate_limit_work: u32,
+    /// Header a trusted reverse proxy puts the client's address in, e.g.
+    /// x-forwarded-for (its last entry counts); default: the connection's
+    /// peer address. Set it only behind such a proxy.
+    #[arg(long, env = "DARKROOM_CLIENT_IP_HEADER")]
+    client_ip_header: Option<HeaderName>,
+    /// Log JSON lines instead of text (default false).
+    #[arg(long, env = "DARKROOM_LOG_JSON")]
+    log_json: bool,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match web::config::run(web::config::Config::parse()).await {
+    match run(Config::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Connects to Postgres and S3, applies migrations, serves until Ctrl-C/SIGTERM.
+async fn run(config: Config) -> anyhow::Result<()> {
+    telemetry::init(config.log_json);
+    // A weak token is refused before anything starts, not discovered later.
+    let admin_token = config
+        .admin_token
+        .filter(|t| !t.is_empty())
+        .map(|t| queue::AdminToken::new(&t))
+        .transpose()?;
+    let pool = db::connect_and_migrate(config.database_url.as_deref(), 16).await?;
+    let storage = Storage::connect(&config.storage).await?;
+    let settings = Settings {
+        limits: Limits {
+            max_bytes: config.max_upload_bytes,
+            max_pixels: config.max_pixels,
+            max_recipe_cost: config.max_recipe_cost,
+            ..Limits::default()
+        },
+        max_request_bytes: config.max_request_bytes,
+        max_images_per_job: config.max_images_per_job,
+        job_ttl: Duration::from_secs(config.job_ttl),
+        max_streams_per_job: config.max_streams_per_job,
+        max_streams: config.max_streams,
+        rates: RateSettings {
+            requests_per_second: config.rate_limit_requests,
+            jobs_per_minute: config.rate_limit_jobs,
+            uploads_per_minute: config.rate_limit_uploads,
+            work_per_minute: config.rate_limit_work,
+            client_ip_header: config.client_ip_header,
+        },
+        admin_token,
+        ..Settings::default()
+    };
+    let state = AppState::new(pool, storage, settings).await?;
+    let listener = TcpListener::bind(&config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {} (DARKROOM_BIND)", config.bind))?;
+    let admin = TcpListener::bind(&config.admin_bind).await.with_context(|| {
+        format!(
+            "cannot listen on {} (DARKROOM_ADMIN_BIND; each web process on a host needs its own)",
+            config.admin_bind
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, admin = %admin.local_addr()?, "listening");
+    let signal = telemetry::shutdown_signal();
+    let admin_addr = admin.local_addr()?;
+    println!("Darkroom is up: http://{addr}/");
+    println!("Admin listener (queue API, metrics): http://{admin_addr}/");
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        signal.await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    serve(listener, admin, state, shutdown).await
 }

@@ -13,11 +13,11 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::PrometheusHandle;
 use queue::Stats;
 
-/// The process's recorder (see `worker::telemetry::metrics`), with this
+/// The process's recorder (see `common::telemetry::metrics`), with this
 /// server's metrics described.
 pub fn handle() -> &'static PrometheusHandle {
     static DESCRIBED: OnceLock<()> = OnceLock::new();
-    let handle = worker::telemetry::metrics();
+    let handle = common::telemetry::metrics();
     DESCRIBED.get_or_init(|| {
         describe_counter!("darkroom_uploads_total", "Files uploaded, by outcome");
         describe_counter!("darkroom_upload_bytes_total", "Bytes of accepted uploads");

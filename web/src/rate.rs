@@ -1,5 +1,5 @@
 //! Per-client rates: requests of any kind, job creations, upload requests,
-//! and the work uploads ask of the workers (see `worker::cost`), each a
+//! and the work uploads ask of the workers (see `common::cost`), each a
 //! token bucket per client address (GCRA, `governor`). Over a rate, a
 //! request is answered 429 with `Retry-After`.
 //!

@@ -3,16 +3,16 @@
 //! process, real Postgres and S3. `scripts/test` installs Chromium and the
 //! npm package; the screenshot lands in `target/browser/ui.png`.
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{spawn_app, spawn_worker};
 use sqlx::PgPool;
+use support::{spawn_app, spawn_worker};
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn browser_uploads_photos_watches_them_develop_and_downloads_one(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let _worker = spawn_worker(&pool, &app.storage_args);

@@ -16,7 +16,7 @@
 //! The Postgres cluster is private so that stopping it disturbs nothing
 //! else; the outage durations are the scenario itself, not waits for state.
 
-mod common;
+mod support;
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -26,12 +26,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, photo, workspace_bin};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use support::{ChildGuard, photo, workspace_bin};
 
 const WORKERS: usize = 3;
 /// Short, so that a killed worker's messages come back within seconds.
@@ -410,7 +410,7 @@ fn corrupt_files() -> Vec<(String, Vec<u8>)> {
 /// PNG headers claiming 100000×100000 pixels: refused at upload.
 fn bombs() -> Vec<(String, Vec<u8>)> {
     (0..5)
-        .map(|i| (format!("bomb-{i}.png"), common::png_bomb(100_000, 100_000)))
+        .map(|i| (format!("bomb-{i}.png"), support::png_bomb(100_000, 100_000)))
         .collect()
 }
 
@@ -567,7 +567,7 @@ struct Figures {
 async fn verify(
     client: &Client,
     pool: &PgPool,
-    s3: &worker::storage::Storage,
+    s3: &common::storage::Storage,
     job: &Job,
     corrupt: usize,
 ) -> (usize, usize) {
@@ -633,7 +633,7 @@ async fn finish_phase(
     started: Instant,
     client: &Client,
     pool: &PgPool,
-    s3: &worker::storage::Storage,
+    s3: &common::storage::Storage,
     job: &Job,
     corrupt: usize,
 ) -> Figures {
@@ -656,7 +656,7 @@ async fn outage_phase(
     service: &mut impl Service,
     client: &Client,
     pool: &PgPool,
-    s3: &worker::storage::Storage,
+    s3: &common::storage::Storage,
     good: &[(String, Vec<u8>)],
 ) -> Figures {
     let started = Instant::now();
@@ -723,7 +723,7 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
         .connect(&database_url)
         .await
         .unwrap();
-    let s3 = worker::storage::Storage::connect(&worker::storage::StorageArgs {
+    let s3 = common::storage::Storage::connect(&common::storage::StorageArgs {
         endpoint_url: Some(s3_server.endpoint()),
         region: "us-east-1".into(),
         access_key_id: Some(ACCESS_KEY.into()),

@@ -1,15 +1,15 @@
 //! The whole path on real parts: web (in process) → request queue → two
 //! `darkroom-worker` processes → S3 + response queue → web.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{photo, spawn_app, spawn_worker};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{photo, spawn_app, spawn_worker};
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn photo_goes_through_both_queues_and_comes_back_as_thumbnail(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let _workers = [

@@ -1,23 +1,23 @@
 //! Jobs expire with their files, and no object outlives the rows that point
 //! to it.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{photo, spawn_app, spawn_app_with};
+use common::protocol::{Outcome, RESPONSE_QUEUE, Response, output_key};
+use common::recipe::OutputFormat;
 use queue::Queues;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{photo, spawn_app, spawn_app_with};
 use web::Settings;
-use worker::protocol::{Outcome, RESPONSE_QUEUE, Response, output_key};
-use worker::recipe::OutputFormat;
 
 fn flip() -> Value {
     json!([{"name":"f","ops":[{"op":"flip","axis":"vertical"}]}])
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn a_job_says_when_it_expires(pool: PgPool) {
     let app = spawn_app_with(
         pool,
@@ -39,7 +39,7 @@ async fn a_job_says_when_it_expires(pool: PgPool) {
         created["expires_at"].as_str().unwrap().parse().unwrap();
     let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
     assert!((expires - in_an_hour).num_seconds().abs() < 60, "{created}");
-    let job = common::Job {
+    let job = support::Job {
         id: created["id"].as_str().unwrap().to_owned(),
         token: created["token"].as_str().unwrap().to_owned(),
     };
@@ -49,7 +49,7 @@ async fn a_job_says_when_it_expires(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn expired_jobs_are_deleted_with_every_file(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(flip()).await;
@@ -105,7 +105,7 @@ async fn expired_jobs_are_deleted_with_every_file(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn an_upload_whose_rows_cannot_be_written_leaves_no_object(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(flip()).await;
@@ -146,7 +146,7 @@ async fn an_upload_whose_rows_cannot_be_written_leaves_no_object(pool: PgPool) {
     assert_eq!(originals.len(), 1, "{originals:?}");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn a_result_stored_after_its_job_was_swept_is_deleted(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let (job_id, image_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());

@@ -1,10 +1,10 @@
 //! Hardened defaults: what the public listener serves, and how.
 
-mod common;
+mod support;
 
-use common::{TestApp, photo, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{TestApp, photo, spawn_app, spawn_app_with};
 use web::Settings;
 
 const TOKEN: &str = "hardening-test-token-7c1e9a4f2b8d";
@@ -13,14 +13,14 @@ async fn app_with_admin(pool: PgPool) -> TestApp {
     spawn_app_with(
         pool,
         Settings {
-            admin_token: Some(queue::http::AdminToken::new(TOKEN).unwrap()),
+            admin_token: Some(queue::AdminToken::new(TOKEN).unwrap()),
             ..Settings::default()
         },
     )
     .await
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn queue_api_and_metrics_are_only_on_the_admin_listener(pool: PgPool) {
     let app = app_with_admin(pool).await;
     for path in ["/api/queues", "/api/queues/darkroom.requests", "/metrics"] {
@@ -60,7 +60,7 @@ async fn queue_api_and_metrics_are_only_on_the_admin_listener(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn every_response_carries_security_headers(pool: PgPool) {
     let app = spawn_app(pool).await;
     for path in ["/", "/assets/app.js", "/api/jobs/nope", "/healthz"] {
@@ -91,7 +91,7 @@ async fn every_response_carries_security_headers(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn originals_are_served_as_attachments(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app
@@ -119,7 +119,7 @@ async fn originals_are_served_as_attachments(pool: PgPool) {
     assert_eq!(res.headers()["content-type"], "image/jpeg");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn a_token_in_the_url_is_refused_where_a_request_changes_something(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app
@@ -155,7 +155,7 @@ async fn a_token_in_the_url_is_refused_where_a_request_changes_something(pool: P
     assert_eq!(res.status(), 200);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn shown_file_names_lose_unicode_format_characters(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app

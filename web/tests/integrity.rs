@@ -1,23 +1,23 @@
 //! Nothing lost, nothing trusted: service queues keep unprocessed work,
 //! expired requests fail their outputs, forged result keys are refused.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, photo, spawn_app};
+use common::protocol::{Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Response};
+use common::recipe::OutputFormat;
 use queue::{QueueAttributes, Queues};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use worker::protocol::{Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Response};
-use worker::recipe::OutputFormat;
+use support::{TestApp, photo, spawn_app};
 
 fn thumb() -> Value {
     json!([{"name":"t","ops":[{"op":"thumbnail","width":64,"height":64}]}])
 }
 
 /// Polls the job until its only output is in a final state.
-async fn final_output(app: &TestApp, job: &common::Job) -> Value {
+async fn final_output(app: &TestApp, job: &support::Job) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let status = app.job_status(job).await;
@@ -30,21 +30,21 @@ async fn final_output(app: &TestApp, job: &common::Job) -> Value {
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn service_queues_keep_unprocessed_work_forever(pool: PgPool) {
     let _app = spawn_app(pool.clone()).await;
     let queues = Queues::new(pool.clone());
     for name in [
         REQUEST_QUEUE,
         RESPONSE_QUEUE,
-        worker::protocol::DEAD_REQUEST_QUEUE,
+        common::protocol::DEAD_REQUEST_QUEUE,
     ] {
         let q = queues.open(name).await.unwrap();
         assert_eq!(q.attributes().retention, None, "{name}");
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn requests_past_an_operators_retention_fail_their_outputs_as_expired(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let queues = Queues::new(pool.clone());
@@ -64,7 +64,8 @@ async fn requests_past_an_operators_retention_fail_their_outputs_as_expired(pool
         .await
         .unwrap();
     assert_eq!(
-        queue::maintenance::dead_letter_expired(&pool, 100)
+        queue::Maintenance::new(pool.clone())
+            .dead_letter_expired(100)
             .await
             .unwrap(),
         1
@@ -86,7 +87,7 @@ async fn requests_past_an_operators_retention_fail_their_outputs_as_expired(pool
     assert_eq!(stats.dead_lettered, 1, "{stats:?}");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn response_naming_another_outputs_key_is_refused(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(thumb()).await;
@@ -135,4 +136,12 @@ async fn response_naming_another_outputs_key_is_refused(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(stored, None);
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn the_queue_alone_migrates_a_database_it_shares_with_the_app(pool: PgPool) {
+    // `darkroom-queue` applies only the queue's migrations; the app's, also
+    // recorded there, must not stop it.
+    queue::MIGRATOR.run(&pool).await.unwrap();
+    common::MIGRATOR.run(&pool).await.unwrap();
 }

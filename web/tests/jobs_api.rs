@@ -1,16 +1,16 @@
 //! Jobs API behaviour over HTTP, including bad input.
 
-mod common;
+mod support;
 
-use common::{photo, png_bomb, spawn_app, spawn_worker};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{photo, png_bomb, spawn_app, spawn_worker};
 
 fn thumb() -> Value {
     json!([{"name":"thumb","ops":[{"op":"thumbnail","width":64,"height":64}]}])
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn non_image_is_rejected_and_the_job_survives(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(thumb()).await;
@@ -52,7 +52,7 @@ async fn non_image_is_rejected_and_the_job_survives(pool: PgPool) {
     assert_eq!(status["state"], "pending");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn upload_enqueues_one_request_per_image_and_recipe(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app
@@ -81,7 +81,7 @@ async fn upload_enqueues_one_request_per_image_and_recipe(pool: PgPool) {
     assert_eq!(queued, 4);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn wrong_or_missing_token_is_not_found(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app.create_job(thumb()).await;
@@ -116,7 +116,7 @@ async fn wrong_or_missing_token_is_not_found(pool: PgPool) {
     assert_eq!(res.status(), 200);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn invalid_recipe_is_a_400_naming_op_and_field(pool: PgPool) {
     let app = spawn_app(pool).await;
     let res = app
@@ -151,7 +151,7 @@ async fn invalid_recipe_is_a_400_naming_op_and_field(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn upload_without_files_is_a_400(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app.create_job(thumb()).await;
@@ -159,14 +159,14 @@ async fn upload_without_files_is_a_400(pool: PgPool) {
     assert_eq!(res.status(), 400);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn healthz_answers_when_postgres_and_s3_do(pool: PgPool) {
     let app = spawn_app(pool).await;
     let res = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn root_serves_the_upload_page(pool: PgPool) {
     let app = spawn_app(pool).await;
     let res = app.client.get(app.url("/")).send().await.unwrap();
@@ -197,7 +197,7 @@ async fn root_serves_the_upload_page(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn openapi_spec_describes_every_route(pool: PgPool) {
     let app = spawn_app(pool).await;
     let res = app
@@ -251,7 +251,7 @@ async fn openapi_spec_describes_every_route(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn unknown_path_is_a_404_not_a_queue_api_token_error(pool: PgPool) {
     let app = spawn_app(pool).await;
     for path in ["/favicon.ico", "/api/nope", "/api/jobs/x/y/z/w"] {
@@ -260,7 +260,7 @@ async fn unknown_path_is_a_404_not_a_queue_api_token_error(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn empty_file_and_bomb_are_refused_and_truncated_jpeg_fails_clearly(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let _worker = spawn_worker(&pool, &app.storage_args);
@@ -318,16 +318,16 @@ fn noise_png(width: u32, height: u32) -> Vec<u8> {
     png
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn upload_larger_than_a_part_is_stored_intact_and_over_limit_is_refused(pool: PgPool) {
     let settings = web::Settings {
-        limits: worker::engine::Limits {
+        limits: common::Limits {
             max_bytes: 20 * 1024 * 1024,
             ..Default::default()
         },
         ..Default::default()
     };
-    let app = common::spawn_app_with(pool, settings).await;
+    let app = support::spawn_app_with(pool, settings).await;
     let job = app.create_job(thumb()).await;
     // Over one 8 MiB part: goes up as a multipart upload of two parts.
     let big = noise_png(2600, 1600);

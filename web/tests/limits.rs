@@ -1,18 +1,18 @@
 //! Limits that keep one client from taking the service down: recipe cost and
 //! output size, request size, per-job quota, per-client rates and streams.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderName;
-use common::{photo, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{photo, spawn_app, spawn_app_with};
 use web::Settings;
 use web::rate::RateSettings;
 
-async fn create(app: &common::TestApp, recipes: Value) -> (u16, Value) {
+async fn create(app: &support::TestApp, recipes: Value) -> (u16, Value) {
     let res = app
         .client
         .post(app.url("/api/jobs"))
@@ -23,7 +23,7 @@ async fn create(app: &common::TestApp, recipes: Value) -> (u16, Value) {
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn resize_past_the_pixel_cap_is_refused_at_job_creation(pool: PgPool) {
     let app = spawn_app(pool).await;
     let (status, body) = create(
@@ -39,7 +39,7 @@ async fn resize_past_the_pixel_cap_is_refused_at_job_creation(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn recipe_over_the_cost_budget_is_refused_with_its_cost(pool: PgPool) {
     let app = spawn_app(pool).await;
     let blurs: Vec<Value> = (0..31)
@@ -54,7 +54,7 @@ async fn recipe_over_the_cost_budget_is_refused_with_its_cost(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn heavy_ops_after_a_thumbnail_are_within_budget(pool: PgPool) {
     let app = spawn_app(pool).await;
     let mut ops = vec![json!({"op":"thumbnail","width":256,"height":256})];
@@ -63,7 +63,7 @@ async fn heavy_ops_after_a_thumbnail_are_within_budget(pool: PgPool) {
     assert_eq!(status, 201, "{body}");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn original_is_a_reserved_recipe_name(pool: PgPool) {
     let app = spawn_app(pool).await;
     let (status, body) = create(
@@ -86,7 +86,7 @@ fn settings() -> Settings {
     Settings::default()
 }
 
-async fn originals(app: &common::TestApp, job: &common::Job) -> usize {
+async fn originals(app: &support::TestApp, job: &support::Job) -> usize {
     app.storage
         .list(&format!("jobs/{}/originals/", job.id))
         .await
@@ -94,7 +94,7 @@ async fn originals(app: &common::TestApp, job: &common::Job) -> usize {
         .len()
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn request_over_its_size_is_cut_with_413_and_keeps_the_files_before(pool: PgPool) {
     let app = spawn_app_with(
         pool,
@@ -133,7 +133,7 @@ async fn request_over_its_size_is_cut_with_413_and_keeps_the_files_before(pool: 
     assert_eq!(originals(&app, &job).await, 1);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn files_past_the_jobs_image_quota_are_refused(pool: PgPool) {
     let app = spawn_app_with(
         pool,
@@ -165,7 +165,7 @@ async fn files_past_the_jobs_image_quota_are_refused(pool: PgPool) {
     assert_eq!(originals(&app, &job).await, 2);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn concurrent_uploads_never_exceed_the_quota(pool: PgPool) {
     let app = spawn_app_with(
         pool,
@@ -186,7 +186,7 @@ async fn concurrent_uploads_never_exceed_the_quota(pool: PgPool) {
     assert_eq!(originals(&app, &job).await, 3);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn job_creation_over_the_clients_rate_is_429_with_retry_after(pool: PgPool) {
     let app = spawn_app_with(
         pool,
@@ -226,7 +226,7 @@ async fn job_creation_over_the_clients_rate_is_429_with_retry_after(pool: PgPool
     assert_eq!(create("192.0.2.2").await.unwrap().status(), 201);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn upload_requests_over_the_clients_rate_are_429(pool: PgPool) {
     let app = spawn_app_with(
         pool,
@@ -248,7 +248,7 @@ async fn upload_requests_over_the_clients_rate_are_429(pool: PgPool) {
     assert_eq!(originals(&app, &job).await, 1);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn work_over_the_clients_rate_cuts_the_upload_with_429(pool: PgPool) {
     // Flipping rocket.jpg (640×427) is charged about 16 megapixel passes:
     // 4 of work, 12 for the message.
@@ -301,7 +301,7 @@ async fn work_over_the_clients_rate_cuts_the_upload_with_429(pool: PgPool) {
 
 /// Opens a progress stream and returns the response (the stream stays open
 /// while it is held).
-async fn stream(app: &common::TestApp, job: &common::Job) -> reqwest::Response {
+async fn stream(app: &support::TestApp, job: &support::Job) -> reqwest::Response {
     app.client
         .get(app.url(&format!("/api/jobs/{}/events", job.id)))
         .bearer_auth(&job.token)
@@ -310,7 +310,7 @@ async fn stream(app: &common::TestApp, job: &common::Job) -> reqwest::Response {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn progress_streams_are_capped_per_job_and_freed_when_closed(pool: PgPool) {
     let app = spawn_app_with(
         pool,
@@ -345,7 +345,7 @@ async fn progress_streams_are_capped_per_job_and_freed_when_closed(pool: PgPool)
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn progress_stream_ends_once_the_job_is_done(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(flip()).await;
@@ -365,7 +365,7 @@ async fn progress_stream_ends_once_the_job_is_done(pool: PgPool) {
     assert!(body.contains(r#""state":"done""#), "{body}");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn job_status_pages_through_images(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app.create_job(flip()).await;
@@ -417,7 +417,7 @@ async fn job_status_pages_through_images(pool: PgPool) {
     assert_eq!(res.status(), 400);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn requests_of_any_kind_over_the_clients_rate_are_429(pool: PgPool) {
     let app = spawn_app_with(
         pool,

@@ -1,14 +1,14 @@
 //! The `darkroom-web` and `darkroom-worker` binaries: start-up errors and
 //! graceful shutdown on SIGTERM.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ChildGuard, database_url, storage_args, workspace_bin};
 use sqlx::PgPool;
+use support::{ChildGuard, database_url, storage_args, workspace_bin};
 
 fn web() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_darkroom-web"));
@@ -48,7 +48,7 @@ fn web_without_database_url_says_so_in_one_line() {
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn web_with_unreachable_s3_says_so_in_one_line(pool: PgPool) {
     let out = web()
         .env("DATABASE_URL", database_url(&pool))
@@ -67,7 +67,7 @@ async fn web_with_unreachable_s3_says_so_in_one_line(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn web_stops_cleanly_on_sigterm(pool: PgPool) {
     let s3 = storage_args();
     let mut child = ChildGuard(
@@ -95,7 +95,7 @@ async fn web_stops_cleanly_on_sigterm(pool: PgPool) {
     assert!(status.success(), "{status}");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn worker_stops_cleanly_on_sigterm(pool: PgPool) {
     let s3 = storage_args();
     let mut child = ChildGuard(

@@ -1,15 +1,15 @@
 //! Progress and downloads: the SSE stream, the zip archive, originals and
 //! metrics, on real Postgres and a real S3 server.
 
-mod common;
+mod support;
 
 use std::io::Read;
 use std::time::Duration;
 
-use common::{Job, TestApp, photo, spawn_app, spawn_worker};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{Job, TestApp, photo, spawn_app, spawn_worker};
 
 /// One Server-Sent Event.
 #[derive(Debug, Default, Clone)]
@@ -82,7 +82,7 @@ fn thumb_recipes() -> Value {
     ])
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn events_stream_every_output_change_and_resume_after_last_event_id(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(thumb_recipes()).await;
@@ -155,7 +155,7 @@ async fn events_stream_every_output_change_and_resume_after_last_event_id(pool: 
     assert_eq!(again.last().unwrap().0, *ids.last().unwrap());
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn events_need_the_job_token(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app.create_job(thumb_recipes()).await;
@@ -171,7 +171,7 @@ async fn events_need_the_job_token(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn archive_holds_every_finished_output_under_unique_names(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(thumb_recipes()).await;
@@ -242,7 +242,7 @@ async fn archive_holds_every_finished_output_under_unique_names(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn original_is_served_as_uploaded(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app.create_job(thumb_recipes()).await;
@@ -271,7 +271,7 @@ async fn original_is_served_as_uploaded(pool: PgPool) {
     assert_eq!(res.status(), 404);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn metrics_count_uploads_and_show_queue_depth(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app.create_job(thumb_recipes()).await;

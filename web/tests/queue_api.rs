@@ -1,11 +1,11 @@
 //! The queue HTTP API as mounted by `darkroom-web`.
 
-mod common;
+mod support;
 
-use common::{TestApp, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{TestApp, spawn_app_with};
 use web::Settings;
 
 const TOKEN: &str = "queue-api-test-token-3f9a1c7e5b2d";
@@ -28,7 +28,7 @@ async fn app(pool: PgPool) -> TestApp {
     spawn_app_with(
         pool,
         Settings {
-            admin_token: Some(queue::http::AdminToken::new(TOKEN).unwrap()),
+            admin_token: Some(queue::AdminToken::new(TOKEN).unwrap()),
             ..Settings::default()
         },
     )
@@ -49,7 +49,7 @@ async fn call(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (
     (status, body)
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn without_admin_token_configured_everyone_gets_403(pool: PgPool) {
     let app = spawn_app_with(pool, Settings::default()).await;
     let res = app
@@ -69,7 +69,7 @@ async fn without_admin_token_configured_everyone_gets_403(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn wrong_or_missing_admin_token_is_401(pool: PgPool) {
     let app = app(pool).await;
     let res = app
@@ -89,7 +89,7 @@ async fn wrong_or_missing_admin_token_is_401(pool: PgPool) {
     assert_eq!(res.status(), 401);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn send_receive_delete_round_trip(pool: PgPool) {
     let app = app(pool).await;
     let (status, created) = call(
@@ -155,7 +155,7 @@ async fn send_receive_delete_round_trip(pool: PgPool) {
     assert_eq!(again["stale"].as_array().unwrap().len(), 2);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn stale_receipt_visibility_change_is_409(pool: PgPool) {
     let app = app(pool.clone()).await;
     call(&app, "PUT", "/api/queues/q", Some(json!({}))).await;
@@ -193,7 +193,7 @@ async fn stale_receipt_visibility_change_is_409(pool: PgPool) {
     assert_eq!(status, 409, "{body}");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn bad_input_gets_clear_errors(pool: PgPool) {
     let app = app(pool).await;
     let (status, body) = call(&app, "GET", "/api/queues/nope", None).await;
@@ -264,7 +264,7 @@ async fn bad_input_gets_clear_errors(pool: PgPool) {
     assert_eq!(status, 400);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn rewind_redrive_purge_and_delete_over_http(pool: PgPool) {
     let app = app(pool.clone()).await;
     call(&app, "PUT", "/api/queues/dead", Some(json!({}))).await;
@@ -339,7 +339,7 @@ async fn rewind_redrive_purge_and_delete_over_http(pool: PgPool) {
     assert!(!names.contains(&json!("main")));
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn receive_with_wait_returns_when_a_message_arrives(pool: PgPool) {
     let app = app(pool).await;
     call(&app, "PUT", "/api/queues/w", Some(json!({}))).await;

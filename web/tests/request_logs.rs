@@ -2,13 +2,13 @@
 //! put job tokens there. (A file of its own: it installs the process-wide
 //! log subscriber.)
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::spawn_app;
 use sqlx::PgPool;
+use support::spawn_app;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -24,7 +24,7 @@ impl Write for Captured {
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn request_logs_leave_out_query_strings(pool: PgPool) {
     let captured = Captured::default();
     let writer = captured.clone();

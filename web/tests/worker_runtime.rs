@@ -2,16 +2,17 @@
 //! server, real Postgres and a real S3 server: heartbeats, dead letters and
 //! shutdown.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, photo, spawn_app};
+use common::protocol::{MAX_RECEIVES, declare_queues};
 use queue::Queues;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use support::{TestApp, photo, spawn_app};
 use tokio_util::sync::CancellationToken;
-use worker::runtime::{MAX_RECEIVES, Worker, WorkerSettings, declare_queues};
+use worker::runtime::{Worker, WorkerSettings};
 
 /// A recipe that takes seconds: enlarge a photo to 24 MP, then blur it.
 fn slow_recipe() -> Value {
@@ -23,7 +24,7 @@ fn slow_recipe() -> Value {
 
 async fn in_process_worker(pool: &PgPool, app: &TestApp, mut settings: WorkerSettings) -> Worker {
     // The engine runs in a child process of the worker binary, not of this test.
-    settings.isolation.program = common::workspace_bin("darkroom-worker");
+    settings.isolation.program = support::workspace_bin("darkroom-worker");
     let (requests, responses) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
     Worker::new(requests, responses, app.storage.clone(), settings)
 }
@@ -47,7 +48,7 @@ async fn responses_sent(pool: &PgPool, job_id: &str, state: &str) -> i64 {
 
 async fn request_stats(pool: &PgPool) -> queue::Stats {
     Queues::new(pool.clone())
-        .open(worker::protocol::REQUEST_QUEUE)
+        .open(common::protocol::REQUEST_QUEUE)
         .await
         .unwrap()
         .stats()
@@ -55,7 +56,7 @@ async fn request_stats(pool: &PgPool) -> queue::Stats {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn heartbeat_keeps_a_long_op_leased_so_no_second_worker_repeats_it(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let settings = WorkerSettings {
@@ -94,7 +95,7 @@ async fn heartbeat_keeps_a_long_op_leased_so_no_second_worker_repeats_it(pool: P
     assert_eq!(responses_sent(&pool, &job.id, "done").await, 1);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app
@@ -134,7 +135,7 @@ async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool:
     assert_eq!(stats.dead_lettered, 1);
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn shutdown_releases_what_it_cannot_finish_within_the_grace(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let settings = WorkerSettings {
@@ -192,7 +193,7 @@ fn output<'a>(status: &'a Value, recipe: &str) -> &'a Value {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn image_past_the_deadline_is_stopped_and_failed_while_the_others_finish(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let mut settings = WorkerSettings {
@@ -238,7 +239,7 @@ async fn image_past_the_deadline_is_stopped_and_failed_while_the_others_finish(p
     );
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn image_needing_more_memory_than_the_worker_has_fails_and_the_rest_are_done(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let settings = WorkerSettings {
@@ -271,7 +272,7 @@ fn job_id(status: &Value) -> String {
     status["id"].as_str().unwrap().to_owned()
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let recipe = json!([{"name": "t", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}]);
@@ -282,7 +283,7 @@ async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
         .json()
         .await
         .unwrap();
-    let victim_key = worker::protocol::source_key(
+    let victim_key = common::protocol::source_key(
         victim.id.parse().unwrap(),
         uploaded["images"][0]["id"]
             .as_str()
@@ -308,7 +309,7 @@ async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let request = worker::protocol::Request {
+    let request = common::protocol::Request {
         job_id: attacker.id.parse().unwrap(),
         image_id,
         image_name: "x.jpg".into(),

@@ -31,8 +31,10 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::engine::{self, Limits, Output};
-use crate::recipe::{Op, OutputFormat};
+use common::Limits;
+use common::recipe::{OP_NAMES, Op, OutputFormat};
+
+use crate::engine::{self, Output};
 
 /// The subcommand a child runs.
 pub const SUBCOMMAND: &str = "engine";
@@ -217,7 +219,7 @@ fn parse_reply(stdout: &[u8]) -> Result<Processed, RunError> {
 fn step_name(step: &str) -> &'static str {
     ["decode", "encode"]
         .into_iter()
-        .chain(crate::recipe::OP_NAMES.iter().copied())
+        .chain(OP_NAMES.iter().copied())
         .find(|name| *name == step)
         .unwrap_or("other")
 }

@@ -1,15 +1,186 @@
-//! `darkroom-worker`: see the `worker` crate.
+//! `darkroom-worker`: leases request messages and processes their images
+//! (see the `worker` crate); `apply` runs a recipe on a local file.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use common::Limits;
+use common::protocol::declare_queues;
+use common::recipe::{Op, OutputFormat};
+use common::storage::{Storage, StorageArgs};
+use common::{db, telemetry};
+use queue::Queues;
+use tokio_util::sync::CancellationToken;
+use worker::engine;
+use worker::isolate::{self, Isolation};
+use worker::runtime::{Worker, WorkerSettings};
 
+/// Darkroom worker: leases request messages and processes images.
+#[derive(Parser, Debug)]
+#[command(name = "darkroom-worker", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a recipe on a local file, with no database or S3.
+    Apply {
+        /// An op as JSON, e.g. '{"op":"thumbnail","width":256,"height":256}'; repeat for a chain.
+        #[arg(long = "op", required = true)]
+        ops: Vec<String>,
+        /// Input image.
+        input: PathBuf,
+        /// Output image; its extension picks the format unless a `format` op does.
+        output: PathBuf,
+    },
+    /// Process one image for a worker (its child process; see `isolate`).
+    #[command(name = "engine", hide = true)]
+    Engine {
+        /// Memory ceiling, in bytes.
+        #[arg(long)]
+        memory: u64,
+        /// The worker's process id; the child exits when it is gone.
+        #[arg(long)]
+        parent: u32,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Postgres connection URL (required to run the worker).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Images processed at once (default: number of cores).
+    #[arg(long, env = "DARKROOM_WORKER_CONCURRENCY")]
+    concurrency: Option<usize>,
+    /// Lock taken on each request message, in seconds (default 60); a
+    /// heartbeat renews it every third of that while the work runs.
+    #[arg(long, env = "DARKROOM_WORKER_LOCK", default_value_t = 60)]
+    lock: u64,
+    /// How long transient failures (S3 or Postgres down) are retried in
+    /// place before the message is released, in seconds (default 600).
+    #[arg(long, env = "DARKROOM_WORKER_RETRY_FOR", default_value_t = 600)]
+    retry_for: u64,
+    /// How long messages in hand may take to finish after SIGTERM, in
+    /// seconds (default 30); the rest are released for other workers.
+    #[arg(long, env = "DARKROOM_WORKER_SHUTDOWN_GRACE", default_value_t = 30)]
+    shutdown_grace: u64,
+    /// Longest one image may be processed, in seconds (default 120); past
+    /// it the processing is stopped and the output fails.
+    #[arg(long, env = "DARKROOM_WORKER_DEADLINE", default_value_t = 120)]
+    deadline: u64,
+    /// Memory the images processed at once may use together, in MiB
+    /// (default 2048); an image is started only when its estimated need
+    /// fits, and one that needs more than this fails.
+    #[arg(long, env = "DARKROOM_WORKER_MAX_MEMORY", default_value_t = 2048)]
+    max_memory: u64,
+    /// Largest image, width × height, read or made (default 50 000 000).
+    #[arg(long, env = "DARKROOM_MAX_PIXELS", default_value_t = 50_000_000)]
+    max_pixels: u64,
+    /// Most work one recipe may cost, in passes over a DARKROOM_MAX_PIXELS
+    /// image (default 64; see the README).
+    #[arg(long, env = "DARKROOM_MAX_RECIPE_COST", default_value_t = 64)]
+    max_recipe_cost: u32,
+    /// Address to serve Prometheus metrics on, at /metrics (default: none).
+    #[arg(long, env = "DARKROOM_WORKER_METRICS_BIND")]
+    metrics_bind: Option<String>,
+    /// Log JSON lines instead of text (default false).
+    #[arg(long, env = "DARKROOM_LOG_JSON")]
+    log_json: bool,
+}
+
+/// `apply` and `engine` run on this thread alone: a one-shot command has no
+/// use for an async runtime and its worker threads.
 fn main() -> ExitCode {
-    match worker::config::run(worker::config::Cli::parse()) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Apply { ops, input, output }) => {
+            apply(&ops, &input, &output).map(|()| ExitCode::SUCCESS)
         }
+        Some(Command::Engine { memory, parent }) => Ok(isolate::child_main(memory, parent)),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(run_worker(cli.run)))
+            .map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn apply(ops: &[String], input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
+    let ops = ops
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let value: serde_json::Value =
+                serde_json::from_str(s).with_context(|| format!("--op #{}: not JSON", i + 1))?;
+            Op::from_json(&value, &format!("--op #{}", i + 1)).map_err(anyhow::Error::from)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let format = output
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(OutputFormat::from_extension);
+    let out = engine::process(&bytes, &ops, &Limits::default(), format)
+        .with_context(|| format!("processing {}", input.display()))?;
+    std::fs::write(output, &out.bytes).with_context(|| format!("writing {}", output.display()))?;
+    Ok(())
+}
+
+async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init(args.log_json);
+    telemetry::metrics();
+    let pool = db::connect_and_migrate(args.database_url.as_deref(), 4).await?;
+    let storage = Storage::connect(&args.storage).await?;
+    let (requests, responses) = declare_queues(&Queues::new(pool)).await?;
+    let mut settings = WorkerSettings {
+        lock: Duration::from_secs(args.lock.max(1)),
+        retry_for: Duration::from_secs(args.retry_for),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        isolation: Isolation {
+            program: std::env::current_exe().context("finding this program's path")?,
+            deadline: Duration::from_secs(args.deadline.max(1)),
+        },
+        max_memory: args.max_memory.max(1) << 20,
+        limits: Limits {
+            max_pixels: args.max_pixels,
+            max_recipe_cost: args.max_recipe_cost,
+            ..Limits::default()
+        },
+        ..Default::default()
+    };
+    if let Some(n) = args.concurrency {
+        settings.concurrency = n.max(1);
     }
+    let shutdown = CancellationToken::new();
+    if let Some(bind) = &args.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind} (DARKROOM_WORKER_METRICS_BIND)"))?;
+        tokio::spawn(telemetry::serve_metrics(listener, shutdown.clone()));
+    }
+    let signal = telemetry::shutdown_signal();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        signal.await;
+        trigger.cancel();
+    });
+    Worker::new(requests, responses, storage, settings)
+        .run(shutdown)
+        .await;
+    Ok(())
 }

@@ -21,21 +21,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use metrics::{counter, gauge, histogram};
-use queue::{Message, Queue, QueueAttributes, Queues, Receipt};
+use queue::{Message, Queue, Receipt};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::engine::{self, Limits};
-use crate::isolate::{Isolation, RunError};
-use crate::protocol::{
-    self, DEAD_REQUEST_QUEUE, Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Request, Response,
-};
-use crate::storage::{Storage, StorageError};
+use common::Limits;
+use common::probe;
+use common::protocol::{self, Outcome, Request, Response};
+use common::storage::{Storage, StorageError};
 
-/// Receives of one request before it is dead-lettered.
-pub const MAX_RECEIVES: u32 = 5;
+use crate::isolate::{Isolation, RunError};
 
 /// Settings of one worker process.
 #[derive(Clone, Debug)]
@@ -76,49 +73,6 @@ impl Default for WorkerSettings {
             limits: Limits::default(),
         }
     }
-}
-
-/// Creates the request queue (with its dead letter queue) and the response
-/// queue unless they exist.
-///
-/// None of them drops unprocessed work: they keep messages until they are
-/// handled. An operator may give the request queue a retention; its expired
-/// requests then move to the dead letter queue, and the web server fails
-/// their outputs as expired. Responses and dead letters are the record of
-/// what happened, so a retention set on them is taken off again here.
-pub async fn declare_queues(queues: &Queues) -> queue::Result<(Queue, Queue)> {
-    let keep = QueueAttributes {
-        retention: None,
-        ..Default::default()
-    };
-    let dead = queues.ensure(DEAD_REQUEST_QUEUE, &keep).await?;
-    let requests = queues
-        .ensure(
-            REQUEST_QUEUE,
-            &QueueAttributes {
-                max_receive_count: Some(MAX_RECEIVES),
-                dead_letter_queue: Some(DEAD_REQUEST_QUEUE.into()),
-                ..keep.clone()
-            },
-        )
-        .await?;
-    let responses = queues.ensure(RESPONSE_QUEUE, &keep).await?;
-    for queue in [&dead, &responses] {
-        if let Some(retention) = queue.attributes().retention {
-            warn!(
-                queue = queue.name(),
-                ?retention,
-                "this queue must keep every message; removing its retention"
-            );
-            let attributes = QueueAttributes {
-                retention: None,
-                ..queue.attributes().clone()
-            };
-            queues.put(queue.name(), &attributes).await?;
-        }
-    }
-    let responses = queues.open(RESPONSE_QUEUE).await?;
-    Ok((requests, responses))
 }
 
 /// A worker process's state.
@@ -360,9 +314,8 @@ impl Worker {
         let input = self.storage.get(&source_key).await?;
         let limits = self.settings.limits;
         let ops = &request.recipe.ops;
-        let probe =
-            engine::probe(&input, &limits).map_err(|e| Failure::Permanent(e.to_string()))?;
-        let estimate = engine::estimate(&probe, input.len() as u64, ops, None);
+        let probe = probe::probe(&input, &limits).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let estimate = probe::estimate(&probe, input.len() as u64, ops, None);
         limits
             .check(&estimate)
             .map_err(|e| Failure::Permanent(e.to_string()))?;

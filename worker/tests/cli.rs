@@ -45,7 +45,7 @@ fn database_url(pool: &sqlx::PgPool) -> String {
     }
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn unreachable_s3_is_one_clear_line(pool: sqlx::PgPool) {
     let out = worker()
         .env("DATABASE_URL", database_url(&pool))

@@ -4,9 +4,12 @@ use std::io::Cursor;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::Limits;
+use common::limits::LimitError;
+use common::probe::ProbeError;
+use common::recipe::{Op, OutputFormat};
 use image::{ImageEncoder, ImageFormat};
-use worker::engine::{EngineError, Limits, process};
-use worker::recipe::{Op, OutputFormat};
+use worker::engine::{EngineError, process};
 
 fn photo(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -62,7 +65,10 @@ fn truncated_jpeg_is_a_corrupt_error_not_a_panic() {
     for cut in [10, 200, full.len() / 2] {
         let err = process(&full[..cut], &[], &Limits::default(), None).unwrap_err();
         assert!(
-            matches!(err, EngineError::Corrupt(_)),
+            matches!(
+                err,
+                EngineError::Corrupt(_) | EngineError::Probe(ProbeError::Corrupt(_))
+            ),
             "cut at {cut}: {err}"
         );
     }
@@ -71,7 +77,7 @@ fn truncated_jpeg_is_a_corrupt_error_not_a_panic() {
 #[test]
 fn text_is_not_an_image() {
     let err = process(b"<html>not an image</html>", &[], &Limits::default(), None).unwrap_err();
-    assert!(matches!(err, EngineError::NotAnImage));
+    assert!(matches!(err, EngineError::Probe(ProbeError::NotAnImage)));
 }
 
 /// A PNG header claiming 100000×100000 pixels (a decompression bomb).
@@ -95,7 +101,10 @@ fn decompression_bomb_is_rejected_from_the_header_quickly() {
     let start = Instant::now();
     let err = process(&bomb, &[], &Limits::default(), None).unwrap_err();
     assert!(
-        matches!(err, EngineError::TooLarge { width: 100_000, .. }),
+        matches!(
+            err,
+            EngineError::Probe(ProbeError::TooLarge { width: 100_000, .. })
+        ),
         "{err}"
     );
     assert!(start.elapsed() < Duration::from_secs(1));
@@ -108,7 +117,10 @@ fn too_many_bytes_is_rejected() {
         ..Limits::default()
     };
     let err = process(&photo("rocket.jpg"), &[], &limits, None).unwrap_err();
-    assert!(matches!(err, EngineError::TooManyBytes { .. }));
+    assert!(matches!(
+        err,
+        EngineError::Limit(LimitError::TooManyBytes { .. })
+    ));
 }
 
 #[test]
@@ -354,7 +366,7 @@ fn shrink_on_load_respects_exif_orientation() {
         &[Op::Resize {
             width: 100,
             height: 300,
-            fit: worker::recipe::Fit::Cover,
+            fit: common::recipe::Fit::Cover,
         }],
         &Limits::default(),
         None,

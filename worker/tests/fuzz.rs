@@ -10,8 +10,9 @@
 
 use std::path::Path;
 
-use worker::engine::{Limits, process};
-use worker::recipe::{Axis, Op};
+use common::Limits;
+use common::recipe::{Axis, Op};
+use worker::engine::process;
 
 fn limits() -> Limits {
     // The fuzz target's limits.

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::recipe::Op;
+use common::{Limits, probe};
 use image::ImageEncoder;
 use serde_json::json;
-use worker::engine::{self, Limits};
 use worker::isolate::{Isolation, RunError};
-use worker::recipe::Op;
 
 fn isolation(deadline: Duration) -> Isolation {
     Isolation {
@@ -151,7 +151,7 @@ async fn memory_estimate_bounds_what_every_op_uses() {
 
 async fn estimate_bounds_every_op(input: Bytes) {
     let limits = Limits::default();
-    let probe = engine::probe(&input, &limits).unwrap();
+    let probe = probe::probe(&input, &limits).unwrap();
     let recipes = [
         json!([{"op": "thumbnail", "width": 256, "height": 256}]),
         json!([{"op": "resize", "width": 1600, "height": 1200}]),
@@ -172,7 +172,7 @@ async fn estimate_bounds_every_op(input: Bytes) {
     ];
     for recipe in recipes {
         let ops = ops(recipe.clone());
-        let estimate = engine::estimate(&probe, input.len() as u64, &ops, None);
+        let estimate = probe::estimate(&probe, input.len() as u64, &ops, None);
         let processed = isolation(Duration::from_secs(120))
             .run(input.clone(), &ops, &limits, estimate.memory)
             .await

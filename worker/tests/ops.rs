@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
+use common::Limits;
+use common::recipe::{Op, OutputFormat};
 use image::{DynamicImage, RgbImage};
 use serde_json::json;
-use worker::engine::{Limits, process};
-use worker::recipe::{Op, OutputFormat};
+use worker::engine::process;
 
 fn chelsea() -> Vec<u8> {
     std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/chelsea.png"))

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
+use common::recipe::Region;
 use image::{DynamicImage, Rgba, RgbaImage};
 use palette::{IntoColor, Lab, Srgb};
 use worker::engine::retouch::{find_mouth, red_eye, teeth_whiten};
 use worker::engine::smart::smart_origin;
-use worker::recipe::Region;
 
 fn photo(name: &str) -> RgbaImage {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

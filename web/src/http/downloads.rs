@@ -11,13 +11,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use common::recipe::OutputFormat;
+use common::storage::Storage;
 use futures::StreamExt;
 use tokio::io::DuplexStream;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::io::ReaderStream;
 use uuid::Uuid;
-use worker::recipe::OutputFormat;
-use worker::storage::Storage;
 
 use crate::AppState;
 use crate::auth::JobAccess;

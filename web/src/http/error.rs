@@ -54,8 +54,8 @@ impl From<queue::Error> for AppError {
     }
 }
 
-impl From<worker::storage::StorageError> for AppError {
-    fn from(e: worker::storage::StorageError) -> Self {
+impl From<common::storage::StorageError> for AppError {
+    fn from(e: common::storage::StorageError) -> Self {
         AppError::Internal(e.into())
     }
 }

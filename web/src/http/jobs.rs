@@ -8,14 +8,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use common::Limits;
+use common::cost::{self, Source};
+use common::limits::LimitError;
+use common::recipe::{OutputFormat, Recipe};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::postgres::types::PgInterval;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use worker::cost::{self, Source};
-use worker::engine::Limits;
-use worker::recipe::{OutputFormat, Recipe};
 
 use crate::AppState;
 use crate::auth::{JobAccess, new_token};
@@ -74,7 +75,7 @@ pub fn parse_recipes(body: &[u8], limits: &Limits) -> AppResult<Vec<Recipe>> {
 
 /// A recipe is judged on the worst image the limits let through: the most
 /// pixels, no shrink on load, encoded as PNG unless it names a format.
-fn check_cost(recipe: &Recipe, limits: &Limits) -> Result<(), worker::engine::EngineError> {
+fn check_cost(recipe: &Recipe, limits: &Limits) -> Result<(), LimitError> {
     let format = recipe.format().map_or(OutputFormat::Png, |(f, _)| f);
     let worst = Source::worst(limits.max_pixels, limits.max_bytes);
     limits.check(&cost::estimate(&worst, &recipe.ops, format))

@@ -28,7 +28,7 @@ pub fn admin_router() -> Router<AppState> {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(AdminDoc::openapi());
-    doc.merge(queue::http::ApiDoc::openapi());
+    doc.merge(queue::ApiDoc::openapi());
     doc
 }
 

@@ -17,15 +17,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::BytesMut;
+use common::probe::{self, Probe, ProbeError};
+use common::protocol::{self, Request};
+use common::recipe::Recipe;
+use common::storage::StorageError;
 use futures::StreamExt;
 use queue::NewMessage;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use worker::engine::{self, EngineError, Probe};
-use worker::protocol::{self, Request};
-use worker::recipe::Recipe;
-use worker::storage::StorageError;
 
 use crate::auth::JobAccess;
 use crate::events::JobEvents;
@@ -355,12 +355,12 @@ impl Upload<'_> {
         if head.is_empty() {
             return Err(FileError::Rejected("file is empty".into()));
         }
-        let format = engine::sniff_format(&head).map_err(|e| FileError::Rejected(e.to_string()))?;
-        match engine::probe(&head, limits) {
+        let format = probe::sniff_format(&head).map_err(|e| FileError::Rejected(e.to_string()))?;
+        match probe::probe(&head, limits) {
             Ok(probe) => self.charge(&probe)?,
             // A header cut by our read window says nothing yet: the worker
             // checks the whole file again before decoding.
-            Err(EngineError::Corrupt(_)) if !complete => {}
+            Err(ProbeError::Corrupt(_)) if !complete => {}
             Err(e) => return Err(FileError::Rejected(e.to_string())),
         }
         let image_id = Uuid::new_v4();
@@ -421,7 +421,7 @@ impl Upload<'_> {
         let work: u64 = self
             .recipes
             .iter()
-            .map(|r| engine::estimate(probe, 0, &r.ops, None).megapixel_passes() + PER_MESSAGE)
+            .map(|r| probe::estimate(probe, 0, &r.ops, None).megapixel_passes() + PER_MESSAGE)
             .sum();
         let rates = &self.state.settings.rates;
         if !self.state.rates.payable(work, rates) {

@@ -9,8 +9,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use worker::engine::{Limits, process};
-use worker::recipe::{Axis, Op};
+use common::Limits;
+use worker::engine::process;
+use common::recipe::{Axis, Op};
 
 fuzz_target!(
     init: {

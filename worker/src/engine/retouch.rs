@@ -3,10 +3,27 @@
 //! Both work on an RGBA image in place and never touch a pixel outside the
 //! area they decide to correct, so the rest of a photo stays bit-identical.
 
-use image::RgbaImage;
+use common::recipe::Region;
+use image::{DynamicImage, RgbaImage};
 use palette::{IntoColor, Lab, Srgb};
 
-use crate::recipe::Region;
+/// Red-eye removal on any image (made RGBA first).
+pub(super) fn red_eye_image(img: DynamicImage, region: Option<Region>) -> DynamicImage {
+    let mut rgba = img.into_rgba8();
+    red_eye(&mut rgba, region);
+    DynamicImage::ImageRgba8(rgba)
+}
+
+/// Teeth whitening on any image (made RGBA first).
+pub(super) fn teeth_whiten_image(
+    img: DynamicImage,
+    strength: f32,
+    region: Option<Region>,
+) -> DynamicImage {
+    let mut rgba = img.into_rgba8();
+    teeth_whiten(&mut rgba, strength, region);
+    DynamicImage::ImageRgba8(rgba)
+}
 
 /// A rectangle clipped to the image: (x0, y0, x1, y1), exclusive ends.
 fn clip(region: Region, w: u32, h: u32) -> (u32, u32, u32, u32) {

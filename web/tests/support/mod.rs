@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::storage::{Storage, StorageArgs};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use web::{AppState, Settings};
-use worker::storage::{Storage, StorageArgs};
 
 pub struct TestApp {
     pub addr: SocketAddr,

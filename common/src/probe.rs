@@ -1,0 +1,276 @@
+//! What a file's header says, read without decoding a pixel, and what a
+//! recipe will cost on that file: the web server judges uploads with it, a
+//! worker admits messages with it, and the engine decides how to decode.
+
+use std::io::Cursor;
+
+use image::{ImageDecoder, ImageFormat, ImageReader};
+
+use crate::cost::{self, Estimate, Source};
+use crate::limits::Limits;
+use crate::recipe::{Fit, Op, OutputFormat};
+
+/// Why a file is refused from its header. Permanent.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("not a supported image (JPEG, PNG, WebP, GIF, TIFF or BMP)")]
+    NotAnImage,
+    #[error("image is {width}×{height} pixels, over the limit of {limit} pixels")]
+    TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("image is {width}×{height}, over the largest side of {limit} pixels")]
+    TooLarge { width: u32, height: u32, limit: u32 },
+    #[error("image is corrupt or truncated: {0}")]
+    Corrupt(String),
+}
+
+/// What a file's header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per pixel of the decoded image.
+    pub bytes_per_pixel: u8,
+    /// Whether a JPEG can be decoded at a reduced scale (not CMYK, not
+    /// 16-bit); false for other formats.
+    pub scalable: bool,
+}
+
+impl Probe {
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// Identifies the format from the magic bytes (not the file name).
+pub fn sniff_format(prefix: &[u8]) -> Result<ImageFormat, ProbeError> {
+    match image::guess_format(prefix) {
+        Ok(
+            f @ (ImageFormat::Jpeg
+            | ImageFormat::Png
+            | ImageFormat::WebP
+            | ImageFormat::Gif
+            | ImageFormat::Tiff
+            | ImageFormat::Bmp),
+        ) => Ok(f),
+        _ => Err(ProbeError::NotAnImage),
+    }
+}
+
+/// Reads format and dimensions from the start of a file and checks them
+/// against `limits`, without decoding pixels.
+pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ProbeError> {
+    let format = sniff_format(bytes)?;
+    let probe = if format == ImageFormat::Jpeg {
+        // Reads the headers in place; the generic reader copies the file first.
+        jpeg_header(bytes).map_err(ProbeError::Corrupt)?
+    } else {
+        let decoder = ImageReader::with_format(Cursor::new(bytes), format)
+            .into_decoder()
+            .map_err(|e| ProbeError::Corrupt(e.to_string()))?;
+        let (width, height) = decoder.dimensions();
+        Probe {
+            format,
+            width,
+            height,
+            bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
+            scalable: false,
+        }
+    };
+    check_dimensions(probe.width, probe.height, limits)?;
+    Ok(probe)
+}
+
+/// A JPEG's frame header.
+fn jpeg_header(input: &[u8]) -> Result<Probe, String> {
+    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
+    decoder.read_info().map_err(|e| e.to_string())?;
+    let info = decoder.info().ok_or("JPEG has no frame header")?;
+    let (bytes_per_pixel, scalable) = match info.pixel_format {
+        jpeg_decoder::PixelFormat::L8 => (1, true),
+        jpeg_decoder::PixelFormat::RGB24 => (3, true),
+        jpeg_decoder::PixelFormat::L16 => (2, false),
+        jpeg_decoder::PixelFormat::CMYK32 => (4, false),
+    };
+    Ok(Probe {
+        format: ImageFormat::Jpeg,
+        width: u32::from(info.width),
+        height: u32::from(info.height),
+        bytes_per_pixel,
+        scalable,
+    })
+}
+
+fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), ProbeError> {
+    if width > limits.max_dimension || height > limits.max_dimension {
+        return Err(ProbeError::TooLarge {
+            width,
+            height,
+            limit: limits.max_dimension,
+        });
+    }
+    if u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(ProbeError::TooManyPixels {
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// The format and quality `ops` end in: their last `format` op, else
+/// `default_format`, else the input's (JPEG for JPEG, PNG otherwise).
+pub fn output_format(
+    ops: &[Op],
+    input: ImageFormat,
+    default_format: Option<OutputFormat>,
+) -> (OutputFormat, Option<u8>) {
+    ops.iter()
+        .rev()
+        .find_map(|op| match op {
+            Op::Format { format, quality } => Some((*format, *quality)),
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            let f = default_format.unwrap_or(match input {
+                ImageFormat::Jpeg => OutputFormat::Jpeg,
+                _ => OutputFormat::Png,
+            });
+            (f, None)
+        })
+}
+
+/// What running `ops` on a file with this header costs, at most (see
+/// [`crate::cost`]).
+pub fn estimate(
+    probe: &Probe,
+    file_bytes: u64,
+    ops: &[Op],
+    default_format: Option<OutputFormat>,
+) -> Estimate {
+    let source = Source {
+        pixels: probe.pixels(),
+        decoded_pixels: decoded_pixels(probe, ops),
+        bytes_per_pixel: u64::from(probe.bytes_per_pixel),
+        file_bytes,
+    };
+    let (format, _) = output_format(ops, probe.format, default_format);
+    cost::estimate(&source, ops, format)
+}
+
+/// How the first op is applied to a JPEG decoded already reduced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shrink {
+    /// Resize to exactly this size.
+    Exact(u32, u32),
+    /// Resize to cover this size, keeping the centre.
+    Cover(u32, u32),
+}
+
+/// When `op`, the first of a recipe, may shrink an image of `w × h`
+/// (oriented) pixels on load: how to apply it, and the least size
+/// (oriented) to decode at.
+pub fn shrink_plan(w: u32, h: u32, op: Option<&Op>) -> Option<(Shrink, u32, u32)> {
+    match op? {
+        Op::Thumbnail { width, height } if w > *width || h > *height => {
+            let (fw, fh) = fit_inside(w, h, *width, *height);
+            Some((Shrink::Exact(fw, fh), fw, fh))
+        }
+        Op::Resize {
+            width,
+            height,
+            fit: Fit::Inside,
+        } => {
+            let (fw, fh) = fit_inside(w, h, *width, *height);
+            Some((Shrink::Exact(fw, fh), fw, fh))
+        }
+        Op::Resize {
+            width,
+            height,
+            fit: Fit::Fill,
+        } => Some((Shrink::Exact(*width, *height), *width, *height)),
+        Op::Resize {
+            width,
+            height,
+            fit: Fit::Cover,
+        } => {
+            let scale = f64::max(
+                f64::from(*width) / f64::from(w),
+                f64::from(*height) / f64::from(h),
+            );
+            let cw = (f64::from(w) * scale).ceil() as u32;
+            let ch = (f64::from(h) * scale).ceil() as u32;
+            Some((Shrink::Cover(*width, *height), cw, ch))
+        }
+        _ => None,
+    }
+}
+
+/// Size that fits `(w, h)` inside `(bw, bh)` keeping the aspect ratio.
+pub fn fit_inside(w: u32, h: u32, bw: u32, bh: u32) -> (u32, u32) {
+    let scale = f64::min(f64::from(bw) / f64::from(w), f64::from(bh) / f64::from(h));
+    let nw = (f64::from(w) * scale).round().max(1.0) as u32;
+    let nh = (f64::from(h) * scale).round().max(1.0) as u32;
+    (nw.min(bw), nh.min(bh))
+}
+
+/// The divisor (1, 2, 4 or 8) a JPEG of `w × h` is decoded at when asked for
+/// at least `min_w × min_h`; mirrors `jpeg-decoder`'s own choice, which is
+/// satisfied when either side is. 1 when the request is not a twofold shrink.
+pub fn dct_scale(w: u32, h: u32, min_w: u32, min_h: u32) -> u32 {
+    if min_w.saturating_mul(2) > w || min_h.saturating_mul(2) > h {
+        return 1;
+    }
+    let scaled = |len: u32, eighths: u32| (len * eighths).div_ceil(8);
+    [1, 2, 4]
+        .into_iter()
+        .find(|&eighths| scaled(w, eighths) >= min_w || scaled(h, eighths) >= min_h)
+        .map_or(1, |eighths| 8 / eighths)
+}
+
+/// Pixels the decoder makes for `ops` on this file: fewer than the image's
+/// when the first op shrinks a JPEG on load. Bounds both orientations, as
+/// the EXIF orientation is not read here.
+fn decoded_pixels(probe: &Probe, ops: &[Op]) -> u64 {
+    if !probe.scalable {
+        return probe.pixels();
+    }
+    let (w, h) = (probe.width, probe.height);
+    let at = |need: Option<(u32, u32)>| match need {
+        Some((nw, nh)) => {
+            let d = dct_scale(w, h, nw, nh);
+            u64::from(w.div_ceil(d)) * u64::from(h.div_ceil(d))
+        }
+        None => probe.pixels(),
+    };
+    let upright = shrink_plan(w, h, ops.first()).map(|(_, nw, nh)| (nw, nh));
+    let transposed = shrink_plan(h, w, ops.first()).map(|(_, nw, nh)| (nh, nw));
+    at(upright).max(at(transposed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_inside_keeps_aspect() {
+        assert_eq!(fit_inside(640, 427, 256, 256), (256, 171));
+        assert_eq!(fit_inside(300, 600, 100, 100), (50, 100));
+    }
+
+    #[test]
+    fn garbage_is_not_an_image() {
+        assert!(matches!(
+            probe(b"hello, world, this is text", &Limits::default()),
+            Err(ProbeError::NotAnImage)
+        ));
+    }
+
+    #[test]
+    fn a_thumbnail_decodes_a_jpeg_at_an_eighth() {
+        assert_eq!(dct_scale(4000, 3000, 256, 192), 8);
+        assert_eq!(dct_scale(4000, 3000, 1600, 1200), 2);
+        assert_eq!(dct_scale(4000, 3000, 3000, 2250), 1);
+    }
+}

@@ -1,0 +1,174 @@
+//! Messages between web and workers, the queues they travel on, where their
+//! objects live in S3, and the states an output goes through.
+
+use queue::{Queue, QueueAttributes, Queues};
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::recipe::{OutputFormat, Recipe};
+
+/// Receives of one request before it is dead-lettered.
+pub const MAX_RECEIVES: u32 = 5;
+
+/// Queue of work for workers: one message per (image, recipe).
+pub const REQUEST_QUEUE: &str = "darkroom.requests";
+/// Where requests go that kept coming back unfinished (worker crashes,
+/// timeouts); the web server marks their outputs failed.
+pub const DEAD_REQUEST_QUEUE: &str = "darkroom.requests.dead";
+/// Queue of results for web.
+pub const RESPONSE_QUEUE: &str = "darkroom.responses";
+
+/// Process `recipe` on the original at `source_key`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub job_id: Uuid,
+    pub image_id: Uuid,
+    pub image_name: String,
+    pub recipe: Recipe,
+    pub source_key: String,
+}
+
+/// What happened to one (image, recipe).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub job_id: Uuid,
+    pub image_id: Uuid,
+    pub recipe: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A worker has started on it.
+    Processing,
+    Done {
+        width: u32,
+        height: u32,
+        bytes: u64,
+        format: OutputFormat,
+        key: String,
+    },
+    /// Permanent failure: retrying would not help.
+    Failed { error: String },
+}
+
+/// Where an output stands, as the web server records it. States only move
+/// up this ladder (`queued < processing < failed < done`), so a response
+/// applied twice, or a late `processing` after `done`, changes nothing; a
+/// redriven request that then succeeds turns a failed output done.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputState {
+    Queued,
+    Processing,
+    Failed,
+    Done,
+}
+
+impl OutputState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputState::Queued => "queued",
+            OutputState::Processing => "processing",
+            OutputState::Failed => "failed",
+            OutputState::Done => "done",
+        }
+    }
+
+    /// The state stored as `s` (the database's check constraint keeps it one
+    /// of these).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "queued" => Some(OutputState::Queued),
+            "processing" => Some(OutputState::Processing),
+            "failed" => Some(OutputState::Failed),
+            "done" => Some(OutputState::Done),
+            _ => None,
+        }
+    }
+
+    /// Done or failed: nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(self, OutputState::Failed | OutputState::Done)
+    }
+}
+
+impl Outcome {
+    /// The state this outcome puts an output in.
+    pub fn state(&self) -> OutputState {
+        match self {
+            Outcome::Processing => OutputState::Processing,
+            Outcome::Done { .. } => OutputState::Done,
+            Outcome::Failed { .. } => OutputState::Failed,
+        }
+    }
+}
+
+/// Creates the request queue (with its dead letter queue) and the response
+/// queue unless they exist.
+///
+/// None of them drops unprocessed work: they keep messages until they are
+/// handled. An operator may give the request queue a retention; its expired
+/// requests then move to the dead letter queue, and the web server fails
+/// their outputs as expired. Responses and dead letters are the record of
+/// what happened, so a retention set on them is taken off again here.
+pub async fn declare_queues(queues: &Queues) -> queue::Result<(Queue, Queue)> {
+    let keep = QueueAttributes {
+        retention: None,
+        ..Default::default()
+    };
+    let dead = queues.ensure(DEAD_REQUEST_QUEUE, &keep).await?;
+    let requests = queues
+        .ensure(
+            REQUEST_QUEUE,
+            &QueueAttributes {
+                max_receive_count: Some(MAX_RECEIVES),
+                dead_letter_queue: Some(DEAD_REQUEST_QUEUE.into()),
+                ..keep.clone()
+            },
+        )
+        .await?;
+    let responses = queues.ensure(RESPONSE_QUEUE, &keep).await?;
+    for queue in [&dead, &responses] {
+        if let Some(retention) = queue.attributes().retention {
+            warn!(
+                queue = queue.name(),
+                ?retention,
+                "this queue must keep every message; removing its retention"
+            );
+            let attributes = QueueAttributes {
+                retention: None,
+                ..queue.attributes().clone()
+            };
+            queues.put(queue.name(), &attributes).await?;
+        }
+    }
+    let responses = queues.open(RESPONSE_QUEUE).await?;
+    Ok((requests, responses))
+}
+
+/// Where an uploaded original is stored.
+pub fn source_key(job_id: Uuid, image_id: Uuid) -> String {
+    format!("jobs/{job_id}/originals/{image_id}")
+}
+
+/// Where an output is stored. Deterministic, so processing a message twice
+/// (after a crash) overwrites one object instead of leaving two.
+pub fn output_key(job_id: Uuid, image_id: Uuid, recipe: &str) -> String {
+    format!("jobs/{job_id}/outputs/{image_id}/{recipe}")
+}
