@@ -252,39 +252,9 @@ impl Queues {
         .ok_or_else(|| Error::QueueNotFound(name.to_owned()))?;
         // Its counters go; those of the queues its messages were
         // dead-lettered from are put right.
-        sqlx::query!(
-            r#"
-            with gone as (
-                delete from queue_messages where queue_id = $1
-                returning queue_id, ids, visible_at, lease, dead_letter_source
-            ), counted as (
-                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
-                                                 dead_lettered)
-                select d.queue_id, d.bucket, pg_backend_pid(),
-                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
-                from (
-                    select queue_id, 0::int8, -cardinality(ids), 0, 0, 0 from gone
-                    union all select queue_id, queue_bucket(visible_at), 0,
-                                     case when lease is not null then -cardinality(ids) else 0 end,
-                                     case when lease is null then -cardinality(ids) else 0 end, 0
-                              from gone where visible_at > now()
-                    union all select dead_letter_source, 0, 0, 0, 0, -cardinality(ids) from gone
-                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
-                where d.queue_id is not null
-                group by d.queue_id, d.bucket
-                order by d.queue_id, d.bucket
-                on conflict (queue_id, bucket, slot) do update set
-                    live = c.live + excluded.live,
-                    leased = c.leased + excluded.leased,
-                    delayed = c.delayed + excluded.delayed,
-                    dead_lettered = c.dead_lettered + excluded.dead_lettered
-            )
-            select count(*) from gone
-            "#,
-            id
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        sqlx::query_file_scalar!("sql/purge.sql", id)
+            .fetch_one(&mut *tx)
+            .await?;
         sqlx::query!("delete from queue_counters where queue_id = $1", id)
             .execute(&mut *tx)
             .await?;
@@ -298,39 +268,9 @@ impl Queue {
     /// delayed); returns how many. Bodies stay until retention, so a purged
     /// queue can still be rewound.
     pub async fn purge(&self) -> Result<u64> {
-        let purged = sqlx::query_scalar!(
-            r#"
-            with gone as (
-                delete from queue_messages where queue_id = $1
-                returning queue_id, ids, visible_at, lease, dead_letter_source
-            ), counted as (
-                insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
-                                                 dead_lettered)
-                select d.queue_id, d.bucket, pg_backend_pid(),
-                       sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
-                from (
-                    select queue_id, 0::int8, -cardinality(ids), 0, 0, 0 from gone
-                    union all select queue_id, queue_bucket(visible_at), 0,
-                                     case when lease is not null then -cardinality(ids) else 0 end,
-                                     case when lease is null then -cardinality(ids) else 0 end, 0
-                              from gone where visible_at > now()
-                    union all select dead_letter_source, 0, 0, 0, 0, -cardinality(ids) from gone
-                ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
-                where d.queue_id is not null
-                group by d.queue_id, d.bucket
-                order by d.queue_id, d.bucket
-                on conflict (queue_id, bucket, slot) do update set
-                    live = c.live + excluded.live,
-                    leased = c.leased + excluded.leased,
-                    delayed = c.delayed + excluded.delayed,
-                    dead_lettered = c.dead_lettered + excluded.dead_lettered
-            )
-            select coalesce(sum(cardinality(ids)), 0)::int8 as "purged!" from gone
-            "#,
-            self.id()
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let purged = sqlx::query_file_scalar!("sql/purge.sql", self.id())
+            .fetch_one(&self.pool)
+            .await?;
         Ok(purged as u64)
     }
 }

@@ -39,52 +39,9 @@ impl Maintenance {
     pub async fn expire_messages(&self, limit: i64) -> Result<u64> {
         // Messages of a queue are enqueued in id order, so the expired ones are
         // at the head of its index: no full scan.
-        let rows = sqlx::query_scalar!(
-            r#"
-        with gone as (
-            delete from queue_messages m
-            using (
-                select e.queue_id, e.id
-                from queue_queues q
-                cross join lateral (
-                    select queue_id, id from queue_messages
-                    where queue_id = q.id
-                      and enqueued_at < now() - make_interval(secs => q.retention_ms::float8 / 1000)
-                    order by pos
-                    limit $1
-                ) e
-                where q.retention_ms is not null and q.dead_letter_queue is null
-            ) x
-            where m.queue_id = x.queue_id and m.id = x.id
-            returning m.queue_id, m.ids, m.visible_at, m.lease, m.dead_letter_source
-        ), counted as (
-            insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
-                                             dead_lettered)
-            select d.queue_id, d.bucket, pg_backend_pid(),
-                   sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
-            from (
-                select queue_id, 0::int8, -cardinality(ids), 0, 0, 0 from gone
-                union all select queue_id, queue_bucket(visible_at), 0,
-                                 case when lease is not null then -cardinality(ids) else 0 end,
-                                 case when lease is null then -cardinality(ids) else 0 end, 0
-                          from gone where visible_at > now()
-                union all select dead_letter_source, 0, 0, 0, 0, -cardinality(ids) from gone
-            ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
-            where d.queue_id is not null
-            group by d.queue_id, d.bucket
-            order by d.queue_id, d.bucket
-            on conflict (queue_id, bucket, slot) do update set
-                live = c.live + excluded.live,
-                leased = c.leased + excluded.leased,
-                delayed = c.delayed + excluded.delayed,
-                dead_lettered = c.dead_lettered + excluded.dead_lettered
-        )
-        select count(*) as "rows!" from gone
-        "#,
-            limit
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let rows = sqlx::query_file_scalar!("sql/expire_messages.sql", limit)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(rows as u64)
     }
 
@@ -97,58 +54,9 @@ impl Maintenance {
         // Rows are locked while they are read, so the counters below are
         // corrected from the values the move really replaces; rows a receiver
         // holds this instant are left for the next round.
-        let rows = sqlx::query_scalar!(
-            r#"
-        with expired as (
-            select e.id, q.id as source, d.id as dlq, e.ids, e.visible_at, e.lease,
-                   e.dead_letter_source as was_from
-            from queue_queues q
-            join queue_queues d on d.name = q.dead_letter_queue
-            cross join lateral (
-                select id, ids, visible_at, lease, dead_letter_source from queue_messages
-                where queue_id = q.id
-                  and enqueued_at < now() - make_interval(secs => q.retention_ms::float8 / 1000)
-                order by pos
-                limit $1
-                for update skip locked
-            ) e
-            where q.retention_ms is not null
-        ), moved as (
-            update queue_messages m
-            set queue_id = x.dlq, visible_at = now(), lease = null, receive_count = 0,
-                dead_letter_source = x.source, dead_letter_reason = 'expired'
-            from expired x
-            where m.id = x.id
-            returning x.source, x.dlq, cardinality(x.ids) as n, x.visible_at, x.lease, x.was_from
-        ), counted as (
-            insert into queue_counters as c (queue_id, bucket, slot, live, leased, delayed,
-                                             dead_lettered)
-            select d.queue_id, d.bucket, pg_backend_pid(),
-                   sum(d.live), sum(d.leased), sum(d.delayed), sum(d.dead_lettered)
-            from (
-                select source, 0::int8, -n, 0, 0, n from moved
-                union all select dlq, 0, n, 0, 0, 0 from moved
-                union all select was_from, 0, 0, 0, 0, -n from moved
-                union all select source, queue_bucket(visible_at), 0,
-                                 case when lease is not null then -n else 0 end,
-                                 case when lease is null then -n else 0 end, 0
-                          from moved where visible_at > now()
-            ) as d(queue_id, bucket, live, leased, delayed, dead_lettered)
-            where d.queue_id is not null
-            group by d.queue_id, d.bucket
-            order by d.queue_id, d.bucket
-            on conflict (queue_id, bucket, slot) do update set
-                live = c.live + excluded.live,
-                leased = c.leased + excluded.leased,
-                delayed = c.delayed + excluded.delayed,
-                dead_lettered = c.dead_lettered + excluded.dead_lettered
-        )
-        select count(*) as "rows!" from moved
-        "#,
-            limit
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let rows = sqlx::query_file_scalar!("sql/dead_letter_expired.sql", limit)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(rows as u64)
     }
 

@@ -281,76 +281,9 @@ impl Queue {
         // without waiting for the disk (`synchronous_commit` off for this
         // transaction): a Postgres crash can lose the lease, which only
         // delivers the message again. Sends do wait. See docs/queue.md.
-        Ok(sqlx::query_as!(
+        Ok(sqlx::query_file_as!(
             Row,
-            r#"
-            with picked as (
-                select id, pos, ids, message_group, receive_count, enqueued_at,
-                       first_received_at, dead_letter_source, dead_letter_reason,
-                       coalesce(receive_count >= (select $5::int4), false) as dead
-                from queue_messages
-                where queue_id = (select $1::int4) and visible_at <= now()
-                order by pos
-                limit (select $6::int8)
-                for update skip locked
-            ), planned as (
-                select p.*,
-                       least(cardinality(p.ids), $2 - coalesce(sum(cardinality(p.ids))
-                           filter (where not p.dead)
-                           over (order by p.pos rows between unbounded preceding and 1 preceding), 0))
-                           as take
-                from picked p
-            ), taken as (
-                select * from planned where not dead and take > 0
-            ), leased as (
-                update queue_messages m
-                set (ids, visible_at, lease, receive_count, first_received_at) = (
-                    select t.ids[:t.take], now() + make_interval(secs => $3), $4::uuid,
-                           t.receive_count + 1, coalesce(t.first_received_at, now())
-                    from taken t where t.id = m.id
-                )
-                where m.id = any(array(select id from taken))
-                returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
-                          m.dead_letter_reason, set_config('synchronous_commit', 'off', true)
-            ), tails as (
-                insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
-                                            receive_count, enqueued_at, first_received_at,
-                                            dead_letter_source, dead_letter_reason)
-                select $1, t.ids[t.take + 1], t.ids[t.take + 1:], t.message_group, now(),
-                       t.receive_count, t.enqueued_at, t.first_received_at, t.dead_letter_source,
-                       t.dead_letter_reason
-                from leased l
-                join taken t on t.id = l.id
-                where t.take < cardinality(t.ids)
-            ), counted as (
-                insert into queue_counters as c (queue_id, bucket, slot, leased)
-                select $1, queue_bucket(now() + make_interval(secs => $3)), pg_backend_pid(),
-                       sum(cardinality(ids))
-                from leased
-                having count(*) > 0
-                on conflict (queue_id, bucket, slot) do update set
-                    leased = c.leased + excluded.leased
-            )
-            select l.id as "row_id!", l.ids as "ids?",
-                   case when l.ids[cardinality(l.ids)] - l.ids[1] = cardinality(l.ids) - 1
-                             and queue_chunk_of(l.ids[1])
-                                 = queue_chunk_of(l.ids[cardinality(l.ids)])
-                        then (select c.bodies[l.ids[1] - c.id + 1
-                                              : l.ids[cardinality(l.ids)] - c.id + 1]
-                              from queue_chunks c
-                              where c.id = queue_chunk_of(l.ids[1]))
-                        else array(select b.body from queue_bodies_of(l.ids) as b
-                                   order by b.id)
-                   end as "bodies?",
-                   l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
-                   l.first_received_at as "first_received_at!",
-                   l.dead_letter_reason
-            from leased l
-            union all
-            select id, null, null, receive_count, enqueued_at, now(), null
-            from picked
-            where dead
-            "#,
+            "sql/receive_concurrent.sql",
             self.id(),
             max as i64,
             lock.as_secs_f64(),
@@ -376,68 +309,9 @@ impl Queue {
         // one index probe per group, not a walk over the backlog. A head past
         // its receive limit is returned without its message, for
         // `dead_letter` to move; its group's next message comes after it.
-        Ok(sqlx::query_as!(
+        Ok(sqlx::query_file_as!(
             Row,
-            r#"
-            with recursive groups as (
-                (select message_group as name from queue_messages
-                 where queue_id = $1 and message_group is not null
-                 order by message_group limit 1)
-                union all
-                select (select message_group from queue_messages
-                        where queue_id = $1 and message_group > g.name
-                        order by message_group limit 1)
-                from groups g
-                where g.name is not null
-            ), heads as (
-                select h.id, h.visible_at
-                from groups g
-                cross join lateral (
-                    select id, visible_at from queue_messages
-                    where queue_id = $1 and message_group = g.name
-                    order by pos limit 1
-                ) h
-                where g.name is not null
-            ), picked as (
-                select m.id, m.receive_count, m.enqueued_at,
-                       coalesce(m.receive_count >= $5::int4, false) as dead
-                from queue_messages m
-                where m.id = any(array(select id from heads where visible_at <= now()))
-                  and m.visible_at <= now()
-                order by m.pos
-                limit (select $2::int8)
-                for update of m skip locked
-            ), leased as (
-                update queue_messages m
-                set visible_at = now() + make_interval(secs => $3),
-                    lease = $4,
-                    receive_count = m.receive_count + 1,
-                    first_received_at = coalesce(m.first_received_at, now())
-                where m.id = any(array(select id from picked where not dead))
-                returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
-                          m.dead_letter_reason, set_config('synchronous_commit', 'off', true)
-            ), counted as (
-                insert into queue_counters as c (queue_id, bucket, slot, leased)
-                select $1, queue_bucket(now() + make_interval(secs => $3)), pg_backend_pid(),
-                       sum(cardinality(ids))
-                from leased
-                having count(*) > 0
-                on conflict (queue_id, bucket, slot) do update set
-                    leased = c.leased + excluded.leased
-            )
-            select l.id as "row_id!", l.ids as "ids?",
-                   array[(select c.bodies[l.ids[1] - c.id + 1]
-                          from queue_chunks c
-                          where c.id = queue_chunk_of(l.ids[1]))] as "bodies?",
-                   l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
-                   l.first_received_at as "first_received_at!",
-                   l.dead_letter_reason
-            from leased l
-            union all
-            select id, null, null, receive_count, enqueued_at, now(), null
-            from picked
-            where dead
-            "#,
+            "sql/receive_ordered.sql",
             self.id(),
             max as i64,
             lock.as_secs_f64(),

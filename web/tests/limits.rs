@@ -123,10 +123,7 @@ async fn request_over_its_size_is_cut_with_413_and_keeps_the_files_before(pool: 
     // The cut is named when it falls inside a file; between two files there
     // is nothing to name.
     let errors = body["errors"].as_array().unwrap();
-    assert!(
-        errors.iter().all(|e| e["name"] == "chelsea.png"),
-        "{body}"
-    );
+    assert!(errors.iter().all(|e| e["name"] == "chelsea.png"), "{body}");
     assert!(
         body["error"]
             .as_str()
