@@ -1,9 +1,18 @@
-//! The admin token: refused at start-up when it is weak, compared by digest.
+//! The admin token: refused at start-up when it is weak, compared by digest,
+//! checked on every call, and described in the OpenAPI document.
 
 use std::fmt;
 
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::Modify;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::{Api, ApiError, ErrorBody};
 
 /// Shortest admin token accepted.
 pub const MIN_TOKEN_CHARS: usize = 24;
@@ -69,6 +78,51 @@ impl AdminToken {
 impl fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AdminToken(..)")
+    }
+}
+
+/// Lets a call through when it presents the admin token.
+pub(super) async fn authenticate(State(api): State<Api>, request: Request, next: Next) -> Response {
+    let Some(expected) = &api.admin_token else {
+        return ApiError::Disabled(ErrorBody {
+            error: "the queue API is disabled: set DARKROOM_ADMIN_TOKEN to enable it".into(),
+        })
+        .into_response();
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if expected.matches(presented) {
+        next.run(request).await
+    } else {
+        ApiError::Unauthorized(ErrorBody {
+            error: "missing or wrong bearer token (Authorization: Bearer <DARKROOM_ADMIN_TOKEN>)"
+                .into(),
+        })
+        .into_response()
+    }
+}
+
+/// The `admin_token` security scheme of the OpenAPI description.
+pub(super) struct Scheme;
+
+impl Modify for Scheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "admin_token",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("DARKROOM_ADMIN_TOKEN"))
+                        .build(),
+                ),
+            );
     }
 }
 

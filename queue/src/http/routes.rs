@@ -1,0 +1,298 @@
+//! The routes: one handler per call of the API.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::dto::*;
+use super::{Api, ApiError, ApiResult, bad_request, parse, seconds};
+use crate::{Error, NewMessage, Put, QueueAttributes, Receipt, RewindTo};
+
+#[utoipa::path(get, path = "/api/queues", tag = "queues",
+    responses(
+        (status = 200, description = "Every queue", body = QueueList),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn list(State(api): State<Api>) -> ApiResult<Json<QueueList>> {
+    let queues = api.queues.list().await?;
+    let queues = queues.iter().map(|q| view(q, None)).collect();
+    Ok(Json(QueueList { queues }))
+}
+
+#[utoipa::path(get, path = "/api/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "Attributes and stats", body = AttributesView),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn show(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<AttributesView>> {
+    let q = api.queues.open(&name).await?;
+    let stats = q.stats().await?;
+    Ok(Json(view(&q, Some(stats))))
+}
+
+#[utoipa::path(put, path = "/api/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = AttributesBody,
+    responses(
+        (status = 200, description = "Updated", body = AttributesView),
+        (status = 201, description = "Created", body = AttributesView),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn put(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body: AttributesBody = parse(&body)?;
+    // Fields left out keep their current value (or the default for a new queue).
+    let mut a = match api.queues.open(&name).await {
+        Ok(q) => q.attributes().clone(),
+        Err(Error::QueueNotFound(_)) => QueueAttributes::default(),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(k) = body.kind {
+        a.kind = k;
+    }
+    if let Some(s) = body.visibility_timeout {
+        a.visibility_timeout = seconds(s, "visibility_timeout")?;
+    }
+    if let Some(n) = body.max_receive_count {
+        a.max_receive_count = n;
+    }
+    if let Some(d) = body.dead_letter_queue {
+        a.dead_letter_queue = d;
+    }
+    if let Some(s) = body.retention {
+        a.retention = s.map(|s| seconds(s, "retention")).transpose()?;
+    }
+    if let Some(s) = body.rewind_window {
+        a.rewind_window = seconds(s, "rewind_window")?;
+    }
+    if let Some(s) = body.delay {
+        a.delay = seconds(s, "delay")?;
+    }
+    if let Some(n) = body.max_message_bytes {
+        a.max_message_bytes = n;
+    }
+    if let Some(s) = body.polling_wait {
+        a.polling_wait = seconds(s, "polling_wait")?;
+    }
+    let (q, put) = api.queues.put(&name, &a).await?;
+    let status = match put {
+        Put::Created => StatusCode::CREATED,
+        Put::Updated => StatusCode::OK,
+    };
+    Ok((status, Json(view(&q, None))).into_response())
+}
+
+#[utoipa::path(delete, path = "/api/queues/{name}", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "Deleted", body = QueueDeleted),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn remove(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<QueueDeleted>> {
+    api.queues.delete(&name).await?;
+    Ok(Json(QueueDeleted { deleted: name }))
+}
+
+#[utoipa::path(post, path = "/api/queues/{name}/messages", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = SendBody,
+    responses(
+        (status = 200, description = "Sent", body = Sent),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn send(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Sent>> {
+    let q = api.queues.open(&name).await?;
+    let body: SendBody = parse(&body)?;
+    let messages = body
+        .messages
+        .into_iter()
+        .map(|m| {
+            Ok(NewMessage {
+                body: m.body,
+                delay: m.delay.map(|d| seconds(d, "delay")).transpose()?,
+                group: m.group,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let ids = q.send_batch(&messages).await?;
+    Ok(Json(Sent { ids }))
+}
+
+#[utoipa::path(post, path = "/api/queues/{name}/receive", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = ReceiveBody,
+    responses(
+        (status = 200, description = "Leased messages (maybe none)", body = Received),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn receive(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Received>> {
+    let q = api.queues.open(&name).await?;
+    let body: ReceiveBody = parse(&body)?;
+    let lock = match body.lock {
+        Some(s) => seconds(s, "lock")?,
+        None => q.attributes().visibility_timeout,
+    };
+    let wait = match body.wait {
+        Some(s) => seconds(s, "wait")?,
+        None => q.attributes().polling_wait,
+    };
+    let messages = q.receive_wait(body.max.unwrap_or(1), lock, wait).await?;
+    let messages = messages
+        .into_iter()
+        .map(|m| MessageView {
+            id: m.id,
+            body: m.body,
+            receipt: m.receipt.to_string(),
+            receive_count: m.receive_count,
+            enqueued_at: m.enqueued_at,
+            first_received_at: m.first_received_at,
+        })
+        .collect();
+    Ok(Json(Received { messages }))
+}
+
+#[utoipa::path(post, path = "/api/queues/{name}/delete", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = DeleteBody,
+    responses(
+        (status = 200, description = "Which receipts took effect", body = Deleted),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn delete(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Deleted>> {
+    let q = api.queues.open(&name).await?;
+    let body: DeleteBody = parse(&body)?;
+    let receipts = body
+        .receipts
+        .iter()
+        .map(|r| r.parse::<Receipt>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcome = q.delete_batch(&receipts).await?;
+    let text = |v: Vec<Receipt>| v.into_iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    Ok(Json(Deleted {
+        deleted: text(outcome.deleted),
+        stale: text(outcome.stale),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/queues/{name}/visibility", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = VisibilityBody,
+    responses(
+        (status = 200, description = "Lock changed", body = Extended),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn visibility(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Extended>> {
+    let q = api.queues.open(&name).await?;
+    let body: VisibilityBody = parse(&body)?;
+    let receipt: Receipt = body.receipt.parse()?;
+    q.change_visibility(&receipt, seconds(body.lock, "lock")?)
+        .await?;
+    Ok(Json(Extended {
+        receipt: body.receipt,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/queues/{name}/rewind", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    request_body = RewindBody,
+    responses(
+        (status = 200, description = "Messages delivered again", body = Restored),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn rewind(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Restored>> {
+    let q = api.queues.open(&name).await?;
+    let body: RewindBody = parse(&body)?;
+    let to = match (body.to_time, body.to_id) {
+        (Some(t), None) => RewindTo::Time(t),
+        (None, Some(id)) => RewindTo::Id(id),
+        _ => {
+            return Err(bad_request(
+                "give exactly one of `to_time` (RFC 3339) or `to_id`",
+            ));
+        }
+    };
+    let restored = q.rewind(to).await?;
+    Ok(Json(Restored { restored }))
+}
+
+#[utoipa::path(post, path = "/api/queues/{name}/redrive", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "Dead letters moved back", body = Moved),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn redrive(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Moved>> {
+    let moved = api.queues.open(&name).await?.redrive().await?;
+    Ok(Json(Moved { moved }))
+}
+
+#[utoipa::path(post, path = "/api/queues/{name}/purge", tag = "queues",
+    params(("name" = String, Path, description = "Queue name")),
+    responses(
+        (status = 200, description = "Live messages deleted", body = Purged),
+        ApiError
+    ),
+    security(("admin_token" = []))
+)]
+pub(super) async fn purge(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Purged>> {
+    let purged = api.queues.open(&name).await?.purge().await?;
+    Ok(Json(Purged { purged }))
+}
