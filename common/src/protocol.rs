@@ -71,8 +71,10 @@ pub enum Outcome {
     Serialize,
     Deserialize,
     utoipa::ToSchema,
+    sqlx::Type,
 )]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum OutputState {
     Queued,
     Processing,
@@ -90,16 +92,17 @@ impl OutputState {
         }
     }
 
-    /// The state stored as `s` (the database's check constraint keeps it one
-    /// of these).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "queued" => Some(OutputState::Queued),
-            "processing" => Some(OutputState::Processing),
-            "failed" => Some(OutputState::Failed),
-            "done" => Some(OutputState::Done),
-            _ => None,
-        }
+    /// The states an output may move to this one from.
+    pub fn below(self) -> Vec<OutputState> {
+        [
+            OutputState::Queued,
+            OutputState::Processing,
+            OutputState::Failed,
+            OutputState::Done,
+        ]
+        .into_iter()
+        .filter(|s| *s < self)
+        .collect()
     }
 
     /// Done or failed: nothing more will happen to it.

@@ -182,75 +182,54 @@ pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
         };
         return Box::pin(apply_response(pool, &refused)).await;
     }
-    // Each change takes a new event number, for the progress streams.
-    let finished = match &r.outcome {
-        Outcome::Processing => {
-            let changed = sqlx::query!(
-                r#"
-                update outputs
-                set state = 'processing', updated_at = now(), event = nextval('output_events')
-                where job_id = $1 and image_id = $2 and recipe = $3 and state = 'queued'
-                "#,
-                job,
-                image,
-                recipe
-            )
-            .execute(pool)
-            .await?
-            .rows_affected();
-            return Ok(changed > 0);
-        }
+    let state = r.outcome.state();
+    let (mut width, mut height, mut bytes, mut format, mut key, mut error) =
+        (None, None, None, None, None, None);
+    match &r.outcome {
+        Outcome::Processing => {}
         Outcome::Done {
-            width,
-            height,
-            bytes,
-            format,
-            key,
-        } => sqlx::query_scalar!(
-            r#"
-                update outputs
-                set state = 'done', width = $4, height = $5, bytes = $6, format = $7,
-                    storage_key = $8, error = null, updated_at = now(),
-                    event = nextval('output_events')
-                where job_id = $1 and image_id = $2 and recipe = $3 and state <> 'done'
-                returning extract(epoch from now() - (
-                    select created_at from images where id = $2
-                ))::float8 as "seconds!"
-                "#,
-            job,
-            image,
-            recipe,
-            *width as i32,
-            *height as i32,
-            *bytes as i64,
-            format.as_str(),
-            key
-        )
-        .fetch_optional(pool)
-        .await?
-        .map(|s| ("done", s)),
-        Outcome::Failed { error } => sqlx::query_scalar!(
-            r#"
-                update outputs
-                set state = 'failed', error = $4, updated_at = now(),
-                    event = nextval('output_events')
-                where job_id = $1 and image_id = $2 and recipe = $3
-                  and state in ('queued', 'processing')
-                returning extract(epoch from now() - (
-                    select created_at from images where id = $2
-                ))::float8 as "seconds!"
-                "#,
-            job,
-            image,
-            recipe,
-            error
-        )
-        .fetch_optional(pool)
-        .await?
-        .map(|s| ("failed", s)),
-    };
-    if let Some((state, seconds)) = finished {
-        metrics::output_finished(state, seconds);
+            width: w,
+            height: h,
+            bytes: b,
+            format: f,
+            key: k,
+        } => {
+            (width, height) = (Some(*w as i32), Some(*h as i32));
+            (bytes, format, key) = (Some(*b as i64), Some(f.as_str()), Some(k.as_str()));
+        }
+        Outcome::Failed { error: e } => error = Some(e.as_str()),
     }
-    Ok(finished.is_some())
+    // The ladder is `OutputState`'s order: only an output in a state below
+    // the new one changes. Each change takes a new event number, for the
+    // progress streams.
+    let seconds = sqlx::query_scalar!(
+        r#"
+        update outputs
+        set state = $4, width = $5, height = $6, bytes = $7, format = $8, storage_key = $9,
+            error = $10, updated_at = now(), event = nextval('output_events')
+        where job_id = $1 and image_id = $2 and recipe = $3 and state = any($11)
+        returning extract(epoch from now() - (
+            select created_at from images where id = $2
+        ))::float8 as "seconds!"
+        "#,
+        job,
+        image,
+        recipe,
+        state as _,
+        width,
+        height,
+        bytes,
+        format,
+        key,
+        error,
+        &state.below() as _,
+    )
+    .fetch_optional(pool)
+    .await?;
+    if let Some(seconds) = seconds
+        && state.is_final()
+    {
+        metrics::output_finished(state.as_str(), seconds);
+    }
+    Ok(seconds.is_some())
 }

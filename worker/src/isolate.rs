@@ -56,7 +56,7 @@ enum Reply {
         height: u32,
         format: OutputFormat,
         timings: Vec<(String, f64)>,
-        /// The child's peak resident memory, in bytes.
+        /// The child's peak memory of its own, in bytes.
         peak_memory: u64,
     },
     Failed {
@@ -302,15 +302,19 @@ fn confine(memory: u64, parent: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// This process's peak resident memory (`VmHWM`), in bytes; 0 if unknown.
+/// This process's peak memory of its own, in bytes (0 if unknown): the peak
+/// resident set (`VmHWM`) less the pages of files it maps (its code, which
+/// every child shares) as they are at the end.
 fn peak_memory() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    let kb = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    kb("VmHWM:").saturating_sub(kb("RssFile:") + kb("RssShmem:")) * 1024
 }

@@ -25,17 +25,18 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
+use common::OutputState;
 use futures::Stream;
 use serde::Serialize;
-use serde_json::json;
 use sqlx::PgPool;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::JobAccess;
 use crate::http::error::{AppError, AppResult, ErrorBody};
-use crate::http::jobs::{Counts, OutputView};
+use crate::http::status::{Counts, JobState, OutputView};
 
 /// How often a stream looks for changes it was not told about.
 const FALLBACK_POLL: Duration = Duration::from_secs(3);
@@ -150,7 +151,7 @@ pub(crate) async fn events(
         loop {
             match changes(&pool, id, after).await {
                 Ok((events, counts)) => {
-                    let done = counts.job_state() == "done";
+                    let done = counts.job_state() == JobState::Done;
                     if !events.is_empty() || first || done {
                         for (event, data) in events {
                             after = event;
@@ -160,7 +161,7 @@ pub(crate) async fn events(
                                 .json_data(data)
                                 .expect("output events serialise"));
                         }
-                        let job = json!({ "state": counts.job_state(), "counts": counts });
+                        let job = JobEvent { state: counts.job_state(), counts };
                         yield Ok(Event::default()
                             .event("job")
                             .json_data(job)
@@ -173,21 +174,32 @@ pub(crate) async fn events(
                 }
                 Err(e) => tracing::warn!(job = %id, error = %e, "reading job events failed; retrying"),
             }
-            // Wait for this job to be announced, or for the fallback poll.
-            let _ = tokio::time::timeout(FALLBACK_POLL, async {
-                loop {
-                    match announced.recv().await {
-                        Ok(job) if job == id => return,
-                        Ok(_) => {}
-                        Err(RecvError::Lagged(_)) => return,
-                        Err(RecvError::Closed) => std::future::pending::<()>().await,
-                    }
-                }
-            })
-            .await;
+            news_of(&mut announced, id).await;
         }
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// Waits for `job` to be announced, or for the fallback poll.
+async fn news_of(announced: &mut broadcast::Receiver<Uuid>, job: Uuid) {
+    let _ = tokio::time::timeout(FALLBACK_POLL, async {
+        loop {
+            match announced.recv().await {
+                Ok(j) if j == job => return,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return,
+                Err(RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+}
+
+/// The `job` event: the job's state and counts after a change.
+#[derive(Serialize)]
+struct JobEvent {
+    state: JobState,
+    counts: Counts,
 }
 
 /// Outputs of the job changed after event `after`, oldest change first, and
@@ -199,8 +211,8 @@ async fn changes(
 ) -> sqlx::Result<(Vec<(i64, OutputEvent)>, Counts)> {
     let rows = sqlx::query!(
         r#"
-        select o.event, o.image_id, i.name, o.recipe, o.state, o.width, o.height, o.bytes,
-               o.format, o.error
+        select o.event, o.image_id, i.name, o.recipe, o.state as "state: OutputState", o.width,
+               o.height, o.bytes, o.format, o.error
         from outputs o join images i on i.id = o.image_id
         where o.job_id = $1 and o.event > $2
         order by o.event
@@ -211,13 +223,7 @@ async fn changes(
     )
     .fetch_all(pool)
     .await?;
-    let mut counts = Counts::default();
-    for state in sqlx::query_scalar!("select state from outputs where job_id = $1", job)
-        .fetch_all(pool)
-        .await?
-    {
-        counts.add(&state);
-    }
+    let counts = Counts::of_job(pool, job).await?;
     let events = rows
         .into_iter()
         .map(|r| {

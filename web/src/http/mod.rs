@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
+pub mod status;
 pub mod ui;
 pub mod uploads;
 
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     let limit = axum::middleware::from_fn_with_state(state.clone(), crate::rate::limit_requests);
     let public = Router::new()
         .merge(jobs::router())
+        .merge(status::router())
         .merge(downloads::router())
         .merge(events::router())
         .merge(openapi::router())

@@ -5,12 +5,11 @@
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-use uuid::Uuid;
+use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 
-use crate::http::{downloads, events, health, jobs, uploads};
+use crate::http::{downloads, events, health, jobs, status, uploads};
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
@@ -45,7 +44,7 @@ struct AdminDoc;
     ),
     paths(
         jobs::create_job,
-        jobs::get_job,
+        status::get_job,
         uploads::upload_images,
         events::events,
         downloads::get_output,
@@ -60,50 +59,6 @@ struct AdminDoc;
     )
 )]
 struct ApiDoc;
-
-/// `POST /api/jobs`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct CreateJob {
-    /// 1 to 16 recipes with distinct names.
-    recipes: Vec<RecipeDoc>,
-}
-
-/// A named chain of ops, applied in order to every image of the job.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct RecipeDoc {
-    /// Names the output in URLs and downloads.
-    #[schema(example = "thumb")]
-    name: String,
-    /// Ops such as `{"op":"thumbnail","width":256,"height":256}`; `op` is one of
-    /// crop, thumbnail, resize, red_eye, teeth_whiten, recolor, contrast,
-    /// brightness, rotate, flip, blur, sharpen, format.
-    ops: Vec<serde_json::Value>,
-}
-
-/// A new job.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct JobCreated {
-    id: Uuid,
-    /// The only key to the job: `Authorization: Bearer <token>` (or
-    /// `?token=` on links). Not stored by the server, so keep it.
-    token: String,
-    recipes: Vec<RecipeDoc>,
-    /// When the job and its files are deleted (`DARKROOM_JOB_TTL` after
-    /// creation).
-    expires_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// `POST /api/jobs/{id}/images` (multipart/form-data).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct UploadForm {
-    /// One or more files; each is checked on its own.
-    #[schema(value_type = Vec<String>, format = Binary)]
-    file: Vec<Vec<u8>>,
-}
 
 struct JobToken;
 

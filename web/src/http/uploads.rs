@@ -30,7 +30,6 @@ use uuid::Uuid;
 use crate::auth::JobAccess;
 use crate::events::JobEvents;
 use crate::http::error::{AppError, AppResult, ErrorBody, retry_after_header};
-use crate::http::openapi::UploadForm;
 use crate::rate::{Client, Limited, PER_MESSAGE};
 use crate::{AppState, metrics};
 
@@ -84,7 +83,8 @@ enum Cut {
 #[utoipa::path(post, path = "/api/jobs/{id}/images", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
     security(("job_token" = [])),
-    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    request_body(content_type = "multipart/form-data",
+        description = "One or more `file` parts; each file is judged on its own"),
     responses(
         (status = 201, description = "Some files accepted (rejected ones listed with their reason)", body = Uploaded),
         (status = 400, description = "No file accepted, or no file sent", body = Uploaded),

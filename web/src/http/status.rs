@@ -1,0 +1,241 @@
+//! `GET /api/jobs/{id}`: where a job stands, a page of images at a time,
+//! and the views of outputs and counts that progress events share.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use common::OutputState;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::JobAccess;
+use crate::http::error::{AppError, AppResult, ErrorBody};
+
+/// Images per page of a job's status, by default and at most.
+const PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/jobs/{id}", get(get_job))
+}
+
+/// A job as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct JobView {
+    id: Uuid,
+    state: JobState,
+    /// Of the whole job, whichever page this is.
+    counts: Counts,
+    /// When the job and its files are deleted.
+    expires_at: DateTime<Utc>,
+    /// A page of the job's images, oldest first.
+    images: Vec<ImageView>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<Uuid>,
+}
+
+/// Where a job stands: `done` once every output is done or failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum JobState {
+    Pending,
+    Running,
+    Done,
+}
+
+/// A page of a job's images: `limit` of them after image `after`.
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct PageQuery {
+    /// Images per page (default 100, at most 1000).
+    limit: Option<u32>,
+    /// The `next` of the previous page.
+    after: Option<Uuid>,
+}
+
+/// How far a job's outputs are.
+#[derive(Serialize, Default, ToSchema)]
+pub(crate) struct Counts {
+    total: usize,
+    done: usize,
+    failed: usize,
+    #[serde(skip)]
+    started: usize,
+}
+
+impl Counts {
+    /// The counts of outputs in these states.
+    pub(crate) fn of(states: impl IntoIterator<Item = OutputState>) -> Self {
+        let mut counts = Counts::default();
+        for state in states {
+            counts.total += 1;
+            match state {
+                OutputState::Done => counts.done += 1,
+                OutputState::Failed => counts.failed += 1,
+                OutputState::Processing | OutputState::Queued => {}
+            }
+            counts.started += usize::from(state != OutputState::Queued);
+        }
+        counts
+    }
+
+    pub(crate) fn job_state(&self) -> JobState {
+        if self.total > 0 && self.done + self.failed == self.total {
+            JobState::Done
+        } else if self.started > 0 {
+            JobState::Running
+        } else {
+            JobState::Pending
+        }
+    }
+
+    /// The counts of every output of `job`.
+    pub(crate) async fn of_job(pool: &sqlx::PgPool, job: Uuid) -> sqlx::Result<Self> {
+        let states = sqlx::query_scalar!(
+            r#"select state as "state: OutputState" from outputs where job_id = $1"#,
+            job
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(Counts::of(states))
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ImageView {
+    id: Uuid,
+    name: String,
+    outputs: Vec<OutputView>,
+}
+
+/// One output as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct OutputView {
+    pub recipe: String,
+    pub state: OutputState,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub bytes: Option<i64>,
+    pub format: Option<String>,
+    /// Where to download it, once done.
+    pub url: Option<String>,
+    pub error: Option<String>,
+}
+
+impl OutputView {
+    /// Fills in `url` for a done output.
+    pub(crate) fn with_url(mut self, job: Uuid, image: Uuid) -> Self {
+        if self.state == OutputState::Done {
+            self.url = Some(format!("/api/jobs/{job}/images/{image}/{}", self.recipe));
+        }
+        self
+    }
+}
+
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id"), PageQuery),
+    security(("job_token" = []), ("job_token_query" = [])),
+    responses(
+        (status = 200, description = "The job, its counts and a page of its images with their outputs", body = JobView),
+        (status = 400, description = "A bad `limit` or `after`", body = ErrorBody),
+        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_job(
+    State(state): State<AppState>,
+    access: JobAccess,
+    Query(page): Query<PageQuery>,
+) -> AppResult<Json<JobView>> {
+    let id = access.job_id;
+    let limit = page.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::BadRequest(format!(
+            "`limit` must be 1 to {MAX_PAGE} images"
+        )));
+    }
+    let expires_at = sqlx::query_scalar!("select expires_at from jobs where id = $1", id)
+        .fetch_one(&state.pool)
+        .await?;
+    let counts = Counts::of_job(&state.pool, id).await?;
+    let (images, next) = images_page(&state.pool, id, page.after, limit).await?;
+    Ok(Json(JobView {
+        id,
+        state: counts.job_state(),
+        counts,
+        expires_at,
+        images,
+        next,
+    }))
+}
+
+/// `limit` images of `job` after image `after`, with their outputs, and the
+/// last one's id when more follow.
+async fn images_page(
+    pool: &sqlx::PgPool,
+    job: Uuid,
+    after: Option<Uuid>,
+    limit: u32,
+) -> sqlx::Result<(Vec<ImageView>, Option<Uuid>)> {
+    // One more image than the page holds says whether another page follows.
+    let rows = sqlx::query!(
+        r#"
+        with page as (
+            select i.id, i.name, i.created_at from images i
+            where i.job_id = $1
+              and ($2::uuid is null
+                   or (i.created_at, i.id) > (select created_at, id from images
+                                              where id = $2 and job_id = $1))
+            order by i.created_at, i.id
+            limit $3
+        )
+        select p.id as image_id, p.name, o.recipe as "recipe?",
+               o.state as "state?: OutputState", o.width, o.height, o.bytes, o.format, o.error
+        from page p
+        left join outputs o on o.image_id = p.id
+        order by p.created_at, p.id, o.recipe
+        "#,
+        job,
+        after,
+        i64::from(limit) + 1,
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut images: Vec<ImageView> = Vec::new();
+    let mut index = BTreeMap::new();
+    for r in rows {
+        let slot = *index.entry(r.image_id).or_insert_with(|| {
+            images.push(ImageView {
+                id: r.image_id,
+                name: r.name.clone(),
+                outputs: Vec::new(),
+            });
+            images.len() - 1
+        });
+        let (Some(recipe), Some(state)) = (r.recipe, r.state) else {
+            continue;
+        };
+        let output = OutputView {
+            recipe,
+            state,
+            width: r.width,
+            height: r.height,
+            bytes: r.bytes,
+            format: r.format,
+            url: None,
+            error: r.error,
+        };
+        images[slot].outputs.push(output.with_url(job, r.image_id));
+    }
+    let next = if images.len() > limit as usize {
+        images.truncate(limit as usize);
+        images.last().map(|i| i.id)
+    } else {
+        None
+    };
+    Ok((images, next))
+}
