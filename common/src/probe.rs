@@ -4,7 +4,8 @@
 
 use std::io::Cursor;
 
-use image::{ImageDecoder, ImageFormat, ImageReader};
+pub use image::ImageFormat;
+use image::{ImageDecoder, ImageReader};
 
 use crate::cost::{self, Estimate, Source};
 use crate::limits::Limits;

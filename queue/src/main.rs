@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
@@ -27,37 +28,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a queue, or update the attributes given.
-    Create {
-        name: String,
-        /// concurrent or ordered (default concurrent).
-        #[arg(long)]
-        kind: Option<String>,
-        /// Default lock of a receive, in seconds (default 30).
-        #[arg(long)]
-        visibility_timeout: Option<u64>,
-        /// Receives without delete before dead-lettering (default: never).
-        #[arg(long, requires = "dead_letter_queue")]
-        max_receive_count: Option<u32>,
-        /// Queue that takes dead letters.
-        #[arg(long, requires = "max_receive_count")]
-        dead_letter_queue: Option<String>,
-        /// How long an undeleted message is kept, in seconds, or `forever`
-        /// (default 345600).
-        #[arg(long, value_parser = parse_retention)]
-        retention: Option<Retention>,
-        /// How far back a rewind may go, in seconds (default 86400).
-        #[arg(long)]
-        rewind_window: Option<u64>,
-        /// Delay of new messages, in seconds (default 0).
-        #[arg(long)]
-        delay: Option<u64>,
-        /// Largest message body, in bytes (default 1048576).
-        #[arg(long)]
-        max_message_bytes: Option<u32>,
-        /// Default long-poll wait of a receive, in seconds (default 0).
-        #[arg(long)]
-        polling_wait: Option<u64>,
-    },
+    Create(CreateArgs),
     /// Print a queue's attributes and message counts as JSON.
     Stats { name: String },
     /// Send one message per BODY; prints the ids.
@@ -73,21 +44,7 @@ enum Command {
     },
     /// Receive messages and print them as JSON lines (they stay leased
     /// until the lock expires unless --delete).
-    Receive {
-        name: String,
-        /// Most messages (1 to 1000, default 1).
-        #[arg(long, default_value_t = 1)]
-        max: usize,
-        /// Lock in seconds (default: the queue's visibility timeout).
-        #[arg(long)]
-        lock: Option<u64>,
-        /// Long-poll up to this many seconds (default 0).
-        #[arg(long, default_value_t = 0)]
-        wait: u64,
-        /// Delete what was received.
-        #[arg(long)]
-        delete: bool,
-    },
+    Receive(ReceiveArgs),
     /// Deliver deleted messages again from a time (RFC 3339) or an id.
     Rewind {
         name: String,
@@ -109,6 +66,58 @@ enum Command {
         #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
     },
+}
+
+/// `darkroom-queue create`: attributes left out keep their value.
+#[derive(clap::Args, Debug)]
+struct CreateArgs {
+    name: String,
+    /// concurrent or ordered (default concurrent).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Default lock of a receive, in seconds (default 30).
+    #[arg(long)]
+    visibility_timeout: Option<u64>,
+    /// Receives without delete before dead-lettering (default: never).
+    #[arg(long, requires = "dead_letter_queue")]
+    max_receive_count: Option<u32>,
+    /// Queue that takes dead letters.
+    #[arg(long, requires = "max_receive_count")]
+    dead_letter_queue: Option<String>,
+    /// How long an undeleted message is kept, in seconds, or `forever`
+    /// (default 345600).
+    #[arg(long, value_parser = parse_retention)]
+    retention: Option<Retention>,
+    /// How far back a rewind may go, in seconds (default 86400).
+    #[arg(long)]
+    rewind_window: Option<u64>,
+    /// Delay of new messages, in seconds (default 0).
+    #[arg(long)]
+    delay: Option<u64>,
+    /// Largest message body, in bytes (default 1048576).
+    #[arg(long)]
+    max_message_bytes: Option<u32>,
+    /// Default long-poll wait of a receive, in seconds (default 0).
+    #[arg(long)]
+    polling_wait: Option<u64>,
+}
+
+/// `darkroom-queue receive`.
+#[derive(clap::Args, Debug)]
+struct ReceiveArgs {
+    name: String,
+    /// Most messages (1 to 1000, default 1).
+    #[arg(long, default_value_t = 1)]
+    max: usize,
+    /// Lock in seconds (default: the queue's visibility timeout).
+    #[arg(long)]
+    lock: Option<u64>,
+    /// Long-poll up to this many seconds (default 0).
+    #[arg(long, default_value_t = 0)]
+    wait: u64,
+    /// Delete what was received.
+    #[arg(long)]
+    delete: bool,
 }
 
 /// Resolves on SIGTERM (what service managers and `docker stop` send) or
@@ -140,69 +149,10 @@ fn parse_retention(s: &str) -> Result<Retention, String> {
 
 /// Runs the command line.
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let url = cli.database_url.context(
-        "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
-         or pass --database-url",
-    )?;
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(&url)
-        .await
-        .context("cannot connect to Postgres at DATABASE_URL (is it running and reachable?)")?;
-    queue::MIGRATOR
-        .run(&pool)
-        .await
-        .context("applying database migrations")?;
+    let pool = connect(cli.database_url.as_deref()).await?;
     let queues = Queues::new(pool.clone());
     match cli.command {
-        Command::Create {
-            name,
-            kind,
-            visibility_timeout,
-            max_receive_count,
-            dead_letter_queue,
-            retention,
-            rewind_window,
-            delay,
-            max_message_bytes,
-            polling_wait,
-        } => {
-            let mut a = match queues.open(&name).await {
-                Ok(q) => q.attributes().clone(),
-                Err(queue::Error::QueueNotFound(_)) => QueueAttributes::default(),
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(kind) = kind {
-                a.kind = match kind.as_str() {
-                    "concurrent" => QueueKind::Concurrent,
-                    "ordered" => QueueKind::Ordered,
-                    other => anyhow::bail!("unknown kind `{other}`: use concurrent or ordered"),
-                };
-            }
-            let secs = Duration::from_secs;
-            a.visibility_timeout = visibility_timeout.map_or(a.visibility_timeout, secs);
-            if max_receive_count.is_some() {
-                a.max_receive_count = max_receive_count;
-                a.dead_letter_queue = dead_letter_queue;
-            }
-            if let Some(Retention(r)) = retention {
-                a.retention = r;
-            }
-            a.rewind_window = rewind_window.map_or(a.rewind_window, secs);
-            a.delay = delay.map_or(a.delay, secs);
-            a.max_message_bytes = max_message_bytes.unwrap_or(a.max_message_bytes);
-            a.polling_wait = polling_wait.map_or(a.polling_wait, secs);
-            let (_, put) = queues.put(&name, &a).await?;
-            println!(
-                "{name}: {}",
-                if put == Put::Created {
-                    "created"
-                } else {
-                    "updated"
-                }
-            );
-        }
+        Command::Create(args) => create(&queues, args).await?,
         Command::Stats { name } => {
             let q = queues.open(&name).await?;
             let stats = q.stats().await?;
@@ -227,32 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{id}");
             }
         }
-        Command::Receive {
-            name,
-            max,
-            lock,
-            wait,
-            delete,
-        } => {
-            let q = queues.open(&name).await?;
-            let lock = lock.map_or(q.attributes().visibility_timeout, Duration::from_secs);
-            let messages = q.receive_wait(max, lock, Duration::from_secs(wait)).await?;
-            for m in &messages {
-                let line = serde_json::json!({
-                    "id": m.id,
-                    "body": m.body,
-                    "receipt": m.receipt.to_string(),
-                    "receive_count": m.receive_count,
-                    "enqueued_at": m.enqueued_at,
-                    "first_received_at": m.first_received_at,
-                });
-                println!("{line}");
-            }
-            if delete && !messages.is_empty() {
-                let receipts: Vec<_> = messages.iter().map(|m| m.receipt).collect();
-                q.delete_batch(&receipts).await?;
-            }
-        }
+        Command::Receive(args) => receive(&queues, args).await?,
         Command::Rewind {
             name,
             to_time,
@@ -274,32 +199,140 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let purged = queues.open(&name).await?.purge().await?;
             println!("{purged} messages purged from {name}");
         }
-        Command::Serve { bind, admin_token } => {
-            let admin_token = admin_token
-                .filter(|t| !t.is_empty())
-                .map(|t| AdminToken::new(&t))
-                .transpose()?;
-            let listener = tokio::net::TcpListener::bind(&bind)
-                .await
-                .with_context(|| format!("cannot listen on {bind}"))?;
-            let shutdown = CancellationToken::new();
-            let maintenance = tokio::spawn(
-                Maintenance::new(pool.clone()).run(Duration::from_secs(10), shutdown.clone()),
-            );
-            let signal = shutdown_signal()?;
-            println!("queue API on http://{}/api/queues", listener.local_addr()?);
-            let stop = shutdown.clone();
-            axum::serve(listener, queue::http_router(queues, admin_token))
-                .with_graceful_shutdown(async move {
-                    signal.await;
-                    tracing::info!("shutting down");
-                    stop.cancel();
-                })
-                .await?;
-            shutdown.cancel();
-            maintenance.await?;
-        }
+        Command::Serve { bind, admin_token } => serve(pool, queues, &bind, admin_token).await?,
     }
+    Ok(())
+}
+
+/// Connects to `DATABASE_URL` and applies the queue's migrations.
+async fn connect(url: Option<&str>) -> anyhow::Result<PgPool> {
+    let url = url.context(
+        "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
+         or pass --database-url",
+    )?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .context("cannot connect to Postgres at DATABASE_URL (is it running and reachable?)")?;
+    queue::MIGRATOR
+        .run(&pool)
+        .await
+        .context("applying database migrations")?;
+    Ok(pool)
+}
+
+/// Creates the queue, or updates the attributes given.
+async fn create(queues: &Queues, args: CreateArgs) -> anyhow::Result<()> {
+    let CreateArgs {
+        name,
+        kind,
+        visibility_timeout,
+        max_receive_count,
+        dead_letter_queue,
+        retention,
+        rewind_window,
+        delay,
+        max_message_bytes,
+        polling_wait,
+    } = args;
+    let mut a = match queues.open(&name).await {
+        Ok(q) => q.attributes().clone(),
+        Err(queue::Error::QueueNotFound(_)) => QueueAttributes::default(),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(kind) = kind {
+        a.kind = match kind.as_str() {
+            "concurrent" => QueueKind::Concurrent,
+            "ordered" => QueueKind::Ordered,
+            other => anyhow::bail!("unknown kind `{other}`: use concurrent or ordered"),
+        };
+    }
+    let secs = Duration::from_secs;
+    a.visibility_timeout = visibility_timeout.map_or(a.visibility_timeout, secs);
+    if max_receive_count.is_some() {
+        a.max_receive_count = max_receive_count;
+        a.dead_letter_queue = dead_letter_queue;
+    }
+    if let Some(Retention(r)) = retention {
+        a.retention = r;
+    }
+    a.rewind_window = rewind_window.map_or(a.rewind_window, secs);
+    a.delay = delay.map_or(a.delay, secs);
+    a.max_message_bytes = max_message_bytes.unwrap_or(a.max_message_bytes);
+    a.polling_wait = polling_wait.map_or(a.polling_wait, secs);
+    let (_, put) = queues.put(&name, &a).await?;
+    println!(
+        "{name}: {}",
+        if put == Put::Created {
+            "created"
+        } else {
+            "updated"
+        }
+    );
+    Ok(())
+}
+
+/// Receives messages and prints them as JSON lines.
+async fn receive(queues: &Queues, args: ReceiveArgs) -> anyhow::Result<()> {
+    let ReceiveArgs {
+        name,
+        max,
+        lock,
+        wait,
+        delete,
+    } = args;
+    let q = queues.open(&name).await?;
+    let lock = lock.map_or(q.attributes().visibility_timeout, Duration::from_secs);
+    let messages = q.receive_wait(max, lock, Duration::from_secs(wait)).await?;
+    for m in &messages {
+        let line = serde_json::json!({
+            "id": m.id,
+            "body": m.body,
+            "receipt": m.receipt.to_string(),
+            "receive_count": m.receive_count,
+            "enqueued_at": m.enqueued_at,
+            "first_received_at": m.first_received_at,
+        });
+        println!("{line}");
+    }
+    if delete && !messages.is_empty() {
+        let receipts: Vec<_> = messages.iter().map(|m| m.receipt).collect();
+        q.delete_batch(&receipts).await?;
+    }
+    Ok(())
+}
+
+/// Serves the HTTP API and runs maintenance until SIGTERM or Ctrl-C.
+async fn serve(
+    pool: PgPool,
+    queues: Queues,
+    bind: &str,
+    admin_token: Option<String>,
+) -> anyhow::Result<()> {
+    let admin_token = admin_token
+        .filter(|t| !t.is_empty())
+        .map(|t| AdminToken::new(&t))
+        .transpose()?;
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let shutdown = CancellationToken::new();
+    let maintenance =
+        tokio::spawn(Maintenance::new(pool.clone()).run(Duration::from_secs(10), shutdown.clone()));
+    let signal = shutdown_signal()?;
+    println!("queue API on http://{}/api/queues", listener.local_addr()?);
+    let stop = shutdown.clone();
+    axum::serve(listener, queue::http_router(queues, admin_token))
+        .with_graceful_shutdown(async move {
+            signal.await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        })
+        .await?;
+    shutdown.cancel();
+    maintenance.await?;
     Ok(())
 }
 

@@ -163,6 +163,43 @@ async fn output_exists(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
     .await
 }
 
+/// The columns of an output row an outcome sets; the others become null.
+#[derive(Default)]
+struct Columns<'a> {
+    width: Option<i32>,
+    height: Option<i32>,
+    bytes: Option<i64>,
+    format: Option<&'a str>,
+    key: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(outcome: &'a Outcome) -> Self {
+        match outcome {
+            Outcome::Processing => Columns::default(),
+            Outcome::Done {
+                width,
+                height,
+                bytes,
+                format,
+                key,
+            } => Columns {
+                width: Some(*width as i32),
+                height: Some(*height as i32),
+                bytes: Some(*bytes as i64),
+                format: Some(format.as_str()),
+                key: Some(key),
+                error: None,
+            },
+            Outcome::Failed { error } => Columns {
+                error: Some(error),
+                ..Columns::default()
+            },
+        }
+    }
+}
+
 /// Applies one response to its output row; returns whether it changed.
 pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
     let (job, image, recipe): (Uuid, Uuid, &str) = (r.job_id, r.image_id, &r.recipe);
@@ -183,22 +220,14 @@ pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
         return Box::pin(apply_response(pool, &refused)).await;
     }
     let state = r.outcome.state();
-    let (mut width, mut height, mut bytes, mut format, mut key, mut error) =
-        (None, None, None, None, None, None);
-    match &r.outcome {
-        Outcome::Processing => {}
-        Outcome::Done {
-            width: w,
-            height: h,
-            bytes: b,
-            format: f,
-            key: k,
-        } => {
-            (width, height) = (Some(*w as i32), Some(*h as i32));
-            (bytes, format, key) = (Some(*b as i64), Some(f.as_str()), Some(k.as_str()));
-        }
-        Outcome::Failed { error: e } => error = Some(e.as_str()),
-    }
+    let Columns {
+        width,
+        height,
+        bytes,
+        format,
+        key,
+        error,
+    } = Columns::of(&r.outcome);
     // The ladder is `OutputState`'s order: only an output in a state below
     // the new one changes. Each change takes a new event number, for the
     // progress streams.

@@ -31,6 +31,7 @@ use events::JobEvents;
 use queue::{Queue, Queues};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Limits and knobs of the web server.
@@ -121,42 +122,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     metrics::handle();
-    let listener_task = tokio::spawn(
-        state
-            .job_events
-            .clone()
-            .listen(state.pool.clone(), shutdown.clone()),
-    );
-    let consumer = tokio::spawn(consumer::run(
-        state.pool.clone(),
-        state.storage.clone(),
-        state.responses.clone(),
-        shutdown.clone(),
-    ));
-    let dead_letters = tokio::spawn(consumer::fail_dead_letters(
-        state.pool.clone(),
-        state.dead_requests.clone(),
-        shutdown.clone(),
-    ));
-    let maintenance = tokio::spawn(
-        queue::Maintenance::new(state.pool.clone()).run(Duration::from_secs(10), shutdown.clone()),
-    );
-    let sweeper = tokio::spawn(expiry::run(
-        state.pool.clone(),
-        state.storage.clone(),
-        Duration::from_secs(60),
-        shutdown.clone(),
-    ));
-    let rates = state.rates.clone();
-    let forget = shutdown.clone();
-    tokio::spawn(async move {
-        while tokio::time::timeout(Duration::from_secs(60), forget.cancelled())
-            .await
-            .is_err()
-        {
-            rates.forget_idle();
-        }
-    });
+    let background = spawn_background(&state, &shutdown);
     let admin_app = http::admin_router(state.clone());
     let stop = shutdown.clone();
     let admin_server = tokio::spawn(async move {
@@ -172,10 +138,53 @@ pub async fn serve(
     shutdown.cancel();
     served?;
     admin_server.await??;
-    consumer.await?;
-    dead_letters.await?;
-    maintenance.await?;
-    sweeper.await?;
-    listener_task.await?;
+    for task in background {
+        task.await?;
+    }
     Ok(())
+}
+
+/// What runs beside the HTTP server until `shutdown`: the job events
+/// listener, the response and dead letter consumers, queue maintenance, the
+/// sweeper of expired jobs, and the forgetting of idle clients' buckets.
+fn spawn_background(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let (pool, storage) = (&state.pool, &state.storage);
+    let rates = state.rates.clone();
+    let forget = shutdown.clone();
+    vec![
+        tokio::spawn(
+            state
+                .job_events
+                .clone()
+                .listen(pool.clone(), shutdown.clone()),
+        ),
+        tokio::spawn(consumer::run(
+            pool.clone(),
+            storage.clone(),
+            state.responses.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(consumer::fail_dead_letters(
+            pool.clone(),
+            state.dead_requests.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(
+            queue::Maintenance::new(pool.clone()).run(Duration::from_secs(10), shutdown.clone()),
+        ),
+        tokio::spawn(expiry::run(
+            pool.clone(),
+            storage.clone(),
+            Duration::from_secs(60),
+            shutdown.clone(),
+        )),
+        tokio::spawn(async move {
+            while tokio::time::timeout(Duration::from_secs(60), forget.cancelled())
+                .await
+                .is_err()
+            {
+                rates.forget_idle();
+            }
+        }),
+    ]
 }

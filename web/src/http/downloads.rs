@@ -176,13 +176,30 @@ pub(crate) async fn archive(
             (unique_name(name, &mut names), o.storage_key)
         })
         .collect();
+    let mut response = zip_stream(state.storage.clone(), id, entries).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"darkroom-{}.zip\"",
+        &id.simple().to_string()[..8]
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// A body that streams a zip of `entries` (name, object key) as it is
+/// written, one object at a time.
+fn zip_stream(storage: Storage, job: Uuid, entries: Vec<(String, String)>) -> Body {
     let (writer, reader) = tokio::io::duplex(256 * 1024);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let storage = state.storage.clone();
     tokio::spawn(async move {
         let result = write_zip(&storage, &entries, writer).await;
         if let Err(e) = &result {
-            tracing::warn!(job = %id, error = format!("{e:#}"), "zip archive failed midway");
+            tracing::warn!(%job, error = format!("{e:#}"), "zip archive failed midway");
         }
         let _ = done_tx.send(result.is_ok());
     });
@@ -196,20 +213,7 @@ pub(crate) async fn archive(
         }
     })
     .filter_map(std::future::ready);
-    let body = Body::from_stream(ReaderStream::new(reader).chain(tail));
-    let mut response = body.into_response();
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"darkroom-{}.zip\"",
-        &id.simple().to_string()[..8]
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
+    Body::from_stream(ReaderStream::new(reader).chain(tail))
 }
 
 async fn write_zip(
