@@ -1,0 +1,262 @@
+//! Portrait retouching: red-eye removal and teeth whitening.
+//!
+//! Both work on an RGBA image in place and never touch a pixel outside the
+//! area they decide to correct, so the rest of a photo stays bit-identical.
+//!
+//! This file holds red-eye removal, the pupil finder and the helpers both
+//! share; teeth whitening and the mouth finder are in `teeth`.
+
+mod teeth;
+
+pub use teeth::{find_mouth, teeth_whiten};
+
+use common::recipe::Region;
+use image::{DynamicImage, RgbaImage};
+
+/// Red-eye removal on any image (made RGBA first).
+pub(super) fn red_eye_image(img: DynamicImage, region: Option<Region>) -> DynamicImage {
+    let mut rgba = img.into_rgba8();
+    red_eye(&mut rgba, region);
+    DynamicImage::ImageRgba8(rgba)
+}
+
+/// Teeth whitening on any image (made RGBA first).
+pub(super) fn teeth_whiten_image(
+    img: DynamicImage,
+    strength: f32,
+    region: Option<Region>,
+) -> DynamicImage {
+    let mut rgba = img.into_rgba8();
+    teeth_whiten(&mut rgba, strength, region);
+    DynamicImage::ImageRgba8(rgba)
+}
+
+/// A rectangle clipped to the image: (x0, y0, x1, y1), exclusive ends.
+fn clip(region: Region, w: u32, h: u32) -> (u32, u32, u32, u32) {
+    let x0 = region.x.min(w);
+    let y0 = region.y.min(h);
+    (
+        x0,
+        y0,
+        region.x.saturating_add(region.width).min(w),
+        region.y.saturating_add(region.height).min(h),
+    )
+}
+
+/// Strongly, purely red: the red channel bright and over twice the mean of
+/// green and blue, with green not far above blue. The last test keeps out
+/// orange (flames, suits) and auburn hair, which pass the ratio alone.
+fn is_red(p: &image::Rgba<u8>) -> bool {
+    let [r, g, b, _] = p.0;
+    let gb = (u16::from(g) + u16::from(b)) / 2;
+    r >= 100 && u16::from(r) > 2 * gb && u16::from(g) <= u16::from(b) + 40
+}
+
+fn desaturate_red(p: &mut image::Rgba<u8>) {
+    let [_, g, b, _] = p.0;
+    p.0[0] = ((u16::from(g) + u16::from(b)) / 2) as u8;
+}
+
+/// Removes red-eye. With a region, every strongly red pixel inside it is
+/// corrected; without one, pupils are found automatically (see [`find_pupils`]).
+/// Returns how many pixels changed.
+pub fn red_eye(img: &mut RgbaImage, region: Option<Region>) -> usize {
+    let (w, h) = img.dimensions();
+    let mut changed = 0;
+    match region {
+        Some(region) => {
+            let (x0, y0, x1, y1) = clip(region, w, h);
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let p = img.get_pixel_mut(x, y);
+                    if is_red(p) {
+                        desaturate_red(p);
+                        changed += 1;
+                    }
+                }
+            }
+        }
+        None => {
+            for pupil in find_pupils(img) {
+                for (x, y) in pupil.pixels {
+                    desaturate_red(img.get_pixel_mut(x, y));
+                    changed += 1;
+                }
+            }
+        }
+    }
+    changed
+}
+
+/// A connected blob of strongly red pixels.
+#[derive(Debug)]
+pub struct Blob {
+    pub pixels: Vec<(u32, u32)>,
+    pub x0: u32,
+    pub y0: u32,
+    pub x1: u32,
+    pub y1: u32,
+}
+
+impl Blob {
+    fn width(&self) -> u32 {
+        self.x1 - self.x0 + 1
+    }
+    fn height(&self) -> u32 {
+        self.y1 - self.y0 + 1
+    }
+    fn diameter(&self) -> f32 {
+        (self.width() + self.height()) as f32 / 2.0
+    }
+    fn center(&self) -> (f32, f32) {
+        (
+            (self.x0 + self.x1) as f32 / 2.0,
+            (self.y0 + self.y1) as f32 / 2.0,
+        )
+    }
+}
+
+/// 8-connected blobs of strongly red pixels.
+fn red_blobs(img: &RgbaImage) -> Vec<Blob> {
+    let (w, h) = img.dimensions();
+    let mut seen = vec![false; (w * h) as usize];
+    let mut blobs = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let i = (y * w + x) as usize;
+            if seen[i] || !is_red(img.get_pixel(x, y)) {
+                continue;
+            }
+            seen[i] = true;
+            blobs.push(grow_red_blob(img, &mut seen, x, y));
+        }
+    }
+    blobs
+}
+
+/// The blob of strongly red pixels 8-connected to (`x`, `y`), a red pixel
+/// already marked in `seen`; marks every pixel it takes.
+fn grow_red_blob(img: &RgbaImage, seen: &mut [bool], x: u32, y: u32) -> Blob {
+    let (w, h) = img.dimensions();
+    let mut stack = vec![(x, y)];
+    let mut blob = Blob {
+        pixels: Vec::new(),
+        x0: x,
+        y0: y,
+        x1: x,
+        y1: y,
+    };
+    while let Some((px, py)) = stack.pop() {
+        blob.pixels.push((px, py));
+        blob.x0 = blob.x0.min(px);
+        blob.x1 = blob.x1.max(px);
+        blob.y0 = blob.y0.min(py);
+        blob.y1 = blob.y1.max(py);
+        for (dx, dy) in [
+            (-1i32, -1i32),
+            (0, -1),
+            (1, -1),
+            (-1, 0),
+            (1, 0),
+            (-1, 1),
+            (0, 1),
+            (1, 1),
+        ] {
+            let (nx, ny) = (px as i32 + dx, py as i32 + dy);
+            if nx < 0 || ny < 0 || nx >= w as i32 || ny >= h as i32 {
+                continue;
+            }
+            let j = (ny as u32 * w + nx as u32) as usize;
+            if !seen[j] && is_red(img.get_pixel(nx as u32, ny as u32)) {
+                seen[j] = true;
+                stack.push((nx as u32, ny as u32));
+            }
+        }
+    }
+    blob
+}
+
+/// Red blobs that look like a pair of pupils: small, round, compact, not
+/// part of a larger red area, and with a partner of similar size beside them
+/// at the same height. Red clothes, lips and rockets fail one of these.
+pub fn find_pupils(img: &RgbaImage) -> Vec<Blob> {
+    let (w, h) = img.dimensions();
+    let max_side = (w.min(h) / 12).max(4);
+    let candidates: Vec<Blob> = red_blobs(img)
+        .into_iter()
+        .filter(|b| looks_like_pupil(img, b, max_side))
+        .collect();
+    let paired: Vec<bool> = (0..candidates.len())
+        .map(|i| has_partner(&candidates, i))
+        .collect();
+    candidates
+        .into_iter()
+        .zip(paired)
+        .filter_map(|(b, p)| p.then_some(b))
+        .collect()
+}
+
+/// Whether a blob, on its own, could be a red pupil: glowing, small (no
+/// side over `max_side`), round, compact and isolated.
+fn looks_like_pupil(img: &RgbaImage, b: &Blob, max_side: u32) -> bool {
+    let (bw, bh) = (b.width(), b.height());
+    let area = b.pixels.len() as f32;
+    let aspect = bw as f32 / bh as f32;
+    // Mean excess red: a red pupil glows; red texture only tints.
+    let glow = b
+        .pixels
+        .iter()
+        .map(|&(x, y)| {
+            let [r, g, bl, _] = img.get_pixel(x, y).0;
+            f32::from(r) - (f32::from(g) + f32::from(bl)) / 2.0
+        })
+        .sum::<f32>()
+        / area;
+    area >= 12.0
+        && bw >= 3
+        && bh >= 3
+        && glow >= 80.0
+        && bw <= max_side
+        && bh <= max_side
+        && (0.5..=2.0).contains(&aspect)
+        && area / (bw * bh) as f32 >= 0.55
+        && isolated(img, b)
+}
+
+/// Whether another of `candidates` could be the other eye of the `i`th: of
+/// similar size, at about the same height, and a few pupils' widths beside it.
+fn has_partner(candidates: &[Blob], i: usize) -> bool {
+    let a = &candidates[i];
+    candidates.iter().enumerate().any(|(j, b)| {
+        if i == j {
+            return false;
+        }
+        let (ratio, d) = (
+            a.pixels.len() as f32 / b.pixels.len() as f32,
+            (a.diameter() + b.diameter()) / 2.0,
+        );
+        let ((ax, ay), (bx, by)) = (a.center(), b.center());
+        (1.0 / 3.0..=3.0).contains(&ratio)
+            && (ay - by).abs() <= 1.5 * d
+            && (2.0 * d..=20.0 * d).contains(&(ax - bx).abs())
+    })
+}
+
+/// Whether the ring around a blob (its box grown by its size) is mostly not red.
+fn isolated(img: &RgbaImage, b: &Blob) -> bool {
+    let (w, h) = img.dimensions();
+    let grow = b.width().max(b.height());
+    let (x0, y0) = (b.x0.saturating_sub(grow), b.y0.saturating_sub(grow));
+    let (x1, y1) = ((b.x1 + grow).min(w - 1), (b.y1 + grow).min(h - 1));
+    let (mut ring, mut red) = (0u32, 0u32);
+    for y in y0..=y1 {
+        for x in x0..=x1 {
+            if (b.x0..=b.x1).contains(&x) && (b.y0..=b.y1).contains(&y) {
+                continue;
+            }
+            ring += 1;
+            red += u32::from(is_red(img.get_pixel(x, y)));
+        }
+    }
+    ring > 0 && (red as f32) < 0.15 * ring as f32
+}
