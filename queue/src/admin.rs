@@ -111,10 +111,38 @@ impl Queues {
 
     /// Creates the queue, or updates its attributes when it exists.
     pub async fn put(&self, name: &str, attributes: &QueueAttributes) -> Result<(Queue, Put)> {
+        let created = self.write(name, attributes, true).await?;
+        let put = if created == Some(true) {
+            Put::Created
+        } else {
+            Put::Updated
+        };
+        Ok((self.open(name).await?, put))
+    }
+
+    /// Creates the queue with `attributes` unless it already exists; never
+    /// changes an existing queue. Used by services to declare what they need.
+    pub async fn ensure(&self, name: &str, attributes: &QueueAttributes) -> Result<Queue> {
+        match self.open(name).await {
+            Err(Error::QueueNotFound(_)) => {}
+            other => return other,
+        }
+        self.write(name, attributes, false).await?;
+        self.open(name).await
+    }
+
+    /// Creates the queue, or, with `replace`, updates an existing one. Returns
+    /// whether it was created, or `None` when an existing queue was kept.
+    async fn write(
+        &self,
+        name: &str,
+        attributes: &QueueAttributes,
+        replace: bool,
+    ) -> Result<Option<bool>> {
         check_name(name)?;
         attributes.validate()?;
         self.check_dead_letter_queue(name, attributes).await?;
-        let created = sqlx::query_scalar!(
+        Ok(sqlx::query_scalar!(
             r#"
             insert into queue_queues as q (
                 name, kind, visibility_timeout_ms, max_receive_count, dead_letter_queue,
@@ -132,6 +160,7 @@ impl Queues {
                 max_message_bytes = excluded.max_message_bytes,
                 polling_wait_ms = excluded.polling_wait_ms,
                 updated_at = now()
+            where $11
             returning (q.xmax = 0) as "created!"
             "#,
             name,
@@ -144,71 +173,31 @@ impl Queues {
             millis(attributes.delay),
             attributes.max_message_bytes as i32,
             millis(attributes.polling_wait),
+            replace,
         )
-        .fetch_one(&self.pool)
-        .await?;
-        let put = if created { Put::Created } else { Put::Updated };
-        Ok((self.open(name).await?, put))
-    }
-
-    /// Creates the queue with `attributes` unless it already exists; never
-    /// changes an existing queue. Used by services to declare what they need.
-    pub async fn ensure(&self, name: &str, attributes: &QueueAttributes) -> Result<Queue> {
-        match self.open(name).await {
-            Err(Error::QueueNotFound(_)) => {}
-            other => return other,
-        }
-        check_name(name)?;
-        attributes.validate()?;
-        self.check_dead_letter_queue(name, attributes).await?;
-        sqlx::query!(
-            r#"
-            insert into queue_queues (
-                name, kind, visibility_timeout_ms, max_receive_count, dead_letter_queue,
-                retention_ms, rewind_window_ms, delay_ms, max_message_bytes, polling_wait_ms
-            )
-            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            on conflict (name) do nothing
-            "#,
-            name,
-            attributes.kind.as_str(),
-            millis(attributes.visibility_timeout),
-            attributes.max_receive_count.map(|n| n as i32),
-            attributes.dead_letter_queue,
-            attributes.retention.map(millis) as Option<i64>,
-            millis(attributes.rewind_window),
-            millis(attributes.delay),
-            attributes.max_message_bytes as i32,
-            millis(attributes.polling_wait),
-        )
-        .execute(&self.pool)
-        .await?;
-        self.open(name).await
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Opens an existing queue.
     pub async fn open(&self, name: &str) -> Result<Queue> {
-        let row = sqlx::query_as!(
-            QueueRow,
-            r#"
-            select q.id, q.name, q.kind, q.visibility_timeout_ms, q.max_receive_count,
-                   q.dead_letter_queue, d.id as "dead_letter_id?", q.retention_ms,
-                   q.rewind_window_ms, q.delay_ms, q.max_message_bytes, q.polling_wait_ms
-            from queue_queues q
-            left join queue_queues d on d.name = q.dead_letter_queue
-            where q.name = $1
-            "#,
-            name
-        )
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| Error::QueueNotFound(name.to_owned()))?;
+        let row = self
+            .rows(Some(name))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::QueueNotFound(name.to_owned()))?;
         Ok(self.handle(row))
     }
 
     /// Every queue, by name.
     pub async fn list(&self) -> Result<Vec<Queue>> {
-        let rows = sqlx::query_as!(
+        let rows = self.rows(None).await?;
+        Ok(rows.into_iter().map(|r| self.handle(r)).collect())
+    }
+
+    /// The queue named `name`, or every queue, by name.
+    async fn rows(&self, name: Option<&str>) -> Result<Vec<QueueRow>> {
+        Ok(sqlx::query_as!(
             QueueRow,
             r#"
             select q.id, q.name, q.kind, q.visibility_timeout_ms, q.max_receive_count,
@@ -216,12 +205,13 @@ impl Queues {
                    q.rewind_window_ms, q.delay_ms, q.max_message_bytes, q.polling_wait_ms
             from queue_queues q
             left join queue_queues d on d.name = q.dead_letter_queue
+            where q.name = $1 or $1 is null
             order by q.name
-            "#
+            "#,
+            name
         )
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(|r| self.handle(r)).collect())
+        .await?)
     }
 
     /// Deletes the queue and its live messages. Refused while another queue

@@ -160,12 +160,17 @@ impl Queue {
         // which `dead_letter` moves before the next look.
         for _ in 0..4 {
             let want = max - messages.len();
+            let take = Take {
+                queue: self.id(),
+                max: want as i64,
+                lock: lock.as_secs_f64(),
+                lease,
+                max_receives,
+            };
             let found = if ordered {
-                self.receive_ordered(want, lock, lease, max_receives)
-                    .await?
+                self.receive_ordered(&take).await?
             } else {
-                self.receive_concurrent(want, lock_rows, lock, lease, max_receives)
-                    .await?
+                self.receive_concurrent(&take, lock_rows).await?
             };
             let mut dead_rows = Vec::new();
             let mut leased_rows = HashSet::new();
@@ -248,14 +253,7 @@ impl Queue {
         }
     }
 
-    async fn receive_concurrent(
-        &self,
-        max: usize,
-        lock_rows: i64,
-        lock: Duration,
-        lease: Uuid,
-        max_receives: Option<i32>,
-    ) -> Result<Vec<Row>> {
+    async fn receive_concurrent(&self, t: &Take, lock_rows: i64) -> Result<Vec<Row>> {
         // One statement: SKIP LOCKED lets concurrent receivers pick disjoint
         // rows without waiting on each other; `RowSize` says how many. Rows
         // are taken in id order until `max` messages, the last one split:
@@ -281,27 +279,21 @@ impl Queue {
         // without waiting for the disk (`synchronous_commit` off for this
         // transaction): a Postgres crash can lose the lease, which only
         // delivers the message again. Sends do wait. See docs/queue.md.
-        Ok(sqlx::query_file_as!(
+        let (queue, max, lock, lease, dead) = (t.queue, t.max, t.lock, t.lease, t.max_receives);
+        let sql = sqlx::query_file_as!(
             Row,
             "sql/receive_concurrent.sql",
-            self.id(),
-            max as i64,
-            lock.as_secs_f64(),
+            queue,
+            max,
+            lock,
             lease,
-            max_receives,
-            lock_rows,
-        )
-        .fetch_all(&self.pool)
-        .await?)
+            dead,
+            lock_rows
+        );
+        Ok(sql.fetch_all(&self.pool).await?)
     }
 
-    async fn receive_ordered(
-        &self,
-        max: usize,
-        lock: Duration,
-        lease: Uuid,
-        max_receives: Option<i32>,
-    ) -> Result<Vec<Row>> {
+    async fn receive_ordered(&self, t: &Take) -> Result<Vec<Row>> {
         // Rows of ordered queues hold one message each. Only the head (first
         // sent) of each group may be delivered, and only when it is visible: a
         // leased or delayed head holds its group back. `groups` skips from
@@ -309,22 +301,33 @@ impl Queue {
         // one index probe per group, not a walk over the backlog. A head past
         // its receive limit is returned without its message, for
         // `dead_letter` to move; its group's next message comes after it.
-        Ok(sqlx::query_file_as!(
+        let (queue, max, lock, lease, dead) = (t.queue, t.max, t.lock, t.lease, t.max_receives);
+        let sql = sqlx::query_file_as!(
             Row,
             "sql/receive_ordered.sql",
-            self.id(),
-            max as i64,
-            lock.as_secs_f64(),
+            queue,
+            max,
+            lock,
             lease,
-            max_receives,
-        )
-        .fetch_all(&self.pool)
-        .await?)
+            dead
+        );
+        Ok(sql.fetch_all(&self.pool).await?)
     }
 }
 
 /// A leased live row with its messages, or (without them) a row past its
 /// receive limit.
+/// What one receive statement is asked for: up to `max` messages of
+/// `queue`, leased for `lock` seconds under `lease`; rows received
+/// `max_receives` times are reported instead.
+struct Take {
+    queue: i32,
+    max: i64,
+    lock: f64,
+    lease: Uuid,
+    max_receives: Option<i32>,
+}
+
 struct Row {
     row_id: i64,
     ids: Option<Vec<i64>>,

@@ -220,14 +220,7 @@ pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
         return Box::pin(apply_response(pool, &refused)).await;
     }
     let state = r.outcome.state();
-    let Columns {
-        width,
-        height,
-        bytes,
-        format,
-        key,
-        error,
-    } = Columns::of(&r.outcome);
+    let set = Columns::of(&r.outcome);
     // The ladder is `OutputState`'s order: only an output in a state below
     // the new one changes. Each change takes a new event number, for the
     // progress streams.
@@ -245,12 +238,12 @@ pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
         image,
         recipe,
         state as _,
-        width,
-        height,
-        bytes,
-        format,
-        key,
-        error,
+        set.width,
+        set.height,
+        set.bytes,
+        set.format,
+        set.key,
+        set.error,
         &state.below() as _,
     )
     .fetch_optional(pool)

@@ -61,6 +61,20 @@ fn crc32(body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(body).to_be_bytes())
 }
 
+/// Sends a request whose body carries its `crc32`, unsigned (see there).
+/// A macro because each operation's request is a type of its own.
+macro_rules! send_unsigned {
+    ($request:expr) => {
+        $request
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await
+            .map_err(s3_error)
+    };
+}
+use send_unsigned;
+
 /// A bucket on an S3-compatible server.
 #[derive(Clone, Debug)]
 pub struct Storage {
@@ -171,18 +185,15 @@ impl Storage {
         body: Bytes,
         content_type: &str,
     ) -> Result<(), StorageError> {
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
             .checksum_crc32(crc32(&body))
-            .body(ByteStream::from(body))
-            .customize()
-            .disable_payload_signing()
-            .send()
-            .await
-            .map_err(s3_error)?;
+            .body(ByteStream::from(body));
+        send_unsigned!(request)?;
         Ok(())
     }
 

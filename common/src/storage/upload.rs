@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
-use super::{Storage, StorageError, crc32, s3_error};
+use super::{Storage, StorageError, crc32, s3_error, send_unsigned};
 
 /// Smallest part S3 accepts in a multipart upload (but the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -105,7 +105,7 @@ impl Storage {
     async fn upload_part(&self, u: &mut MultipartUpload, body: Bytes) -> Result<(), StorageError> {
         let number = u.parts.len() as i32 + 1;
         let checksum = crc32(&body);
-        let out = self
+        let request = self
             .client
             .upload_part()
             .bucket(&self.bucket)
@@ -113,12 +113,8 @@ impl Storage {
             .upload_id(&u.id)
             .part_number(number)
             .checksum_crc32(checksum.clone())
-            .body(ByteStream::from(body))
-            .customize()
-            .disable_payload_signing()
-            .send()
-            .await
-            .map_err(s3_error)?;
+            .body(ByteStream::from(body));
+        let out = send_unsigned!(request)?;
         u.parts.push(
             CompletedPart::builder()
                 .part_number(number)

@@ -36,7 +36,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::JobAccess;
 use crate::http::error::{AppError, AppResult, ErrorBody};
-use crate::http::status::{Counts, JobState, OutputView};
+use crate::http::status::{Counts, JobState, OutputRow, OutputView};
 
 /// How often a stream looks for changes it was not told about.
 const FALLBACK_POLL: Duration = Duration::from_secs(3);
@@ -209,10 +209,11 @@ async fn changes(
     job: Uuid,
     after: i64,
 ) -> sqlx::Result<(Vec<(i64, OutputEvent)>, Counts)> {
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        OutputRow,
         r#"
-        select o.event, o.image_id, i.name, o.recipe, o.state as "state: OutputState", o.width,
-               o.height, o.bytes, o.format, o.error
+        select o.image_id, i.name, o.event as "event?", o.recipe as "recipe?",
+               o.state as "state?: OutputState", o.width, o.height, o.bytes, o.format, o.error
         from outputs o join images i on i.id = o.image_id
         where o.job_id = $1 and o.event > $2
         order by o.event
@@ -226,26 +227,17 @@ async fn changes(
     let counts = Counts::of_job(pool, job).await?;
     let events = rows
         .into_iter()
-        .map(|r| {
-            let output = OutputView {
-                recipe: r.recipe,
-                state: r.state,
-                width: r.width,
-                height: r.height,
-                bytes: r.bytes,
-                format: r.format,
-                url: None,
-                error: r.error,
-            }
-            .with_url(job, r.image_id);
-            (
-                r.event,
+        .filter_map(|r| {
+            let (event, image, name) = (r.event?, r.image_id, r.name.clone());
+            let output = r.view(job)?;
+            Some((
+                event,
                 OutputEvent {
-                    image: r.image_id,
-                    name: r.name,
+                    image,
+                    name,
                     output,
                 },
-            )
+            ))
         })
         .collect();
     Ok((events, counts))

@@ -127,13 +127,38 @@ pub(crate) struct OutputView {
     pub error: Option<String>,
 }
 
-impl OutputView {
-    /// Fills in `url` for a done output.
-    pub(crate) fn with_url(mut self, job: Uuid, image: Uuid) -> Self {
-        if self.state == OutputState::Done {
-            self.url = Some(format!("/api/jobs/{job}/images/{image}/{}", self.recipe));
-        }
-        self
+/// An output's row as the status and the progress stream read it (the
+/// status reads images without outputs too, hence the options).
+pub(crate) struct OutputRow {
+    pub image_id: Uuid,
+    pub name: String,
+    pub event: Option<i64>,
+    pub recipe: Option<String>,
+    pub state: Option<OutputState>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub bytes: Option<i64>,
+    pub format: Option<String>,
+    pub error: Option<String>,
+}
+
+impl OutputRow {
+    /// The output as the API shows it, with `url` filled in once done;
+    /// `None` for an image without outputs.
+    pub(crate) fn view(self, job: Uuid) -> Option<OutputView> {
+        let (recipe, state) = (self.recipe?, self.state?);
+        let url = (state == OutputState::Done)
+            .then(|| format!("/api/jobs/{job}/images/{}/{recipe}", self.image_id));
+        Some(OutputView {
+            recipe,
+            state,
+            width: self.width,
+            height: self.height,
+            bytes: self.bytes,
+            format: self.format,
+            url,
+            error: self.error,
+        })
     }
 }
 
@@ -182,7 +207,8 @@ async fn images_page(
     limit: u32,
 ) -> sqlx::Result<(Vec<ImageView>, Option<Uuid>)> {
     // One more image than the page holds says whether another page follows.
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        OutputRow,
         r#"
         with page as (
             select i.id, i.name, i.created_at from images i
@@ -193,7 +219,7 @@ async fn images_page(
             order by i.created_at, i.id
             limit $3
         )
-        select p.id as image_id, p.name, o.recipe as "recipe?",
+        select p.id as image_id, p.name, o.event as "event?", o.recipe as "recipe?",
                o.state as "state?: OutputState", o.width, o.height, o.bytes, o.format, o.error
         from page p
         left join outputs o on o.image_id = p.id
@@ -216,20 +242,7 @@ async fn images_page(
             });
             images.len() - 1
         });
-        let (Some(recipe), Some(state)) = (r.recipe, r.state) else {
-            continue;
-        };
-        let output = OutputView {
-            recipe,
-            state,
-            width: r.width,
-            height: r.height,
-            bytes: r.bytes,
-            format: r.format,
-            url: None,
-            error: r.error,
-        };
-        images[slot].outputs.push(output.with_url(job, r.image_id));
+        images[slot].outputs.extend(r.view(job));
     }
     let next = if images.len() > limit as usize {
         images.truncate(limit as usize);
