@@ -16,14 +16,16 @@
 //! own database `darkroom_backlog` (dropped and recreated) and about 4 GB of
 //! disk for the default backlog.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use queue::{NewMessage, Queue, QueueAttributes, Queues};
-use rand::Rng;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use support::{fresh_database, in_batches, ms, percentile, random_body};
 
 const BATCH: usize = 100;
 const CLIENTS: usize = 4;
@@ -35,34 +37,19 @@ fn env_usize(var: &str, default: usize) -> usize {
     std::env::var(var).map_or(default, |v| v.parse().expect(var))
 }
 
-/// A random body: incompressible, so the bodies stored together in a
-/// chunk take their real size on disk and in the WAL.
-fn body(bytes: usize) -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(bytes)
-        .map(char::from)
-        .collect()
-}
-
+/// `clients` producers send `total` messages of `bytes` random bytes in
+/// batches of `batch`; returns msgs/s.
 async fn send(q: &Queue, total: usize, batch: usize, bytes: usize, clients: usize) -> f64 {
-    let left = Arc::new(AtomicI64::new(total as i64));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (q, left) = (q.clone(), left.clone());
-            tokio::spawn(async move {
-                let msgs: Vec<_> = (0..batch).map(|_| NewMessage::new(body(bytes))).collect();
-                while left.fetch_sub(batch as i64, Ordering::Relaxed) > 0 {
-                    q.send_batch(&msgs).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    total as f64 / start.elapsed().as_secs_f64()
+    let messages = (0..batch).map(|_| NewMessage::new(random_body(bytes)));
+    let messages: Arc<Vec<_>> = Arc::new(messages.collect());
+    let q = q.clone();
+    in_batches(total, batch, clients, move || {
+        let (q, messages) = (q.clone(), messages.clone());
+        async move {
+            q.send_batch(&messages).await.unwrap();
+        }
+    })
+    .await
 }
 
 /// Receives and deletes until `total` are consumed or `stop` is set;
@@ -105,19 +92,15 @@ async fn full_cycle(q: &Queue, total: usize) -> f64 {
     rate
 }
 
-async fn stats_latency(q: &Queue) -> (Duration, Duration) {
+/// The median and 99th percentile of 200 `stats` calls.
+async fn stats_latency(q: &Queue) -> (Option<Duration>, Option<Duration>) {
     let mut v = Vec::new();
     for _ in 0..200 {
         let start = Instant::now();
         q.stats().await.unwrap();
         v.push(start.elapsed());
     }
-    v.sort_unstable();
-    (v[v.len() / 2], v[v.len() * 99 / 100])
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
+    (percentile(v.clone(), 0.5), percentile(v, 0.99))
 }
 
 async fn figures(pool: &PgPool, label: &str, q: &Queue) {
@@ -134,27 +117,6 @@ async fn figures(pool: &PgPool, label: &str, q: &Queue) {
         ms(p50),
         ms(p99)
     );
-}
-
-async fn connect() -> PgPool {
-    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL (any database on the server)");
-    let admin: PgConnectOptions = url.parse().expect("DATABASE_URL");
-    let mut conn = admin.connect().await.expect("connect to DATABASE_URL");
-    for q in [
-        "drop database if exists darkroom_backlog with (force)",
-        "create database darkroom_backlog",
-    ] {
-        sqlx::query(q).execute(&mut conn).await.unwrap();
-    }
-    PgPoolOptions::new()
-        .max_connections(24)
-        .connect_with(
-            admin
-                .database("darkroom_backlog")
-                .log_statements(log::LevelFilter::Off),
-        )
-        .await
-        .unwrap()
 }
 
 async fn table_sizes(pool: &PgPool) -> String {
@@ -174,7 +136,7 @@ async fn table_sizes(pool: &PgPool) -> String {
 async fn main() {
     let backlog = env_usize("BENCH_BACKLOG", 10_000_000);
     let churn = Duration::from_secs(env_usize("BENCH_CHURN_SECS", 300) as u64);
-    let pool = connect().await;
+    let pool = fresh_database("darkroom_backlog", PgPoolOptions::new().max_connections(24)).await;
     queue::MIGRATOR.run(&pool).await.unwrap();
     // As darkroom-web and darkroom-queue serve do.
     let maintenance = tokio::spawn(queue::Maintenance::new(pool.clone()).run(
@@ -212,7 +174,9 @@ async fn main() {
         .map(|_| {
             let (big, done, stop) = (big.clone(), done.clone(), stop.clone());
             tokio::spawn(async move {
-                let msgs: Vec<_> = (0..BATCH).map(|_| NewMessage::new(body(1024))).collect();
+                let msgs: Vec<_> = (0..BATCH)
+                    .map(|_| NewMessage::new(random_body(1024)))
+                    .collect();
                 while !stop.load(Ordering::Relaxed) {
                     big.send_batch(&msgs).await.unwrap();
                     let got = big.receive(BATCH, LOCK).await.unwrap();

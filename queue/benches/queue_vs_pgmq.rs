@@ -13,112 +13,21 @@
 //! (and `BENCH_MESSAGES` for the messages per phase: 6,000 at batch 1, 150,000 at 100).
 //! The bench drops and recreates the database `darkroom_bench` on that server.
 
+#[path = "queue_vs_pgmq/client.rs"]
+mod client;
+mod support;
+
 use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use client::{BODY_BYTES, Client, System};
 use pgmq::PGMQueueExt;
-use queue::{NewMessage, Queue, QueueAttributes, Queues};
-use rand::Rng;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use queue::{QueueAttributes, Queues};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use support::{fresh_database, in_batches, ms, percentile};
 use tokio::sync::Mutex;
-
-const BODY_BYTES: usize = 1024;
-const LOCK: Duration = Duration::from_secs(60);
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum System {
-    Darkroom = 0,
-    Pgmq = 1,
-}
-
-impl System {
-    fn name(self) -> &'static str {
-        match self {
-            System::Darkroom => "darkroom",
-            System::Pgmq => "pgmq",
-        }
-    }
-}
-
-/// One system's client for one queue.
-#[derive(Clone)]
-enum Client {
-    Darkroom(Queue),
-    Pgmq(Arc<PGMQueueExt>, &'static str),
-}
-
-/// Distinct random bodies: incompressible, like real encrypted or already
-/// compressed payloads, so that neither system gains from compressing them
-/// (bodies stored together would compress to nothing if they repeated).
-fn bodies() -> &'static [String] {
-    static BODIES: OnceLock<Vec<String>> = OnceLock::new();
-    BODIES.get_or_init(|| {
-        let mut rng = rand::rng();
-        (0..1000)
-            .map(|_| {
-                (&mut rng)
-                    .sample_iter(rand::distr::Alphanumeric)
-                    .take(BODY_BYTES)
-                    .map(char::from)
-                    .collect()
-            })
-            .collect()
-    })
-}
-
-/// `n` bodies, each different from the others.
-fn distinct_bodies(n: usize) -> impl Iterator<Item = String> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let start = NEXT.fetch_add(n, Ordering::Relaxed);
-    (start..start + n).map(|i| bodies()[i % 1000].clone())
-}
-
-impl Client {
-    async fn send(&self, n: usize) {
-        match self {
-            Client::Darkroom(q) => {
-                let batch: Vec<_> = distinct_bodies(n).map(NewMessage::new).collect();
-                q.send_batch(&batch).await.unwrap();
-            }
-            Client::Pgmq(p, name) => {
-                let batch: Vec<_> = distinct_bodies(n).map(serde_json::Value::String).collect();
-                p.send_batch(name, &batch).await.unwrap();
-            }
-        }
-    }
-
-    /// Receives up to `n` and deletes them; returns how many.
-    async fn receive_delete(&self, n: usize, latencies: &mut Vec<Duration>) -> usize {
-        match self {
-            Client::Darkroom(q) => {
-                let start = Instant::now();
-                let got = q.receive(n, LOCK).await.unwrap();
-                latencies.push(start.elapsed());
-                if !got.is_empty() {
-                    let receipts: Vec<_> = got.iter().map(|m| m.receipt).collect();
-                    q.delete_batch(&receipts).await.unwrap();
-                }
-                got.len()
-            }
-            Client::Pgmq(p, name) => {
-                let start = Instant::now();
-                let got = p
-                    .read_batch::<serde_json::Value>(name, LOCK.as_secs() as i32, n as i32)
-                    .await
-                    .unwrap();
-                latencies.push(start.elapsed());
-                if !got.is_empty() {
-                    let ids: Vec<i64> = got.iter().map(|m| m.msg_id).collect();
-                    p.delete_batch(name, &ids).await.unwrap();
-                }
-                got.len()
-            }
-        }
-    }
-}
 
 struct Bench {
     pool: PgPool,
@@ -218,33 +127,14 @@ struct Figures {
     p99: Option<Duration>,
 }
 
-fn percentile(mut v: Vec<Duration>, p: f64) -> Option<Duration> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable();
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    Some(v[i])
-}
-
 /// `clients` producers send `total` messages in batches of `batch`.
 async fn send_phase(client: &Client, total: usize, batch: usize, clients: usize) -> f64 {
-    let left = Arc::new(AtomicI64::new(total as i64));
-    let start = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (c, left) = (client.clone(), left.clone());
-            tokio::spawn(async move {
-                while left.fetch_sub(batch as i64, Ordering::Relaxed) > 0 {
-                    c.send(batch).await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    total as f64 / start.elapsed().as_secs_f64()
+    let client = client.clone();
+    in_batches(total, batch, clients, move || {
+        let c = client.clone();
+        async move { c.send(batch).await }
+    })
+    .await
 }
 
 /// `clients` consumers receive and delete until `total` are consumed.
@@ -280,46 +170,11 @@ async fn consume_phase(client: &Client, total: usize, batch: usize, clients: usi
     }
 }
 
-fn ms(d: Option<Duration>) -> String {
-    d.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64() * 1000.0))
-}
-
 async fn wakeup_latency(bench: &mut Bench, system: System, samples: usize) -> (Duration, Duration) {
     let client = bench.client(system).await;
     let mut waits = Vec::with_capacity(samples);
     for _ in 0..samples {
-        let receiver = {
-            let c = client.clone();
-            tokio::spawn(async move {
-                match c {
-                    Client::Darkroom(q) => {
-                        let got = q
-                            .receive_wait(1, LOCK, Duration::from_secs(10))
-                            .await
-                            .unwrap();
-                        let at = Instant::now();
-                        q.delete(&got[0].receipt).await.unwrap();
-                        at
-                    }
-                    Client::Pgmq(p, name) => {
-                        let got = p
-                            .read_batch_with_poll::<serde_json::Value>(
-                                name,
-                                60,
-                                1,
-                                Some(Duration::from_secs(10)),
-                                Some(Duration::from_millis(100)),
-                            )
-                            .await
-                            .unwrap()
-                            .unwrap();
-                        let at = Instant::now();
-                        p.delete(name, got[0].msg_id).await.unwrap();
-                        at
-                    }
-                }
-            })
-        };
+        let receiver = tokio::spawn(client.clone().wait_for_one());
         // Give the receiver time to find the queue empty and start waiting.
         tokio::time::sleep(Duration::from_millis(30)).await;
         let sent = Instant::now();
@@ -333,35 +188,6 @@ async fn wakeup_latency(bench: &mut Bench, system: System, samples: usize) -> (D
     )
 }
 
-async fn connect() -> PgPool {
-    let url =
-        std::env::var("DATABASE_URL").expect("DATABASE_URL (any database on the server to use)");
-    let admin: PgConnectOptions = url.parse().expect("DATABASE_URL");
-    let mut conn = admin.connect().await.expect("connect to DATABASE_URL");
-    sqlx::query("drop database if exists darkroom_bench with (force)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("create database darkroom_bench")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    // Both systems share this pool. sqlx pings every connection it hands
-    // out by default, a round trip per statement that a high-rate client
-    // turns off (a broken connection still fails its statement and leaves
-    // the pool).
-    PgPoolOptions::new()
-        .max_connections(40)
-        .test_before_acquire(false)
-        .connect_with(
-            admin
-                .database("darkroom_bench")
-                .log_statements(log::LevelFilter::Off),
-        )
-        .await
-        .unwrap()
-}
-
 /// A comma-separated list from the environment, or the default.
 fn list(var: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(var).map_or_else(
@@ -372,7 +198,14 @@ fn list(var: &str, default: &[usize]) -> Vec<usize> {
 
 #[tokio::main]
 async fn main() {
-    let pool = connect().await;
+    // Both systems share this pool. sqlx pings every connection it hands
+    // out by default, a round trip per statement that a high-rate client
+    // turns off (a broken connection still fails its statement and leaves
+    // the pool).
+    let options = PgPoolOptions::new()
+        .max_connections(40)
+        .test_before_acquire(false);
+    let pool = fresh_database("darkroom_bench", options).await;
     queue::MIGRATOR.run(&pool).await.unwrap();
     let pgmq = Arc::new(PGMQueueExt::new_with_pool(pool.clone()).await);
     pgmq.install_sql_from_embedded()

@@ -5,27 +5,19 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgPool};
 
-fn database_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by sqlx::test");
-    let db = pool
-        .connect_options()
-        .get_database()
-        .expect("test database")
-        .to_owned();
-    let (server, _) = base
-        .rsplit_once('/')
-        .expect("DATABASE_URL names a database");
-    format!("{server}/{db}")
+/// `darkroom-queue` on the test's own database.
+fn darkroom_queue(pool: &PgPool) -> Command {
+    let url: String = pool.connect_options().to_url_lossy().into();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"));
+    cmd.env("DATABASE_URL", url);
+    cmd
 }
 
+/// Runs `darkroom-queue args`, which must succeed.
 fn cli(pool: &PgPool, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
-        .env("DATABASE_URL", database_url(pool))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = darkroom_queue(pool).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "darkroom-queue {args:?} failed: {}",
@@ -86,8 +78,7 @@ fn missing_database_url_is_one_clear_line() {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn unknown_queue_is_a_clear_error(pool: PgPool) {
-    let out = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
-        .env("DATABASE_URL", database_url(&pool))
+    let out = darkroom_queue(&pool)
         .args(["stats", "nope"])
         .output()
         .unwrap();
@@ -101,8 +92,7 @@ async fn unknown_queue_is_a_clear_error(pool: PgPool) {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn serve_refuses_a_weak_admin_token(pool: PgPool) {
-    let out = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
-        .env("DATABASE_URL", database_url(&pool))
+    let out = darkroom_queue(&pool)
         .env("DARKROOM_ADMIN_TOKEN", "change-me")
         .env("DARKROOM_QUEUE_BIND", "127.0.0.1:0")
         .arg("serve")
@@ -115,8 +105,7 @@ async fn serve_refuses_a_weak_admin_token(pool: PgPool) {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn serve_stops_cleanly_on_sigterm(pool: PgPool) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_darkroom-queue"))
-        .env("DATABASE_URL", database_url(&pool))
+    let mut child = darkroom_queue(&pool)
         .env("DARKROOM_ADMIN_TOKEN", "serve-sigterm-test-token-5e8b2d")
         .env("DARKROOM_QUEUE_BIND", "127.0.0.1:0")
         .arg("serve")

@@ -1,33 +1,24 @@
 //! Queue behaviour against a real Postgres (one fresh database per test).
 
+mod common;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
-use queue::{Error, NewMessage, QueueAttributes, Queues};
+use common::{
+    LOCK, batch, bodies, consume, delayed, expire_leases, queue, queue_with, single_connection,
+};
+use queue::{Error, Message, NewMessage, Queue, QueueAttributes, Queues};
 use sqlx::PgPool;
 
-const LOCK: Duration = Duration::from_secs(30);
-
-async fn queue(pool: &PgPool, name: &str) -> queue::Queue {
-    Queues::new(pool.clone())
-        .put(name, &QueueAttributes::default())
-        .await
-        .unwrap()
-        .0
-}
-
-/// Makes every live lease of the queue expire, instead of sleeping through it.
-async fn expire_leases(pool: &PgPool) {
-    // Stats see lock expiry by the clock alone; moved back in time like
-    // this, their counters must be told.
-    sqlx::query("update queue_messages set visible_at = now() - interval '1 second' where lease is not null")
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("update queue_counters set leased = 0")
-        .execute(pool)
-        .await
-        .unwrap();
+/// A new queue `name` with one message, received once under a lease that
+/// has since expired.
+async fn expired_lease(pool: &PgPool, name: &str) -> (Queue, Message) {
+    let q = queue(pool, name).await;
+    q.send("x").await.unwrap();
+    let first = q.receive(1, LOCK).await.unwrap().remove(0);
+    expire_leases(pool).await;
+    (q, first)
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -47,14 +38,12 @@ async fn sent_message_is_received_then_deleted(pool: PgPool) {
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn batch_send_returns_increasing_ids_in_order(pool: PgPool) {
     let q = queue(&pool, "batch").await;
-    let msgs: Vec<_> = (0..100).map(|i| NewMessage::new(format!("m{i}"))).collect();
-    let ids = q.send_batch(&msgs).await.unwrap();
+    let ids = q.send_batch(&batch(100)).await.unwrap();
     assert_eq!(ids.len(), 100);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     let got = q.receive(1000, LOCK).await.unwrap();
-    let bodies: Vec<_> = got.iter().map(|m| m.body.as_str()).collect();
     let expected: Vec<_> = (0..100).map(|i| format!("m{i}")).collect();
-    assert_eq!(bodies, expected);
+    assert_eq!(bodies(&got), expected);
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -67,10 +56,7 @@ async fn locked_message_is_invisible_to_other_receivers(pool: PgPool) {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn expired_lock_redelivers_with_new_receipt(pool: PgPool) {
-    let q = queue(&pool, "expiry").await;
-    q.send("again").await.unwrap();
-    let first = q.receive(1, LOCK).await.unwrap().remove(0);
-    expire_leases(&pool).await;
+    let (q, first) = expired_lease(&pool, "expiry").await;
     let second = q.receive(1, LOCK).await.unwrap().remove(0);
     assert_eq!(first.id, second.id);
     assert_eq!(second.receive_count, 2);
@@ -80,10 +66,7 @@ async fn expired_lock_redelivers_with_new_receipt(pool: PgPool) {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn stale_receipt_cannot_delete_redelivered_message(pool: PgPool) {
-    let q = queue(&pool, "stale").await;
-    q.send("x").await.unwrap();
-    let first = q.receive(1, LOCK).await.unwrap().remove(0);
-    expire_leases(&pool).await;
+    let (q, first) = expired_lease(&pool, "stale").await;
     let second = q.receive(1, LOCK).await.unwrap().remove(0);
     assert!(matches!(
         q.delete(&first.receipt).await,
@@ -99,10 +82,7 @@ async fn stale_receipt_cannot_delete_redelivered_message(pool: PgPool) {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn expired_receipt_is_stale_even_before_redelivery(pool: PgPool) {
-    let q = queue(&pool, "expired").await;
-    q.send("x").await.unwrap();
-    let m = q.receive(1, LOCK).await.unwrap().remove(0);
-    expire_leases(&pool).await;
+    let (q, m) = expired_lease(&pool, "expired").await;
     assert!(matches!(
         q.delete(&m.receipt).await,
         Err(Error::StaleReceipt)
@@ -112,9 +92,7 @@ async fn expired_receipt_is_stale_even_before_redelivery(pool: PgPool) {
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn batch_delete_reports_stale_receipts(pool: PgPool) {
     let q = queue(&pool, "mixed").await;
-    q.send_batch(&[NewMessage::new("a"), NewMessage::new("b")])
-        .await
-        .unwrap();
+    q.send_batch(&batch(2)).await.unwrap();
     let old = q.receive(2, LOCK).await.unwrap();
     expire_leases(&pool).await;
     let new = q.receive(1, LOCK).await.unwrap().remove(0);
@@ -145,13 +123,9 @@ async fn released_message_is_visible_again_at_once(pool: PgPool) {
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn delayed_message_is_not_received_before_its_delay(pool: PgPool) {
     let q = queue(&pool, "delayed").await;
-    q.send_batch(&[NewMessage {
-        body: "later".into(),
-        delay: Some(Duration::from_secs(600)),
-        group: None,
-    }])
-    .await
-    .unwrap();
+    q.send_batch(&[delayed("later", Duration::from_secs(600))])
+        .await
+        .unwrap();
     assert!(q.receive(1, LOCK).await.unwrap().is_empty());
     let stats = q.stats().await.unwrap();
     assert_eq!((stats.visible, stats.delayed, stats.in_flight), (0, 1, 0));
@@ -163,10 +137,7 @@ async fn oversized_message_is_rejected(pool: PgPool) {
         max_message_bytes: 10,
         ..Default::default()
     };
-    let (q, _) = Queues::new(pool.clone())
-        .put("small", &attrs)
-        .await
-        .unwrap();
+    let q = queue_with(&pool, "small", &attrs).await;
     assert!(matches!(
         q.send("x".repeat(11)).await,
         Err(Error::MessageTooLarge {
@@ -187,8 +158,7 @@ async fn unknown_queue_is_not_found(pool: PgPool) {
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn racing_receivers_never_share_a_message(pool: PgPool) {
     let q = queue(&pool, "race").await;
-    let msgs: Vec<_> = (0..400).map(|i| NewMessage::new(i.to_string())).collect();
-    q.send_batch(&msgs).await.unwrap();
+    q.send_batch(&batch(400)).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let q = q.clone();
@@ -229,6 +199,16 @@ async fn message_sent_in_rolled_back_transaction_is_never_delivered(pool: PgPool
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn purge_empties_the_queue(pool: PgPool) {
+    let q = queue(&pool, "p").await;
+    q.send_batch(&batch(2)).await.unwrap();
+    q.receive(1, LOCK).await.unwrap();
+    assert_eq!(q.purge().await.unwrap(), 2);
+    let stats = q.stats().await.unwrap();
+    assert_eq!((stats.visible, stats.in_flight), (0, 0));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn put_updates_existing_queue(pool: PgPool) {
     let queues = Queues::new(pool);
     let (_, first) = queues.put("q", &QueueAttributes::default()).await.unwrap();
@@ -253,20 +233,11 @@ async fn put_updates_existing_queue(pool: PgPool) {
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn hot_statements_keep_one_generic_plan(pool: PgPool) {
     // One connection, so every statement's plan cache is the one inspected.
-    let one = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(pool.connect_options().as_ref().clone())
-        .await
-        .unwrap();
+    let one = single_connection(&pool).await;
     let q = queue(&one, "plans").await;
     for size in [1, 3, 100, 7, 50, 1, 100, 2, 30, 100, 1, 64] {
-        let batch: Vec<_> = (0..size)
-            .map(|i| NewMessage::new(format!("m{i}")))
-            .collect();
-        q.send_batch(&batch).await.unwrap();
-        let got = q.receive(size, LOCK).await.unwrap();
-        let receipts: Vec<_> = got.iter().map(|m| m.receipt).collect();
-        q.delete_batch(&receipts).await.unwrap();
+        q.send_batch(&batch(size)).await.unwrap();
+        assert_eq!(consume(&q, size).await.len(), size);
     }
     // Postgres plans a prepared statement's first five runs for their
     // values and then keeps to the generic plan unless those came out

@@ -3,38 +3,17 @@
 //! of them still behaves as a message of its own. Also: stats, which are
 //! kept as counters rather than counted.
 
+mod common;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
-use queue::{Error, NewMessage, QueueAttributes, QueueKind, Queues, Stats};
+use common::{
+    LOCK, batch, bodies, consume, dead_lettering, delayed, exec, expire_leases, ids, queue,
+    queue_with, receipts,
+};
+use queue::{Error, QueueAttributes, Stats};
 use sqlx::PgPool;
-
-const LOCK: Duration = Duration::from_secs(30);
-
-async fn queue(pool: &PgPool, name: &str) -> queue::Queue {
-    Queues::new(pool.clone())
-        .put(name, &QueueAttributes::default())
-        .await
-        .unwrap()
-        .0
-}
-
-fn batch(n: usize) -> Vec<NewMessage> {
-    (0..n).map(|i| NewMessage::new(format!("m{i}"))).collect()
-}
-
-async fn expire_leases(pool: &PgPool) {
-    // Stats see lock expiry by the clock alone; moved back in time like
-    // this, their counters must be told.
-    sqlx::query("update queue_messages set visible_at = now() - interval '1 second' where lease is not null")
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("update queue_counters set leased = 0")
-        .execute(pool)
-        .await
-        .unwrap();
-}
 
 fn figures(s: &Stats) -> (i64, i64, i64) {
     (s.visible, s.in_flight, s.delayed)
@@ -45,15 +24,9 @@ async fn receive_takes_part_of_a_batch_and_leaves_the_rest_visible(pool: PgPool)
     let q = queue(&pool, "part").await;
     let ids = q.send_batch(&batch(10)).await.unwrap();
     let first = q.receive(3, LOCK).await.unwrap();
-    assert_eq!(
-        first.iter().map(|m| m.id).collect::<Vec<_>>(),
-        ids[..3].to_vec()
-    );
+    assert_eq!(common::ids(&first), ids[..3]);
     let rest = q.receive(100, LOCK).await.unwrap();
-    assert_eq!(
-        rest.iter().map(|m| m.id).collect::<Vec<_>>(),
-        ids[3..].to_vec()
-    );
+    assert_eq!(common::ids(&rest), ids[3..]);
     assert!(q.receive(100, LOCK).await.unwrap().is_empty());
     assert_eq!(figures(&q.stats().await.unwrap()), (0, 10, 0));
 }
@@ -62,12 +35,8 @@ async fn receive_takes_part_of_a_batch_and_leaves_the_rest_visible(pool: PgPool)
 async fn batches_larger_than_a_row_come_back_whole_and_in_order(pool: PgPool) {
     let q = queue(&pool, "big").await;
     let ids = q.send_batch(&batch(1000)).await.unwrap();
-    let got = q.receive(1000, LOCK).await.unwrap();
-    assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
-    let receipts: Vec<_> = got.iter().map(|m| m.receipt).collect();
-    let outcome = q.delete_batch(&receipts).await.unwrap();
-    assert_eq!(outcome.deleted.len(), 1000);
-    assert!(outcome.stale.is_empty());
+    let got = consume(&q, 1000).await;
+    assert_eq!(common::ids(&got), ids);
     assert_eq!(q.stats().await.unwrap(), Stats::default());
 }
 
@@ -106,21 +75,12 @@ async fn undeleted_messages_of_a_shared_lease_come_back_alone(pool: PgPool) {
     assert_eq!(figures(&q.stats().await.unwrap()), (0, 3, 0));
     expire_leases(&pool).await;
     let again = q.receive(10, LOCK).await.unwrap();
-    assert_eq!(
-        again.iter().map(|m| m.id).collect::<Vec<_>>(),
-        [got[1].id, got[3].id, got[4].id]
-    );
+    assert_eq!(ids(&again), [got[1].id, got[3].id, got[4].id]);
     // A row with gaps in its ids still pairs each with its own body.
-    assert_eq!(
-        again.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
-        ["m1", "m3", "m4"]
-    );
+    assert_eq!(bodies(&again), ["m1", "m3", "m4"]);
     assert!(again.iter().all(|m| m.receive_count == 2));
     // The first delivery's receipts are stale now, whole row or not.
-    let outcome = q
-        .delete_batch(&got.iter().map(|m| m.receipt).collect::<Vec<_>>())
-        .await
-        .unwrap();
+    let outcome = q.delete_batch(&receipts(&got)).await.unwrap();
     assert!(outcome.deleted.is_empty());
 }
 
@@ -139,10 +99,7 @@ async fn visibility_change_moves_only_that_message(pool: PgPool) {
         .unwrap();
     assert_eq!(figures(&q.stats().await.unwrap()), (2, 2, 0));
     let again = q.receive(10, LOCK).await.unwrap();
-    assert_eq!(
-        again.iter().map(|m| m.id).collect::<Vec<_>>(),
-        [got[0].id, got[2].id]
-    );
+    assert_eq!(ids(&again), [got[0].id, got[2].id]);
     // Extending one of the two still leased ones, then deleting both.
     q.change_visibility(&got[3].receipt, Duration::from_secs(600))
         .await
@@ -153,8 +110,14 @@ async fn visibility_change_moves_only_that_message(pool: PgPool) {
         q.delete(&got[0].receipt).await,
         Err(Error::StaleReceipt)
     ));
-    let receipts: Vec<_> = again.iter().map(|m| m.receipt).collect();
-    assert_eq!(q.delete_batch(&receipts).await.unwrap().deleted.len(), 2);
+    assert_eq!(
+        q.delete_batch(&receipts(&again))
+            .await
+            .unwrap()
+            .deleted
+            .len(),
+        2
+    );
     assert_eq!(q.stats().await.unwrap(), Stats::default());
 }
 
@@ -167,46 +130,25 @@ async fn heartbeat_keeps_a_message_from_expiring_with_its_neighbours(pool: PgPoo
         .await
         .unwrap();
     // Only the two that were not extended expire.
-    sqlx::query(
-        "update queue_messages set visible_at = now() - interval '1 second'
-         where visible_at < now() + interval '1 minute'",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("update queue_counters set leased = leased - 2 where leased > 0 and bucket < queue_bucket(now() + interval '1 minute')")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let soon = "now() + interval '1 minute'";
+    let expire = format!("visible_at = now() - interval '1 second' where visible_at < {soon}");
+    exec(&pool, &format!("update queue_messages set {expire}")).await;
+    let uncount = format!("leased = leased - 2 where leased > 0 and bucket < queue_bucket({soon})");
+    exec(&pool, &format!("update queue_counters set {uncount}")).await;
     let again = q.receive(10, LOCK).await.unwrap();
-    assert_eq!(
-        again.iter().map(|m| m.id).collect::<Vec<_>>(),
-        [got[0].id, got[2].id]
-    );
+    assert_eq!(ids(&again), [got[0].id, got[2].id]);
     q.delete(&got[1].receipt).await.unwrap();
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn stats_follow_every_transition(pool: PgPool) {
-    let queues = Queues::new(pool.clone());
-    let (dlq, _) = queues
-        .put("stats-dlq", &QueueAttributes::default())
+    let dlq = queue(&pool, "stats-dlq").await;
+    let attrs = dead_lettering(QueueAttributes::default(), "stats-dlq", 1);
+    let q = queue_with(&pool, "stats", &attrs).await;
+    q.send_batch(&batch(5)).await.unwrap();
+    q.send_batch(&[delayed("later", Duration::from_secs(600))])
         .await
         .unwrap();
-    let attrs = QueueAttributes {
-        max_receive_count: Some(1),
-        dead_letter_queue: Some("stats-dlq".into()),
-        ..Default::default()
-    };
-    let (q, _) = queues.put("stats", &attrs).await.unwrap();
-    q.send_batch(&batch(5)).await.unwrap();
-    q.send_batch(&[NewMessage {
-        body: "later".into(),
-        delay: Some(Duration::from_secs(600)),
-        group: None,
-    }])
-    .await
-    .unwrap();
     assert_eq!(figures(&q.stats().await.unwrap()), (5, 0, 1));
 
     let got = q.receive(3, LOCK).await.unwrap();
@@ -240,30 +182,8 @@ async fn stats_read_counters_not_messages(pool: PgPool) {
     q.send_batch(&batch(10)).await.unwrap();
     // Rows written behind the queue's back are not counted: stats do not
     // walk the messages, which is what keeps them cheap on a big backlog.
-    sqlx::query("insert into queue_messages (queue_id, pos, ids, visible_at, enqueued_at) select id, 1000000, '{1000000}', now(), now() from queue_queues")
-        .execute(&pool)
-        .await
-        .unwrap();
+    exec(&pool, "insert into queue_messages (queue_id, pos, ids, visible_at, enqueued_at) select id, 1000000, '{1000000}', now(), now() from queue_queues").await;
     assert_eq!(q.stats().await.unwrap().visible, 10);
-}
-
-#[sqlx::test(migrator = "queue::MIGRATOR")]
-async fn dead_letter_queue_must_be_of_the_same_kind(pool: PgPool) {
-    let queues = Queues::new(pool);
-    queues
-        .put("plain-dlq", &QueueAttributes::default())
-        .await
-        .unwrap();
-    let attrs = QueueAttributes {
-        kind: QueueKind::Ordered,
-        max_receive_count: Some(3),
-        dead_letter_queue: Some("plain-dlq".into()),
-        ..Default::default()
-    };
-    assert!(matches!(
-        queues.put("ordered", &attrs).await,
-        Err(Error::InvalidAttribute { field: "dead_letter_queue", message }) if message.contains("same kind")
-    ));
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -289,8 +209,7 @@ async fn racing_receivers_and_deleters_account_for_every_message(pool: PgPool) {
                             q.delete(&m.receipt).await.unwrap();
                         }
                     } else {
-                        let receipts: Vec<_> = batch.iter().map(|m| m.receipt).collect();
-                        let outcome = q.delete_batch(&receipts).await.unwrap();
+                        let outcome = q.delete_batch(&receipts(&batch)).await.unwrap();
                         assert!(outcome.stale.is_empty());
                     }
                     got.extend(batch.into_iter().map(|m| m.id));
@@ -313,9 +232,7 @@ async fn receive_fills_up_from_small_runs_after_big_ones(pool: PgPool) {
     let q = queue(&pool, "mixed").await;
     // Teach the receiver that runs hold 100 messages...
     q.send_batch(&batch(100)).await.unwrap();
-    let big = q.receive(100, LOCK).await.unwrap();
-    let receipts: Vec<_> = big.iter().map(|m| m.receipt).collect();
-    q.delete_batch(&receipts).await.unwrap();
+    assert_eq!(consume(&q, 100).await.len(), 100);
     // ...then offer it runs of one message each.
     for i in 0..30 {
         q.send(format!("single {i}")).await.unwrap();
@@ -334,10 +251,7 @@ async fn run_straddling_two_body_chunks_comes_back_with_its_bodies(pool: PgPool)
     messages[0].delay = Some(Duration::from_secs(600));
     let ids = q.send_batch(&messages).await.unwrap();
     let got = q.receive(128, LOCK).await.unwrap();
-    assert_eq!(
-        got.iter().map(|m| m.id).collect::<Vec<_>>(),
-        ids[1..].to_vec()
-    );
+    assert_eq!(common::ids(&got), ids[1..]);
     assert!(
         got.iter()
             .zip(&messages[1..])

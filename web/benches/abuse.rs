@@ -31,8 +31,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use reqwest::multipart::Part;
 use serde_json::{Value, json};
-use support::{Guard, fresh_database, release_bin};
+use support::{
+    Guard, Job, create_job, form, fresh_database, job_get, peak_rss_mb, start_workers, upload,
+};
 
 const JOBS: usize = 50;
 const PACE: Duration = Duration::from_millis(1200);
@@ -68,31 +71,16 @@ fn client_from(ip: &str) -> reqwest::Client {
 /// and whether every output is done.
 async fn honest_job(client: &reqwest::Client, base: &str, photo: &[u8]) -> (Duration, bool) {
     let started = Instant::now();
-    let job: Value = loop {
-        let res = client
-            .post(format!("{base}/api/jobs"))
-            .json(&json!({ "recipes": honest_recipes() }))
-            .send()
-            .await
-            .unwrap();
-        if res.status() == 201 {
-            break res.json().await.unwrap();
+    let job = loop {
+        match create_job(client, base, &honest_recipes()).await {
+            Ok(job) => break job,
+            Err(0) => panic!("darkroom-web did not answer"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let (id, token) = (job["id"].as_str().unwrap(), job["token"].as_str().unwrap());
     loop {
-        let form = reqwest::multipart::Form::new().part(
-            "file",
-            reqwest::multipart::Part::bytes(photo.to_vec()).file_name("photo.jpg"),
-        );
-        let res = client
-            .post(format!("{base}/api/jobs/{id}/images"))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
+        let part = Part::bytes(photo.to_vec()).file_name("photo.jpg");
+        let res = upload(client, base, &job, form([part])).await.unwrap();
         match res.status().as_u16() {
             201 => break,
             429 | 503 => tokio::time::sleep(Duration::from_millis(500)).await,
@@ -103,12 +91,7 @@ async fn honest_job(client: &reqwest::Client, base: &str, photo: &[u8]) -> (Dura
         }
     }
     loop {
-        let res = client
-            .get(format!("{base}/api/jobs/{id}"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let res = job_get(client, base, &job, "").await.unwrap();
         if res.status() == 200 {
             let status: Value = res.json().await.unwrap();
             if status["state"] == "done" {
@@ -176,48 +159,16 @@ fn note(tally: &Tally, what: &str, status: u16) {
         .or_default() += 1;
 }
 
-/// A job of the attacker's, if the server lets it make one.
-async fn attacker_job(
-    client: &reqwest::Client,
-    base: &str,
-    recipes: Value,
-) -> Option<(String, String)> {
-    let res = client
-        .post(format!("{base}/api/jobs"))
-        .json(&json!({ "recipes": recipes }))
-        .send()
-        .await
-        .ok()?;
-    if res.status() != 201 {
-        return None;
-    }
-    let job: Value = res.json().await.ok()?;
-    Some((
-        job["id"].as_str()?.to_owned(),
-        job["token"].as_str()?.to_owned(),
-    ))
+/// The status of a job creation's answer (0 when there was none).
+fn created(job: &Result<Job, u16>) -> u16 {
+    job.as_ref().map_or_else(|status| *status, |_| 201)
 }
 
-async fn upload(
-    client: &reqwest::Client,
-    base: &str,
-    job: &(String, String),
-    bytes: Vec<u8>,
-) -> u16 {
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(bytes).file_name("x.png"),
-    );
-    match client
-        .post(format!("{base}/api/jobs/{}/images", job.0))
-        .bearer_auth(&job.1)
-        .multipart(form)
-        .send()
-        .await
-    {
-        Ok(res) => res.status().as_u16(),
-        Err(_) => 0,
-    }
+/// Uploads `bytes` as one file; returns the answer's status, or 0.
+async fn upload_file(client: &reqwest::Client, base: &str, job: &Job, bytes: Vec<u8>) -> u16 {
+    let part = Part::bytes(bytes).file_name("x.png");
+    let res = upload(client, base, job, form([part])).await;
+    res.map_or(0, |r| r.status().as_u16())
 }
 
 /// One attacker connection: the worst requests it can find, round after
@@ -239,42 +190,24 @@ async fn attacker(
     while Instant::now() < until {
         round += 1;
         // Jobs with the heaviest recipes allowed, and over the budget.
-        let heavy = attacker_job(&client, &base, json!(many)).await;
-        note(
-            &tally,
-            "create job, 16 heavy recipes",
-            if heavy.is_some() { 201 } else { 429 },
-        );
-        let res = client
-            .post(format!("{base}/api/jobs"))
-            .json(&json!({"recipes": [{"name": "b", "ops": over}]}))
-            .send()
-            .await;
-        note(
-            &tally,
-            "create job, over budget",
-            res.map_or(0, |r| r.status().as_u16()),
-        );
-        let single = attacker_job(&client, &base, json!([heavy_recipe("one")])).await;
-        for (job, what) in [(&heavy, "16 heavy recipes"), (&single, "1 heavy recipe")] {
-            if let Some(job) = job {
-                let status = upload(&client, &base, job, png.clone()).await;
-                note(&tally, &format!("tiny PNG, {what}"), status);
-                let status = upload(&client, &base, job, bomb.clone()).await;
-                note(&tally, "decompression bomb", status);
-                if round.is_multiple_of(8) {
-                    let status = upload(&client, &base, job, garbage.clone()).await;
-                    note(&tally, "64 MB of garbage", status);
-                }
-                if let Ok(res) = client
-                    .get(format!("{base}/api/jobs/{}/events", job.0))
-                    .bearer_auth(&job.1)
-                    .send()
-                    .await
-                {
-                    note(&tally, "open progress stream", res.status().as_u16());
-                    streams.lock().unwrap().push(res);
-                }
+        let heavy = create_job(&client, &base, &json!(many)).await;
+        note(&tally, "create job, 16 heavy recipes", created(&heavy));
+        let refused = create_job(&client, &base, &json!([{"name": "b", "ops": over}])).await;
+        note(&tally, "create job, over budget", created(&refused));
+        let single = create_job(&client, &base, &json!([heavy_recipe("one")])).await;
+        for (job, what) in [(heavy, "16 heavy recipes"), (single, "1 heavy recipe")] {
+            let Ok(job) = job else { continue };
+            let status = upload_file(&client, &base, &job, png.clone()).await;
+            note(&tally, &format!("tiny PNG, {what}"), status);
+            let status = upload_file(&client, &base, &job, bomb.clone()).await;
+            note(&tally, "decompression bomb", status);
+            if round.is_multiple_of(8) {
+                let status = upload_file(&client, &base, &job, garbage.clone()).await;
+                note(&tally, "64 MB of garbage", status);
+            }
+            if let Ok(res) = job_get(&client, &base, &job, "/events").await {
+                note(&tally, "open progress stream", res.status().as_u16());
+                streams.lock().unwrap().push(res);
             }
         }
         for path in [
@@ -294,18 +227,6 @@ async fn attacker(
     }
 }
 
-/// Peak resident memory of a process, in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 #[tokio::main]
 async fn main() {
     let db = fresh_database("darkroom_bench_abuse").await;
@@ -317,13 +238,10 @@ async fn main() {
             .stderr(Stdio::null());
     };
     let (mut web, base) = support::start_web(env).await;
-    let mut workers: Vec<Guard> = (0..2)
-        .map(|_| {
-            let mut cmd = Command::new(release_bin("darkroom-worker"));
-            env(&mut cmd);
-            Guard(cmd.stdin(Stdio::null()).spawn().unwrap())
-        })
-        .collect();
+    let mut workers = start_workers(2, |cmd| {
+        env(cmd);
+        cmd.stdin(Stdio::null());
+    });
     let photo = Arc::new(std::fs::read(photo12mp::input()).unwrap());
     eprintln!("baseline: {JOBS} honest jobs, one every {PACE:?}, no attacker");
     let (alone, alone_failed) = honest(&base, photo.clone()).await;

@@ -25,10 +25,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use reqwest::multipart::Part;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use support::{Guard, cpu_secs, cpu_secs_named, fresh_database, release_bin, s3_cpu_secs};
+use support::{
+    cpu_secs, cpu_secs_named, create_job, form, fresh_database, release_bin, s3_cpu_secs,
+    start_workers, thumbnail_recipes, upload,
+};
 
 const IMAGES: usize = 48;
 const FLEETS: [usize; 3] = [1, 2, 4];
@@ -132,47 +135,25 @@ async fn main() {
     let mut db_total = (0i64, 0i64, 0i64, 0usize);
     let mut service_total = [0f64; 3];
     for n in FLEETS {
-        let job: Value = client
-            .post(format!("{base}/api/jobs"))
-            .json(&json!({"recipes":[{"name":"thumb","ops":[{"op":"thumbnail","width":256,"height":256}]}]}))
-            .send()
+        let job = create_job(&client, &base, &thumbnail_recipes())
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let (id, token) = (job["id"].as_str().unwrap(), job["token"].as_str().unwrap());
+            .expect("job created");
         for chunk in 0..IMAGES / 8 {
-            let mut form = reqwest::multipart::Form::new();
-            for i in 0..8 {
-                form = form.part(
-                    "file",
-                    reqwest::multipart::Part::bytes(photo.clone())
-                        .file_name(format!("{}.jpg", chunk * 8 + i)),
-                );
-            }
-            let res = client
-                .post(format!("{base}/api/jobs/{id}/images"))
-                .bearer_auth(token)
-                .multipart(form)
-                .send()
-                .await
-                .unwrap();
+            let parts = (0..8)
+                .map(|i| Part::bytes(photo.clone()).file_name(format!("{}.jpg", chunk * 8 + i)));
+            let res = upload(&client, &base, &job, form(parts)).await.unwrap();
             assert_eq!(res.status(), 201);
         }
 
         let before = db_counters(&pool).await;
         let services0 = service_cpu(web_pid);
         let start = Instant::now();
-        let workers: Vec<Guard> = (0..n)
-            .map(|_| {
-                let mut cmd = Command::new(release_bin("darkroom-worker"));
-                env(&mut cmd);
-                Guard(cmd.env("DARKROOM_WORKER_CONCURRENCY", "2").spawn().unwrap())
-            })
-            .collect();
+        let workers = start_workers(n, |cmd| {
+            env(cmd);
+            cmd.env("DARKROOM_WORKER_CONCURRENCY", "2");
+        });
         let mut polls = 0;
-        while finished(&pool, id).await < IMAGES as i64 {
+        while finished(&pool, &job.id).await < IMAGES as i64 {
             polls += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -23,8 +23,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use common::storage::{Storage, StorageArgs};
-use serde_json::{Value, json};
-use support::{cpu_secs, fresh_database, s3_cpu_secs};
+use reqwest::multipart::Part;
+use support::{
+    cpu_secs, create_job, form, fresh_database, peak_rss_mb, s3_cpu_secs, thumbnail_recipes, upload,
+};
 
 const UPLOADS: usize = 200;
 const CLIENTS: usize = 8;
@@ -39,17 +41,6 @@ fn storage_args(bucket: &str) -> StorageArgs {
         secret_access_key: std::env::var("AWS_SECRET_ACCESS_KEY").ok(),
         bucket: bucket.into(),
     }
-}
-
-/// Peak resident set of a process, in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb / 1024.0
 }
 
 /// Busy and total jiffies of the whole machine.
@@ -103,33 +94,15 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// `UPLOADS` multipart uploads of `photo` to a new job; returns seconds.
 async fn upload_through_web(client: &reqwest::Client, base: &str, photo: &Bytes) -> f64 {
-    let job: Value = client
-        .post(format!("{base}/api/jobs"))
-        .json(&json!({"recipes":[{"name":"thumb","ops":[{"op":"thumbnail","width":256,"height":256}]}]}))
-        .send()
+    let job = create_job(client, base, &thumbnail_recipes())
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!("{base}/api/jobs/{}/images", job["id"].as_str().unwrap());
-    let token = job["token"].as_str().unwrap().to_owned();
-    let (client, photo) = (client.clone(), photo.clone());
+        .expect("job created");
+    let (client, base, photo) = (client.clone(), base.to_owned(), photo.clone());
     concurrently(move || {
-        let (client, photo, url, token) =
-            (client.clone(), photo.clone(), url.clone(), token.clone());
+        let (client, base, photo, job) = (client.clone(), base.clone(), photo.clone(), job.clone());
         async move {
-            let form = reqwest::multipart::Form::new().part(
-                "file",
-                reqwest::multipart::Part::stream(photo).file_name("photo.jpg"),
-            );
-            let res = client
-                .post(url)
-                .bearer_auth(token)
-                .multipart(form)
-                .send()
-                .await
-                .unwrap();
+            let part = Part::stream(photo).file_name("photo.jpg");
+            let res = upload(&client, &base, &job, form([part])).await.unwrap();
             assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
         }
     })

@@ -5,9 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
-use support::{photo, spawn_app, spawn_worker};
+use support::{count, expect_json, photos, poll, scalar, spawn_app, spawn_worker, thumbnail};
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn photo_goes_through_both_queues_and_comes_back_as_thumbnail(pool: PgPool) {
@@ -16,22 +16,11 @@ async fn photo_goes_through_both_queues_and_comes_back_as_thumbnail(pool: PgPool
         spawn_worker(&pool, &app.storage_args),
         spawn_worker(&pool, &app.storage_args),
     ];
-    let job = app
-        .create_job(json!([{"name":"thumb","ops":[{"op":"thumbnail","width":256,"height":256}]}]))
-        .await;
+    let job = app.create_job(thumbnail("thumb", 256)).await;
 
-    let res = app
-        .upload(
-            &job,
-            &[
-                ("rocket.jpg", photo("rocket.jpg")),
-                ("chelsea.png", photo("chelsea.png")),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let uploaded: Value = res.json().await.unwrap();
-    assert_eq!(uploaded["images"].as_array().unwrap().len(), 2);
+    let files = photos(&["rocket.jpg", "chelsea.png"]);
+    let uploaded = expect_json(app.upload(&job, &files).await, 201).await;
+    assert_eq!(count(&uploaded["images"]), 2);
 
     let status = app.wait_done(&job, Duration::from_secs(60)).await;
     assert_eq!(
@@ -55,12 +44,8 @@ async fn photo_goes_through_both_queues_and_comes_back_as_thumbnail(pool: PgPool
     assert_eq!(output["format"], "jpeg");
 
     let res = app
-        .client
-        .get(app.url(output["url"].as_str().unwrap()))
-        .bearer_auth(&job.token)
-        .send()
-        .await
-        .unwrap();
+        .get_as(output["url"].as_str().unwrap(), &job.token)
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/jpeg");
     let bytes = res.bytes().await.unwrap();
@@ -68,18 +53,11 @@ async fn photo_goes_through_both_queues_and_comes_back_as_thumbnail(pool: PgPool
     assert_eq!((img.width(), img.height()), (256, 171));
 
     // Every request was deleted once processed; every response consumed.
-    let left: i64 = sqlx::query_scalar("select count(*) from queue_messages")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut left = left;
-    while left != 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        left = sqlx::query_scalar("select count(*) from queue_messages")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    }
-    assert_eq!(left, 0, "messages left behind in the queues");
+    poll(Duration::from_secs(10), async || {
+        match scalar(&pool, "select count(*) from queue_messages").await {
+            0 => Ok(()),
+            left => Err(format!("{left} messages left behind in the queues")),
+        }
+    })
+    .await;
 }

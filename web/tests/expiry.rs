@@ -3,46 +3,27 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::protocol::{Outcome, RESPONSE_QUEUE, Response, output_key};
-use common::recipe::OutputFormat;
-use queue::Queues;
-use serde_json::{Value, json};
+use common::protocol::output_key;
+use serde_json::Value;
 use sqlx::PgPool;
-use support::{photo, spawn_app, spawn_app_with};
-use web::Settings;
+use support::{app_with, copies, done_response, expect_retry, poll, spawn_app};
 
 fn flip() -> Value {
-    json!([{"name":"f","ops":[{"op":"flip","axis":"vertical"}]}])
+    support::flip("f")
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn a_job_says_when_it_expires(pool: PgPool) {
-    let app = spawn_app_with(
-        pool,
-        Settings {
-            job_ttl: Duration::from_secs(3600),
-            ..Settings::default()
-        },
-    )
-    .await;
-    let res = app
-        .client
-        .post(app.url("/api/jobs"))
-        .json(&json!({ "recipes": flip() }))
-        .send()
-        .await
-        .unwrap();
-    let created: Value = res.json().await.unwrap();
+    let app = app_with(pool, |s| s.job_ttl = Duration::from_secs(3600)).await;
+    let (status, created) = app.create(flip()).await;
+    assert_eq!(status, 201, "{created}");
     let expires: chrono::DateTime<chrono::Utc> =
         created["expires_at"].as_str().unwrap().parse().unwrap();
     let in_an_hour = chrono::Utc::now() + chrono::Duration::hours(1);
     assert!((expires - in_an_hour).num_seconds().abs() < 60, "{created}");
-    let job = support::Job {
-        id: created["id"].as_str().unwrap().to_owned(),
-        token: created["token"].as_str().unwrap().to_owned(),
-    };
+    let job = support::Job::from_created(&created);
     assert_eq!(
         app.job_status(&job).await["expires_at"],
         created["expires_at"]
@@ -55,7 +36,7 @@ async fn expired_jobs_are_deleted_with_every_file(pool: PgPool) {
     let job = app.create_job(flip()).await;
     let kept = app.create_job(flip()).await;
     for j in [&job, &kept] {
-        app.upload(j, &[("rocket.jpg", photo("rocket.jpg"))]).await;
+        app.upload_one(j, "rocket.jpg").await;
     }
     let prefix = format!("jobs/{}/", job.id);
     // A result stored for it as well.
@@ -73,14 +54,7 @@ async fn expired_jobs_are_deleted_with_every_file(pool: PgPool) {
         .await
         .unwrap();
     // Gone to its owner at once, before any sweep.
-    let res = app
-        .client
-        .get(app.url(&format!("/api/jobs/{}", job.id)))
-        .bearer_auth(&job.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
+    assert_eq!(app.job_get(&job, "").await.status(), 404);
 
     assert_eq!(web::expiry::sweep(&pool, &app.storage).await.unwrap(), 1);
     assert!(app.storage.list(&prefix).await.unwrap().is_empty());
@@ -95,14 +69,8 @@ async fn expired_jobs_are_deleted_with_every_file(pool: PgPool) {
     assert_eq!(rows, 0);
     // The other job is untouched.
     assert_eq!(app.job_status(&kept).await["counts"]["total"], 1);
-    assert_eq!(
-        app.storage
-            .list(&format!("jobs/{}/", kept.id))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    let kept_files = app.storage.list(&format!("jobs/{}/", kept.id)).await;
+    assert_eq!(kept_files.unwrap().len(), 1);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
@@ -110,7 +78,8 @@ async fn an_upload_whose_rows_cannot_be_written_leaves_no_object(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(flip()).await;
     // The database refuses this one file's rows.
-    sqlx::raw_sql(
+    support::sql(
+        &pool,
         r#"
         create function refuse_doomed() returns trigger language plpgsql as $$
         begin
@@ -121,29 +90,12 @@ async fn an_upload_whose_rows_cannot_be_written_leaves_no_object(pool: PgPool) {
             for each row execute function refuse_doomed();
         "#,
     )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let res = app
-        .upload(
-            &job,
-            &[
-                ("fine.jpg", photo("rocket.jpg")),
-                ("doomed.jpg", photo("rocket.jpg")),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 503);
-    assert!(res.headers().contains_key("retry-after"));
-    let body: Value = res.json().await.unwrap();
+    .await;
+    let files = copies(&["fine.jpg", "doomed.jpg"], "rocket.jpg");
+    let (_, body) = expect_retry(app.upload(&job, &files).await, 503).await;
     assert_eq!(body["images"][0]["name"], "fine.jpg", "{body}");
     assert_eq!(body["errors"][0]["name"], "doomed.jpg", "{body}");
-    let originals = app
-        .storage
-        .list(&format!("jobs/{}/originals/", job.id))
-        .await
-        .unwrap();
-    assert_eq!(originals.len(), 1, "{originals:?}");
+    assert_eq!(app.originals(&job).await, 1);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
@@ -155,28 +107,13 @@ async fn a_result_stored_after_its_job_was_swept_is_deleted(pool: PgPool) {
         .put(&key, b"late".to_vec().into(), "image/jpeg")
         .await
         .unwrap();
-    let late = Response {
-        job_id,
-        image_id,
-        recipe: "f".into(),
-        outcome: Outcome::Done {
-            width: 1,
-            height: 1,
-            bytes: 4,
-            format: OutputFormat::Jpeg,
-            key: key.clone(),
-        },
-    };
-    Queues::new(pool)
-        .open(RESPONSE_QUEUE)
-        .await
-        .unwrap()
-        .send(serde_json::to_string(&late).unwrap())
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !app.storage.list(&key).await.unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "the late result is still there");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::send_response(&pool, &done_response(job_id, image_id, "f", &key)).await;
+    poll(Duration::from_secs(20), async || {
+        let left = app.storage.list(&key).await.unwrap();
+        match left.is_empty() {
+            true => Ok(()),
+            false => Err(format!("the late result is still there: {left:?}")),
+        }
+    })
+    .await;
 }

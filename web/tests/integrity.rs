@@ -3,31 +3,30 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::protocol::{Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Response};
-use common::recipe::OutputFormat;
+use common::protocol::{REQUEST_QUEUE, RESPONSE_QUEUE};
 use queue::{QueueAttributes, Queues};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
-use support::{TestApp, photo, spawn_app};
+use support::{TestApp, assert_error, done_response, first_output, poll, spawn_app, thumbnail};
+use uuid::Uuid;
 
 fn thumb() -> Value {
-    json!([{"name":"t","ops":[{"op":"thumbnail","width":64,"height":64}]}])
+    thumbnail("t", 64)
 }
 
 /// Polls the job until its only output is in a final state.
 async fn final_output(app: &TestApp, job: &support::Job) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    poll(Duration::from_secs(30), async || {
         let status = app.job_status(job).await;
-        let output = status["images"][0]["outputs"][0].clone();
-        if output["state"] == "failed" || output["state"] == "done" {
-            return output;
+        let output = first_output(&status);
+        match output["state"] == "failed" || output["state"] == "done" {
+            true => Ok(output.clone()),
+            false => Err(format!("never final: {status}")),
         }
-        assert!(Instant::now() < deadline, "never final: {status}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
@@ -56,34 +55,21 @@ async fn requests_past_an_operators_retention_fail_their_outputs_as_expired(pool
     };
     queues.put(REQUEST_QUEUE, &attributes).await.unwrap();
     let job = app.create_job(thumb()).await;
-    app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
-        .await;
+    app.upload_one(&job, "rocket.jpg").await;
     // No worker runs; the request ages past the retention.
-    sqlx::query("update queue_messages set enqueued_at = now() - interval '2 minutes'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        queue::Maintenance::new(pool.clone())
-            .dead_letter_expired(100)
-            .await
-            .unwrap(),
-        1
-    );
+    support::sql(
+        &pool,
+        "update queue_messages set enqueued_at = now() - interval '2 minutes'",
+    )
+    .await;
+    let maintenance = queue::Maintenance::new(pool.clone());
+    assert_eq!(maintenance.dead_letter_expired(100).await.unwrap(), 1);
     let output = final_output(&app, &job).await;
     assert_eq!(output["state"], "failed", "{output}");
-    assert!(
-        output["error"].as_str().unwrap().starts_with("expired"),
-        "{output}"
-    );
+    let error = output["error"].as_str().unwrap();
+    assert!(error.starts_with("expired"), "{output}");
     // Kept, for an operator to inspect or redrive.
-    let stats = queues
-        .open(REQUEST_QUEUE)
-        .await
-        .unwrap()
-        .stats()
-        .await
-        .unwrap();
+    let stats = support::request_stats(&pool).await;
     assert_eq!(stats.dead_lettered, 1, "{stats:?}");
 }
 
@@ -91,46 +77,14 @@ async fn requests_past_an_operators_retention_fail_their_outputs_as_expired(pool
 async fn response_naming_another_outputs_key_is_refused(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(thumb()).await;
-    let uploaded: Value = app
-        .upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let image_id = uploaded["images"][0]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let forged = Response {
-        job_id: job.id.parse().unwrap(),
-        image_id,
-        recipe: "t".into(),
-        outcome: Outcome::Done {
-            width: 64,
-            height: 43,
-            bytes: 1000,
-            format: OutputFormat::Jpeg,
-            key: format!(
-                "jobs/{}/originals/{}",
-                uuid::Uuid::new_v4(),
-                uuid::Uuid::new_v4()
-            ),
-        },
-    };
-    Queues::new(pool.clone())
-        .open(RESPONSE_QUEUE)
-        .await
-        .unwrap()
-        .send(serde_json::to_string(&forged).unwrap())
-        .await
-        .unwrap();
+    let image_id = app.upload_accepted(&job, "rocket.jpg").await;
+    // Done, it says, but stored under another job's original.
+    let key = format!("jobs/{}/originals/{}", Uuid::new_v4(), Uuid::new_v4());
+    let (job_id, image_id) = (job.id.parse().unwrap(), image_id.parse().unwrap());
+    support::send_response(&pool, &done_response(job_id, image_id, "t", &key)).await;
     let output = final_output(&app, &job).await;
     assert_eq!(output["state"], "failed", "{output}");
-    assert!(
-        output["error"].as_str().unwrap().contains("refused"),
-        "{output}"
-    );
+    assert_error(&output, &["refused"]);
     let stored: Option<String> = sqlx::query_scalar("select storage_key from outputs")
         .fetch_one(&pool)
         .await

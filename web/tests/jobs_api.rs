@@ -4,10 +4,13 @@ mod support;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::{photo, png_bomb, spawn_app, spawn_worker};
+use support::{
+    app_with, assert_error, assert_needs_token, count, expect_json, first_output, header, image_id,
+    photo, png_bomb, spawn_app, spawn_worker, thumbnail,
+};
 
 fn thumb() -> Value {
-    json!([{"name":"thumb","ops":[{"op":"thumbnail","width":64,"height":64}]}])
+    thumbnail("thumb", 64)
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
@@ -15,36 +18,18 @@ async fn non_image_is_rejected_and_the_job_survives(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(thumb()).await;
 
-    let res = app
-        .upload(
-            &job,
-            &[("notes.txt", b"just some text, not a photo".to_vec())],
-        )
-        .await;
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
+    let text = b"just some text, not a photo".to_vec();
+    let body = expect_json(app.upload(&job, &[("notes.txt", text)]).await, 400).await;
     assert_eq!(body["errors"][0]["name"], "notes.txt");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("not a supported image"),
-        "{body}"
-    );
+    assert_error(&body, &["not a supported image"]);
 
     // The same job still takes a good file, alongside a bad one in one request.
-    let res = app
-        .upload(
-            &job,
-            &[
-                ("rocket.jpg", photo("rocket.jpg")),
-                ("bad.jpg", b"\xff\xd8\xffnope".to_vec()),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["images"].as_array().unwrap().len(), 1);
+    let files = [
+        ("rocket.jpg", photo("rocket.jpg")),
+        ("bad.jpg", b"\xff\xd8\xffnope".to_vec()),
+    ];
+    let body = expect_json(app.upload(&job, &files).await, 201).await;
+    assert_eq!(count(&body["images"]), 1);
     assert_eq!(body["errors"][0]["name"], "bad.jpg");
 
     let status = app.job_status(&job).await;
@@ -61,94 +46,45 @@ async fn upload_enqueues_one_request_per_image_and_recipe(pool: PgPool) {
             {"name":"b","ops":[{"op":"flip","axis":"vertical"}]}
         ]))
         .await;
-    let res = app
-        .upload(
-            &job,
-            &[
-                ("a.png", photo("chelsea.png")),
-                ("b.jpg", photo("rocket.jpg")),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let queued: i64 = sqlx::query_scalar(
+    let files = [
+        ("a.png", photo("chelsea.png")),
+        ("b.jpg", photo("rocket.jpg")),
+    ];
+    assert_eq!(app.upload(&job, &files).await.status(), 201);
+    let queued = support::scalar(
+        &pool,
         "select coalesce(sum(cardinality(m.ids)), 0)::int8 from queue_messages m join queue_queues q on q.id = m.queue_id
          where q.name = 'darkroom.requests'",
     )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(queued, 4);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn wrong_or_missing_token_is_not_found(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let job = app.create_job(thumb()).await;
-    let other = app.create_job(thumb()).await;
-    let url = app.url(&format!("/api/jobs/{}", job.id));
-
-    let res = app.client.get(&url).send().await.unwrap();
-    assert_eq!(res.status(), 404);
-    let res = app
-        .client
-        .get(&url)
-        .bearer_auth(&other.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
-    let res = app
-        .client
-        .get(&url)
-        .bearer_auth("nonsense")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
-    let res = app
-        .client
-        .get(&url)
-        .bearer_auth(&job.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let job = assert_needs_token(&app, thumb(), "").await;
+    assert_eq!(app.job_get(&job, "").await.status(), 200);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn invalid_recipe_is_a_400_naming_op_and_field(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let res = app
-        .client
-        .post(app.url("/api/jobs"))
-        .json(&json!({"recipes":[{"name":"t","ops":[{"op":"thumbnail","width":0,"height":10}]}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    let error = body["error"].as_str().unwrap();
-    assert!(
-        error.contains("thumbnail") && error.contains("width"),
-        "{error}"
-    );
-
-    let res = app
-        .client
-        .post(app.url("/api/jobs"))
-        .json(&json!({"recipes":[{"name":"t","ops":[{"op":"sparkle"}]}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("unknown op `sparkle`")
-    );
+    let cases = [
+        (
+            json!([{"name":"t","ops":[{"op":"thumbnail","width":0,"height":10}]}]),
+            &["thumbnail", "width"][..],
+        ),
+        (
+            json!([{"name":"t","ops":[{"op":"sparkle"}]}]),
+            &["unknown op `sparkle`"][..],
+        ),
+    ];
+    for (recipes, words) in cases {
+        let (status, body) = app.create(recipes).await;
+        assert_eq!(status, 400, "{body}");
+        assert_error(&body, words);
+    }
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
@@ -162,32 +98,18 @@ async fn upload_without_files_is_a_400(pool: PgPool) {
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn healthz_answers_when_postgres_and_s3_do(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(app.get("/healthz").await.status(), 200);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn root_serves_the_upload_page(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let res = app.client.get(app.url("/")).send().await.unwrap();
+    let res = app.get("/").await;
     assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(header(&res, "content-type").starts_with("text/html"));
     let html = res.text().await.unwrap();
     assert!(html.contains(r#"type="file""#) && html.contains(r#"src="/assets/app.js""#));
-    let script = app
-        .client
-        .get(app.url("/assets/app.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let script = app.get_text("/assets/app.js").await;
     assert!(script.contains("/api/jobs"));
     for text in [&html, &script] {
         assert!(
@@ -200,14 +122,7 @@ async fn root_serves_the_upload_page(pool: PgPool) {
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn openapi_spec_describes_every_route(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let res = app
-        .client
-        .get(app.admin_url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let spec: serde_json::Value = res.json().await.unwrap();
+    let spec = expect_json(app.admin_get("/api/openapi.json", None).await, 200).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = spec["paths"].as_object().unwrap();
     let expected = [
@@ -255,8 +170,7 @@ async fn openapi_spec_describes_every_route(pool: PgPool) {
 async fn unknown_path_is_a_404_not_a_queue_api_token_error(pool: PgPool) {
     let app = spawn_app(pool).await;
     for path in ["/favicon.ico", "/api/nope", "/api/jobs/x/y/z/w"] {
-        let res = app.client.get(app.url(path)).send().await.unwrap();
-        assert_eq!(res.status(), 404, "{path}");
+        assert_eq!(app.get(path).await.status(), 404, "{path}");
     }
 }
 
@@ -266,18 +180,12 @@ async fn empty_file_and_bomb_are_refused_and_truncated_jpeg_fails_clearly(pool: 
     let _worker = spawn_worker(&pool, &app.storage_args);
     let job = app.create_job(thumb()).await;
     let jpeg = photo("rocket.jpg");
-    let res = app
-        .upload(
-            &job,
-            &[
-                ("empty.jpg", Vec::new()),
-                ("bomb.png", png_bomb(100_000, 100_000)),
-                ("cut.jpg", jpeg[..jpeg.len() / 2].to_vec()),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
+    let files = [
+        ("empty.jpg", Vec::new()),
+        ("bomb.png", png_bomb(100_000, 100_000)),
+        ("cut.jpg", jpeg[..jpeg.len() / 2].to_vec()),
+    ];
+    let body = expect_json(app.upload(&job, &files).await, 201).await;
     let errors: Vec<(&str, &str)> = body["errors"]
         .as_array()
         .unwrap()
@@ -298,12 +206,8 @@ async fn empty_file_and_bomb_are_refused_and_truncated_jpeg_fails_clearly(pool: 
         status["counts"],
         json!({"total": 1, "done": 0, "failed": 1})
     );
-    let output = &status["images"][0]["outputs"][0];
     assert_eq!(status["images"][0]["name"], "cut.jpg");
-    assert!(
-        output["error"].as_str().unwrap().contains("truncated"),
-        "{output}"
-    );
+    assert_error(first_output(&status), &["truncated"]);
 }
 
 /// A PNG of noise, which does not compress: `width`×`height`×3 bytes and more.
@@ -320,41 +224,18 @@ fn noise_png(width: u32, height: u32) -> Vec<u8> {
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn upload_larger_than_a_part_is_stored_intact_and_over_limit_is_refused(pool: PgPool) {
-    let settings = web::Settings {
-        limits: common::Limits {
-            max_bytes: 20 * 1024 * 1024,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let app = support::spawn_app_with(pool, settings).await;
+    let app = app_with(pool, |s| s.limits.max_bytes = 20 * 1024 * 1024).await;
     let job = app.create_job(thumb()).await;
     // Over one 8 MiB part: goes up as a multipart upload of two parts.
     let big = noise_png(2600, 1600);
     assert!(big.len() > 9 * 1024 * 1024, "{}", big.len());
     let too_big = noise_png(3000, 2400);
     assert!(too_big.len() > 20 * 1024 * 1024, "{}", too_big.len());
-    let res = app
-        .upload(&job, &[("big.png", big.clone()), ("huge.png", too_big)])
-        .await;
-    assert_eq!(res.status(), 201);
-    let body: Value = res.json().await.unwrap();
+    let files = [("big.png", big.clone()), ("huge.png", too_big)];
+    let body = expect_json(app.upload(&job, &files).await, 201).await;
     assert_eq!(body["errors"][0]["name"], "huge.png");
-    assert!(
-        body["errors"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("over the limit of 20971520 bytes"),
-        "{body}"
-    );
-    let image = body["images"][0]["id"].as_str().unwrap();
-    let res = app
-        .client
-        .get(app.url(&format!("/api/jobs/{}/images/{image}/original", job.id)))
-        .bearer_auth(&job.token)
-        .send()
-        .await
-        .unwrap();
+    assert_error(&body["errors"][0], &["over the limit of 20971520 bytes"]);
+    let res = app.original(&job, image_id(&body)).await;
     assert_eq!(res.status(), 200);
     assert!(res.bytes().await.unwrap() == big, "stored bytes differ");
     assert_eq!(app.job_status(&job).await["counts"]["total"], 1);

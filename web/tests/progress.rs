@@ -9,7 +9,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::{Job, TestApp, photo, spawn_app, spawn_worker};
+use support::{
+    Job, TestApp, assert_needs_token, copies, expect_json, header, image_id, photo, spawn_app,
+    spawn_worker,
+};
 
 /// One Server-Sent Event.
 #[derive(Debug, Default, Clone)]
@@ -62,10 +65,8 @@ async fn read_events(
 }
 
 async fn open_events(app: &TestApp, job: &Job, last_event_id: Option<&str>) -> reqwest::Response {
-    let mut req = app
-        .client
-        .get(app.url(&format!("/api/jobs/{}/events", job.id)))
-        .bearer_auth(&job.token);
+    let path = format!("/api/jobs/{}/events", job.id);
+    let mut req = app.client.get(app.url(&path)).bearer_auth(&job.token);
     if let Some(id) = last_event_id {
         req = req.header("Last-Event-ID", id);
     }
@@ -88,10 +89,7 @@ async fn events_stream_every_output_change_and_resume_after_last_event_id(pool: 
     let job = app.create_job(thumb_recipes()).await;
     // Opened before anything exists: it must wake up for what follows.
     let stream = open_events(&app, &job, None).await;
-    let res = app
-        .upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
-        .await;
-    assert_eq!(res.status(), 201);
+    app.upload_accepted(&job, "rocket.jpg").await;
     let _worker = spawn_worker(&pool, &app.storage_args);
 
     let events = read_events(stream, Duration::from_secs(60), |e| {
@@ -158,64 +156,32 @@ async fn events_stream_every_output_change_and_resume_after_last_event_id(pool: 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn events_need_the_job_token(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let job = app.create_job(thumb_recipes()).await;
-    let other = app.create_job(thumb_recipes()).await;
-    for token in [None, Some("wrong"), Some(other.token.as_str())] {
-        let mut req = app
-            .client
-            .get(app.url(&format!("/api/jobs/{}/events", job.id)));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        assert_eq!(req.send().await.unwrap().status(), 404);
-    }
+    assert_needs_token(&app, thumb_recipes(), "/events").await;
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn archive_holds_every_finished_output_under_unique_names(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let job = app.create_job(thumb_recipes()).await;
-    let archive_url = app.url(&format!("/api/jobs/{}/archive", job.id));
 
     // Nothing finished yet: a clear 409, not an empty zip.
-    let res = app
-        .client
-        .get(&archive_url)
-        .bearer_auth(&job.token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.job_get(&job, "/archive").await;
     assert_eq!(res.status(), 409);
     assert!(res.text().await.unwrap().contains("finished"));
 
     // Two files with the same name: their entries must not collide.
-    let res = app
-        .upload(
-            &job,
-            &[
-                ("photo.jpg", photo("rocket.jpg")),
-                ("photo.jpg", photo("rocket.jpg")),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 201);
+    let twins = copies(&["photo.jpg", "photo.jpg"], "rocket.jpg");
+    assert_eq!(app.upload(&job, &twins).await.status(), 201);
     let _worker = spawn_worker(&pool, &app.storage_args);
     app.wait_done(&job, Duration::from_secs(60)).await;
 
+    // A download link carries the token in its URL.
     let res = app
-        .client
-        .get(format!("{archive_url}?token={}", job.token))
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/api/jobs/{}/archive?token={}", job.id, job.token))
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/zip");
-    assert!(
-        res.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment")
-    );
+    assert!(header(&res, "content-disposition").starts_with("attachment"));
     let bytes = res.bytes().await.unwrap();
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
     let mut names: Vec<String> = zip.file_names().map(str::to_owned).collect();
@@ -248,47 +214,29 @@ async fn original_is_served_as_uploaded(pool: PgPool) {
     let job = app.create_job(thumb_recipes()).await;
     let original = photo("chelsea.png");
     let res = app.upload(&job, &[("cat.png", original.clone())]).await;
-    let uploaded: Value = res.json().await.unwrap();
-    let image = uploaded["images"][0]["id"].as_str().unwrap();
-    let url = app.url(&format!("/api/jobs/{}/images/{image}/original", job.id));
-    let res = app
-        .client
-        .get(&url)
-        .bearer_auth(&job.token)
-        .send()
-        .await
-        .unwrap();
+    let uploaded = expect_json(res, 201).await;
+    let res = app.original(&job, image_id(&uploaded)).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/png");
     assert_eq!(res.bytes().await.unwrap().to_vec(), original);
-    let res = app
-        .client
-        .get(&url)
-        .bearer_auth("nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
+    let path = format!(
+        "/api/jobs/{}/images/{}/original",
+        job.id,
+        image_id(&uploaded)
+    );
+    assert_eq!(app.get_as(&path, "nope").await.status(), 404);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn metrics_count_uploads_and_show_queue_depth(pool: PgPool) {
     let app = spawn_app(pool).await;
     let job = app.create_job(thumb_recipes()).await;
-    app.upload(
-        &job,
-        &[
-            ("a.jpg", photo("rocket.jpg")),
-            ("b.txt", b"not an image".to_vec()),
-        ],
-    )
-    .await;
-    let res = app
-        .client
-        .get(app.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let files = [
+        ("a.jpg", photo("rocket.jpg")),
+        ("b.txt", b"not an image".to_vec()),
+    ];
+    app.upload(&job, &files).await;
+    let res = app.admin_get("/metrics", None).await;
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
     let value = |prefix: &str| -> f64 {

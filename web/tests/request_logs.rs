@@ -36,13 +36,10 @@ async fn request_logs_leave_out_query_strings(pool: PgPool) {
     let app = spawn_app(pool).await;
     let secret = "s3cr3t-t0ken-in-the-url";
     let res = app
-        .client
-        .get(app.url(&format!(
+        .get(&format!(
             "/api/jobs/00000000-0000-0000-0000-000000000000/archive?token={secret}"
-        )))
-        .send()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(res.status(), 404);
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(

@@ -10,7 +10,8 @@ use common::protocol::{MAX_RECEIVES, declare_queues};
 use queue::Queues;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::{TestApp, photo, spawn_app};
+use support::{TestApp, assert_error, first_output, poll, request_stats, spawn_app, thumbnail};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use worker::runtime::{Worker, WorkerSettings};
 
@@ -22,11 +23,40 @@ fn slow_recipe() -> Value {
     ]}])
 }
 
-async fn in_process_worker(pool: &PgPool, app: &TestApp, mut settings: WorkerSettings) -> Worker {
-    // The engine runs in a child process of the worker binary, not of this test.
-    settings.isolation.program = support::workspace_bin("darkroom-worker");
-    let (requests, responses) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
-    Worker::new(requests, responses, app.storage.clone(), settings)
+/// The default settings, with `concurrency` slots.
+fn settings(concurrency: usize) -> WorkerSettings {
+    WorkerSettings {
+        concurrency,
+        ..Default::default()
+    }
+}
+
+/// Workers run in this process on `settings`, until `stop`.
+struct Workers {
+    shutdown: CancellationToken,
+    running: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    async fn start(pool: &PgPool, app: &TestApp, mut settings: WorkerSettings, n: usize) -> Self {
+        // The engine runs in a child process of the worker binary, not of this test.
+        settings.isolation.program = support::workspace_bin("darkroom-worker");
+        let shutdown = CancellationToken::new();
+        let mut running = Vec::new();
+        for _ in 0..n {
+            let (requests, responses) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
+            let worker = Worker::new(requests, responses, app.storage.clone(), settings.clone());
+            running.push(tokio::spawn(worker.run(shutdown.clone())));
+        }
+        Workers { shutdown, running }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        for w in self.running {
+            w.await.unwrap();
+        }
+    }
 }
 
 /// How many responses in `state` workers sent for this job (a worker sends
@@ -46,44 +76,31 @@ async fn responses_sent(pool: &PgPool, job_id: &str, state: &str) -> i64 {
     .unwrap()
 }
 
-async fn request_stats(pool: &PgPool) -> queue::Stats {
-    Queues::new(pool.clone())
-        .open(common::protocol::REQUEST_QUEUE)
-        .await
-        .unwrap()
-        .stats()
-        .await
-        .unwrap()
+/// Runs `n` in-process workers with `settings` until a job of `recipes` on
+/// rocket.jpg is done; returns its status and how long it took from the
+/// upload.
+async fn run_job(
+    pool: &PgPool,
+    app: &TestApp,
+    (settings, n): (WorkerSettings, usize),
+    recipes: Value,
+) -> (Value, Duration) {
+    let workers = Workers::start(pool, app, settings, n).await;
+    let job = app.create_job(recipes).await;
+    let started = Instant::now();
+    app.upload_accepted(&job, "rocket.jpg").await;
+    let status = app.wait_done(&job, Duration::from_secs(120)).await;
+    let took = started.elapsed();
+    workers.stop().await;
+    (status, took)
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn heartbeat_keeps_a_long_op_leased_so_no_second_worker_repeats_it(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let settings = WorkerSettings {
-        concurrency: 1,
-        lock: Duration::from_secs(1),
-        ..Default::default()
-    };
-    let shutdown = CancellationToken::new();
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let worker = in_process_worker(&pool, &app, settings.clone()).await;
-        workers.push(tokio::spawn(worker.run(shutdown.clone())));
-    }
-    let job = app.create_job(slow_recipe()).await;
-    let started = Instant::now();
-    assert_eq!(
-        app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
-            .await
-            .status(),
-        201
-    );
-    let status = app.wait_done(&job, Duration::from_secs(120)).await;
-    let took = started.elapsed();
-    shutdown.cancel();
-    for w in workers {
-        w.await.unwrap();
-    }
+    let mut settings = settings(1);
+    settings.lock = Duration::from_secs(1);
+    let (status, took) = run_job(&pool, &app, (settings, 2), slow_recipe()).await;
     assert_eq!(status["counts"]["done"], 1, "{status}");
     // Without the heartbeat the 1 s lock would run out during the op and
     // the idle worker would take the message and process it again.
@@ -91,18 +108,16 @@ async fn heartbeat_keeps_a_long_op_leased_so_no_second_worker_repeats_it(pool: P
         took > Duration::from_secs(2),
         "the op was too quick ({took:?}) to outlast the lock; make it slower"
     );
-    assert_eq!(responses_sent(&pool, &job.id, "processing").await, 1);
-    assert_eq!(responses_sent(&pool, &job.id, "done").await, 1);
+    let job_id = job_id(&status);
+    assert_eq!(responses_sent(&pool, &job_id, "processing").await, 1);
+    assert_eq!(responses_sent(&pool, &job_id, "done").await, 1);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let job = app
-        .create_job(json!([{"name": "t", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}]))
-        .await;
-    app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
-        .await;
+    let job = app.create_job(thumbnail("t", 64)).await;
+    app.upload_one(&job, "rocket.jpg").await;
     // Workers that crash on it every time: received, never deleted; the
     // lease is given back at once instead of waiting for it to run out.
     let (requests, _) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
@@ -115,21 +130,13 @@ async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool:
             .unwrap();
     }
     // The next receive finds it over the limit and dead-letters it.
-    assert!(
-        requests
-            .receive(1, Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    let got = requests.receive(1, Duration::from_secs(60)).await.unwrap();
+    assert!(got.is_empty());
 
     let status = app.wait_done(&job, Duration::from_secs(30)).await;
     assert_eq!(status["counts"]["failed"], 1, "{status}");
-    let error = status["images"][0]["outputs"][0]["error"].as_str().unwrap();
-    assert!(
-        error.contains("gave up after 5 attempts") && error.contains("darkroom.requests.dead"),
-        "{error}"
-    );
+    let words = ["gave up after 5 attempts", "darkroom.requests.dead"];
+    assert_error(first_output(&status), &words);
     // Kept for inspection and redrive, not deleted.
     let stats = request_stats(&pool).await;
     assert_eq!(stats.dead_lettered, 1);
@@ -138,89 +145,49 @@ async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool:
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn shutdown_releases_what_it_cannot_finish_within_the_grace(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let settings = WorkerSettings {
-        concurrency: 1,
-        lock: Duration::from_secs(600),
-        shutdown_grace: Duration::from_millis(100),
-        ..Default::default()
-    };
-    let worker = in_process_worker(&pool, &app, settings).await;
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let mut settings = settings(1);
+    settings.lock = Duration::from_secs(600);
+    settings.shutdown_grace = Duration::from_millis(100);
+    let workers = Workers::start(&pool, &app, settings, 1).await;
     let job = app.create_job(slow_recipe()).await;
-    app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while request_stats(&pool).await.in_flight == 0 {
-        assert!(Instant::now() < deadline, "the worker never leased it");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), running)
+    app.upload_one(&job, "rocket.jpg").await;
+    poll(Duration::from_secs(30), async || {
+        match request_stats(&pool).await.in_flight {
+            0 => Err("the worker never leased it".to_owned()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), workers.stop())
         .await
-        .expect("worker stops within its grace")
-        .unwrap();
+        .expect("worker stops within its grace");
     // Released, not left locked for the 600 s lease: another worker can
     // take it right away.
     let stats = request_stats(&pool).await;
     assert_eq!((stats.visible, stats.in_flight), (1, 0), "{stats:?}");
 }
 
-/// Runs one in-process worker with `settings` until the job is done.
-async fn run_job(pool: &PgPool, app: &TestApp, settings: WorkerSettings, recipes: Value) -> Value {
-    let worker = in_process_worker(pool, app, settings).await;
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
-    let job = app.create_job(recipes).await;
-    assert_eq!(
-        app.upload(&job, &[("rocket.jpg", photo("rocket.jpg"))])
-            .await
-            .status(),
-        201
-    );
-    let status = app.wait_done(&job, Duration::from_secs(120)).await;
-    shutdown.cancel();
-    running.await.unwrap();
-    status
-}
-
-fn output<'a>(status: &'a Value, recipe: &str) -> &'a Value {
-    status["images"][0]["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["recipe"] == recipe)
-        .unwrap()
+/// Asserts that the output of `done` is done and that of `failed` failed
+/// with an error naming `words`.
+fn assert_one_failed(status: &Value, done: &str, failed: &str, words: &[&str]) {
+    let outputs = status["images"][0]["outputs"].as_array().unwrap();
+    let output = |recipe| outputs.iter().find(|o| o["recipe"] == recipe).unwrap();
+    assert_eq!(output(done)["state"], "done", "{status}");
+    assert_eq!(output(failed)["state"], "failed", "{status}");
+    assert_error(output(failed), words);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn image_past_the_deadline_is_stopped_and_failed_while_the_others_finish(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let mut settings = WorkerSettings {
-        concurrency: 2,
-        lock: Duration::from_secs(2),
-        ..Default::default()
-    };
+    let mut settings = settings(2);
+    settings.lock = Duration::from_secs(2);
     settings.isolation.deadline = Duration::from_secs(1);
     let started = Instant::now();
-    let status = run_job(
-        &pool,
-        &app,
-        settings,
-        json!([
-            slow_recipe()[0],
-            {"name": "quick", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}
-        ]),
-    )
-    .await;
-    assert_eq!(output(&status, "quick")["state"], "done", "{status}");
-    let slow = output(&status, "slow");
-    assert_eq!(slow["state"], "failed", "{status}");
-    let error = slow["error"].as_str().unwrap();
-    assert!(
-        error.contains("1-second deadline") && error.contains("DARKROOM_WORKER_DEADLINE"),
-        "{error}"
-    );
+    let recipes = json!([slow_recipe()[0], thumbnail("quick", 64)[0]]);
+    let (status, _) = run_job(&pool, &app, (settings, 1), recipes).await;
+    let words = ["1-second deadline", "DARKROOM_WORKER_DEADLINE"];
+    assert_one_failed(&status, "quick", "slow", &words);
     // Failed once and for all: not redelivered until dead-lettered.
     let stats = request_stats(&pool).await;
     assert_eq!(
@@ -242,30 +209,16 @@ async fn image_past_the_deadline_is_stopped_and_failed_while_the_others_finish(p
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn image_needing_more_memory_than_the_worker_has_fails_and_the_rest_are_done(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let settings = WorkerSettings {
-        concurrency: 2,
-        max_memory: 96 << 20,
-        ..Default::default()
-    };
-    let status = run_job(
-        &pool,
-        &app,
-        settings,
-        json!([
-            {"name": "big", "ops": [{"op": "resize", "width": 6000, "height": 5000, "fit": "fill"}]},
-            {"name": "small", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}
-        ]),
-    )
-    .await;
-    assert_eq!(output(&status, "small")["state"], "done", "{status}");
-    let big = output(&status, "big");
-    assert_eq!(big["state"], "failed", "{status}");
-    let error = big["error"].as_str().unwrap();
-    assert!(
-        error.contains("more than this worker's 96 MiB")
-            && error.contains("DARKROOM_WORKER_MAX_MEMORY"),
-        "{error}"
-    );
+    let mut settings = settings(2);
+    settings.max_memory = 96 << 20;
+    let big = json!({"name": "big", "ops": [{"op": "resize", "width": 6000, "height": 5000, "fit": "fill"}]});
+    let recipes = json!([big, thumbnail("small", 64)[0]]);
+    let (status, _) = run_job(&pool, &app, (settings, 1), recipes).await;
+    let words = [
+        "more than this worker's 96 MiB",
+        "DARKROOM_WORKER_MAX_MEMORY",
+    ];
+    assert_one_failed(&status, "small", "big", &words);
 }
 
 fn job_id(status: &Value) -> String {
@@ -275,48 +228,28 @@ fn job_id(status: &Value) -> String {
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let recipe = json!([{"name": "t", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}]);
+    let recipe = thumbnail("t", 64);
     let victim = app.create_job(recipe.clone()).await;
-    let uploaded: Value = app
-        .upload(&victim, &[("rocket.jpg", photo("rocket.jpg"))])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let victim_key = common::protocol::source_key(
-        victim.id.parse().unwrap(),
-        uploaded["images"][0]["id"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap(),
-    );
+    let victim_image = app.upload_accepted(&victim, "rocket.jpg").await;
+    let victim_key =
+        common::protocol::source_key(victim.id.parse().unwrap(), victim_image.parse().unwrap());
     // A request for another job's image that names the victim's original.
-    let attacker = app.create_job(recipe).await;
+    let attacker = app.create_job(recipe.clone()).await;
+    let attacker_id = attacker.id.parse::<uuid::Uuid>().unwrap();
     let image_id = uuid::Uuid::new_v4();
-    sqlx::query(
+    for statement in [
         "insert into images (id, job_id, name, bytes, content_type, storage_key)
          values ($1, $2, 'x.jpg', 1, 'image/jpeg', 'x')",
-    )
-    .bind(image_id)
-    .bind(attacker.id.parse::<uuid::Uuid>().unwrap())
-    .execute(&pool)
-    .await
-    .unwrap();
-    sqlx::query("insert into outputs (image_id, recipe, job_id) values ($1, 't', $2)")
-        .bind(image_id)
-        .bind(attacker.id.parse::<uuid::Uuid>().unwrap())
-        .execute(&pool)
-        .await
-        .unwrap();
+        "insert into outputs (image_id, recipe, job_id) values ($1, 't', $2)",
+    ] {
+        let insert = sqlx::query(statement).bind(image_id).bind(attacker_id);
+        insert.execute(&pool).await.unwrap();
+    }
     let request = common::protocol::Request {
-        job_id: attacker.id.parse().unwrap(),
+        job_id: attacker_id,
         image_id,
         image_name: "x.jpg".into(),
-        recipe: serde_json::from_value(
-            json!({"name": "t", "ops": [{"op": "thumbnail", "width": 64, "height": 64}]}),
-        )
-        .unwrap(),
+        recipe: serde_json::from_value(recipe[0].clone()).unwrap(),
         source_key: victim_key,
     };
     let (requests, _) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
@@ -325,18 +258,11 @@ async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
         .await
         .unwrap();
 
-    let settings = WorkerSettings {
-        concurrency: 1,
-        ..Default::default()
-    };
-    let worker = in_process_worker(&pool, &app, settings).await;
-    let shutdown = CancellationToken::new();
-    let running = tokio::spawn(worker.run(shutdown.clone()));
+    let workers = Workers::start(&pool, &app, settings(1), 1).await;
     let status = app.wait_done(&attacker, Duration::from_secs(60)).await;
     app.wait_done(&victim, Duration::from_secs(60)).await;
-    shutdown.cancel();
-    running.await.unwrap();
-    let out = &status["images"][0]["outputs"][0];
+    workers.stop().await;
+    let out = first_output(&status);
     assert_eq!(out["state"], "failed", "{status}");
     assert!(
         out["error"].as_str().unwrap().contains("not its image's"),

@@ -66,6 +66,37 @@ fn imagemagick() -> Option<&'static str> {
     .find(|p| Path::new(p).exists())
 }
 
+/// Every op the second table measures: its name, the darkroom op, and the
+/// ImageMagick arguments for the same (`-` where it has no such op).
+const OPS: &str = r#"
+thumbnail 256           | {"op":"thumbnail","width":256,"height":256}              | -thumbnail 256x256
+resize 1600×1200 inside | {"op":"resize","width":1600,"height":1200}               | -resize 1600x1200
+crop 1000×1000          | {"op":"crop","x":100,"y":100,"width":1000,"height":1000} | -crop 1000x1000+100+100
+crop 16:9 smart         | {"op":"crop","aspect":"16:9","gravity":"smart"}          | -
+rotate 90               | {"op":"rotate","degrees":90}                             | -rotate 90
+flip horizontal         | {"op":"flip","axis":"horizontal"}                        | -flop
+grayscale               | {"op":"recolor","mode":"grayscale"}                      | -colorspace Gray
+sepia                   | {"op":"recolor","mode":"sepia"}                          | -sepia-tone 80%
+hue rotate 90°          | {"op":"recolor","mode":"hue_rotate","degrees":90}        | -modulate 100,100,150
+contrast +0.3           | {"op":"contrast","amount":0.3}                           | -brightness-contrast 0x30
+brightness +0.2         | {"op":"brightness","amount":0.2}                         | -brightness-contrast 20x0
+blur σ=2                | {"op":"blur","sigma":2.0}                                | -blur 0x2
+sharpen                 | {"op":"sharpen","amount":1.0}                            | -sharpen 0x1
+red eye (auto)          | {"op":"red_eye"}                                         | -
+teeth whiten (auto)     | {"op":"teeth_whiten","strength":0.6}                     | -
+format webp             | {"op":"format","format":"webp"}                          | -
+"#;
+
+/// The rows of [`OPS`].
+fn ops() -> impl Iterator<Item = (&'static str, &'static str, Option<Vec<&'static str>>)> {
+    OPS.lines().filter(|l| !l.is_empty()).map(|line| {
+        let [name, op, im] = <[&str; 3]>::try_from(line.split(" | ").collect::<Vec<_>>())
+            .unwrap_or_else(|_| panic!("not name | op | arguments: {line}"));
+        let im = (im.trim() != "-").then(|| im.split_whitespace().collect());
+        (name.trim(), op.trim(), im)
+    })
+}
+
 fn main() {
     let input = input();
     let input = input.to_str().unwrap();
@@ -125,81 +156,11 @@ fn main() {
         );
     }
 
-    let ops: &[(&str, &str, Option<&[&str]>)] = &[
-        ("thumbnail 256", thumb_op, Some(&["-thumbnail", "256x256"])),
-        (
-            "resize 1600×1200 inside",
-            r#"{"op":"resize","width":1600,"height":1200}"#,
-            Some(&["-resize", "1600x1200"]),
-        ),
-        (
-            "crop 1000×1000",
-            r#"{"op":"crop","x":100,"y":100,"width":1000,"height":1000}"#,
-            Some(&["-crop", "1000x1000+100+100"]),
-        ),
-        (
-            "crop 16:9 smart",
-            r#"{"op":"crop","aspect":"16:9","gravity":"smart"}"#,
-            None,
-        ),
-        (
-            "rotate 90",
-            r#"{"op":"rotate","degrees":90}"#,
-            Some(&["-rotate", "90"]),
-        ),
-        (
-            "flip horizontal",
-            r#"{"op":"flip","axis":"horizontal"}"#,
-            Some(&["-flop"]),
-        ),
-        (
-            "grayscale",
-            r#"{"op":"recolor","mode":"grayscale"}"#,
-            Some(&["-colorspace", "Gray"]),
-        ),
-        (
-            "sepia",
-            r#"{"op":"recolor","mode":"sepia"}"#,
-            Some(&["-sepia-tone", "80%"]),
-        ),
-        (
-            "hue rotate 90°",
-            r#"{"op":"recolor","mode":"hue_rotate","degrees":90}"#,
-            Some(&["-modulate", "100,100,150"]),
-        ),
-        (
-            "contrast +0.3",
-            r#"{"op":"contrast","amount":0.3}"#,
-            Some(&["-brightness-contrast", "0x30"]),
-        ),
-        (
-            "brightness +0.2",
-            r#"{"op":"brightness","amount":0.2}"#,
-            Some(&["-brightness-contrast", "20x0"]),
-        ),
-        (
-            "blur σ=2",
-            r#"{"op":"blur","sigma":2.0}"#,
-            Some(&["-blur", "0x2"]),
-        ),
-        (
-            "sharpen",
-            r#"{"op":"sharpen","amount":1.0}"#,
-            Some(&["-sharpen", "0x1"]),
-        ),
-        ("red eye (auto)", r#"{"op":"red_eye"}"#, None),
-        (
-            "teeth whiten (auto)",
-            r#"{"op":"teeth_whiten","strength":0.6}"#,
-            None,
-        ),
-        ("format webp", r#"{"op":"format","format":"webp"}"#, None),
-    ];
     println!(
         "\n| op on 12 MP JPEG → JPEG | darkroom img/s/core | darkroom peak RSS MB | ImageMagick img/s/core | ImageMagick peak RSS MB |\n|---|---:|---:|---:|---:|"
     );
     const OP_RUNS: usize = 3;
-    for (name, op, im_args) in ops {
+    for (name, op, im_args) in ops() {
         let target = out("op-d.jpg");
         let cmd = [darkroom, "apply", "--op", op, input, &target];
         let runs: Vec<_> = (0..OP_RUNS).map(|_| measure(&cmd)).collect();
@@ -209,7 +170,7 @@ fn main() {
             (Some(im), Some(args)) => {
                 let target = out("op-m.jpg");
                 let mut cmd = vec![im, input];
-                cmd.extend_from_slice(args);
+                cmd.extend(args);
                 cmd.push(&target);
                 let runs: Vec<_> = (0..OP_RUNS).map(|_| measure(&cmd)).collect();
                 let cpu = median(runs.iter().map(|r| r.1.max(0.01)).collect());

@@ -1,7 +1,11 @@
 //! The `darkroom-worker` binary's command line and start-up errors.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
+
+use std::process::{Command, Output};
+
+use sqlx::ConnectOptions;
+use support::testdata;
 
 fn worker() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_darkroom-worker"));
@@ -16,48 +20,32 @@ fn worker() -> Command {
     cmd
 }
 
-fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata")
-        .join(name)
+/// The stderr of a run that must fail, saying why in one line.
+fn one_line_failure(out: Output) -> String {
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
 }
 
 #[test]
 fn missing_database_url_is_one_clear_line() {
-    let out = worker().output().unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = one_line_failure(worker().output().unwrap());
     assert!(stderr.contains("DATABASE_URL is not set"), "{stderr}");
-}
-
-/// The URL of the test's own database, for the child process.
-fn database_url(pool: &sqlx::PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by sqlx::test");
-    let db = pool
-        .connect_options()
-        .get_database()
-        .expect("test database name")
-        .to_owned();
-    match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{db}"),
-        None => panic!("DATABASE_URL has no database: {base}"),
-    }
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn unreachable_s3_is_one_clear_line(pool: sqlx::PgPool) {
-    let out = worker()
-        .env("DATABASE_URL", database_url(&pool))
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("AWS_ACCESS_KEY_ID", "x")
-        .env("AWS_SECRET_ACCESS_KEY", "y")
-        .env("RUST_LOG", "off")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // The test's own database, and S3 where nothing listens.
+    let database_url: String = pool.connect_options().to_url_lossy().into();
+    let env = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_ACCESS_KEY_ID", "x"),
+        ("AWS_SECRET_ACCESS_KEY", "y"),
+        ("RUST_LOG", "off"),
+    ];
+    let stderr = one_line_failure(worker().envs(env).output().unwrap());
     assert!(stderr.contains("cannot use bucket"), "{stderr}");
     assert!(stderr.contains("http://127.0.0.1:9"), "{stderr}");
 }

@@ -1,6 +1,8 @@
 //! The engine's child process per image: its deadline, its memory ceiling,
 //! and memory estimates that bound what each op really uses.
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -19,13 +21,7 @@ fn isolation(deadline: Duration) -> Isolation {
 }
 
 fn photo(name: &str) -> Bytes {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata")
-            .join(name),
-    )
-    .unwrap()
-    .into()
+    support::photo(name).into()
 }
 
 fn ops(value: serde_json::Value) -> Vec<Op> {

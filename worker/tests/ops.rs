@@ -1,41 +1,26 @@
 //! Every simple op on a real photo (chelsea.png, 451×300): dimensions and
 //! pixel statistics of the decoded output, not encoder bytes.
 
-use std::path::PathBuf;
+mod support;
 
-use common::Limits;
-use common::recipe::{Op, OutputFormat};
-use image::{DynamicImage, RgbImage};
+use common::recipe::OutputFormat;
+use image::RgbImage;
 use serde_json::json;
-use worker::engine::process;
 
 fn chelsea() -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/chelsea.png"))
-        .unwrap()
+    support::photo("chelsea.png")
 }
 
+/// chelsea.png after `ops` (as a recipe gives them), losslessly as PNG.
 fn run(ops: serde_json::Value) -> RgbImage {
-    let ops: Vec<Op> = ops
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Op::from_json(v, &format!("ops[{i}]")).unwrap())
-        .collect();
-    let out = process(
-        &chelsea(),
-        &ops,
-        &Limits::default(),
-        Some(OutputFormat::Png),
-    )
-    .unwrap();
-    let img = image::load_from_memory(&out.bytes).unwrap().to_rgb8();
+    let out = support::run_as(&chelsea(), &support::ops(ops), OutputFormat::Png);
+    let img = support::decode(&out.bytes).to_rgb8();
     assert_eq!((img.width(), img.height()), (out.width, out.height));
     img
 }
 
 fn original() -> RgbImage {
-    image::load_from_memory(&chelsea()).unwrap().to_rgb8()
+    support::decode(&chelsea()).to_rgb8()
 }
 
 fn mean(img: &RgbImage, c: usize) -> f64 {
@@ -154,10 +139,10 @@ fn webp_and_png_outputs_decode() {
         ("webp", image::ImageFormat::WebP),
         ("png", image::ImageFormat::Png),
     ] {
-        let ops = [Op::from_json(&json!({"op":"format","format":format}), "ops[0]").unwrap()];
-        let out = process(&chelsea(), &ops, &Limits::default(), None).unwrap();
+        let ops = support::ops(json!([{"op":"format","format":format}]));
+        let out = support::run(&chelsea(), &ops);
         assert_eq!(image::guess_format(&out.bytes).unwrap(), expected);
-        let img: DynamicImage = image::load_from_memory(&out.bytes).unwrap();
+        let img = support::decode(&out.bytes);
         assert_eq!((img.width(), img.height()), (451, 300));
     }
 }

@@ -1,6 +1,6 @@
 //! Red-eye, teeth whitening and smart crop on real photos.
 
-use std::path::PathBuf;
+mod support;
 
 use common::recipe::Region;
 use image::{DynamicImage, Rgba, RgbaImage};
@@ -9,10 +9,30 @@ use worker::engine::retouch::{find_mouth, red_eye, teeth_whiten};
 use worker::engine::smart::smart_origin;
 
 fn photo(name: &str) -> RgbaImage {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata")
-        .join(name);
-    image::open(path).unwrap().into_rgba8()
+    support::decode(&support::photo(name)).into_rgba8()
+}
+
+const fn region(x: u32, y: u32, width: u32, height: u32) -> Region {
+    Region {
+        x,
+        y,
+        width,
+        height,
+    }
+}
+
+fn inside(r: Region, x: u32, y: u32) -> bool {
+    (r.x..r.x + r.width).contains(&x) && (r.y..r.y + r.height).contains(&y)
+}
+
+/// Asserts that no pixel outside `r` differs between `before` and `after`.
+fn assert_unchanged_outside(r: Region, before: &RgbaImage, after: &RgbaImage) {
+    for (x, y, p) in after.enumerate_pixels() {
+        if !inside(r, x, y) {
+            let was = before.get_pixel(x, y);
+            assert_eq!(p, was, "({x},{y}) outside the region changed");
+        }
+    }
 }
 
 /// Approximate pupil centres in astronaut.png (512×512).
@@ -80,19 +100,12 @@ fn red_eye_in_a_region_changes_only_that_region() {
     let before = red_eyed_astronaut();
     let mut after = before.clone();
     // Only the left eye's box.
-    let region = Region {
-        x: 195,
-        y: 92,
-        width: 18,
-        height: 18,
-    };
-    red_eye(&mut after, Some(region));
-    let inside = |x: u32, y: u32| (195..213).contains(&x) && (92..110).contains(&y);
+    let left_eye = region(195, 92, 18, 18);
+    red_eye(&mut after, Some(left_eye));
+    assert_unchanged_outside(left_eye, &before, &after);
     for (x, y, p) in after.enumerate_pixels() {
-        if inside(x, y) {
+        if inside(left_eye, x, y) {
             assert!(redness(p) < 20.0 || !in_pupil(x, y, 0));
-        } else {
-            assert_eq!(p, before.get_pixel(x, y));
         }
     }
     // The right pupil, outside the region, is still red.
@@ -117,24 +130,14 @@ fn mean_lab(img: &RgbaImage, r: Region) -> Lab {
 }
 
 /// The visible teeth of the smile in astronaut.png.
-const TEETH: Region = Region {
-    x: 210,
-    y: 144,
-    width: 26,
-    height: 4,
-};
+const TEETH: Region = region(210, 144, 26, 4);
 
 #[test]
 fn teeth_whitening_lowers_yellowness_inside_the_region_only() {
     let before = photo("astronaut.png");
     let mut after = before.clone();
-    let region = Region {
-        x: 202,
-        y: 136,
-        width: 44,
-        height: 16,
-    };
-    teeth_whiten(&mut after, 0.8, Some(region));
+    let mouth = region(202, 136, 44, 16);
+    teeth_whiten(&mut after, 0.8, Some(mouth));
     let (b0, b1) = (mean_lab(&before, TEETH), mean_lab(&after, TEETH));
     assert!(
         b1.b < b0.b - 3.0,
@@ -143,23 +146,9 @@ fn teeth_whitening_lowers_yellowness_inside_the_region_only() {
         b1.b
     );
     assert!(b1.l >= b0.l, "teeth got darker");
-    for (x, y, p) in after.enumerate_pixels() {
-        let inside = (202..246).contains(&x) && (136..152).contains(&y);
-        if !inside {
-            assert_eq!(
-                p,
-                before.get_pixel(x, y),
-                "({x},{y}) outside the region changed"
-            );
-        }
-    }
+    assert_unchanged_outside(mouth, &before, &after);
     // Lips just below the teeth keep their colour.
-    let lips = Region {
-        x: 214,
-        y: 150,
-        width: 20,
-        height: 2,
-    };
+    let lips = region(214, 150, 20, 2);
     let (l0, l1) = (mean_lab(&before, lips), mean_lab(&after, lips));
     assert!(
         (l0.a - l1.a).abs() < 1.5,

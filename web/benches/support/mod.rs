@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 
@@ -74,6 +76,91 @@ pub async fn start_web(env: impl Fn(&mut Command)) -> (Guard, String) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     (web, base)
+}
+
+/// Starts `n` release `darkroom-worker`s, each with `env` applied.
+pub fn start_workers(n: usize, env: impl Fn(&mut Command)) -> Vec<Guard> {
+    (0..n)
+        .map(|_| {
+            let mut cmd = Command::new(release_bin("darkroom-worker"));
+            env(&mut cmd);
+            Guard(cmd.spawn().unwrap())
+        })
+        .collect()
+}
+
+/// A job on the server: its id and token.
+#[derive(Clone)]
+pub struct Job {
+    pub id: String,
+    pub token: String,
+}
+
+/// One recipe, `thumb`: a thumbnail that fits in 256×256.
+pub fn thumbnail_recipes() -> Value {
+    json!([{"name": "thumb", "ops": [{"op": "thumbnail", "width": 256, "height": 256}]}])
+}
+
+/// Asks the server at `base` for a job of `recipes`. Refused, it is the
+/// status of the answer; 0 when there was none.
+pub async fn create_job(client: &reqwest::Client, base: &str, recipes: &Value) -> Result<Job, u16> {
+    let req = client.post(format!("{base}/api/jobs"));
+    let res = req.json(&json!({ "recipes": recipes })).send().await;
+    let res = res.map_err(|_| 0u16)?;
+    if res.status() != 201 {
+        return Err(res.status().as_u16());
+    }
+    let body: Value = res.json().await.map_err(|_| 0u16)?;
+    Ok(Job {
+        id: body["id"].as_str().unwrap().to_owned(),
+        token: body["token"].as_str().unwrap().to_owned(),
+    })
+}
+
+/// A multipart form of `parts`, each a `file`.
+pub fn form(parts: impl IntoIterator<Item = Part>) -> Form {
+    parts
+        .into_iter()
+        .fold(Form::new(), |form, part| form.part("file", part))
+}
+
+/// Uploads `form` to the job.
+pub async fn upload(
+    client: &reqwest::Client,
+    base: &str,
+    job: &Job,
+    form: Form,
+) -> reqwest::Result<reqwest::Response> {
+    let url = format!("{base}/api/jobs/{}/images", job.id);
+    client
+        .post(url)
+        .bearer_auth(&job.token)
+        .multipart(form)
+        .send()
+        .await
+}
+
+/// GET `/api/jobs/{id}` followed by `rest`, with the job's token.
+pub async fn job_get(
+    client: &reqwest::Client,
+    base: &str,
+    job: &Job,
+    rest: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let url = format!("{base}/api/jobs/{}{rest}", job.id);
+    client.get(url).bearer_auth(&job.token).send().await
+}
+
+/// Peak resident memory of a process, in MB (0 once it is gone).
+pub fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// CPU seconds (user + system) of a process (`"self"` or a pid), or with

@@ -3,9 +3,12 @@
 
 #![allow(dead_code)]
 
+mod checks;
+mod db;
+mod inputs;
+mod processes;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::storage::{Storage, StorageArgs};
@@ -14,6 +17,10 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use web::{AppState, Settings};
+
+// Each test uses some of them.
+#[allow(unused_imports)]
+pub use {checks::*, db::*, inputs::*, processes::*};
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -48,6 +55,20 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
     spawn_app_with(pool, Settings::default()).await
 }
 
+/// An app on the default settings as changed by `tune`, e.g.
+/// `app_with(pool, |s| s.rates.uploads_per_minute = 1)`.
+pub async fn app_with(pool: PgPool, tune: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::default();
+    tune(&mut settings);
+    spawn_app_with(pool, settings).await
+}
+
+/// An app whose queue API takes `token` as its admin token.
+pub async fn app_with_admin(pool: PgPool, token: &str) -> TestApp {
+    let token = queue::AdminToken::new(token).unwrap();
+    app_with(pool, |s| s.admin_token = Some(token)).await
+}
+
 pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
     let storage_args = storage_args();
     let storage = Storage::connect(&storage_args)
@@ -77,6 +98,16 @@ pub struct Job {
     pub token: String,
 }
 
+impl Job {
+    /// The job a creation answer describes.
+    pub fn from_created(body: &Value) -> Self {
+        Job {
+            id: body["id"].as_str().unwrap().to_owned(),
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
@@ -87,31 +118,69 @@ impl TestApp {
         format!("http://{}{}", self.admin_addr, path)
     }
 
-    pub async fn create_job(&self, recipes: Value) -> Job {
-        let res = self
-            .client
-            .post(self.url("/api/jobs"))
-            .json(&json!({ "recipes": recipes }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-        let body: Value = res.json().await.unwrap();
-        Job {
-            id: body["id"].as_str().unwrap().to_owned(),
-            token: body["token"].as_str().unwrap().to_owned(),
+    /// GET on the public listener, without credentials.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// GET on the public listener with `token` as the bearer.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        let req = self.client.get(self.url(path)).bearer_auth(token);
+        req.send().await.unwrap()
+    }
+
+    /// GET on the admin listener, with `token` as the bearer if given.
+    pub async fn admin_get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(self.admin_url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
         }
+        req.send().await.unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    /// GET `/api/jobs/{id}` followed by `rest`, with the job's token.
+    pub async fn job_get(&self, job: &Job, rest: &str) -> reqwest::Response {
+        self.get_as(&format!("/api/jobs/{}{rest}", job.id), &job.token)
+            .await
+    }
+
+    /// The original of an uploaded image, with the job's token.
+    pub async fn original(&self, job: &Job, image: &str) -> reqwest::Response {
+        self.job_get(job, &format!("/images/{image}/original"))
+            .await
+    }
+
+    /// POSTs `body` as JSON to the public listener.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        let req = self.client.post(self.url(path)).json(body);
+        req.send().await.unwrap()
+    }
+
+    /// Asks for a job with `recipes`; returns the status and the answer.
+    pub async fn create(&self, recipes: Value) -> (u16, Value) {
+        let res = self
+            .post_json("/api/jobs", &json!({ "recipes": recipes }))
+            .await;
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    pub async fn create_job(&self, recipes: Value) -> Job {
+        let (status, body) = self.create(recipes).await;
+        assert_eq!(status, 201, "{body}");
+        Job::from_created(&body)
     }
 
     /// Uploads `(file name, bytes)` pairs as `file` parts.
     pub async fn upload(&self, job: &Job, files: &[(&str, Vec<u8>)]) -> reqwest::Response {
-        let mut form = reqwest::multipart::Form::new();
-        for (name, bytes) in files {
-            form = form.part(
-                "file",
-                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
-            );
-        }
+        let form = form(files.iter().map(|(name, bytes)| (*name, bytes.as_slice())));
         self.client
             .post(self.url(&format!("/api/jobs/{}/images", job.id)))
             .bearer_auth(&job.token)
@@ -121,102 +190,81 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Uploads the test photo `name` (see [`photo`]) under its own name.
+    pub async fn upload_one(&self, job: &Job, name: &str) -> reqwest::Response {
+        self.upload(job, &[(name, photo(name))]).await
+    }
+
+    /// Uploads the test photo `name`, expecting it accepted; returns the
+    /// new image's id.
+    pub async fn upload_accepted(&self, job: &Job, name: &str) -> String {
+        let body = expect_json(self.upload_one(job, name).await, 201).await;
+        image_id(&body).to_owned()
+    }
+
     pub async fn job_status(&self, job: &Job) -> Value {
-        let res = self
-            .client
-            .get(self.url(&format!("/api/jobs/{}", job.id)))
-            .bearer_auth(&job.token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json().await.unwrap()
+        expect_json(self.job_get(job, "").await, 200).await
     }
 
     /// Polls the job until it is `done`, failing after `limit`.
     pub async fn wait_done(&self, job: &Job, limit: Duration) -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
+        poll(limit, async || {
             let status = self.job_status(job).await;
-            if status["state"] == "done" {
-                return status;
+            match status["state"] == "done" {
+                true => Ok(status),
+                false => Err(format!("job not done: {status:#}")),
             }
-            assert!(
-                Instant::now() < deadline,
-                "job not done in {limit:?}: {status:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+        .await
+    }
+
+    /// How many originals of the job are stored.
+    pub async fn originals(&self, job: &Job) -> usize {
+        let prefix = format!("jobs/{}/originals/", job.id);
+        self.storage.list(&prefix).await.unwrap().len()
+    }
+}
+
+/// An app on the default settings as changed by `tune`, and a job on it
+/// with one quick recipe.
+pub async fn app_and_job(pool: PgPool, tune: impl FnOnce(&mut Settings)) -> (TestApp, Job) {
+    let app = app_with(pool, tune).await;
+    let job = app.create_job(flip("f")).await;
+    (app, job)
+}
+
+/// Makes a job of `recipes` and asserts that GET `/api/jobs/{id}`
+/// followed by `rest` is not found without a token, with a wrong one or
+/// with another job's; returns the job.
+pub async fn assert_needs_token(app: &TestApp, recipes: Value, rest: &str) -> Job {
+    let job = app.create_job(recipes.clone()).await;
+    let other = app.create_job(recipes).await;
+    let path = format!("/api/jobs/{}{rest}", job.id);
+    assert_eq!(app.get(&path).await.status(), 404, "no token");
+    for token in ["nonsense", other.token.as_str()] {
+        assert_eq!(app.get_as(&path, token).await.status(), 404, "{token}");
+    }
+    job
+}
+
+/// Calls `probe` every 50 ms until it returns `Ok`, failing after `limit`
+/// with the last `Err` (what was still missing).
+pub async fn poll<T>(limit: Duration, probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    poll_every(Duration::from_millis(50), limit, probe).await
+}
+
+/// [`poll`], calling `probe` every `interval`.
+pub async fn poll_every<T>(
+    interval: Duration,
+    limit: Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(why) => assert!(Instant::now() < deadline, "after {limit:?}: {why}"),
         }
+        tokio::time::sleep(interval).await;
     }
-}
-
-pub fn photo(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// A PNG whose header claims `width`×`height` pixels (a decompression
-/// bomb): a real 1×1 image with its IHDR rewritten.
-pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
-    use image::ImageEncoder;
-    let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&[0u8; 3], 1, 1, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    png[16..20].copy_from_slice(&width.to_be_bytes());
-    png[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = crc32fast::hash(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
-    png
-}
-
-/// The URL of the test's own database, for child processes.
-pub fn database_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by sqlx::test");
-    let mut url = url::Url::parse(&base).unwrap();
-    url.set_path(
-        pool.connect_options()
-            .get_database()
-            .expect("test database name"),
-    );
-    url.to_string()
-}
-
-/// A binary of this workspace, built next to the test executable.
-pub fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --bins` first (scripts/test does)",
-        bin.display()
-    );
-    bin
-}
-
-/// A child process killed when dropped.
-pub struct ChildGuard(pub Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a `darkroom-worker` process on the test's database and bucket.
-pub fn spawn_worker(pool: &PgPool, storage: &StorageArgs) -> ChildGuard {
-    let child = Command::new(workspace_bin("darkroom-worker"))
-        .env("DATABASE_URL", database_url(pool))
-        .env("AWS_ENDPOINT_URL", storage.endpoint_url.as_deref().unwrap())
-        .env("DARKROOM_BUCKET", &storage.bucket)
-        .env("DARKROOM_WORKER_CONCURRENCY", "2")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start darkroom-worker");
-    ChildGuard(child)
 }

@@ -1,0 +1,126 @@
+//! Long polling: a waiting receive woken by the NOTIFY of a send, NOTIFYs
+//! shared by quick sends, the wait running out, and a lease outliving the
+//! receiver whose connection died. Against a real Postgres (one fresh
+//! database per test).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{LOCK, queue, single_connection};
+use queue::Queues;
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
+    let q = queue(&pool, "poll").await;
+    // A sender in another "process": its own Queues, so its own notifier.
+    let sender = Queues::new(pool.clone()).open("poll").await.unwrap();
+    let receiver = tokio::spawn({
+        let q = q.clone();
+        async move {
+            let start = Instant::now();
+            let got = q
+                .receive_wait(1, LOCK, Duration::from_secs(20))
+                .await
+                .unwrap();
+            (got, start.elapsed())
+        }
+    });
+    // Let the receiver find the queue empty and start waiting.
+    while sqlx::query_scalar::<_, i64>(
+        "select count(*) from pg_stat_activity where query like 'LISTEN%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+        == 0
+    {
+        tokio::task::yield_now().await;
+    }
+    sender.send("wake up").await.unwrap();
+    let (got, waited) = receiver.await.unwrap();
+    assert_eq!(got.len(), 1);
+    // Well under the 500 ms fallback poll: the NOTIFY woke it, not a timer.
+    assert!(waited < Duration::from_millis(450), "woke after {waited:?}");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn sends_in_quick_succession_share_notifies(pool: PgPool) {
+    let q = queue(&pool, "busy").await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+        .await
+        .unwrap();
+    listener.listen("darkroom_queue").await.unwrap();
+    let sends = 200;
+    let start = Instant::now();
+    for i in 0..sends {
+        q.send(format!("m{i}")).await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    // The last send's NOTIFY follows within one interval; a quiet second
+    // after it means every NOTIFY has arrived.
+    let mut notifies = 0;
+    while let Ok(n) = tokio::time::timeout(Duration::from_secs(1), listener.recv()).await {
+        n.unwrap();
+        notifies += 1;
+    }
+    assert!(notifies >= 1, "the sends must wake receivers");
+    // At most one NOTIFY per 5 ms interval (plus the first, sent at once),
+    // not one per send.
+    let bound = elapsed.as_millis() as usize / 5 + 2;
+    assert!(
+        notifies <= bound && notifies < sends / 2,
+        "{notifies} NOTIFYs for {sends} sends in {elapsed:?}"
+    );
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn long_poll_gives_up_after_wait(pool: PgPool) {
+    let q = queue(&pool, "quiet").await;
+    let start = Instant::now();
+    let got = q
+        .receive_wait(1, LOCK, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(got.is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn message_of_a_receiver_whose_connection_died_comes_back(pool: PgPool) {
+    let q = queue(&pool, "crash").await;
+    q.send("survivor").await.unwrap();
+
+    // The "crashing" receiver: its own connection, a short lock, then its
+    // backend is killed mid-lease.
+    let doomed_pool = single_connection(&pool).await;
+    let doomed = Queues::new(doomed_pool.clone())
+        .open("crash")
+        .await
+        .unwrap();
+    let leased = doomed.receive(1, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    let pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&doomed_pool)
+        .await
+        .unwrap();
+    sqlx::query("select pg_terminate_backend($1)")
+        .bind(pid)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Locked while the lease lasts, delivered again once it expires.
+    assert!(q.receive(1, LOCK).await.unwrap().is_empty());
+    let again = q
+        .receive_wait(1, LOCK, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].body.as_str(), again[0].receive_count),
+        ("survivor", 2)
+    );
+}

@@ -1,0 +1,58 @@
+//! The test's database and queues, reached directly.
+
+use common::protocol::{Outcome, RESPONSE_QUEUE, Response};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A worker's answer that `recipe` of the image is done, stored at `key`.
+pub fn done_response(job_id: Uuid, image_id: Uuid, recipe: &str, key: &str) -> Response {
+    let format = common::recipe::OutputFormat::Jpeg;
+    Response {
+        job_id,
+        image_id,
+        recipe: recipe.into(),
+        outcome: Outcome::Done {
+            width: 1,
+            height: 1,
+            bytes: 4,
+            format,
+            key: key.into(),
+        },
+    }
+}
+
+/// Sends `response` to the response queue, as a worker would.
+pub async fn send_response(pool: &PgPool, response: &Response) {
+    let queue = queue::Queues::new(pool.clone()).open(RESPONSE_QUEUE).await;
+    let body = serde_json::to_string(response).unwrap();
+    queue.unwrap().send(body).await.unwrap();
+}
+
+/// The request queue's figures.
+pub async fn request_stats(pool: &PgPool) -> queue::Stats {
+    let queues = queue::Queues::new(pool.clone());
+    let requests = queues.open(common::protocol::REQUEST_QUEUE).await;
+    requests.unwrap().stats().await.unwrap()
+}
+
+/// Runs SQL statements on the test's database.
+pub async fn sql(pool: &PgPool, statement: &str) {
+    sqlx::raw_sql(statement).execute(pool).await.unwrap();
+}
+
+/// A count, by `query`, from the test's database.
+pub async fn scalar(pool: &PgPool, query: &str) -> i64 {
+    sqlx::query_scalar(query).fetch_one(pool).await.unwrap()
+}
+
+/// The URL of the test's own database, for child processes.
+pub fn database_url(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set by sqlx::test");
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(
+        pool.connect_options()
+            .get_database()
+            .expect("test database name"),
+    );
+    url.to_string()
+}

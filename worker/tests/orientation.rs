@@ -1,0 +1,97 @@
+//! EXIF orientation, applied before the ops and then stripped, and the
+//! shrink-on-load path of large JPEGs, which must give what a full decode
+//! gives.
+
+mod support;
+
+use common::recipe::{Fit, Op, OutputFormat};
+use image::{DynamicImage, ImageFormat};
+use support::{decode, encode, mean_abs_diff, photo, run, run_as, thumbnail};
+
+/// A JPEG with an EXIF APP1 segment carrying `orientation`.
+fn jpeg_with_orientation(img: &DynamicImage, orientation: u16) -> Vec<u8> {
+    let plain = encode(img, ImageFormat::Jpeg);
+    // Big-endian TIFF header, one IFD entry: Orientation (0x0112), SHORT, 1.
+    let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+    exif.extend_from_slice(&orientation.to_be_bytes());
+    exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut out = plain[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&exif);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
+#[test]
+fn exif_orientation_is_applied_before_ops_and_then_stripped() {
+    // 60×20, left half red: rotated 90° clockwise it is 20×60, top half red.
+    let img = image::RgbImage::from_fn(60, 20, |x, _| {
+        if x < 30 {
+            image::Rgb([255, 0, 0])
+        } else {
+            image::Rgb([0, 0, 255])
+        }
+    });
+    let jpeg = jpeg_with_orientation(&DynamicImage::ImageRgb8(img), 6);
+    // Coordinates refer to the oriented image: the top 20×30 is all red.
+    let top = Op::Crop {
+        x: Some(0),
+        y: Some(0),
+        width: Some(20),
+        height: Some(30),
+        aspect: None,
+        gravity: None,
+    };
+    let out = run(&jpeg, &[top]);
+    assert_eq!((out.width, out.height), (20, 30));
+    let decoded = decode(&out.bytes).to_rgb8();
+    let mean_red = decoded.pixels().map(|p| f32::from(p[0])).sum::<f32>() / 600.0;
+    assert!(
+        mean_red > 200.0,
+        "crop is not the red half: mean red {mean_red}"
+    );
+    assert!(
+        !out.bytes.windows(4).any(|w| w == b"Exif"),
+        "metadata was not stripped"
+    );
+}
+
+/// A large JPEG (rocket.jpg scaled ×4 = 2560×1708) so that thumbnails take
+/// the shrink-on-load path.
+fn large_jpeg(orientation: Option<u16>) -> Vec<u8> {
+    let img = decode(&photo("rocket.jpg"));
+    let big = img.resize_exact(2560, 1708, image::imageops::FilterType::Triangle);
+    match orientation {
+        Some(o) => jpeg_with_orientation(&big, o),
+        None => encode(&big, ImageFormat::Jpeg),
+    }
+}
+
+#[test]
+fn shrink_on_load_matches_the_full_decode() {
+    let jpeg = large_jpeg(None);
+    let fast = run(&jpeg, &[thumbnail(256, 256)]);
+    // The same pixels as PNG take the full-decode path.
+    let png = encode(&decode(&jpeg), ImageFormat::Png);
+    let slow = run_as(&png, &[thumbnail(256, 256)], OutputFormat::Jpeg);
+    assert_eq!((fast.width, fast.height), (256, 171));
+    assert_eq!((slow.width, slow.height), (256, 171));
+    let (a, b) = (decode(&fast.bytes).to_rgb8(), decode(&slow.bytes).to_rgb8());
+    let diff = mean_abs_diff(&a, &b);
+    assert!(diff < 4.0, "mean difference {diff:.2} per channel");
+}
+
+#[test]
+fn shrink_on_load_respects_exif_orientation() {
+    let jpeg = large_jpeg(Some(6));
+    let out = run(&jpeg, &[thumbnail(256, 256)]);
+    assert_eq!((out.width, out.height), (171, 256));
+    let cover = Op::Resize {
+        width: 100,
+        height: 300,
+        fit: Fit::Cover,
+    };
+    let cover = run(&jpeg, &[cover]);
+    assert_eq!((cover.width, cover.height), (100, 300));
+}
