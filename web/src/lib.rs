@@ -3,15 +3,17 @@
 //!
 //! # Layout
 //! - [`http`]: routes, one module per resource, and the one [`http::error::AppError`].
-//! - [`auth`]: job tokens.
+//! - [`auth`]: job tokens and the [`auth::JobAccess`] extractor.
 //! - [`consumer`]: applies worker responses to output rows.
 //! - [`events`]: which jobs changed, heard by every web process.
 //! - [`metrics`]: the Prometheus metrics of `/metrics`.
 //! - [`rate`]: per-client rates of job creation, uploads and work.
 //! - [`expiry`]: deletes jobs and their files once they expire.
 //!
-//! [`serve`] runs the HTTP server (jobs API and the queue HTTP API), the
-//! response consumer and queue maintenance together until shutdown.
+//! [`serve`] runs both listeners (public: UI and jobs API; admin: queue API
+//! and metrics), the response consumer, queue maintenance and the sweeper
+//! together until shutdown. The `darkroom-web` command line is
+//! `src/main.rs`; what web shares with workers is the `common` crate.
 
 pub mod auth;
 pub mod consumer;

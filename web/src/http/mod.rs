@@ -1,4 +1,7 @@
-//! HTTP routes, one module per resource, each with its own `router()`.
+//! HTTP routes, one module per resource, each with its own `router()`:
+//! `jobs` (create), `status` (a job's state, paged), `uploads`, `events`
+//! (progress stream), `downloads`, `ui`, `health`, `openapi`, and the one
+//! `error` type every handler answers with.
 //!
 //! Two listeners: the public one (browser UI, jobs API, `/healthz`) and the
 //! admin one (queue API, `/metrics`, the full OpenAPI description), which
