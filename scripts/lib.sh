@@ -5,6 +5,7 @@
 PIDS=()
 CLEANUP_DIRS=()
 STARTED_PG=""
+CLUSTERS=()
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -82,6 +83,29 @@ ensure_postgres() {
     psql "$DATABASE_URL" -qtAc 'select 1' >/dev/null || die "cannot log in to $DATABASE_URL"
 }
 
+# start_cluster [SETTING=VALUE...]: a private PostgreSQL cluster of the
+# installed server (initdb, trust auth, no fsync: throw-away data) on a free
+# port of 127.0.0.1, stopped and removed on exit. Sets CLUSTER_URL to it
+# (database `postgres`, user `postgres`).
+start_cluster() {
+    local dir port bin setting opts=()
+    # Its own folder, which the postgres user can reach whoever runs this.
+    dir=$(mktemp -d -t darkroom-pg.XXXXXX)
+    command -v pg_ctlcluster >/dev/null || apt_install postgresql
+    bin=/usr/lib/postgresql/$(ls /usr/lib/postgresql | sort -V | tail -n1)/bin
+    port=$(free_port)
+    for setting in listen_addresses=127.0.0.1 "port=$port" fsync=off "unix_socket_directories=$dir" "$@"; do
+        opts+=("-c $setting")
+    done
+    CLEANUP_DIRS+=("$dir")
+    if [[ $(id -u) -eq 0 ]]; then chown postgres "$dir"; else chmod 777 "$dir"; fi
+    as_postgres "$bin/initdb" --no-sync -A trust -U postgres -D "$dir/data" >/dev/null
+    as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -o "${opts[*]}" -w start >/dev/null ||
+        die "the cluster in $dir did not start (log: $dir/log)"
+    CLUSTERS+=("$bin/pg_ctl:$dir/data")
+    CLUSTER_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
 S3S_FS_VERSION=0.14.1
 
 # start_s3 DATA_DIR LOG: starts MinIO (when on PATH) or s3s-fs on a free port
@@ -128,6 +152,10 @@ cleanup() {
         say "stopping PostgreSQL $STARTED_PG (this script started it)"
         as_root pg_ctlcluster --skip-systemctl-redirect "$STARTED_PG" main stop || true
     fi
+    local cluster
+    for cluster in "${CLUSTERS[@]}"; do
+        as_postgres "${cluster%%:*}" -D "${cluster#*:}" -m immediate stop >/dev/null 2>&1 || true
+    done
     for dir in "${CLEANUP_DIRS[@]}"; do rm -rf "$dir"; done
 }
 

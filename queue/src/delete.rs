@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::attributes::check_batch;
@@ -30,8 +31,25 @@ impl Queue {
 
     /// Deletes up to 1000 messages by receipt.
     pub async fn delete_batch(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
+        let mut conn = self.pool.acquire().await?;
+        self.delete_batch_in(&mut conn, receipts).await
+    }
+
+    /// Like [`Queue::delete_batch`], on the caller's connection, so the
+    /// deletes commit with the caller's own writes: a reply sent with
+    /// [`Queue::send_batch_in`], say, so that a message is never
+    /// acknowledged without its reply nor replied to and left.
+    ///
+    /// A transaction that deletes commits without waiting for the disk (see
+    /// docs/queue.md): a Postgres crash may undo it whole, reply included,
+    /// and the message is then delivered again.
+    pub async fn delete_batch_in(
+        &self,
+        conn: &mut PgConnection,
+        receipts: &[Receipt],
+    ) -> Result<DeleteOutcome> {
         check_batch("receipts", receipts.len())?;
-        let mut deleted = self.delete_once(receipts).await?;
+        let mut deleted = self.delete_once(conn, receipts).await?;
         // A delete racing another on the same row can find, once it holds
         // the row, that the other left only messages it deletes itself: the
         // row is then to be deleted, not shrunk, which this statement had
@@ -43,14 +61,18 @@ impl Queue {
             .copied()
             .collect();
         if !missed.is_empty() {
-            deleted.extend(self.delete_once(&missed).await?);
+            deleted.extend(self.delete_once(conn, &missed).await?);
         }
         let (deleted, stale) = receipts.iter().partition(|r| deleted.contains(r));
         Ok(DeleteOutcome { deleted, stale })
     }
 
     /// One delete statement; returns the receipts that took effect.
-    async fn delete_once(&self, receipts: &[Receipt]) -> Result<HashSet<Receipt>> {
+    async fn delete_once(
+        &self,
+        conn: &mut PgConnection,
+        receipts: &[Receipt],
+    ) -> Result<HashSet<Receipt>> {
         let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
         let rows: Vec<i64> = receipts.iter().map(|r| r.row).collect();
         let leases: Vec<Uuid> = receipts.iter().map(|r| r.lease).collect();
@@ -63,7 +85,7 @@ impl Queue {
         // Postgres crash delivers the message again, as SQS may (see
         // docs/queue.md).
         let done = sqlx::query_file!("sql/delete.sql", self.id(), &ids, &rows, &leases,)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
         let done: HashSet<(i64, Uuid)> = done
             .into_iter()

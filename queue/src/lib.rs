@@ -104,11 +104,4 @@ impl Queue {
     fn id(&self) -> i32 {
         self.inner.id
     }
-
-    /// Wakes receivers long-polling this queue, in every process. Sends do
-    /// this themselves; call it after committing a transaction that sent
-    /// with [`Queue::send_batch_in`].
-    pub fn notify(&self) {
-        self.inner.hub.poke(self.id());
-    }
 }

@@ -7,7 +7,9 @@
 //! notifier task, which folds every poke that arrives within
 //! [`NOTIFY_INTERVAL`] of its previous NOTIFY into the next one. Under load
 //! that is at most one NOTIFY per interval per process, whatever the send
-//! rate; the first send to an idle queue still notifies at once.
+//! rate; the first send to an idle queue still notifies at once. A caller
+//! that sends in a transaction of its own can have the NOTIFY ride in it
+//! (`Queue::notify_in`) when one is due, saving the notifier's transaction.
 //!
 //! Receivers wait on an in-process [`Notify`] per queue, fed by one LISTEN
 //! connection per process. A receive that waits also re-polls now and then, as
@@ -21,6 +23,8 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
+
+use crate::{Queue, Result};
 
 /// The channel every queue notification goes through; the payload is the
 /// queue id.
@@ -37,12 +41,40 @@ pub(crate) const FALLBACK_POLL: Duration = Duration::from_millis(500);
 /// waiting.
 const NOTIFY_INTERVAL: Duration = Duration::from_millis(5);
 
+impl Queue {
+    /// Wakes receivers long-polling this queue, in every process. Sends do
+    /// this themselves; call it after committing a transaction that sent
+    /// with [`Queue::send_batch_in`].
+    pub fn notify(&self) {
+        self.inner.hub.poke(self.id());
+    }
+
+    /// Like [`Queue::notify`], from inside the caller's transaction, which
+    /// then wakes the receivers when it commits. When this process has
+    /// notified within the last few milliseconds, the wake-up is folded into
+    /// its next NOTIFY instead, as sends' own are, so that transactions that
+    /// notify (whose commits Postgres serialises) stay few.
+    pub async fn notify_in(&self, conn: &mut sqlx::PgConnection) -> Result<()> {
+        if !self.inner.hub.claim() {
+            self.notify();
+            return Ok(());
+        }
+        sqlx::query!("select pg_notify($1, $2::int4::text)", CHANNEL, self.id())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Hub {
     pool: PgPool,
     waiters: Mutex<HashMap<i32, Arc<Notify>>>,
     listener: OnceLock<()>,
     notifier: OnceLock<mpsc::UnboundedSender<i32>>,
+    /// When this process last issued a NOTIFY, itself or in a caller's
+    /// transaction; shared with the notifier task.
+    last: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Hub {
@@ -52,6 +84,7 @@ impl Hub {
             waiters: Mutex::new(HashMap::new()),
             listener: OnceLock::new(),
             notifier: OnceLock::new(),
+            last: Arc::default(),
         })
     }
 
@@ -72,10 +105,16 @@ impl Hub {
     pub(crate) fn poke(&self, queue_id: i32) {
         let tx = self.notifier.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(notify_loop(self.pool.clone(), rx));
+            tokio::spawn(notify_loop(self.pool.clone(), self.last.clone(), rx));
             tx
         });
         let _ = tx.send(queue_id);
+    }
+
+    /// Whether the caller may NOTIFY now (none went out within
+    /// [`NOTIFY_INTERVAL`]); if so, the next one is due an interval later.
+    pub(crate) fn claim(&self) -> bool {
+        claim(&self.last)
     }
 
     fn wake(&self, queue_id: Option<i32>) {
@@ -91,14 +130,32 @@ impl Hub {
     }
 }
 
-async fn notify_loop(pool: PgPool, mut rx: mpsc::UnboundedReceiver<i32>) {
+fn claim(last: &Mutex<Option<Instant>>) -> bool {
+    let mut last = last.lock().expect("last notify lock is never poisoned");
+    let now = Instant::now();
+    if last.is_some_and(|at| now < at + NOTIFY_INTERVAL) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
+async fn notify_loop(
+    pool: PgPool,
+    last: Arc<Mutex<Option<Instant>>>,
+    mut rx: mpsc::UnboundedReceiver<i32>,
+) {
     let mut ids = HashSet::new();
-    let mut last: Option<Instant> = None;
     while let Some(id) = rx.recv().await {
-        if let Some(last) = last {
-            tokio::time::sleep_until(last + NOTIFY_INTERVAL).await;
+        while !claim(&last) {
+            let due = last
+                .lock()
+                .expect("never poisoned")
+                .map(|at| at + NOTIFY_INTERVAL);
+            if let Some(due) = due {
+                tokio::time::sleep_until(due).await;
+            }
         }
-        last = Some(Instant::now());
         ids.insert(id);
         while let Ok(id) = rx.try_recv() {
             ids.insert(id);

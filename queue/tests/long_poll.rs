@@ -11,11 +11,12 @@ use common::{LOCK, queue, single_connection};
 use queue::Queues;
 use sqlx::PgPool;
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
-async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
-    let q = queue(&pool, "poll").await;
-    // A sender in another "process": its own Queues, so its own notifier.
-    let sender = Queues::new(pool.clone()).open("poll").await.unwrap();
+/// Starts a receive on `q` that waits up to 20 s, and returns once it is
+/// waiting; the task yields what it got and how long it waited.
+async fn waiting_receiver(
+    pool: &PgPool,
+    q: &queue::Queue,
+) -> tokio::task::JoinHandle<(Vec<queue::Message>, Duration)> {
     let receiver = tokio::spawn({
         let q = q.clone();
         async move {
@@ -31,17 +32,41 @@ async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
     while sqlx::query_scalar::<_, i64>(
         "select count(*) from pg_stat_activity where query like 'LISTEN%'",
     )
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await
     .unwrap()
         == 0
     {
         tokio::task::yield_now().await;
     }
+    receiver
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
+    let q = queue(&pool, "poll").await;
+    // A sender in another "process": its own Queues, so its own notifier.
+    let sender = Queues::new(pool.clone()).open("poll").await.unwrap();
+    let receiver = waiting_receiver(&pool, &q).await;
     sender.send("wake up").await.unwrap();
     let (got, waited) = receiver.await.unwrap();
     assert_eq!(got.len(), 1);
     // Well under the 500 ms fallback poll: the NOTIFY woke it, not a timer.
+    assert!(waited < Duration::from_millis(450), "woke after {waited:?}");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn long_poll_wakes_when_a_transaction_that_sent_and_notified_commits(pool: PgPool) {
+    let q = queue(&pool, "poll").await;
+    let sender = Queues::new(pool.clone()).open("poll").await.unwrap();
+    let receiver = waiting_receiver(&pool, &q).await;
+    let mut tx = pool.begin().await.unwrap();
+    let message = [queue::NewMessage::new("wake up")];
+    sender.send_batch_in(&mut tx, &message).await.unwrap();
+    sender.notify_in(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let (got, waited) = receiver.await.unwrap();
+    assert_eq!(got.len(), 1);
     assert!(waited < Duration::from_millis(450), "woke after {waited:?}");
 }
 

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{
-    LOCK, batch, bodies, consume, delayed, expire_leases, queue, queue_with, single_connection,
+    LOCK, batch, bodies, consume, delayed, expire_leases, queue, queue_with, receipts,
+    single_connection,
 };
 use queue::{Error, Message, NewMessage, Queue, QueueAttributes, Queues};
 use sqlx::PgPool;
@@ -196,6 +197,42 @@ async fn message_sent_in_rolled_back_transaction_is_never_delivered(pool: PgPool
         .unwrap();
     tx.rollback().await.unwrap();
     assert!(q.receive(10, LOCK).await.unwrap().is_empty());
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn reply_and_acknowledgement_in_one_transaction_stand_or_fall_together(pool: PgPool) {
+    let (requests, replies) = (
+        queue(&pool, "requests").await,
+        queue(&pool, "replies").await,
+    );
+    requests.send("work").await.unwrap();
+    let got = requests.receive(1, LOCK).await.unwrap();
+    let reply = [NewMessage::new("result")];
+    let mut tx = pool.begin().await.unwrap();
+    replies.send_batch_in(&mut tx, &reply).await.unwrap();
+    let outcome = requests
+        .delete_batch_in(&mut tx, &receipts(&got))
+        .await
+        .unwrap();
+    assert_eq!(outcome.deleted, receipts(&got));
+    tx.rollback().await.unwrap();
+    // Neither happened: no reply, and the request is still leased to us.
+    assert!(replies.receive(10, LOCK).await.unwrap().is_empty());
+    assert_eq!(requests.stats().await.unwrap().in_flight, 1);
+    let mut tx = pool.begin().await.unwrap();
+    replies.send_batch_in(&mut tx, &reply).await.unwrap();
+    requests
+        .delete_batch_in(&mut tx, &receipts(&got))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Both happened.
+    assert_eq!(
+        bodies(&replies.receive(10, LOCK).await.unwrap()),
+        ["result"]
+    );
+    let stats = requests.stats().await.unwrap();
+    assert_eq!((stats.visible, stats.in_flight), (0, 0));
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]

@@ -1,20 +1,27 @@
-//! Consumes the response queue: applies each worker report to its output row
-//! and deletes the message.
+//! Consumes the response queue: applies worker reports to their output rows
+//! and deletes the messages.
 //!
 //! Updates are idempotent and order-insensitive: states only move up the
 //! ladder queued < processing < failed < done, so a response processed twice,
 //! or a late `processing` after `done`, changes nothing. Several web instances
 //! can consume at once. Jobs whose outputs moved are announced to every
 //! instance's progress streams.
+//!
+//! A batch of responses costs Postgres two transactions whatever its size:
+//! its receive, then one that applies every response in one statement,
+//! announces the jobs and deletes the messages. Applied and deleted
+//! together, a response is never lost between the two nor applied after
+//! its delete.
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use common::protocol::MAX_RECEIVES;
-use common::protocol::{self, Outcome, Request, Response};
+use common::protocol::{self, Outcome, OutputState, Request, Response};
 use common::storage::Storage;
-use queue::{DeadLetterReason, Message, Queue};
-use sqlx::PgPool;
+use queue::{DeadLetterReason, Message, Queue, Receipt};
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -26,6 +33,11 @@ use crate::metrics;
 const BATCH: usize = 100;
 const LOCK: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(1);
+/// Least time from one round that found less than a full batch to the next:
+/// responses arriving meanwhile wait for it, so under load a round carries
+/// many (two transactions, whatever their number) for at most this much
+/// more delay on the progress bars.
+const GATHER: Duration = Duration::from_millis(100);
 
 /// A short long-poll for up to `BATCH` messages: they arrive at once, and
 /// shutdown waits at most `WAIT`. On failure, pauses for `WAIT` (or until
@@ -51,29 +63,101 @@ pub async fn run(pool: PgPool, storage: Storage, responses: Queue, shutdown: Can
         if messages.is_empty() {
             continue;
         }
-        let mut done = Vec::with_capacity(messages.len());
-        let mut changed = BTreeSet::new();
-        for message in &messages {
-            match apply(&pool, &storage, message).await {
-                Ok(job) => {
-                    done.push(message.receipt);
-                    changed.extend(job);
-                }
-                Err(e) => {
-                    warn!(error = %e, id = message.id, "applying a response failed; it will be redelivered")
-                }
+        let next = tokio::time::Instant::now() + GATHER;
+        if let Err(e) = consume(&pool, &storage, &responses, &messages).await {
+            warn!(error = %e, count = messages.len(), "applying responses failed; they will be redelivered");
+        }
+        if messages.len() < BATCH {
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                () = shutdown.cancelled() => {}
             }
         }
-        let changed: Vec<Uuid> = changed.into_iter().collect();
-        if let Err(e) = JobEvents::announce(&pool, &changed).await {
-            debug!(error = %e, "announcing job changes failed; streams will notice by polling");
+    }
+}
+
+/// Applies `messages`, announces the jobs that moved and deletes the
+/// messages, all in one transaction.
+async fn consume(
+    pool: &PgPool,
+    storage: &Storage,
+    responses: &Queue,
+    messages: &[Message],
+) -> anyhow::Result<()> {
+    let batch: Vec<Response> = messages.iter().filter_map(read).collect();
+    let receipts: Vec<Receipt> = messages.iter().map(|m| m.receipt).collect();
+    let mut tx = pool.begin().await?;
+    let applied = apply_responses(&mut tx, &batch).await?;
+    delete_orphans(&mut tx, storage, &batch, &applied).await?;
+    let jobs: BTreeSet<Uuid> = applied.iter().map(|a| a.job_id).collect();
+    JobEvents::announce(&mut *tx, &jobs.into_iter().collect::<Vec<_>>()).await?;
+    // A stale receipt (the lock ran out during a slow round) is harmless:
+    // its response, applied again later, changes nothing.
+    responses.delete_batch_in(&mut tx, &receipts).await?;
+    tx.commit().await?;
+    record(&applied);
+    Ok(())
+}
+
+/// The response a message carries; an unreadable one is dropped loudly.
+fn read(message: &Message) -> Option<Response> {
+    match serde_json::from_str::<Response>(&message.body) {
+        Ok(r) => {
+            debug!(job = %r.job_id, image = %r.image_id, recipe = %r.recipe, "response");
+            Some(r)
         }
-        if !done.is_empty()
-            && let Err(e) = responses.delete_batch(&done).await
-        {
-            warn!(error = %e, "deleting responses failed; they will be applied again (harmlessly)");
+        Err(e) => {
+            warn!(error = %e, id = message.id, "unreadable response; dropping it");
+            None
         }
     }
+}
+
+/// Results stored after their job expired and was swept: nothing points to
+/// them any more, so they go too, before their responses are deleted.
+async fn delete_orphans(
+    conn: &mut PgConnection,
+    storage: &Storage,
+    batch: &[Response],
+    applied: &[Applied],
+) -> anyhow::Result<()> {
+    let unapplied: Vec<&Response> = batch
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Done { .. }))
+        .filter(|r| {
+            !applied
+                .iter()
+                .any(|a| a.image_id == r.image_id && a.recipe == r.recipe)
+        })
+        .collect();
+    if unapplied.is_empty() {
+        return Ok(());
+    }
+    let images: Vec<Uuid> = unapplied.iter().map(|r| r.image_id).collect();
+    let recipes: Vec<String> = unapplied.iter().map(|r| r.recipe.clone()).collect();
+    let gone = sqlx::query!(
+        r#"
+        select r.image_id as "image_id!", r.recipe as "recipe!"
+        from unnest($1::uuid[], $2::text[]) as r(image_id, recipe)
+        where not exists (
+            select 1 from outputs o where o.image_id = r.image_id and o.recipe = r.recipe
+        )
+        "#,
+        &images,
+        &recipes
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for output in gone {
+        let key = unapplied
+            .iter()
+            .find(|r| r.image_id == output.image_id && r.recipe == output.recipe)
+            .map(|r| protocol::output_key(r.job_id, r.image_id, &r.recipe))
+            .expect("found among the unapplied");
+        storage.delete(&key).await?;
+        debug!(key, "deleted the result of an output that no longer exists");
+    }
+    Ok(())
 }
 
 /// Marks failed the outputs of requests the worker fleet gave up on: those
@@ -86,172 +170,212 @@ pub async fn fail_dead_letters(pool: PgPool, dead: Queue, shutdown: Cancellation
     const HOLD: Duration = Duration::from_secs(12 * 3600);
     while !shutdown.is_cancelled() {
         let messages = receive(&dead, HOLD, &shutdown).await;
-        let mut changed = BTreeSet::new();
-        for message in &messages {
-            let Ok(request) = serde_json::from_str::<Request>(&message.body) else {
-                warn!(id = message.id, "unreadable dead letter; leaving it");
-                continue;
-            };
-            let error = match message.dead_letter_reason {
-                Some(DeadLetterReason::Expired) => format!(
-                    "expired: not processed within the request queue's retention (set by an \
-                     operator); the request is kept in {}",
-                    dead.name()
-                ),
-                _ => format!(
-                    "gave up after {MAX_RECEIVES} attempts that never finished (the worker \
-                     crashed or timed out each time); the request is kept in {}",
-                    dead.name()
-                ),
-            };
-            let response = Response {
-                job_id: request.job_id,
-                image_id: request.image_id,
-                recipe: request.recipe.name,
-                outcome: Outcome::Failed { error },
-            };
-            match apply_response(&pool, &response).await {
-                Ok(true) => {
-                    warn!(job = %response.job_id, image = %response.image_id, recipe = %response.recipe, "request dead-lettered; output failed");
-                    changed.insert(response.job_id);
-                }
-                Ok(false) => {}
-                Err(e) => warn!(error = %e, "marking a dead-lettered output failed; will retry"),
+        let failures: Vec<Response> = messages
+            .iter()
+            .filter_map(|m| dead_letter_failure(m, dead.name()))
+            .collect();
+        if failures.is_empty() {
+            continue;
+        }
+        if let Err(e) = fail(&pool, &failures).await {
+            warn!(error = %e, "marking dead-lettered outputs failed; will retry");
+        }
+    }
+}
+
+/// The failure to report for a dead-lettered request.
+fn dead_letter_failure(message: &Message, queue: &str) -> Option<Response> {
+    let Ok(request) = serde_json::from_str::<Request>(&message.body) else {
+        warn!(id = message.id, "unreadable dead letter; leaving it");
+        return None;
+    };
+    let error = match message.dead_letter_reason {
+        Some(DeadLetterReason::Expired) => format!(
+            "expired: not processed within the request queue's retention (set by an \
+             operator); the request is kept in {queue}"
+        ),
+        _ => format!(
+            "gave up after {MAX_RECEIVES} attempts that never finished (the worker \
+             crashed or timed out each time); the request is kept in {queue}"
+        ),
+    };
+    Some(Response {
+        job_id: request.job_id,
+        image_id: request.image_id,
+        recipe: request.recipe.name,
+        outcome: Outcome::Failed { error },
+    })
+}
+
+async fn fail(pool: &PgPool, failures: &[Response]) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    let applied = apply_responses(&mut tx, failures).await?;
+    for a in &applied {
+        warn!(job = %a.job_id, image = %a.image_id, recipe = %a.recipe, "request dead-lettered; output failed");
+    }
+    let jobs: BTreeSet<Uuid> = applied.iter().map(|a| a.job_id).collect();
+    JobEvents::announce(&mut *tx, &jobs.into_iter().collect::<Vec<_>>()).await?;
+    tx.commit().await?;
+    record(&applied);
+    Ok(())
+}
+
+/// An output row a response moved.
+#[derive(Debug)]
+struct Applied {
+    job_id: Uuid,
+    image_id: Uuid,
+    recipe: String,
+    state: OutputState,
+    /// From the image's upload to this change.
+    seconds: f64,
+}
+
+fn record(applied: &[Applied]) {
+    for a in applied.iter().filter(|a| a.state.is_final()) {
+        metrics::output_finished(a.state.as_str(), a.seconds);
+    }
+}
+
+/// The columns of output rows that responses set, one array per column; an
+/// outcome leaves null the columns it does not have.
+#[derive(Default)]
+struct Columns {
+    job: Vec<Uuid>,
+    image: Vec<Uuid>,
+    recipe: Vec<String>,
+    state: Vec<&'static str>,
+    /// The states each row may move from, comma-separated.
+    below: Vec<String>,
+    width: Vec<Option<i32>>,
+    height: Vec<Option<i32>>,
+    bytes: Vec<Option<i64>>,
+    format: Vec<Option<String>>,
+    key: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn push(&mut self, r: Response) {
+        let state = r.outcome.state();
+        self.job.push(r.job_id);
+        self.image.push(r.image_id);
+        self.recipe.push(r.recipe);
+        self.state.push(state.as_str());
+        let below: Vec<&str> = state.below().into_iter().map(OutputState::as_str).collect();
+        self.below.push(below.join(","));
+        let (mut width, mut height, mut bytes, mut format, mut key, mut error) =
+            (None, None, None, None, None, None);
+        match r.outcome {
+            Outcome::Processing => {}
+            Outcome::Done {
+                width: w,
+                height: h,
+                bytes: b,
+                format: f,
+                key: k,
+            } => {
+                (width, height) = (Some(w as i32), Some(h as i32));
+                (bytes, format, key) = (Some(b as i64), Some(f.as_str().to_owned()), Some(k));
+            }
+            Outcome::Failed { error: e } => error = Some(e),
+        }
+        self.width.push(width);
+        self.height.push(height);
+        self.bytes.push(bytes);
+        self.format.push(format);
+        self.key.push(key);
+        self.error.push(error);
+    }
+}
+
+/// Applies responses to their output rows in one statement; returns the rows
+/// that changed.
+async fn apply_responses(
+    conn: &mut PgConnection,
+    responses: &[Response],
+) -> sqlx::Result<Vec<Applied>> {
+    // One row can be the target of only one change per statement: of a
+    // batch's responses for the same output, the one highest on the ladder
+    // is the one that counts.
+    let mut highest: HashMap<(Uuid, String), Response> = HashMap::new();
+    for r in responses.iter().map(own_key_only) {
+        match highest.entry((r.image_id, r.recipe.clone())) {
+            Entry::Occupied(mut e) if r.outcome.state() > e.get().outcome.state() => {
+                e.insert(r);
+            }
+            Entry::Occupied(_) => {}
+            Entry::Vacant(e) => {
+                e.insert(r);
             }
         }
-        let changed: Vec<Uuid> = changed.into_iter().collect();
-        if let Err(e) = JobEvents::announce(&pool, &changed).await {
-            debug!(error = %e, "announcing job changes failed; streams will notice by polling");
-        }
     }
-}
-
-/// Applies one message; returns the job when its output changed.
-async fn apply(
-    pool: &PgPool,
-    storage: &Storage,
-    message: &Message,
-) -> anyhow::Result<Option<Uuid>> {
-    let response: Response = match serde_json::from_str(&message.body) {
-        Ok(r) => r,
-        Err(e) => {
-            warn!(error = %e, id = message.id, "unreadable response; dropping it");
-            return Ok(None);
-        }
-    };
-    debug!(job = %response.job_id, image = %response.image_id, recipe = %response.recipe, "response");
-    if apply_response(pool, &response).await? {
-        return Ok(Some(response.job_id));
+    let mut c = Columns::default();
+    for r in highest.into_values() {
+        c.push(r);
     }
-    // A result stored after its job expired and was swept: nothing points to
-    // it any more, so it goes too.
-    if matches!(response.outcome, Outcome::Done { .. }) && !output_exists(pool, &response).await? {
-        let key = protocol::output_key(response.job_id, response.image_id, &response.recipe);
-        storage.delete(&key).await?;
-        debug!(key, "deleted the result of an output that no longer exists");
-    }
-    Ok(None)
-}
-
-async fn output_exists(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"select exists (select 1 from outputs where image_id = $1 and recipe = $2) as "exists!""#,
-        r.image_id,
-        r.recipe
-    )
-    .fetch_one(pool)
-    .await
-}
-
-/// The columns of an output row an outcome sets; the others become null.
-#[derive(Default)]
-struct Columns<'a> {
-    width: Option<i32>,
-    height: Option<i32>,
-    bytes: Option<i64>,
-    format: Option<&'a str>,
-    key: Option<&'a str>,
-    error: Option<&'a str>,
-}
-
-impl<'a> Columns<'a> {
-    fn of(outcome: &'a Outcome) -> Self {
-        match outcome {
-            Outcome::Processing => Columns::default(),
-            Outcome::Done {
-                width,
-                height,
-                bytes,
-                format,
-                key,
-            } => Columns {
-                width: Some(*width as i32),
-                height: Some(*height as i32),
-                bytes: Some(*bytes as i64),
-                format: Some(format.as_str()),
-                key: Some(key),
-                error: None,
-            },
-            Outcome::Failed { error } => Columns {
-                error: Some(error),
-                ..Columns::default()
-            },
-        }
-    }
-}
-
-/// Applies one response to its output row; returns whether it changed.
-pub async fn apply_response(pool: &PgPool, r: &Response) -> sqlx::Result<bool> {
-    let (job, image, recipe): (Uuid, Uuid, &str) = (r.job_id, r.image_id, &r.recipe);
-    // Downloads serve the key stored here: only the one the ids give may be
-    // stored, or a response could hand this job another job's object.
-    if let Outcome::Done { key, .. } = &r.outcome
-        && *key != protocol::output_key(job, image, recipe)
-    {
-        warn!(%job, %image, recipe, key, "response names a result key that is not its output's; refused");
-        let refused = Response {
-            outcome: Outcome::Failed {
-                error: "the worker reported its result under a key that is not this output's; \
-                        refused"
-                    .into(),
-            },
-            ..r.clone()
-        };
-        return Box::pin(apply_response(pool, &refused)).await;
-    }
-    let state = r.outcome.state();
-    let set = Columns::of(&r.outcome);
-    // The ladder is `OutputState`'s order: only an output in a state below
-    // the new one changes. Each change takes a new event number, for the
-    // progress streams.
-    let seconds = sqlx::query_scalar!(
+    // Each change takes a new event number, for the progress streams.
+    let rows = sqlx::query!(
         r#"
-        update outputs
-        set state = $4, width = $5, height = $6, bytes = $7, format = $8, storage_key = $9,
-            error = $10, updated_at = now(), event = nextval('output_events')
-        where job_id = $1 and image_id = $2 and recipe = $3 and state = any($11)
-        returning extract(epoch from now() - (
-            select created_at from images where id = $2
-        ))::float8 as "seconds!"
+        update outputs o
+        set state = r.state, width = r.width, height = r.height, bytes = r.bytes,
+            format = r.format, storage_key = r.key, error = r.error, updated_at = now(),
+            event = nextval('output_events')
+        from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int4[],
+                    $7::int4[], $8::int8[], $9::text[], $10::text[], $11::text[])
+             as r(job_id, image_id, recipe, state, below, width, height, bytes, format, key,
+                  error)
+        where o.image_id = r.image_id and o.recipe = r.recipe and o.job_id = r.job_id
+          and o.state = any(string_to_array(r.below, ','))
+        returning o.job_id, o.image_id, o.recipe, o.state as "state: OutputState",
+                  extract(epoch from now() - (
+                      select created_at from images where id = o.image_id
+                  ))::float8 as "seconds!"
         "#,
-        job,
-        image,
-        recipe,
-        state as _,
-        set.width,
-        set.height,
-        set.bytes,
-        set.format,
-        set.key,
-        set.error,
-        &state.below() as _,
+        &c.job,
+        &c.image,
+        &c.recipe,
+        &c.state as &[&str],
+        &c.below,
+        &c.width as &[Option<i32>],
+        &c.height as &[Option<i32>],
+        &c.bytes as &[Option<i64>],
+        &c.format as &[Option<String>],
+        &c.key as &[Option<String>],
+        &c.error as &[Option<String>],
     )
-    .fetch_optional(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    if let Some(seconds) = seconds
-        && state.is_final()
-    {
-        metrics::output_finished(state.as_str(), seconds);
+    Ok(rows
+        .into_iter()
+        .map(|r| Applied {
+            job_id: r.job_id,
+            image_id: r.image_id,
+            recipe: r.recipe,
+            state: r.state,
+            seconds: r.seconds,
+        })
+        .collect())
+}
+
+/// The response, or, when it names a result key that is not its output's, a
+/// failure: downloads serve the key stored here, so only the one the ids give
+/// may be stored, or a response could hand this job another job's object.
+fn own_key_only(r: &Response) -> Response {
+    match &r.outcome {
+        Outcome::Done { key, .. }
+            if *key != protocol::output_key(r.job_id, r.image_id, &r.recipe) =>
+        {
+            warn!(job = %r.job_id, image = %r.image_id, recipe = r.recipe, key, "response names a result key that is not its output's; refused");
+            Response {
+                outcome: Outcome::Failed {
+                    error: "the worker reported its result under a key that is not this \
+                            output's; refused"
+                        .into(),
+                },
+                ..r.clone()
+            }
+        }
+        _ => r.clone(),
     }
-    Ok(seconds.is_some())
 }

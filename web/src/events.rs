@@ -36,7 +36,7 @@ impl JobEvents {
     }
 
     /// Tells every web process that these jobs changed.
-    pub async fn announce(pool: &PgPool, jobs: &[Uuid]) -> sqlx::Result<()> {
+    pub async fn announce(db: impl sqlx::PgExecutor<'_>, jobs: &[Uuid]) -> sqlx::Result<()> {
         if jobs.is_empty() {
             return Ok(());
         }
@@ -45,7 +45,7 @@ impl JobEvents {
             CHANNEL,
             jobs
         )
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
         Ok(())
     }

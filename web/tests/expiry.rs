@@ -107,7 +107,7 @@ async fn a_result_stored_after_its_job_was_swept_is_deleted(pool: PgPool) {
         .put(&key, b"late".to_vec().into(), "image/jpeg")
         .await
         .unwrap();
-    support::send_response(&pool, &done_response(job_id, image_id, "f", &key)).await;
+    support::send_responses(&pool, &[done_response(job_id, image_id, "f", &key)]).await;
     poll(Duration::from_secs(20), async || {
         let left = app.storage.list(&key).await.unwrap();
         match left.is_empty() {

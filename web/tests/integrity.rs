@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use common::protocol::{REQUEST_QUEUE, RESPONSE_QUEUE};
+use common::protocol::{Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Response};
 use queue::{QueueAttributes, Queues};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -81,7 +81,7 @@ async fn response_naming_another_outputs_key_is_refused(pool: PgPool) {
     // Done, it says, but stored under another job's original.
     let key = format!("jobs/{}/originals/{}", Uuid::new_v4(), Uuid::new_v4());
     let (job_id, image_id) = (job.id.parse().unwrap(), image_id.parse().unwrap());
-    support::send_response(&pool, &done_response(job_id, image_id, "t", &key)).await;
+    support::send_responses(&pool, &[done_response(job_id, image_id, "t", &key)]).await;
     let output = final_output(&app, &job).await;
     assert_eq!(output["state"], "failed", "{output}");
     assert_error(&output, &["refused"]);
@@ -90,6 +90,39 @@ async fn response_naming_another_outputs_key_is_refused(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(stored, None);
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn responses_for_one_output_in_one_batch_settle_on_the_highest_state(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let job = app.create_job(thumb()).await;
+    let image_id = app.upload_accepted(&job, "rocket.jpg").await;
+    let (job_id, image_id) = (job.id.parse().unwrap(), image_id.parse().unwrap());
+    let key = common::protocol::output_key(job_id, image_id, "t");
+    let done = done_response(job_id, image_id, "t", &key);
+    let processing = Response {
+        outcome: Outcome::Processing,
+        ..done.clone()
+    };
+    // A redelivered request's responses, late and out of order, consumed
+    // together: one statement applies them, and only `done` may count.
+    support::send_responses(&pool, &[done.clone(), processing, done]).await;
+    let output = final_output(&app, &job).await;
+    assert_eq!(output["state"], "done", "{output}");
+    // Event 1 was the output's creation; one change, to done, took the next.
+    let event: i64 = sqlx::query_scalar("select event from outputs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(event, 2);
+    let left = queue::Queues::new(pool.clone())
+        .open(RESPONSE_QUEUE)
+        .await
+        .unwrap()
+        .stats()
+        .await
+        .unwrap();
+    assert_eq!((left.visible, left.in_flight), (0, 0), "{left:?}");
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]

@@ -74,6 +74,11 @@ struct RunArgs {
     /// seconds (default 30); the rest are released for other workers.
     #[arg(long, env = "DARKROOM_WORKER_SHUTDOWN_GRACE", default_value_t = 30)]
     shutdown_grace: u64,
+    /// How long an image is worked on before its output shows
+    /// `processing`, in seconds (default 1; 0: at once). Quicker images go
+    /// from queued to their outcome, a response message fewer each.
+    #[arg(long, env = "DARKROOM_WORKER_PROCESSING_NOTICE", default_value_t = 1)]
+    processing_notice: u64,
     /// Longest one image may be processed, in seconds (default 120); past
     /// it the processing is stopped and the output fails.
     #[arg(long, env = "DARKROOM_WORKER_DEADLINE", default_value_t = 120)]
@@ -151,6 +156,7 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
         lock: Duration::from_secs(args.lock.max(1)),
         retry_for: Duration::from_secs(args.retry_for),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        processing_notice: Duration::from_secs(args.processing_notice),
         isolation: Isolation {
             program: std::env::current_exe().context("finding this program's path")?,
             deadline: Duration::from_secs(args.deadline.max(1)),

@@ -309,7 +309,9 @@ impl Wiring {
         let mut cmd = self.command("darkroom-worker");
         cmd.env("DARKROOM_WORKER_CONCURRENCY", "2")
             .env("DARKROOM_WORKER_LOCK", WORKER_LOCK_SECS)
-            .env("DARKROOM_WORKER_RETRY_FOR", "120");
+            .env("DARKROOM_WORKER_RETRY_FOR", "120")
+            // Every start announced, so `re-run` can count second starts.
+            .env("DARKROOM_WORKER_PROCESSING_NOTICE", "0");
         let log = self.work.join(format!("worker-{slot}.log"));
         ChildGuard(spawn_logged(&mut cmd, Stdio::null(), &log))
     }

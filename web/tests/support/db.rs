@@ -21,11 +21,15 @@ pub fn done_response(job_id: Uuid, image_id: Uuid, recipe: &str, key: &str) -> R
     }
 }
 
-/// Sends `response` to the response queue, as a worker would.
-pub async fn send_response(pool: &PgPool, response: &Response) {
+/// Sends `responses` to the response queue in one batch (so one receive
+/// sees them all), as workers would.
+pub async fn send_responses(pool: &PgPool, responses: &[Response]) {
     let queue = queue::Queues::new(pool.clone()).open(RESPONSE_QUEUE).await;
-    let body = serde_json::to_string(response).unwrap();
-    queue.unwrap().send(body).await.unwrap();
+    let bodies: Vec<_> = responses
+        .iter()
+        .map(|r| queue::NewMessage::new(serde_json::to_string(r).unwrap()))
+        .collect();
+    queue.unwrap().send_batch(&bodies).await.unwrap();
 }
 
 /// The request queue's figures.

@@ -9,7 +9,7 @@ use metrics::{counter, gauge, histogram};
 use queue::Message;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use common::cost::Estimate;
 use common::probe::{self, Probe};
@@ -19,6 +19,7 @@ use common::storage::StorageError;
 
 use super::Worker;
 use super::heartbeat::{heartbeat, retry_backoff};
+use super::report::Reported;
 use crate::isolate::{Processed, RunError};
 
 /// How handling one message went wrong.
@@ -89,11 +90,13 @@ impl Worker {
             hold,
             lost.clone(),
         ));
+        let notice = self.notice_processing(request);
         let started = Instant::now();
         let outcome = tokio::select! {
             outcome = self.process_with_retries(request) => Some(outcome),
             () = lost.cancelled() => None,
         };
+        notice.abort();
         heartbeat.abort();
         match outcome {
             None => {
@@ -141,7 +144,6 @@ impl Worker {
 
     async fn process(&self, request: &Request) -> Result<Outcome, Failure> {
         let source_key = own_source_key(request)?;
-        self.respond(request, Outcome::Processing).await?;
         let input = self.storage.get(&source_key).await?;
         let ops = &request.recipe.ops;
         let (probe, estimate) = self.estimate(&input, ops)?;
@@ -260,37 +262,52 @@ impl Worker {
         })
     }
 
-    async fn respond(&self, request: &Request, outcome: Outcome) -> Result<(), Failure> {
-        let response = Response {
-            job_id: request.job_id,
-            image_id: request.image_id,
-            recipe: request.recipe.name.clone(),
-            outcome,
-        };
-        let body = serde_json::to_string(&response).expect("responses always serialise");
-        self.responses.send(body).await?;
-        Ok(())
+    /// Tells the web, once the work has lasted `processing_notice`, that it
+    /// is under way. Best effort: a lost notice only shows the output
+    /// queued until its outcome.
+    fn notice_processing(&self, request: &Request) -> tokio::task::JoinHandle<()> {
+        let (worker, request) = (self.clone(), request.clone());
+        tokio::spawn(
+            async move {
+                tokio::time::sleep(worker.settings.processing_notice).await;
+                let body = response_body(&request, Outcome::Processing);
+                if let Err(e) = worker.responses.send(body).await {
+                    debug!(error = %e, "could not send the processing notice");
+                }
+            }
+            .in_current_span(),
+        )
     }
 
-    /// Reports the final outcome, then deletes the request. A crash between
-    /// the two only repeats an idempotent response.
+    /// Reports the final outcome and deletes the request, in one
+    /// transaction: neither happens without the other.
     async fn finish(&self, message: &Message, request: &Request, outcome: Outcome) {
         let failed = matches!(outcome, Outcome::Failed { .. });
-        if let Err(e) = self.respond(request, outcome).await {
-            warn!(error = %e, "could not send the response; the request will be retried");
-            return;
-        }
-        match self.requests.delete(&message.receipt).await {
-            Ok(()) => {
+        let body = response_body(request, outcome);
+        match self.reporter.report(body, message.receipt).await {
+            Ok(Reported::Done) => {
                 counter!("darkroom_worker_processed_total", "outcome" => if failed { "failed" } else { "done" })
                     .increment(1);
             }
-            Err(queue::Error::StaleReceipt) => {
+            Ok(Reported::Stale) => {
                 warn!("lease expired before delete; another worker may repeat this message")
             }
-            Err(e) => warn!(error = %e, "delete failed; the request will be redelivered"),
+            Err(error) => {
+                warn!(%error, "could not report; the request will be redelivered")
+            }
         }
     }
+}
+
+/// A response to `request`, as a message body.
+fn response_body(request: &Request, outcome: Outcome) -> String {
+    let response = Response {
+        job_id: request.job_id,
+        image_id: request.image_id,
+        recipe: request.recipe.name.clone(),
+        outcome,
+    };
+    serde_json::to_string(&response).expect("responses always serialise")
 }
 
 /// The key of the request's original, refusing any but its own.

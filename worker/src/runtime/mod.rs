@@ -15,12 +15,18 @@
 //! - On shutdown: no new leases; messages in hand get `shutdown_grace` to
 //!   finish, then their leases are released for another worker.
 //!
+//! - Each finished message costs Postgres one transaction: its response
+//!   sent and its request deleted together, batched with those of the other
+//!   messages that finished meanwhile. A `processing` response goes out
+//!   only for work that lasts past `processing_notice`.
+//!
 //! This file holds the settings, the [`Worker`] and its lease loop;
 //! `handle` holds what is done with one message, `heartbeat` the task that
-//! keeps its lease.
+//! keeps its lease, `report` the task that sends final reports.
 
 mod handle;
 mod heartbeat;
+mod report;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -36,6 +42,7 @@ use common::Limits;
 use common::storage::Storage;
 
 use crate::isolate::Isolation;
+use report::Reporter;
 
 /// Settings of one worker process.
 #[derive(Clone, Debug)]
@@ -53,6 +60,10 @@ pub struct WorkerSettings {
     pub retry_for: Duration,
     /// How long messages in hand may take to finish after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// How long a message is worked on before the web is told it is being
+    /// processed. Quicker work reports only its outcome: a response fewer,
+    /// which is a Postgres transaction fewer at each end.
+    pub processing_notice: Duration,
     /// The engine's child process per image, and its deadline.
     pub isolation: Isolation,
     /// Memory the images processed at once may use together, in bytes.
@@ -68,6 +79,7 @@ impl Default for WorkerSettings {
             poll_wait: Duration::from_secs(1),
             retry_for: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
+            processing_notice: Duration::from_secs(1),
             isolation: Isolation {
                 program: std::env::current_exe().unwrap_or_else(|_| "darkroom-worker".into()),
                 deadline: Duration::from_secs(120),
@@ -89,9 +101,12 @@ pub struct Worker {
     in_hand: Arc<Mutex<HashSet<Receipt>>>,
     /// Mebibytes of `max_memory` not yet promised to an image.
     memory: Arc<Semaphore>,
+    reporter: Reporter,
 }
 
 impl Worker {
+    /// Starts the task that sends this worker's final reports, so it needs
+    /// a Tokio runtime.
     pub fn new(
         requests: Queue,
         responses: Queue,
@@ -102,6 +117,7 @@ impl Worker {
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
         Self {
+            reporter: Reporter::start(requests.clone(), responses.clone()),
             requests,
             responses,
             storage,

@@ -46,8 +46,8 @@ pub(super) async fn record_image(
         })
         .collect::<Result<Vec<_>, _>>()?;
     state.requests.send_batch_in(&mut tx, &messages).await?;
+    state.requests.notify_in(&mut tx).await?;
     tx.commit().await?;
-    state.requests.notify();
     Ok(true)
 }
 

@@ -1,0 +1,205 @@
+//! What one image costs Postgres at steady state, statement by statement.
+//!
+//! A running fleet (`darkroom-web` and two `darkroom-worker`s, two slots
+//! each) is warmed up with one job, then `IMAGES` thumbnails go through the
+//! whole path: the job's creation, its uploads (8 files a request), the
+//! workers' receives, responses and deletes, the web's consumer and the
+//! background maintenance that runs meanwhile. Per image it reports:
+//! transactions (from `pg_stat_database`), Postgres CPU (its server
+//! processes, from /proc) and, from `pg_stat_statements`, each statement's
+//! calls and execution time.
+//!
+//! Needs a server with `pg_stat_statements` preloaded, which
+//! `scripts/bench-scaling cost` starts (a private cluster on a free port).
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::Part;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use support::{create_job, form, fresh_database, start_workers, thumbnail_recipes, upload};
+
+const IMAGES: usize = 192;
+const PER_REQUEST: usize = 8;
+const WARM_UP: usize = 16;
+/// Marks this bench's own statements, left out of the figures.
+const OURS: &str = "/* bench */";
+
+/// CPU seconds of the Postgres server behind `pool`: its postmaster, the
+/// children it has reaped and those running.
+async fn server_cpu(pool: &PgPool) -> f64 {
+    let backend: i32 = sqlx::query_scalar(&format!("{OURS} select pg_backend_pid()"))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let postmaster = ppid(backend as u32);
+    let children: f64 = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
+        .filter(|&pid| pid != postmaster && ppid(pid) == postmaster)
+        .map(|pid| support::cpu_secs(&pid.to_string(), false))
+        .sum();
+    let own = support::cpu_secs(&postmaster.to_string(), false);
+    children + own + support::cpu_secs(&postmaster.to_string(), true)
+}
+
+fn ppid(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s[s.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn transactions(pool: &PgPool) -> i64 {
+    // Statistics are cached per transaction and flushed lazily.
+    sqlx::query(&format!("{OURS} select pg_stat_clear_snapshot()"))
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query_scalar(&format!(
+        "{OURS} select xact_commit + xact_rollback from pg_stat_database \
+         where datname = current_database()"
+    ))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until every output of `job` is final; returns the polls made.
+async fn wait_final(pool: &PgPool, job: &str, outputs: usize) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        let finished: i64 = sqlx::query_scalar(&format!(
+            "{OURS} select count(*) from outputs \
+             where job_id = $1::uuid and state in ('done', 'failed')"
+        ))
+        .bind(job)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if finished == outputs as i64 {
+            return polls;
+        }
+        assert!(Instant::now() < deadline, "the job did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates a job of `images` copies of `photo` and waits until it is done;
+/// returns the polls made.
+async fn run_job(
+    client: &reqwest::Client,
+    base: &str,
+    pool: &PgPool,
+    photo: &[u8],
+    images: usize,
+) -> i64 {
+    let job = create_job(client, base, &thumbnail_recipes())
+        .await
+        .expect("job created");
+    for chunk in 0..images / PER_REQUEST {
+        let parts = (0..PER_REQUEST).map(|i| {
+            Part::bytes(photo.to_vec()).file_name(format!("{}.jpg", chunk * PER_REQUEST + i))
+        });
+        let res = upload(client, base, &job, form(parts)).await.unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    wait_final(pool, &job.id, images).await
+}
+
+#[derive(sqlx::FromRow)]
+struct Statement {
+    query: String,
+    calls: i64,
+    total_ms: f64,
+    rows: i64,
+}
+
+#[tokio::main]
+async fn main() {
+    let photo = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/rocket.jpg"),
+    )
+    .unwrap();
+    let db_url = fresh_database("darkroom_bench_cost").await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(db_url.as_str())
+        .await
+        .unwrap();
+    sqlx::query("create extension if not exists pg_stat_statements")
+        .execute(&pool)
+        .await
+        .expect("pg_stat_statements is preloaded: run this through scripts/bench-scaling cost");
+    let env = |cmd: &mut Command| {
+        cmd.env("DATABASE_URL", db_url.as_str())
+            .env("DARKROOM_BUCKET", "bench-cost")
+            .env("DARKROOM_RATE_LIMIT_WORK", "1000000")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+    };
+    let (_web, base) = support::start_web(env).await;
+    let _workers = start_workers(2, |cmd| {
+        env(cmd);
+        cmd.env("DARKROOM_WORKER_CONCURRENCY", "2");
+    });
+    let client = reqwest::Client::new();
+    run_job(&client, &base, &pool, &photo, WARM_UP).await;
+
+    sqlx::query(&format!("{OURS} select pg_stat_statements_reset()"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let xacts0 = transactions(&pool).await;
+    let cpu0 = server_cpu(&pool).await;
+    let start = Instant::now();
+    let polls = run_job(&client, &base, &pool, &photo, IMAGES).await;
+    let secs = start.elapsed().as_secs_f64();
+    let cpu = server_cpu(&pool).await - cpu0;
+    // Ours: the polls, and one reading each of the clock and the CPU.
+    let xacts = transactions(&pool).await - xacts0 - polls - 3;
+
+    let statements: Vec<Statement> = sqlx::query_as(&format!(
+        "{OURS} select query, calls, total_exec_time as total_ms, rows from pg_stat_statements \
+         where dbid = (select oid from pg_database where datname = current_database()) \
+           and query not like '%{OURS}%' order by total_exec_time desc"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let per = |v: f64| v / IMAGES as f64;
+    println!(
+        "{IMAGES} thumbnails of a {:.0} kB JPEG, one recipe, through darkroom-web and 2 \
+         workers (2 slots each), after a warm-up of {WARM_UP}; {:.1} images/s\n",
+        photo.len() as f64 / 1e3,
+        IMAGES as f64 / secs
+    );
+    println!(
+        "Per image: **{:.1} transactions, {:.2} ms of Postgres CPU** (server processes), \
+         {:.2} ms of statement execution\n",
+        per(xacts as f64),
+        per(cpu * 1000.0),
+        per(statements.iter().map(|s| s.total_ms).sum())
+    );
+    println!(
+        "| statement | calls/image | rows/call | µs/call | µs/image |\n|---|---:|---:|---:|---:|"
+    );
+    for s in statements.iter().filter(|s| per(s.total_ms) >= 0.0005) {
+        let text: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let text: String = text.chars().take(90).collect();
+        println!(
+            "| `{}` | {:.2} | {:.1} | {:.0} | {:.0} |",
+            text.replace('|', "\\|"),
+            per(s.calls as f64),
+            s.rows as f64 / s.calls.max(1) as f64,
+            s.total_ms * 1000.0 / s.calls.max(1) as f64,
+            per(s.total_ms * 1000.0)
+        );
+    }
+}
