@@ -2,12 +2,10 @@
 //! schema up to date.
 
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
 
 /// The application's own tables (jobs, images, outputs) and its settings of
 /// its queues; the queue's schema is the queue crate's ([`queue::MIGRATOR`]).
@@ -42,9 +40,7 @@ pub async fn connect_and_migrate(
         "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
          or pass --database-url",
     )?;
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+    let pool = queue::pool_options(max_connections)
         .connect(url)
         .await
         .context("cannot connect to Postgres at DATABASE_URL (is it running and reachable?)")?;

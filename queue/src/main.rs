@@ -7,7 +7,6 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
 use queue::{
@@ -210,9 +209,7 @@ async fn connect(url: Option<&str>) -> anyhow::Result<PgPool> {
         "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
          or pass --database-url",
     )?;
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
+    let pool = queue::pool_options(16)
         .connect(url)
         .await
         .context("cannot connect to Postgres at DATABASE_URL (is it running and reachable?)")?;

@@ -1,7 +1,10 @@
 //! What one image costs Postgres at steady state, statement by statement.
 //!
 //! A running fleet (`darkroom-web` and two `darkroom-worker`s, two slots
-//! each) is warmed up with one job, then `IMAGES` thumbnails go through the
+//! each) is warmed up with one job as large as the measured one (so every
+//! pooled connection has its statements prepared and their generic plans
+//! chosen, as in a fleet that has run for a while), then `IMAGES`
+//! thumbnails go through the
 //! whole path: the job's creation, its uploads (8 files a request), the
 //! workers' receives, responses and deletes, the web's consumer and the
 //! background maintenance that runs meanwhile. Per image it reports:
@@ -14,6 +17,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,28 +26,50 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use support::{create_job, form, fresh_database, start_workers, thumbnail_recipes, upload};
 
-const IMAGES: usize = 192;
+const IMAGES: usize = 320;
 const PER_REQUEST: usize = 8;
-const WARM_UP: usize = 16;
+const WARM_UP: usize = 320;
+/// Postgres counts an idle backend's transactions only when it flushes its
+/// statistics, within 10 s of going idle (`PGSTAT_IDLE_INTERVAL`); LISTENing
+/// backends, which read each NOTIFY in a transaction of their own, are idle
+/// most of the time. Counters are read this long after the work they count.
+const STATS_LAG: Duration = Duration::from_secs(11);
 /// Marks this bench's own statements, left out of the figures.
 const OURS: &str = "/* bench */";
 
-/// CPU seconds of the Postgres server behind `pool`: its postmaster, the
-/// children it has reaped and those running.
-async fn server_cpu(pool: &PgPool) -> f64 {
+/// CPU seconds of the Postgres server behind `pool`, by role: its live
+/// processes by what their title says they are, and what the postmaster's
+/// children that ended (autovacuum workers, closed connections) and the
+/// postmaster itself used.
+async fn server_cpu(pool: &PgPool) -> BTreeMap<String, f64> {
     let backend: i32 = sqlx::query_scalar(&format!("{OURS} select pg_backend_pid()"))
         .fetch_one(pool)
         .await
         .unwrap();
     let postmaster = ppid(backend as u32);
-    let children: f64 = std::fs::read_dir("/proc")
+    let mut roles = BTreeMap::new();
+    for pid in std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
         .filter(|&pid| pid != postmaster && ppid(pid) == postmaster)
-        .map(|pid| support::cpu_secs(&pid.to_string(), false))
-        .sum();
-    let own = support::cpu_secs(&postmaster.to_string(), false);
-    children + own + support::cpu_secs(&postmaster.to_string(), true)
+    {
+        let title = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let role = [
+            "autovacuum",
+            "walwriter",
+            "checkpointer",
+            "background writer",
+            "wal",
+        ]
+        .into_iter()
+        .find(|r| title.contains(r))
+        .unwrap_or("client backends");
+        *roles.entry(role.to_owned()).or_default() += support::cpu_secs(&pid.to_string(), false);
+    }
+    let pm = postmaster.to_string();
+    roles.insert("ended processes".into(), support::cpu_secs(&pm, true));
+    roles.insert("postmaster".into(), support::cpu_secs(&pm, false));
+    roles
 }
 
 fn ppid(pid: u32) -> u32 {
@@ -51,6 +77,14 @@ fn ppid(pid: u32) -> u32 {
         .ok()
         .and_then(|s| s[s.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Transactions that wrote (drew an id), this bench's own reading included.
+async fn writing_transactions(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(&format!("{OURS} select pg_current_xact_id()::text::int8"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 async fn transactions(pool: &PgPool) -> i64 {
@@ -117,6 +151,7 @@ struct Statement {
     query: String,
     calls: i64,
     total_ms: f64,
+    plan_ms: f64,
     rows: i64,
 }
 
@@ -127,8 +162,10 @@ async fn main() {
     )
     .unwrap();
     let db_url = fresh_database("darkroom_bench_cost").await;
+    // No ping before each use: it would be a transaction of its own.
     let pool = PgPoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .connect(db_url.as_str())
         .await
         .unwrap();
@@ -152,27 +189,49 @@ async fn main() {
     let client = reqwest::Client::new();
     run_job(&client, &base, &pool, &photo, WARM_UP).await;
 
+    tokio::time::sleep(STATS_LAG).await;
     sqlx::query(&format!("{OURS} select pg_stat_statements_reset()"))
         .execute(&pool)
         .await
         .unwrap();
     let xacts0 = transactions(&pool).await;
+    let writes0 = writing_transactions(&pool).await;
     let cpu0 = server_cpu(&pool).await;
     let start = Instant::now();
     let polls = run_job(&client, &base, &pool, &photo, IMAGES).await;
     let secs = start.elapsed().as_secs_f64();
-    let cpu = server_cpu(&pool).await - cpu0;
-    // Ours: the polls, and one reading each of the clock and the CPU.
-    let xacts = transactions(&pool).await - xacts0 - polls - 3;
-
+    let cpu1 = server_cpu(&pool).await;
+    let by_role: Vec<(String, f64)> = cpu1
+        .iter()
+        .map(|(role, secs)| (role.clone(), secs - cpu0.get(role).copied().unwrap_or(0.0)))
+        .collect();
+    let cpu: f64 = by_role.iter().map(|(_, secs)| secs).sum();
+    let writes = writing_transactions(&pool).await - writes0 - 1;
+    let listeners: i64 = sqlx::query_scalar(&format!(
+        "{OURS} select count(*) from pg_stat_activity where query like 'LISTEN%'"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     let statements: Vec<Statement> = sqlx::query_as(&format!(
-        "{OURS} select query, calls, total_exec_time as total_ms, rows from pg_stat_statements \
+        "{OURS} select query, calls, total_exec_time + total_plan_time as total_ms, \
+                total_plan_time as plan_ms, rows \
+         from pg_stat_statements \
          where dbid = (select oid from pg_database where datname = current_database()) \
            and query not like '%{OURS}%' order by total_exec_time desc"
     ))
     .fetch_all(&pool)
     .await
     .unwrap();
+    // Counted once the run's last transactions are, then the fleet's idle
+    // rate over as long, taken out.
+    tokio::time::sleep(STATS_LAG).await;
+    let xacts1 = transactions(&pool).await;
+    tokio::time::sleep(STATS_LAG).await;
+    let idle = transactions(&pool).await - xacts1;
+    // Ours: the polls, the readings of the clock and the CPU.
+    let xacts = xacts1 - xacts0 - idle - polls - 5;
+
     let per = |v: f64| v / IMAGES as f64;
     println!(
         "{IMAGES} thumbnails of a {:.0} kB JPEG, one recipe, through darkroom-web and 2 \
@@ -181,24 +240,37 @@ async fn main() {
         IMAGES as f64 / secs
     );
     println!(
-        "Per image: **{:.1} transactions, {:.2} ms of Postgres CPU** (server processes), \
-         {:.2} ms of statement execution\n",
+        "Per image: **{:.1} transactions** ({:.1} of them writing; the fleet has {listeners} \
+         LISTENing backends, each reading every NOTIFY in a transaction), **{:.2} ms of \
+         Postgres CPU** (server processes), {:.2} ms of statement planning and execution\n",
         per(xacts as f64),
+        per(writes as f64),
         per(cpu * 1000.0),
         per(statements.iter().map(|s| s.total_ms).sum())
     );
+    let roles: Vec<String> = by_role
+        .iter()
+        .filter(|(_, secs)| per(secs * 1000.0) >= 0.005)
+        .map(|(role, secs)| format!("{role} {:.2}", per(secs * 1000.0)))
+        .collect();
     println!(
-        "| statement | calls/image | rows/call | µs/call | µs/image |\n|---|---:|---:|---:|---:|"
+        "Postgres CPU ms per image by process: {}\n",
+        roles.join(", ")
+    );
+    println!(
+        "| statement | calls/image | rows/call | planning µs/call | execution µs/call | µs/image |\n\
+         |---|---:|---:|---:|---:|---:|"
     );
     for s in statements.iter().filter(|s| per(s.total_ms) >= 0.0005) {
         let text: String = s.query.split_whitespace().collect::<Vec<_>>().join(" ");
         let text: String = text.chars().take(90).collect();
         println!(
-            "| `{}` | {:.2} | {:.1} | {:.0} | {:.0} |",
+            "| `{}` | {:.2} | {:.1} | {:.0} | {:.0} | {:.0} |",
             text.replace('|', "\\|"),
             per(s.calls as f64),
             s.rows as f64 / s.calls.max(1) as f64,
-            s.total_ms * 1000.0 / s.calls.max(1) as f64,
+            s.plan_ms * 1000.0 / s.calls.max(1) as f64,
+            (s.total_ms - s.plan_ms) * 1000.0 / s.calls.max(1) as f64,
             per(s.total_ms * 1000.0)
         );
     }

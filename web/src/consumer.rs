@@ -12,6 +12,12 @@
 //! announces the jobs and deletes the messages. Applied and deleted
 //! together, a response is never lost between the two nor applied after
 //! its delete.
+//!
+//! The consumer looks for responses every [`POLL`] rather than waiting for
+//! a NOTIFY: Postgres delivers each NOTIFY in a transaction of every
+//! listening backend of the database (every worker's and web's), so one
+//! per response would cost more than the responses. Polling costs a cheap
+//! empty receive per round when idle, whatever the fleet's size.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -33,17 +39,22 @@ use crate::metrics;
 const BATCH: usize = 100;
 const LOCK: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(1);
-/// Least time from one round that found less than a full batch to the next:
-/// responses arriving meanwhile wait for it, so under load a round carries
-/// many (two transactions, whatever their number) for at most this much
-/// more delay on the progress bars.
-const GATHER: Duration = Duration::from_millis(100);
+/// Time from one round of the consumer that found less than a full batch to
+/// the next: responses arriving meanwhile wait for it, so under load a round
+/// carries many (two transactions, whatever their number) for at most this
+/// much more delay on the progress bars.
+const POLL: Duration = Duration::from_millis(100);
 
-/// A short long-poll for up to `BATCH` messages: they arrive at once, and
-/// shutdown waits at most `WAIT`. On failure, pauses for `WAIT` (or until
-/// shutdown) and returns none, so callers just loop.
-async fn receive(queue: &Queue, lock: Duration, shutdown: &CancellationToken) -> Vec<Message> {
-    match queue.receive_wait(BATCH, lock, WAIT).await {
+/// Up to `BATCH` messages, waiting up to `wait` for the first. On failure,
+/// pauses for `WAIT` (or until shutdown) and returns none, so callers just
+/// loop.
+async fn receive(
+    queue: &Queue,
+    lock: Duration,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Vec<Message> {
+    match queue.receive_wait(BATCH, lock, wait).await {
         Ok(messages) => messages,
         Err(e) => {
             warn!(queue = queue.name(), error = %e, "receiving failed; retrying");
@@ -59,13 +70,20 @@ async fn receive(queue: &Queue, lock: Duration, shutdown: &CancellationToken) ->
 /// Runs until `shutdown`.
 pub async fn run(pool: PgPool, storage: Storage, responses: Queue, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let messages = receive(&responses, LOCK, &shutdown).await;
-        if messages.is_empty() {
-            continue;
-        }
-        let next = tokio::time::Instant::now() + GATHER;
-        if let Err(e) = consume(&pool, &storage, &responses, &messages).await {
-            warn!(error = %e, count = messages.len(), "applying responses failed; they will be redelivered");
+        let next = tokio::time::Instant::now() + POLL;
+        let messages = receive(&responses, LOCK, Duration::ZERO, &shutdown).await;
+        if !messages.is_empty()
+            && let Err(e) = consume(&pool, &storage, &responses, &messages).await
+        {
+            // One response the database refuses must not hold back the
+            // rest of its batch, round after round.
+            warn!(error = %e, count = messages.len(), "applying a batch of responses failed; applying them one by one");
+            for message in &messages {
+                let one = std::slice::from_ref(message);
+                if let Err(e) = consume(&pool, &storage, &responses, one).await {
+                    warn!(error = %e, id = message.id, "applying a response failed; it will be redelivered");
+                }
+            }
         }
         if messages.len() < BATCH {
             tokio::select! {
@@ -169,7 +187,7 @@ async fn delete_orphans(
 pub async fn fail_dead_letters(pool: PgPool, dead: Queue, shutdown: CancellationToken) {
     const HOLD: Duration = Duration::from_secs(12 * 3600);
     while !shutdown.is_cancelled() {
-        let messages = receive(&dead, HOLD, &shutdown).await;
+        let messages = receive(&dead, HOLD, WAIT, &shutdown).await;
         let failures: Vec<Response> = messages
             .iter()
             .filter_map(|m| dead_letter_failure(m, dead.name()))

@@ -126,6 +126,24 @@ async fn responses_for_one_output_in_one_batch_settle_on_the_highest_state(pool:
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
+async fn response_the_database_refuses_does_not_hold_back_its_batch(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let job = app.create_job(thumb()).await;
+    let image_id = app.upload_accepted(&job, "rocket.jpg").await;
+    let (job_id, image_id) = (job.id.parse().unwrap(), image_id.parse().unwrap());
+    let key = common::protocol::output_key(job_id, image_id, "t");
+    // Postgres text cannot hold a NUL: this one fails any statement it is in.
+    let poison = Response {
+        recipe: "t\u{0}".into(),
+        ..done_response(job_id, image_id, "t", &key)
+    };
+    let good = done_response(job_id, image_id, "t", &key);
+    support::send_responses(&pool, &[poison, good]).await;
+    let output = final_output(&app, &job).await;
+    assert_eq!(output["state"], "done", "{output}");
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
 async fn the_queue_alone_migrates_a_database_it_shares_with_the_app(pool: PgPool) {
     // `darkroom-queue` applies only the queue's migrations; the app's, also
     // recorded there, must not stop it.

@@ -92,8 +92,10 @@ async fn run(mut rx: mpsc::Receiver<Report>, requests: Queue, responses: Queue) 
     }
 }
 
-/// One transaction: the responses sent, the requests deleted, receivers of
-/// responses woken. Returns the stale receipts.
+/// One transaction: the responses sent, the requests deleted. Returns the
+/// stale receipts. No NOTIFY: the web's consumer looks for responses on a
+/// short cadence instead (see its module), as a NOTIFY would cost a
+/// transaction in every listening backend of the database.
 async fn commit(
     requests: &Queue,
     responses: &Queue,
@@ -103,7 +105,6 @@ async fn commit(
     let mut tx = requests.pool().begin().await?;
     responses.send_batch_in(&mut tx, bodies).await?;
     let deleted = requests.delete_batch_in(&mut tx, receipts).await?;
-    responses.notify_in(&mut tx).await?;
     tx.commit().await?;
     Ok(deleted.stale)
 }
