@@ -29,6 +29,16 @@ async fn final_output(app: &TestApp, job: &support::Job) -> Value {
     .await
 }
 
+/// A job of one uploaded image, and the `done` response a worker would send
+/// for its output.
+async fn job_and_done_response(app: &TestApp) -> (support::Job, Response) {
+    let job = app.create_job(thumb()).await;
+    let image_id = app.upload_accepted(&job, "rocket.jpg").await;
+    let (job_id, image_id) = (job.id.parse().unwrap(), image_id.parse().unwrap());
+    let key = common::protocol::output_key(job_id, image_id, "t");
+    (job, done_response(job_id, image_id, "t", &key))
+}
+
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn service_queues_keep_unprocessed_work_forever(pool: PgPool) {
     let _app = spawn_app(pool.clone()).await;
@@ -95,11 +105,7 @@ async fn response_naming_another_outputs_key_is_refused(pool: PgPool) {
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn responses_for_one_output_in_one_batch_settle_on_the_highest_state(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let job = app.create_job(thumb()).await;
-    let image_id = app.upload_accepted(&job, "rocket.jpg").await;
-    let (job_id, image_id) = (job.id.parse().unwrap(), image_id.parse().unwrap());
-    let key = common::protocol::output_key(job_id, image_id, "t");
-    let done = done_response(job_id, image_id, "t", &key);
+    let (job, done) = job_and_done_response(&app).await;
     let processing = Response {
         outcome: Outcome::Processing,
         ..done.clone()
@@ -128,16 +134,12 @@ async fn responses_for_one_output_in_one_batch_settle_on_the_highest_state(pool:
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn response_the_database_refuses_does_not_hold_back_its_batch(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let job = app.create_job(thumb()).await;
-    let image_id = app.upload_accepted(&job, "rocket.jpg").await;
-    let (job_id, image_id) = (job.id.parse().unwrap(), image_id.parse().unwrap());
-    let key = common::protocol::output_key(job_id, image_id, "t");
+    let (job, good) = job_and_done_response(&app).await;
     // Postgres text cannot hold a NUL: this one fails any statement it is in.
     let poison = Response {
         recipe: "t\u{0}".into(),
-        ..done_response(job_id, image_id, "t", &key)
+        ..good.clone()
     };
-    let good = done_response(job_id, image_id, "t", &key);
     support::send_responses(&pool, &[poison, good]).await;
     let output = final_output(&app, &job).await;
     assert_eq!(output["state"], "done", "{output}");
