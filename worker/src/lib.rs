@@ -6,7 +6,8 @@
 //! - [`engine`]: decode (with limits), apply ops, encode; one module per step.
 //! - [`isolate`]: the engine in a child process per image (deadline, memory
 //!   ceiling).
-//! - [`runtime`]: the lease → process → respond → delete loop.
+//! - [`runtime`]: the lease → process → report (response and delete in one
+//!   transaction) loop.
 //!
 //! The `darkroom-worker` command line is `src/main.rs`.
 
