@@ -3,7 +3,6 @@
 
 use std::sync::LazyLock;
 
-use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -31,22 +30,11 @@ pub static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
 });
 
 /// Connects a pool of up to `max_connections` to `url` and applies every
-/// migration. `url` is `DATABASE_URL`, named in the errors.
+/// migration, the queue's and the app's. `url` is `DATABASE_URL`, named in
+/// the errors.
 pub async fn connect_and_migrate(
     url: Option<&str>,
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
-    let url = url.context(
-        "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
-         or pass --database-url",
-    )?;
-    let pool = queue::pool_options(max_connections)
-        .connect(url)
-        .await
-        .context("cannot connect to Postgres at DATABASE_URL (is it running and reachable?)")?;
-    MIGRATOR
-        .run(&pool)
-        .await
-        .context("applying database migrations")?;
-    Ok(pool)
+    queue::connect(url, max_connections, &MIGRATOR).await
 }

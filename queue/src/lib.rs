@@ -21,6 +21,7 @@
 //! - `stats`: visible, in-flight, delayed and dead-lettered counts.
 //! - `notify`: long-poll wake-ups across processes (LISTEN/NOTIFY).
 //! - `http`: the queue HTTP API ([`http_router`], [`AdminToken`]).
+//! - `connect`: a pool to `DATABASE_URL`, migrated ([`connect`]).
 //! - `error`: the typed [`Error`].
 //!
 //! The big statements are files of their own under `queue/sql/`, each
@@ -29,6 +30,7 @@
 
 mod admin;
 mod attributes;
+mod connect;
 mod dead_letter;
 mod delete;
 mod error;
@@ -43,6 +45,7 @@ mod stats;
 
 pub use admin::{Put, Queues};
 pub use attributes::{MAX_BATCH, MAX_DELAY, MAX_LOCK, MAX_WAIT, QueueAttributes, QueueKind};
+pub use connect::connect;
 pub use delete::DeleteOutcome;
 pub use error::{Error, Result};
 pub use http::{AdminToken, ApiDoc, WeakToken, router as http_router};
@@ -85,22 +88,6 @@ struct QueueInner {
     hub: Arc<notify::Hub>,
     /// Messages per live row seen by recent receives (see `Queue::receive`).
     row_size: receive::RowSize,
-}
-
-/// Pool settings for a service built on the queue, of up to
-/// `max_connections`.
-///
-/// A pooled connection is not pinged before each use (sqlx's default):
-/// each ping is a round trip and an empty transaction of its own, which
-/// for a queue's one-statement operations doubles Postgres' transactions.
-/// A connection that died while idle fails its next statement instead,
-/// which is dropped from the pool, and callers retry, as they do for any
-/// outage.
-pub fn pool_options(max_connections: u32) -> sqlx::postgres::PgPoolOptions {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .test_before_acquire(false)
 }
 
 impl Queue {

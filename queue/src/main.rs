@@ -148,7 +148,7 @@ fn parse_retention(s: &str) -> Result<Retention, String> {
 
 /// Runs the command line.
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let pool = connect(cli.database_url.as_deref()).await?;
+    let pool = queue::connect(cli.database_url.as_deref(), 16, &queue::MIGRATOR).await?;
     let queues = Queues::new(pool.clone());
     match cli.command {
         Command::Create(args) => create(&queues, args).await?,
@@ -201,23 +201,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { bind, admin_token } => serve(pool, queues, &bind, admin_token).await?,
     }
     Ok(())
-}
-
-/// Connects to `DATABASE_URL` and applies the queue's migrations.
-async fn connect(url: Option<&str>) -> anyhow::Result<PgPool> {
-    let url = url.context(
-        "DATABASE_URL is not set: export DATABASE_URL=postgres://user:pass@host:5432/db \
-         or pass --database-url",
-    )?;
-    let pool = queue::pool_options(16)
-        .connect(url)
-        .await
-        .context("cannot connect to Postgres at DATABASE_URL (is it running and reachable?)")?;
-    queue::MIGRATOR
-        .run(&pool)
-        .await
-        .context("applying database migrations")?;
-    Ok(pool)
 }
 
 /// Creates the queue, or updates the attributes given.

@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::Part;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use support::{create_job, form, fresh_database, start_workers, thumbnail_recipes, upload};
+use support::{
+    OURS, create_job, db_counters, finished, form, fresh_database, start_workers,
+    thumbnail_recipes, upload,
+};
 
 const IMAGES: usize = 320;
 const PER_REQUEST: usize = 8;
@@ -34,8 +37,6 @@ const WARM_UP: usize = 320;
 /// backends, which read each NOTIFY in a transaction of their own, are idle
 /// most of the time. Counters are read this long after the work they count.
 const STATS_LAG: Duration = Duration::from_secs(11);
-/// Marks this bench's own statements, left out of the figures.
-const OURS: &str = "/* bench */";
 
 /// CPU seconds of the Postgres server behind `pool`, by role: its live
 /// processes by what their title says they are, and what the postmaster's
@@ -87,36 +88,13 @@ async fn writing_transactions(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
-async fn transactions(pool: &PgPool) -> i64 {
-    // Statistics are cached per transaction and flushed lazily.
-    sqlx::query(&format!("{OURS} select pg_stat_clear_snapshot()"))
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query_scalar(&format!(
-        "{OURS} select xact_commit + xact_rollback from pg_stat_database \
-         where datname = current_database()"
-    ))
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
 /// Waits until every output of `job` is final; returns the polls made.
 async fn wait_final(pool: &PgPool, job: &str, outputs: usize) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut polls = 0;
     loop {
         polls += 1;
-        let finished: i64 = sqlx::query_scalar(&format!(
-            "{OURS} select count(*) from outputs \
-             where job_id = $1::uuid and state in ('done', 'failed')"
-        ))
-        .bind(job)
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        if finished == outputs as i64 {
+        if finished(pool, job).await == outputs as i64 {
             return polls;
         }
         assert!(Instant::now() < deadline, "the job did not finish");
@@ -194,7 +172,7 @@ async fn main() {
         .execute(&pool)
         .await
         .unwrap();
-    let xacts0 = transactions(&pool).await;
+    let xacts0 = db_counters(&pool).await.xacts;
     let writes0 = writing_transactions(&pool).await;
     let cpu0 = server_cpu(&pool).await;
     let start = Instant::now();
@@ -226,9 +204,9 @@ async fn main() {
     // Counted once the run's last transactions are, then the fleet's idle
     // rate over as long, taken out.
     tokio::time::sleep(STATS_LAG).await;
-    let xacts1 = transactions(&pool).await;
+    let xacts1 = db_counters(&pool).await.xacts;
     tokio::time::sleep(STATS_LAG).await;
-    let idle = transactions(&pool).await - xacts1;
+    let idle = db_counters(&pool).await.xacts - xacts1;
     // Ours: the polls, the readings of the clock and the CPU.
     let xacts = xacts1 - xacts0 - idle - polls - 5;
 

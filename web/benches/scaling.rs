@@ -26,11 +26,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::multipart::Part;
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use support::{
-    cpu_secs, cpu_secs_named, create_job, form, fresh_database, release_bin, s3_cpu_secs,
-    start_workers, thumbnail_recipes, upload,
+    cpu_secs, cpu_secs_named, create_job, db_counters, finished, form, fresh_database, release_bin,
+    s3_cpu_secs, start_workers, thumbnail_recipes, upload,
 };
 
 const IMAGES: usize = 48;
@@ -70,41 +69,6 @@ fn service_cpu(web: u32) -> [f64; 3] {
         s3_cpu_secs(),
         cpu_secs(&web.to_string(), false),
     ]
-}
-
-#[derive(Debug, Clone, Copy)]
-struct DbCounters {
-    xacts: i64,
-    rows: i64,
-    wal: i64,
-}
-
-async fn db_counters(pool: &PgPool) -> DbCounters {
-    // Statistics are cached per transaction and flushed lazily.
-    sqlx::query("select pg_stat_clear_snapshot()")
-        .execute(pool)
-        .await
-        .unwrap();
-    let (xacts, rows, wal): (i64, i64, i64) = sqlx::query_as(
-        "select xact_commit + xact_rollback,
-                tup_inserted + tup_updated + tup_deleted,
-                pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8
-         from pg_stat_database where datname = current_database()",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    DbCounters { xacts, rows, wal }
-}
-
-async fn finished(pool: &PgPool, job: &str) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from outputs where job_id = $1::uuid and state in ('done', 'failed')",
-    )
-    .bind(job)
-    .fetch_one(pool)
-    .await
-    .unwrap()
 }
 
 #[tokio::main]

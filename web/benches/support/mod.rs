@@ -192,3 +192,48 @@ pub fn cpu_secs_named(names: &[&str]) -> f64 {
 pub fn s3_cpu_secs() -> f64 {
     cpu_secs_named(&["s3s-fs", "minio"])
 }
+
+/// Marks the benches' own statements, so that figures can leave them out.
+pub const OURS: &str = "/* bench */";
+
+/// What Postgres has counted so far in the database of `pool`.
+#[derive(Debug, Clone, Copy)]
+pub struct DbCounters {
+    /// Transactions, committed or rolled back.
+    pub xacts: i64,
+    /// Rows inserted, updated or deleted.
+    pub rows: i64,
+    /// WAL bytes written by the whole server.
+    pub wal: i64,
+}
+
+/// Reads [`DbCounters`] (two statements of ours, each a transaction).
+pub async fn db_counters(pool: &sqlx::PgPool) -> DbCounters {
+    // Statistics are cached per transaction and flushed lazily.
+    sqlx::query(&format!("{OURS} select pg_stat_clear_snapshot()"))
+        .execute(pool)
+        .await
+        .unwrap();
+    let (xacts, rows, wal): (i64, i64, i64) = sqlx::query_as(&format!(
+        "{OURS} select xact_commit + xact_rollback,
+                tup_inserted + tup_updated + tup_deleted,
+                pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8
+         from pg_stat_database where datname = current_database()"
+    ))
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    DbCounters { xacts, rows, wal }
+}
+
+/// How many outputs of `job` are final (done or failed).
+pub async fn finished(pool: &sqlx::PgPool, job: &str) -> i64 {
+    sqlx::query_scalar(&format!(
+        "{OURS} select count(*) from outputs \
+         where job_id = $1::uuid and state in ('done', 'failed')"
+    ))
+    .bind(job)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
