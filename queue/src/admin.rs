@@ -14,6 +14,8 @@ use crate::{Error, Queue, QueueAttributes, QueueInner, QueueKind, Result};
 pub struct Queues {
     pool: PgPool,
     hub: Arc<Hub>,
+    /// Stamped on the receipts of this database's messages.
+    shard: i32,
 }
 
 struct QueueRow {
@@ -40,9 +42,15 @@ pub enum Put {
 
 impl Queues {
     pub fn new(pool: PgPool) -> Self {
+        Self::on_shard(pool, 0)
+    }
+
+    /// The queues of shard `shard` (see [`crate::Router`]).
+    pub(crate) fn on_shard(pool: PgPool, shard: i32) -> Self {
         Self {
             hub: Hub::new(pool.clone()),
             pool,
+            shard,
         }
     }
 
@@ -66,6 +74,7 @@ impl Queues {
             pool: self.pool.clone(),
             inner: Arc::new(QueueInner {
                 id: row.id,
+                shard: self.shard,
                 name: row.name,
                 dead_letter: row.dead_letter_id.zip(row.max_receive_count),
                 attributes,

@@ -20,6 +20,7 @@
 //! - `maintenance`: retention, partitions, counters, vacuum ([`Maintenance`]).
 //! - `stats`: visible, in-flight, delayed and dead-lettered counts.
 //! - `notify`: long-poll wake-ups across processes (LISTEN/NOTIFY).
+//! - `shards`: one queue over several Postgres clusters ([`Router`]).
 //! - `http`: the queue HTTP API ([`http_router`], [`AdminToken`]).
 //! - `connect`: a pool to `DATABASE_URL`, migrated ([`connect`]).
 //! - `error`: the typed [`Error`].
@@ -41,6 +42,7 @@ mod notify;
 mod receive;
 mod rewind;
 mod send;
+mod shards;
 mod stats;
 
 pub use admin::{Put, Queues};
@@ -53,6 +55,7 @@ pub use maintenance::Maintenance;
 pub use receive::{DeadLetterReason, Message, Receipt};
 pub use rewind::RewindTo;
 pub use send::NewMessage;
+pub use shards::{MessageRef, RETIRE_AFTER, ROUTE_TTL, Routed, Router, ShardInfo};
 pub use stats::Stats;
 
 use std::sync::Arc;
@@ -81,6 +84,9 @@ pub struct Queue {
 #[derive(Debug)]
 struct QueueInner {
     id: i32,
+    /// The shard this handle's database is (0: the control database, or a
+    /// database used without shards).
+    shard: i32,
     name: String,
     attributes: QueueAttributes,
     /// (dead letter queue id, max receive count), when configured.

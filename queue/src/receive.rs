@@ -21,9 +21,12 @@ use crate::{Error, Queue, QueueKind, Result};
 /// Written as `<message id>.<row>.<lease token>`, where `row` is the live row
 /// the message was received in (see the migration). Every
 /// receive issues a new token, so a receipt from an earlier delivery of the
-/// same message no longer matches.
+/// same message no longer matches. A message received from a shard other
+/// than the control database (see [`crate::Router`]) has `<shard>:` in
+/// front, so the receipt finds its way back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Receipt {
+    pub(crate) shard: i32,
     pub(crate) id: i64,
     pub(crate) row: i64,
     pub(crate) lease: Uuid,
@@ -34,10 +37,18 @@ impl Receipt {
     pub fn message_id(&self) -> i64 {
         self.id
     }
+
+    /// The shard the message lives on; 0 is the control database.
+    pub fn shard(&self) -> i32 {
+        self.shard
+    }
 }
 
 impl fmt::Display for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.shard != 0 {
+            write!(f, "{}:", self.shard)?;
+        }
         write!(f, "{}.{}.{}", self.id, self.row, self.lease.simple())
     }
 }
@@ -47,13 +58,21 @@ impl FromStr for Receipt {
 
     fn from_str(s: &str) -> Result<Self> {
         let malformed = || Error::MalformedReceipt(s.chars().take(100).collect());
-        let mut parts = s.split('.');
+        let (shard, rest) = match s.split_once(':') {
+            Some((shard, rest)) => match shard.parse::<i32>() {
+                Ok(n) if n > 0 => (n, rest),
+                _ => return Err(malformed()),
+            },
+            None => (0, s),
+        };
+        let mut parts = rest.split('.');
         let (Some(id), Some(row), Some(lease), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(malformed());
         };
         let receipt = Receipt {
+            shard,
             id: id.parse().map_err(|_| malformed())?,
             row: row.parse().map_err(|_| malformed())?,
             lease: Uuid::try_parse(lease).map_err(|_| malformed())?,
@@ -186,6 +205,7 @@ impl Queue {
                         id,
                         body,
                         receipt: Receipt {
+                            shard: self.inner.shard,
                             id,
                             row: r.row_id,
                             lease,
@@ -355,11 +375,15 @@ mod tests {
 
     #[test]
     fn receipt_round_trips_through_text() {
-        let r = Receipt {
+        let mut r = Receipt {
+            shard: 0,
             id: 42,
             row: 40,
             lease: Uuid::new_v4(),
         };
+        assert_eq!(r.to_string().parse::<Receipt>().unwrap(), r);
+        r.shard = 3;
+        assert!(r.to_string().starts_with("3:42.40."));
         assert_eq!(r.to_string().parse::<Receipt>().unwrap(), r);
     }
 
@@ -378,6 +402,8 @@ mod tests {
             format!("12.{lease}"),
             format!("x.12.{lease}"),
             format!("1.1.{lease}.1"),
+            format!("0:1.1.{lease}"),
+            format!("x:1.1.{lease}"),
         ] {
             assert!(matches!(
                 bad.parse::<Receipt>(),

@@ -64,3 +64,18 @@ impl Queue {
         })
     }
 }
+
+impl Queue {
+    /// Whether the queue holds no live message (visible, in flight or
+    /// delayed), read from the rows themselves: unlike the counters, this
+    /// never lags, which retiring a shard's part of a queue needs.
+    pub(crate) async fn holds_nothing(&self) -> Result<bool> {
+        let any = sqlx::query_scalar!(
+            r#"select exists (select 1 from queue_messages where queue_id = $1) as "any!""#,
+            self.id()
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(!any)
+    }
+}

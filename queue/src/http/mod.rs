@@ -112,6 +112,11 @@ pub enum ApiError {
     TooLarge(ErrorBody),
     #[response(status = 500, description = "Internal error, logged in full")]
     Internal(ErrorBody),
+    #[response(
+        status = 503,
+        description = "A shard the request needs is unreachable; retry later"
+    )]
+    Unavailable(ErrorBody),
 }
 
 impl ApiError {
@@ -124,6 +129,7 @@ impl ApiError {
             ApiError::Stale(b) => (StatusCode::CONFLICT, b),
             ApiError::TooLarge(b) => (StatusCode::PAYLOAD_TOO_LARGE, b),
             ApiError::Internal(b) => (StatusCode::INTERNAL_SERVER_ERROR, b),
+            ApiError::Unavailable(b) => (StatusCode::SERVICE_UNAVAILABLE, b),
         }
     }
 }
@@ -147,6 +153,7 @@ impl From<Error> for ApiError {
             | Error::MalformedReceipt(_) => ApiError::BadRequest(body),
             Error::MessageTooLarge { .. } => ApiError::TooLarge(body),
             Error::StaleReceipt => ApiError::Stale(body),
+            Error::ShardUnavailable(_) | Error::PartlySent { .. } => ApiError::Unavailable(body),
             Error::Database(_) => {
                 tracing::error!(error = %e, "queue API request failed");
                 ApiError::Internal(ErrorBody {

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::time::Duration;
 
 use queue::{Maintenance, Message, NewMessage, Queue, QueueAttributes, QueueKind, Queues, Receipt};
