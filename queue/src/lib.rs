@@ -27,7 +27,7 @@
 //!
 //! The big statements are files of their own under `queue/sql/`, each
 //! run by one function (`sqlx::query_file!`, compile-checked); the
-//! `darkroom-queue` command line is `src/main.rs`.
+//! `darkroom-queue` command line is `src/cli/`.
 
 mod admin;
 mod attributes;

@@ -1,5 +1,7 @@
 //! The `darkroom-queue` command line against a real Postgres.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -134,4 +136,36 @@ async fn serve_stops_cleanly_on_sigterm(pool: PgPool) {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn shards_are_added_listed_and_queues_placed_from_the_command_line(pool: PgPool) {
+    let cluster = common::cluster::Cluster::start();
+    let added = stdout(&cli(&pool, &["shard", "add", "s1", &cluster.url()]));
+    assert_eq!(added.trim(), "shard 1 added as s1");
+    cli(&pool, &["create", "photos", "--shards", "s1"]);
+    let listed = stdout(&cli(&pool, &["shard", "list"]));
+    assert!(listed.contains("0\tcontrol\t0 queues"), "{listed}");
+    assert!(listed.contains("1\ts1\t1 queues"), "{listed}");
+
+    let ids = stdout(&cli(&pool, &["send", "photos", "a", "b"]));
+    assert!(ids.lines().all(|l| l.starts_with("1:")), "{ids}");
+    let received = stdout(&cli(&pool, &["receive", "photos", "--max", "10"]));
+    for line in received.lines() {
+        let m: Value = serde_json::from_str(line).unwrap();
+        assert!(m["receipt"].as_str().unwrap().starts_with("1:"), "{m}");
+    }
+    // Spread back over the control database too: stats cover both.
+    cli(&pool, &["queue", "spread", "photos", "s1", "control"]);
+    cli(&pool, &["send", "photos", "c", "d"]);
+    let stats: Value = serde_json::from_str(&stdout(&cli(&pool, &["stats", "photos"]))).unwrap();
+    assert_eq!(stats["stats"]["in_flight"], 2, "{stats}");
+    assert_eq!(stats["stats"]["visible"], 2, "{stats}");
+
+    let out = darkroom_queue(&pool)
+        .args(["queue", "place", "photos", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no shard named `nowhere`"));
 }

@@ -1,8 +1,10 @@
 //! Shards and placements in the control database.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
+use tokio_util::sync::CancellationToken;
 
 use super::{Router, State};
 use crate::{Error, MIGRATOR, QueueKind, Result};
@@ -159,18 +161,59 @@ impl Router {
         targets: &[(i32, String)],
     ) -> Result<()> {
         if let Some(dlq) = &attributes.dead_letter_queue {
-            let dlq_attributes = self.open(dlq).await?.first_attributes().await?;
+            let dlq_attributes = self.open(dlq).await?.attributes().await?;
             for (id, shard_name) in targets {
                 let shard = self.shard_by_id(*id, shard_name).await?;
                 shard.queues.ensure(dlq, &dlq_attributes).await?;
             }
-            self.write_placement(dlq, targets, false).await?;
-            self.forget_route(dlq);
+            if targets.iter().any(|(id, _)| *id != 0) {
+                self.write_placement(dlq, targets, false).await?;
+                self.forget_route(dlq);
+            }
         }
         for (id, shard_name) in targets {
             let shard = self.shard_by_id(*id, shard_name).await?;
             shard.queues.put(name, attributes).await?;
         }
+        Ok(())
+    }
+
+    /// Creates queue `name`, or updates its attributes, on every part it
+    /// has (in the control database when it has none).
+    pub async fn put(&self, name: &str, attributes: &crate::QueueAttributes) -> Result<()> {
+        let live: Vec<(i32, String)> = match self.route(name, true).await {
+            Ok(route) => route
+                .live()
+                .map(|p| (p.shard.id, p.shard.name.clone()))
+                .collect(),
+            Err(Error::QueueNotFound(_)) => vec![(0, "control".to_owned())],
+            Err(e) => return Err(e),
+        };
+        self.put_on(name, attributes, &live).await?;
+        self.forget_route(name);
+        Ok(())
+    }
+
+    /// Runs the queue's maintenance (see [`crate::Maintenance`]) on the
+    /// control database and on every shard listed when this starts, and
+    /// retires drained parts, each `every` until `shutdown`.
+    pub async fn maintain(&self, every: Duration, shutdown: CancellationToken) -> Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for s in self.shards().await? {
+            let shard = self.shard(s.id, &s.name, s.url.as_deref())?;
+            let maintenance = crate::Maintenance::new(shard.queues.pool().clone());
+            tasks.spawn(maintenance.run(every, shutdown.clone()));
+        }
+        loop {
+            if let Err(e) = self.settle().await {
+                tracing::warn!(error = %e, "retiring drained parts failed; will retry");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        tasks.join_all().await;
         Ok(())
     }
 
@@ -217,6 +260,17 @@ impl Router {
             }
         }
         Ok(retired)
+    }
+
+    /// Whether queue `name` has no draining part left.
+    pub async fn settled(&self, name: &str) -> Result<bool> {
+        let draining = sqlx::query_scalar!(
+            r#"select count(*) as "n!" from queue_placements where queue = $1 and state = 'draining'"#,
+            name
+        )
+        .fetch_one(self.inner.control.pool())
+        .await?;
+        Ok(draining == 0)
     }
 
     /// Makes a retired part draining again (a rewind gave it messages).
@@ -342,8 +396,8 @@ impl super::Routed {
         Ok(false)
     }
 
-    /// The attributes of the queue's first reachable part.
-    async fn first_attributes(&self) -> Result<crate::QueueAttributes> {
+    /// The queue's attributes, as its first reachable part has them.
+    pub async fn attributes(&self) -> Result<crate::QueueAttributes> {
         let route = self.router.route(&self.name, true).await?;
         route
             .live()

@@ -6,18 +6,18 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use queue::{
-    AdminToken, Maintenance, NewMessage, Put, QueueAttributes, QueueKind, Queues, RewindTo,
-};
+use queue::{AdminToken, NewMessage, QueueKind, Queues, RewindTo, Router};
+
+mod shards;
 
 /// Administer Darkroom's Postgres message queues, or serve their HTTP API.
 #[derive(Parser, Debug)]
 #[command(name = "darkroom-queue", version)]
 struct Cli {
-    /// Postgres connection URL (required).
+    /// Postgres connection URL (required): the queues' database, and the
+    /// control database that says where queues placed on shards live.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     #[command(subcommand)]
@@ -56,6 +56,16 @@ enum Command {
     Redrive { name: String },
     /// Delete every live message of a queue.
     Purge { name: String },
+    /// Shards: other Postgres clusters queues can be placed on.
+    Shard {
+        #[command(subcommand)]
+        command: shards::ShardCommand,
+    },
+    /// Where a queue lives: place, spread or move it over shards.
+    Queue {
+        #[command(subcommand)]
+        command: shards::PlaceCommand,
+    },
     /// Serve the queue HTTP API and run maintenance.
     Serve {
         /// Listen address (default 127.0.0.1:8081).
@@ -93,6 +103,10 @@ struct CreateArgs {
     /// Delay of new messages, in seconds (default 0).
     #[arg(long)]
     delay: Option<u64>,
+    /// Create the queue spread over these shards (comma-separated names)
+    /// rather than in the control database.
+    #[arg(long, value_delimiter = ',')]
+    shards: Vec<String>,
     /// Largest message body, in bytes (default 1048576).
     #[arg(long)]
     max_message_bytes: Option<u32>,
@@ -150,10 +164,11 @@ fn parse_retention(s: &str) -> Result<Retention, String> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let pool = queue::connect(cli.database_url.as_deref(), 16, &queue::MIGRATOR).await?;
     let queues = Queues::new(pool.clone());
+    let router = Router::new(queues.clone());
     match cli.command {
-        Command::Create(args) => create(&queues, args).await?,
+        Command::Create(args) => create(&router, args).await?,
         Command::Stats { name } => {
-            let q = queues.open(&name).await?;
+            let q = router.open(&name).await?;
             let stats = q.stats().await?;
             println!("{}", serde_json::json!({ "name": name, "stats": stats }));
         }
@@ -163,7 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             group,
             delay,
         } => {
-            let q = queues.open(&name).await?;
+            let q = router.open(&name).await?;
             let messages: Vec<_> = body
                 .into_iter()
                 .map(|body| NewMessage {
@@ -176,7 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{id}");
             }
         }
-        Command::Receive(args) => receive(&queues, args).await?,
+        Command::Receive(args) => receive(&router, args).await?,
         Command::Rewind {
             name,
             to_time,
@@ -187,24 +202,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, Some(id)) => RewindTo::Id(id),
                 (None, None) => anyhow::bail!("give --to-time or --to-id"),
             };
-            let restored = queues.open(&name).await?.rewind(to).await?;
+            let restored = router.open(&name).await?.rewind(to).await?;
             println!("{restored} messages will be delivered again");
         }
         Command::Redrive { name } => {
-            let moved = queues.open(&name).await?.redrive().await?;
+            let moved = router.open(&name).await?.redrive().await?;
             println!("{moved} messages moved back to {name}");
         }
         Command::Purge { name } => {
-            let purged = queues.open(&name).await?.purge().await?;
+            let purged = router.open(&name).await?.purge().await?;
             println!("{purged} messages purged from {name}");
         }
-        Command::Serve { bind, admin_token } => serve(pool, queues, &bind, admin_token).await?,
+        Command::Shard { command } => shards::shard(&router, command).await?,
+        Command::Queue { command } => shards::place(&router, command).await?,
+        Command::Serve { bind, admin_token } => serve(router, &bind, admin_token).await?,
     }
     Ok(())
 }
 
 /// Creates the queue, or updates the attributes given.
-async fn create(queues: &Queues, args: CreateArgs) -> anyhow::Result<()> {
+async fn create(router: &Router, args: CreateArgs) -> anyhow::Result<()> {
     let CreateArgs {
         name,
         kind,
@@ -214,14 +231,17 @@ async fn create(queues: &Queues, args: CreateArgs) -> anyhow::Result<()> {
         retention,
         rewind_window,
         delay,
+        shards,
         max_message_bytes,
         polling_wait,
     } = args;
-    let mut a = match queues.open(&name).await {
-        Ok(q) => q.attributes().clone(),
-        Err(queue::Error::QueueNotFound(_)) => QueueAttributes::default(),
+    let existing = match router.open(&name).await {
+        Ok(q) => Some(q.attributes().await?),
+        Err(queue::Error::QueueNotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    let created = existing.is_none();
+    let mut a = existing.unwrap_or_default();
     if let Some(kind) = kind {
         a.kind = match kind.as_str() {
             "concurrent" => QueueKind::Concurrent,
@@ -242,20 +262,22 @@ async fn create(queues: &Queues, args: CreateArgs) -> anyhow::Result<()> {
     a.delay = delay.map_or(a.delay, secs);
     a.max_message_bytes = max_message_bytes.unwrap_or(a.max_message_bytes);
     a.polling_wait = polling_wait.map_or(a.polling_wait, secs);
-    let (_, put) = queues.put(&name, &a).await?;
-    println!(
-        "{name}: {}",
-        if put == Put::Created {
-            "created"
-        } else {
-            "updated"
+    match (created, shards.as_slice()) {
+        (_, []) => router.put(&name, &a).await?,
+        (true, shards) => {
+            let shards: Vec<&str> = shards.iter().map(String::as_str).collect();
+            router.create_on(&name, &a, &shards).await?
         }
-    );
+        (false, _) => anyhow::bail!(
+            "{name} exists: use `darkroom-queue queue spread` to change its shards"
+        ),
+    }
+    println!("{name}: {}", if created { "created" } else { "updated" });
     Ok(())
 }
 
 /// Receives messages and prints them as JSON lines.
-async fn receive(queues: &Queues, args: ReceiveArgs) -> anyhow::Result<()> {
+async fn receive(router: &Router, args: ReceiveArgs) -> anyhow::Result<()> {
     let ReceiveArgs {
         name,
         max,
@@ -263,8 +285,8 @@ async fn receive(queues: &Queues, args: ReceiveArgs) -> anyhow::Result<()> {
         wait,
         delete,
     } = args;
-    let q = queues.open(&name).await?;
-    let lock = lock.map_or(q.attributes().visibility_timeout, Duration::from_secs);
+    let q = router.open(&name).await?;
+    let lock = lock.map_or(q.attributes().await?.visibility_timeout, Duration::from_secs);
     let messages = q.receive_wait(max, lock, Duration::from_secs(wait)).await?;
     for m in &messages {
         let line = serde_json::json!({
@@ -285,12 +307,7 @@ async fn receive(queues: &Queues, args: ReceiveArgs) -> anyhow::Result<()> {
 }
 
 /// Serves the HTTP API and runs maintenance until SIGTERM or Ctrl-C.
-async fn serve(
-    pool: PgPool,
-    queues: Queues,
-    bind: &str,
-    admin_token: Option<String>,
-) -> anyhow::Result<()> {
+async fn serve(router: Router, bind: &str, admin_token: Option<String>) -> anyhow::Result<()> {
     let admin_token = admin_token
         .filter(|t| !t.is_empty())
         .map(|t| AdminToken::new(&t))
@@ -299,12 +316,17 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
     let shutdown = CancellationToken::new();
-    let maintenance =
-        tokio::spawn(Maintenance::new(pool.clone()).run(Duration::from_secs(10), shutdown.clone()));
+    let maintenance = tokio::spawn({
+        let (router, shutdown) = (router.clone(), shutdown.clone());
+        async move { router.maintain(Duration::from_secs(10), shutdown).await }
+    });
     let signal = shutdown_signal()?;
     println!("queue API on http://{}/api/queues", listener.local_addr()?);
     let stop = shutdown.clone();
-    axum::serve(listener, queue::http_router(queues, admin_token))
+    axum::serve(
+        listener,
+        queue::http_router(router.control().clone(), admin_token),
+    )
         .with_graceful_shutdown(async move {
             signal.await;
             tracing::info!("shutting down");
@@ -312,7 +334,7 @@ async fn serve(
         })
         .await?;
     shutdown.cancel();
-    maintenance.await?;
+    maintenance.await??;
     Ok(())
 }
 
