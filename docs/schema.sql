@@ -209,6 +209,14 @@ CREATE TABLE public.queue_messages (
 )
 WITH (fillfactor='70', vacuum_truncate='false');
 
+CREATE TABLE public.queue_placements (
+    queue text NOT NULL,
+    shard_id integer NOT NULL,
+    state text NOT NULL,
+    since timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT queue_placements_state_check CHECK ((state = ANY (ARRAY['active'::text, 'draining'::text, 'retired'::text])))
+);
+
 CREATE TABLE public.queue_queues (
     id integer NOT NULL,
     name text NOT NULL,
@@ -236,6 +244,14 @@ ALTER TABLE public.queue_queues ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
     CACHE 1
 );
 
+CREATE TABLE public.queue_shards (
+    id integer NOT NULL,
+    name text NOT NULL,
+    url text,
+    added_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT queue_shards_check CHECK (((id = 0) = (url IS NULL)))
+);
+
 ALTER TABLE ONLY public.images
     ADD CONSTRAINT images_pkey PRIMARY KEY (id);
 
@@ -254,11 +270,23 @@ ALTER TABLE ONLY public.queue_counters
 ALTER TABLE ONLY public.queue_messages
     ADD CONSTRAINT queue_messages_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY public.queue_placements
+    ADD CONSTRAINT queue_placements_pkey PRIMARY KEY (queue, shard_id);
+
 ALTER TABLE ONLY public.queue_queues
     ADD CONSTRAINT queue_queues_name_key UNIQUE (name);
 
 ALTER TABLE ONLY public.queue_queues
     ADD CONSTRAINT queue_queues_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.queue_shards
+    ADD CONSTRAINT queue_shards_name_key UNIQUE (name);
+
+ALTER TABLE ONLY public.queue_shards
+    ADD CONSTRAINT queue_shards_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.queue_shards
+    ADD CONSTRAINT queue_shards_url_key UNIQUE (url);
 
 CREATE INDEX images_job_id ON public.images USING btree (job_id, created_at);
 
@@ -284,4 +312,7 @@ ALTER TABLE ONLY public.outputs
 
 ALTER TABLE ONLY public.outputs
     ADD CONSTRAINT outputs_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.jobs(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.queue_placements
+    ADD CONSTRAINT queue_placements_shard_id_fkey FOREIGN KEY (shard_id) REFERENCES public.queue_shards(id);
 

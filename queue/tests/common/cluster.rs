@@ -97,6 +97,38 @@ impl Cluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
+    /// The CPU time the cluster's processes have used so far: the running
+    /// ones' and, through the postmaster's children totals, the exited
+    /// ones'. Linux only (read from /proc).
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let pid_file = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap();
+        let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+        let mut ticks = 0u64;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let pid: u32 = head.split(' ').next().unwrap_or("0").parse().unwrap_or(0);
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .skip(1)
+                .map(|x| x.parse().unwrap_or(0))
+                .collect();
+            // After the state: ppid is f[0], utime f[10], stime f[11],
+            // cutime f[12], cstime f[13].
+            if pid == postmaster {
+                ticks += f[10] + f[11] + f[12] + f[13];
+            } else if f[0] == u64::from(postmaster) {
+                ticks += f[10] + f[11];
+            }
+        }
+        // USER_HZ, 100 on every Linux this runs on.
+        std::time::Duration::from_millis(ticks * 10)
+    }
+
     /// Stops the server at once, as a crash or an outage would.
     pub fn halt(&self) {
         run(

@@ -1,0 +1,224 @@
+//! One queue spread over 1, 2 and 3 shards, in one run: the full cycle
+//! (producers and consumers at once) at batch 100, against the same queue
+//! reached directly (a `Queue` on shard 1, no router) as the yardstick.
+//!
+//! Four private clusters of the installed server are started (a control
+//! database and three shards; initdb, no fsync), all on this machine's
+//! cores, so more shards cannot add CPU here: the question is whether
+//! spreading loses throughput, and what the router itself costs. For each
+//! configuration: messages/s, the clusters' CPU per message (every Postgres
+//! process, from /proc) and this process's CPU per message; the router's
+//! own cost is the client CPU above the direct row's.
+//!
+//! Run with `scripts/bench-queue shards`. `BENCH_ROUNDS` (default 3; the
+//! median by rate is shown), `BENCH_MESSAGES` (default 150,000),
+//! `BENCH_CLIENTS` (producers, and as many consumers; default 4).
+
+#[path = "../tests/common/cluster.rs"]
+mod cluster;
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use cluster::Cluster;
+use queue::{NewMessage, Queue, QueueAttributes, Queues, Routed, Router};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use support::{in_batches, random_body};
+
+const BATCH: usize = 100;
+const LOCK: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+enum Target {
+    Direct(Queue),
+    Routed(Routed),
+}
+
+impl Target {
+    async fn send(&self, batch: &[NewMessage]) {
+        match self {
+            Target::Direct(q) => drop(q.send_batch(batch).await.unwrap()),
+            Target::Routed(q) => drop(q.send_batch(batch).await.unwrap()),
+        }
+    }
+
+    async fn receive_delete(&self) -> usize {
+        let got = match self {
+            Target::Direct(q) => q.receive(BATCH, LOCK).await.unwrap(),
+            Target::Routed(q) => q.receive(BATCH, LOCK).await.unwrap(),
+        };
+        if got.is_empty() {
+            return 0;
+        }
+        let receipts: Vec<_> = got.iter().map(|m| m.receipt).collect();
+        let outcome = match self {
+            Target::Direct(q) => q.delete_batch(&receipts).await.unwrap(),
+            Target::Routed(q) => q.delete_batch(&receipts).await.unwrap(),
+        };
+        assert!(outcome.stale.is_empty());
+        got.len()
+    }
+}
+
+/// This process's CPU time so far (user and system), from /proc.
+fn own_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    Duration::from_millis((f[11] + f[12]) * 10)
+}
+
+struct Run {
+    rate: f64,
+    postgres_us: f64,
+    client_us: f64,
+}
+
+/// The full cycle of `total` messages through `target`.
+async fn full_cycle(target: &Target, total: usize, clients: usize, clusters: &[Cluster]) -> Run {
+    let bodies: Arc<Vec<NewMessage>> =
+        Arc::new((0..BATCH).map(|_| NewMessage::new(random_body(1024))).collect());
+    let pg_before: Duration = clusters.iter().map(Cluster::cpu_time).sum();
+    let own_before = own_cpu();
+    let start = Instant::now();
+    let producers = tokio::spawn({
+        let target = target.clone();
+        in_batches(total, BATCH, clients, move || {
+            let (t, b) = (target.clone(), bodies.clone());
+            async move { t.send(&b).await }
+        })
+    });
+    let left = Arc::new(AtomicI64::new(total as i64));
+    let consumers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (t, left) = (target.clone(), left.clone());
+            tokio::spawn(async move {
+                while left.load(Ordering::Relaxed) > 0 {
+                    let n = t.receive_delete().await;
+                    if n == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                    left.fetch_sub(n as i64, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    producers.await.unwrap();
+    for c in consumers {
+        c.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let pg: Duration = clusters.iter().map(Cluster::cpu_time).sum::<Duration>() - pg_before;
+    let own = own_cpu() - own_before;
+    Run {
+        rate: total as f64 / elapsed.as_secs_f64(),
+        postgres_us: pg.as_secs_f64() * 1e6 / total as f64,
+        client_us: own.as_secs_f64() * 1e6 / total as f64,
+    }
+}
+
+async fn pool(url: &str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(40)
+        .test_before_acquire(false)
+        .connect(url)
+        .await
+        .unwrap()
+}
+
+/// Vacuum and a checkpoint on every shard before each run, as autovacuum
+/// would provide on a long-running server.
+async fn settle(shards: &[PgPool]) {
+    for p in shards {
+        sqlx::query("vacuum analyze").execute(p).await.unwrap();
+        sqlx::query("checkpoint").execute(p).await.unwrap();
+    }
+}
+
+fn env(var: &str, default: usize) -> usize {
+    std::env::var(var).map_or(default, |v| v.parse().expect(var))
+}
+
+#[tokio::main]
+async fn main() {
+    let rounds = env("BENCH_ROUNDS", 3).max(1);
+    let total = env("BENCH_MESSAGES", 150_000);
+    let clients = env("BENCH_CLIENTS", 4);
+    let control = Cluster::start();
+    let clusters: Vec<Cluster> = (0..3).map(|_| Cluster::start()).collect();
+    let control_pool = pool(&control.url()).await;
+    queue::MIGRATOR.run(&control_pool).await.unwrap();
+    let router = Router::new(Queues::new(control_pool));
+    let mut shard_pools = Vec::new();
+    for (i, c) in clusters.iter().enumerate() {
+        router.add_shard(&format!("s{}", i + 1), &c.url()).await.unwrap();
+        shard_pools.push(pool(&c.url()).await);
+    }
+    let direct = Queues::new(shard_pools[0].clone());
+
+    let configs: [(&str, &[&str]); 4] = [
+        ("direct (Queue on s1, no router)", &[]),
+        ("router, 1 shard", &["s1"]),
+        ("router, 2 shards", &["s1", "s2"]),
+        ("router, 3 shards", &["s1", "s2", "s3"]),
+    ];
+    let mut runs: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
+    let mut n = 0;
+    for _ in 0..rounds {
+        for (i, (_, shards)) in configs.iter().enumerate() {
+            n += 1;
+            let name = format!("bench_{n}");
+            let target = if shards.is_empty() {
+                let (q, _) = direct.put(&name, &QueueAttributes::default()).await.unwrap();
+                Target::Direct(q)
+            } else {
+                router
+                    .create_on(&name, &QueueAttributes::default(), shards)
+                    .await
+                    .unwrap();
+                Target::Routed(router.open(&name).await.unwrap())
+            };
+            full_cycle(&target, total / 10, clients, &clusters).await;
+            settle(&shard_pools).await;
+            runs[i].push(full_cycle(&target, total, clients, &clusters).await);
+        }
+    }
+    println!(
+        "Full cycle, batch {BATCH}, {clients} producers + {clients} consumers, {total} × 1 KiB \
+         messages, median of {rounds} by rate; {} cores shared by every cluster\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "| configuration | msgs/s | vs router, 1 shard | Postgres CPU µs/msg | client CPU µs/msg |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let medians: Vec<&Run> = runs
+        .iter_mut()
+        .map(|r| {
+            r.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+            &r[r.len() / 2]
+        })
+        .collect();
+    for ((label, _), run) in configs.iter().zip(&medians) {
+        println!(
+            "| {label} | {:.0} | {:.2}× | {:.1} | {:.1} |",
+            run.rate,
+            run.rate / medians[1].rate,
+            run.postgres_us,
+            run.client_us
+        );
+    }
+    let router_us = medians[1].client_us - medians[0].client_us;
+    println!(
+        "\nRouter: {router_us:.2} µs of client CPU per message over the direct queue, {:.1} % of \
+         the {:.1} µs Postgres spends per message (1 shard).",
+        100.0 * router_us / medians[1].postgres_us,
+        medians[1].postgres_us
+    );
+}
