@@ -2,6 +2,9 @@
 
 mod support;
 
+#[path = "../../queue/tests/common/cluster.rs"]
+mod cluster;
+
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{TestApp, app_with_admin, assert_error, expect_json, spawn_app};
@@ -239,4 +242,38 @@ async fn receive_with_wait_returns_when_a_message_arrives(pool: PgPool) {
     let body = receiver.await.unwrap();
     assert_eq!(body["messages"][0]["body"], "hi");
     assert!(sent_at.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn queue_api_follows_the_routing_table_to_shards(pool: PgPool) {
+    let shard = cluster::Cluster::start();
+    let router = queue::Router::new(queue::Queues::new(pool.clone()));
+    router.add_shard("s1", &shard.url()).await.unwrap();
+    router
+        .create_on("spread", &Default::default(), &["s1"])
+        .await
+        .unwrap();
+    let api = Api::new(pool).await;
+    let (status, _) = api.put("spread", json!({"visibility_timeout": 20})).await;
+    assert_eq!(status, 200, "updated on its shard");
+
+    let (status, sent) = api.send("spread", &["one"]).await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["shards"], json!([1]));
+    let (_, got) = api.post("spread", "receive", json!({"max": 10})).await;
+    let m = &got["messages"][0];
+    assert_eq!(m["shard"], 1);
+    assert!(m["receipt"].as_str().unwrap().starts_with("1:"), "{m}");
+    let (_, stats) = api.get("/spread").await;
+    assert_eq!(stats["stats"]["in_flight"], 1, "{stats}");
+    let (_, deleted) = api
+        .post("spread", "delete", json!({"receipts": [m["receipt"]]}))
+        .await;
+    assert_eq!(deleted["deleted"].as_array().unwrap().len(), 1);
+
+    let (_, list) = api.get("").await;
+    assert!(list["queues"].as_array().unwrap().iter().any(|q| q["name"] == "spread"));
+    assert_eq!(api.delete("spread").await, 200);
+    let (status, _) = api.get("/spread").await;
+    assert_eq!(status, 404);
 }

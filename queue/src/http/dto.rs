@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Queue, QueueKind};
+use crate::QueueKind;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -60,8 +60,11 @@ pub(super) struct QueueList {
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct Sent {
-    /// Increasing within the queue, in the order of the messages sent.
+    /// Increasing within the queue's shard, in the order of the messages
+    /// sent.
     pub(super) ids: Vec<i64>,
+    /// The shard each message went to (0: the control database).
+    pub(super) shards: Vec<i32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -109,10 +112,13 @@ pub struct ErrorBody {
 }
 
 /// How a queue is shown, with its stats when asked for.
-pub(super) fn view(q: &Queue, stats: Option<crate::Stats>) -> AttributesView {
-    let a = q.attributes();
+pub(super) fn view(
+    name: &str,
+    a: &crate::QueueAttributes,
+    stats: Option<crate::Stats>,
+) -> AttributesView {
     AttributesView {
-        name: q.name().to_owned(),
+        name: name.to_owned(),
         kind: a.kind,
         visibility_timeout: a.visibility_timeout.as_secs_f64(),
         max_receive_count: a.max_receive_count,
@@ -151,6 +157,9 @@ pub(super) struct ReceiveBody {
 #[derive(Serialize, ToSchema)]
 pub(super) struct MessageView {
     pub(super) id: i64,
+    /// The shard the message lives on (0: the control database); ids are
+    /// unique within a shard.
+    pub(super) shard: i32,
     pub(super) body: String,
     pub(super) receipt: String,
     pub(super) receive_count: i32,

@@ -55,14 +55,14 @@ pub struct ApiDoc;
 
 #[derive(Clone)]
 struct Api {
-    queues: Queues,
+    router: crate::Router,
     admin_token: Option<Arc<AdminToken>>,
 }
 
 /// The API's routes, authenticated with `admin_token`.
 pub fn router(queues: Queues, admin_token: Option<AdminToken>) -> Router {
     let api = Api {
-        queues,
+        router: crate::Router::new(queues),
         admin_token: admin_token.map(Arc::new),
     };
     Router::new()

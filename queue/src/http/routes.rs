@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::dto::*;
 use super::{Api, ApiError, ApiResult, bad_request, parse, seconds};
-use crate::{Error, NewMessage, Put, QueueAttributes, Receipt, RewindTo};
+use crate::{Error, NewMessage, QueueAttributes, Receipt, RewindTo};
 
 #[utoipa::path(get, path = "/api/queues", tag = "queues",
     responses(
@@ -18,8 +18,11 @@ use crate::{Error, NewMessage, Put, QueueAttributes, Receipt, RewindTo};
     security(("admin_token" = []))
 )]
 pub(super) async fn list(State(api): State<Api>) -> ApiResult<Json<QueueList>> {
-    let queues = api.queues.list().await?;
-    let queues = queues.iter().map(|q| view(q, None)).collect();
+    let mut queues = Vec::new();
+    for name in api.router.list().await? {
+        let a = api.router.open(&name).await?.attributes().await?;
+        queues.push(view(&name, &a, None));
+    }
     Ok(Json(QueueList { queues }))
 }
 
@@ -35,9 +38,9 @@ pub(super) async fn show(
     State(api): State<Api>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<AttributesView>> {
-    let q = api.queues.open(&name).await?;
+    let q = api.router.open(&name).await?;
     let stats = q.stats().await?;
-    Ok(Json(view(&q, Some(stats))))
+    Ok(Json(view(&name, &q.attributes().await?, Some(stats))))
 }
 
 #[utoipa::path(put, path = "/api/queues/{name}", tag = "queues",
@@ -57,11 +60,13 @@ pub(super) async fn put(
 ) -> ApiResult<Response> {
     let body: AttributesBody = parse(&body)?;
     // Fields left out keep their current value (or the default for a new queue).
-    let mut a = match api.queues.open(&name).await {
-        Ok(q) => q.attributes().clone(),
-        Err(Error::QueueNotFound(_)) => QueueAttributes::default(),
+    let existing = match api.router.open(&name).await {
+        Ok(q) => Some(q.attributes().await?),
+        Err(Error::QueueNotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    let created = existing.is_none();
+    let mut a = existing.unwrap_or_else(QueueAttributes::default);
     if let Some(k) = body.kind {
         a.kind = k;
     }
@@ -89,12 +94,14 @@ pub(super) async fn put(
     if let Some(s) = body.polling_wait {
         a.polling_wait = seconds(s, "polling_wait")?;
     }
-    let (q, put) = api.queues.put(&name, &a).await?;
-    let status = match put {
-        Put::Created => StatusCode::CREATED,
-        Put::Updated => StatusCode::OK,
+    api.router.put(&name, &a).await?;
+    let a = api.router.open(&name).await?.attributes().await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    Ok((status, Json(view(&q, None))).into_response())
+    Ok((status, Json(view(&name, &a, None))).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/queues/{name}", tag = "queues",
@@ -109,7 +116,7 @@ pub(super) async fn remove(
     State(api): State<Api>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<QueueDeleted>> {
-    api.queues.delete(&name).await?;
+    api.router.delete(&name).await?;
     Ok(Json(QueueDeleted { deleted: name }))
 }
 
@@ -127,7 +134,7 @@ pub(super) async fn send(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Sent>> {
-    let q = api.queues.open(&name).await?;
+    let q = api.router.open(&name).await?;
     let body: SendBody = parse(&body)?;
     let messages = body
         .messages
@@ -140,8 +147,11 @@ pub(super) async fn send(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let ids = q.send_batch(&messages).await?;
-    Ok(Json(Sent { ids }))
+    let sent = q.send_batch(&messages).await?;
+    Ok(Json(Sent {
+        ids: sent.iter().map(|m| m.id).collect(),
+        shards: sent.iter().map(|m| m.shard).collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/queues/{name}/receive", tag = "queues",
@@ -158,21 +168,23 @@ pub(super) async fn receive(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Received>> {
-    let q = api.queues.open(&name).await?;
+    let q = api.router.open(&name).await?;
     let body: ReceiveBody = parse(&body)?;
+    let attributes = q.attributes().await?;
     let lock = match body.lock {
         Some(s) => seconds(s, "lock")?,
-        None => q.attributes().visibility_timeout,
+        None => attributes.visibility_timeout,
     };
     let wait = match body.wait {
         Some(s) => seconds(s, "wait")?,
-        None => q.attributes().polling_wait,
+        None => attributes.polling_wait,
     };
     let messages = q.receive_wait(body.max.unwrap_or(1), lock, wait).await?;
     let messages = messages
         .into_iter()
         .map(|m| MessageView {
             id: m.id,
+            shard: m.receipt.shard(),
             body: m.body,
             receipt: m.receipt.to_string(),
             receive_count: m.receive_count,
@@ -197,7 +209,7 @@ pub(super) async fn delete(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Deleted>> {
-    let q = api.queues.open(&name).await?;
+    let q = api.router.open(&name).await?;
     let body: DeleteBody = parse(&body)?;
     let receipts = body
         .receipts
@@ -226,7 +238,7 @@ pub(super) async fn visibility(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Extended>> {
-    let q = api.queues.open(&name).await?;
+    let q = api.router.open(&name).await?;
     let body: VisibilityBody = parse(&body)?;
     let receipt: Receipt = body.receipt.parse()?;
     q.change_visibility(&receipt, seconds(body.lock, "lock")?)
@@ -250,7 +262,7 @@ pub(super) async fn rewind(
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Restored>> {
-    let q = api.queues.open(&name).await?;
+    let q = api.router.open(&name).await?;
     let body: RewindBody = parse(&body)?;
     let to = match (body.to_time, body.to_id) {
         (Some(t), None) => RewindTo::Time(t),
@@ -277,7 +289,7 @@ pub(super) async fn redrive(
     State(api): State<Api>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Moved>> {
-    let moved = api.queues.open(&name).await?.redrive().await?;
+    let moved = api.router.open(&name).await?.redrive().await?;
     Ok(Json(Moved { moved }))
 }
 
@@ -293,6 +305,6 @@ pub(super) async fn purge(
     State(api): State<Api>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Purged>> {
-    let purged = api.queues.open(&name).await?.purge().await?;
+    let purged = api.router.open(&name).await?.purge().await?;
     Ok(Json(Purged { purged }))
 }

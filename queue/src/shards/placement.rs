@@ -194,6 +194,40 @@ impl Router {
         Ok(())
     }
 
+    /// Every queue's name: those of the control database and those placed
+    /// on shards.
+    pub async fn list(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar!(
+            r#"
+            select name as "name!" from queue_queues
+            union
+            select queue from queue_placements where state <> 'retired'
+            order by 1
+            "#
+        )
+        .fetch_all(self.inner.control.pool())
+        .await?)
+    }
+
+    /// Deletes queue `name` and its live messages on every part it has,
+    /// then its placement.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        let route = self.route(name, true).await?;
+        for part in &route.parts {
+            if part.queue.is_none() && part.state != State::Retired {
+                return Err(Error::ShardUnavailable(part.shard.name.clone()));
+            }
+        }
+        for part in route.parts.iter().filter(|p| p.queue.is_some()) {
+            part.shard.watch(part.shard.queues.delete(name).await)?;
+        }
+        sqlx::query!("delete from queue_placements where queue = $1", name)
+            .execute(self.inner.control.pool())
+            .await?;
+        self.forget_route(name);
+        Ok(())
+    }
+
     /// Runs the queue's maintenance (see [`crate::Maintenance`]) on the
     /// control database and on every shard listed when this starts, and
     /// retires drained parts, each `every` until `shutdown`.
