@@ -1,7 +1,7 @@
 //! Messages between web and workers, the queues they travel on, where their
 //! objects live in S3, and the states an output goes through.
 
-use queue::{Queue, QueueAttributes, Queues};
+use queue::{QueueAttributes, Routed, Router};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 use uuid::Uuid;
@@ -130,13 +130,13 @@ impl Outcome {
 /// requests then move to the dead letter queue, and the web server fails
 /// their outputs as expired. Responses and dead letters are the record of
 /// what happened, so a retention set on them is taken off again here.
-pub async fn declare_queues(queues: &Queues) -> queue::Result<(Queue, Queue)> {
+pub async fn declare_queues(router: &Router) -> queue::Result<(Routed, Routed)> {
     let keep = QueueAttributes {
         retention: None,
         ..Default::default()
     };
-    let dead = queues.ensure(DEAD_REQUEST_QUEUE, &keep).await?;
-    let requests = queues
+    let dead = router.ensure(DEAD_REQUEST_QUEUE, &keep).await?;
+    let requests = router
         .ensure(
             REQUEST_QUEUE,
             &QueueAttributes {
@@ -146,9 +146,10 @@ pub async fn declare_queues(queues: &Queues) -> queue::Result<(Queue, Queue)> {
             },
         )
         .await?;
-    let responses = queues.ensure(RESPONSE_QUEUE, &keep).await?;
+    let responses = router.ensure(RESPONSE_QUEUE, &keep).await?;
     for queue in [&dead, &responses] {
-        if let Some(retention) = queue.attributes().retention {
+        let attributes = queue.attributes().await?;
+        if let Some(retention) = attributes.retention {
             warn!(
                 queue = queue.name(),
                 ?retention,
@@ -156,12 +157,11 @@ pub async fn declare_queues(queues: &Queues) -> queue::Result<(Queue, Queue)> {
             );
             let attributes = QueueAttributes {
                 retention: None,
-                ..queue.attributes().clone()
+                ..attributes
             };
-            queues.put(queue.name(), &attributes).await?;
+            router.put(queue.name(), &attributes).await?;
         }
     }
-    let responses = queues.open(RESPONSE_QUEUE).await?;
     Ok((requests, responses))
 }
 

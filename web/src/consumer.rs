@@ -26,7 +26,7 @@ use std::time::Duration;
 use common::protocol::MAX_RECEIVES;
 use common::protocol::{self, Outcome, OutputState, Request, Response};
 use common::storage::Storage;
-use queue::{DeadLetterReason, Message, Queue, Receipt};
+use queue::{DeadLetterReason, Message, Receipt, Routed};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -49,7 +49,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// pauses for `WAIT` (or until shutdown) and returns none, so callers just
 /// loop.
 async fn receive(
-    queue: &Queue,
+    queue: &Routed,
     lock: Duration,
     wait: Duration,
     shutdown: &CancellationToken,
@@ -68,7 +68,7 @@ async fn receive(
 }
 
 /// Runs until `shutdown`.
-pub async fn run(pool: PgPool, storage: Storage, responses: Queue, shutdown: CancellationToken) {
+pub async fn run(pool: PgPool, storage: Storage, responses: Routed, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
         let next = tokio::time::Instant::now() + POLL;
         let messages = receive(&responses, LOCK, Duration::ZERO, &shutdown).await;
@@ -99,7 +99,7 @@ pub async fn run(pool: PgPool, storage: Storage, responses: Queue, shutdown: Can
 async fn consume(
     pool: &PgPool,
     storage: &Storage,
-    responses: &Queue,
+    responses: &Routed,
     messages: &[Message],
 ) -> anyhow::Result<()> {
     let batch: Vec<Response> = messages.iter().filter_map(read).collect();
@@ -110,9 +110,22 @@ async fn consume(
     let jobs: BTreeSet<Uuid> = applied.iter().map(|a| a.job_id).collect();
     JobEvents::announce(&mut *tx, &jobs.into_iter().collect::<Vec<_>>()).await?;
     // A stale receipt (the lock ran out during a slow round) is harmless:
-    // its response, applied again later, changes nothing.
-    responses.delete_batch_in(&mut tx, &receipts).await?;
+    // its response, applied again later, changes nothing. Responses kept in
+    // this database (all of them, without shards) go in this transaction;
+    // those on other shards once it commits, as a crash in between only
+    // applies them again.
+    let (here, elsewhere): (Vec<Receipt>, Vec<Receipt>) =
+        receipts.iter().partition(|r| r.shard() == 0);
+    // (Without a part here any more, their leases went with it.)
+    if !here.is_empty()
+        && let Some(part) = responses.part_on(0).await?
+    {
+        part.delete_batch_in(&mut tx, &here).await?;
+    }
     tx.commit().await?;
+    if !elsewhere.is_empty() {
+        responses.delete_batch(&elsewhere).await?;
+    }
     record(&applied);
     Ok(())
 }
@@ -184,7 +197,7 @@ async fn delete_orphans(
 /// letter queue, inspectable and redrivable (a redriven request that then
 /// succeeds turns its output done); each is leased for the longest lock, so
 /// it is looked at again only twice a day, changing nothing.
-pub async fn fail_dead_letters(pool: PgPool, dead: Queue, shutdown: CancellationToken) {
+pub async fn fail_dead_letters(pool: PgPool, dead: Routed, shutdown: CancellationToken) {
     const HOLD: Duration = Duration::from_secs(12 * 3600);
     while !shutdown.is_cancelled() {
         let messages = receive(&dead, HOLD, WAIT, &shutdown).await;

@@ -30,7 +30,7 @@ use std::time::Duration;
 use common::Limits;
 use common::storage::Storage;
 use events::JobEvents;
-use queue::{Queue, Queues};
+use queue::{Queues, Routed, Router};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -82,10 +82,10 @@ pub struct AppState {
     pub pool: PgPool,
     pub queues: Queues,
     pub storage: Storage,
-    pub requests: Queue,
-    pub responses: Queue,
+    pub requests: Routed,
+    pub responses: Routed,
     /// Requests that kept coming back unfinished; their outputs are failed.
-    pub dead_requests: Queue,
+    pub dead_requests: Routed,
     pub settings: Arc<Settings>,
     pub job_events: JobEvents,
     pub rates: Arc<rate::Rates>,
@@ -97,8 +97,9 @@ impl AppState {
     /// Declares the queues the web server needs and builds the state.
     pub async fn new(pool: PgPool, storage: Storage, settings: Settings) -> anyhow::Result<Self> {
         let queues = Queues::new(pool.clone());
-        let (requests, responses) = common::protocol::declare_queues(&queues).await?;
-        let dead_requests = queues.open(common::protocol::DEAD_REQUEST_QUEUE).await?;
+        let router = Router::new(queues.clone());
+        let (requests, responses) = common::protocol::declare_queues(&router).await?;
+        let dead_requests = router.open(common::protocol::DEAD_REQUEST_QUEUE).await?;
         Ok(Self {
             pool,
             queues,

@@ -4,10 +4,13 @@
 
 mod support;
 
+#[path = "../../queue/tests/common/cluster.rs"]
+mod cluster;
+
 use std::time::{Duration, Instant};
 
 use common::protocol::{MAX_RECEIVES, declare_queues};
-use queue::Queues;
+use queue::{Queues, Router};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{TestApp, assert_error, first_output, poll, request_stats, spawn_app, thumbnail};
@@ -44,7 +47,7 @@ impl Workers {
         let shutdown = CancellationToken::new();
         let mut running = Vec::new();
         for _ in 0..n {
-            let (requests, responses) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
+            let (requests, responses) = declare_queues(&Router::new(Queues::new(pool.clone()))).await.unwrap();
             let worker = Worker::new(requests, responses, app.storage.clone(), settings.clone());
             running.push(tokio::spawn(worker.run(shutdown.clone())));
         }
@@ -132,7 +135,7 @@ async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool:
     app.upload_one(&job, "rocket.jpg").await;
     // Workers that crash on it every time: received, never deleted; the
     // lease is given back at once instead of waiting for it to run out.
-    let (requests, _) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
+    let (requests, _) = declare_queues(&Router::new(Queues::new(pool.clone()))).await.unwrap();
     for _ in 0..MAX_RECEIVES {
         let got = requests.receive(1, Duration::from_secs(60)).await.unwrap();
         assert_eq!(got.len(), 1);
@@ -266,7 +269,7 @@ async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
         recipe: serde_json::from_value(recipe[0].clone()).unwrap(),
         source_key: victim_key,
     };
-    let (requests, _) = declare_queues(&Queues::new(pool.clone())).await.unwrap();
+    let (requests, _) = declare_queues(&Router::new(Queues::new(pool.clone()))).await.unwrap();
     requests
         .send(serde_json::to_string(&request).unwrap())
         .await
@@ -282,4 +285,58 @@ async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
         out["error"].as_str().unwrap().contains("not its image's"),
         "{status}"
     );
+}
+
+/// Messages ever sent to `queue` in the database of `pool`, from the
+/// bodies kept for rewinding.
+async fn sent_to(pool: &PgPool, queue: &str) -> i64 {
+    sqlx::query_scalar(
+        "select coalesce(sum(cardinality(c.bodies)), 0)::int8 from queue_chunks c
+         join queue_queues q on q.id = c.queue_id where q.name = $1",
+    )
+    .bind(queue)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A job processed while the queues named in `placed` live on another
+/// cluster: the web server and the worker follow the routing table of their
+/// database, the control database. Returns the control pool's and the
+/// shard's counts of requests and responses sent.
+async fn job_with_queues_on_a_shard(pool: PgPool, placed: &[&str]) -> [(i64, i64); 2] {
+    let shard = cluster::Cluster::start();
+    let router = Router::new(Queues::new(pool.clone()));
+    router.add_shard("s1", &shard.url()).await.unwrap();
+    declare_queues(&router).await.unwrap();
+    for queue in placed {
+        router.place(queue, &["s1"]).await.unwrap();
+    }
+    let app = spawn_app(pool.clone()).await;
+    let (status, _) = run_job(&pool, &app, (settings(1), 1), thumbnail("t", 64)).await;
+    assert_eq!(status["counts"]["done"], 1, "{status}");
+    let shard_pool = PgPool::connect(&shard.url()).await.unwrap();
+    let mut counts = [(0, 0); 2];
+    for (i, p) in [&pool, &shard_pool].into_iter().enumerate() {
+        counts[i] = (
+            sent_to(p, "darkroom.requests").await,
+            sent_to(p, "darkroom.responses").await,
+        );
+    }
+    counts
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn job_runs_with_its_queues_on_another_cluster(pool: PgPool) {
+    let placed = ["darkroom.requests", "darkroom.responses"];
+    let [control, shard] = job_with_queues_on_a_shard(pool, &placed).await;
+    assert_eq!(control, (0, 0), "nothing went through the control database");
+    assert_eq!(shard, (1, 1));
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn job_runs_with_requests_and_responses_on_different_clusters(pool: PgPool) {
+    let [control, shard] = job_with_queues_on_a_shard(pool, &["darkroom.requests"]).await;
+    assert_eq!(control, (0, 1), "the response came to the control database");
+    assert_eq!(shard, (1, 0), "the request went through the shard");
 }

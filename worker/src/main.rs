@@ -12,7 +12,7 @@ use common::protocol::declare_queues;
 use common::recipe::{Op, OutputFormat};
 use common::storage::{Storage, StorageArgs};
 use common::{db, telemetry};
-use queue::Queues;
+use queue::{Queues, Router};
 use tokio_util::sync::CancellationToken;
 use worker::engine;
 use worker::isolate::{self, Isolation};
@@ -151,7 +151,7 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     telemetry::metrics();
     let pool = db::connect_and_migrate(args.database_url.as_deref(), 4).await?;
     let storage = Storage::connect(&args.storage).await?;
-    let (requests, responses) = declare_queues(&Queues::new(pool)).await?;
+    let (requests, responses) = declare_queues(&Router::new(Queues::new(pool))).await?;
     let mut settings = WorkerSettings {
         lock: Duration::from_secs(args.lock.max(1)),
         retry_for: Duration::from_secs(args.retry_for),

@@ -194,6 +194,23 @@ impl Router {
         Ok(())
     }
 
+    /// Creates queue `name` with `attributes` in the control database unless
+    /// it exists somewhere; never changes an existing queue. Used by
+    /// services to declare what they need.
+    pub async fn ensure(
+        &self,
+        name: &str,
+        attributes: &crate::QueueAttributes,
+    ) -> Result<super::Routed> {
+        match self.open(name).await {
+            Err(Error::QueueNotFound(_)) => {}
+            other => return other,
+        }
+        self.inner.control.ensure(name, attributes).await?;
+        self.forget_route(name);
+        self.open(name).await
+    }
+
     /// Every queue's name: those of the control database and those placed
     /// on shards.
     pub async fn list(&self) -> Result<Vec<String>> {

@@ -9,7 +9,9 @@ use tokio::time::Instant;
 use super::{Part, Route, Router, State};
 use crate::attributes::MAX_WAIT;
 use crate::notify::FALLBACK_POLL;
-use crate::{DeleteOutcome, Error, Message, NewMessage, QueueKind, Receipt, Result, RewindTo, Stats};
+use crate::{
+    DeleteOutcome, Error, Message, NewMessage, Queue, QueueKind, Receipt, Result, RewindTo, Stats,
+};
 
 /// Where a sent message went: ids are unique within a shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -115,6 +117,34 @@ impl Routed {
         Err(last.unwrap_or_else(|| Error::QueueNotFound(self.name.clone())))
     }
 
+    /// The part on `shard` (active or draining), for work in a transaction
+    /// of that shard's database: deleting received messages together with
+    /// the caller's own writes, say. `None` when the queue has no such part.
+    pub async fn part_on(&self, shard: i32) -> Result<Option<Queue>> {
+        let route = self.route().await?;
+        Ok(route
+            .live()
+            .find(|p| p.shard.id == shard)
+            .and_then(|p| p.queue.clone()))
+    }
+
+    /// The part on `shard` if sends may go there now, for sending in a
+    /// transaction of that shard's database (with
+    /// [`Queue::send_batch_in`]): an active part, of a concurrent queue or
+    /// of an ordered one on that shard alone (a spread ordered queue's
+    /// groups go where they hash).
+    pub async fn sends_on(&self, shard: i32) -> Result<Option<Queue>> {
+        let route = self.route().await?;
+        let active = route.active();
+        if route.kind == QueueKind::Ordered && active.len() > 1 {
+            return Ok(None);
+        }
+        Ok(active
+            .into_iter()
+            .find(|p| p.shard.id == shard)
+            .and_then(|p| p.queue.clone()))
+    }
+
     /// Sends one message.
     pub async fn send(&self, body: impl Into<String>) -> Result<MessageRef> {
         let refs = self.send_batch(&[NewMessage::new(body)]).await?;
@@ -201,7 +231,7 @@ impl Routed {
 
     /// The part a receipt's message lives on, retired ones included, or the
     /// queue on that shard when this router has not seen the part yet.
-    async fn part_of(&self, route: &Route, shard: i32) -> Result<crate::Queue> {
+    async fn part_of(&self, route: &Route, shard: i32) -> Result<Queue> {
         if let Some(q) = route
             .parts
             .iter()

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use queue::{Queue, Receipt};
+use queue::{Receipt, Routed};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -12,7 +12,7 @@ use tracing::warn;
 /// then abandoned and the lease runs out). Failures to reach Postgres are
 /// not staleness: the lease may well still hold, so work goes on.
 pub(super) async fn heartbeat(
-    requests: Queue,
+    requests: Routed,
     receipt: Receipt,
     lock: Duration,
     hold: Duration,

@@ -32,7 +32,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use queue::{Message, Queue, Receipt};
+use queue::{Message, Receipt, Routed};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -93,8 +93,8 @@ impl Default for WorkerSettings {
 /// A worker process's state.
 #[derive(Clone)]
 pub struct Worker {
-    requests: Queue,
-    responses: Queue,
+    requests: Routed,
+    responses: Routed,
     storage: Storage,
     settings: Arc<WorkerSettings>,
     /// Receipts of the messages in hand, to release at shutdown.
@@ -108,8 +108,8 @@ impl Worker {
     /// Starts the task that sends this worker's final reports, so it needs
     /// a Tokio runtime.
     pub fn new(
-        requests: Queue,
-        responses: Queue,
+        requests: Routed,
+        responses: Routed,
         storage: Storage,
         settings: WorkerSettings,
     ) -> Self {

@@ -6,9 +6,12 @@
 //! commits do in Postgres' group commit: under load a transaction carries
 //! many, at rest each goes at once. Sent and deleted together, a response
 //! is never sent for a request that then stays, nor a request deleted
-//! without its response.
+//! without its response. (When the request and response queues are placed
+//! on different shards, the response goes first; see `commit`.)
 
-use queue::{NewMessage, Queue, Receipt};
+use std::collections::BTreeMap;
+
+use queue::{NewMessage, Receipt, Routed};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
@@ -40,7 +43,7 @@ pub(super) struct Reporter {
 impl Reporter {
     /// Starts the task. The two queues share the database (the app declares
     /// them together), so one transaction spans both.
-    pub(super) fn start(requests: Queue, responses: Queue) -> Self {
+    pub(super) fn start(requests: Routed, responses: Routed) -> Self {
         let (reports, rx) = mpsc::channel(MOST);
         tokio::spawn(run(rx, requests, responses));
         Self { reports }
@@ -67,7 +70,7 @@ impl Reporter {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Report>, requests: Queue, responses: Queue) {
+async fn run(mut rx: mpsc::Receiver<Report>, requests: Routed, responses: Routed) {
     let mut batch = Vec::with_capacity(MOST);
     while rx.recv_many(&mut batch, MOST).await > 0 {
         let receipts: Vec<Receipt> = batch.iter().map(|r| r.receipt).collect();
@@ -92,19 +95,46 @@ async fn run(mut rx: mpsc::Receiver<Report>, requests: Queue, responses: Queue) 
     }
 }
 
-/// One transaction: the responses sent, the requests deleted. Returns the
-/// stale receipts. No NOTIFY: the web's consumer looks for responses on a
-/// short cadence instead (see its module), as a NOTIFY would cost a
-/// transaction in every listening backend of the database.
+/// The responses sent and the requests deleted; returns the stale receipts.
+/// Where a request's shard also takes responses (always, with one
+/// database), both happen in one transaction of that shard. Otherwise the
+/// responses go first: a crash in between delivers the request again and
+/// its response twice, which the web applies idempotently. No NOTIFY: the
+/// web's consumer looks for responses on a short cadence instead (see its
+/// module), as a NOTIFY would cost a transaction in every listening backend
+/// of the database.
 async fn commit(
-    requests: &Queue,
-    responses: &Queue,
+    requests: &Routed,
+    responses: &Routed,
     bodies: &[NewMessage],
     receipts: &[Receipt],
 ) -> queue::Result<Vec<Receipt>> {
-    let mut tx = requests.pool().begin().await?;
-    responses.send_batch_in(&mut tx, bodies).await?;
-    let deleted = requests.delete_batch_in(&mut tx, receipts).await?;
-    tx.commit().await?;
-    Ok(deleted.stale)
+    let mut by_shard: BTreeMap<i32, (Vec<NewMessage>, Vec<Receipt>)> = BTreeMap::new();
+    for (body, receipt) in bodies.iter().zip(receipts) {
+        let (b, r) = by_shard.entry(receipt.shard()).or_default();
+        b.push(body.clone());
+        r.push(*receipt);
+    }
+    let mut stale = Vec::new();
+    for (shard, (bodies, receipts)) in by_shard {
+        let Some(request_part) = requests.part_on(shard).await? else {
+            // The part was retired: these leases are long gone.
+            stale.extend(receipts);
+            continue;
+        };
+        match responses.sends_on(shard).await? {
+            Some(response_part) => {
+                let mut tx = request_part.pool().begin().await?;
+                response_part.send_batch_in(&mut tx, &bodies).await?;
+                let deleted = request_part.delete_batch_in(&mut tx, &receipts).await?;
+                tx.commit().await?;
+                stale.extend(deleted.stale);
+            }
+            None => {
+                responses.send_batch(&bodies).await?;
+                stale.extend(request_part.delete_batch(&receipts).await?.stale);
+            }
+        }
+    }
+    Ok(stale)
 }

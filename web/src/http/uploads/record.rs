@@ -1,5 +1,5 @@
 //! Recording a stored image: its row, its outputs' rows and their request
-//! messages, in one transaction.
+//! messages, in one transaction (see `record_image` for shards).
 
 use common::protocol::Request;
 use common::recipe::Recipe;
@@ -45,8 +45,18 @@ pub(super) async fn record_image(
             serde_json::to_string(&request).map(NewMessage::new)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    state.requests.send_batch_in(&mut tx, &messages).await?;
-    state.requests.notify_in(&mut tx).await?;
+    // With the request queue in this database (always, without shards) the
+    // requests commit with the rows. Placed on other shards, they are sent
+    // before the rows commit: if the commit then fails, a worker processes
+    // an image no job has, and the response consumer deletes that output.
+    // Work is repeated, never lost.
+    match state.requests.sends_on(0).await? {
+        Some(here) => {
+            here.send_batch_in(&mut tx, &messages).await?;
+            here.notify_in(&mut tx).await?;
+        }
+        None => drop(state.requests.send_batch(&messages).await?),
+    }
     tx.commit().await?;
     Ok(true)
 }
