@@ -396,3 +396,24 @@ async fn stats_rewind_and_redrive_work_across_shards(pool: PgPool) {
     ));
     assert_eq!(q.stats().await.unwrap().visible, 10);
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn late_message_on_a_retired_part_is_drained_again(pool: PgPool) {
+    let router = router(&pool);
+    let clusters = shards(&router, 2).await;
+    let q = spread(&router, "late", &Default::default(), &["s1"]).await;
+    router.place("late", &["s2"]).await.unwrap();
+    while router.settle().await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A sender that stalled past the retire delay still reaches s1.
+    let s1 = Queues::new(PgPool::connect(&clusters[0].url()).await.unwrap());
+    s1.open("late").await.unwrap().send("late").await.unwrap();
+    assert!(q.receive(10, LOCK).await.unwrap().is_empty(), "s1 is retired");
+
+    router.settle().await.unwrap();
+    let got = receive_all(&q, 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "late");
+    assert_eq!(got[0].receipt.shard(), 1);
+}

@@ -269,13 +269,17 @@ impl Router {
     }
 
     /// Retires draining parts that have been draining for the retire delay
-    /// and hold no message; returns them as (queue, shard name).
+    /// and hold no message; returns them as (queue, shard name). Retired
+    /// parts found holding messages (a sender that stalled past the retire
+    /// delay) are made draining again, so receivers find them. Shards that
+    /// cannot be reached are left for the next call.
     pub async fn settle(&self) -> Result<Vec<(String, String)>> {
-        let draining = sqlx::query!(
+        let parts = sqlx::query!(
             r#"
-            select p.queue, p.shard_id, p.since
+            select p.queue, p.shard_id, p.state, p.since
             from queue_placements p
-            where p.state = 'draining' and p.since < now() - make_interval(secs => $1)
+            where p.state = 'retired'
+               or (p.state = 'draining' and p.since < now() - make_interval(secs => $1))
             order by p.queue, p.shard_id
             "#,
             self.inner.retire_after.as_secs_f64()
@@ -283,13 +287,25 @@ impl Router {
         .fetch_all(self.inner.control.pool())
         .await?;
         let mut retired = Vec::new();
-        for d in draining {
+        for d in parts {
             let route = self.route(&d.queue, true).await?;
             let Some(part) = route.parts.iter().find(|p| p.shard.id == d.shard_id) else {
                 continue;
             };
             let Some(queue) = &part.queue else { continue };
-            if !part.shard.watch(queue.holds_nothing().await)? {
+            let empty = match part.shard.watch(queue.holds_nothing().await) {
+                Ok(empty) => empty,
+                Err(Error::ShardUnavailable(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if State::parse(&d.state) == State::Retired {
+                if !empty {
+                    tracing::warn!(queue = %d.queue, shard = %part.shard.name, "a retired part holds messages; draining it again");
+                    self.revive(&d.queue, d.shard_id).await?;
+                }
+                continue;
+            }
+            if !empty {
                 continue;
             }
             // Only if nothing changed the placement since it was read.
