@@ -1,5 +1,5 @@
 //! One queue spread over 1, 2 and 3 shards, in one run: the full cycle
-//! (producers and consumers at once) at batch 100, against the same queue
+//! (producers and consumers at once), at batch 100 by default, against the same queue
 //! reached directly (a `Queue` on shard 1, no router) as the yardstick.
 //!
 //! Four private clusters of the installed server are started (a control
@@ -10,16 +10,17 @@
 //! process, from /proc) and this process's CPU per message; the router's
 //! own cost is the client CPU above the direct row's.
 //!
-//! Run with `scripts/bench-queue shards`. `BENCH_ROUNDS` (default 3; the
-//! median by rate is shown), `BENCH_MESSAGES` (default 150,000),
-//! `BENCH_CLIENTS` (producers, and as many consumers; default 4).
+//! Run with `scripts/bench-queue shards`. `BENCH_ROUNDS` (default 3; each
+//! figure's median is shown), `BENCH_BATCH` (default 100), `BENCH_MESSAGES`
+//! (default 150,000; 6,000 at batch 1), `BENCH_CLIENTS` (producers, and as
+//! many consumers; default 4).
 
 #[path = "../tests/common/cluster.rs"]
 mod cluster;
 mod support;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use cluster::Cluster;
@@ -28,8 +29,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use support::{in_batches, random_body};
 
-const BATCH: usize = 100;
 const LOCK: Duration = Duration::from_secs(60);
+/// Consumers long-poll, as real ones do, rather than spin on empty
+/// receives: a spinning consumer's empty statements would be counted as
+/// the cost of the messages.
+const WAIT: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 enum Target {
@@ -45,10 +49,10 @@ impl Target {
         }
     }
 
-    async fn receive_delete(&self) -> usize {
+    async fn receive_delete(&self, batch: usize) -> usize {
         let got = match self {
-            Target::Direct(q) => q.receive(BATCH, LOCK).await.unwrap(),
-            Target::Routed(q) => q.receive(BATCH, LOCK).await.unwrap(),
+            Target::Direct(q) => q.receive_wait(batch, LOCK, WAIT).await.unwrap(),
+            Target::Routed(q) => q.receive_wait(batch, LOCK, WAIT).await.unwrap(),
         };
         if got.is_empty() {
             return 0;
@@ -80,31 +84,50 @@ struct Run {
     client_us: f64,
 }
 
-/// The full cycle of `total` messages through `target`.
-async fn full_cycle(target: &Target, total: usize, clients: usize, clusters: &[Cluster]) -> Run {
-    let bodies: Arc<Vec<NewMessage>> =
-        Arc::new((0..BATCH).map(|_| NewMessage::new(random_body(1024))).collect());
+/// How one run is shaped: `total` messages, `batch` per call, `clients`
+/// producers and as many consumers.
+#[derive(Clone, Copy)]
+struct Shape {
+    total: usize,
+    batch: usize,
+    clients: usize,
+}
+
+/// The full cycle of a `shape` run through `target`.
+async fn full_cycle(target: &Target, shape: Shape, clusters: &[Cluster]) -> Run {
+    let Shape {
+        total,
+        batch,
+        clients,
+    } = shape;
+    let bodies: Arc<Vec<NewMessage>> = Arc::new(
+        (0..batch)
+            .map(|_| NewMessage::new(random_body(1024)))
+            .collect(),
+    );
     let pg_before: Duration = clusters.iter().map(Cluster::cpu_time).sum();
     let own_before = own_cpu();
     let start = Instant::now();
     let producers = tokio::spawn({
         let target = target.clone();
-        in_batches(total, BATCH, clients, move || {
+        in_batches(total, batch, clients, move || {
             let (t, b) = (target.clone(), bodies.clone());
             async move { t.send(&b).await }
         })
     });
     let left = Arc::new(AtomicI64::new(total as i64));
+    // When the last message was consumed: the other consumers may still
+    // be waiting out a long poll, which is not part of the rate.
+    let done = Arc::new(OnceLock::new());
     let consumers: Vec<_> = (0..clients)
         .map(|_| {
-            let (t, left) = (target.clone(), left.clone());
+            let (t, left, done) = (target.clone(), left.clone(), done.clone());
             tokio::spawn(async move {
                 while left.load(Ordering::Relaxed) > 0 {
-                    let n = t.receive_delete().await;
-                    if n == 0 {
-                        tokio::task::yield_now().await;
+                    let n = t.receive_delete(batch).await as i64;
+                    if n > 0 && left.fetch_sub(n, Ordering::Relaxed) <= n {
+                        let _ = done.set(Instant::now());
                     }
-                    left.fetch_sub(n as i64, Ordering::Relaxed);
                 }
             })
         })
@@ -113,7 +136,7 @@ async fn full_cycle(target: &Target, total: usize, clients: usize, clusters: &[C
     for c in consumers {
         c.await.unwrap();
     }
-    let elapsed = start.elapsed();
+    let elapsed = *done.get().expect("every message consumed") - start;
     let pg: Duration = clusters.iter().map(Cluster::cpu_time).sum::<Duration>() - pg_before;
     let own = own_cpu() - own_before;
     Run {
@@ -123,9 +146,10 @@ async fn full_cycle(target: &Target, total: usize, clients: usize, clusters: &[C
     }
 }
 
+/// A pool like the router's own to each shard.
 async fn pool(url: &str) -> PgPool {
     PgPoolOptions::new()
-        .max_connections(40)
+        .max_connections(10)
         .test_before_acquire(false)
         .connect(url)
         .await
@@ -148,8 +172,13 @@ fn env(var: &str, default: usize) -> usize {
 #[tokio::main]
 async fn main() {
     let rounds = env("BENCH_ROUNDS", 3).max(1);
-    let total = env("BENCH_MESSAGES", 150_000);
-    let clients = env("BENCH_CLIENTS", 4);
+    let batch = env("BENCH_BATCH", 100).max(1);
+    let shape = Shape {
+        batch,
+        total: env("BENCH_MESSAGES", if batch == 1 { 6_000 } else { 150_000 }),
+        clients: env("BENCH_CLIENTS", 4),
+    };
+    let Shape { total, clients, .. } = shape;
     let control = Cluster::start();
     let clusters: Vec<Cluster> = (0..3).map(|_| Cluster::start()).collect();
     let control_pool = pool(&control.url()).await;
@@ -157,7 +186,10 @@ async fn main() {
     let router = Router::new(Queues::new(control_pool));
     let mut shard_pools = Vec::new();
     for (i, c) in clusters.iter().enumerate() {
-        router.add_shard(&format!("s{}", i + 1), &c.url()).await.unwrap();
+        router
+            .add_shard(&format!("s{}", i + 1), &c.url())
+            .await
+            .unwrap();
         shard_pools.push(pool(&c.url()).await);
     }
     let direct = Queues::new(shard_pools[0].clone());
@@ -170,12 +202,19 @@ async fn main() {
     ];
     let mut runs: Vec<Vec<Run>> = configs.iter().map(|_| Vec::new()).collect();
     let mut n = 0;
-    for _ in 0..rounds {
-        for (i, (_, shards)) in configs.iter().enumerate() {
+    for round in 0..rounds {
+        // Each round starts at the next configuration, so none always runs
+        // on the warmest (or most fragmented) clusters.
+        for k in 0..configs.len() {
+            let i = (k + round) % configs.len();
+            let shards = configs[i].1;
             n += 1;
             let name = format!("bench_{n}");
             let target = if shards.is_empty() {
-                let (q, _) = direct.put(&name, &QueueAttributes::default()).await.unwrap();
+                let (q, _) = direct
+                    .put(&name, &QueueAttributes::default())
+                    .await
+                    .unwrap();
                 Target::Direct(q)
             } else {
                 router
@@ -184,25 +223,36 @@ async fn main() {
                     .unwrap();
                 Target::Routed(router.open(&name).await.unwrap())
             };
-            full_cycle(&target, total / 10, clients, &clusters).await;
+            let warm = Shape {
+                total: total / 10,
+                ..shape
+            };
+            full_cycle(&target, warm, &clusters).await;
             settle(&shard_pools).await;
-            runs[i].push(full_cycle(&target, total, clients, &clusters).await);
+            runs[i].push(full_cycle(&target, shape, &clusters).await);
         }
     }
     println!(
-        "Full cycle, batch {BATCH}, {clients} producers + {clients} consumers, {total} × 1 KiB \
-         messages, median of {rounds} by rate; {} cores shared by every cluster\n",
+        "Full cycle, batch {batch}, {clients} producers + {clients} consumers, {total} × 1 KiB \
+         messages, medians of {rounds} rounds; {} cores shared by every cluster\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
         "| configuration | msgs/s | vs router, 1 shard | Postgres CPU µs/msg | client CPU µs/msg |"
     );
     println!("|---|---:|---:|---:|---:|");
-    let medians: Vec<&Run> = runs
-        .iter_mut()
-        .map(|r| {
-            r.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-            &r[r.len() / 2]
+    // Each figure's own median: the CPU figures are steadier than the rate.
+    let median = |runs: &[Run], figure: fn(&Run) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(figure).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let medians: Vec<Run> = runs
+        .iter()
+        .map(|r| Run {
+            rate: median(r, |r| r.rate),
+            postgres_us: median(r, |r| r.postgres_us),
+            client_us: median(r, |r| r.client_us),
         })
         .collect();
     for ((label, _), run) in configs.iter().zip(&medians) {
@@ -213,6 +263,11 @@ async fn main() {
             run.postgres_us,
             run.client_us
         );
+    }
+    println!("\nRates of each round (msgs/s):");
+    for ((label, _), r) in configs.iter().zip(&runs) {
+        let rates: Vec<String> = r.iter().map(|r| format!("{:.0}", r.rate)).collect();
+        println!("- {label}: {}", rates.join(", "));
     }
     let router_us = medians[1].client_us - medians[0].client_us;
     println!(

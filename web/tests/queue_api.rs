@@ -272,7 +272,13 @@ async fn queue_api_follows_the_routing_table_to_shards(pool: PgPool) {
     assert_eq!(deleted["deleted"].as_array().unwrap().len(), 1);
 
     let (_, list) = api.get("").await;
-    assert!(list["queues"].as_array().unwrap().iter().any(|q| q["name"] == "spread"));
+    assert!(
+        list["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["name"] == "spread")
+    );
     assert_eq!(api.delete("spread").await, 200);
     let (status, _) = api.get("/spread").await;
     assert_eq!(status, 404);

@@ -47,7 +47,9 @@ impl Workers {
         let shutdown = CancellationToken::new();
         let mut running = Vec::new();
         for _ in 0..n {
-            let (requests, responses) = declare_queues(&Router::new(Queues::new(pool.clone()))).await.unwrap();
+            let (requests, responses) = declare_queues(&Router::new(Queues::new(pool.clone())))
+                .await
+                .unwrap();
             let worker = Worker::new(requests, responses, app.storage.clone(), settings.clone());
             running.push(tokio::spawn(worker.run(shutdown.clone())));
         }
@@ -135,7 +137,9 @@ async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool:
     app.upload_one(&job, "rocket.jpg").await;
     // Workers that crash on it every time: received, never deleted; the
     // lease is given back at once instead of waiting for it to run out.
-    let (requests, _) = declare_queues(&Router::new(Queues::new(pool.clone()))).await.unwrap();
+    let (requests, _) = declare_queues(&Router::new(Queues::new(pool.clone())))
+        .await
+        .unwrap();
     for _ in 0..MAX_RECEIVES {
         let got = requests.receive(1, Duration::from_secs(60)).await.unwrap();
         assert_eq!(got.len(), 1);
@@ -269,7 +273,9 @@ async fn request_naming_another_jobs_original_is_refused(pool: PgPool) {
         recipe: serde_json::from_value(recipe[0].clone()).unwrap(),
         source_key: victim_key,
     };
-    let (requests, _) = declare_queues(&Router::new(Queues::new(pool.clone()))).await.unwrap();
+    let (requests, _) = declare_queues(&Router::new(Queues::new(pool.clone())))
+        .await
+        .unwrap();
     requests
         .send(serde_json::to_string(&request).unwrap())
         .await

@@ -268,9 +268,9 @@ async fn create(router: &Router, args: CreateArgs) -> anyhow::Result<()> {
             let shards: Vec<&str> = shards.iter().map(String::as_str).collect();
             router.create_on(&name, &a, &shards).await?
         }
-        (false, _) => anyhow::bail!(
-            "{name} exists: use `darkroom-queue queue spread` to change its shards"
-        ),
+        (false, _) => {
+            anyhow::bail!("{name} exists: use `darkroom-queue queue spread` to change its shards")
+        }
     }
     println!("{name}: {}", if created { "created" } else { "updated" });
     Ok(())
@@ -286,7 +286,10 @@ async fn receive(router: &Router, args: ReceiveArgs) -> anyhow::Result<()> {
         delete,
     } = args;
     let q = router.open(&name).await?;
-    let lock = lock.map_or(q.attributes().await?.visibility_timeout, Duration::from_secs);
+    let lock = lock.map_or(
+        q.attributes().await?.visibility_timeout,
+        Duration::from_secs,
+    );
     let messages = q.receive_wait(max, lock, Duration::from_secs(wait)).await?;
     for m in &messages {
         let line = serde_json::json!({
@@ -327,12 +330,12 @@ async fn serve(router: Router, bind: &str, admin_token: Option<String>) -> anyho
         listener,
         queue::http_router(router.control().clone(), admin_token),
     )
-        .with_graceful_shutdown(async move {
-            signal.await;
-            tracing::info!("shutting down");
-            stop.cancel();
-        })
-        .await?;
+    .with_graceful_shutdown(async move {
+        signal.await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    })
+    .await?;
     shutdown.cancel();
     maintenance.await??;
     Ok(())

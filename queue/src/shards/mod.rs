@@ -13,14 +13,22 @@
 //! `retired` (drained; kept for rewinds). See docs/queue.md, "Shards".
 //!
 //! # Layout
-//! - `placement`: shards and placements in the control database: add, list,
-//!   place / spread / move, and retiring drained parts ([`Router::settle`]).
-//! - `routed`: operations on a queue across its parts ([`Routed`]).
+//! - `registry`: the shards, and queues created, listed and deleted
+//!   wherever they live.
+//! - `placement`: place / spread / move a queue.
+//! - `settle`: retiring drained parts ([`Router::settle`]); every shard's
+//!   maintenance.
+//! - `routed`: sending, receiving and acknowledging across a queue's parts
+//!   ([`Routed`]).
+//! - `totals`: stats, rewind, redrive and purge over every part.
 
 mod placement;
+mod registry;
 mod routed;
+mod settle;
+mod totals;
 
-pub use placement::ShardInfo;
+pub use registry::ShardInfo;
 pub use routed::{MessageRef, Routed};
 
 use std::collections::HashMap;

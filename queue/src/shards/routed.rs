@@ -6,12 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Part, Route, Router, State};
+use super::{Part, Route, Router};
 use crate::attributes::MAX_WAIT;
 use crate::notify::FALLBACK_POLL;
-use crate::{
-    DeleteOutcome, Error, Message, NewMessage, Queue, QueueKind, Receipt, Result, RewindTo, Stats,
-};
+use crate::{DeleteOutcome, Error, Message, NewMessage, Queue, QueueKind, Receipt, Result};
 
 /// Where a sent message went: ids are unique within a shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,7 +46,7 @@ impl Routed {
         &self.name
     }
 
-    async fn route(&self) -> Result<std::sync::Arc<Route>> {
+    pub(super) async fn route(&self) -> Result<std::sync::Arc<Route>> {
         self.router.route(&self.name, false).await
     }
 
@@ -69,10 +67,13 @@ impl Routed {
             let slot = group_slot(m.group.as_deref(), active.len());
             by_part.entry(slot).or_default().push(i);
         }
-        let sends = by_part.iter().map(|(&slot, indices)| {
-            let batch: Vec<NewMessage> = indices.iter().map(|&i| messages[i].clone()).collect();
-            send_to(active[slot], batch)
-        });
+        let batches: Vec<(usize, Vec<NewMessage>)> = by_part
+            .iter()
+            .map(|(&slot, indices)| (slot, indices.iter().map(|&i| messages[i].clone()).collect()))
+            .collect();
+        let sends = batches
+            .iter()
+            .map(|(slot, batch)| send_to(active[*slot], batch));
         let results = futures::future::join_all(sends).await;
         let mut sent = vec![None; messages.len()];
         let mut failure = None;
@@ -109,7 +110,7 @@ impl Routed {
                 last = Some(Error::ShardUnavailable(part.shard.name.clone()));
                 continue;
             }
-            match send_to(part, messages.to_vec()).await {
+            match send_to(part, messages).await {
                 Err(e @ Error::ShardUnavailable(_)) => last = Some(e),
                 other => return other,
             }
@@ -151,38 +152,35 @@ impl Routed {
         Ok(refs[0])
     }
 
-    /// Leases up to `max` messages for `lock`, drawing from the parts in
-    /// turn (each call starts at the next one, so no part is favoured) until
-    /// `max` are found. Parts whose shard is down are skipped; only when
-    /// every part is down does this fail.
+    /// Leases up to `max` messages for `lock` from one part: the first, in
+    /// turn, that has any visible (each call starts at the next part, so
+    /// none is favoured). It does not top a short batch up from the next
+    /// part: that would cost a second statement, which would split the
+    /// runs senders batched there (see `Queue::receive`), for messages the
+    /// next call gets anyway. Parts whose shard is down are skipped; only
+    /// when every part is down does this fail.
     pub async fn receive(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
         let route = self.route().await?;
         let parts = route.readable();
         let start = self.router.next_turn();
-        let mut messages = Vec::new();
         let mut reached = false;
         let mut last = None;
         for i in 0..parts.len() {
-            if messages.len() == max && max > 0 {
-                break;
-            }
             let part = parts[(start + i) % parts.len()];
             let (Some(queue), true) = (&part.queue, part.shard.usable()) else {
                 last = Some(Error::ShardUnavailable(part.shard.name.clone()));
                 continue;
             };
-            match part.shard.watch(queue.receive(max - messages.len(), lock).await) {
-                Ok(found) => {
-                    reached = true;
-                    messages.extend(found);
-                }
+            match part.shard.watch(queue.receive(max, lock).await) {
+                Ok(found) if !found.is_empty() => return Ok(found),
+                Ok(_) => reached = true,
                 Err(e @ Error::ShardUnavailable(_)) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
         match last {
             Some(e) if !reached => Err(e),
-            _ => Ok(messages),
+            _ => Ok(Vec::new()),
         }
     }
 
@@ -298,87 +296,15 @@ impl Routed {
             None => result,
         }
     }
-
-    /// The queue's figures summed over its parts; the age is the oldest
-    /// part's. Fails when a part cannot be reached: a sum without it would
-    /// mislead.
-    pub async fn stats(&self) -> Result<Stats> {
-        let route = self.route().await?;
-        let mut total = Stats::default();
-        for part in route.live() {
-            let queue = part
-                .queue
-                .as_ref()
-                .ok_or_else(|| Error::ShardUnavailable(part.shard.name.clone()))?;
-            let s = part.shard.watch(queue.stats().await)?;
-            total.visible += s.visible;
-            total.in_flight += s.in_flight;
-            total.delayed += s.delayed;
-            total.dead_lettered += s.dead_lettered;
-            total.oldest_age = total.oldest_age.max(s.oldest_age);
-        }
-        Ok(total)
-    }
-
-    /// Rewinds every part, retired ones included: a retired part that gets
-    /// messages back is draining again, so receivers find them. Rewinding to
-    /// an id is refused for a queue on several shards, whose ids are per
-    /// shard; rewind to a time.
-    pub async fn rewind(&self, to: RewindTo) -> Result<u64> {
-        let route = self.router.route(&self.name, true).await?;
-        let with_queue: Vec<&Part> = route.parts.iter().filter(|p| p.queue.is_some()).collect();
-        if matches!(to, RewindTo::Id(_)) && route.parts.len() > 1 {
-            return Err(Error::InvalidArgument {
-                field: "to",
-                message: "message ids are per shard and this queue has several; rewind to a time"
-                    .into(),
-            });
-        }
-        let mut total = 0;
-        for part in with_queue {
-            let queue = part.queue.as_ref().expect("filtered");
-            let n = part.shard.watch(queue.rewind(to).await)?;
-            if n > 0 && part.state == State::Retired {
-                self.router.revive(&self.name, part.shard.id).await?;
-            }
-            total += n;
-        }
-        Ok(total)
-    }
-
-    /// Moves dead-lettered messages back into the queue on every shard
-    /// (each part's dead letter queue is on its own shard).
-    pub async fn redrive(&self) -> Result<u64> {
-        let route = self.route().await?;
-        let mut total = 0;
-        for part in route.live() {
-            if let Some(queue) = &part.queue {
-                total += part.shard.watch(queue.redrive().await)?;
-            }
-        }
-        Ok(total)
-    }
-
-    /// Deletes every live message on every part; returns how many.
-    pub async fn purge(&self) -> Result<u64> {
-        let route = self.route().await?;
-        let mut total = 0;
-        for part in route.live() {
-            if let Some(queue) = &part.queue {
-                total += part.shard.watch(queue.purge().await)?;
-            }
-        }
-        Ok(total)
-    }
 }
 
-async fn send_to(part: &Part, batch: Vec<NewMessage>) -> Result<Vec<MessageRef>> {
+async fn send_to(part: &Part, batch: &[NewMessage]) -> Result<Vec<MessageRef>> {
     let queue = part
         .queue
         .as_ref()
         .filter(|_| part.shard.usable())
         .ok_or_else(|| Error::ShardUnavailable(part.shard.name.clone()))?;
-    let ids = part.shard.watch(queue.send_batch(&batch).await)?;
+    let ids = part.shard.watch(queue.send_batch(batch).await)?;
     Ok(ids
         .into_iter()
         .map(|id| MessageRef {
@@ -395,7 +321,10 @@ mod tests {
     #[test]
     fn a_group_always_hashes_to_the_same_part() {
         // Fixed values: every process, of any build, must agree.
-        assert_eq!(group_slot(Some("album-7"), 3), group_slot(Some("album-7"), 3));
+        assert_eq!(
+            group_slot(Some("album-7"), 3),
+            group_slot(Some("album-7"), 3)
+        );
         assert_eq!(group_slot(None, 3), group_slot(Some(""), 3));
         let spread: std::collections::HashSet<_> = (0..100)
             .map(|i| group_slot(Some(&format!("g{i}")), 3))

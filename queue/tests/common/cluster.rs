@@ -149,7 +149,16 @@ impl Cluster {
         let log = self.dir.join("log");
         run(
             &self.bin.join("pg_ctl"),
-            &["-D", &self.data(), "-l", log.to_str().unwrap(), "-o", &opts, "-w", "start"],
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-w",
+                "start",
+            ],
         );
     }
 }

@@ -1,0 +1,121 @@
+//! Retiring drained parts, and the maintenance of every shard.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Router, State};
+use crate::{Error, Result};
+
+impl Router {
+    /// Runs the queue's maintenance (see [`crate::Maintenance`]) on the
+    /// control database and on every shard listed when this starts, and
+    /// retires drained parts, each `every` until `shutdown`.
+    pub async fn maintain(&self, every: Duration, shutdown: CancellationToken) -> Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for s in self.shards().await? {
+            let shard = self.shard(s.id, &s.name, s.url.as_deref())?;
+            let maintenance = crate::Maintenance::new(shard.queues.pool().clone());
+            tasks.spawn(maintenance.run(every, shutdown.clone()));
+        }
+        loop {
+            if let Err(e) = self.settle().await {
+                tracing::warn!(error = %e, "retiring drained parts failed; will retry");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        tasks.join_all().await;
+        Ok(())
+    }
+
+    /// Retires draining parts that have been draining for the retire delay
+    /// and hold no message; returns them as (queue, shard name). Retired
+    /// parts found holding messages (a sender that stalled past the retire
+    /// delay) are made draining again, so receivers find them. Shards that
+    /// cannot be reached are left for the next call.
+    pub async fn settle(&self) -> Result<Vec<(String, String)>> {
+        let parts = sqlx::query!(
+            r#"
+            select p.queue, p.shard_id, p.state, p.since
+            from queue_placements p
+            where p.state = 'retired'
+               or (p.state = 'draining' and p.since < now() - make_interval(secs => $1))
+            order by p.queue, p.shard_id
+            "#,
+            self.inner.retire_after.as_secs_f64()
+        )
+        .fetch_all(self.inner.control.pool())
+        .await?;
+        let mut retired = Vec::new();
+        for d in parts {
+            let route = self.route(&d.queue, true).await?;
+            let Some(part) = route.parts.iter().find(|p| p.shard.id == d.shard_id) else {
+                continue;
+            };
+            let Some(queue) = &part.queue else { continue };
+            let empty = match part.shard.watch(queue.holds_nothing().await) {
+                Ok(empty) => empty,
+                Err(Error::ShardUnavailable(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if State::parse(&d.state) == State::Retired {
+                if !empty {
+                    tracing::warn!(queue = %d.queue, shard = %part.shard.name, "a retired part holds messages; draining it again");
+                    self.revive(&d.queue, d.shard_id).await?;
+                }
+                continue;
+            }
+            if !empty {
+                continue;
+            }
+            // Only if nothing changed the placement since it was read.
+            let done = sqlx::query!(
+                r#"
+                update queue_placements set state = 'retired', since = now()
+                where queue = $1 and shard_id = $2 and state = 'draining' and since = $3
+                "#,
+                d.queue,
+                d.shard_id,
+                d.since
+            )
+            .execute(self.inner.control.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                tracing::info!(queue = %d.queue, shard = %part.shard.name, "retired a drained part");
+                retired.push((d.queue.clone(), part.shard.name.clone()));
+                self.forget_route(&d.queue);
+            }
+        }
+        Ok(retired)
+    }
+
+    /// Whether queue `name` has no draining part left.
+    pub async fn settled(&self, name: &str) -> Result<bool> {
+        let draining = sqlx::query_scalar!(
+            r#"select count(*) as "n!" from queue_placements where queue = $1 and state = 'draining'"#,
+            name
+        )
+        .fetch_one(self.inner.control.pool())
+        .await?;
+        Ok(draining == 0)
+    }
+
+    /// Makes a retired part draining again (a rewind gave it messages).
+    pub(super) async fn revive(&self, name: &str, shard: i32) -> Result<()> {
+        sqlx::query!(
+            r#"
+            update queue_placements set state = 'draining', since = now()
+            where queue = $1 and shard_id = $2 and state = 'retired'
+            "#,
+            name,
+            shard
+        )
+        .execute(self.inner.control.pool())
+        .await?;
+        self.forget_route(name);
+        Ok(())
+    }
+}
