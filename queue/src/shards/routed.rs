@@ -160,9 +160,28 @@ impl Routed {
     /// next call gets anyway. Parts whose shard is down are skipped; only
     /// when every part is down does this fail.
     pub async fn receive(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
+        self.receive_from(max, lock, None).await
+    }
+
+    /// [`Routed::receive`], or, when the queue has a part on shard `only`,
+    /// a receive from that part alone (a long poll woken by a send there:
+    /// the other parts were empty a moment ago, and would each cost a
+    /// statement to find so again).
+    async fn receive_from(
+        &self,
+        max: usize,
+        lock: Duration,
+        only: Option<i32>,
+    ) -> Result<Vec<Message>> {
         let route = self.route().await?;
-        let parts = route.readable();
-        let start = self.router.next_turn();
+        let mut parts = route.readable();
+        let start = match only.and_then(|shard| parts.iter().position(|p| p.shard.id == shard)) {
+            Some(i) => {
+                parts = vec![parts[i]];
+                0
+            }
+            None => self.router.next_turn(),
+        };
         let mut reached = false;
         let mut last = None;
         for i in 0..parts.len() {
@@ -199,21 +218,25 @@ impl Routed {
             });
         }
         let deadline = Instant::now() + wait;
+        // After a wake-up only the part whose send woke the wait is looked
+        // at; a wait that runs its course looks at every part (delayed
+        // messages and expired locks come back without a send).
+        let mut woken_by = None;
         loop {
             let route = self.route().await?;
-            let waiters: Vec<_> = route
+            let (shards, waiters): (Vec<i32>, Vec<_>) = route
                 .readable()
                 .into_iter()
-                .filter_map(|p| p.queue.as_ref())
-                .map(|q| q.inner.hub.waiter(q.id()))
-                .collect();
+                .filter_map(|p| Some((p.shard.id, p.queue.as_ref()?)))
+                .map(|(shard, q)| (shard, q.inner.hub.waiter(q.id())))
+                .unzip();
             // Registered before looking, so a send between the look and the
             // wait still wakes us.
             let mut notified: Vec<_> = waiters.iter().map(|w| Box::pin(w.notified())).collect();
             for n in &mut notified {
                 n.as_mut().enable();
             }
-            let messages = self.receive(max, lock).await?;
+            let messages = self.receive_from(max, lock, woken_by.take()).await?;
             let now = Instant::now();
             if !messages.is_empty() || now >= deadline {
                 return Ok(messages);
@@ -221,8 +244,10 @@ impl Routed {
             let nap = (deadline - now).min(FALLBACK_POLL);
             if notified.is_empty() {
                 tokio::time::sleep(nap).await;
-            } else {
-                let _ = tokio::time::timeout(nap, futures::future::select_all(notified)).await;
+            } else if let Ok(((), i, _)) =
+                tokio::time::timeout(nap, futures::future::select_all(notified)).await
+            {
+                woken_by = Some(shards[i]);
             }
         }
     }
