@@ -8,6 +8,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct Cluster {
@@ -58,6 +59,25 @@ fn run(program: &Path, args: &[&str]) {
     );
 }
 
+/// A free port never handed out before in this process: a stopped
+/// cluster's port must stay its own until it starts again, though nothing
+/// listens on it meanwhile.
+fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
 impl Cluster {
     /// initdb and start a new cluster.
     pub fn start() -> Cluster {
@@ -72,11 +92,7 @@ impl Cluster {
             let chown = Command::new("chown").arg("postgres").arg(&dir).status();
             assert!(chown.unwrap().success(), "chown the cluster folder");
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let cluster = Cluster {
             bin: server_bin(),
             dir,
