@@ -59,6 +59,11 @@ impl Routed {
     pub async fn send_batch(&self, messages: &[NewMessage]) -> Result<Vec<MessageRef>> {
         let route = self.route().await?;
         let active = route.active();
+        if active.is_empty() {
+            // Placements always keep an active part; a route read mid-change
+            // by hand could lack one.
+            return Err(Error::QueueNotFound(self.name.clone()));
+        }
         if route.kind == QueueKind::Concurrent {
             return self.send_round_robin(&active, messages).await;
         }
