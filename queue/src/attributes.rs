@@ -141,6 +141,16 @@ pub(crate) fn check_lock(lock: Duration) -> Result<()> {
     Ok(())
 }
 
+pub(crate) fn check_wait(wait: Duration) -> Result<()> {
+    if wait > MAX_WAIT {
+        return Err(Error::InvalidArgument {
+            field: "wait",
+            message: "must be between 0 and 30 s".into(),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn check_batch(field: &'static str, n: usize) -> Result<()> {
     if n == 0 || n > MAX_BATCH {
         return Err(Error::InvalidArgument {

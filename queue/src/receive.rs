@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::attributes::{MAX_WAIT, check_batch, check_lock};
+use crate::attributes::{check_batch, check_lock, check_wait};
 use crate::notify::FALLBACK_POLL;
 use crate::send::ROW_MESSAGES;
 use crate::{Error, Queue, QueueKind, Result};
@@ -249,12 +249,7 @@ impl Queue {
         lock: Duration,
         wait: Duration,
     ) -> Result<Vec<Message>> {
-        if wait > MAX_WAIT {
-            return Err(Error::InvalidArgument {
-                field: "wait",
-                message: "must be between 0 and 30 s".into(),
-            });
-        }
+        check_wait(wait)?;
         let deadline = Instant::now() + wait;
         let waiter = self.inner.hub.waiter(self.id());
         loop {

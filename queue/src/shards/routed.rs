@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Part, Route, Router};
-use crate::attributes::MAX_WAIT;
+use crate::attributes::check_wait;
 use crate::notify::FALLBACK_POLL;
 use crate::{DeleteOutcome, Error, Message, NewMessage, Queue, QueueKind, Receipt, Result};
 
@@ -216,12 +216,7 @@ impl Routed {
         lock: Duration,
         wait: Duration,
     ) -> Result<Vec<Message>> {
-        if wait > MAX_WAIT {
-            return Err(Error::InvalidArgument {
-                field: "wait",
-                message: "must be between 0 and 30 s".into(),
-            });
-        }
+        check_wait(wait)?;
         let deadline = Instant::now() + wait;
         // After a wake-up only the part whose send woke the wait is looked
         // at; a wait that runs its course looks at every part (delayed

@@ -1,7 +1,7 @@
 //! Stats, rewind, redrive and purge of a queue, over every part.
 
 use super::{Part, Routed, State};
-use crate::{Error, Result, RewindTo, Stats};
+use crate::{Error, Queue, Result, RewindTo, Stats};
 
 impl Routed {
     /// The queue's figures summed over its parts; the age is the oldest
@@ -54,23 +54,25 @@ impl Routed {
     /// Moves dead-lettered messages back into the queue on every shard
     /// (each part's dead letter queue is on its own shard).
     pub async fn redrive(&self) -> Result<u64> {
-        let route = self.route().await?;
-        let mut total = 0;
-        for part in route.live() {
-            if let Some(queue) = &part.queue {
-                total += part.shard.watch(queue.redrive().await)?;
-            }
-        }
-        Ok(total)
+        self.sum(|q| async move { q.redrive().await }).await
     }
 
     /// Deletes every live message on every part; returns how many.
     pub async fn purge(&self) -> Result<u64> {
+        self.sum(|q| async move { q.purge().await }).await
+    }
+
+    /// The sum of `count` over the parts that can be reached.
+    async fn sum<F, Fut>(&self, count: F) -> Result<u64>
+    where
+        F: Fn(Queue) -> Fut,
+        Fut: Future<Output = Result<u64>>,
+    {
         let route = self.route().await?;
         let mut total = 0;
         for part in route.live() {
             if let Some(queue) = &part.queue {
-                total += part.shard.watch(queue.purge().await)?;
+                total += part.shard.watch(count(queue.clone()).await)?;
             }
         }
         Ok(total)
