@@ -80,7 +80,8 @@ impl Default for Settings {
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    pub queues: Queues,
+    /// Where the queues live (this database, unless placed on shards).
+    pub router: Router,
     pub storage: Storage,
     pub requests: Routed,
     pub responses: Routed,
@@ -96,13 +97,12 @@ pub struct AppState {
 impl AppState {
     /// Declares the queues the web server needs and builds the state.
     pub async fn new(pool: PgPool, storage: Storage, settings: Settings) -> anyhow::Result<Self> {
-        let queues = Queues::new(pool.clone());
-        let router = Router::new(queues.clone());
+        let router = Router::new(Queues::new(pool.clone()));
         let (requests, responses) = common::protocol::declare_queues(&router).await?;
         let dead_requests = router.open(common::protocol::DEAD_REQUEST_QUEUE).await?;
         Ok(Self {
             pool,
-            queues,
+            router,
             storage,
             requests,
             responses,

@@ -326,16 +326,13 @@ async fn serve(router: Router, bind: &str, admin_token: Option<String>) -> anyho
     let signal = shutdown_signal()?;
     println!("queue API on http://{}/api/queues", listener.local_addr()?);
     let stop = shutdown.clone();
-    axum::serve(
-        listener,
-        queue::http_router(router.control().clone(), admin_token),
-    )
-    .with_graceful_shutdown(async move {
-        signal.await;
-        tracing::info!("shutting down");
-        stop.cancel();
-    })
-    .await?;
+    axum::serve(listener, queue::http_router(router, admin_token))
+        .with_graceful_shutdown(async move {
+            signal.await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        })
+        .await?;
     shutdown.cancel();
     maintenance.await??;
     Ok(())

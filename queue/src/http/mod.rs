@@ -30,7 +30,7 @@ pub use dto::ErrorBody;
 
 use auth::Scheme;
 
-use crate::{Error, Queues};
+use crate::Error;
 
 /// The OpenAPI description of this API (merged into `darkroom-web`'s).
 #[derive(OpenApi)]
@@ -59,10 +59,12 @@ struct Api {
     admin_token: Option<Arc<AdminToken>>,
 }
 
-/// The API's routes, authenticated with `admin_token`.
-pub fn router(queues: Queues, admin_token: Option<AdminToken>) -> Router {
+/// The API's routes over the queues `queues` routes to, authenticated with
+/// `admin_token`. Given the process's router, so that the API shares its
+/// connections to the shards and its cache of placements.
+pub fn router(queues: crate::Router, admin_token: Option<AdminToken>) -> Router {
     let api = Api {
-        router: crate::Router::new(queues),
+        router: queues,
         admin_token: admin_token.map(Arc::new),
     };
     Router::new()

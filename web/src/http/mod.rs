@@ -52,7 +52,7 @@ pub fn router(state: AppState) -> Router {
 /// The admin listener's routes: the queue API (bearer
 /// `DARKROOM_ADMIN_TOKEN`), metrics and the whole OpenAPI description.
 pub fn admin_router(state: AppState) -> Router {
-    let queue_api = queue::http_router(state.queues.clone(), state.settings.admin_token.clone());
+    let queue_api = queue::http_router(state.router.clone(), state.settings.admin_token.clone());
     let admin = Router::new()
         .merge(health::router())
         .merge(health::metrics_router())
