@@ -110,6 +110,12 @@ impl RowSize {
         (max.div_ceil(size) + tail).min(max) as i64
     }
 
+    /// Takes on what `earlier` learned (a handle on the same queue).
+    fn adopt(&self, earlier: &RowSize) {
+        self.0
+            .store(earlier.0.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
     /// Folds in what a receive found: `messages` in `rows` rows.
     fn observe(&self, messages: usize, rows: usize) {
         if rows == 0 {
@@ -158,6 +164,15 @@ impl DeadLetterReason {
 }
 
 impl Queue {
+    /// Carries over what `earlier`, a handle on the same queue, learned of
+    /// its rows, so that reopening a queue (a router does every second, for
+    /// fresh attributes) does not make receives start guessing again.
+    pub(crate) fn learn_from(&self, earlier: &Queue) {
+        if self.id() == earlier.id() {
+            self.inner.row_size.adopt(&earlier.inner.row_size);
+        }
+    }
+
     /// Leases up to `max` visible messages, oldest first, for `lock`.
     ///
     /// Returns at once, possibly with no message. On an ordered queue at most
@@ -366,6 +381,17 @@ mod tests {
         assert_eq!(size.rows_for(150), 3);
         assert_eq!(size.rows_for(30), 2);
         assert_eq!(RowSize::default().rows_for(5), 5);
+    }
+
+    #[test]
+    fn a_reopened_handle_keeps_the_row_size_learned() {
+        let earlier = RowSize::default();
+        earlier.observe(100, 1);
+        earlier.observe(100, 1);
+        let reopened = RowSize::default();
+        reopened.adopt(&earlier);
+        assert_eq!(reopened.rows_for(100), earlier.rows_for(100));
+        assert!(reopened.rows_for(100) < RowSize::default().rows_for(100));
     }
 
     #[test]

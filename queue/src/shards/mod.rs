@@ -290,6 +290,9 @@ impl Router {
         let mut parts = Vec::with_capacity(rows.len());
         for (id, state, shard_name, url) in rows {
             let shard = self.shard(id, &shard_name, url.as_deref())?;
+            let earlier = last
+                .and_then(|l| l.parts.iter().find(|p| p.shard.id == id))
+                .and_then(|p| p.queue.as_ref());
             let queue = if shard.usable() {
                 match shard.watch(shard.queues.open(name).await) {
                     Ok(q) => Some(q),
@@ -300,12 +303,12 @@ impl Router {
             } else {
                 None
             };
+            if let (Some(q), Some(earlier)) = (&queue, earlier) {
+                q.learn_from(earlier);
+            }
             // A shard down now keeps the handle it had, so that its receipts
             // can still be tried once it is back.
-            let queue = queue.or_else(|| {
-                last.and_then(|l| l.parts.iter().find(|p| p.shard.id == id))
-                    .and_then(|p| p.queue.clone())
-            });
+            let queue = queue.or_else(|| earlier.cloned());
             parts.push(Part {
                 shard,
                 state,

@@ -215,9 +215,10 @@ impl super::Routed {
         Ok(false)
     }
 
-    /// The queue's attributes, as its first reachable part has them.
+    /// The queue's attributes, as its first reachable part has them
+    /// (read with its route, so at most the router's TTL old).
     pub async fn attributes(&self) -> Result<crate::QueueAttributes> {
-        let route = self.router.route(&self.name, true).await?;
+        let route = self.route().await?;
         route
             .live()
             .find_map(|p| p.queue.as_ref().map(|q| q.attributes().clone()))
