@@ -334,7 +334,7 @@ async fn serve(router: Router, bind: &str, admin_token: Option<String>) -> anyho
         })
         .await?;
     shutdown.cancel();
-    maintenance.await??;
+    maintenance.await?;
     Ok(())
 }
 

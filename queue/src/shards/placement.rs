@@ -1,8 +1,9 @@
 //! Where a queue lives: placing, spreading and moving it over shards.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use super::{Router, State};
+use super::{Router, Shard, State};
 use crate::{Error, QueueKind, Result};
 
 impl Router {
@@ -19,7 +20,7 @@ impl Router {
     /// were on two parts at once could be delivered out of order.
     pub async fn place(&self, name: &str, targets: &[&str]) -> Result<()> {
         let route = self.route(name, true).await?;
-        let target_ids = self.shard_ids(targets).await?;
+        let targets = self.shards_named(targets).await?;
         let source = route
             .parts
             .iter()
@@ -34,9 +35,9 @@ impl Router {
                 .filter(|p| p.state != State::Retired)
                 .map(|p| p.shard.id)
                 .collect();
-            let targets: BTreeSet<i32> = target_ids.iter().map(|(id, _)| *id).collect();
-            if current != targets
-                && !current.is_disjoint(&targets)
+            let target_ids: BTreeSet<i32> = targets.iter().map(|s| s.id).collect();
+            if current != target_ids
+                && !current.is_disjoint(&target_ids)
                 && self.open(name).await?.holds_something().await?
             {
                 return Err(Error::InvalidArgument {
@@ -48,8 +49,8 @@ impl Router {
                 });
             }
         }
-        self.put_on(name, &attributes, &target_ids).await?;
-        self.write_placement(name, &target_ids, true).await?;
+        self.put_on(name, &attributes, &targets).await?;
+        self.write_placement(name, &targets, true).await?;
         self.forget_route(name);
         Ok(())
     }
@@ -74,9 +75,9 @@ impl Router {
             }
             Err(e) => return Err(e),
         }
-        let target_ids = self.shard_ids(targets).await?;
-        self.put_on(name, attributes, &target_ids).await?;
-        self.write_placement(name, &target_ids, true).await?;
+        let targets = self.shards_named(targets).await?;
+        self.put_on(name, attributes, &targets).await?;
+        self.write_placement(name, &targets, true).await?;
         self.forget_route(name);
         Ok(())
     }
@@ -88,29 +89,26 @@ impl Router {
         &self,
         name: &str,
         attributes: &crate::QueueAttributes,
-        targets: &[(i32, String)],
+        targets: &[Arc<Shard>],
     ) -> Result<()> {
         if let Some(dlq) = &attributes.dead_letter_queue {
             let dlq_attributes = self.open(dlq).await?.attributes().await?;
-            for (id, shard_name) in targets {
-                let shard = self.shard_by_id(*id, shard_name).await?;
+            for shard in targets {
                 shard.queues.ensure(dlq, &dlq_attributes).await?;
             }
-            if targets.iter().any(|(id, _)| *id != 0) {
+            if targets.iter().any(|s| s.id != 0) {
                 self.write_placement(dlq, targets, false).await?;
                 self.forget_route(dlq);
             }
         }
-        for (id, shard_name) in targets {
-            let shard = self.shard_by_id(*id, shard_name).await?;
+        for shard in targets {
             shard.queues.put(name, attributes).await?;
         }
         Ok(())
     }
 
-    /// Shard ids and names for `names`, each listed once, refusing unknown
-    /// ones.
-    async fn shard_ids(&self, names: &[&str]) -> Result<Vec<(i32, String)>> {
+    /// The shards named `names`, each once, refusing unknown names.
+    async fn shards_named(&self, names: &[&str]) -> Result<Vec<Arc<Shard>>> {
         let names: Vec<String> = names
             .iter()
             .map(|n| n.to_string())
@@ -124,7 +122,7 @@ impl Router {
             });
         }
         let found = sqlx::query!(
-            "select id, name from queue_shards where name = any($1) order by id",
+            "select id, name, url from queue_shards where name = any($1) order by id",
             &names
         )
         .fetch_all(self.inner.control.pool())
@@ -135,14 +133,10 @@ impl Router {
                 message: format!("no shard named `{missing}`; see `darkroom-queue shard list`"),
             });
         }
-        Ok(found.into_iter().map(|f| (f.id, f.name)).collect())
-    }
-
-    async fn shard_by_id(&self, id: i32, name: &str) -> Result<std::sync::Arc<super::Shard>> {
-        let url = sqlx::query_scalar!("select url from queue_shards where id = $1", id)
-            .fetch_one(self.inner.control.pool())
-            .await?;
-        self.shard(id, name, url.as_deref())
+        found
+            .into_iter()
+            .map(|f| self.shard(f.id, &f.name, f.url.as_deref()))
+            .collect()
     }
 
     /// Makes `targets` active parts of `name`. With `exclusive`, its other
@@ -153,10 +147,10 @@ impl Router {
     async fn write_placement(
         &self,
         name: &str,
-        targets: &[(i32, String)],
+        targets: &[Arc<Shard>],
         exclusive: bool,
     ) -> Result<()> {
-        let ids: Vec<i32> = targets.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<i32> = targets.iter().map(|s| s.id).collect();
         let mut tx = self.inner.control.pool().begin().await?;
         sqlx::query!(
             r#"

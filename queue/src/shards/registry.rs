@@ -76,12 +76,9 @@ impl Router {
     /// Creates queue `name`, or updates its attributes, on every part it
     /// has (in the control database when it has none).
     pub async fn put(&self, name: &str, attributes: &QueueAttributes) -> Result<()> {
-        let live: Vec<(i32, String)> = match self.route(name, true).await {
-            Ok(route) => route
-                .live()
-                .map(|p| (p.shard.id, p.shard.name.clone()))
-                .collect(),
-            Err(Error::QueueNotFound(_)) => vec![(0, "control".to_owned())],
+        let live: Vec<_> = match self.route(name, true).await {
+            Ok(route) => route.live().map(|p| p.shard.clone()).collect(),
+            Err(Error::QueueNotFound(_)) => vec![self.shard(0, "control", None)?],
             Err(e) => return Err(e),
         };
         self.put_on(name, attributes, &live).await?;

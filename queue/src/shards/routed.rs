@@ -111,10 +111,6 @@ impl Routed {
         let mut last = None;
         for i in 0..active.len() {
             let part = active[(start + i) % active.len()];
-            if !part.shard.usable() || part.queue.is_none() {
-                last = Some(Error::ShardUnavailable(part.shard.name.clone()));
-                continue;
-            }
             match send_to(part, messages).await {
                 Err(e @ Error::ShardUnavailable(_)) => last = Some(e),
                 other => return other,

@@ -10,11 +10,29 @@ use crate::{Error, Result};
 impl Router {
     /// Runs the queue's maintenance (see [`crate::Maintenance`]) on the
     /// control database and on every shard listed when this starts, and
-    /// retires drained parts, each `every` until `shutdown`.
-    pub async fn maintain(&self, every: Duration, shutdown: CancellationToken) -> Result<()> {
+    /// retires drained parts, each `every` until `shutdown`. Like
+    /// `Maintenance::run`, it never gives up: a control database that cannot
+    /// be read at start is asked again each `every`.
+    pub async fn maintain(&self, every: Duration, shutdown: CancellationToken) {
+        let shards = loop {
+            match self.shards().await {
+                Ok(shards) => break shards,
+                Err(e) => tracing::warn!(error = %e, "listing the shards failed; will retry"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = shutdown.cancelled() => return,
+            }
+        };
         let mut tasks = tokio::task::JoinSet::new();
-        for s in self.shards().await? {
-            let shard = self.shard(s.id, &s.name, s.url.as_deref())?;
+        for s in shards {
+            let shard = match self.shard(s.id, &s.name, s.url.as_deref()) {
+                Ok(shard) => shard,
+                Err(e) => {
+                    tracing::warn!(shard = %s.name, error = %e, "cannot maintain this shard");
+                    continue;
+                }
+            };
             let maintenance = crate::Maintenance::new(shard.queues.pool().clone());
             tasks.spawn(maintenance.run(every, shutdown.clone()));
         }
@@ -28,7 +46,6 @@ impl Router {
             }
         }
         tasks.join_all().await;
-        Ok(())
     }
 
     /// Retires draining parts that have been draining for the retire delay

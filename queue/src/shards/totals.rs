@@ -1,6 +1,6 @@
 //! Stats, rewind, redrive and purge of a queue, over every part.
 
-use super::{Part, Routed, State};
+use super::{Routed, State};
 use crate::{Error, Queue, Result, RewindTo, Stats};
 
 impl Routed {
@@ -31,7 +31,6 @@ impl Routed {
     /// shard; rewind to a time.
     pub async fn rewind(&self, to: RewindTo) -> Result<u64> {
         let route = self.router.route(&self.name, true).await?;
-        let with_queue: Vec<&Part> = route.parts.iter().filter(|p| p.queue.is_some()).collect();
         if matches!(to, RewindTo::Id(_)) && route.parts.len() > 1 {
             return Err(Error::InvalidArgument {
                 field: "to",
@@ -40,8 +39,8 @@ impl Routed {
             });
         }
         let mut total = 0;
-        for part in with_queue {
-            let queue = part.queue.as_ref().expect("filtered");
+        for part in &route.parts {
+            let Some(queue) = &part.queue else { continue };
             let n = part.shard.watch(queue.rewind(to).await)?;
             if n > 0 && part.state == State::Retired {
                 self.router.revive(&self.name, part.shard.id).await?;
