@@ -22,6 +22,7 @@
 //! - `notify`: long-poll wake-ups across processes (LISTEN/NOTIFY).
 //! - `shards`: one queue over several Postgres clusters ([`Router`]).
 //! - `http`: the queue HTTP API ([`http_router`], [`AdminToken`]).
+//! - `sqs`: an Amazon SQS endpoint over the queues ([`sqs_router`]).
 //! - `connect`: a pool to `DATABASE_URL`, migrated ([`connect`]).
 //! - `error`: the typed [`Error`].
 //!
@@ -43,6 +44,7 @@ mod receive;
 mod rewind;
 mod send;
 mod shards;
+mod sqs;
 mod stats;
 
 pub use admin::{Put, Queues};
@@ -55,6 +57,7 @@ pub use maintenance::Maintenance;
 pub use receive::{DeadLetterReason, Message, Receipt};
 pub use rewind::RewindTo;
 pub use send::NewMessage;
+pub use sqs::{AccessKeys, SqsArgs, SqsConfig, router as sqs_router};
 pub use shards::{MessageRef, RETIRE_AFTER, ROUTE_TTL, Routed, Router, ShardInfo};
 pub use stats::Stats;
 

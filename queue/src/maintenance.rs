@@ -1,6 +1,6 @@
 //! Upkeep: body partitions ahead of the id sequence, retention of live
 //! messages (dropped, or moved to the dead letter queue when there is one), dropping expired bodies a partition at a time, sweeping spent
-//! counters, and vacuuming the tables that churn.
+//! counters and SQS deduplication ids, and vacuuming the tables that churn.
 //!
 //! Any number of processes may run [`Maintenance::run`]; the work is
 //! idempotent and the partition functions serialise themselves with an
@@ -117,6 +117,17 @@ impl Maintenance {
         Ok(swept + folded as u64)
     }
 
+    /// Forgets FIFO deduplication ids whose five minutes are over (the SQS
+    /// endpoint's, see `sqs::fifo`). Returns how many.
+    pub async fn sweep_deduplication(&self) -> Result<u64> {
+        Ok(
+            sqlx::query!("delete from queue_sqs_dedup where expires_at < now()")
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
     /// Vacuums the two tables that churn, `queue_messages` and
     /// `queue_counters`, once they have gathered dead rows (10% of their live
     /// ones, at least 1000). The queue does not rely on autovacuum, which a
@@ -155,6 +166,7 @@ impl Maintenance {
                 while self.dead_letter_expired(10_000).await? == 10_000 {}
                 self.drop_expired_bodies().await?;
                 self.sweep_counters().await?;
+                self.sweep_deduplication().await?;
                 self.vacuum().await?;
                 Ok::<_, crate::Error>(())
             }

@@ -58,6 +58,8 @@ pub struct Settings {
     pub rates: rate::RateSettings,
     /// Bearer token of the queue HTTP API; `None` disables it (403).
     pub admin_token: Option<queue::AdminToken>,
+    /// The SQS endpoint on the admin listener (no keys: it refuses all).
+    pub sqs: queue::SqsConfig,
 }
 
 impl Default for Settings {
@@ -72,6 +74,7 @@ impl Default for Settings {
             max_streams: 2000,
             rates: rate::RateSettings::default(),
             admin_token: None,
+            sqs: queue::SqsConfig::default(),
         }
     }
 }

@@ -35,6 +35,9 @@ struct Config {
     /// unset: the queue API answers 403.
     #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// The SQS endpoint on the admin listener.
+    #[command(flatten)]
+    sqs: queue::SqsArgs,
     /// Largest uploaded file, in bytes (default 50 MiB).
     #[arg(long, env = "DARKROOM_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
     max_upload_bytes: u64,
@@ -130,6 +133,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             client_ip_header: config.client_ip_header,
         },
         admin_token,
+        sqs: config.sqs.into(),
         ..Settings::default()
     };
     let state = AppState::new(pool, storage, settings).await?;
@@ -147,7 +151,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let signal = telemetry::shutdown_signal();
     let admin_addr = admin.local_addr()?;
     println!("Darkroom is up: http://{addr}/");
-    println!("Admin listener (queue API, metrics): http://{admin_addr}/");
+    println!("Admin listener (queue API, SQS endpoint, metrics): http://{admin_addr}/");
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

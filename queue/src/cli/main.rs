@@ -66,7 +66,7 @@ enum Command {
         #[command(subcommand)]
         command: shards::PlaceCommand,
     },
-    /// Serve the queue HTTP API and run maintenance.
+    /// Serve the queue HTTP API and the SQS endpoint, and run maintenance.
     Serve {
         /// Listen address (default 127.0.0.1:8081).
         #[arg(long, env = "DARKROOM_QUEUE_BIND", default_value = "127.0.0.1:8081")]
@@ -74,6 +74,9 @@ enum Command {
         /// Bearer token of the API; unset: every call answers 403.
         #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
+        /// The SQS endpoint, at `POST /`.
+        #[command(flatten)]
+        sqs: queue::SqsArgs,
     },
 }
 
@@ -215,7 +218,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Shard { command } => shards::shard(&router, command).await?,
         Command::Queue { command } => shards::place(&router, command).await?,
-        Command::Serve { bind, admin_token } => serve(router, &bind, admin_token).await?,
+        Command::Serve {
+            bind,
+            admin_token,
+            sqs,
+        } => serve(router, &bind, admin_token, sqs.into()).await?,
     }
     Ok(())
 }
@@ -310,7 +317,12 @@ async fn receive(router: &Router, args: ReceiveArgs) -> anyhow::Result<()> {
 }
 
 /// Serves the HTTP API and runs maintenance until SIGTERM or Ctrl-C.
-async fn serve(router: Router, bind: &str, admin_token: Option<String>) -> anyhow::Result<()> {
+async fn serve(
+    router: Router,
+    bind: &str,
+    admin_token: Option<String>,
+    sqs: queue::SqsConfig,
+) -> anyhow::Result<()> {
     let admin_token = admin_token
         .filter(|t| !t.is_empty())
         .map(|t| AdminToken::new(&t))
@@ -324,9 +336,11 @@ async fn serve(router: Router, bind: &str, admin_token: Option<String>) -> anyho
         async move { router.maintain(Duration::from_secs(10), shutdown).await }
     });
     let signal = shutdown_signal()?;
-    println!("queue API on http://{}/api/queues", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    println!("queue API on http://{addr}/api/queues, SQS endpoint on http://{addr}/");
     let stop = shutdown.clone();
-    axum::serve(listener, queue::http_router(router, admin_token))
+    let app = queue::http_router(router.clone(), admin_token).merge(queue::sqs_router(router, sqs));
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             signal.await;
             tracing::info!("shutting down");

@@ -129,6 +129,14 @@ impl Router {
         sqlx::query!("delete from queue_placements where queue = $1", name)
             .execute(self.inner.control.pool())
             .await?;
+        // What the SQS endpoint kept of it, so a queue made again with this
+        // name starts afresh.
+        sqlx::query!("delete from queue_sqs_queues where queue = $1", name)
+            .execute(self.inner.control.pool())
+            .await?;
+        sqlx::query!("delete from queue_sqs_dedup where queue = $1", name)
+            .execute(self.inner.control.pool())
+            .await?;
         self.forget_route(name);
         Ok(())
     }

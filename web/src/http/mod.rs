@@ -53,12 +53,14 @@ pub fn router(state: AppState) -> Router {
 /// `DARKROOM_ADMIN_TOKEN`), metrics and the whole OpenAPI description.
 pub fn admin_router(state: AppState) -> Router {
     let queue_api = queue::http_router(state.router.clone(), state.settings.admin_token.clone());
+    let sqs = queue::sqs_router(state.router.clone(), state.settings.sqs.clone());
     let admin = Router::new()
         .merge(health::router())
         .merge(health::metrics_router())
         .merge(openapi::admin_router())
         .with_state(state)
         .merge(queue_api)
+        .merge(sqs)
         .fallback(|| async { error::AppError::NotFound });
     hardened(admin)
 }

@@ -1,0 +1,316 @@
+//! SQS errors: a code SDKs turn into typed exceptions, who is at fault, and
+//! the HTTP status, answered in the request's protocol (see `protocol`).
+
+use axum::http::StatusCode;
+
+/// An error as SQS reports it.
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub(crate) struct SqsError {
+    pub(crate) status: StatusCode,
+    /// The query protocol's code (`AWS.SimpleQueueService.NonExistentQueue`);
+    /// JSON clients read it from `x-amzn-query-error`.
+    pub(crate) code: &'static str,
+    /// The JSON protocol's `__type` shape name (`QueueDoesNotExist`).
+    pub(crate) shape: &'static str,
+    /// `Sender` (the request is wrong) or `Receiver` (we failed).
+    pub(crate) fault: Fault,
+    pub(crate) message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Sender,
+    Receiver,
+}
+
+impl Fault {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Fault::Sender => "Sender",
+            Fault::Receiver => "Receiver",
+        }
+    }
+}
+
+pub(crate) type SqsResult<T> = Result<T, SqsError>;
+
+fn sender(
+    status: StatusCode,
+    code: &'static str,
+    shape: &'static str,
+    message: impl Into<String>,
+) -> SqsError {
+    SqsError {
+        status,
+        code,
+        shape,
+        fault: Fault::Sender,
+        message: message.into(),
+    }
+}
+
+impl SqsError {
+    pub(crate) fn invalid_parameter(message: impl Into<String>) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValue",
+            "InvalidParameterValue",
+            message,
+        )
+    }
+
+    pub(crate) fn missing_parameter(name: &str) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "MissingParameter",
+            "MissingParameter",
+            format!("The request must contain the parameter {name}."),
+        )
+    }
+
+    pub(crate) fn invalid_action(action: &str) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            "InvalidAction",
+            format!("The action {action} is not valid for this endpoint."),
+        )
+    }
+
+    pub(crate) fn malformed(message: impl Into<String>) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "MalformedQueryString",
+            "MalformedQueryString",
+            message,
+        )
+    }
+
+    pub(crate) fn no_queue() -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+            "The specified queue does not exist.",
+        )
+    }
+
+    pub(crate) fn queue_exists(name: &str) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "QueueAlreadyExists",
+            "QueueNameExists",
+            format!("A queue named {name} already exists with different attributes."),
+        )
+    }
+
+    pub(crate) fn invalid_attribute_name(name: &str) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "InvalidAttributeName",
+            "InvalidAttributeName",
+            format!("Unknown Attribute {name}."),
+        )
+    }
+
+    pub(crate) fn invalid_attribute_value(name: &str, why: impl std::fmt::Display) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "InvalidAttributeValue",
+            "InvalidAttributeValue",
+            format!("Invalid value for the parameter {name}: {why}"),
+        )
+    }
+
+    pub(crate) fn invalid_message_contents(message: impl Into<String>) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "InvalidMessageContents",
+            "InvalidMessageContents",
+            message,
+        )
+    }
+
+    pub(crate) fn receipt_invalid(receipt: &str) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "ReceiptHandleIsInvalid",
+            "ReceiptHandleIsInvalid",
+            format!(
+                "The input receipt handle \"{}\" is not a valid receipt handle.",
+                receipt.chars().take(100).collect::<String>()
+            ),
+        )
+    }
+
+    pub(crate) fn not_inflight() -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.MessageNotInflight",
+            "MessageNotInflight",
+            "The message referred to is not in flight: its lock expired or it was received again.",
+        )
+    }
+
+    pub(crate) fn empty_batch() -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.EmptyBatchRequest",
+            "EmptyBatchRequest",
+            "The batch request doesn't contain any entries.",
+        )
+    }
+
+    pub(crate) fn too_many_entries(n: usize) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+            "TooManyEntriesInBatchRequest",
+            format!("Maximum number of entries per request are 10. You have sent {n}."),
+        )
+    }
+
+    pub(crate) fn ids_not_distinct(id: &str) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+            "BatchEntryIdsNotDistinct",
+            format!("Id {id} repeated."),
+        )
+    }
+
+    pub(crate) fn invalid_batch_id(id: &str) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.InvalidBatchEntryId",
+            "InvalidBatchEntryId",
+            format!(
+                "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long: `{}`.",
+                id.chars().take(100).collect::<String>()
+            ),
+        )
+    }
+
+    pub(crate) fn batch_too_long(size: usize, limit: usize) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.BatchRequestTooLong",
+            "BatchRequestTooLong",
+            format!("Batch requests cannot be longer than {limit} bytes. You have sent {size} bytes."),
+        )
+    }
+
+    pub(crate) fn unsupported(message: impl Into<String>) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.UnsupportedOperation",
+            "UnsupportedOperation",
+            message,
+        )
+    }
+
+    pub(crate) fn resource_not_found(message: impl Into<String>) -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "ResourceNotFoundException",
+            "ResourceNotFoundException",
+            message,
+        )
+    }
+
+    // Authentication, as SQS words it.
+
+    pub(crate) fn missing_authentication() -> Self {
+        sender(
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationToken",
+            "MissingAuthenticationToken",
+            "Requests must be signed with AWS Signature Version 4 and an access key listed in DARKROOM_SQS_ACCESS_KEYS.",
+        )
+    }
+
+    pub(crate) fn incomplete_signature(message: impl Into<String>) -> Self {
+        sender(
+            StatusCode::FORBIDDEN,
+            "IncompleteSignature",
+            "IncompleteSignature",
+            message,
+        )
+    }
+
+    pub(crate) fn unknown_key() -> Self {
+        sender(
+            StatusCode::FORBIDDEN,
+            "InvalidClientTokenId",
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        )
+    }
+
+    pub(crate) fn signature_mismatch() -> Self {
+        sender(
+            StatusCode::FORBIDDEN,
+            "SignatureDoesNotMatch",
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+        )
+    }
+
+    pub(crate) fn request_expired() -> Self {
+        sender(
+            StatusCode::FORBIDDEN,
+            "RequestExpired",
+            "RequestExpired",
+            "Request has expired: its X-Amz-Date is more than 15 minutes from the server's time.",
+        )
+    }
+
+    pub(crate) fn unavailable() -> Self {
+        SqsError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "ServiceUnavailable",
+            shape: "ServiceUnavailable",
+            fault: Fault::Receiver,
+            message: "A shard this request needs is unreachable; retry later.".into(),
+        }
+    }
+
+    pub(crate) fn internal() -> Self {
+        SqsError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "InternalFailure",
+            shape: "InternalFailure",
+            fault: Fault::Receiver,
+            message: "The request processing has failed because of an unknown error.".into(),
+        }
+    }
+}
+
+impl From<crate::Error> for SqsError {
+    fn from(e: crate::Error) -> Self {
+        use crate::Error;
+        match e {
+            Error::QueueNotFound(_) => SqsError::no_queue(),
+            Error::InvalidAttribute { field, message } => {
+                SqsError::invalid_attribute_value(field, message)
+            }
+            Error::InvalidArgument { field, message } => {
+                SqsError::invalid_parameter(format!("{field}: {message}"))
+            }
+            Error::MessageTooLarge { size, limit } => SqsError::invalid_parameter(format!(
+                "One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes (it is {size})."
+            )),
+            Error::MalformedReceipt(r) => SqsError::receipt_invalid(&r),
+            Error::StaleReceipt => SqsError::not_inflight(),
+            e if e.is_unreachable() => {
+                tracing::warn!(error = %e, "SQS request failed: a shard is unreachable");
+                SqsError::unavailable()
+            }
+            e => {
+                tracing::error!(error = ?e, "SQS request failed");
+                SqsError::internal()
+            }
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! Message actions: send (FIFO deduplication included), receive, delete and
+//! change visibility, alone and in batches of up to ten.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::error::{SqsError, SqsResult};
+use super::message::{self, Envelope};
+use super::settings::Extra;
+use super::{Ctx, Input, batch_failure, fifo};
+use crate::{Error, MessageRef, NewMessage, QueueKind, Receipt, Routed};
+
+type Output = SqsResult<Map<String, Value>>;
+
+/// A message ready to send, with the digests its answer carries.
+struct Outgoing {
+    message: NewMessage,
+    md5_body: String,
+    md5_attributes: Option<String>,
+    md5_system: Option<String>,
+    /// The deduplication key of a FIFO message (scoped to its group when
+    /// the queue says so).
+    dedup: Option<String>,
+    size: usize,
+}
+
+/// What a send made of a message: its id and, on a FIFO queue, its
+/// sequence number.
+#[derive(Clone)]
+struct Sent {
+    id: String,
+    sequence_number: Option<String>,
+}
+
+/// An open queue and what sends to it need to know.
+struct Target {
+    name: String,
+    queue: Routed,
+    fifo: bool,
+    extra: std::sync::Arc<Extra>,
+}
+
+async fn target(ctx: &Ctx<'_>, input: &Input) -> SqsResult<Target> {
+    let name = input.queue()?.to_owned();
+    let queue = ctx.sqs.router.open(&name).await?;
+    let fifo = queue.attributes().await?.kind == QueueKind::Ordered;
+    let extra = ctx.sqs.extra.get(ctx.control(), &name).await?;
+    Ok(Target {
+        name,
+        queue,
+        fifo,
+        extra,
+    })
+}
+
+fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
+    let body = entry.required("MessageBody")?;
+    message::check_body(body)?;
+    let attributes = message::parse_attributes(entry.get("MessageAttributes"), false)?;
+    let system = message::parse_attributes(entry.get("MessageSystemAttributes"), true)?;
+    let size = body.len() + message::attributes_size(&attributes);
+    let limit = target.extra.max_message_size() as usize;
+    if size > limit {
+        return Err(SqsError::invalid_parameter(format!(
+            "One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes."
+        )));
+    }
+    let delay = entry.int_in("DelaySeconds", 0, 900)?;
+    let group = entry.str("MessageGroupId");
+    let dedup_id = entry.str("MessageDeduplicationId");
+    for (name, value) in [("MessageGroupId", group), ("MessageDeduplicationId", dedup_id)] {
+        if let Some(v) = value
+            && (v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {v} for parameter {name} is invalid. Reason: 1 to 128 printable ASCII characters."
+            )));
+        }
+    }
+    let mut envelope = Envelope {
+        attributes,
+        system,
+        ..Default::default()
+    };
+    let mut dedup = None;
+    if target.fifo {
+        if delay.is_some_and(|d| d > 0) {
+            return Err(SqsError::invalid_parameter(
+                "Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.",
+            ));
+        }
+        let group = group.ok_or_else(|| SqsError::missing_parameter("MessageGroupId"))?;
+        let id = match dedup_id {
+            Some(id) => id.to_owned(),
+            None if target.extra.content_based_dedup() => fifo::content_id(body),
+            None => {
+                return Err(SqsError::invalid_parameter(
+                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                ));
+            }
+        };
+        let by_group = target
+            .extra
+            .attributes
+            .get("DeduplicationScope")
+            .and_then(Value::as_str)
+            == Some("messageGroup");
+        dedup = Some(fifo::scoped(&id, by_group.then_some(group)));
+        envelope.group = Some(group.to_owned());
+        envelope.dedup_id = Some(id);
+    } else if dedup_id.is_some() {
+        return Err(SqsError::invalid_parameter(
+            "The request include parameter MessageDeduplicationId that is not valid for this queue type (standard).",
+        ));
+    }
+    let md5_attributes =
+        (!envelope.attributes.is_empty()).then(|| message::md5_of_attributes(&envelope.attributes));
+    let md5_system =
+        (!envelope.system.is_empty()).then(|| message::md5_of_attributes(&envelope.system));
+    Ok(Outgoing {
+        message: NewMessage {
+            body: envelope.wrap(body),
+            delay: delay.map(|d| Duration::from_secs(d as u64)),
+            group: envelope.group.clone(),
+        },
+        md5_body: message::md5_hex(body.as_bytes()),
+        md5_attributes,
+        md5_system,
+        dedup,
+        size,
+    })
+}
+
+fn sent(r: MessageRef, fifo: bool) -> Sent {
+    Sent {
+        id: r.to_string(),
+        sequence_number: fifo.then(|| format!("{:020}", r.id)),
+    }
+}
+
+/// Sends `batch` (in order) and says what became of each message.
+async fn send_all(
+    ctx: &Ctx<'_>,
+    target: &Target,
+    batch: &[Outgoing],
+) -> SqsResult<Vec<SqsResult<Sent>>> {
+    if !target.fifo {
+        let messages: Vec<NewMessage> = batch.iter().map(|o| o.message.clone()).collect();
+        return Ok(match target.queue.send_batch(&messages).await {
+            Ok(refs) => refs.into_iter().map(|r| Ok(sent(r, false))).collect(),
+            Err(Error::PartlySent { sent: refs, cause }) => {
+                tracing::warn!(error = %cause, "SQS batch sent in part");
+                refs.into_iter()
+                    .map(|r| r.map(|r| sent(r, false)).ok_or_else(SqsError::unavailable))
+                    .collect()
+            }
+            Err(e) => return Err(e.into()),
+        });
+    }
+    // FIFO: each deduplication key is claimed once; a key repeated within
+    // the batch, or seen within the window, answers with the first send's
+    // message.
+    let keys: Vec<String> = batch.iter().filter_map(|o| o.dedup.clone()).collect();
+    let mut unique: Vec<String> = Vec::new();
+    for k in &keys {
+        if !unique.contains(k) {
+            unique.push(k.clone());
+        }
+    }
+    let pool = ctx.control();
+    let claims = fifo::claim(pool, &target.name, &unique).await?;
+    let mut known: HashMap<String, Sent> = HashMap::new();
+    let mut won = Vec::new();
+    for (key, claim) in unique.iter().zip(claims) {
+        match claim {
+            Some((id, seq)) => {
+                known.insert(
+                    key.clone(),
+                    Sent {
+                        id,
+                        sequence_number: Some(seq),
+                    },
+                );
+            }
+            None => won.push(key.clone()),
+        }
+    }
+    let to_send: Vec<&Outgoing> = won
+        .iter()
+        .filter_map(|k| batch.iter().find(|o| o.dedup.as_ref() == Some(k)))
+        .collect();
+    if !to_send.is_empty() {
+        let messages: Vec<NewMessage> = to_send.iter().map(|o| o.message.clone()).collect();
+        let refs = match target.queue.send_batch(&messages).await {
+            Ok(refs) => refs.into_iter().map(Some).collect(),
+            Err(Error::PartlySent { sent, .. }) => sent,
+            Err(e) => {
+                fifo::release(pool, &target.name, &won).await?;
+                return Err(e.into());
+            }
+        };
+        let (mut ids, mut messages, mut seqs, mut failed) = (vec![], vec![], vec![], vec![]);
+        for (key, r) in won.iter().zip(refs) {
+            match r {
+                Some(r) => {
+                    let s = sent(r, true);
+                    ids.push(key.clone());
+                    messages.push(s.id.clone());
+                    seqs.push(s.sequence_number.clone().unwrap_or_default());
+                    known.insert(key.clone(), s);
+                }
+                None => failed.push(key.clone()),
+            }
+        }
+        fifo::record(pool, &target.name, &ids, &messages, &seqs).await?;
+        fifo::release(pool, &target.name, &failed).await?;
+    }
+    Ok(batch
+        .iter()
+        .map(|o| {
+            o.dedup
+                .as_ref()
+                .and_then(|k| known.get(k).cloned())
+                .ok_or_else(SqsError::unavailable)
+        })
+        .collect())
+}
+
+fn sent_fields(o: &Outgoing, s: &Sent) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("MessageId".into(), json!(s.id));
+    out.insert("MD5OfMessageBody".into(), json!(o.md5_body));
+    if let Some(md5) = &o.md5_attributes {
+        out.insert("MD5OfMessageAttributes".into(), json!(md5));
+    }
+    if let Some(md5) = &o.md5_system {
+        out.insert("MD5OfMessageSystemAttributes".into(), json!(md5));
+    }
+    if let Some(seq) = &s.sequence_number {
+        out.insert("SequenceNumber".into(), json!(seq));
+    }
+    out
+}
+
+pub(super) async fn send(ctx: &Ctx<'_>, input: Input) -> Output {
+    let target = target(ctx, &input).await?;
+    let outgoing = prepare(&input, &target)?;
+    let mut results = send_all(ctx, &target, std::slice::from_ref(&outgoing)).await?;
+    let s = results.pop().expect("one result per message")?;
+    Ok(sent_fields(&outgoing, &s))
+}
+
+pub(super) async fn send_batch(ctx: &Ctx<'_>, input: Input) -> Output {
+    let target = target(ctx, &input).await?;
+    let entries = input.entries()?;
+    let mut failed = Vec::new();
+    let mut ready = Vec::new();
+    for entry in &entries {
+        let id = entry.required("Id")?.to_owned();
+        match prepare(entry, &target) {
+            Ok(o) => ready.push((id, o)),
+            Err(e) => failed.push(batch_failure(&id, &e)),
+        }
+    }
+    let total: usize = ready.iter().map(|(_, o)| o.size).sum();
+    let limit = super::settings::MAX_MESSAGE_SIZE as usize;
+    if total > limit {
+        return Err(SqsError::batch_too_long(total, limit));
+    }
+    let mut successful = Vec::new();
+    if !ready.is_empty() {
+        let batch: Vec<Outgoing> = ready.iter().map(|(_, o)| clone_outgoing(o)).collect();
+        let results = send_all(ctx, &target, &batch).await?;
+        for ((id, o), result) in ready.iter().zip(results) {
+            match result {
+                Ok(s) => {
+                    let mut fields = sent_fields(o, &s);
+                    fields.insert("Id".into(), json!(id));
+                    successful.push(Value::Object(fields));
+                }
+                Err(e) => failed.push(batch_failure(id, &e)),
+            }
+        }
+    }
+    Ok(batch_output(successful, failed))
+}
+
+fn clone_outgoing(o: &Outgoing) -> Outgoing {
+    Outgoing {
+        message: o.message.clone(),
+        md5_body: o.md5_body.clone(),
+        md5_attributes: o.md5_attributes.clone(),
+        md5_system: o.md5_system.clone(),
+        dedup: o.dedup.clone(),
+        size: o.size,
+    }
+}
+
+fn batch_output(successful: Vec<Value>, failed: Vec<Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("Successful".into(), Value::Array(successful));
+    out.insert("Failed".into(), Value::Array(failed));
+    out
+}
+
+/// A lock of `secs` seconds; SQS's 0 (visible again at once) is the
+/// shortest lock the queue takes.
+fn lock_of(secs: i64) -> Duration {
+    if secs == 0 {
+        Duration::from_millis(1)
+    } else {
+        Duration::from_secs(secs as u64)
+    }
+}
+
+pub(super) async fn receive(ctx: &Ctx<'_>, input: Input) -> Output {
+    let target = target(ctx, &input).await?;
+    let attributes = target.queue.attributes().await?;
+    let max = input.int_in("MaxNumberOfMessages", 1, 10)?.unwrap_or(1) as usize;
+    let lock = match input.int_in("VisibilityTimeout", 0, 12 * 3600)? {
+        Some(secs) => lock_of(secs),
+        None if target.extra.visibility_zero() => lock_of(0),
+        None => attributes.visibility_timeout,
+    };
+    let wait = match input.int_in("WaitTimeSeconds", 0, 20)? {
+        Some(secs) => Duration::from_secs(secs as u64),
+        None => attributes.polling_wait,
+    };
+    let received = if wait.is_zero() {
+        target.queue.receive(max, lock).await?
+    } else {
+        target.queue.receive_wait(max, lock, wait).await?
+    };
+    let mut system_names = input.strings("AttributeNames");
+    system_names.extend(input.strings("MessageSystemAttributeNames"));
+    let attribute_names = input.strings("MessageAttributeNames");
+    let messages: Vec<Value> = received
+        .iter()
+        .map(|m| {
+            let (envelope, body) = Envelope::unwrap(&m.body);
+            let id = MessageRef {
+                shard: m.receipt.shard(),
+                id: m.id,
+            };
+            let mut out = json!({
+                "MessageId": id.to_string(),
+                "ReceiptHandle": m.receipt.to_string(),
+                "MD5OfBody": message::md5_hex(body.as_bytes()),
+                "Body": body,
+            });
+            let system = system_attributes(ctx, m, &envelope, target.fifo, &system_names);
+            if !system.is_empty() {
+                out["Attributes"] = Value::Object(system);
+            }
+            let chosen = message::select_attributes(&envelope.attributes, &attribute_names);
+            if !chosen.is_empty() {
+                out["MD5OfMessageAttributes"] = json!(message::md5_of_attributes(&chosen));
+                out["MessageAttributes"] = message::attributes_json(&chosen);
+            }
+            out
+        })
+        .collect();
+    let mut out = Map::new();
+    if !messages.is_empty() {
+        out.insert("Messages".into(), Value::Array(messages));
+    }
+    Ok(out)
+}
+
+/// The system attributes a receive asked for (`All` or names).
+fn system_attributes(
+    ctx: &Ctx<'_>,
+    m: &crate::Message,
+    envelope: &Envelope,
+    fifo: bool,
+    names: &[String],
+) -> Map<String, Value> {
+    if names.is_empty() {
+        return Map::new();
+    }
+    let mut all: BTreeMap<&str, String> = BTreeMap::new();
+    all.insert("ApproximateReceiveCount", m.receive_count.to_string());
+    all.insert("SentTimestamp", m.enqueued_at.timestamp_millis().to_string());
+    all.insert(
+        "ApproximateFirstReceiveTimestamp",
+        m.first_received_at.timestamp_millis().to_string(),
+    );
+    all.insert("SenderId", ctx.sqs.config.account_id.clone());
+    if fifo {
+        all.insert("SequenceNumber", format!("{:020}", m.id));
+        if let Some(g) = &envelope.group {
+            all.insert("MessageGroupId", g.clone());
+        }
+        if let Some(d) = &envelope.dedup_id {
+            all.insert("MessageDeduplicationId", d.clone());
+        }
+    }
+    if let Some(trace) = envelope
+        .system
+        .get("AWSTraceHeader")
+        .and_then(|a| a.string.clone())
+    {
+        all.insert("AWSTraceHeader", trace);
+    }
+    all.into_iter()
+        .filter(|(k, _)| names.iter().any(|n| n == "All" || n == k))
+        .map(|(k, v)| (k.to_owned(), Value::String(v)))
+        .collect()
+}
+
+fn receipt(input: &Input) -> SqsResult<Receipt> {
+    let handle = input.required("ReceiptHandle")?;
+    handle
+        .parse()
+        .map_err(|_| SqsError::receipt_invalid(handle))
+}
+
+pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
+    let receipt = receipt(&input)?;
+    let queue = ctx.sqs.router.open(input.queue()?).await?;
+    // As SQS: deleting with an outdated receipt succeeds and deletes
+    // nothing; the message stays with whoever received it last.
+    match queue.delete(&receipt).await {
+        Ok(()) | Err(Error::StaleReceipt) => Ok(Map::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn delete_batch(ctx: &Ctx<'_>, input: Input) -> Output {
+    let queue = ctx.sqs.router.open(input.queue()?).await?;
+    let entries = input.entries()?;
+    let (mut ids, mut receipts, mut failed) = (vec![], vec![], vec![]);
+    for entry in &entries {
+        let id = entry.required("Id")?;
+        match receipt(entry) {
+            Ok(r) => {
+                ids.push(json!({ "Id": id }));
+                receipts.push(r);
+            }
+            Err(e) => failed.push(batch_failure(id, &e)),
+        }
+    }
+    if !receipts.is_empty() {
+        queue.delete_batch(&receipts).await?;
+    }
+    Ok(batch_output(ids, failed))
+}
+
+async fn change_one(queue: &Routed, entry: &Input) -> SqsResult<()> {
+    let receipt = receipt(entry)?;
+    let secs = entry
+        .int_in("VisibilityTimeout", 0, 12 * 3600)?
+        .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
+    queue
+        .change_visibility(&receipt, Duration::from_secs(secs as u64))
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn change_visibility(ctx: &Ctx<'_>, input: Input) -> Output {
+    let queue = ctx.sqs.router.open(input.queue()?).await?;
+    change_one(&queue, &input).await?;
+    Ok(Map::new())
+}
+
+pub(super) async fn change_visibility_batch(ctx: &Ctx<'_>, input: Input) -> Output {
+    let queue = ctx.sqs.router.open(input.queue()?).await?;
+    let entries = input.entries()?;
+    let (mut successful, mut failed) = (vec![], vec![]);
+    for entry in &entries {
+        let id = entry.required("Id")?;
+        match change_one(&queue, entry).await {
+            Ok(()) => successful.push(json!({ "Id": id })),
+            Err(e) if e.fault == super::error::Fault::Sender => {
+                failed.push(batch_failure(id, &e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(batch_output(successful, failed))
+}

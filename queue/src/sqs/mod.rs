@@ -1,0 +1,350 @@
+//! An Amazon SQS endpoint over the queue: any AWS SDK pointed at it (its
+//! `endpoint_url`) sends, receives and administers Darkroom queues.
+//!
+//! Served at `POST /` (and `POST /{account}/{queue}`, where the query
+//! protocol may post) on `darkroom-web`'s admin listener and by
+//! `darkroom-queue serve`. Every request must carry an AWS Signature
+//! Version 4 made with a key of `DARKROOM_SQS_ACCESS_KEYS`; with none
+//! configured, every request is refused.
+//!
+//! SQS concepts map onto the queue's: a standard queue is a concurrent
+//! queue, a FIFO queue (`.fifo`) an ordered one with message groups, a
+//! receipt handle is a receipt, a redrive policy is a dead letter queue.
+//! What SQS keeps and the queue does not (message attributes, FIFO
+//! deduplication, attributes such as `MaximumMessageSize`, tags) is kept
+//! by this module: see `message` and `settings`.
+//!
+//! # Layout
+//! - `auth`: access keys and SigV4 verification.
+//! - `protocol`: AWS JSON 1.0 and the query protocol, in and out.
+//! - `error`: SQS error codes.
+//! - `queues`: queue actions (CreateQueue, attributes, tags, move tasks).
+//! - `messages`: message actions (send, receive, delete, visibility).
+//! - `message`: bodies, message attributes, their digests.
+//! - `settings`: SQS queue attributes and where each is kept.
+//! - `fifo`: the deduplication window.
+
+mod auth;
+mod error;
+mod fifo;
+mod message;
+mod messages;
+mod protocol;
+mod queues;
+mod settings;
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use axum::routing::post;
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+pub use auth::AccessKeys;
+
+use error::{SqsError, SqsResult};
+use protocol::Protocol;
+
+/// How the endpoint names itself in queue URLs and ARNs.
+#[derive(Clone, Debug)]
+pub struct SqsConfig {
+    /// Keys requests may be signed with; empty: every request is refused.
+    pub keys: AccessKeys,
+    /// The account id in queue URLs and ARNs.
+    pub account_id: String,
+    /// The region in ARNs.
+    pub region: String,
+}
+
+impl Default for SqsConfig {
+    fn default() -> Self {
+        Self {
+            keys: AccessKeys::default(),
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+        }
+    }
+}
+
+/// The endpoint's settings on a command line (`darkroom-web`,
+/// `darkroom-queue serve`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct SqsArgs {
+    /// Access keys of the SQS endpoint, as comma-separated
+    /// `ACCESS_KEY_ID:SECRET` pairs (secrets of 8 characters or more).
+    /// Unset: the endpoint refuses every request.
+    #[arg(long, env = "DARKROOM_SQS_ACCESS_KEYS", hide_env_values = true, value_parser = parse_keys)]
+    pub sqs_access_keys: Option<AccessKeys>,
+    /// Account id in the endpoint's queue URLs and ARNs (default
+    /// 000000000000).
+    #[arg(long, env = "DARKROOM_SQS_ACCOUNT_ID", default_value = "000000000000")]
+    pub sqs_account_id: String,
+    /// Region in the endpoint's ARNs (default us-east-1).
+    #[arg(long, env = "DARKROOM_SQS_REGION", default_value = "us-east-1")]
+    pub sqs_region: String,
+}
+
+fn parse_keys(s: &str) -> Result<AccessKeys, String> {
+    s.parse()
+}
+
+impl From<SqsArgs> for SqsConfig {
+    fn from(args: SqsArgs) -> Self {
+        Self {
+            keys: args.sqs_access_keys.unwrap_or_default(),
+            account_id: args.sqs_account_id,
+            region: args.sqs_region,
+        }
+    }
+}
+
+/// Largest request body: a batch of ten messages at SQS's largest size,
+/// base64 and form encoding included.
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+struct Sqs {
+    router: crate::Router,
+    config: SqsConfig,
+    extra: settings::ExtraCache,
+    moves: Mutex<Vec<queues::MoveTask>>,
+}
+
+/// The SQS endpoint's routes over the queues `router` routes to.
+pub fn router(router: crate::Router, config: SqsConfig) -> Router {
+    let sqs = Arc::new(Sqs {
+        router,
+        config,
+        extra: settings::ExtraCache::default(),
+        moves: Mutex::default(),
+    });
+    Router::new()
+        .route("/", post(handle))
+        .route("/{account}/{queue}", post(handle))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(sqs)
+}
+
+/// Who asked, and where: what actions need besides their input.
+struct Ctx<'a> {
+    sqs: &'a Sqs,
+    /// `http(s)://host` as the client reached us, for queue URLs.
+    base_url: String,
+}
+
+impl Ctx<'_> {
+    fn queue_url(&self, name: &str) -> String {
+        format!("{}/{}/{}", self.base_url, self.sqs.config.account_id, name)
+    }
+
+    fn arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:sqs:{}:{}:{}",
+            self.sqs.config.region, self.sqs.config.account_id, name
+        )
+    }
+
+    fn control(&self) -> &sqlx::PgPool {
+        self.sqs.router.control().pool()
+    }
+}
+
+async fn handle(
+    State(sqs): State<Arc<Sqs>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
+    let protocol = if target.is_some() {
+        Protocol::Json
+    } else {
+        Protocol::Query
+    };
+    let mut action = String::new();
+    let result = async {
+        if sqs.config.keys.is_empty() {
+            return Err(SqsError::missing_authentication());
+        }
+        auth::verify(&sqs.config.keys, &method, &uri, &headers, &body, Utc::now())?;
+        let (name, mut input) = match target {
+            Some(target) => protocol::parse_json(target, &body)?,
+            None => protocol::parse_query(uri.query(), &body)?,
+        };
+        action = name;
+        // The query protocol may post to the queue's URL instead of naming it.
+        if !input.contains_key("QueueUrl")
+            && let Some(queue) = uri.path().rsplit('/').next().filter(|q| !q.is_empty())
+        {
+            input.insert("QueueUrl".into(), Value::String(queue.to_owned()));
+        }
+        let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+            Some("https") => "https",
+            _ => "http",
+        };
+        let host = headers
+            .get("host")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("localhost");
+        let ctx = Ctx {
+            sqs: &sqs,
+            base_url: format!("{scheme}://{host}"),
+        };
+        dispatch(&ctx, &action, Input(input)).await
+    }
+    .await;
+    match result {
+        Ok(output) => protocol::success(protocol, &action, output, &request_id),
+        Err(e) => {
+            tracing::debug!(action, code = e.code, message = %e.message, "SQS request refused");
+            protocol::failure(protocol, &e, &request_id)
+        }
+    }
+}
+
+async fn dispatch(ctx: &Ctx<'_>, action: &str, input: Input) -> SqsResult<Map<String, Value>> {
+    match action {
+        "CreateQueue" => queues::create(ctx, input).await,
+        "GetQueueUrl" => queues::get_url(ctx, input).await,
+        "ListQueues" => queues::list(ctx, input).await,
+        "DeleteQueue" => queues::delete(ctx, input).await,
+        "PurgeQueue" => queues::purge(ctx, input).await,
+        "GetQueueAttributes" => queues::get_attributes(ctx, input).await,
+        "SetQueueAttributes" => queues::set_attributes(ctx, input).await,
+        "ListDeadLetterSourceQueues" => queues::dead_letter_sources(ctx, input).await,
+        "TagQueue" => queues::tag(ctx, input).await,
+        "UntagQueue" => queues::untag(ctx, input).await,
+        "ListQueueTags" => queues::list_tags(ctx, input).await,
+        "StartMessageMoveTask" => queues::start_move(ctx, input).await,
+        "ListMessageMoveTasks" => queues::list_moves(ctx, input).await,
+        "CancelMessageMoveTask" => queues::cancel_move(ctx, input).await,
+        "SendMessage" => messages::send(ctx, input).await,
+        "SendMessageBatch" => messages::send_batch(ctx, input).await,
+        "ReceiveMessage" => messages::receive(ctx, input).await,
+        "DeleteMessage" => messages::delete(ctx, input).await,
+        "DeleteMessageBatch" => messages::delete_batch(ctx, input).await,
+        "ChangeMessageVisibility" => messages::change_visibility(ctx, input).await,
+        "ChangeMessageVisibilityBatch" => messages::change_visibility_batch(ctx, input).await,
+        "AddPermission" | "RemovePermission" => Err(SqsError::unsupported(
+            "Permissions are not kept: access is by the keys in DARKROOM_SQS_ACCESS_KEYS.",
+        )),
+        other => Err(SqsError::invalid_action(other)),
+    }
+}
+
+/// An action's input in the JSON protocol's shape; the query protocol's
+/// values are all strings, so numbers and booleans are read from either.
+struct Input(Map<String, Value>);
+
+impl Input {
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    fn str(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
+    }
+
+    fn required(&self, name: &str) -> SqsResult<&str> {
+        self.str(name)
+            .ok_or_else(|| SqsError::missing_parameter(name))
+    }
+
+    fn int(&self, name: &str) -> SqsResult<Option<i64>> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(()),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| ()),
+            Some(_) => Err(()),
+        }
+        .map_err(|()| SqsError::invalid_parameter(format!("{name} must be a whole number.")))
+    }
+
+    /// An integer parameter within `min..=max`.
+    fn int_in(&self, name: &str, min: i64, max: i64) -> SqsResult<Option<i64>> {
+        match self.int(name)? {
+            Some(n) if !(min..=max).contains(&n) => Err(SqsError::invalid_parameter(format!(
+                "Value {n} for parameter {name} is invalid. Reason: must be between {min} and {max}."
+            ))),
+            n => Ok(n),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Vec<String> {
+        match self.0.get(name) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn map(&self, name: &str) -> Map<String, Value> {
+        match self.0.get(name) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+
+    /// The queue a request names by URL (or by bare name).
+    fn queue(&self) -> SqsResult<&str> {
+        let url = self.required("QueueUrl")?;
+        let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+        if name.is_empty() {
+            return Err(SqsError::no_queue());
+        }
+        Ok(name)
+    }
+
+    /// The entries of a batch: 1 to 10, each with a distinct, valid Id.
+    fn entries(&self) -> SqsResult<Vec<Input>> {
+        let items = match self.0.get("Entries") {
+            Some(Value::Array(items)) => items,
+            _ => return Err(SqsError::empty_batch()),
+        };
+        if items.is_empty() {
+            return Err(SqsError::empty_batch());
+        }
+        if items.len() > 10 {
+            return Err(SqsError::too_many_entries(items.len()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let Value::Object(map) = item else {
+                return Err(SqsError::invalid_parameter("Batch entries must be objects."));
+            };
+            let entry = Input(map.clone());
+            let id = entry.required("Id")?;
+            let valid = !id.is_empty()
+                && id.len() <= 80
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                return Err(SqsError::invalid_batch_id(id));
+            }
+            if !seen.insert(id.to_owned()) {
+                return Err(SqsError::ids_not_distinct(id));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+/// A failed batch entry, as SQS reports it.
+fn batch_failure(id: &str, e: &SqsError) -> Value {
+    serde_json::json!({
+        "Id": id,
+        "SenderFault": e.fault == error::Fault::Sender,
+        "Code": e.code,
+        "Message": e.message,
+    })
+}

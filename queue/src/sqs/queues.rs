@@ -1,0 +1,405 @@
+//! Queue actions: create, find, list, delete, purge, attributes, tags, dead
+//! letter sources and message move tasks (redrive).
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::error::{SqsError, SqsResult};
+use super::settings::{self, READABLE};
+use super::{Ctx, Input};
+use crate::{Error, QueueAttributes, QueueKind};
+
+type Output = SqsResult<Map<String, Value>>;
+
+fn output(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn check_name(name: &str) -> SqsResult<bool> {
+    let fifo = name.ends_with(".fifo");
+    let stem = name.strip_suffix(".fifo").unwrap_or(name);
+    let valid = !stem.is_empty()
+        && name.len() <= 80
+        && stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(SqsError::invalid_parameter(
+            "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length (a FIFO queue's name ends in .fifo).",
+        ));
+    }
+    Ok(fifo)
+}
+
+pub(super) async fn create(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.required("QueueName")?;
+    let fifo = check_name(name)?;
+    let mut requested = input.map("Attributes");
+    let fifo_asked = requested
+        .get("FifoQueue")
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if fifo_asked != fifo {
+        return Err(SqsError::invalid_parameter(
+            "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix: set FifoQueue=true exactly when the name ends in .fifo.",
+        ));
+    }
+    let router = &ctx.sqs.router;
+    match router.open(name).await {
+        Ok(queue) => {
+            // SQS answers with the existing queue when every attribute asked
+            // for already has the value asked.
+            let current = describe(ctx, name, &queue).await?;
+            requested.remove("FifoQueue");
+            let differs = requested.iter().any(|(k, v)| {
+                let v = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+                current.get(k).and_then(Value::as_str) != Some(v.as_str())
+                    && !(k == "RedrivePolicy" && same_policy(current.get(k), &v))
+            });
+            if differs || (queue.attributes().await?.kind == QueueKind::Ordered) != fifo {
+                return Err(SqsError::queue_exists(name));
+            }
+        }
+        Err(Error::QueueNotFound(_)) => {
+            let change = settings::apply(QueueAttributes::default(), &requested, fifo, true)?;
+            check_dead_letter_queue(ctx, &change.native, fifo).await?;
+            router.put(name, &change.native).await?;
+            settings::store(ctx.control(), name, &change.extra).await?;
+            let tags = match input.get("tags").or(input.get("Tags")) {
+                Some(Value::Object(t)) => t.clone(),
+                _ => Map::new(),
+            };
+            if !tags.is_empty() {
+                settings::retag(ctx.control(), name, &tags, &[]).await?;
+            }
+            ctx.sqs.extra.forget(name);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(output(json!({ "QueueUrl": ctx.queue_url(name) })))
+}
+
+fn same_policy(current: Option<&Value>, asked: &str) -> bool {
+    let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
+    let norm = |v: Option<Value>| {
+        v.map(|v| {
+            (
+                v.get("deadLetterTargetArn").cloned(),
+                v.get("maxReceiveCount")
+                    .map(|m| m.as_str().map(str::to_owned).unwrap_or(m.to_string())),
+            )
+        })
+    };
+    norm(current.and_then(Value::as_str).and_then(parse)) == norm(parse(asked))
+}
+
+/// A redrive policy must name an existing queue of the same type.
+async fn check_dead_letter_queue(
+    ctx: &Ctx<'_>,
+    native: &QueueAttributes,
+    fifo: bool,
+) -> SqsResult<()> {
+    let Some(dlq) = &native.dead_letter_queue else {
+        return Ok(());
+    };
+    let invalid = |why: &str| {
+        SqsError::invalid_parameter(format!(
+            "Value for parameter RedrivePolicy is invalid. Reason: {why}"
+        ))
+    };
+    match ctx.sqs.router.open(dlq).await {
+        Ok(q) => {
+            if (q.attributes().await?.kind == QueueKind::Ordered) != fifo {
+                return Err(invalid(
+                    "Dead-letter target must be the same type of queue (FIFO or standard) as the source.",
+                ));
+            }
+            Ok(())
+        }
+        Err(Error::QueueNotFound(_)) => Err(invalid("Dead letter target does not exist.")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn get_url(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.required("QueueName")?;
+    ctx.sqs.router.open(name).await?;
+    Ok(output(json!({ "QueueUrl": ctx.queue_url(name) })))
+}
+
+/// Pages of names after `NextToken` (the last name of the previous page).
+fn page(names: Vec<String>, input: &Input, ctx: &Ctx<'_>, key: &str) -> Output {
+    let max = input.int_in("MaxResults", 1, 1000)?;
+    let after = input.str("NextToken").unwrap_or_default().to_owned();
+    let mut names: Vec<String> = names.into_iter().filter(|n| *n > after).collect();
+    let mut out = Map::new();
+    let limit = max.unwrap_or(1000) as usize;
+    if names.len() > limit {
+        names.truncate(limit);
+        if max.is_some() {
+            out.insert("NextToken".into(), json!(names.last()));
+        }
+    }
+    if !names.is_empty() || key == "queueUrls" {
+        let urls: Vec<String> = names.iter().map(|n| ctx.queue_url(n)).collect();
+        out.insert(key.into(), json!(urls));
+    }
+    Ok(out)
+}
+
+pub(super) async fn list(ctx: &Ctx<'_>, input: Input) -> Output {
+    let prefix = input.str("QueueNamePrefix").unwrap_or_default();
+    let names = ctx
+        .sqs
+        .router
+        .list()
+        .await?
+        .into_iter()
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    page(names, &input, ctx, "QueueUrls")
+}
+
+pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.queue()?;
+    ctx.sqs.router.delete(name).await?;
+    ctx.sqs.extra.forget(name);
+    Ok(Map::new())
+}
+
+pub(super) async fn purge(ctx: &Ctx<'_>, input: Input) -> Output {
+    let queue = ctx.sqs.router.open(input.queue()?).await?;
+    queue.purge().await?;
+    Ok(Map::new())
+}
+
+async fn describe(ctx: &Ctx<'_>, name: &str, queue: &crate::Routed) -> Output {
+    let native = queue.attributes().await?;
+    let extra = ctx.sqs.extra.get(ctx.control(), name).await?;
+    let stats = queue.stats().await?;
+    Ok(settings::describe(
+        &native,
+        &extra,
+        &stats,
+        &ctx.arn(name),
+        |dlq| ctx.arn(dlq),
+    ))
+}
+
+pub(super) async fn get_attributes(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.queue()?;
+    let queue = ctx.sqs.router.open(name).await?;
+    let asked = input.strings("AttributeNames");
+    for a in &asked {
+        if a != "All" && !READABLE.contains(&a.as_str()) {
+            return Err(SqsError::invalid_attribute_name(a));
+        }
+    }
+    if asked.is_empty() {
+        return Ok(Map::new());
+    }
+    let all = describe(ctx, name, &queue).await?;
+    let attributes: Map<String, Value> = all
+        .into_iter()
+        .filter(|(k, _)| asked.iter().any(|a| a == "All" || a == k))
+        .collect();
+    Ok(output(json!({ "Attributes": attributes })))
+}
+
+pub(super) async fn set_attributes(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.queue()?;
+    let queue = ctx.sqs.router.open(name).await?;
+    let current = queue.attributes().await?;
+    let fifo = current.kind == QueueKind::Ordered;
+    let mut asked = input.map("Attributes");
+    asked.retain(|k, _| k != "FifoQueue" || !fifo);
+    let change = settings::apply(current, &asked, fifo, false)?;
+    check_dead_letter_queue(ctx, &change.native, fifo).await?;
+    ctx.sqs.router.put(name, &change.native).await?;
+    settings::store(ctx.control(), name, &change.extra).await?;
+    ctx.sqs.extra.forget(name);
+    Ok(Map::new())
+}
+
+pub(super) async fn dead_letter_sources(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.queue()?;
+    ctx.sqs.router.open(name).await?;
+    let sources = sources_of(ctx, name).await?;
+    page(sources, &input, ctx, "queueUrls")
+}
+
+/// The queues whose dead letter queue is `dlq`.
+async fn sources_of(ctx: &Ctx<'_>, dlq: &str) -> SqsResult<Vec<String>> {
+    let mut sources = Vec::new();
+    for name in ctx.sqs.router.list().await? {
+        let Ok(queue) = ctx.sqs.router.open(&name).await else {
+            continue;
+        };
+        if queue.attributes().await?.dead_letter_queue.as_deref() == Some(dlq) {
+            sources.push(name);
+        }
+    }
+    Ok(sources)
+}
+
+pub(super) async fn tag(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.queue()?;
+    ctx.sqs.router.open(name).await?;
+    let tags = input.map("Tags");
+    if tags.len() > 50 {
+        return Err(SqsError::invalid_parameter("A queue has at most 50 tags."));
+    }
+    settings::retag(ctx.control(), name, &tags, &[]).await?;
+    ctx.sqs.extra.forget(name);
+    Ok(Map::new())
+}
+
+pub(super) async fn untag(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.queue()?;
+    ctx.sqs.router.open(name).await?;
+    let keys = input.strings("TagKeys");
+    settings::retag(ctx.control(), name, &Map::new(), &keys).await?;
+    ctx.sqs.extra.forget(name);
+    Ok(Map::new())
+}
+
+pub(super) async fn list_tags(ctx: &Ctx<'_>, input: Input) -> Output {
+    let name = input.queue()?;
+    ctx.sqs.router.open(name).await?;
+    let extra = ctx.sqs.extra.get(ctx.control(), name).await?;
+    if extra.tags.is_empty() {
+        return Ok(Map::new());
+    }
+    Ok(output(json!({ "Tags": extra.tags })))
+}
+
+/// A finished message move: redrive runs to its end within the request.
+#[derive(Clone, Debug)]
+pub(super) struct MoveTask {
+    handle: String,
+    source_arn: String,
+    destination_arn: Option<String>,
+    moved: u64,
+    started: i64,
+}
+
+pub(super) async fn start_move(ctx: &Ctx<'_>, input: Input) -> Output {
+    let source_arn = input.required("SourceArn")?.to_owned();
+    let dlq = settings::name_of_arn(&source_arn)?.to_owned();
+    let destination_arn = input.str("DestinationArn").map(str::to_owned);
+    let router = &ctx.sqs.router;
+    let dead_letters = match router.open(&dlq).await {
+        Ok(q) => q,
+        Err(Error::QueueNotFound(_)) => {
+            return Err(SqsError::resource_not_found(
+                "The resource that you specified for the SourceArn parameter doesn't exist.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let sources = sources_of(ctx, &dlq).await?;
+    if sources.is_empty() {
+        return Err(SqsError::invalid_parameter(
+            "Source queue must be configured as a Dead Letter Queue.",
+        ));
+    }
+    let started = Utc::now().timestamp_millis();
+    let moved = match &destination_arn {
+        // Back where each message came from: the queue's own redrive.
+        None => {
+            let mut moved = 0;
+            for source in &sources {
+                moved += router.open(source).await?.redrive().await?;
+            }
+            moved
+        }
+        Some(arn) => {
+            let destination = router.open(settings::name_of_arn(arn)?).await?;
+            move_all(&dead_letters, &destination).await?
+        }
+    };
+    let handle = uuid::Uuid::new_v4().to_string();
+    let task = MoveTask {
+        handle: handle.clone(),
+        source_arn,
+        destination_arn,
+        moved,
+        started,
+    };
+    let mut moves = ctx.sqs.moves.lock().expect("moves lock");
+    moves.push(task);
+    // Only the latest tasks are listed, as SQS lists at most ten per source.
+    let excess = moves.len().saturating_sub(1000);
+    moves.drain(..excess);
+    Ok(output(json!({ "TaskHandle": handle })))
+}
+
+/// Moves every message of `from` to `to`: receive, send, delete, so a
+/// crash in between repeats a message and never loses one.
+async fn move_all(from: &crate::Routed, to: &crate::Routed) -> SqsResult<u64> {
+    let mut moved = 0;
+    loop {
+        let batch = from
+            .receive(crate::MAX_BATCH, std::time::Duration::from_secs(60))
+            .await?;
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        let messages: Vec<_> = batch
+            .iter()
+            .map(|m| crate::NewMessage::new(m.body.clone()))
+            .collect();
+        to.send_batch(&messages).await?;
+        let receipts: Vec<_> = batch.iter().map(|m| m.receipt).collect();
+        from.delete_batch(&receipts).await?;
+        moved += batch.len() as u64;
+    }
+}
+
+pub(super) async fn list_moves(ctx: &Ctx<'_>, input: Input) -> Output {
+    let source_arn = input.required("SourceArn")?;
+    let max = input.int_in("MaxResults", 1, 10)?.unwrap_or(1) as usize;
+    let moves = ctx.sqs.moves.lock().expect("moves lock");
+    let results: Vec<Value> = moves
+        .iter()
+        .rev()
+        .filter(|t| t.source_arn == source_arn)
+        .take(max)
+        .map(|t| {
+            let mut v = json!({
+                "TaskHandle": t.handle,
+                "Status": "COMPLETED",
+                "SourceArn": t.source_arn,
+                "ApproximateNumberOfMessagesMoved": t.moved,
+                "ApproximateNumberOfMessagesToMove": t.moved,
+                "StartedTimestamp": t.started,
+            });
+            if let Some(d) = &t.destination_arn {
+                v["DestinationArn"] = json!(d);
+            }
+            v
+        })
+        .collect();
+    Ok(output(json!({ "Results": results })))
+}
+
+pub(super) async fn cancel_move(ctx: &Ctx<'_>, input: Input) -> Output {
+    let handle = input.required("TaskHandle")?;
+    let known = ctx
+        .sqs
+        .moves
+        .lock()
+        .expect("moves lock")
+        .iter()
+        .any(|t| t.handle == handle);
+    if known {
+        Err(SqsError::unsupported(
+            "The task has already completed: moves run to their end when started.",
+        ))
+    } else {
+        Err(SqsError::resource_not_found("No such message move task."))
+    }
+}
