@@ -252,6 +252,20 @@ CREATE TABLE public.queue_shards (
     CONSTRAINT queue_shards_check CHECK (((id = 0) = (url IS NULL)))
 );
 
+CREATE TABLE public.queue_sqs_dedup (
+    queue text NOT NULL,
+    dedup_id text NOT NULL,
+    message text,
+    sequence_number text,
+    expires_at timestamp with time zone NOT NULL
+);
+
+CREATE TABLE public.queue_sqs_queues (
+    queue text NOT NULL,
+    attributes jsonb DEFAULT '{}'::jsonb NOT NULL,
+    tags jsonb DEFAULT '{}'::jsonb NOT NULL
+);
+
 ALTER TABLE ONLY public.images
     ADD CONSTRAINT images_pkey PRIMARY KEY (id);
 
@@ -288,6 +302,12 @@ ALTER TABLE ONLY public.queue_shards
 ALTER TABLE ONLY public.queue_shards
     ADD CONSTRAINT queue_shards_url_key UNIQUE (url);
 
+ALTER TABLE ONLY public.queue_sqs_dedup
+    ADD CONSTRAINT queue_sqs_dedup_pkey PRIMARY KEY (queue, dedup_id);
+
+ALTER TABLE ONLY public.queue_sqs_queues
+    ADD CONSTRAINT queue_sqs_queues_pkey PRIMARY KEY (queue);
+
 CREATE INDEX images_job_id ON public.images USING btree (job_id, created_at);
 
 CREATE INDEX jobs_expires_at ON public.jobs USING btree (expires_at);
@@ -299,6 +319,8 @@ CREATE INDEX queue_messages_groups ON public.queue_messages USING btree (queue_i
 CREATE INDEX queue_messages_origin ON public.queue_messages USING btree (origin) WHERE (origin IS NOT NULL);
 
 CREATE INDEX queue_messages_queue ON public.queue_messages USING btree (queue_id, pos);
+
+CREATE INDEX queue_sqs_dedup_expires ON public.queue_sqs_dedup USING btree (expires_at);
 
 CREATE RULE queue_counter_changes_add AS
     ON INSERT TO public.queue_counter_changes DO INSTEAD  INSERT INTO public.queue_counters AS c (queue_id, bucket, slot, live, leased, delayed, dead_lettered)

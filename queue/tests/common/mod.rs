@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod routing;
+pub mod sqs;
 
 use std::time::Duration;
 
