@@ -174,3 +174,23 @@ ensure_browser() {
         (cd web/tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
     fi
 }
+
+# ensure_sqs_clients: two Python environments under target/py/ for the SQS
+# endpoint's boto3 suite (queue/tests/sqs_boto3/): a current boto3 (AWS JSON
+# 1.0) and the last one that speaks the query protocol. Kept between runs;
+# remade when a requirements file changes.
+ensure_sqs_clients() {
+    command -v python3 >/dev/null || apt_install python3 python3-venv
+    local protocol dir want
+    for protocol in json query; do
+        dir="target/py/sqs-$protocol"
+        want="queue/tests/sqs_boto3/requirements-$protocol.txt"
+        if ! cmp -s "$want" "$dir/requirements.txt" 2>/dev/null; then
+            say "installing boto3 for the SQS suite ($protocol protocol)"
+            rm -rf "$dir"
+            python3 -m venv "$dir" || { apt_install python3-venv && python3 -m venv "$dir"; }
+            "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$want"
+            cp "$want" "$dir/requirements.txt"
+        fi
+    done
+}

@@ -165,10 +165,9 @@ pub(crate) fn success(
                 .create_element(format!("{action}Response"))
                 .with_attribute(("xmlns", XML_NAMESPACE))
                 .write_inner_content(|w| {
-                    if !output.is_empty() {
-                        w.create_element(format!("{action}Result"))
-                            .write_inner_content(|w| write_fields(w, action, &output))?;
-                    }
+                    // Present even when empty: botocore looks for it.
+                    w.create_element(format!("{action}Result"))
+                        .write_inner_content(|w| write_fields(w, action, &output))?;
                     write_metadata(w, request_id)
                 })
                 .map(|_| ());
