@@ -57,8 +57,8 @@ pub use maintenance::Maintenance;
 pub use receive::{DeadLetterReason, Message, Receipt};
 pub use rewind::RewindTo;
 pub use send::NewMessage;
-pub use sqs::{AccessKeys, SqsArgs, SqsConfig, router as sqs_router};
 pub use shards::{MessageRef, RETIRE_AFTER, ROUTE_TTL, Routed, Router, ShardInfo};
+pub use sqs::{AccessKeys, SqsArgs, SqsConfig, router as sqs_router};
 pub use stats::Stats;
 
 use std::sync::Arc;

@@ -596,7 +596,7 @@ async fn redrive_policy_dead_letters_and_a_move_task_brings_messages_back(pool: 
         .send()
         .await
         .unwrap();
-    assert_eq!(sources.queue_urls(), [q.clone()]);
+    assert_eq!(sources.queue_urls(), std::slice::from_ref(&q));
     let dead = sqs
         .get_queue_attributes()
         .queue_url(&dlq)
@@ -623,7 +623,10 @@ async fn redrive_policy_dead_letters_and_a_move_task_brings_messages_back(pool: 
         .await
         .unwrap();
     assert_eq!(listed.results()[0].status(), Some("COMPLETED"));
-    assert_eq!(listed.results()[0].approximate_number_of_messages_moved(), 1);
+    assert_eq!(
+        listed.results()[0].approximate_number_of_messages_moved(),
+        1
+    );
     let back = sqs.receive_message().queue_url(&q).send().await.unwrap();
     assert_eq!(back.messages()[0].body(), Some("poison"));
 }
@@ -709,7 +712,7 @@ async fn queue_attributes_and_tags_round_trip(pool: PgPool) {
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.queue_urls(), [q.clone()]);
+    assert_eq!(listed.queue_urls(), std::slice::from_ref(&q));
     sqs.delete_queue().queue_url(&q).send().await.unwrap();
     let listed = sqs.list_queues().send().await.unwrap();
     assert!(listed.queue_urls().is_empty());

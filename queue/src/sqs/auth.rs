@@ -259,7 +259,9 @@ fn canonical_request(
 }
 
 fn reencode(s: &str) -> String {
-    let decoded = percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let decoded = percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned();
     utf8_percent_encode(&decoded, UNRESERVED).to_string()
 }
 

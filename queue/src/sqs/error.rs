@@ -197,7 +197,9 @@ impl SqsError {
             StatusCode::BAD_REQUEST,
             "AWS.SimpleQueueService.BatchRequestTooLong",
             "BatchRequestTooLong",
-            format!("Batch requests cannot be longer than {limit} bytes. You have sent {size} bytes."),
+            format!(
+                "Batch requests cannot be longer than {limit} bytes. You have sent {size} bytes."
+            ),
         )
     }
 

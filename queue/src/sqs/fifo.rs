@@ -79,7 +79,10 @@ pub(crate) async fn claim(
             continue;
         }
         let found = earlier.iter().find(|r| &r.dedup_id == id).and_then(|r| {
-            Some((r.message.clone()?, r.sequence_number.clone().unwrap_or_default()))
+            Some((
+                r.message.clone()?,
+                r.sequence_number.clone().unwrap_or_default(),
+            ))
         });
         // Still unrecorded after a second: the first send failed after its
         // claim; this one goes ahead rather than be lost.

@@ -79,9 +79,7 @@ pub(crate) fn check_body(body: &str) -> SqsResult<()> {
     if body.is_empty() {
         return Err(SqsError::missing_parameter("MessageBody"));
     }
-    let allowed = |c: char| {
-        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-    };
+    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
     if let Some(c) = body.chars().find(|&c| !allowed(c)) {
         return Err(SqsError::invalid_message_contents(format!(
             "Invalid binary character '#x{:X}' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
@@ -101,7 +99,9 @@ pub(crate) fn parse_attributes(
         return Ok(BTreeMap::new());
     };
     let Value::Object(map) = value else {
-        return Err(SqsError::invalid_parameter("MessageAttributes must be a map."));
+        return Err(SqsError::invalid_parameter(
+            "MessageAttributes must be a map.",
+        ));
     };
     if map.len() > 10 {
         return Err(SqsError::invalid_parameter(format!(
@@ -123,18 +123,22 @@ pub(crate) fn parse_attributes(
                 "The message attribute '{name}' must contain non-empty message attribute type."
             ))
         })?;
-        let base = data_type.split_once('.').map_or(data_type.as_str(), |(b, _)| b);
+        let base = data_type
+            .split_once('.')
+            .map_or(data_type.as_str(), |(b, _)| b);
         if data_type.len() > 256 || !matches!(base, "String" | "Number" | "Binary") {
             return Err(SqsError::invalid_parameter(format!(
                 "The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
             )));
         }
         let attribute = if base == "Binary" {
-            let b = field("BinaryValue").filter(|b| !b.is_empty()).ok_or_else(|| {
-                SqsError::invalid_parameter(format!(
-                    "The message attribute '{name}' with type 'Binary' must use field 'Binary'."
-                ))
-            })?;
+            let b = field("BinaryValue")
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| {
+                    SqsError::invalid_parameter(format!(
+                        "The message attribute '{name}' with type 'Binary' must use field 'Binary'."
+                    ))
+                })?;
             BASE64.decode(&b).map_err(|_| {
                 SqsError::invalid_parameter(format!(
                     "The message attribute '{name}' has a BinaryValue that is not base64."
@@ -182,7 +186,8 @@ fn check_attribute_name(name: &str) -> SqsResult<()> {
         && !name.starts_with('.')
         && !name.ends_with('.')
         && !name.contains("..")
-        && ((!lower.starts_with("aws.") && !lower.starts_with("amazon.")) || name == "AWSTraceHeader");
+        && ((!lower.starts_with("aws.") && !lower.starts_with("amazon."))
+            || name == "AWSTraceHeader");
     if valid {
         Ok(())
     } else {
@@ -269,8 +274,9 @@ pub(crate) fn select_attributes(
             n == "All"
                 || n == ".*"
                 || n == name
-                || n.strip_suffix(".*")
-                    .is_some_and(|prefix| name.starts_with(prefix) && name[prefix.len()..].starts_with('.'))
+                || n.strip_suffix(".*").is_some_and(|prefix| {
+                    name.starts_with(prefix) && name[prefix.len()..].starts_with('.')
+                })
         })
     };
     attributes

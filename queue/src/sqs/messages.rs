@@ -70,7 +70,10 @@ fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
     let delay = entry.int_in("DelaySeconds", 0, 900)?;
     let group = entry.str("MessageGroupId");
     let dedup_id = entry.str("MessageDeduplicationId");
-    for (name, value) in [("MessageGroupId", group), ("MessageDeduplicationId", dedup_id)] {
+    for (name, value) in [
+        ("MessageGroupId", group),
+        ("MessageDeduplicationId", dedup_id),
+    ] {
         if let Some(v) = value
             && (v.is_empty() || v.len() > 128 || !v.chars().all(|c| c.is_ascii_graphic()))
         {
@@ -382,7 +385,10 @@ fn system_attributes(
     }
     let mut all: BTreeMap<&str, String> = BTreeMap::new();
     all.insert("ApproximateReceiveCount", m.receive_count.to_string());
-    all.insert("SentTimestamp", m.enqueued_at.timestamp_millis().to_string());
+    all.insert(
+        "SentTimestamp",
+        m.enqueued_at.timestamp_millis().to_string(),
+    );
     all.insert(
         "ApproximateFirstReceiveTimestamp",
         m.first_received_at.timestamp_millis().to_string(),

@@ -183,7 +183,10 @@ async fn handle(
         {
             input.insert("QueueUrl".into(), Value::String(queue.to_owned()));
         }
-        let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
+        let scheme = match headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+        {
             Some("https") => "https",
             _ => "http",
         };
@@ -318,7 +321,9 @@ impl Input {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let Value::Object(map) = item else {
-                return Err(SqsError::invalid_parameter("Batch entries must be objects."));
+                return Err(SqsError::invalid_parameter(
+                    "Batch entries must be objects.",
+                ));
             };
             let entry = Input(map.clone());
             let id = entry.required("Id")?;

@@ -33,8 +33,16 @@ pub(crate) fn parse_json(target: &str, body: &[u8]) -> SqsResult<(String, Map<St
     } else {
         match serde_json::from_slice(body) {
             Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(SqsError::malformed("The request body must be a JSON object.")),
-            Err(e) => return Err(SqsError::malformed(format!("The request body is not JSON: {e}"))),
+            Ok(_) => {
+                return Err(SqsError::malformed(
+                    "The request body must be a JSON object.",
+                ));
+            }
+            Err(e) => {
+                return Err(SqsError::malformed(format!(
+                    "The request body is not JSON: {e}"
+                )));
+            }
         }
     };
     Ok((action.to_owned(), input))
@@ -153,7 +161,10 @@ pub(crate) fn success(
     match protocol {
         Protocol::Json => (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(JSON_CONTENT_TYPE),
+                ),
                 request_id_header(request_id),
             ],
             Value::Object(output).to_string(),
@@ -188,7 +199,10 @@ pub(crate) fn failure(protocol: Protocol, error: &SqsError, request_id: &str) ->
             let mut response = (
                 error.status,
                 [
-                    (header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE)),
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(JSON_CONTENT_TYPE),
+                    ),
                     request_id_header(request_id),
                 ],
                 body.to_string(),
@@ -227,11 +241,7 @@ fn request_id_header(request_id: &str) -> (header::HeaderName, HeaderValue) {
     )
 }
 
-fn xml_response(
-    status: StatusCode,
-    body: std::io::Result<Vec<u8>>,
-    request_id: &str,
-) -> Response {
+fn xml_response(status: StatusCode, body: std::io::Result<Vec<u8>>, request_id: &str) -> Response {
     match body {
         Ok(body) => (
             status,
@@ -282,14 +292,15 @@ fn write_fields(w: &mut Writer<Vec<u8>>, action: &str, fields: &Map<String, Valu
             ("Tags", Value::Object(map)) => write_map(w, "Tag", "Key", map)?,
             ("MessageAttributes", Value::Object(map)) => {
                 for (key, v) in map {
-                    w.create_element("MessageAttribute").write_inner_content(|w| {
-                        text(w, "Name", key)?;
-                        w.create_element("Value").write_inner_content(|w| match v {
-                            Value::Object(inner) => write_fields(w, action, inner),
-                            other => text(w, "StringValue", &scalar(other)),
+                    w.create_element("MessageAttribute")
+                        .write_inner_content(|w| {
+                            text(w, "Name", key)?;
+                            w.create_element("Value").write_inner_content(|w| match v {
+                                Value::Object(inner) => write_fields(w, action, inner),
+                                other => text(w, "StringValue", &scalar(other)),
+                            })?;
+                            Ok(())
                         })?;
-                        Ok(())
-                    })?;
                 }
             }
             (list, Value::Array(items)) => {
@@ -381,7 +392,9 @@ mod tests {
             "Messages": [{"MessageId": "1", "Body": "<b>&", "Attributes": {"SentTimestamp": "5"},
                           "MessageAttributes": {"c": {"DataType": "String", "StringValue": "r"}}}]
         });
-        let Value::Object(output) = output else { unreachable!() };
+        let Value::Object(output) = output else {
+            unreachable!()
+        };
         let response = success(Protocol::Query, "ReceiveMessage", output, "rid");
         let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
             .unwrap();

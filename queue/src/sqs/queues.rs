@@ -55,7 +55,10 @@ pub(super) async fn create(ctx: &Ctx<'_>, input: Input) -> Output {
             let current = describe(ctx, name, &queue).await?;
             requested.remove("FifoQueue");
             let differs = requested.iter().any(|(k, v)| {
-                let v = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+                let v = v
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string());
                 current.get(k).and_then(Value::as_str) != Some(v.as_str())
                     && !(k == "RedrivePolicy" && same_policy(current.get(k), &v))
             });

@@ -113,7 +113,10 @@ fn boolean(name: &str, value: &str) -> SqsResult<bool> {
     match value {
         "true" | "True" => Ok(true),
         "false" | "False" => Ok(false),
-        _ => Err(SqsError::invalid_attribute_value(name, "must be true or false")),
+        _ => Err(SqsError::invalid_attribute_value(
+            name,
+            "must be true or false",
+        )),
     }
 }
 
@@ -149,8 +152,12 @@ pub(crate) fn apply(
                 native.delay = Duration::from_secs(seconds(name, &value, 0, MAX_DELAY)?);
             }
             "MessageRetentionPeriod" => {
-                native.retention =
-                    Some(Duration::from_secs(seconds(name, &value, 60, 14 * 24 * 3600)?));
+                native.retention = Some(Duration::from_secs(seconds(
+                    name,
+                    &value,
+                    60,
+                    14 * 24 * 3600,
+                )?));
             }
             "ReceiveMessageWaitTimeSeconds" => {
                 native.polling_wait = Duration::from_secs(seconds(name, &value, 0, MAX_WAIT)?);
@@ -202,13 +209,14 @@ pub(crate) fn apply(
                     ));
                 }
             }
-            "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit"
-                if !fifo =>
-            {
+            "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit" if !fifo => {
                 return Err(SqsError::invalid_attribute_name(name));
             }
             "ContentBasedDeduplication" | "SqsManagedSseEnabled" => {
-                extra.insert(name.clone(), Value::String(boolean(name, &value)?.to_string()));
+                extra.insert(
+                    name.clone(),
+                    Value::String(boolean(name, &value)?.to_string()),
+                );
             }
             "DeduplicationScope" if !matches!(value.as_str(), "messageGroup" | "queue") => {
                 return Err(SqsError::invalid_attribute_value(
@@ -259,8 +267,14 @@ pub(crate) fn describe(
     };
     put("QueueArn", arn.to_owned());
     put("ApproximateNumberOfMessages", stats.visible.to_string());
-    put("ApproximateNumberOfMessagesNotVisible", stats.in_flight.to_string());
-    put("ApproximateNumberOfMessagesDelayed", stats.delayed.to_string());
+    put(
+        "ApproximateNumberOfMessagesNotVisible",
+        stats.in_flight.to_string(),
+    );
+    put(
+        "ApproximateNumberOfMessagesDelayed",
+        stats.delayed.to_string(),
+    );
     put("DelaySeconds", native.delay.as_secs().to_string());
     put(
         "MessageRetentionPeriod",
@@ -282,7 +296,10 @@ pub(crate) fn describe(
     put("MaximumMessageSize", extra.max_message_size().to_string());
     put(
         "SqsManagedSseEnabled",
-        extra.get("SqsManagedSseEnabled").unwrap_or("false").to_owned(),
+        extra
+            .get("SqsManagedSseEnabled")
+            .unwrap_or("false")
+            .to_owned(),
     );
     for time in ["CreatedTimestamp", "LastModifiedTimestamp"] {
         put(time, extra.get(time).unwrap_or("0").to_owned());
@@ -302,14 +319,25 @@ pub(crate) fn describe(
         );
         put(
             "DeduplicationScope",
-            extra.get("DeduplicationScope").unwrap_or("queue").to_owned(),
+            extra
+                .get("DeduplicationScope")
+                .unwrap_or("queue")
+                .to_owned(),
         );
         put(
             "FifoThroughputLimit",
-            extra.get("FifoThroughputLimit").unwrap_or("perQueue").to_owned(),
+            extra
+                .get("FifoThroughputLimit")
+                .unwrap_or("perQueue")
+                .to_owned(),
         );
     }
-    for name in ["Policy", "RedriveAllowPolicy", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds"] {
+    for name in [
+        "Policy",
+        "RedriveAllowPolicy",
+        "KmsMasterKeyId",
+        "KmsDataKeyReusePeriodSeconds",
+    ] {
         if let Some(v) = extra.get(name) {
             put(name, v.to_owned());
         }
