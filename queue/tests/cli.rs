@@ -169,3 +169,61 @@ async fn shards_are_added_listed_and_queues_placed_from_the_command_line(pool: P
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no shard named `nowhere`"));
 }
+
+/// `darkroom-queue serve` answers SQS with the keys it was given, and a
+/// queue made and used over SQS is rewound by `darkroom-queue rewind`.
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn serve_speaks_sqs_and_rewind_reaches_sqs_queues(pool: PgPool) {
+    let keys = format!("{}:{}", common::sqs::KEY_ID, common::sqs::SECRET);
+    let mut child = darkroom_queue(&pool)
+        .env("DARKROOM_QUEUE_BIND", "127.0.0.1:0")
+        .env("DARKROOM_SQS_ACCESS_KEYS", keys)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .rsplit_once("SQS endpoint on ")
+        .map(|(_, u)| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("no SQS endpoint in {line}"));
+    let sqs = common::sqs::client(&url);
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    let q = sqs
+        .create_queue()
+        .queue_name("from-sqs")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&q)
+        .message_body("replay me")
+        .send()
+        .await
+        .unwrap();
+    let got = sqs.receive_message().queue_url(&q).send().await.unwrap();
+    sqs.delete_message()
+        .queue_url(&q)
+        .receipt_handle(got.messages()[0].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let out = cli(
+        &pool,
+        &["rewind", "from-sqs", "--to-time", &before.to_rfc3339()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let again = sqs.receive_message().queue_url(&q).send().await.unwrap();
+    assert_eq!(again.messages()[0].body(), Some("replay me"));
+    let wrong = common::sqs::client_with(&url, common::sqs::KEY_ID, "not-the-secret");
+    assert!(wrong.list_queues().send().await.is_err());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
