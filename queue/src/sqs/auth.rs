@@ -73,8 +73,14 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
-/// Checks the request's SigV4 signature; returns the access key id it was
-/// signed with.
+/// Who signed a request, and for which region.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Signer {
+    pub(crate) key_id: String,
+    pub(crate) region: String,
+}
+
+/// Checks the request's SigV4 signature; returns who signed it.
 pub(crate) fn verify(
     keys: &AccessKeys,
     method: &Method,
@@ -82,7 +88,7 @@ pub(crate) fn verify(
     headers: &HeaderMap,
     body: &[u8],
     now: DateTime<Utc>,
-) -> SqsResult<String> {
+) -> SqsResult<Signer> {
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -128,7 +134,10 @@ pub(crate) fn verify(
     }
     let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
     if expected.as_bytes().ct_eq(auth.signature.as_bytes()).into() {
-        Ok(auth.key_id)
+        Ok(Signer {
+            key_id: auth.key_id,
+            region: auth.region,
+        })
     } else {
         Err(SqsError::signature_mismatch())
     }
@@ -296,8 +305,9 @@ mod tests {
         );
         let uri: Uri = "/".parse().unwrap();
         let now = "2015-08-30T12:40:00Z".parse().unwrap();
-        let key = verify(&keys, &Method::GET, &uri, &headers, b"", now).unwrap();
-        assert_eq!(key, "AKIDEXAMPLE");
+        let signer = verify(&keys, &Method::GET, &uri, &headers, b"", now).unwrap();
+        assert_eq!(signer.key_id, "AKIDEXAMPLE");
+        assert_eq!(signer.region, "us-east-1");
 
         let err = verify(&keys, &Method::POST, &uri, &headers, b"", now).unwrap_err();
         assert_eq!(err.code, "SignatureDoesNotMatch");

@@ -16,21 +16,29 @@
 //!
 //! # Layout
 //! - `auth`: access keys and SigV4 verification.
-//! - `protocol`: AWS JSON 1.0 and the query protocol, in and out.
+//! - `protocol`: AWS JSON 1.0 and the query protocol, read into one shape.
+//! - `answer`: answers and errors in the request's protocol.
 //! - `error`: SQS error codes.
-//! - `queues`: queue actions (CreateQueue, attributes, tags, move tasks).
-//! - `messages`: message actions (send, receive, delete, visibility).
+//! - `queues`: queue actions (CreateQueue, attributes, tags, dead letter sources).
+//! - `moves`: message move tasks (redrive).
+//! - `send`: SendMessage(Batch), FIFO deduplication included.
+//! - `receive`: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
 //! - `message`: bodies, message attributes, their digests.
-//! - `settings`: SQS queue attributes and where each is kept.
+//! - `settings`: SQS queue attributes and their native counterparts.
+//! - `extra`: the SQS-only attributes and tags, and their cache.
 //! - `fifo`: the deduplication window.
 
+mod answer;
 mod auth;
 mod error;
+mod extra;
 mod fifo;
 mod message;
-mod messages;
+mod moves;
 mod protocol;
 mod queues;
+mod receive;
+mod send;
 mod settings;
 
 use std::sync::{Arc, Mutex};
@@ -56,7 +64,8 @@ pub struct SqsConfig {
     pub keys: AccessKeys,
     /// The account id in queue URLs and ARNs.
     pub account_id: String,
-    /// The region in ARNs.
+    /// The region in ARNs of requests whose signature names none (it
+    /// always does: each request's ARNs carry the region it was signed for).
     pub region: String,
 }
 
@@ -83,7 +92,8 @@ pub struct SqsArgs {
     /// 000000000000).
     #[arg(long, env = "DARKROOM_SQS_ACCOUNT_ID", default_value = "000000000000")]
     pub sqs_account_id: String,
-    /// Region in the endpoint's ARNs (default us-east-1).
+    /// Region in the endpoint's ARNs when a request's signature names none
+    /// (default us-east-1; SDKs always name one).
     #[arg(long, env = "DARKROOM_SQS_REGION", default_value = "us-east-1")]
     pub sqs_region: String,
 }
@@ -109,8 +119,8 @@ const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 struct Sqs {
     router: crate::Router,
     config: SqsConfig,
-    extra: settings::ExtraCache,
-    moves: Mutex<Vec<queues::MoveTask>>,
+    extra: extra::ExtraCache,
+    moves: Mutex<Vec<moves::MoveTask>>,
 }
 
 /// The SQS endpoint's routes over the queues `router` routes to.
@@ -118,7 +128,7 @@ pub fn router(router: crate::Router, config: SqsConfig) -> Router {
     let sqs = Arc::new(Sqs {
         router,
         config,
-        extra: settings::ExtraCache::default(),
+        extra: extra::ExtraCache::default(),
         moves: Mutex::default(),
     });
     Router::new()
@@ -133,6 +143,8 @@ struct Ctx<'a> {
     sqs: &'a Sqs,
     /// `http(s)://host` as the client reached us, for queue URLs.
     base_url: String,
+    /// The region the request was signed for, in ARNs.
+    region: String,
 }
 
 impl Ctx<'_> {
@@ -143,7 +155,7 @@ impl Ctx<'_> {
     fn arn(&self, name: &str) -> String {
         format!(
             "arn:aws:sqs:{}:{}:{}",
-            self.sqs.config.region, self.sqs.config.account_id, name
+            self.region, self.sqs.config.account_id, name
         )
     }
 
@@ -171,7 +183,7 @@ async fn handle(
         if sqs.config.keys.is_empty() {
             return Err(SqsError::missing_authentication());
         }
-        auth::verify(&sqs.config.keys, &method, &uri, &headers, &body, Utc::now())?;
+        let signer = auth::verify(&sqs.config.keys, &method, &uri, &headers, &body, Utc::now())?;
         let (name, mut input) = match target {
             Some(target) => protocol::parse_json(target, &body)?,
             None => protocol::parse_query(uri.query(), &body)?,
@@ -197,15 +209,20 @@ async fn handle(
         let ctx = Ctx {
             sqs: &sqs,
             base_url: format!("{scheme}://{host}"),
+            region: if signer.region.is_empty() {
+                sqs.config.region.clone()
+            } else {
+                signer.region
+            },
         };
         dispatch(&ctx, &action, Input(input)).await
     }
     .await;
     match result {
-        Ok(output) => protocol::success(protocol, &action, output, &request_id),
+        Ok(output) => answer::success(protocol, &action, output, &request_id),
         Err(e) => {
             tracing::debug!(action, code = e.code, message = %e.message, "SQS request refused");
-            protocol::failure(protocol, &e, &request_id)
+            answer::failure(protocol, &e, &request_id)
         }
     }
 }
@@ -223,16 +240,16 @@ async fn dispatch(ctx: &Ctx<'_>, action: &str, input: Input) -> SqsResult<Map<St
         "TagQueue" => queues::tag(ctx, input).await,
         "UntagQueue" => queues::untag(ctx, input).await,
         "ListQueueTags" => queues::list_tags(ctx, input).await,
-        "StartMessageMoveTask" => queues::start_move(ctx, input).await,
-        "ListMessageMoveTasks" => queues::list_moves(ctx, input).await,
-        "CancelMessageMoveTask" => queues::cancel_move(ctx, input).await,
-        "SendMessage" => messages::send(ctx, input).await,
-        "SendMessageBatch" => messages::send_batch(ctx, input).await,
-        "ReceiveMessage" => messages::receive(ctx, input).await,
-        "DeleteMessage" => messages::delete(ctx, input).await,
-        "DeleteMessageBatch" => messages::delete_batch(ctx, input).await,
-        "ChangeMessageVisibility" => messages::change_visibility(ctx, input).await,
-        "ChangeMessageVisibilityBatch" => messages::change_visibility_batch(ctx, input).await,
+        "StartMessageMoveTask" => moves::start(ctx, input).await,
+        "ListMessageMoveTasks" => moves::list(ctx, input).await,
+        "CancelMessageMoveTask" => moves::cancel(ctx, input).await,
+        "SendMessage" => send::send(ctx, input).await,
+        "SendMessageBatch" => send::send_batch(ctx, input).await,
+        "ReceiveMessage" => receive::receive(ctx, input).await,
+        "DeleteMessage" => receive::delete(ctx, input).await,
+        "DeleteMessageBatch" => receive::delete_batch(ctx, input).await,
+        "ChangeMessageVisibility" => receive::change_visibility(ctx, input).await,
+        "ChangeMessageVisibilityBatch" => receive::change_visibility_batch(ctx, input).await,
         "AddPermission" | "RemovePermission" => Err(SqsError::unsupported(
             "Permissions are not kept: access is by the keys in DARKROOM_SQS_ACCESS_KEYS.",
         )),
@@ -352,4 +369,12 @@ fn batch_failure(id: &str, e: &SqsError) -> Value {
         "Code": e.code,
         "Message": e.message,
     })
+}
+
+/// A batch's answer.
+fn batch_output(successful: Vec<Value>, failed: Vec<Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("Successful".into(), Value::Array(successful));
+    out.insert("Failed".into(), Value::Array(failed));
+    out
 }

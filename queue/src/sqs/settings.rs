@@ -1,14 +1,10 @@
 //! SQS queue attributes: those with a native counterpart map onto
-//! [`QueueAttributes`]; the rest live in `queue_sqs_queues`, read through a
-//! short cache as routes are.
+//! [`QueueAttributes`]; the rest are kept as SQS spells them (see `extra`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::{Map, Value};
-use tokio::time::Instant;
 
 use super::error::{SqsError, SqsResult};
 use crate::{QueueAttributes, QueueKind};
@@ -343,92 +339,4 @@ pub(crate) fn describe(
         }
     }
     out
-}
-
-/// The SQS-only attributes of queues, as the control database has them,
-/// kept for a second so sends do not read them each time.
-#[derive(Default)]
-pub(crate) struct ExtraCache {
-    entries: Mutex<HashMap<String, (Instant, Arc<Extra>)>>,
-}
-
-impl ExtraCache {
-    pub(crate) async fn get(&self, pool: &sqlx::PgPool, queue: &str) -> crate::Result<Arc<Extra>> {
-        if let Some((at, extra)) = self.entries.lock().expect("cache lock").get(queue)
-            && at.elapsed() < crate::ROUTE_TTL
-        {
-            return Ok(extra.clone());
-        }
-        let row = sqlx::query!(
-            "select attributes, tags from queue_sqs_queues where queue = $1",
-            queue
-        )
-        .fetch_optional(pool)
-        .await?;
-        let extra = Arc::new(match row {
-            Some(r) => Extra {
-                attributes: as_map(r.attributes),
-                tags: as_map(r.tags),
-            },
-            None => Extra::default(),
-        });
-        self.entries
-            .lock()
-            .expect("cache lock")
-            .insert(queue.to_owned(), (Instant::now(), extra.clone()));
-        Ok(extra)
-    }
-
-    pub(crate) fn forget(&self, queue: &str) {
-        self.entries.lock().expect("cache lock").remove(queue);
-    }
-}
-
-fn as_map(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-/// Merges `attributes` into queue `queue`'s stored ones.
-pub(crate) async fn store(
-    pool: &sqlx::PgPool,
-    queue: &str,
-    attributes: &Map<String, Value>,
-) -> crate::Result<()> {
-    sqlx::query!(
-        r#"
-        insert into queue_sqs_queues (queue, attributes) values ($1, $2)
-        on conflict (queue) do update
-            set attributes = queue_sqs_queues.attributes || excluded.attributes
-        "#,
-        queue,
-        Value::Object(attributes.clone()),
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Sets and removes tags of queue `queue`.
-pub(crate) async fn retag(
-    pool: &sqlx::PgPool,
-    queue: &str,
-    set: &Map<String, Value>,
-    remove: &[String],
-) -> crate::Result<()> {
-    sqlx::query!(
-        r#"
-        insert into queue_sqs_queues (queue, tags) values ($1, $2)
-        on conflict (queue) do update
-            set tags = (queue_sqs_queues.tags - $3::text[]) || excluded.tags
-        "#,
-        queue,
-        Value::Object(set.clone()),
-        remove,
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
 }

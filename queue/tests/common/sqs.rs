@@ -37,3 +37,15 @@ pub fn client_with(url: &str, key_id: &str, secret: &str) -> aws_sdk_sqs::Client
 pub fn client(url: &str) -> aws_sdk_sqs::Client {
     client_with(url, KEY_ID, SECRET)
 }
+
+/// Creates queue `name` with SQS's defaults; returns its URL.
+pub async fn create(client: &aws_sdk_sqs::Client, name: &str) -> String {
+    client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}

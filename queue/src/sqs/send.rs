@@ -1,7 +1,6 @@
-//! Message actions: send (FIFO deduplication included), receive, delete and
-//! change visibility, alone and in batches of up to ten.
+//! Sending: SendMessage and SendMessageBatch, FIFO deduplication included.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -9,12 +8,13 @@ use serde_json::{Map, Value, json};
 use super::error::{SqsError, SqsResult};
 use super::message::{self, Envelope};
 use super::settings::Extra;
-use super::{Ctx, Input, batch_failure, fifo};
-use crate::{Error, MessageRef, NewMessage, QueueKind, Receipt, Routed};
+use super::{Ctx, Input, batch_failure, batch_output, fifo};
+use crate::{Error, MessageRef, NewMessage, QueueKind, Routed};
 
 type Output = SqsResult<Map<String, Value>>;
 
 /// A message ready to send, with the digests its answer carries.
+#[derive(Clone)]
 struct Outgoing {
     message: NewMessage,
     md5_body: String,
@@ -35,14 +35,14 @@ struct Sent {
 }
 
 /// An open queue and what sends to it need to know.
-struct Target {
-    name: String,
-    queue: Routed,
-    fifo: bool,
-    extra: std::sync::Arc<Extra>,
+pub(super) struct Target {
+    pub(super) name: String,
+    pub(super) queue: Routed,
+    pub(super) fifo: bool,
+    pub(super) extra: std::sync::Arc<Extra>,
 }
 
-async fn target(ctx: &Ctx<'_>, input: &Input) -> SqsResult<Target> {
+pub(super) async fn target(ctx: &Ctx<'_>, input: &Input) -> SqsResult<Target> {
     let name = input.queue()?.to_owned();
     let queue = ctx.sqs.router.open(&name).await?;
     let fifo = queue.attributes().await?.kind == QueueKind::Ordered;
@@ -274,7 +274,7 @@ pub(super) async fn send_batch(ctx: &Ctx<'_>, input: Input) -> Output {
     }
     let mut successful = Vec::new();
     if !ready.is_empty() {
-        let batch: Vec<Outgoing> = ready.iter().map(|(_, o)| clone_outgoing(o)).collect();
+        let batch: Vec<Outgoing> = ready.iter().map(|(_, o)| o.clone()).collect();
         let results = send_all(ctx, &target, &batch).await?;
         for ((id, o), result) in ready.iter().zip(results) {
             match result {
@@ -285,204 +285,6 @@ pub(super) async fn send_batch(ctx: &Ctx<'_>, input: Input) -> Output {
                 }
                 Err(e) => failed.push(batch_failure(id, &e)),
             }
-        }
-    }
-    Ok(batch_output(successful, failed))
-}
-
-fn clone_outgoing(o: &Outgoing) -> Outgoing {
-    Outgoing {
-        message: o.message.clone(),
-        md5_body: o.md5_body.clone(),
-        md5_attributes: o.md5_attributes.clone(),
-        md5_system: o.md5_system.clone(),
-        dedup: o.dedup.clone(),
-        size: o.size,
-    }
-}
-
-fn batch_output(successful: Vec<Value>, failed: Vec<Value>) -> Map<String, Value> {
-    let mut out = Map::new();
-    out.insert("Successful".into(), Value::Array(successful));
-    out.insert("Failed".into(), Value::Array(failed));
-    out
-}
-
-/// A lock of `secs` seconds; SQS's 0 (visible again at once) is the
-/// shortest lock the queue takes.
-fn lock_of(secs: i64) -> Duration {
-    if secs == 0 {
-        Duration::from_millis(1)
-    } else {
-        Duration::from_secs(secs as u64)
-    }
-}
-
-pub(super) async fn receive(ctx: &Ctx<'_>, input: Input) -> Output {
-    let target = target(ctx, &input).await?;
-    let attributes = target.queue.attributes().await?;
-    let max = input.int_in("MaxNumberOfMessages", 1, 10)?.unwrap_or(1) as usize;
-    let lock = match input.int_in("VisibilityTimeout", 0, 12 * 3600)? {
-        Some(secs) => lock_of(secs),
-        None if target.extra.visibility_zero() => lock_of(0),
-        None => attributes.visibility_timeout,
-    };
-    let wait = match input.int_in("WaitTimeSeconds", 0, 20)? {
-        Some(secs) => Duration::from_secs(secs as u64),
-        None => attributes.polling_wait,
-    };
-    let received = if wait.is_zero() {
-        target.queue.receive(max, lock).await?
-    } else {
-        target.queue.receive_wait(max, lock, wait).await?
-    };
-    let mut system_names = input.strings("AttributeNames");
-    system_names.extend(input.strings("MessageSystemAttributeNames"));
-    let attribute_names = input.strings("MessageAttributeNames");
-    let messages: Vec<Value> = received
-        .iter()
-        .map(|m| {
-            let (envelope, body) = Envelope::unwrap(&m.body);
-            let id = MessageRef {
-                shard: m.receipt.shard(),
-                id: m.id,
-            };
-            let mut out = json!({
-                "MessageId": id.to_string(),
-                "ReceiptHandle": m.receipt.to_string(),
-                "MD5OfBody": message::md5_hex(body.as_bytes()),
-                "Body": body,
-            });
-            let system = system_attributes(ctx, m, &envelope, target.fifo, &system_names);
-            if !system.is_empty() {
-                out["Attributes"] = Value::Object(system);
-            }
-            let chosen = message::select_attributes(&envelope.attributes, &attribute_names);
-            if !chosen.is_empty() {
-                out["MD5OfMessageAttributes"] = json!(message::md5_of_attributes(&chosen));
-                out["MessageAttributes"] = message::attributes_json(&chosen);
-            }
-            out
-        })
-        .collect();
-    let mut out = Map::new();
-    if !messages.is_empty() {
-        out.insert("Messages".into(), Value::Array(messages));
-    }
-    Ok(out)
-}
-
-/// The system attributes a receive asked for (`All` or names).
-fn system_attributes(
-    ctx: &Ctx<'_>,
-    m: &crate::Message,
-    envelope: &Envelope,
-    fifo: bool,
-    names: &[String],
-) -> Map<String, Value> {
-    if names.is_empty() {
-        return Map::new();
-    }
-    let mut all: BTreeMap<&str, String> = BTreeMap::new();
-    all.insert("ApproximateReceiveCount", m.receive_count.to_string());
-    all.insert(
-        "SentTimestamp",
-        m.enqueued_at.timestamp_millis().to_string(),
-    );
-    all.insert(
-        "ApproximateFirstReceiveTimestamp",
-        m.first_received_at.timestamp_millis().to_string(),
-    );
-    all.insert("SenderId", ctx.sqs.config.account_id.clone());
-    if fifo {
-        all.insert("SequenceNumber", format!("{:020}", m.id));
-        if let Some(g) = &envelope.group {
-            all.insert("MessageGroupId", g.clone());
-        }
-        if let Some(d) = &envelope.dedup_id {
-            all.insert("MessageDeduplicationId", d.clone());
-        }
-    }
-    if let Some(trace) = envelope
-        .system
-        .get("AWSTraceHeader")
-        .and_then(|a| a.string.clone())
-    {
-        all.insert("AWSTraceHeader", trace);
-    }
-    all.into_iter()
-        .filter(|(k, _)| names.iter().any(|n| n == "All" || n == k))
-        .map(|(k, v)| (k.to_owned(), Value::String(v)))
-        .collect()
-}
-
-fn receipt(input: &Input) -> SqsResult<Receipt> {
-    let handle = input.required("ReceiptHandle")?;
-    handle
-        .parse()
-        .map_err(|_| SqsError::receipt_invalid(handle))
-}
-
-pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
-    let receipt = receipt(&input)?;
-    let queue = ctx.sqs.router.open(input.queue()?).await?;
-    // As SQS: deleting with an outdated receipt succeeds and deletes
-    // nothing; the message stays with whoever received it last.
-    match queue.delete(&receipt).await {
-        Ok(()) | Err(Error::StaleReceipt) => Ok(Map::new()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(super) async fn delete_batch(ctx: &Ctx<'_>, input: Input) -> Output {
-    let queue = ctx.sqs.router.open(input.queue()?).await?;
-    let entries = input.entries()?;
-    let (mut ids, mut receipts, mut failed) = (vec![], vec![], vec![]);
-    for entry in &entries {
-        let id = entry.required("Id")?;
-        match receipt(entry) {
-            Ok(r) => {
-                ids.push(json!({ "Id": id }));
-                receipts.push(r);
-            }
-            Err(e) => failed.push(batch_failure(id, &e)),
-        }
-    }
-    if !receipts.is_empty() {
-        queue.delete_batch(&receipts).await?;
-    }
-    Ok(batch_output(ids, failed))
-}
-
-async fn change_one(queue: &Routed, entry: &Input) -> SqsResult<()> {
-    let receipt = receipt(entry)?;
-    let secs = entry
-        .int_in("VisibilityTimeout", 0, 12 * 3600)?
-        .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
-    queue
-        .change_visibility(&receipt, Duration::from_secs(secs as u64))
-        .await?;
-    Ok(())
-}
-
-pub(super) async fn change_visibility(ctx: &Ctx<'_>, input: Input) -> Output {
-    let queue = ctx.sqs.router.open(input.queue()?).await?;
-    change_one(&queue, &input).await?;
-    Ok(Map::new())
-}
-
-pub(super) async fn change_visibility_batch(ctx: &Ctx<'_>, input: Input) -> Output {
-    let queue = ctx.sqs.router.open(input.queue()?).await?;
-    let entries = input.entries()?;
-    let (mut successful, mut failed) = (vec![], vec![]);
-    for entry in &entries {
-        let id = entry.required("Id")?;
-        match change_one(&queue, entry).await {
-            Ok(()) => successful.push(json!({ "Id": id })),
-            Err(e) if e.fault == super::error::Fault::Sender => {
-                failed.push(batch_failure(id, &e));
-            }
-            Err(e) => return Err(e),
         }
     }
     Ok(batch_output(successful, failed))
