@@ -62,7 +62,7 @@ async fn typed_errors_reach_the_sdk(pool: PgPool) {
         .unwrap_err()
         .into_service_error();
     assert!(err.is_invalid_message_contents(), "{err:?}");
-    let big = "x".repeat(256 * 1024 + 1);
+    let big = "x".repeat(1024 * 1024 + 1);
     let err = sqs
         .send_message()
         .queue_url(&q)

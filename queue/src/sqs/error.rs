@@ -132,16 +132,25 @@ impl SqsError {
         )
     }
 
-    pub(crate) fn receipt_invalid(receipt: &str) -> Self {
+    /// A malformed receipt handle of a single call (SQS names it only in
+    /// a batch's failed entries, see [`SqsError::receipt_entry_invalid`]).
+    pub(crate) fn receipt_invalid() -> Self {
         sender(
             StatusCode::BAD_REQUEST,
             "ReceiptHandleIsInvalid",
             "ReceiptHandleIsInvalid",
-            format!(
+            "The input receipt handle is invalid.",
+        )
+    }
+
+    pub(crate) fn receipt_entry_invalid(receipt: &str) -> Self {
+        SqsError {
+            message: format!(
                 "The input receipt handle \"{}\" is not a valid receipt handle.",
                 receipt.chars().take(100).collect::<String>()
             ),
-        )
+            ..Self::receipt_invalid()
+        }
     }
 
     pub(crate) fn not_inflight() -> Self {
@@ -153,12 +162,13 @@ impl SqsError {
         )
     }
 
-    pub(crate) fn empty_batch() -> Self {
+    /// `entry`: the action's entry type, `SendMessageBatchRequestEntry`.
+    pub(crate) fn empty_batch(entry: &str) -> Self {
         sender(
             StatusCode::BAD_REQUEST,
             "AWS.SimpleQueueService.EmptyBatchRequest",
             "EmptyBatchRequest",
-            "The batch request doesn't contain any entries.",
+            format!("There should be at least one {entry} in the request."),
         )
     }
 
@@ -303,7 +313,7 @@ impl From<crate::Error> for SqsError {
             Error::MessageTooLarge { size, limit } => SqsError::invalid_parameter(format!(
                 "One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes (it is {size})."
             )),
-            Error::MalformedReceipt(r) => SqsError::receipt_invalid(&r),
+            Error::MalformedReceipt(_) => SqsError::receipt_invalid(),
             Error::StaleReceipt => SqsError::not_inflight(),
             e if e.is_unreachable() => {
                 tracing::warn!(error = %e, "SQS request failed: a shard is unreachable");

@@ -56,7 +56,7 @@ fn as_map(v: Value) -> Map<String, Value> {
     }
 }
 
-/// Merges `attributes` into queue `queue`'s stored ones.
+/// Merges `attributes` into queue `queue`'s stored ones; a null removes one.
 pub(crate) async fn store(
     pool: &sqlx::PgPool,
     queue: &str,
@@ -66,7 +66,7 @@ pub(crate) async fn store(
         r#"
         insert into queue_sqs_queues (queue, attributes) values ($1, $2)
         on conflict (queue) do update
-            set attributes = queue_sqs_queues.attributes || excluded.attributes
+            set attributes = jsonb_strip_nulls(queue_sqs_queues.attributes || excluded.attributes)
         "#,
         queue,
         Value::Object(attributes.clone()),

@@ -192,7 +192,7 @@ fn check_attribute_name(name: &str) -> SqsResult<()> {
         Ok(())
     } else {
         Err(SqsError::invalid_parameter(format!(
-            "Message attribute name '{}' is invalid: use up to 256 of A-Z a-z 0-9 _ - ., not starting or ending with a period, without two periods in a row, not starting with AWS. or Amazon.",
+            "The message attribute name '{}' is invalid. Attribute name can contain A-Z, a-z, 0-9, underscore (_), hyphen (-), and period (.) characters.",
             name.chars().take(100).collect::<String>()
         )))
     }

@@ -322,15 +322,14 @@ impl Input {
         Ok(name)
     }
 
-    /// The entries of a batch: 1 to 10, each with a distinct, valid Id.
-    fn entries(&self) -> SqsResult<Vec<Input>> {
+    /// The entries of a batch of `action`: 1 to 10, each with a distinct,
+    /// valid Id.
+    fn entries(&self, action: &str) -> SqsResult<Vec<Input>> {
+        let entry = format!("{action}RequestEntry");
         let items = match self.0.get("Entries") {
-            Some(Value::Array(items)) => items,
-            _ => return Err(SqsError::empty_batch()),
+            Some(Value::Array(items)) if !items.is_empty() => items,
+            _ => return Err(SqsError::empty_batch(&entry)),
         };
-        if items.is_empty() {
-            return Err(SqsError::empty_batch());
-        }
         if items.len() > 10 {
             return Err(SqsError::too_many_entries(items.len()));
         }

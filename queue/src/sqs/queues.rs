@@ -28,7 +28,7 @@ fn check_name(name: &str) -> SqsResult<bool> {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !valid {
         return Err(SqsError::invalid_parameter(
-            "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length (a FIFO queue's name ends in .fifo).",
+            "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length",
         ));
     }
     Ok(fifo)
@@ -209,6 +209,9 @@ pub(super) async fn get_attributes(ctx: &Ctx<'_>, input: Input) -> Output {
         .into_iter()
         .filter(|(k, _)| asked.iter().any(|a| a == "All" || a == k))
         .collect();
+    if attributes.is_empty() {
+        return Ok(Map::new());
+    }
     Ok(output(json!({ "Attributes": attributes })))
 }
 
@@ -252,8 +255,19 @@ pub(super) async fn tag(ctx: &Ctx<'_>, input: Input) -> Output {
     let name = input.queue()?;
     ctx.sqs.router.open(name).await?;
     let tags = input.map("Tags");
-    if tags.len() > 50 {
-        return Err(SqsError::invalid_parameter("A queue has at most 50 tags."));
+    if tags.is_empty() {
+        return Err(SqsError::missing_parameter("Tags"));
+    }
+    let extra = ctx.sqs.extra.get(ctx.control(), name).await?;
+    let after = tags
+        .keys()
+        .chain(extra.tags.keys())
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if after > 50 {
+        return Err(SqsError::invalid_parameter(format!(
+            "Too many tags added for queue {name}."
+        )));
     }
     extra::retag(ctx.control(), name, &tags, &[]).await?;
     ctx.sqs.extra.forget(name);
@@ -264,6 +278,11 @@ pub(super) async fn untag(ctx: &Ctx<'_>, input: Input) -> Output {
     let name = input.queue()?;
     ctx.sqs.router.open(name).await?;
     let keys = input.strings("TagKeys");
+    if keys.is_empty() || keys.iter().any(|k| k.is_empty() || k.len() > 128) {
+        return Err(SqsError::invalid_parameter(
+            "Tag keys must be between 1 and 128 characters in length.",
+        ));
+    }
     extra::retag(ctx.control(), name, &Map::new(), &keys).await?;
     ctx.sqs.extra.forget(name);
     Ok(Map::new())

@@ -122,15 +122,21 @@ fn system_attributes(
         .collect()
 }
 
-fn receipt(input: &Input) -> SqsResult<Receipt> {
+/// The receipt an input names; `in_batch`: the input is a batch entry,
+/// whose failure names the handle.
+fn receipt(input: &Input, in_batch: bool) -> SqsResult<Receipt> {
     let handle = input.required("ReceiptHandle")?;
-    handle
-        .parse()
-        .map_err(|_| SqsError::receipt_invalid(handle))
+    handle.parse().map_err(|_| {
+        if in_batch {
+            SqsError::receipt_entry_invalid(handle)
+        } else {
+            SqsError::receipt_invalid()
+        }
+    })
 }
 
 pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
-    let receipt = receipt(&input)?;
+    let receipt = receipt(&input, false)?;
     let queue = ctx.sqs.router.open(input.queue()?).await?;
     // As SQS: deleting with an outdated receipt succeeds and deletes
     // nothing; the message stays with whoever received it last.
@@ -142,11 +148,11 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
 
 pub(super) async fn delete_batch(ctx: &Ctx<'_>, input: Input) -> Output {
     let queue = ctx.sqs.router.open(input.queue()?).await?;
-    let entries = input.entries()?;
+    let entries = input.entries("DeleteMessageBatch")?;
     let (mut ids, mut receipts, mut failed) = (vec![], vec![], vec![]);
     for entry in &entries {
         let id = entry.required("Id")?;
-        match receipt(entry) {
+        match receipt(entry, true) {
             Ok(r) => {
                 ids.push(json!({ "Id": id }));
                 receipts.push(r);
@@ -160,8 +166,8 @@ pub(super) async fn delete_batch(ctx: &Ctx<'_>, input: Input) -> Output {
     Ok(batch_output(ids, failed))
 }
 
-async fn change_one(queue: &Routed, entry: &Input) -> SqsResult<()> {
-    let receipt = receipt(entry)?;
+async fn change_one(queue: &Routed, entry: &Input, in_batch: bool) -> SqsResult<()> {
+    let receipt = receipt(entry, in_batch)?;
     let secs = entry
         .int_in("VisibilityTimeout", 0, 12 * 3600)?
         .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
@@ -173,17 +179,17 @@ async fn change_one(queue: &Routed, entry: &Input) -> SqsResult<()> {
 
 pub(super) async fn change_visibility(ctx: &Ctx<'_>, input: Input) -> Output {
     let queue = ctx.sqs.router.open(input.queue()?).await?;
-    change_one(&queue, &input).await?;
+    change_one(&queue, &input, false).await?;
     Ok(Map::new())
 }
 
 pub(super) async fn change_visibility_batch(ctx: &Ctx<'_>, input: Input) -> Output {
     let queue = ctx.sqs.router.open(input.queue()?).await?;
-    let entries = input.entries()?;
+    let entries = input.entries("ChangeMessageVisibilityBatch")?;
     let (mut successful, mut failed) = (vec![], vec![]);
     for entry in &entries {
         let id = entry.required("Id")?;
-        match change_one(&queue, entry).await {
+        match change_one(&queue, entry, true).await {
             Ok(()) => successful.push(json!({ "Id": id })),
             Err(e) if e.fault == super::error::Fault::Sender => {
                 failed.push(batch_failure(id, &e));

@@ -55,6 +55,20 @@ pub(super) async fn target(ctx: &Ctx<'_>, input: &Input) -> SqsResult<Target> {
     })
 }
 
+/// What every message to a FIFO queue needs; SQS refuses a whole batch when
+/// one of its entries lacks it.
+fn fifo_requirements(entry: &Input, target: &Target) -> SqsResult<()> {
+    if entry.str("MessageGroupId").is_none() {
+        return Err(SqsError::missing_parameter("MessageGroupId"));
+    }
+    if entry.str("MessageDeduplicationId").is_none() && !target.extra.content_based_dedup() {
+        return Err(SqsError::invalid_parameter(
+            "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+        ));
+    }
+    Ok(())
+}
+
 fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
     let body = entry.required("MessageBody")?;
     message::check_body(body)?;
@@ -67,7 +81,14 @@ fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
             "One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes."
         )));
     }
-    let delay = entry.int_in("DelaySeconds", 0, 900)?;
+    let delay = match entry.int("DelaySeconds")? {
+        Some(d) if !(0..=900).contains(&d) => {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {d} for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900."
+            )));
+        }
+        d => d,
+    };
     let group = entry.str("MessageGroupId");
     let dedup_id = entry.str("MessageDeduplicationId");
     for (name, value) in [
@@ -89,20 +110,16 @@ fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
     };
     let mut dedup = None;
     if target.fifo {
-        if delay.is_some_and(|d| d > 0) {
-            return Err(SqsError::invalid_parameter(
-                "Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.",
-            ));
+        if let Some(d) = delay.filter(|&d| d > 0) {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {d} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type."
+            )));
         }
-        let group = group.ok_or_else(|| SqsError::missing_parameter("MessageGroupId"))?;
+        fifo_requirements(entry, target)?;
+        let group = group.unwrap_or_default();
         let id = match dedup_id {
             Some(id) => id.to_owned(),
-            None if target.extra.content_based_dedup() => fifo::content_id(body),
-            None => {
-                return Err(SqsError::invalid_parameter(
-                    "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
-                ));
-            }
+            None => fifo::content_id(body),
         };
         let by_group = target
             .extra
@@ -257,7 +274,12 @@ pub(super) async fn send(ctx: &Ctx<'_>, input: Input) -> Output {
 
 pub(super) async fn send_batch(ctx: &Ctx<'_>, input: Input) -> Output {
     let target = target(ctx, &input).await?;
-    let entries = input.entries()?;
+    let entries = input.entries("SendMessageBatch")?;
+    if target.fifo {
+        for entry in &entries {
+            fifo_requirements(entry, &target)?;
+        }
+    }
     let mut failed = Vec::new();
     let mut ready = Vec::new();
     for entry in &entries {

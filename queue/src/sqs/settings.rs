@@ -10,7 +10,8 @@ use super::error::{SqsError, SqsResult};
 use crate::{QueueAttributes, QueueKind};
 
 /// SQS's defaults and limits.
-pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u32 = 256 * 1024;
+/// SQS's default since August 2025 (256 KiB before).
+pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u32 = 1024 * 1024;
 pub(crate) const MAX_MESSAGE_SIZE: u32 = 1024 * 1024;
 /// What the native queue of an SQS queue accepts: the envelope (base64
 /// binary attributes, JSON) on top of SQS's largest message.
@@ -137,6 +138,8 @@ pub(crate) fn apply(
 ) -> SqsResult<Change> {
     let mut extra = Map::new();
     for (name, value) in attributes {
+        // SQS reads `"VisibilityTimeout "` as VisibilityTimeout.
+        let name = &name.trim().to_owned();
         let value = match value {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -228,8 +231,14 @@ pub(crate) fn apply(
                     "must be perQueue or perMessageGroupId",
                 ));
             }
+            // An empty value removes the attribute (see `extra::store`).
             n if STORED.contains(&n) && !n.ends_with("Timestamp") => {
-                extra.insert(name.clone(), Value::String(value));
+                let value = if value.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(value)
+                };
+                extra.insert(name.clone(), value);
             }
             _ => return Err(SqsError::invalid_attribute_name(name)),
         }

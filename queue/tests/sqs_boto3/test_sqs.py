@@ -97,12 +97,31 @@ def test_attributes_are_set_and_read(sqs, name):
     assert code(e) == "InvalidAttributeValue"
     with pytest.raises(sqs.exceptions.QueueNameExists):
         sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "41"})
+    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])["Attributes"] == {
+        "Policy": policy
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
+    assert "Attributes" not in sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
+    # SQS's default size limit since August 2025.
+    fresh = sqs.create_queue(QueueName=name + "-fresh")["QueueUrl"]
+    assert sqs.get_queue_attributes(QueueUrl=fresh, AttributeNames=["MaximumMessageSize"])[
+        "Attributes"
+    ] == {"MaximumMessageSize": "1048576"}
 
 
 def test_tags_are_added_removed_and_listed(sqs, name):
     url = sqs.create_queue(QueueName=name, tags={"a": "1", "b": "2"})["QueueUrl"]
     sqs.tag_queue(QueueUrl=url, Tags={"c": "3"})
     sqs.untag_queue(QueueUrl=url, TagKeys=["a"])
+    assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"b": "2", "c": "3"}
+    with pytest.raises(ClientError) as e:
+        sqs.tag_queue(QueueUrl=url, Tags={})
+    assert code(e) == "MissingParameter"
+    with pytest.raises(ClientError) as e:
+        sqs.tag_queue(QueueUrl=url, Tags={f"k{i}": "v" for i in range(49)})
+    assert e.value.response["Error"]["Message"] == f"Too many tags added for queue {name}."
     assert sqs.list_queue_tags(QueueUrl=url)["Tags"] == {"b": "2", "c": "3"}
 
 
@@ -152,7 +171,7 @@ def test_message_with_attributes_round_trips_with_digests(sqs, name):
 def test_bad_messages_are_refused_with_sqs_codes(sqs, name):
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     with pytest.raises(ClientError) as e:
-        sqs.send_message(QueueUrl=url, MessageBody="x" * (256 * 1024 + 1))
+        sqs.send_message(QueueUrl=url, MessageBody="x" * (1024 * 1024 + 1))
     assert code(e) == "InvalidParameterValue"
     with pytest.raises(ClientError) as e:
         sqs.send_message(QueueUrl=url, MessageBody="bell \x07")
@@ -328,6 +347,16 @@ def test_fifo_orders_groups_and_deduplicates(sqs, name):
 
     with pytest.raises(ClientError) as e:
         sqs.send_message(QueueUrl=url, MessageBody="x")
+    assert code(e) == "MissingParameter"
+    # One entry without a group refuses the whole batch, as SQS does.
+    with pytest.raises(ClientError) as e:
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": "1", "MessageBody": "fine", "MessageGroupId": "A"},
+                {"Id": "2", "MessageBody": "no group"},
+            ],
+        )
     assert code(e) == "MissingParameter"
     plain = sqs.create_queue(QueueName=name + "-plain.fifo", Attributes={"FifoQueue": "true"})
     with pytest.raises(ClientError) as e:
