@@ -190,15 +190,12 @@ impl SqsError {
         )
     }
 
-    pub(crate) fn invalid_batch_id(id: &str) -> Self {
+    pub(crate) fn invalid_batch_id() -> Self {
         sender(
             StatusCode::BAD_REQUEST,
             "AWS.SimpleQueueService.InvalidBatchEntryId",
             "InvalidBatchEntryId",
-            format!(
-                "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long: `{}`.",
-                id.chars().take(100).collect::<String>()
-            ),
+            "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.",
         )
     }
 

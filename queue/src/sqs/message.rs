@@ -274,9 +274,8 @@ pub(crate) fn select_attributes(
             n == "All"
                 || n == ".*"
                 || n == name
-                || n.strip_suffix(".*").is_some_and(|prefix| {
-                    name.starts_with(prefix) && name[prefix.len()..].starts_with('.')
-                })
+                || n.strip_suffix(".*")
+                    .is_some_and(|prefix| name.starts_with(prefix))
         })
     };
     attributes

@@ -349,7 +349,7 @@ impl Input {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !valid {
-                return Err(SqsError::invalid_batch_id(id));
+                return Err(SqsError::invalid_batch_id());
             }
             if !seen.insert(id.to_owned()) {
                 return Err(SqsError::ids_not_distinct(id));

@@ -23,7 +23,6 @@ struct Outgoing {
     /// The deduplication key of a FIFO message (scoped to its group when
     /// the queue says so).
     dedup: Option<String>,
-    size: usize,
 }
 
 /// What a send made of a message: its id and, on a FIFO queue, its
@@ -130,11 +129,9 @@ fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
         dedup = Some(fifo::scoped(&id, by_group.then_some(group)));
         envelope.group = Some(group.to_owned());
         envelope.dedup_id = Some(id);
-    } else if dedup_id.is_some() {
-        return Err(SqsError::invalid_parameter(
-            "The request include parameter MessageDeduplicationId that is not valid for this queue type (standard).",
-        ));
     }
+    // A standard queue ignores MessageGroupId and MessageDeduplicationId,
+    // as SQS does, so one send path can serve both kinds of queue.
     let md5_attributes =
         (!envelope.attributes.is_empty()).then(|| message::md5_of_attributes(&envelope.attributes));
     let md5_system =
@@ -149,7 +146,6 @@ fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
         md5_attributes,
         md5_system,
         dedup,
-        size,
     })
 }
 
@@ -275,6 +271,19 @@ pub(super) async fn send(ctx: &Ctx<'_>, input: Input) -> Output {
 pub(super) async fn send_batch(ctx: &Ctx<'_>, input: Input) -> Output {
     let target = target(ctx, &input).await?;
     let entries = input.entries("SendMessageBatch")?;
+    // The batch's size is judged before its entries, as SQS does.
+    let total: usize = entries
+        .iter()
+        .map(|e| {
+            e.str("MessageBody").map_or(0, str::len)
+                + message::parse_attributes(e.get("MessageAttributes"), false)
+                    .map_or(0, |a| message::attributes_size(&a))
+        })
+        .sum();
+    let limit = super::settings::MAX_MESSAGE_SIZE as usize;
+    if total > limit {
+        return Err(SqsError::batch_too_long(total, limit));
+    }
     if target.fifo {
         for entry in &entries {
             fifo_requirements(entry, &target)?;
@@ -288,11 +297,6 @@ pub(super) async fn send_batch(ctx: &Ctx<'_>, input: Input) -> Output {
             Ok(o) => ready.push((id, o)),
             Err(e) => failed.push(batch_failure(&id, &e)),
         }
-    }
-    let total: usize = ready.iter().map(|(_, o)| o.size).sum();
-    let limit = super::settings::MAX_MESSAGE_SIZE as usize;
-    if total > limit {
-        return Err(SqsError::batch_too_long(total, limit));
     }
     let mut successful = Vec::new();
     if !ready.is_empty() {
