@@ -174,7 +174,6 @@ pub(crate) fn apply(
                 if value.is_empty() {
                     native.dead_letter_queue = None;
                     native.max_receive_count = None;
-                    extra.insert(name.clone(), Value::Null);
                     continue;
                 }
                 let policy: Value = serde_json::from_str(&value).map_err(|_| {
@@ -200,9 +199,6 @@ pub(crate) fn apply(
                 })?;
                 native.dead_letter_queue = Some(name_of_arn(arn)?.to_owned());
                 native.max_receive_count = Some(max as u32);
-                // Read back as given, while the queue's dead letter settings
-                // are still what it says (see `describe`).
-                extra.insert(name.clone(), Value::String(value));
             }
             "FifoQueue" => {
                 if boolean(name, &value)? != fifo || !creating {
@@ -313,28 +309,13 @@ pub(crate) fn describe(
     for time in ["CreatedTimestamp", "LastModifiedTimestamp"] {
         put(time, extra.get(time).unwrap_or("0").to_owned());
     }
+    // Written as SQS writes it: compact, the count a number.
     if let (Some(dlq), Some(max)) = (&native.dead_letter_queue, native.max_receive_count) {
-        let composed = serde_json::json!({
+        let policy = serde_json::json!({
             "deadLetterTargetArn": dead_letter_arn(dlq),
             "maxReceiveCount": max,
         });
-        let still_true = |given: &&str| {
-            let Ok(g) = serde_json::from_str::<Value>(given) else {
-                return false;
-            };
-            let target = g.get("deadLetterTargetArn").and_then(Value::as_str);
-            let count = g.get("maxReceiveCount").map(|m| match m {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            });
-            target.and_then(|arn| name_of_arn(arn).ok()) == Some(dlq.as_str())
-                && count == Some(max.to_string())
-        };
-        let policy = extra.get("RedrivePolicy").filter(still_true);
-        put(
-            "RedrivePolicy",
-            policy.map_or_else(|| composed.to_string(), str::to_owned),
-        );
+        put("RedrivePolicy", policy.to_string());
     }
     if native.kind == QueueKind::Ordered {
         put("FifoQueue", "true".into());
