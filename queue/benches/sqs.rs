@@ -5,7 +5,9 @@
 //! (DeleteMessageBatch / `POST delete`), with 1, 4 and 16 clients. The SQS
 //! side goes through the Rust AWS SDK (SigV4, AWS JSON 1.0), the native
 //! side through reqwest with a bearer token; both servers are one axum app
-//! in this process, as `darkroom-queue serve` runs them.
+//! in this process, as `darkroom-queue serve` runs them, on a runtime of
+//! its own whose threads' CPU per message is reported beside the rates
+//! (the clients' CPU, the SDK's signing included, is not the endpoint's).
 //!
 //! Run with `scripts/bench-queue sqs`. `BENCH_ROUNDS` (default 3, orders
 //! alternating; medians shown), `BENCH_MESSAGES` (per phase, default
@@ -149,9 +151,40 @@ impl Clients {
     }
 }
 
+/// CPU time so far of this process's threads named `name` (the server's
+/// runtime), from /proc, in seconds.
+fn threads_cpu(name: &str) -> f64 {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the command's closing parenthesis; utime and stime
+        // are the 14th and 15th of the whole line.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    }
+    ticks as f64 / ticks_per_second
+}
+
+const SERVER_THREADS: &str = "bench-server";
+
+/// What one phase measured.
+struct Measured {
+    rate: f64,
+    /// Server CPU (its runtime's threads) per message, in µs.
+    server_us: f64,
+}
+
 /// Messages per second through `side` with `clients` clients cycling until
-/// `total` messages were sent.
-async fn phase(clients: &Clients, side: Side, queue: &str, n: usize, total: usize) -> f64 {
+/// `total` messages were sent, and the server's CPU per message.
+async fn phase(clients: &Clients, side: Side, queue: &str, n: usize, total: usize) -> Measured {
+    let cpu_before = threads_cpu(SERVER_THREADS);
     let left = Arc::new(AtomicI64::new(total as i64));
     let deleted = Arc::new(AtomicI64::new(0));
     let start = Instant::now();
@@ -174,7 +207,11 @@ async fn phase(clients: &Clients, side: Side, queue: &str, n: usize, total: usiz
     for t in tasks {
         t.await.unwrap();
     }
-    deleted.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    let messages = deleted.load(Ordering::Relaxed) as f64;
+    Measured {
+        rate: messages / start.elapsed().as_secs_f64(),
+        server_us: (threads_cpu(SERVER_THREADS) - cpu_before) * 1e6 / messages,
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -206,9 +243,24 @@ async fn main() {
     };
     let app = queue::http_router(router.clone(), Some(AdminToken::new(TOKEN).unwrap()))
         .merge(queue::sqs_router(router.clone(), config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The server on a runtime of its own, whose threads' CPU is the
+    // endpoints' cost; the clients (the SDK's signing, reqwest) run on this
+    // one.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(SERVER_THREADS)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap()
+            })
+    });
 
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::Config::builder()
@@ -240,10 +292,13 @@ async fn main() {
         "SQS endpoint vs native HTTP API: send 10 + receive 10 + delete 10 per cycle, 1 KiB bodies, {total} messages per phase, median of {rounds} rounds"
     );
     println!();
-    println!("| clients | native HTTP msgs/s | SQS msgs/s | SQS / native |");
-    println!("|---:|---:|---:|---:|");
+    println!(
+        "| clients | native HTTP msgs/s | SQS msgs/s | SQS / native | server CPU µs/msg, native | SQS | SQS / native |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for n in [1, 4, 16] {
         let (mut native, mut sqs) = (Vec::new(), Vec::new());
+        let (mut native_cpu, mut sqs_cpu) = (Vec::new(), Vec::new());
         for round in 0..rounds {
             let order = if round % 2 == 0 {
                 [Side::Native, Side::Sqs]
@@ -251,20 +306,23 @@ async fn main() {
                 [Side::Sqs, Side::Native]
             };
             for side in order {
-                let rate = match side {
-                    Side::Sqs => phase(&clients, side, "bench-sqs", n, total).await,
-                    Side::Native => phase(&clients, side, "bench-native", n, total).await,
+                let queue = match side {
+                    Side::Sqs => "bench-sqs",
+                    Side::Native => "bench-native",
                 };
+                let m = phase(&clients, side, queue, n, total).await;
                 match side {
-                    Side::Sqs => sqs.push(rate),
-                    Side::Native => native.push(rate),
-                }
+                    Side::Sqs => (sqs.push(m.rate), sqs_cpu.push(m.server_us)),
+                    Side::Native => (native.push(m.rate), native_cpu.push(m.server_us)),
+                };
             }
         }
         let (native, sqs) = (median(native), median(sqs));
+        let (native_cpu, sqs_cpu) = (median(native_cpu), median(sqs_cpu));
         println!(
-            "| {n} | {native:.0} | {sqs:.0} | **{:.2}×** |",
-            sqs / native
+            "| {n} | {native:.0} | {sqs:.0} | **{:.2}×** | {native_cpu:.1} | {sqs_cpu:.1} | {:.2}× |",
+            sqs / native,
+            sqs_cpu / native_cpu
         );
     }
 }

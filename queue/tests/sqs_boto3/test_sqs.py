@@ -392,6 +392,18 @@ def test_redrive_policy_dead_letter_sources_and_move_task(sqs, name):
     assert tasks[0]["ApproximateNumberOfMessagesMoved"] == 1
     back = sqs.receive_message(QueueUrl=url)["Messages"]
     assert [m["Body"] for m in back] == ["poison"]
+    with pytest.raises(ClientError) as e:
+        sqs.cancel_message_move_task(TaskHandle=handle)
+    assert code(e) == "AWS.SimpleQueueService.UnsupportedOperation"  # it has completed
+
+    # Dead letters moved elsewhere: DestinationArn.
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=back[0]["ReceiptHandle"], VisibilityTimeout=0)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+    elsewhere = sqs.create_queue(QueueName=name + "-elsewhere")["QueueUrl"]
+    sqs.start_message_move_task(SourceArn=ARN + name + "-dlq", DestinationArn=ARN + name + "-elsewhere")
+    moved = sqs.receive_message(QueueUrl=elsewhere)["Messages"]
+    assert [m["Body"] for m in moved] == ["poison"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=dlq)
 
     with pytest.raises(ClientError) as e:
         sqs.create_queue(
