@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::sqs::{KEY_ID, SECRET, client, client_with, create, delete, receive, send};
 use serde_json::Value;
 use sqlx::{ConnectOptions, PgPool};
 
@@ -105,11 +106,12 @@ async fn serve_refuses_a_weak_admin_token(pool: PgPool) {
     assert!(stderr.contains("DARKROOM_ADMIN_TOKEN is"), "{stderr}");
 }
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
-async fn serve_stops_cleanly_on_sigterm(pool: PgPool) {
-    let mut child = darkroom_queue(&pool)
-        .env("DARKROOM_ADMIN_TOKEN", "serve-sigterm-test-token-5e8b2d")
+/// `darkroom-queue serve` on a free port with `env` set, and the first
+/// line it printed (where it listens).
+fn serve(pool: &PgPool, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut child = darkroom_queue(pool)
         .env("DARKROOM_QUEUE_BIND", "127.0.0.1:0")
+        .envs(env.iter().copied())
         .arg("serve")
         .stdout(Stdio::piped())
         .spawn()
@@ -118,6 +120,15 @@ async fn serve_stops_cleanly_on_sigterm(pool: PgPool) {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    (child, line)
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn serve_stops_cleanly_on_sigterm(pool: PgPool) {
+    let (mut child, line) = serve(
+        &pool,
+        &[("DARKROOM_ADMIN_TOKEN", "serve-sigterm-test-token-5e8b2d")],
+    );
     assert!(line.starts_with("queue API on http://127.0.0.1:"), "{line}");
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -174,55 +185,28 @@ async fn shards_are_added_listed_and_queues_placed_from_the_command_line(pool: P
 /// queue made and used over SQS is rewound by `darkroom-queue rewind`.
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn serve_speaks_sqs_and_rewind_reaches_sqs_queues(pool: PgPool) {
-    let keys = format!("{}:{}", common::sqs::KEY_ID, common::sqs::SECRET);
-    let mut child = darkroom_queue(&pool)
-        .env("DARKROOM_QUEUE_BIND", "127.0.0.1:0")
-        .env("DARKROOM_SQS_ACCESS_KEYS", keys)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let keys = format!("{KEY_ID}:{SECRET}");
+    let (mut child, line) = serve(&pool, &[("DARKROOM_SQS_ACCESS_KEYS", &keys)]);
     let url = line
         .trim()
         .rsplit_once("SQS endpoint on ")
         .map(|(_, u)| u.trim_end_matches('/').to_owned())
         .unwrap_or_else(|| panic!("no SQS endpoint in {line}"));
-    let sqs = common::sqs::client(&url);
+    let sqs = client(&url);
     let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
-    let q = sqs
-        .create_queue()
-        .queue_name("from-sqs")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    sqs.send_message()
-        .queue_url(&q)
-        .message_body("replay me")
-        .send()
-        .await
-        .unwrap();
-    let got = sqs.receive_message().queue_url(&q).send().await.unwrap();
-    sqs.delete_message()
-        .queue_url(&q)
-        .receipt_handle(got.messages()[0].receipt_handle().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let q = create(&sqs, "from-sqs").await;
+    send(&sqs, &q, "replay me").await;
+    let got = receive(&sqs, &q).await;
+    delete(&sqs, &q, got.messages()[0].receipt_handle().unwrap()).await;
 
     let out = cli(
         &pool,
         &["rewind", "from-sqs", "--to-time", &before.to_rfc3339()],
     );
     assert!(out.status.success(), "{out:?}");
-    let again = sqs.receive_message().queue_url(&q).send().await.unwrap();
+    let again = receive(&sqs, &q).await;
     assert_eq!(again.messages()[0].body(), Some("replay me"));
-    let wrong = common::sqs::client_with(&url, common::sqs::KEY_ID, "not-the-secret");
+    let wrong = client_with(&url, KEY_ID, "not-the-secret");
     assert!(wrong.list_queues().send().await.is_err());
     child.kill().unwrap();
     child.wait().unwrap();

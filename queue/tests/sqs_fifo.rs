@@ -5,7 +5,7 @@ mod common;
 
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use common::sqs::{client, serve};
+use common::sqs::{client, delete, serve};
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -81,12 +81,7 @@ async fn fifo_queue_keeps_group_order_and_deduplicates_within_the_window(pool: P
                 attrs[&MessageSystemAttributeName::MessageGroupId].clone(),
                 m.body().unwrap().to_owned(),
             ));
-            sqs.delete_message()
-                .queue_url(&q)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
+            delete(&sqs, &q, m.receipt_handle().unwrap()).await;
         }
     }
     let order1: Vec<_> = bodies

@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use common::sqs::{client, create, serve};
+use common::sqs::{attributes, client, create, delete, receive, send, serve};
 use md5::{Digest, Md5};
 use sqlx::PgPool;
 
@@ -80,20 +80,8 @@ async fn sdk_sends_receives_and_deletes_with_attributes_and_digests(pool: PgPool
         .unwrap();
     assert!((chrono::Utc::now().timestamp_millis() - sent_at).abs() < 60_000);
 
-    sqs.delete_message()
-        .queue_url(&q)
-        .receipt_handle(m.receipt_handle().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&q)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap();
-    let attrs = attrs.attributes().unwrap();
+    delete(&sqs, &q, m.receipt_handle().unwrap()).await;
+    let attrs = attributes(&sqs, &q, QueueAttributeName::All).await;
     assert_eq!(attrs[&QueueAttributeName::ApproximateNumberOfMessages], "0");
     assert_eq!(
         attrs[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
@@ -239,12 +227,7 @@ async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
     });
     // The receive is waiting once the queue has a waiter; the send wakes
     // it whenever it lands.
-    sqs.send_message()
-        .queue_url(&q)
-        .message_body("wake")
-        .send()
-        .await
-        .unwrap();
+    send(&sqs, &q, "wake").await;
     let (got, waited) = receiver.await.unwrap();
     assert_eq!(got.messages()[0].body(), Some("wake"));
     assert!(waited < Duration::from_secs(20), "waited {waited:?}");
@@ -264,12 +247,7 @@ async fn visibility_changes_release_and_stale_receipts_are_not_in_flight(pool: P
     let (url, _) = serve(&pool).await;
     let sqs = client(&url);
     let q = create(&sqs, "leases").await;
-    sqs.send_message()
-        .queue_url(&q)
-        .message_body("work")
-        .send()
-        .await
-        .unwrap();
+    send(&sqs, &q, "work").await;
     let first = sqs
         .receive_message()
         .queue_url(&q)
@@ -294,7 +272,7 @@ async fn visibility_changes_release_and_stale_receipts_are_not_in_flight(pool: P
         .send()
         .await
         .unwrap();
-    let second = sqs.receive_message().queue_url(&q).send().await.unwrap();
+    let second = receive(&sqs, &q).await;
     let m = &second.messages()[0];
     assert_eq!(
         m.attributes().map(|a| a.len()),
@@ -313,27 +291,16 @@ async fn visibility_changes_release_and_stale_receipts_are_not_in_flight(pool: P
     assert!(err.is_message_not_inflight(), "{err:?}");
     // As SQS: a delete with the outdated receipt succeeds and deletes
     // nothing; the latest receipt deletes.
-    sqs.delete_message()
-        .queue_url(&q)
-        .receipt_handle(&old)
-        .send()
-        .await
-        .unwrap();
-    let stats = sqs
-        .get_queue_attributes()
-        .queue_url(&q)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
+    delete(&sqs, &q, &old).await;
+    let stats = attributes(
+        &sqs,
+        &q,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    )
+    .await;
     assert_eq!(
-        stats.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
+        stats[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
         "1"
     );
-    sqs.delete_message()
-        .queue_url(&q)
-        .receipt_handle(m.receipt_handle().unwrap())
-        .send()
-        .await
-        .unwrap();
+    delete(&sqs, &q, m.receipt_handle().unwrap()).await;
 }

@@ -6,7 +6,7 @@ mod common;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError;
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::sqs::{client, client_with, create, serve};
+use common::sqs::{attributes, client, client_with, create, delete, receive, send, serve};
 use queue::RewindTo;
 use sqlx::PgPool;
 
@@ -132,12 +132,7 @@ async fn redrive_policy_dead_letters_and_a_move_task_brings_messages_back(pool: 
         .unwrap()
         .queue_url
         .unwrap();
-    sqs.send_message()
-        .queue_url(&q)
-        .message_body("poison")
-        .send()
-        .await
-        .unwrap();
+    send(&sqs, &q, "poison").await;
     let got = sqs
         .receive_message()
         .queue_url(&q)
@@ -147,7 +142,7 @@ async fn redrive_policy_dead_letters_and_a_move_task_brings_messages_back(pool: 
         .unwrap();
     assert_eq!(got.messages().len(), 1);
     // Received once already: the next receive moves it to the DLQ.
-    let got = sqs.receive_message().queue_url(&q).send().await.unwrap();
+    let got = receive(&sqs, &q).await;
     assert!(got.messages().is_empty());
     let sources = sqs
         .list_dead_letter_source_queues()
@@ -156,17 +151,8 @@ async fn redrive_policy_dead_letters_and_a_move_task_brings_messages_back(pool: 
         .await
         .unwrap();
     assert_eq!(sources.queue_urls(), std::slice::from_ref(&q));
-    let dead = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        dead.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessages],
-        "1"
-    );
+    let dead = attributes(&sqs, &dlq, QueueAttributeName::ApproximateNumberOfMessages).await;
+    assert_eq!(dead[&QueueAttributeName::ApproximateNumberOfMessages], "1");
 
     let task = sqs
         .start_message_move_task()
@@ -186,7 +172,7 @@ async fn redrive_policy_dead_letters_and_a_move_task_brings_messages_back(pool: 
         listed.results()[0].approximate_number_of_messages_moved(),
         1
     );
-    let back = sqs.receive_message().queue_url(&q).send().await.unwrap();
+    let back = receive(&sqs, &q).await;
     assert_eq!(back.messages()[0].body(), Some("poison"));
 }
 
@@ -222,14 +208,7 @@ async fn queue_attributes_and_tags_round_trip(pool: PgPool) {
         .send()
         .await
         .unwrap();
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&q)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap();
-    let attrs = attrs.attributes().unwrap();
+    let attrs = attributes(&sqs, &q, QueueAttributeName::All).await;
     for (name, value) in [
         (QueueAttributeName::VisibilityTimeout, "45"),
         (QueueAttributeName::DelaySeconds, "2"),
@@ -283,19 +262,9 @@ async fn rewind_reaches_queues_made_over_sqs(pool: PgPool) {
     let sqs = client(&url);
     let q = create(&sqs, "replayed").await;
     let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
-    sqs.send_message()
-        .queue_url(&q)
-        .message_body("once")
-        .send()
-        .await
-        .unwrap();
-    let got = sqs.receive_message().queue_url(&q).send().await.unwrap();
-    sqs.delete_message()
-        .queue_url(&q)
-        .receipt_handle(got.messages()[0].receipt_handle().unwrap())
-        .send()
-        .await
-        .unwrap();
+    send(&sqs, &q, "once").await;
+    let got = receive(&sqs, &q).await;
+    delete(&sqs, &q, got.messages()[0].receipt_handle().unwrap()).await;
     let rewound = router
         .open("replayed")
         .await
@@ -304,6 +273,6 @@ async fn rewind_reaches_queues_made_over_sqs(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(rewound, 1);
-    let again = sqs.receive_message().queue_url(&q).send().await.unwrap();
+    let again = receive(&sqs, &q).await;
     assert_eq!(again.messages()[0].body(), Some("once"));
 }

@@ -4,6 +4,9 @@ mod support;
 
 #[path = "../../queue/tests/common/cluster.rs"]
 mod cluster;
+#[path = "../../queue/tests/common/sqs.rs"]
+#[allow(dead_code)]
+mod sqs;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -288,31 +291,14 @@ async fn queue_api_follows_the_routing_table_to_shards(pool: PgPool) {
 /// and sees the product's own queues; the public listener does not serve it.
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn sqs_endpoint_is_on_the_admin_listener_only(pool: PgPool) {
-    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
     let app = support::app_with(pool, |s| {
         s.sqs = queue::SqsConfig {
-            keys: "AKIDWEB:web-sqs-secret".parse().unwrap(),
+            keys: format!("{}:{}", sqs::KEY_ID, sqs::SECRET).parse().unwrap(),
             ..Default::default()
         }
     })
     .await;
-    let client = |url: String| {
-        aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .endpoint_url(url)
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new(
-                    "AKIDWEB",
-                    "web-sqs-secret",
-                    None,
-                    None,
-                    "test",
-                ))
-                .build(),
-        )
-    };
-    let admin = client(app.admin_url(""));
+    let admin = sqs::client(&app.admin_url(""));
     let listed = admin.list_queues().send().await.unwrap();
     let requests = format!(
         "{}/000000000000/{}",
@@ -320,24 +306,11 @@ async fn sqs_endpoint_is_on_the_admin_listener_only(pool: PgPool) {
         common::protocol::REQUEST_QUEUE
     );
     assert!(listed.queue_urls().contains(&requests), "{listed:?}");
-    let q = admin
-        .create_queue()
-        .queue_name("from-sqs")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    admin
-        .send_message()
-        .queue_url(&q)
-        .message_body("hi")
-        .send()
-        .await
-        .unwrap();
-    let got = admin.receive_message().queue_url(&q).send().await.unwrap();
+    let q = sqs::create(&admin, "from-sqs").await;
+    sqs::send(&admin, &q, "hi").await;
+    let got = sqs::receive(&admin, &q).await;
     assert_eq!(got.messages()[0].body(), Some("hi"));
 
-    let public = client(app.url(""));
+    let public = sqs::client(&app.url(""));
     assert!(public.list_queues().send().await.is_err());
 }

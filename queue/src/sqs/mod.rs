@@ -343,12 +343,7 @@ impl Input {
             };
             let entry = Input(map.clone());
             let id = entry.required("Id")?;
-            let valid = !id.is_empty()
-                && id.len() <= 80
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid {
+            if !is_sqs_word(id) {
                 return Err(SqsError::invalid_batch_id());
             }
             if !seen.insert(id.to_owned()) {
@@ -376,4 +371,12 @@ fn batch_output(successful: Vec<Value>, failed: Vec<Value>) -> Map<String, Value
     out.insert("Successful".into(), Value::Array(successful));
     out.insert("Failed".into(), Value::Array(failed));
     out
+}
+
+/// SQS's rule for queue names (before `.fifo`) and batch entry ids: 1 to 80
+/// of A-Z a-z 0-9 - _.
+fn is_sqs_word(s: &str) -> bool {
+    (1..=80).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

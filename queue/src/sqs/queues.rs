@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::error::{SqsError, SqsResult};
 use super::extra;
 use super::settings::{self, READABLE};
-use super::{Ctx, Input};
+use super::{Ctx, Input, is_sqs_word};
 use crate::{Error, QueueAttributes, QueueKind};
 
 type Output = SqsResult<Map<String, Value>>;
@@ -21,12 +21,7 @@ fn output(value: Value) -> Map<String, Value> {
 fn check_name(name: &str) -> SqsResult<bool> {
     let fifo = name.ends_with(".fifo");
     let stem = name.strip_suffix(".fifo").unwrap_or(name);
-    let valid = !stem.is_empty()
-        && name.len() <= 80
-        && stem
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid {
+    if !is_sqs_word(stem) || name.len() > 80 {
         return Err(SqsError::invalid_parameter(
             "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length",
         ));

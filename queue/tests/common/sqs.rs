@@ -49,3 +49,47 @@ pub async fn create(client: &aws_sdk_sqs::Client, name: &str) -> String {
         .queue_url
         .unwrap()
 }
+
+/// Sends `body` to the queue at `url`.
+pub async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) {
+    sqs.send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// One receive with the queue's defaults.
+pub async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput {
+    sqs.receive_message().queue_url(url).send().await.unwrap()
+}
+
+/// Deletes the message received under `receipt`.
+pub async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, receipt: &str) {
+    sqs.delete_message()
+        .queue_url(url)
+        .receipt_handle(receipt)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The queue attribute `name` (`All`: every one).
+pub async fn attributes(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    name: aws_sdk_sqs::types::QueueAttributeName,
+) -> std::collections::HashMap<aws_sdk_sqs::types::QueueAttributeName, String> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(name)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default()
+}
