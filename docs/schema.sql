@@ -266,6 +266,65 @@ CREATE TABLE public.queue_sqs_queues (
     tags jsonb DEFAULT '{}'::jsonb NOT NULL
 );
 
+CREATE TABLE public.queue_subscriptions (
+    id integer NOT NULL,
+    topic_id integer NOT NULL,
+    name text NOT NULL,
+    protocol text NOT NULL,
+    endpoint text NOT NULL,
+    tags text[] DEFAULT '{}'::text[] NOT NULL,
+    binding_keys text[] DEFAULT '{}'::text[] NOT NULL,
+    retry text DEFAULT 'EXPONENTIAL_DECAY_RETRY'::text NOT NULL,
+    retry_interval_ms bigint DEFAULT 10000 NOT NULL,
+    format text DEFAULT 'JSON'::text NOT NULL,
+    secret text,
+    pending bigint DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT queue_subscriptions_format_check CHECK ((format = ANY (ARRAY['JSON'::text, 'SIMPLIFIED'::text]))),
+    CONSTRAINT queue_subscriptions_name_check CHECK ((name ~ '^[A-Za-z0-9_.-]{1,80}$'::text)),
+    CONSTRAINT queue_subscriptions_protocol_check CHECK ((protocol = ANY (ARRAY['queue'::text, 'http'::text]))),
+    CONSTRAINT queue_subscriptions_retry_check CHECK ((retry = ANY (ARRAY['BACKOFF_RETRY'::text, 'EXPONENTIAL_DECAY_RETRY'::text]))),
+    CONSTRAINT queue_subscriptions_retry_interval_ms_check CHECK ((retry_interval_ms >= 100)),
+    CONSTRAINT queue_subscriptions_tags_check CHECK ((cardinality(tags) <= 5))
+);
+
+ALTER TABLE public.queue_subscriptions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.queue_subscriptions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE SEQUENCE public.queue_topic_message_ids
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+CREATE TABLE public.queue_topics (
+    id integer NOT NULL,
+    name text NOT NULL,
+    filter text DEFAULT 'tag'::text NOT NULL,
+    message_lifetime_ms bigint DEFAULT 86400000 NOT NULL,
+    max_message_bytes integer DEFAULT 1048576 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT queue_topics_filter_check CHECK ((filter = ANY (ARRAY['tag'::text, 'routing'::text]))),
+    CONSTRAINT queue_topics_message_lifetime_ms_check CHECK ((message_lifetime_ms >= 1000)),
+    CONSTRAINT queue_topics_name_check CHECK ((name ~ '^[A-Za-z0-9_.-]{1,80}$'::text))
+);
+
+ALTER TABLE public.queue_topics ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.queue_topics_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 ALTER TABLE ONLY public.images
     ADD CONSTRAINT images_pkey PRIMARY KEY (id);
 
@@ -308,6 +367,18 @@ ALTER TABLE ONLY public.queue_sqs_dedup
 ALTER TABLE ONLY public.queue_sqs_queues
     ADD CONSTRAINT queue_sqs_queues_pkey PRIMARY KEY (queue);
 
+ALTER TABLE ONLY public.queue_subscriptions
+    ADD CONSTRAINT queue_subscriptions_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.queue_subscriptions
+    ADD CONSTRAINT queue_subscriptions_topic_id_name_key UNIQUE (topic_id, name);
+
+ALTER TABLE ONLY public.queue_topics
+    ADD CONSTRAINT queue_topics_name_key UNIQUE (name);
+
+ALTER TABLE ONLY public.queue_topics
+    ADD CONSTRAINT queue_topics_pkey PRIMARY KEY (id);
+
 CREATE INDEX images_job_id ON public.images USING btree (job_id, created_at);
 
 CREATE INDEX jobs_expires_at ON public.jobs USING btree (expires_at);
@@ -321,6 +392,8 @@ CREATE INDEX queue_messages_origin ON public.queue_messages USING btree (origin)
 CREATE INDEX queue_messages_queue ON public.queue_messages USING btree (queue_id, pos);
 
 CREATE INDEX queue_sqs_dedup_expires ON public.queue_sqs_dedup USING btree (expires_at);
+
+CREATE INDEX queue_subscriptions_tags ON public.queue_subscriptions USING gin (tags);
 
 CREATE RULE queue_counter_changes_add AS
     ON INSERT TO public.queue_counter_changes DO INSTEAD  INSERT INTO public.queue_counters AS c (queue_id, bucket, slot, live, leased, delayed, dead_lettered)
@@ -337,4 +410,7 @@ ALTER TABLE ONLY public.outputs
 
 ALTER TABLE ONLY public.queue_placements
     ADD CONSTRAINT queue_placements_shard_id_fkey FOREIGN KEY (shard_id) REFERENCES public.queue_shards(id);
+
+ALTER TABLE ONLY public.queue_subscriptions
+    ADD CONSTRAINT queue_subscriptions_topic_id_fkey FOREIGN KEY (topic_id) REFERENCES public.queue_topics(id) ON DELETE CASCADE;
 

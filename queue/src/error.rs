@@ -5,6 +5,10 @@
 pub enum Error {
     #[error("queue `{0}` does not exist")]
     QueueNotFound(String),
+    #[error("topic `{0}` does not exist")]
+    TopicNotFound(String),
+    #[error("subscription `{0}` does not exist")]
+    SubscriptionNotFound(String),
     #[error("invalid queue attribute `{field}`: {message}")]
     InvalidAttribute {
         field: &'static str,

@@ -23,6 +23,8 @@
 //! - `shards`: one queue over several Postgres clusters ([`Router`]).
 //! - `http`: the queue HTTP API ([`http_router`], [`AdminToken`]).
 //! - `sqs`: an Amazon SQS endpoint over the queues ([`sqs_router`]).
+//! - `topics`: publish/subscribe with tag and routing-key filters, into
+//!   queues and to HTTP endpoints ([`Topics`], [`Pusher`]).
 //! - `connect`: a pool to `DATABASE_URL`, migrated ([`connect`]).
 //! - `error`: the typed [`Error`].
 //!
@@ -46,6 +48,7 @@ mod send;
 mod shards;
 mod sqs;
 mod stats;
+mod topics;
 
 pub use admin::{Put, Queues};
 pub use attributes::{MAX_BATCH, MAX_DELAY, MAX_LOCK, MAX_WAIT, QueueAttributes, QueueKind};
@@ -60,6 +63,11 @@ pub use send::NewMessage;
 pub use shards::{MessageRef, RETIRE_AFTER, ROUTE_TTL, Routed, Router, ShardInfo};
 pub use sqs::{AccessKeys, SqsArgs, SqsConfig, router as sqs_router};
 pub use stats::Stats;
+pub use topics::{
+    BodyFormat, DELIVERY_QUEUE, MAX_TAGS, Protocol, Publication, Pusher, RetryPolicy,
+    SubscriptionInfo, SubscriptionSpec, TopicFilter, TopicInfo, TopicSettings, Topics,
+    signature as topic_signature,
+};
 
 use std::sync::Arc;
 

@@ -152,7 +152,8 @@ pub async fn serve(
 
 /// What runs beside the HTTP server until `shutdown`: the job events
 /// listener, the response and dead letter consumers, queue maintenance, the
-/// sweeper of expired jobs, and the forgetting of idle clients' buckets.
+/// topics' HTTP pusher, the sweeper of expired jobs, and the forgetting of
+/// idle clients' buckets.
 fn spawn_background(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinHandle<()>> {
     let (pool, storage) = (&state.pool, &state.storage);
     let rates = state.rates.clone();
@@ -178,6 +179,8 @@ fn spawn_background(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinH
         tokio::spawn(
             queue::Maintenance::new(pool.clone()).run(Duration::from_secs(10), shutdown.clone()),
         ),
+        // Topics' HTTP deliveries, shared by every web instance.
+        tokio::spawn(queue::Pusher::new(state.router.control().clone()).run(shutdown.clone())),
         tokio::spawn(expiry::run(
             pool.clone(),
             storage.clone(),

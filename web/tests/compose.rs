@@ -71,7 +71,8 @@ fn credentials_are_required_never_defaulted() {
             ]
             .iter()
             .any(|s| key.contains(s));
-            if !secret || key == "DARKROOM_ADMIN_TOKEN" {
+            // Unset, these turn off what they guard, never open it.
+            if !secret || matches!(key, "DARKROOM_ADMIN_TOKEN" | "DARKROOM_SQS_ACCESS_KEYS") {
                 continue;
             }
             assert!(
@@ -80,10 +81,15 @@ fn credentials_are_required_never_defaulted() {
             );
         }
     }
-    // Unset, the queue API is disabled; never a shipped value.
+    // Unset, the queue API and the SQS endpoint refuse everyone; never a
+    // shipped value.
     assert_eq!(
         env(&doc["services"]["web"], "DARKROOM_ADMIN_TOKEN"),
         Some("${DARKROOM_ADMIN_TOKEN:-}")
+    );
+    assert_eq!(
+        env(&doc["services"]["web"], "DARKROOM_SQS_ACCESS_KEYS"),
+        Some("${DARKROOM_SQS_ACCESS_KEYS:-}")
     );
     assert!(
         env(&doc["services"]["web"], "DATABASE_URL")

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use queue::{AdminToken, NewMessage, QueueKind, Queues, RewindTo, Router};
 
 mod shards;
+mod topics;
 
 /// Administer Darkroom's Postgres message queues, or serve their HTTP API.
 #[derive(Parser, Debug)]
@@ -66,7 +67,13 @@ enum Command {
         #[command(subcommand)]
         command: shards::PlaceCommand,
     },
-    /// Serve the queue HTTP API and the SQS endpoint, and run maintenance.
+    /// Topics: publish once, deliver to every subscription.
+    Topic {
+        #[command(subcommand)]
+        command: topics::TopicCommand,
+    },
+    /// Serve the queue HTTP API and the SQS endpoint, run maintenance and
+    /// push topics' HTTP deliveries.
     Serve {
         /// Listen address (default 127.0.0.1:8081).
         #[arg(long, env = "DARKROOM_QUEUE_BIND", default_value = "127.0.0.1:8081")]
@@ -77,6 +84,10 @@ enum Command {
         /// The SQS endpoint, at `POST /`.
         #[command(flatten)]
         sqs: queue::SqsArgs,
+        /// Seconds a topic's HTTP delivery may take before it counts as
+        /// failed (default 10); each is leased for three times that.
+        #[arg(long, env = "DARKROOM_TOPIC_PUSH_TIMEOUT", default_value_t = 10)]
+        push_timeout: u64,
     },
 }
 
@@ -218,11 +229,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Shard { command } => shards::shard(&router, command).await?,
         Command::Queue { command } => shards::place(&router, command).await?,
+        Command::Topic { command } => topics::topic(&router, command).await?,
         Command::Serve {
             bind,
             admin_token,
             sqs,
-        } => serve(router, &bind, admin_token, sqs.into()).await?,
+            push_timeout,
+        } => {
+            let push_timeout = Duration::from_secs(push_timeout.max(1));
+            serve(router, &bind, admin_token, sqs.into(), push_timeout).await?
+        }
     }
     Ok(())
 }
@@ -322,6 +338,7 @@ async fn serve(
     bind: &str,
     admin_token: Option<String>,
     sqs: queue::SqsConfig,
+    push_timeout: Duration,
 ) -> anyhow::Result<()> {
     let admin_token = admin_token
         .filter(|t| !t.is_empty())
@@ -334,6 +351,10 @@ async fn serve(
     let maintenance = tokio::spawn({
         let (router, shutdown) = (router.clone(), shutdown.clone());
         async move { router.maintain(Duration::from_secs(10), shutdown).await }
+    });
+    let pusher = tokio::spawn({
+        let pusher = queue::Pusher::new(router.control().clone()).timeout(push_timeout);
+        pusher.run(shutdown.clone())
     });
     let signal = shutdown_signal()?;
     let addr = listener.local_addr()?;
@@ -349,6 +370,7 @@ async fn serve(
         .await?;
     shutdown.cancel();
     maintenance.await?;
+    pusher.await?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 mod auth;
 mod dto;
 mod routes;
+mod topics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,10 +47,20 @@ use crate::Error;
         routes::visibility,
         routes::rewind,
         routes::redrive,
-        routes::purge
+        routes::purge,
+        topics::list,
+        topics::put,
+        topics::remove,
+        topics::publish,
+        topics::subscriptions,
+        topics::subscribe,
+        topics::unsubscribe
     ),
     modifiers(&Scheme),
-    tags((name = "queues", description = "The message queue (Tencent CMQ / SQS semantics); durations in seconds"))
+    tags(
+        (name = "queues", description = "The message queue (Tencent CMQ / SQS semantics); durations in seconds"),
+        (name = "topics", description = "Publish/subscribe (CMQ topics): tag or routing-key filters, into queues or to HTTP endpoints")
+    )
 )]
 pub struct ApiDoc;
 
@@ -80,6 +91,20 @@ pub fn router(queues: crate::Router, admin_token: Option<AdminToken>) -> Router 
         .route("/api/queues/{name}/rewind", post(routes::rewind))
         .route("/api/queues/{name}/redrive", post(routes::redrive))
         .route("/api/queues/{name}/purge", post(routes::purge))
+        .route("/api/topics", get(topics::list))
+        .route(
+            "/api/topics/{name}",
+            axum::routing::put(topics::put).delete(topics::remove),
+        )
+        .route("/api/topics/{name}/publish", post(topics::publish))
+        .route(
+            "/api/topics/{name}/subscriptions",
+            get(topics::subscriptions),
+        )
+        .route(
+            "/api/topics/{name}/subscriptions/{subscription}",
+            axum::routing::put(topics::subscribe).delete(topics::unsubscribe),
+        )
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         // Matched routes only: a path this API does not serve must fall
         // through to the host's router (and its 404), not ask for a token.
@@ -149,7 +174,9 @@ impl From<Error> for ApiError {
             error: e.to_string(),
         };
         match &e {
-            Error::QueueNotFound(_) => ApiError::NotFound(body),
+            Error::QueueNotFound(_) | Error::TopicNotFound(_) | Error::SubscriptionNotFound(_) => {
+                ApiError::NotFound(body)
+            }
             Error::InvalidAttribute { .. }
             | Error::InvalidArgument { .. }
             | Error::MalformedReceipt(_) => ApiError::BadRequest(body),

@@ -1,0 +1,217 @@
+//! The topic routes: `/api/topics/...`, beside the queues'.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Api, ApiError, ApiResult, bad_request, parse, seconds};
+use crate::{
+    BodyFormat, Protocol, Publication, RetryPolicy, SubscriptionInfo, SubscriptionSpec,
+    TopicFilter, TopicInfo, TopicSettings, Topics,
+};
+
+fn topics(api: &Api) -> Topics {
+    Topics::new(api.router.control().clone())
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct TopicList {
+    #[schema(value_type = Vec<Object>)]
+    topics: Vec<TopicInfo>,
+}
+
+/// A topic's settings; fields left out take their defaults.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TopicBody {
+    /// `tag` (default) or `routing`.
+    #[schema(value_type = Option<String>)]
+    filter: Option<TopicFilter>,
+    /// Seconds an HTTP delivery is retried (default 86400).
+    message_lifetime: Option<f64>,
+    /// Largest body (default 1 MiB).
+    max_message_bytes: Option<u32>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PublishBody {
+    #[schema(value_type = Vec<Object>)]
+    messages: Vec<Publication>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct Published {
+    ids: Vec<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(super) struct SubscriptionList {
+    #[schema(value_type = Vec<Object>)]
+    subscriptions: Vec<SubscriptionInfo>,
+}
+
+/// A subscription.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SubscriptionBody {
+    /// `queue` or `http`.
+    #[schema(value_type = String)]
+    protocol: Protocol,
+    /// A queue's name, or an http(s) URL.
+    endpoint: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    binding_keys: Vec<String>,
+    /// `EXPONENTIAL_DECAY_RETRY` (default) or `BACKOFF_RETRY`.
+    retry: Option<String>,
+    /// BACKOFF_RETRY's interval in seconds (default 10).
+    retry_interval: Option<f64>,
+    /// `JSON` (default) or `SIMPLIFIED`.
+    #[schema(value_type = Option<String>)]
+    format: Option<BodyFormat>,
+    /// Key of the `x-cmq-signature` HMAC-SHA256 header.
+    secret: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/topics", tag = "topics",
+    responses((status = 200, description = "Every topic", body = TopicList), ApiError),
+    security(("admin_token" = []))
+)]
+pub(super) async fn list(State(api): State<Api>) -> ApiResult<Json<TopicList>> {
+    Ok(Json(TopicList {
+        topics: topics(&api).topics().await?,
+    }))
+}
+
+#[utoipa::path(put, path = "/api/topics/{name}", tag = "topics",
+    params(("name" = String, Path, description = "Topic name")),
+    request_body = TopicBody,
+    responses((status = 200, description = "Created or changed"), ApiError),
+    security(("admin_token" = []))
+)]
+pub(super) async fn put(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let body: TopicBody = parse(&body)?;
+    let mut settings = TopicSettings::default();
+    if let Some(f) = body.filter {
+        settings.filter = f;
+    }
+    if let Some(s) = body.message_lifetime {
+        settings.message_lifetime = seconds(s, "message_lifetime")?;
+    }
+    if let Some(b) = body.max_message_bytes {
+        settings.max_message_bytes = b;
+    }
+    topics(&api).put_topic(&name, &settings).await?;
+    Ok(Json(serde_json::json!({ "topic": name })))
+}
+
+#[utoipa::path(delete, path = "/api/topics/{name}", tag = "topics",
+    params(("name" = String, Path, description = "Topic name")),
+    responses((status = 200, description = "Deleted with its subscriptions"), ApiError),
+    security(("admin_token" = []))
+)]
+pub(super) async fn remove(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    topics(&api).delete_topic(&name).await?;
+    Ok(Json(serde_json::json!({ "deleted": name })))
+}
+
+#[utoipa::path(post, path = "/api/topics/{name}/publish", tag = "topics",
+    params(("name" = String, Path, description = "Topic name")),
+    request_body = PublishBody,
+    responses((status = 200, description = "Published", body = Published), ApiError),
+    security(("admin_token" = []))
+)]
+pub(super) async fn publish(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Published>> {
+    let body: PublishBody = parse(&body)?;
+    let ids = topics(&api).publish(&name, &body.messages).await?;
+    Ok(Json(Published { ids }))
+}
+
+#[utoipa::path(get, path = "/api/topics/{name}/subscriptions", tag = "topics",
+    params(("name" = String, Path, description = "Topic name")),
+    responses((status = 200, description = "Subscriptions and their backlog", body = SubscriptionList), ApiError),
+    security(("admin_token" = []))
+)]
+pub(super) async fn subscriptions(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<SubscriptionList>> {
+    Ok(Json(SubscriptionList {
+        subscriptions: topics(&api).subscriptions(&name).await?,
+    }))
+}
+
+#[utoipa::path(put, path = "/api/topics/{name}/subscriptions/{subscription}", tag = "topics",
+    params(
+        ("name" = String, Path, description = "Topic name"),
+        ("subscription" = String, Path, description = "Subscription name")
+    ),
+    request_body = SubscriptionBody,
+    responses((status = 200, description = "Subscribed"), ApiError),
+    security(("admin_token" = []))
+)]
+pub(super) async fn subscribe(
+    State(api): State<Api>,
+    Path((name, subscription)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let body: SubscriptionBody = parse(&body)?;
+    let retry = match body.retry.as_deref() {
+        None | Some("EXPONENTIAL_DECAY_RETRY") => RetryPolicy::ExponentialDecay,
+        Some("BACKOFF_RETRY") => RetryPolicy::Backoff {
+            interval: match body.retry_interval {
+                Some(s) => seconds(s, "retry_interval")?,
+                None => Duration::from_secs(10),
+            },
+        },
+        Some(other) => {
+            return Err(bad_request(format!(
+                "`retry` must be BACKOFF_RETRY or EXPONENTIAL_DECAY_RETRY, not `{other}`"
+            )));
+        }
+    };
+    let spec = SubscriptionSpec {
+        protocol: body.protocol,
+        endpoint: body.endpoint,
+        tags: body.tags,
+        binding_keys: body.binding_keys,
+        retry,
+        format: body.format.unwrap_or_default(),
+        secret: body.secret,
+    };
+    topics(&api).subscribe(&name, &subscription, &spec).await?;
+    Ok(Json(serde_json::json!({ "subscribed": subscription })))
+}
+
+#[utoipa::path(delete, path = "/api/topics/{name}/subscriptions/{subscription}", tag = "topics",
+    params(
+        ("name" = String, Path, description = "Topic name"),
+        ("subscription" = String, Path, description = "Subscription name")
+    ),
+    responses((status = 200, description = "Unsubscribed"), ApiError),
+    security(("admin_token" = []))
+)]
+pub(super) async fn unsubscribe(
+    State(api): State<Api>,
+    Path((name, subscription)): Path<(String, String)>,
+) -> ApiResult<Json<serde_json::Value>> {
+    topics(&api).unsubscribe(&name, &subscription).await?;
+    Ok(Json(serde_json::json!({ "unsubscribed": subscription })))
+}

@@ -1,0 +1,307 @@
+//! Creating, listing and deleting topics; subscribing and unsubscribing.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::filter::MAX_TAGS;
+use super::{
+    BodyFormat, DELIVERY_QUEUE, Protocol, RetryPolicy, SubscriptionSpec, TopicFilter,
+    TopicSettings, Topics,
+};
+use crate::attributes::{from_millis, millis};
+use crate::{Error, QueueAttributes, Result};
+
+/// A topic as listed.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopicInfo {
+    pub name: String,
+    pub filter: TopicFilter,
+    /// Seconds.
+    pub message_lifetime: f64,
+    pub max_message_bytes: u32,
+    pub subscriptions: i64,
+}
+
+/// A subscription as listed, with its backlog: messages waiting in its
+/// queue, or HTTP deliveries not yet made.
+#[derive(Clone, Debug, Serialize)]
+pub struct SubscriptionInfo {
+    pub name: String,
+    pub protocol: Protocol,
+    pub endpoint: String,
+    pub tags: Vec<String>,
+    pub binding_keys: Vec<String>,
+    pub retry: String,
+    pub format: BodyFormat,
+    pub backlog: i64,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Error {
+    Error::InvalidArgument {
+        field,
+        message: message.into(),
+    }
+}
+
+fn check_name(field: &'static str, name: &str) -> Result<()> {
+    let ok = (1..=80).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(field, "1 to 80 of A-Z a-z 0-9 _ . -"))
+    }
+}
+
+impl Topics {
+    /// Creates topic `name`, or changes its settings.
+    pub async fn put_topic(&self, name: &str, settings: &TopicSettings) -> Result<()> {
+        check_name("name", name)?;
+        if settings.message_lifetime < Duration::from_secs(1) {
+            return Err(invalid("message_lifetime", "must be at least 1 s"));
+        }
+        if settings.max_message_bytes == 0 || settings.max_message_bytes > 64 * 1024 * 1024 {
+            return Err(invalid(
+                "max_message_bytes",
+                "must be between 1 byte and 64 MiB",
+            ));
+        }
+        let filter = match settings.filter {
+            TopicFilter::Tag => "tag",
+            TopicFilter::Routing => "routing",
+        };
+        sqlx::query!(
+            r#"
+            insert into queue_topics (name, filter, message_lifetime_ms, max_message_bytes)
+            values ($1, $2, $3, $4)
+            on conflict (name) do update set
+                filter = excluded.filter,
+                message_lifetime_ms = excluded.message_lifetime_ms,
+                max_message_bytes = excluded.max_message_bytes
+            "#,
+            name,
+            filter,
+            millis(settings.message_lifetime),
+            settings.max_message_bytes as i32,
+        )
+        .execute(self.queues.pool())
+        .await?;
+        // Deliveries are kept until a pusher delivers or drops them.
+        let deliveries = QueueAttributes {
+            retention: None,
+            ..QueueAttributes::default()
+        };
+        self.queues.ensure(DELIVERY_QUEUE, &deliveries).await?;
+        Ok(())
+    }
+
+    /// Every topic, with how many subscriptions it has.
+    pub async fn topics(&self) -> Result<Vec<TopicInfo>> {
+        let rows = sqlx::query!(
+            r#"
+            select t.name, t.filter, t.message_lifetime_ms, t.max_message_bytes,
+                   (select count(*) from queue_subscriptions s where s.topic_id = t.id) as "subscriptions!"
+            from queue_topics t order by t.name
+            "#
+        )
+        .fetch_all(self.queues.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TopicInfo {
+                name: r.name,
+                filter: parse_filter(&r.filter),
+                message_lifetime: from_millis(r.message_lifetime_ms).as_secs_f64(),
+                max_message_bytes: r.max_message_bytes as u32,
+                subscriptions: r.subscriptions,
+            })
+            .collect())
+    }
+
+    /// Deletes topic `name` and its subscriptions; deliveries already
+    /// waiting are dropped by the pushers.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let deleted = sqlx::query!("delete from queue_topics where name = $1", name)
+            .execute(self.queues.pool())
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::TopicNotFound(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Subscribes `name` to topic `topic`, or changes that subscription.
+    pub async fn subscribe(&self, topic: &str, name: &str, spec: &SubscriptionSpec) -> Result<()> {
+        check_name("subscription", name)?;
+        if spec.tags.len() > MAX_TAGS {
+            return Err(invalid("tags", format!("at most {MAX_TAGS}")));
+        }
+        let (protocol, retry, interval) = describe(spec);
+        match spec.protocol {
+            Protocol::Queue => {
+                // The queue must exist here: the publish writes into it in
+                // its own transaction.
+                self.queues.open(&spec.endpoint).await?;
+            }
+            Protocol::Http => {
+                let url = url_ok(&spec.endpoint);
+                if !url {
+                    return Err(invalid("endpoint", "must be an http:// or https:// URL"));
+                }
+            }
+        }
+        let format = match spec.format {
+            BodyFormat::Json => "JSON",
+            BodyFormat::Simplified => "SIMPLIFIED",
+        };
+        let done = sqlx::query!(
+            r#"
+            insert into queue_subscriptions
+                (topic_id, name, protocol, endpoint, tags, binding_keys, retry,
+                 retry_interval_ms, format, secret)
+            select id, $2, $3, $4, $5, $6, $7, $8, $9, $10 from queue_topics where name = $1
+            on conflict (topic_id, name) do update set
+                protocol = excluded.protocol, endpoint = excluded.endpoint,
+                tags = excluded.tags, binding_keys = excluded.binding_keys,
+                retry = excluded.retry, retry_interval_ms = excluded.retry_interval_ms,
+                format = excluded.format, secret = excluded.secret
+            "#,
+            topic,
+            name,
+            protocol,
+            spec.endpoint,
+            &spec.tags,
+            &spec.binding_keys,
+            retry,
+            interval,
+            format,
+            spec.secret,
+        )
+        .execute(self.queues.pool())
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Err(Error::TopicNotFound(topic.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Removes subscription `name` of topic `topic`.
+    pub async fn unsubscribe(&self, topic: &str, name: &str) -> Result<()> {
+        let done = sqlx::query!(
+            r#"
+            delete from queue_subscriptions s using queue_topics t
+            where s.topic_id = t.id and t.name = $1 and s.name = $2
+            "#,
+            topic,
+            name
+        )
+        .execute(self.queues.pool())
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Err(Error::SubscriptionNotFound(format!("{topic}/{name}")));
+        }
+        Ok(())
+    }
+
+    /// Topic `topic`'s subscriptions with their backlog.
+    pub async fn subscriptions(&self, topic: &str) -> Result<Vec<SubscriptionInfo>> {
+        let rows = sqlx::query!(
+            r#"
+            select s.name, s.protocol, s.endpoint, s.tags, s.binding_keys, s.retry,
+                   s.retry_interval_ms, s.format, s.pending
+            from queue_subscriptions s join queue_topics t on t.id = s.topic_id
+            where t.name = $1 order by s.name
+            "#,
+            topic
+        )
+        .fetch_all(self.queues.pool())
+        .await?;
+        if rows.is_empty() && !self.topics().await?.iter().any(|t| t.name == topic) {
+            return Err(Error::TopicNotFound(topic.to_owned()));
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let protocol = parse_protocol(&r.protocol);
+            let backlog = match protocol {
+                Protocol::Http => r.pending,
+                Protocol::Queue => match self.queues.open(&r.endpoint).await {
+                    Ok(q) => {
+                        let s = q.stats().await?;
+                        s.visible + s.in_flight + s.delayed
+                    }
+                    Err(Error::QueueNotFound(_)) => 0,
+                    Err(e) => return Err(e),
+                },
+            };
+            out.push(SubscriptionInfo {
+                name: r.name,
+                protocol,
+                endpoint: r.endpoint,
+                tags: r.tags,
+                binding_keys: r.binding_keys,
+                retry: match r.retry.as_str() {
+                    "BACKOFF_RETRY" => format!(
+                        "BACKOFF_RETRY every {} s",
+                        from_millis(r.retry_interval_ms).as_secs_f64()
+                    ),
+                    other => other.to_owned(),
+                },
+                format: parse_format(&r.format),
+                backlog,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn url_ok(endpoint: &str) -> bool {
+    url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+}
+
+/// The stored spellings of a subscription's protocol and retry policy.
+fn describe(spec: &SubscriptionSpec) -> (&'static str, &'static str, i64) {
+    let protocol = match spec.protocol {
+        Protocol::Queue => "queue",
+        Protocol::Http => "http",
+    };
+    match spec.retry {
+        RetryPolicy::Backoff { interval } => (protocol, "BACKOFF_RETRY", millis(interval).max(100)),
+        RetryPolicy::ExponentialDecay => (protocol, "EXPONENTIAL_DECAY_RETRY", 10_000),
+    }
+}
+
+pub(crate) fn parse_filter(s: &str) -> TopicFilter {
+    match s {
+        "routing" => TopicFilter::Routing,
+        _ => TopicFilter::Tag,
+    }
+}
+
+pub(crate) fn parse_protocol(s: &str) -> Protocol {
+    match s {
+        "queue" => Protocol::Queue,
+        _ => Protocol::Http,
+    }
+}
+
+pub(crate) fn parse_format(s: &str) -> BodyFormat {
+    match s {
+        "SIMPLIFIED" => BodyFormat::Simplified,
+        _ => BodyFormat::Json,
+    }
+}
+
+pub(crate) fn parse_retry(s: &str, interval_ms: i64) -> RetryPolicy {
+    match s {
+        "BACKOFF_RETRY" => RetryPolicy::Backoff {
+            interval: from_millis(interval_ms),
+        },
+        _ => RetryPolicy::ExponentialDecay,
+    }
+}

@@ -1,0 +1,164 @@
+//! Topics: CMQ's publish/subscribe beside the queues. A message published
+//! to a topic goes to every subscription whose filter takes it (see
+//! `filter`): into a queue (protocol `queue`), in the publish's own
+//! transaction, or to an HTTP endpoint (protocol `http`), through the
+//! internal queue [`DELIVERY_QUEUE`], whose messages [`Pusher`]s lease,
+//! POST and delete like any others. So a push survives a pusher's crash
+//! (its lease runs out and another pusher takes the delivery), any number
+//! of pushers share the work, and a slow endpoint never holds a publisher
+//! up.
+//!
+//! Topics and their subscriptions live in one database (the control
+//! database, with shards), and so must the queues they feed.
+//!
+//! # Layout
+//! - `filter`: tag and routing-key matching.
+//! - `admin`: create, list and delete topics; subscribe and unsubscribe.
+//! - `publish`: the fan-out.
+//! - `push`: HTTP delivery with CMQ's retry strategies.
+
+mod admin;
+mod filter;
+mod publish;
+mod push;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Queues;
+
+pub use admin::{SubscriptionInfo, TopicInfo};
+pub use filter::MAX_TAGS;
+pub use publish::Publication;
+pub use push::{Pusher, signature};
+
+/// The queue HTTP deliveries wait in (in the topics' database).
+pub const DELIVERY_QUEUE: &str = "darkroom.topic.deliveries";
+
+/// How a topic picks the subscriptions of a message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicFilter {
+    /// By the message's tags (up to 5).
+    #[default]
+    Tag,
+    /// By the message's routing key against binding keys.
+    Routing,
+}
+
+/// A topic's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub filter: TopicFilter,
+    /// How long an HTTP delivery is retried (default 1 day).
+    pub message_lifetime: Duration,
+    /// Largest message body (default 1 MiB).
+    pub max_message_bytes: u32,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            filter: TopicFilter::Tag,
+            message_lifetime: Duration::from_secs(24 * 3600),
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Where a subscription's messages go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Into the queue the endpoint names.
+    Queue,
+    /// POSTed to the endpoint URL.
+    Http,
+}
+
+/// How failed HTTP deliveries are retried (CMQ's strategies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// Three more tries, `interval` apart, then the delivery is dropped.
+    Backoff { interval: Duration },
+    /// Tries 1 s, 2 s, 4 s… apart (at most 512 s) for the topic's message
+    /// lifetime.
+    ExponentialDecay,
+}
+
+/// How an HTTP delivery's body is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BodyFormat {
+    /// A JSON object: the topic, subscription, message id, body, tags,
+    /// routing key and publish time.
+    #[default]
+    Json,
+    /// The message body alone.
+    Simplified,
+}
+
+/// A subscription's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionSpec {
+    pub protocol: Protocol,
+    /// A queue's name, or an http(s) URL.
+    pub endpoint: String,
+    /// Tag topics: the tags taken (none: every message).
+    pub tags: Vec<String>,
+    /// Routing topics: the binding keys taken.
+    pub binding_keys: Vec<String>,
+    pub retry: RetryPolicy,
+    pub format: BodyFormat,
+    /// Key of the `x-cmq-signature` header (HMAC-SHA256 of the body).
+    pub secret: Option<String>,
+}
+
+impl SubscriptionSpec {
+    /// A subscription of every message into queue `queue`.
+    pub fn queue(queue: &str) -> Self {
+        Self::new(Protocol::Queue, queue)
+    }
+
+    /// A subscription of every message to `url`.
+    pub fn http(url: &str) -> Self {
+        Self::new(Protocol::Http, url)
+    }
+
+    fn new(protocol: Protocol, endpoint: &str) -> Self {
+        Self {
+            protocol,
+            endpoint: endpoint.to_owned(),
+            tags: Vec::new(),
+            binding_keys: Vec::new(),
+            retry: RetryPolicy::ExponentialDecay,
+            format: BodyFormat::Json,
+            secret: None,
+        }
+    }
+
+    pub fn tags(mut self, tags: &[&str]) -> Self {
+        self.tags = tags.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    pub fn binding_keys(mut self, keys: &[&str]) -> Self {
+        self.binding_keys = keys.iter().map(|t| t.to_string()).collect();
+        self
+    }
+}
+
+/// Entry point to the topics of one database.
+#[derive(Clone, Debug)]
+pub struct Topics {
+    queues: Queues,
+}
+
+impl Topics {
+    /// The topics of the database `queues` is on; subscriptions of protocol
+    /// `queue` feed its queues.
+    pub fn new(queues: Queues) -> Self {
+        Self { queues }
+    }
+}
