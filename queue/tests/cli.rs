@@ -211,3 +211,109 @@ async fn serve_speaks_sqs_and_rewind_reaches_sqs_queues(pool: PgPool) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn topics_are_made_subscribed_and_published_from_the_command_line(pool: PgPool) {
+    common::queue(&pool, "inbox").await;
+    let run = |args: &[&str]| stdout(&cli(&pool, args));
+    run(&["topic", "create", "events", "--filter", "tag"]);
+    run(&[
+        "topic",
+        "subscribe",
+        "events",
+        "reds",
+        "--queue",
+        "inbox",
+        "--tag",
+        "red",
+    ]);
+    run(&["topic", "publish", "events", "a red one", "--tag", "red"]);
+    run(&["topic", "publish", "events", "a blue one", "--tag", "blue"]);
+    let subs = run(&["topic", "subscriptions", "events"]);
+    assert!(
+        subs.contains("reds") && subs.contains("backlog 1"),
+        "{subs}"
+    );
+    let listed = run(&["topic", "list"]);
+    assert!(
+        listed.contains("events") && listed.contains("1 subscriptions"),
+        "{listed}"
+    );
+    run(&["topic", "unsubscribe", "events", "reds"]);
+    run(&["topic", "delete", "events"]);
+    let out = darkroom_queue(&pool)
+        .args(["topic", "publish", "events", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("topic `events` does not exist"));
+}
+
+/// A pusher killed (SIGKILL) while an endpoint holds its delivery leaves
+/// the delivery leased; once the lease runs out, the next pusher delivers
+/// it. At least once, nothing lost.
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn killed_pusher_leaves_its_delivery_to_the_next(pool: PgPool) {
+    use std::sync::{Arc, Mutex};
+
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let first = Arc::new(tokio::sync::Notify::new());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let (calls, first) = (calls.clone(), first.clone());
+            move |body: String| async move {
+                let n = {
+                    let mut calls = calls.lock().unwrap();
+                    calls.push(body);
+                    calls.len()
+                };
+                if n == 1 {
+                    // Held until the pusher dies.
+                    first.notify_one();
+                    std::future::pending::<()>().await;
+                }
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let topics = queue::Topics::new(queue::Queues::new(pool.clone()));
+    topics
+        .put_topic("events", &queue::TopicSettings::default())
+        .await
+        .unwrap();
+    topics
+        .subscribe("events", "hook", &queue::SubscriptionSpec::http(&url))
+        .await
+        .unwrap();
+    topics
+        .publish("events", &[queue::Publication::new("must arrive")])
+        .await
+        .unwrap();
+
+    // Leases of 3 s (three times the push timeout).
+    let env = [("DARKROOM_TOPIC_PUSH_TIMEOUT", "1")];
+    let (mut pusher, _) = serve(&pool, &env);
+    tokio::time::timeout(Duration::from_secs(30), first.notified())
+        .await
+        .expect("the first pusher never delivered");
+    pusher.kill().unwrap();
+    pusher.wait().unwrap();
+
+    let (mut next, _) = serve(&pool, &env);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let backlog = || async { topics.subscriptions("events").await.unwrap()[0].backlog };
+    while (calls.lock().unwrap().len() < 2 || backlog().await > 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    next.kill().unwrap();
+    next.wait().unwrap();
+    let calls = calls.lock().unwrap().clone();
+    assert!(calls.len() >= 2, "never delivered again: {calls:?}");
+    assert!(calls.iter().all(|b| b.contains("must arrive")));
+    assert_eq!(backlog().await, 0);
+}
