@@ -36,7 +36,18 @@ impl Api {
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = self.0.admin_url(&format!("/api/queues{path}"));
+        self.request(method, &format!("/api/queues{path}"), body)
+            .await
+    }
+
+    /// A call of the topics' API: `/api/topics` followed by `path`.
+    async fn topics(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.request(method, &format!("/api/topics{path}"), body)
+            .await
+    }
+
+    async fn request(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = self.0.admin_url(path);
         let mut req = self.0.client.request(method.parse().unwrap(), url);
         req = req.bearer_auth(TOKEN);
         if let Some(body) = body {
@@ -285,6 +296,56 @@ async fn queue_api_follows_the_routing_table_to_shards(pool: PgPool) {
     assert_eq!(api.delete("spread").await, 200);
     let (status, _) = api.get("/spread").await;
     assert_eq!(status, 404);
+}
+
+/// Topics over the HTTP API: a tag subscription into a queue, its backlog,
+/// and the errors a client can make.
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn topics_publish_to_their_subscribers_over_http(pool: PgPool) {
+    let api = Api::new(pool).await;
+    assert_eq!(api.put("inbox", json!({})).await.0, 201);
+    let (status, _) = api
+        .topics("PUT", "/events", Some(json!({"filter": "tag"})))
+        .await;
+    assert_eq!(status, 200);
+    let sub = json!({"protocol": "queue", "endpoint": "inbox", "tags": ["red"]});
+    let (status, body) = api
+        .topics("PUT", "/events/subscriptions/reds", Some(sub))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let messages = json!({"messages": [
+        {"body": "red", "tags": ["red"]},
+        {"body": "blue", "tags": ["blue"]},
+    ]});
+    let (status, body) = api.topics("POST", "/events/publish", Some(messages)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ids"].as_array().unwrap().len(), 2);
+    let (_, subs) = api.topics("GET", "/events/subscriptions", None).await;
+    assert_eq!(subs["subscriptions"][0]["backlog"], 1);
+    let (_, got) = api.post("inbox", "receive", json!({"max": 10})).await;
+    assert_eq!(got["messages"][0]["body"], "red");
+
+    let (status, _) = api
+        .topics(
+            "POST",
+            "/nope/publish",
+            Some(json!({"messages": [{"body": "x"}]})),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let bad = json!({"protocol": "http", "endpoint": "ftp://example.com"});
+    let (status, body) = api
+        .topics("PUT", "/events/subscriptions/hook", Some(bad))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let bad = json!({"protocol": "http", "endpoint": "http://example.com", "retry": "SOMETIMES"});
+    assert_eq!(
+        api.topics("PUT", "/events/subscriptions/hook", Some(bad))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(api.topics("DELETE", "/events", None).await.0, 200);
 }
 
 /// The SQS endpoint answers on the admin listener, beside the queue API,
