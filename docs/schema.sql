@@ -278,6 +278,7 @@ CREATE TABLE public.queue_subscriptions (
     retry_interval_ms bigint DEFAULT 10000 NOT NULL,
     format text DEFAULT 'JSON'::text NOT NULL,
     secret text,
+    public_only boolean DEFAULT false NOT NULL,
     pending bigint DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT queue_subscriptions_format_check CHECK ((format = ANY (ARRAY['JSON'::text, 'SIMPLIFIED'::text]))),

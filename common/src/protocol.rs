@@ -18,6 +18,9 @@ pub const REQUEST_QUEUE: &str = "darkroom.requests";
 pub const DEAD_REQUEST_QUEUE: &str = "darkroom.requests.dead";
 /// Queue of results for web.
 pub const RESPONSE_QUEUE: &str = "darkroom.responses";
+/// Topic of job events (`image.failed`, `job.done`), tagged with the job's
+/// id; jobs' webhooks subscribe to it.
+pub const EVENTS_TOPIC: &str = "darkroom.events";
 
 /// Process `recipe` on the original at `source_key`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -120,6 +123,23 @@ impl Outcome {
             Outcome::Failed { .. } => OutputState::Failed,
         }
     }
+}
+
+/// Creates the job events topic unless it exists (in the control database).
+pub async fn declare_topics(router: &Router) -> queue::Result<queue::Topics> {
+    let topics = queue::Topics::new(router.control().clone());
+    // An operator's settings of the topic stay.
+    if !topics
+        .topics()
+        .await?
+        .iter()
+        .any(|t| t.name == EVENTS_TOPIC)
+    {
+        topics
+            .put_topic(EVENTS_TOPIC, &queue::TopicSettings::default())
+            .await?;
+    }
+    Ok(topics)
 }
 
 /// Creates the request queue (with its dead letter queue) and the response

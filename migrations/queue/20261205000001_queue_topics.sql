@@ -28,6 +28,9 @@ create table queue_subscriptions (
     format text not null default 'JSON' check (format in ('JSON', 'SIMPLIFIED')),
     -- The key of the HMAC-SHA256 signature header on HTTP deliveries.
     secret text,
+    -- Deliver only to public addresses (set for URLs users give, such as a
+    -- job's webhook, so they cannot reach the server's own network).
+    public_only boolean not null default false,
     -- HTTP deliveries published and not yet delivered or dropped.
     pending bigint not null default 0,
     created_at timestamptz not null default now(),

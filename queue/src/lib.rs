@@ -66,7 +66,7 @@ pub use stats::Stats;
 pub use topics::{
     BodyFormat, DELIVERY_QUEUE, MAX_TAGS, Protocol, Publication, Pusher, RetryPolicy,
     SubscriptionInfo, SubscriptionSpec, TopicFilter, TopicInfo, TopicSettings, Topics,
-    signature as topic_signature,
+    public_host as topic_public_host, signature as topic_signature,
 };
 
 use std::sync::Arc;

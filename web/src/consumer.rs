@@ -5,7 +5,8 @@
 //! ladder queued < processing < failed < done, so a response processed twice,
 //! or a late `processing` after `done`, changes nothing. Several web instances
 //! can consume at once. Jobs whose outputs moved are announced to every
-//! instance's progress streams.
+//! instance's progress streams, and their events published to the job
+//! events topic (see [`crate::webhooks`]), in the same transaction.
 //!
 //! A batch of responses costs Postgres two transactions whatever its size:
 //! its receive, then one that applies every response in one statement,
@@ -26,7 +27,7 @@ use std::time::Duration;
 use common::protocol::MAX_RECEIVES;
 use common::protocol::{self, Outcome, OutputState, Request, Response};
 use common::storage::Storage;
-use queue::{DeadLetterReason, Message, Receipt, Routed};
+use queue::{DeadLetterReason, Message, Receipt, Routed, Topics};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -34,6 +35,7 @@ use uuid::Uuid;
 
 use crate::events::JobEvents;
 use crate::metrics;
+use crate::webhooks::{self, Moved};
 
 /// Responses leased per round.
 const BATCH: usize = 100;
@@ -68,19 +70,25 @@ async fn receive(
 }
 
 /// Runs until `shutdown`.
-pub async fn run(pool: PgPool, storage: Storage, responses: Routed, shutdown: CancellationToken) {
+pub async fn run(
+    pool: PgPool,
+    storage: Storage,
+    responses: Routed,
+    topics: Topics,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         let next = tokio::time::Instant::now() + POLL;
         let messages = receive(&responses, LOCK, Duration::ZERO, &shutdown).await;
         if !messages.is_empty()
-            && let Err(e) = consume(&pool, &storage, &responses, &messages).await
+            && let Err(e) = consume(&pool, &storage, &responses, &topics, &messages).await
         {
             // One response the database refuses must not hold back the
             // rest of its batch, round after round.
             warn!(error = %e, count = messages.len(), "applying a batch of responses failed; applying them one by one");
             for message in &messages {
                 let one = std::slice::from_ref(message);
-                if let Err(e) = consume(&pool, &storage, &responses, one).await {
+                if let Err(e) = consume(&pool, &storage, &responses, &topics, one).await {
                     warn!(error = %e, id = message.id, "applying a response failed; it will be redelivered");
                 }
             }
@@ -100,6 +108,7 @@ async fn consume(
     pool: &PgPool,
     storage: &Storage,
     responses: &Routed,
+    topics: &Topics,
     messages: &[Message],
 ) -> anyhow::Result<()> {
     let batch: Vec<Response> = messages.iter().filter_map(read).collect();
@@ -107,8 +116,7 @@ async fn consume(
     let mut tx = pool.begin().await?;
     let applied = apply_responses(&mut tx, &batch).await?;
     delete_orphans(&mut tx, storage, &batch, &applied).await?;
-    let jobs: BTreeSet<Uuid> = applied.iter().map(|a| a.job_id).collect();
-    JobEvents::announce(&mut *tx, &jobs.into_iter().collect::<Vec<_>>()).await?;
+    announce(&mut tx, topics, &applied).await?;
     // A stale receipt (the lock ran out during a slow round) is harmless:
     // its response, applied again later, changes nothing. Responses kept in
     // this database (all of them, without shards) go in this transaction;
@@ -197,7 +205,12 @@ async fn delete_orphans(
 /// letter queue, inspectable and redrivable (a redriven request that then
 /// succeeds turns its output done); each is leased for the longest lock, so
 /// it is looked at again only twice a day, changing nothing.
-pub async fn fail_dead_letters(pool: PgPool, dead: Routed, shutdown: CancellationToken) {
+pub async fn fail_dead_letters(
+    pool: PgPool,
+    dead: Routed,
+    topics: Topics,
+    shutdown: CancellationToken,
+) {
     const HOLD: Duration = Duration::from_secs(12 * 3600);
     while !shutdown.is_cancelled() {
         let messages = receive(&dead, HOLD, WAIT, &shutdown).await;
@@ -208,7 +221,7 @@ pub async fn fail_dead_letters(pool: PgPool, dead: Routed, shutdown: Cancellatio
         if failures.is_empty() {
             continue;
         }
-        if let Err(e) = fail(&pool, &failures).await {
+        if let Err(e) = fail(&pool, &topics, &failures).await {
             warn!(error = %e, "marking dead-lettered outputs failed; will retry");
         }
     }
@@ -238,17 +251,37 @@ fn dead_letter_failure(message: &Message, queue: &str) -> Option<Response> {
     })
 }
 
-async fn fail(pool: &PgPool, failures: &[Response]) -> sqlx::Result<()> {
+async fn fail(pool: &PgPool, topics: &Topics, failures: &[Response]) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     let applied = apply_responses(&mut tx, failures).await?;
     for a in &applied {
         warn!(job = %a.job_id, image = %a.image_id, recipe = %a.recipe, "request dead-lettered; output failed");
     }
-    let jobs: BTreeSet<Uuid> = applied.iter().map(|a| a.job_id).collect();
-    JobEvents::announce(&mut *tx, &jobs.into_iter().collect::<Vec<_>>()).await?;
+    announce(&mut tx, topics, &applied).await?;
     tx.commit().await?;
     record(&applied);
     Ok(())
+}
+
+/// Tells every instance's progress streams which jobs moved, and publishes
+/// the jobs' events, in the caller's transaction.
+async fn announce(
+    tx: &mut PgConnection,
+    topics: &Topics,
+    applied: &[Applied],
+) -> anyhow::Result<()> {
+    let jobs: BTreeSet<Uuid> = applied.iter().map(|a| a.job_id).collect();
+    JobEvents::announce(&mut *tx, &jobs.into_iter().collect::<Vec<_>>()).await?;
+    let moved: Vec<Moved> = applied
+        .iter()
+        .map(|a| Moved {
+            job: a.job_id,
+            image: a.image_id,
+            recipe: a.recipe.clone(),
+            state: a.state,
+        })
+        .collect();
+    webhooks::publish(tx, topics, &moved).await
 }
 
 /// An output row a response moved.

@@ -56,9 +56,17 @@ pub async fn sweep(pool: &PgPool, storage: &Storage) -> anyhow::Result<usize> {
         for job in &jobs {
             storage.delete_prefix(&format!("jobs/{job}/")).await?;
         }
-        // Images and outputs go with their job (on delete cascade).
+        // Images and outputs go with their job (on delete cascade), and so
+        // does its webhook.
         sqlx::query!("delete from jobs where id = any($1)", &jobs)
             .execute(&mut *tx)
+            .await?;
+        let hooks: Vec<String> = jobs
+            .iter()
+            .map(|j| crate::webhooks::subscription(*j))
+            .collect();
+        queue::Topics::new(queue::Queues::new(pool.clone()))
+            .unsubscribe_in(&mut tx, common::protocol::EVENTS_TOPIC, &hooks)
             .await?;
         tx.commit().await?;
         swept += jobs.len();

@@ -9,6 +9,7 @@
 //! - [`metrics`]: the Prometheus metrics of `/metrics`.
 //! - [`rate`]: per-client rates of job creation, uploads and work.
 //! - [`expiry`]: deletes jobs and their files once they expire.
+//! - [`webhooks`]: jobs' webhooks, a topic's HTTP subscriptions.
 //!
 //! [`serve`] runs both listeners (public: UI and jobs API; admin: queue API
 //! and metrics), the response consumer, queue maintenance and the sweeper
@@ -22,6 +23,7 @@ pub mod expiry;
 pub mod http;
 pub mod metrics;
 pub mod rate;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +60,9 @@ pub struct Settings {
     pub rates: rate::RateSettings,
     /// Bearer token of the queue HTTP API; `None` disables it (403).
     pub admin_token: Option<queue::AdminToken>,
+    /// Whether jobs' webhooks may point at private, loopback and
+    /// link-local addresses (off: they could reach this server's network).
+    pub allow_private_webhooks: bool,
     /// The SQS endpoint on the admin listener (no keys: it refuses all).
     pub sqs: queue::SqsConfig,
 }
@@ -74,6 +79,7 @@ impl Default for Settings {
             max_streams: 2000,
             rates: rate::RateSettings::default(),
             admin_token: None,
+            allow_private_webhooks: false,
             sqs: queue::SqsConfig::default(),
         }
     }
@@ -90,6 +96,8 @@ pub struct AppState {
     pub responses: Routed,
     /// Requests that kept coming back unfinished; their outputs are failed.
     pub dead_requests: Routed,
+    /// The job events topic and its subscriptions (webhooks).
+    pub topics: queue::Topics,
     pub settings: Arc<Settings>,
     pub job_events: JobEvents,
     pub rates: Arc<rate::Rates>,
@@ -103,6 +111,7 @@ impl AppState {
         let router = Router::new(Queues::new(pool.clone()));
         let (requests, responses) = common::protocol::declare_queues(&router).await?;
         let dead_requests = router.open(common::protocol::DEAD_REQUEST_QUEUE).await?;
+        let topics = common::protocol::declare_topics(&router).await?;
         Ok(Self {
             pool,
             router,
@@ -110,6 +119,7 @@ impl AppState {
             requests,
             responses,
             dead_requests,
+            topics,
             rates: Arc::new(rate::Rates::new(&settings.rates)),
             streams: http::events::Streams::default(),
             settings: Arc::new(settings),
@@ -169,11 +179,13 @@ fn spawn_background(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinH
             pool.clone(),
             storage.clone(),
             state.responses.clone(),
+            state.topics.clone(),
             shutdown.clone(),
         )),
         tokio::spawn(consumer::fail_dead_letters(
             pool.clone(),
             state.dead_requests.clone(),
+            state.topics.clone(),
             shutdown.clone(),
         )),
         tokio::spawn(

@@ -38,6 +38,11 @@ struct Config {
     /// The SQS endpoint on the admin listener.
     #[command(flatten)]
     sqs: queue::SqsArgs,
+    /// Let jobs' webhooks point at private, loopback and link-local
+    /// addresses (default false: they could reach this server's own
+    /// network). For a closed network only.
+    #[arg(long, env = "DARKROOM_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
     /// Largest uploaded file, in bytes (default 50 MiB).
     #[arg(long, env = "DARKROOM_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
     max_upload_bytes: u64,
@@ -134,6 +139,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         },
         admin_token,
         sqs: config.sqs.into(),
+        allow_private_webhooks: config.webhook_allow_private,
         ..Settings::default()
     };
     let state = AppState::new(pool, storage, settings).await?;

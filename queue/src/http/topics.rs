@@ -77,6 +77,9 @@ pub(super) struct SubscriptionBody {
     format: Option<BodyFormat>,
     /// Key of the `x-cmq-signature` HMAC-SHA256 header.
     secret: Option<String>,
+    /// Deliver only to public addresses (default false).
+    #[serde(default)]
+    public_only: bool,
 }
 
 #[utoipa::path(get, path = "/api/topics", tag = "topics",
@@ -195,6 +198,7 @@ pub(super) async fn subscribe(
         retry,
         format: body.format.unwrap_or_default(),
         secret: body.secret,
+        public_only: body.public_only,
     };
     topics(&api).subscribe(&name, &subscription, &spec).await?;
     Ok(Json(serde_json::json!({ "subscribed": subscription })))

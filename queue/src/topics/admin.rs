@@ -136,6 +136,19 @@ impl Topics {
 
     /// Subscribes `name` to topic `topic`, or changes that subscription.
     pub async fn subscribe(&self, topic: &str, name: &str, spec: &SubscriptionSpec) -> Result<()> {
+        let mut conn = self.queues.pool().acquire().await?;
+        self.subscribe_in(&mut conn, topic, name, spec).await
+    }
+
+    /// Like [`Topics::subscribe`], on the caller's connection, so the
+    /// subscription commits with the caller's own rows.
+    pub async fn subscribe_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        topic: &str,
+        name: &str,
+        spec: &SubscriptionSpec,
+    ) -> Result<()> {
         check_name("subscription", name)?;
         if spec.tags.len() > MAX_TAGS {
             return Err(invalid("tags", format!("at most {MAX_TAGS}")));
@@ -148,9 +161,11 @@ impl Topics {
                 self.queues.open(&spec.endpoint).await?;
             }
             Protocol::Http => {
-                let url = url_ok(&spec.endpoint);
-                if !url {
+                if !url_ok(&spec.endpoint) {
                     return Err(invalid("endpoint", "must be an http:// or https:// URL"));
+                }
+                if spec.public_only && !super::push::public_host(&spec.endpoint) {
+                    return Err(invalid("endpoint", "must be a public address"));
                 }
             }
         }
@@ -162,13 +177,14 @@ impl Topics {
             r#"
             insert into queue_subscriptions
                 (topic_id, name, protocol, endpoint, tags, binding_keys, retry,
-                 retry_interval_ms, format, secret)
-            select id, $2, $3, $4, $5, $6, $7, $8, $9, $10 from queue_topics where name = $1
+                 retry_interval_ms, format, secret, public_only)
+            select id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 from queue_topics where name = $1
             on conflict (topic_id, name) do update set
                 protocol = excluded.protocol, endpoint = excluded.endpoint,
                 tags = excluded.tags, binding_keys = excluded.binding_keys,
                 retry = excluded.retry, retry_interval_ms = excluded.retry_interval_ms,
-                format = excluded.format, secret = excluded.secret
+                format = excluded.format, secret = excluded.secret,
+                public_only = excluded.public_only
             "#,
             topic,
             name,
@@ -180,8 +196,9 @@ impl Topics {
             interval,
             format,
             spec.secret,
+            spec.public_only,
         )
-        .execute(self.queues.pool())
+        .execute(&mut *conn)
         .await?
         .rows_affected();
         if done == 0 {
@@ -207,6 +224,27 @@ impl Topics {
             return Err(Error::SubscriptionNotFound(format!("{topic}/{name}")));
         }
         Ok(())
+    }
+
+    /// Removes those of `names` that are subscriptions of `topic`, on the
+    /// caller's connection; returns how many.
+    pub async fn unsubscribe_in(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        topic: &str,
+        names: &[String],
+    ) -> Result<u64> {
+        Ok(sqlx::query!(
+            r#"
+            delete from queue_subscriptions s using queue_topics t
+            where s.topic_id = t.id and t.name = $1 and s.name = any($2)
+            "#,
+            topic,
+            names
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
     }
 
     /// Topic `topic`'s subscriptions with their backlog.

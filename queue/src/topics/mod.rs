@@ -31,7 +31,7 @@ use crate::Queues;
 pub use admin::{SubscriptionInfo, TopicInfo};
 pub use filter::MAX_TAGS;
 pub use publish::Publication;
-pub use push::{Pusher, signature};
+pub use push::{Pusher, public_host, signature};
 
 /// The queue HTTP deliveries wait in (in the topics' database).
 pub const DELIVERY_QUEUE: &str = "darkroom.topic.deliveries";
@@ -113,6 +113,10 @@ pub struct SubscriptionSpec {
     pub format: BodyFormat,
     /// Key of the `x-cmq-signature` header (HMAC-SHA256 of the body).
     pub secret: Option<String>,
+    /// Deliver only to public addresses: the endpoint's host must resolve
+    /// to none of loopback, private, link-local or other reserved ones
+    /// (for URLs that users give).
+    pub public_only: bool,
 }
 
 impl SubscriptionSpec {
@@ -135,6 +139,7 @@ impl SubscriptionSpec {
             retry: RetryPolicy::ExponentialDecay,
             format: BodyFormat::Json,
             secret: None,
+            public_only: false,
         }
     }
 

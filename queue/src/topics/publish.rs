@@ -64,8 +64,22 @@ impl Topics {
     /// Every subscribed queue gets its copies in this one transaction, or
     /// none does.
     pub async fn publish(&self, topic: &str, messages: &[Publication]) -> Result<Vec<i64>> {
-        check_batch("messages", messages.len())?;
         let mut tx = self.queues.pool().begin().await?;
+        let ids = self.publish_in(&mut tx, topic, messages).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Like [`Topics::publish`], in the caller's transaction: the copies and
+    /// deliveries commit with the caller's own rows, and receivers are woken
+    /// when it commits.
+    pub async fn publish_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        topic: &str,
+        messages: &[Publication],
+    ) -> Result<Vec<i64>> {
+        check_batch("messages", messages.len())?;
         let t = sqlx::query!(
             "select id, filter, max_message_bytes from queue_topics where name = $1",
             topic
@@ -135,7 +149,7 @@ impl Topics {
                         .iter()
                         .map(|(_, m)| NewMessage::new(m.body.clone()))
                         .collect();
-                    queue.send_batch_in(&mut tx, &batch).await?;
+                    queue.send_batch_in(tx, &batch).await?;
                     woken.push(queue);
                 }
                 Protocol::Http => {
@@ -164,13 +178,12 @@ impl Topics {
         if !deliveries.is_empty() {
             let queue = self.queues.open(DELIVERY_QUEUE).await?;
             for chunk in deliveries.chunks(crate::MAX_BATCH) {
-                queue.send_batch_in(&mut tx, chunk).await?;
+                queue.send_batch_in(tx, chunk).await?;
             }
             woken.push(queue);
         }
-        tx.commit().await?;
         for q in woken {
-            q.notify();
+            q.notify_in(tx).await?;
         }
         Ok(ids)
     }

@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::auth::new_token;
 use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::rate::Client;
+use crate::webhooks;
 
 /// Most recipes in one job.
 const MAX_RECIPES: usize = 16;
@@ -35,6 +36,10 @@ pub fn router() -> Router<AppState> {
 pub(crate) struct CreateJob {
     /// 1 to 16 recipes with distinct names.
     recipes: Vec<Recipe>,
+    /// An http(s) URL that gets the job's `image.failed` and `job.done`
+    /// events (POST, JSON; see the README).
+    #[schema(value_type = Option<String>)]
+    webhook: Option<String>,
 }
 
 impl CreateJob {
@@ -76,7 +81,16 @@ impl CreateJob {
                 Ok(recipe)
             })
             .collect::<AppResult<_>>()?;
-        Ok(CreateJob { recipes })
+        let webhook = match value.get("webhook") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(url)) => Some(url.clone()),
+            Some(_) => {
+                return Err(AppError::BadRequest(
+                    "`webhook` must be a URL string".into(),
+                ));
+            }
+        };
+        Ok(CreateJob { recipes, webhook })
     }
 }
 
@@ -96,6 +110,10 @@ pub(crate) struct JobCreated {
     /// `?token=` on links). Not stored by the server, so keep it.
     token: String,
     recipes: Vec<Recipe>,
+    /// The key of the `x-cmq-signature` header on webhook deliveries
+    /// (`sha256=` + hex HMAC-SHA256 of the body); given only here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<String>,
     /// When the job and its files are deleted (`DARKROOM_JOB_TTL` after
     /// creation).
     expires_at: DateTime<Utc>,
@@ -115,10 +133,15 @@ pub(crate) async fn create_job(
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<JobCreated>)> {
     state.rates.job(client)?;
-    let CreateJob { recipes } = CreateJob::parse(&body, &state.settings.limits)?;
+    let CreateJob { recipes, webhook } = CreateJob::parse(&body, &state.settings.limits)?;
+    let webhook = webhook
+        .map(|url| webhooks::check_url(&url, state.settings.allow_private_webhooks))
+        .transpose()?;
     let id = Uuid::new_v4();
     let (token, token_hash) = new_token();
     let ttl = PgInterval::try_from(state.settings.job_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The job and its webhook's subscription commit together.
+    let mut tx = state.pool.begin().await?;
     let expires_at = sqlx::query_scalar!(
         r#"
         insert into jobs (id, token_hash, recipes, expires_at)
@@ -130,14 +153,20 @@ pub(crate) async fn create_job(
         serde_json::to_value(&recipes).map_err(anyhow::Error::from)?,
         ttl,
     )
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await?;
+    let webhook_secret = match webhook {
+        Some(spec) => Some(webhooks::subscribe(&mut tx, &state.topics, id, spec).await?),
+        None => None,
+    };
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(JobCreated {
             id,
             token,
             recipes,
+            webhook_secret,
             expires_at,
         }),
     ))

@@ -1,0 +1,129 @@
+//! Job webhooks: a job may name a URL that gets its `image.failed` and
+//! `job.done` events. Events are published to the `darkroom.events` topic
+//! (tag topic; each event tagged with its job's id) in the transaction that
+//! applies the responses behind them; a job's webhook is an HTTP
+//! subscription of that topic, tagged with the job's id, signed with a
+//! secret given once when the job is made, and allowed only to public
+//! addresses unless `DARKROOM_WEBHOOK_ALLOW_PRIVATE` says otherwise. Any
+//! web instance's topic pusher delivers it, with CMQ's exponential retries.
+//!
+//! Anything else may subscribe to the topic too (a queue with no tags gets
+//! every job's events).
+
+use common::protocol::{EVENTS_TOPIC, OutputState};
+use queue::{Publication, SubscriptionSpec, Topics};
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::http::error::{AppError, AppResult};
+
+/// The name of job `job`'s webhook subscription.
+pub fn subscription(job: Uuid) -> String {
+    format!("job-{job}")
+}
+
+/// Checks a webhook URL a client gave: http(s), and unless `allow_private`,
+/// not aimed at a private, loopback or link-local address (names are
+/// checked again each time they are resolved).
+pub fn check_url(url: &str, allow_private: bool) -> AppResult<SubscriptionSpec> {
+    let mut spec = SubscriptionSpec::http(url);
+    spec.public_only = !allow_private;
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+    if parsed.is_none() || url.len() > 2048 {
+        return Err(AppError::BadRequest(
+            "`webhook` must be an http:// or https:// URL of at most 2048 characters".into(),
+        ));
+    }
+    if spec.public_only && !queue::topic_public_host(url) {
+        return Err(AppError::BadRequest(
+            "`webhook` must point at a public address, not a private, loopback or link-local one"
+                .into(),
+        ));
+    }
+    Ok(spec)
+}
+
+/// Subscribes job `job`'s webhook (on the caller's connection, with the
+/// job's own row); returns the secret its deliveries are signed with.
+pub async fn subscribe(
+    conn: &mut PgConnection,
+    topics: &Topics,
+    job: Uuid,
+    mut spec: SubscriptionSpec,
+) -> queue::Result<String> {
+    let secret = crate::auth::new_token().0;
+    spec.tags = vec![job.to_string()];
+    spec.secret = Some(secret.clone());
+    topics
+        .subscribe_in(conn, EVENTS_TOPIC, &subscription(job), &spec)
+        .await?;
+    Ok(secret)
+}
+
+/// An output a response moved.
+pub struct Moved {
+    pub job: Uuid,
+    pub image: Uuid,
+    pub recipe: String,
+    pub state: OutputState,
+}
+
+/// Publishes the events of `moved` in the caller's transaction: an
+/// `image.failed` per output that failed, and a `job.done` per job none of
+/// whose outputs is still to be made.
+pub async fn publish(
+    conn: &mut PgConnection,
+    topics: &Topics,
+    moved: &[Moved],
+) -> anyhow::Result<()> {
+    let mut events: Vec<Publication> = moved
+        .iter()
+        .filter(|m| m.state == OutputState::Failed)
+        .map(|m| {
+            let body = json!({
+                "event": "image.failed",
+                "job": m.job,
+                "image": m.image,
+                "recipe": m.recipe,
+            });
+            Publication::new(body.to_string()).tagged(&[&m.job.to_string()])
+        })
+        .collect();
+    let mut jobs: Vec<Uuid> = moved
+        .iter()
+        .filter(|m| m.state.is_final())
+        .map(|m| m.job)
+        .collect();
+    jobs.sort();
+    jobs.dedup();
+    if !jobs.is_empty() {
+        let done = sqlx::query!(
+            r#"
+            select job_id as "job!",
+                   count(*) filter (where state = 'done') as "done!",
+                   count(*) filter (where state = 'failed') as "failed!"
+            from outputs where job_id = any($1)
+            group by job_id
+            having bool_and(state in ('done', 'failed'))
+            "#,
+            &jobs
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        events.extend(done.into_iter().map(|d| {
+            let body = json!({
+                "event": "job.done",
+                "job": d.job,
+                "counts": {"total": d.done + d.failed, "done": d.done, "failed": d.failed},
+            });
+            Publication::new(body.to_string()).tagged(&[&d.job.to_string()])
+        }));
+    }
+    if !events.is_empty() {
+        topics.publish_in(conn, EVENTS_TOPIC, &events).await?;
+    }
+    Ok(())
+}
