@@ -164,7 +164,7 @@ impl Topics {
                 if !url_ok(&spec.endpoint) {
                     return Err(invalid("endpoint", "must be an http:// or https:// URL"));
                 }
-                if spec.public_only && !super::push::public_host(&spec.endpoint) {
+                if spec.public_only && !super::address::public_host(&spec.endpoint) {
                     return Err(invalid("endpoint", "must be a public address"));
                 }
             }

@@ -16,7 +16,9 @@
 //! - `admin`: create, list and delete topics; subscribe and unsubscribe.
 //! - `publish`: the fan-out.
 //! - `push`: HTTP delivery with CMQ's retry strategies.
+//! - `address`: the public addresses `public_only` subscriptions keep to.
 
+mod address;
 mod admin;
 mod filter;
 mod publish;
@@ -28,10 +30,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::Queues;
 
+pub use address::public_host;
 pub use admin::{SubscriptionInfo, TopicInfo};
 pub use filter::MAX_TAGS;
 pub use publish::Publication;
-pub use push::{Pusher, public_host, signature};
+pub use push::{Pusher, signature};
 
 /// The queue HTTP deliveries wait in (in the topics' database).
 pub const DELIVERY_QUEUE: &str = "darkroom.topic.deliveries";
