@@ -24,11 +24,14 @@ mod filter;
 mod publish;
 mod push;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
-use crate::Queues;
+use crate::{Queue, Queues};
 
 pub use address::public_host;
 pub use admin::{SubscriptionInfo, TopicInfo};
@@ -157,16 +160,39 @@ impl SubscriptionSpec {
     }
 }
 
-/// Entry point to the topics of one database.
+/// Entry point to the topics of one database. Clone it rather than making
+/// a new one: clones share their handles on the subscribed queues.
 #[derive(Clone, Debug)]
 pub struct Topics {
     queues: Queues,
+    /// Queues publishes wrote to, opened at most a route's TTL ago.
+    handles: Arc<Mutex<HashMap<String, (Instant, Queue)>>>,
 }
 
 impl Topics {
     /// The topics of the database `queues` is on; subscriptions of protocol
     /// `queue` feed its queues.
     pub fn new(queues: Queues) -> Self {
-        Self { queues }
+        Self {
+            queues,
+            handles: Arc::default(),
+        }
+    }
+
+    /// Queue `name`, from the handles opened within [`crate::ROUTE_TTL`]
+    /// (so a publish reads no queue row, and changed attributes are seen
+    /// within a second).
+    async fn queue(&self, name: &str) -> crate::Result<Queue> {
+        if let Some((at, q)) = self.handles.lock().expect("handles lock").get(name)
+            && at.elapsed() < crate::ROUTE_TTL
+        {
+            return Ok(q.clone());
+        }
+        let q = self.queues.open(name).await?;
+        self.handles
+            .lock()
+            .expect("handles lock")
+            .insert(name.to_owned(), (Instant::now(), q.clone()));
+        Ok(q)
     }
 }

@@ -59,6 +59,15 @@ pub(crate) struct Delivery {
     pub(crate) published_at: i64,
 }
 
+/// A subscription a publish may feed.
+struct Subscriber {
+    id: i32,
+    protocol: String,
+    endpoint: String,
+    tags: Vec<String>,
+    binding_keys: Vec<String>,
+}
+
 impl Topics {
     /// Publishes up to 1000 messages to topic `topic`; returns their ids.
     /// Every subscribed queue gets its copies in this one transaction, or
@@ -80,50 +89,65 @@ impl Topics {
         messages: &[Publication],
     ) -> Result<Vec<i64>> {
         check_batch("messages", messages.len())?;
-        let t = sqlx::query!(
-            "select id, filter, max_message_bytes from queue_topics where name = $1",
-            topic
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::TopicNotFound(topic.to_owned()))?;
-        for m in messages {
-            if m.body.len() > t.max_message_bytes as usize {
-                return Err(Error::MessageTooLarge {
-                    size: m.body.len(),
-                    limit: t.max_message_bytes as usize,
-                });
-            }
-            if m.tags.len() > MAX_TAGS {
-                return Err(Error::InvalidArgument {
-                    field: "tags",
-                    message: format!("a message carries at most {MAX_TAGS}"),
-                });
-            }
+        if messages.iter().any(|m| m.tags.len() > MAX_TAGS) {
+            return Err(Error::InvalidArgument {
+                field: "tags",
+                message: format!("a message carries at most {MAX_TAGS}"),
+            });
         }
-        let filter = parse_filter(&t.filter);
-        // A tag topic reads only the subscriptions that can match (those
-        // without tags and those sharing one), not all of a topic's.
+        // One statement finds the topic, draws the messages' ids and reads
+        // the subscriptions that can take them: for a tag topic, those
+        // without tags and those sharing one, not all of the topic's.
         let all_tags: Vec<String> = messages.iter().flat_map(|m| m.tags.clone()).collect();
-        let subscriptions = sqlx::query!(
+        let rows = sqlx::query!(
             r#"
-            select id, protocol, endpoint, tags, binding_keys from queue_subscriptions
-            where topic_id = $1
-              and ($2 = 'routing' or cardinality(tags) = 0 or tags && $3)
-            order by id
+            with t as (
+                select id, filter, max_message_bytes from queue_topics where name = $1
+            ), ids as (
+                select array_agg(nextval('queue_topic_message_ids') order by g) as ids
+                from generate_series(1, $2) as g
+                where exists (select 1 from t)
+            )
+            select t.filter as "filter!", t.max_message_bytes as "max_bytes!",
+                   (select ids.ids from ids) as "ids!",
+                   s.id as "sub_id?", s.protocol as "protocol?", s.endpoint as "endpoint?",
+                   s.tags as "tags?", s.binding_keys as "binding_keys?"
+            from t
+            left join queue_subscriptions s
+                on s.topic_id = t.id
+               and (t.filter = 'routing' or cardinality(s.tags) = 0 or s.tags && $3)
+            order by s.id
             "#,
-            t.id,
-            t.filter,
+            topic,
+            messages.len() as i32,
             &all_tags,
         )
         .fetch_all(&mut *tx)
         .await?;
-        let ids = sqlx::query_scalar!(
-            r#"select nextval('queue_topic_message_ids') as "id!" from generate_series(1, $1)"#,
-            messages.len() as i32
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let first = rows
+            .first()
+            .ok_or_else(|| Error::TopicNotFound(topic.to_owned()))?;
+        let limit = first.max_bytes as usize;
+        if let Some(m) = messages.iter().find(|m| m.body.len() > limit) {
+            return Err(Error::MessageTooLarge {
+                size: m.body.len(),
+                limit,
+            });
+        }
+        let filter = parse_filter(&first.filter);
+        let ids = first.ids.clone();
+        let subscriptions: Vec<Subscriber> = rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(Subscriber {
+                    id: r.sub_id?,
+                    protocol: r.protocol?,
+                    endpoint: r.endpoint?,
+                    tags: r.tags.unwrap_or_default(),
+                    binding_keys: r.binding_keys.unwrap_or_default(),
+                })
+            })
+            .collect();
         let now = chrono::Utc::now().timestamp_millis();
         let mut woken = Vec::new();
         let mut deliveries = Vec::new();
@@ -144,7 +168,7 @@ impl Topics {
             }
             match parse_protocol(&s.protocol) {
                 Protocol::Queue => {
-                    let queue = self.queues.open(&s.endpoint).await?;
+                    let queue = self.queue(&s.endpoint).await?;
                     let batch: Vec<NewMessage> = taken
                         .iter()
                         .map(|(_, m)| NewMessage::new(m.body.clone()))
@@ -176,7 +200,7 @@ impl Topics {
             }
         }
         if !deliveries.is_empty() {
-            let queue = self.queues.open(DELIVERY_QUEUE).await?;
+            let queue = self.queue(DELIVERY_QUEUE).await?;
             for chunk in deliveries.chunks(crate::MAX_BATCH) {
                 queue.send_batch_in(tx, chunk).await?;
             }
