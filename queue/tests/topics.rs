@@ -270,3 +270,23 @@ async fn http_push_decays_exponentially(pool: PgPool) {
     assert!(gaps[0] >= Duration::from_millis(950), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(1950), "{gaps:?}");
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_subscribed_queue_deleted_since_is_skipped(pool: PgPool) {
+    let queues = Queues::new(pool.clone());
+    let topics = Topics::new(queues.clone());
+    topic(&topics, "events", TopicFilter::Tag).await;
+    for queue in ["kept", "gone"] {
+        common::queue(&pool, queue).await;
+        topics
+            .subscribe("events", queue, &SubscriptionSpec::queue(queue))
+            .await
+            .unwrap();
+    }
+    queues.delete("gone").await.unwrap();
+    topics
+        .publish("events", &[Publication::new("still here")])
+        .await
+        .unwrap();
+    assert_eq!(bodies(&queues, "kept").await, ["still here"]);
+}

@@ -122,8 +122,19 @@ pub async fn publish(
             Publication::new(body.to_string()).tagged(&[&d.job.to_string()])
         }));
     }
-    if !events.is_empty() {
-        topics.publish_in(conn, EVENTS_TOPIC, &events).await?;
+    if events.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    match topics.publish_in(conn, EVENTS_TOPIC, &events).await {
+        // An operator deleted the topic: the outputs still move on (it is
+        // declared again when a web server starts).
+        Err(queue::Error::TopicNotFound(_)) => {
+            tracing::warn!(
+                topic = EVENTS_TOPIC,
+                "events topic is gone; events not published"
+            );
+            Ok(())
+        }
+        other => Ok(other.map(drop)?),
+    }
 }

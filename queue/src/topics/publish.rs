@@ -168,7 +168,16 @@ impl Topics {
             }
             match parse_protocol(&s.protocol) {
                 Protocol::Queue => {
-                    let queue = self.queue(&s.endpoint).await?;
+                    let queue = match self.queue(&s.endpoint).await {
+                        Ok(q) => q,
+                        // Deleted since it subscribed: nothing to feed, and
+                        // no reason to refuse the others theirs.
+                        Err(Error::QueueNotFound(_)) => {
+                            tracing::warn!(topic, queue = s.endpoint, "subscribed queue is gone");
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let batch: Vec<NewMessage> = taken
                         .iter()
                         .map(|(_, m)| NewMessage::new(m.body.clone()))
