@@ -29,6 +29,37 @@ async fn bodies(queues: &Queues, name: &str) -> Vec<String> {
     out
 }
 
+/// Makes queue `queue` and subscribes it to `topic` as `spec` says.
+async fn subscribe_queue(
+    pool: &PgPool,
+    topics: &Topics,
+    topic: &str,
+    queue: &str,
+    spec: SubscriptionSpec,
+) {
+    common::queue(pool, queue).await;
+    topics.subscribe(topic, queue, &spec).await.unwrap();
+}
+
+/// A tag topic `events` with a queue subscribed (taking every message) for
+/// each of `names`.
+async fn events_feeding(pool: &PgPool, names: &[&str]) -> (Queues, Topics) {
+    let queues = Queues::new(pool.clone());
+    let topics = Topics::new(queues.clone());
+    topic(&topics, "events", TopicFilter::Tag).await;
+    for queue in names {
+        subscribe_queue(
+            pool,
+            &topics,
+            "events",
+            queue,
+            SubscriptionSpec::queue(queue),
+        )
+        .await;
+    }
+    (queues, topics)
+}
+
 async fn topic(topics: &Topics, name: &str, filter: TopicFilter) {
     let settings = TopicSettings {
         filter,
@@ -75,16 +106,7 @@ async fn tag_subscriptions_get_their_messages_in_every_queue_at_once(pool: PgPoo
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn a_publish_that_one_queue_refuses_reaches_none(pool: PgPool) {
-    let queues = Queues::new(pool.clone());
-    let topics = Topics::new(queues.clone());
-    topic(&topics, "events", TopicFilter::Tag).await;
-    for queue in ["one", "two"] {
-        common::queue(&pool, queue).await;
-        topics
-            .subscribe("events", queue, &SubscriptionSpec::queue(queue))
-            .await
-            .unwrap();
-    }
+    let (queues, topics) = events_feeding(&pool, &["one", "two"]).await;
     // The third queue takes messages of 4 bytes at most.
     let small = QueueAttributes {
         max_message_bytes: 4,
@@ -273,16 +295,7 @@ async fn http_push_decays_exponentially(pool: PgPool) {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn a_subscribed_queue_deleted_since_is_skipped(pool: PgPool) {
-    let queues = Queues::new(pool.clone());
-    let topics = Topics::new(queues.clone());
-    topic(&topics, "events", TopicFilter::Tag).await;
-    for queue in ["kept", "gone"] {
-        common::queue(&pool, queue).await;
-        topics
-            .subscribe("events", queue, &SubscriptionSpec::queue(queue))
-            .await
-            .unwrap();
-    }
+    let (queues, topics) = events_feeding(&pool, &["kept", "gone"]).await;
     queues.delete("gone").await.unwrap();
     topics
         .publish("events", &[Publication::new("still here")])
