@@ -180,8 +180,11 @@ async fn routing_subscriptions_get_what_their_binding_keys_match(pool: PgPool) {
 /// after, recording when each call came and its headers.
 #[derive(Clone, Default)]
 struct Endpoint {
-    calls: Arc<Mutex<Vec<(Instant, HeaderMap, String)>>>,
+    calls: Arc<Mutex<Vec<Call>>>,
 }
+
+/// When a call came, its headers and body.
+type Call = (Instant, HeaderMap, String);
 
 impl Endpoint {
     async fn start(self, fail: usize) -> String {
@@ -205,6 +208,19 @@ impl Endpoint {
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         url
     }
+}
+
+/// A pusher that ran until `endpoint` had `n` calls (or 20 s passed), and
+/// the calls.
+async fn pushed(queues: &Queues, endpoint: &Endpoint, n: usize) -> (Pusher, Vec<Call>) {
+    let pusher = Pusher::new(queues.clone()).timeout(Duration::from_secs(2));
+    let calls = endpoint.calls.clone();
+    push_until(&pusher, Duration::from_secs(20), || {
+        calls.lock().unwrap().len() >= n
+    })
+    .await;
+    let calls = endpoint.calls.lock().unwrap().clone();
+    (pusher, calls)
 }
 
 /// Runs pusher rounds until `done` says so or `patience` runs out.
@@ -233,13 +249,7 @@ async fn http_push_retries_with_backoff_until_the_endpoint_takes_it(pool: PgPool
         .await
         .unwrap();
 
-    let pusher = Pusher::new(queues.clone()).timeout(Duration::from_secs(2));
-    let calls = endpoint.calls.clone();
-    push_until(&pusher, Duration::from_secs(20), || {
-        calls.lock().unwrap().len() >= 3
-    })
-    .await;
-    let calls = endpoint.calls.lock().unwrap().clone();
+    let (pusher, calls) = pushed(&queues, &endpoint, 3).await;
     assert_eq!(calls.len(), 3, "two refusals, then the delivery");
     for pair in calls.windows(2) {
         let gap = pair[1].0 - pair[0].0;
@@ -280,13 +290,7 @@ async fn http_push_decays_exponentially(pool: PgPool) {
         .publish("events", &[Publication::new("x")])
         .await
         .unwrap();
-    let pusher = Pusher::new(queues.clone()).timeout(Duration::from_secs(2));
-    let calls = endpoint.calls.clone();
-    push_until(&pusher, Duration::from_secs(20), || {
-        calls.lock().unwrap().len() >= 3
-    })
-    .await;
-    let calls = endpoint.calls.lock().unwrap().clone();
+    let (_, calls) = pushed(&queues, &endpoint, 3).await;
     assert_eq!(calls.len(), 3);
     let gaps: Vec<Duration> = calls.windows(2).map(|p| p[1].0 - p[0].0).collect();
     assert!(gaps[0] >= Duration::from_millis(950), "{gaps:?}");
