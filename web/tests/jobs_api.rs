@@ -146,6 +146,13 @@ async fn openapi_spec_describes_every_route(pool: PgPool) {
         ("/api/queues/{name}/rewind", "post"),
         ("/api/queues/{name}/redrive", "post"),
         ("/api/queues/{name}/purge", "post"),
+        ("/api/topics", "get"),
+        ("/api/topics/{name}", "put"),
+        ("/api/topics/{name}", "delete"),
+        ("/api/topics/{name}/publish", "post"),
+        ("/api/topics/{name}/subscriptions", "get"),
+        ("/api/topics/{name}/subscriptions/{subscription}", "put"),
+        ("/api/topics/{name}/subscriptions/{subscription}", "delete"),
     ];
     for (path, method) in expected {
         assert!(

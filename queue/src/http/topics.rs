@@ -20,7 +20,6 @@ fn topics(api: &Api) -> Topics {
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct TopicList {
-    #[schema(value_type = Vec<Object>)]
     topics: Vec<TopicInfo>,
 }
 
@@ -29,7 +28,6 @@ pub(super) struct TopicList {
 #[serde(deny_unknown_fields)]
 pub(super) struct TopicBody {
     /// `tag` (default) or `routing`.
-    #[schema(value_type = Option<String>)]
     filter: Option<TopicFilter>,
     /// Seconds an HTTP delivery is retried (default 86400).
     message_lifetime: Option<f64>,
@@ -40,7 +38,6 @@ pub(super) struct TopicBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PublishBody {
-    #[schema(value_type = Vec<Object>)]
     messages: Vec<Publication>,
 }
 
@@ -51,7 +48,6 @@ pub(super) struct Published {
 
 #[derive(Serialize, ToSchema)]
 pub(super) struct SubscriptionList {
-    #[schema(value_type = Vec<Object>)]
     subscriptions: Vec<SubscriptionInfo>,
 }
 
@@ -60,7 +56,6 @@ pub(super) struct SubscriptionList {
 #[serde(deny_unknown_fields)]
 pub(super) struct SubscriptionBody {
     /// `queue` or `http`.
-    #[schema(value_type = String)]
     protocol: Protocol,
     /// A queue's name, or an http(s) URL.
     endpoint: String,
@@ -73,7 +68,6 @@ pub(super) struct SubscriptionBody {
     /// BACKOFF_RETRY's interval in seconds (default 10).
     retry_interval: Option<f64>,
     /// `JSON` (default) or `SIMPLIFIED`.
-    #[schema(value_type = Option<String>)]
     format: Option<BodyFormat>,
     /// Key of the `x-cmq-signature` HMAC-SHA256 header.
     secret: Option<String>,

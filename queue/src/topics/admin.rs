@@ -13,7 +13,7 @@ use crate::attributes::{from_millis, millis};
 use crate::{Error, QueueAttributes, Result};
 
 /// A topic as listed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct TopicInfo {
     pub name: String,
     pub filter: TopicFilter,
@@ -25,7 +25,7 @@ pub struct TopicInfo {
 
 /// A subscription as listed, with its backlog: messages waiting in its
 /// queue, or HTTP deliveries not yet made.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionInfo {
     pub name: String,
     pub protocol: Protocol,

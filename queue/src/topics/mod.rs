@@ -43,7 +43,7 @@ pub use push::{Pusher, signature};
 pub const DELIVERY_QUEUE: &str = "darkroom.topic.deliveries";
 
 /// How a topic picks the subscriptions of a message.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TopicFilter {
     /// By the message's tags (up to 5).
@@ -74,7 +74,7 @@ impl Default for TopicSettings {
 }
 
 /// Where a subscription's messages go.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
     /// Into the queue the endpoint names.
@@ -94,7 +94,7 @@ pub enum RetryPolicy {
 }
 
 /// How an HTTP delivery's body is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BodyFormat {
     /// A JSON object: the topic, subscription, message id, body, tags,

@@ -10,7 +10,7 @@ use crate::attributes::check_batch;
 use crate::{Error, NewMessage, Result};
 
 /// A message to publish.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct Publication {
     pub body: String,
     /// Tag topics: up to 5 tags.
