@@ -47,6 +47,54 @@ impl ExtraCache {
     pub(crate) fn forget(&self, queue: &str) {
         self.entries.lock().expect("cache lock").remove(queue);
     }
+
+    /// Merges `attributes` into queue `queue`'s stored ones (a null removes
+    /// one), and forgets what this cache had of it.
+    pub(crate) async fn store(
+        &self,
+        pool: &sqlx::PgPool,
+        queue: &str,
+        attributes: &Map<String, Value>,
+    ) -> crate::Result<()> {
+        sqlx::query!(
+            r#"
+        insert into queue_sqs_queues (queue, attributes) values ($1, $2)
+        on conflict (queue) do update
+            set attributes = jsonb_strip_nulls(queue_sqs_queues.attributes || excluded.attributes)
+        "#,
+            queue,
+            Value::Object(attributes.clone()),
+        )
+        .execute(pool)
+        .await?;
+        self.forget(queue);
+        Ok(())
+    }
+
+    /// Sets and removes tags of queue `queue`, and forgets what this cache
+    /// had of it.
+    pub(crate) async fn retag(
+        &self,
+        pool: &sqlx::PgPool,
+        queue: &str,
+        set: &Map<String, Value>,
+        remove: &[String],
+    ) -> crate::Result<()> {
+        sqlx::query!(
+            r#"
+        insert into queue_sqs_queues (queue, tags) values ($1, $2)
+        on conflict (queue) do update
+            set tags = (queue_sqs_queues.tags - $3::text[]) || excluded.tags
+        "#,
+            queue,
+            Value::Object(set.clone()),
+            remove,
+        )
+        .execute(pool)
+        .await?;
+        self.forget(queue);
+        Ok(())
+    }
 }
 
 fn as_map(v: Value) -> Map<String, Value> {
@@ -54,46 +102,4 @@ fn as_map(v: Value) -> Map<String, Value> {
         Value::Object(m) => m,
         _ => Map::new(),
     }
-}
-
-/// Merges `attributes` into queue `queue`'s stored ones; a null removes one.
-pub(crate) async fn store(
-    pool: &sqlx::PgPool,
-    queue: &str,
-    attributes: &Map<String, Value>,
-) -> crate::Result<()> {
-    sqlx::query!(
-        r#"
-        insert into queue_sqs_queues (queue, attributes) values ($1, $2)
-        on conflict (queue) do update
-            set attributes = jsonb_strip_nulls(queue_sqs_queues.attributes || excluded.attributes)
-        "#,
-        queue,
-        Value::Object(attributes.clone()),
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// Sets and removes tags of queue `queue`.
-pub(crate) async fn retag(
-    pool: &sqlx::PgPool,
-    queue: &str,
-    set: &Map<String, Value>,
-    remove: &[String],
-) -> crate::Result<()> {
-    sqlx::query!(
-        r#"
-        insert into queue_sqs_queues (queue, tags) values ($1, $2)
-        on conflict (queue) do update
-            set tags = (queue_sqs_queues.tags - $3::text[]) || excluded.tags
-        "#,
-        queue,
-        Value::Object(set.clone()),
-        remove,
-    )
-    .execute(pool)
-    .await?;
-    Ok(())
 }

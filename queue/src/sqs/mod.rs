@@ -322,11 +322,11 @@ impl Input {
         Ok(name)
     }
 
-    /// The entries of a batch of `action`: 1 to 10, each with a distinct,
-    /// valid Id.
-    fn entries(&self, action: &str) -> SqsResult<Vec<Input>> {
+    /// Takes out the entries of a batch of `action`: 1 to 10, each with a
+    /// distinct, valid Id.
+    fn entries(&mut self, action: &str) -> SqsResult<Vec<Input>> {
         let entry = format!("{action}RequestEntry");
-        let items = match self.0.get("Entries") {
+        let items = match self.0.remove("Entries") {
             Some(Value::Array(items)) if !items.is_empty() => items,
             _ => return Err(SqsError::empty_batch(&entry)),
         };
@@ -341,7 +341,7 @@ impl Input {
                     "Batch entries must be objects.",
                 ));
             };
-            let entry = Input(map.clone());
+            let entry = Input(map);
             let id = entry.required("Id")?;
             if !is_sqs_word(id) {
                 return Err(SqsError::invalid_batch_id());

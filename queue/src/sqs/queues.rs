@@ -1,10 +1,9 @@
-//! Queue actions: create, find, list, delete, purge, attributes, tags, dead
-//! letter sources and message move tasks (redrive).
+//! Queue actions: create, find, list, delete, purge, attributes, tags and
+//! dead letter sources.
 
 use serde_json::{Map, Value, json};
 
 use super::error::{SqsError, SqsResult};
-use super::extra;
 use super::settings::{self, READABLE};
 use super::{Ctx, Input, is_sqs_word};
 use crate::{Error, QueueAttributes, QueueKind};
@@ -65,15 +64,17 @@ pub(super) async fn create(ctx: &Ctx<'_>, input: Input) -> Output {
             let change = settings::apply(QueueAttributes::default(), &requested, fifo, true)?;
             check_dead_letter_queue(ctx, &change.native, fifo).await?;
             router.put(name, &change.native).await?;
-            extra::store(ctx.control(), name, &change.extra).await?;
+            ctx.sqs
+                .extra
+                .store(ctx.control(), name, &change.extra)
+                .await?;
             let tags = match input.get("tags").or(input.get("Tags")) {
                 Some(Value::Object(t)) => t.clone(),
                 _ => Map::new(),
             };
             if !tags.is_empty() {
-                extra::retag(ctx.control(), name, &tags, &[]).await?;
+                ctx.sqs.extra.retag(ctx.control(), name, &tags, &[]).await?;
             }
-            ctx.sqs.extra.forget(name);
         }
         Err(e) => return Err(e.into()),
     }
@@ -220,8 +221,10 @@ pub(super) async fn set_attributes(ctx: &Ctx<'_>, input: Input) -> Output {
     let change = settings::apply(current, &asked, fifo, false)?;
     check_dead_letter_queue(ctx, &change.native, fifo).await?;
     ctx.sqs.router.put(name, &change.native).await?;
-    extra::store(ctx.control(), name, &change.extra).await?;
-    ctx.sqs.extra.forget(name);
+    ctx.sqs
+        .extra
+        .store(ctx.control(), name, &change.extra)
+        .await?;
     Ok(Map::new())
 }
 
@@ -264,8 +267,7 @@ pub(super) async fn tag(ctx: &Ctx<'_>, input: Input) -> Output {
             "Too many tags added for queue {name}."
         )));
     }
-    extra::retag(ctx.control(), name, &tags, &[]).await?;
-    ctx.sqs.extra.forget(name);
+    ctx.sqs.extra.retag(ctx.control(), name, &tags, &[]).await?;
     Ok(Map::new())
 }
 
@@ -278,8 +280,10 @@ pub(super) async fn untag(ctx: &Ctx<'_>, input: Input) -> Output {
             "Tag keys must be between 1 and 128 characters in length.",
         ));
     }
-    extra::retag(ctx.control(), name, &Map::new(), &keys).await?;
-    ctx.sqs.extra.forget(name);
+    ctx.sqs
+        .extra
+        .retag(ctx.control(), name, &Map::new(), &keys)
+        .await?;
     Ok(Map::new())
 }
 

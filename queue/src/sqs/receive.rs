@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{SqsError, SqsResult};
 use super::message::{self, Envelope};
-use super::send::target;
+use super::send::{sequence_number, target};
 use super::{Ctx, Input, batch_failure, batch_output};
 use crate::{Error, MessageRef, Receipt, Routed};
 
@@ -26,7 +26,7 @@ fn lock_of(secs: i64) -> Duration {
 
 pub(super) async fn receive(ctx: &Ctx<'_>, input: Input) -> Output {
     let target = target(ctx, &input).await?;
-    let attributes = target.queue.attributes().await?;
+    let attributes = &target.attributes;
     let max = input.int_in("MaxNumberOfMessages", 1, 10)?.unwrap_or(1) as usize;
     let lock = match input.int_in("VisibilityTimeout", 0, 12 * 3600)? {
         Some(secs) => lock_of(secs),
@@ -101,7 +101,7 @@ fn system_attributes(
     );
     all.insert("SenderId", ctx.sqs.config.account_id.clone());
     if fifo {
-        all.insert("SequenceNumber", format!("{:020}", m.id));
+        all.insert("SequenceNumber", sequence_number(m.id));
         if let Some(g) = &envelope.group {
             all.insert("MessageGroupId", g.clone());
         }
@@ -146,7 +146,7 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
     }
 }
 
-pub(super) async fn delete_batch(ctx: &Ctx<'_>, input: Input) -> Output {
+pub(super) async fn delete_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
     let queue = ctx.sqs.router.open(input.queue()?).await?;
     let entries = input.entries("DeleteMessageBatch")?;
     let (mut ids, mut receipts, mut failed) = (vec![], vec![], vec![]);
@@ -183,7 +183,7 @@ pub(super) async fn change_visibility(ctx: &Ctx<'_>, input: Input) -> Output {
     Ok(Map::new())
 }
 
-pub(super) async fn change_visibility_batch(ctx: &Ctx<'_>, input: Input) -> Output {
+pub(super) async fn change_visibility_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
     let queue = ctx.sqs.router.open(input.queue()?).await?;
     let entries = input.entries("ChangeMessageVisibilityBatch")?;
     let (mut successful, mut failed) = (vec![], vec![]);

@@ -9,7 +9,7 @@ use super::error::{SqsError, SqsResult};
 use super::message::{self, Envelope};
 use super::settings::Extra;
 use super::{Ctx, Input, batch_failure, batch_output, fifo};
-use crate::{Error, MessageRef, NewMessage, QueueKind, Routed};
+use crate::{Error, MessageRef, NewMessage, QueueAttributes, QueueKind, Routed};
 
 type Output = SqsResult<Map<String, Value>>;
 
@@ -33,10 +33,12 @@ struct Sent {
     sequence_number: Option<String>,
 }
 
-/// An open queue and what sends to it need to know.
+/// An open queue and what sends and receives need to know of it.
 pub(super) struct Target {
     pub(super) name: String,
     pub(super) queue: Routed,
+    pub(super) attributes: QueueAttributes,
+    /// A FIFO queue: an ordered one.
     pub(super) fifo: bool,
     pub(super) extra: std::sync::Arc<Extra>,
 }
@@ -44,14 +46,20 @@ pub(super) struct Target {
 pub(super) async fn target(ctx: &Ctx<'_>, input: &Input) -> SqsResult<Target> {
     let name = input.queue()?.to_owned();
     let queue = ctx.sqs.router.open(&name).await?;
-    let fifo = queue.attributes().await?.kind == QueueKind::Ordered;
+    let attributes = queue.attributes().await?;
     let extra = ctx.sqs.extra.get(ctx.control(), &name).await?;
     Ok(Target {
         name,
         queue,
-        fifo,
+        fifo: attributes.kind == QueueKind::Ordered,
+        attributes,
         extra,
     })
+}
+
+/// A FIFO message's SequenceNumber: its id, as SQS writes them (20 digits).
+pub(super) fn sequence_number(id: i64) -> String {
+    format!("{id:020}")
 }
 
 /// What every message to a FIFO queue needs; SQS refuses a whole batch when
@@ -152,7 +160,7 @@ fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
 fn sent(r: MessageRef, fifo: bool) -> Sent {
     Sent {
         id: r.to_string(),
-        sequence_number: fifo.then(|| format!("{:020}", r.id)),
+        sequence_number: fifo.then(|| sequence_number(r.id)),
     }
 }
 
@@ -268,7 +276,7 @@ pub(super) async fn send(ctx: &Ctx<'_>, input: Input) -> Output {
     Ok(sent_fields(&outgoing, &s))
 }
 
-pub(super) async fn send_batch(ctx: &Ctx<'_>, input: Input) -> Output {
+pub(super) async fn send_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
     let target = target(ctx, &input).await?;
     let entries = input.entries("SendMessageBatch")?;
     // The batch's size is judged before its entries, as SQS does.

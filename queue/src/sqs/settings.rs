@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use super::error::{SqsError, SqsResult};
 use crate::{QueueAttributes, QueueKind};
 
-/// SQS's defaults and limits.
-/// SQS's default since August 2025 (256 KiB before).
+/// SQS's default message size limit since August 2025 (256 KiB before).
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u32 = 1024 * 1024;
+/// SQS's largest message size limit, and largest batch.
 pub(crate) const MAX_MESSAGE_SIZE: u32 = 1024 * 1024;
 /// What the native queue of an SQS queue accepts: the envelope (base64
 /// binary attributes, JSON) on top of SQS's largest message.
@@ -231,7 +231,7 @@ pub(crate) fn apply(
                     "must be perQueue or perMessageGroupId",
                 ));
             }
-            // An empty value removes the attribute (see `extra::store`).
+            // An empty value removes the attribute (see `ExtraCache::store`).
             n if STORED.contains(&n) && !n.ends_with("Timestamp") => {
                 let value = if value.is_empty() {
                     Value::Null
