@@ -129,16 +129,9 @@ impl Outcome {
 pub async fn declare_topics(router: &Router) -> queue::Result<queue::Topics> {
     let topics = queue::Topics::new(router.control().clone());
     // An operator's settings of the topic stay.
-    if !topics
-        .topics()
-        .await?
-        .iter()
-        .any(|t| t.name == EVENTS_TOPIC)
-    {
-        topics
-            .put_topic(EVENTS_TOPIC, &queue::TopicSettings::default())
-            .await?;
-    }
+    topics
+        .ensure_topic(EVENTS_TOPIC, &queue::TopicSettings::default())
+        .await?;
     Ok(topics)
 }
 

@@ -148,7 +148,7 @@ impl Queues {
         attributes: &QueueAttributes,
         replace: bool,
     ) -> Result<Option<bool>> {
-        check_name(name)?;
+        check_name("name", name)?;
         attributes.validate()?;
         self.check_dead_letter_queue(name, attributes).await?;
         Ok(sqlx::query_scalar!(
@@ -274,7 +274,8 @@ impl Queue {
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// Names of queues, topics and subscriptions: 1 to 80 of A-Z a-z 0-9 _ - .
+pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 80
         && name
@@ -284,7 +285,7 @@ fn check_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidArgument {
-            field: "name",
+            field,
             message: "1 to 80 characters of A-Z, a-z, 0-9, '_', '-' or '.'".into(),
         })
     }

@@ -40,6 +40,7 @@ pub async fn run(pool: PgPool, storage: Storage, every: Duration, shutdown: Canc
 /// Deletes every expired job, its rows and its objects. Returns how many.
 pub async fn sweep(pool: &PgPool, storage: &Storage) -> anyhow::Result<usize> {
     let mut swept = 0;
+    let topics = queue::Topics::new(queue::Queues::new(pool.clone()));
     loop {
         let mut tx = pool.begin().await?;
         let jobs = sqlx::query_scalar!(
@@ -65,7 +66,7 @@ pub async fn sweep(pool: &PgPool, storage: &Storage) -> anyhow::Result<usize> {
             .iter()
             .map(|j| crate::webhooks::subscription(*j))
             .collect();
-        queue::Topics::new(queue::Queues::new(pool.clone()))
+        topics
             .unsubscribe_in(&mut tx, common::protocol::EVENTS_TOPIC, &hooks)
             .await?;
         tx.commit().await?;

@@ -6,8 +6,7 @@ use serde::Serialize;
 
 use super::filter::MAX_TAGS;
 use super::{
-    BodyFormat, DELIVERY_QUEUE, Protocol, RetryPolicy, SubscriptionSpec, TopicFilter,
-    TopicSettings, Topics,
+    BodyFormat, DELIVERY_QUEUE, Protocol, SubscriptionSpec, TopicFilter, TopicSettings, Topics,
 };
 use crate::attributes::{from_millis, millis};
 use crate::{Error, QueueAttributes, Result};
@@ -44,22 +43,22 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Error {
     }
 }
 
-fn check_name(field: &'static str, name: &str) -> Result<()> {
-    let ok = (1..=80).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(field, "1 to 80 of A-Z a-z 0-9 _ . -"))
-    }
-}
-
 impl Topics {
     /// Creates topic `name`, or changes its settings.
     pub async fn put_topic(&self, name: &str, settings: &TopicSettings) -> Result<()> {
-        check_name("name", name)?;
+        self.write_topic(name, settings, true).await
+    }
+
+    /// Creates topic `name` with `settings` unless it exists; never changes
+    /// an existing topic (as [`crate::Queues::ensure`]). Used by services to
+    /// declare what they need.
+    pub async fn ensure_topic(&self, name: &str, settings: &TopicSettings) -> Result<()> {
+        self.write_topic(name, settings, false).await
+    }
+
+    /// Creates the topic, or, with `replace`, changes an existing one.
+    async fn write_topic(&self, name: &str, settings: &TopicSettings, replace: bool) -> Result<()> {
+        crate::admin::check_name("name", name)?;
         if settings.message_lifetime < Duration::from_secs(1) {
             return Err(invalid("message_lifetime", "must be at least 1 s"));
         }
@@ -69,10 +68,6 @@ impl Topics {
                 "must be between 1 byte and 64 MiB",
             ));
         }
-        let filter = match settings.filter {
-            TopicFilter::Tag => "tag",
-            TopicFilter::Routing => "routing",
-        };
         sqlx::query!(
             r#"
             insert into queue_topics (name, filter, message_lifetime_ms, max_message_bytes)
@@ -81,11 +76,13 @@ impl Topics {
                 filter = excluded.filter,
                 message_lifetime_ms = excluded.message_lifetime_ms,
                 max_message_bytes = excluded.max_message_bytes
+            where $5
             "#,
             name,
-            filter,
+            settings.filter.as_str(),
             millis(settings.message_lifetime),
             settings.max_message_bytes as i32,
+            replace,
         )
         .execute(self.queues.pool())
         .await?;
@@ -113,7 +110,7 @@ impl Topics {
             .into_iter()
             .map(|r| TopicInfo {
                 name: r.name,
-                filter: parse_filter(&r.filter),
+                filter: TopicFilter::parse(&r.filter),
                 message_lifetime: from_millis(r.message_lifetime_ms).as_secs_f64(),
                 max_message_bytes: r.max_message_bytes as u32,
                 subscriptions: r.subscriptions,
@@ -149,11 +146,11 @@ impl Topics {
         name: &str,
         spec: &SubscriptionSpec,
     ) -> Result<()> {
-        check_name("subscription", name)?;
+        crate::admin::check_name("subscription", name)?;
         if spec.tags.len() > MAX_TAGS {
             return Err(invalid("tags", format!("at most {MAX_TAGS}")));
         }
-        let (protocol, retry, interval) = describe(spec);
+        let (retry, interval) = spec.retry.stored();
         match spec.protocol {
             Protocol::Queue => {
                 // The queue must exist here: the publish writes into it in
@@ -169,10 +166,6 @@ impl Topics {
                 }
             }
         }
-        let format = match spec.format {
-            BodyFormat::Json => "JSON",
-            BodyFormat::Simplified => "SIMPLIFIED",
-        };
         let done = sqlx::query!(
             r#"
             insert into queue_subscriptions
@@ -188,13 +181,13 @@ impl Topics {
             "#,
             topic,
             name,
-            protocol,
+            spec.protocol.as_str(),
             spec.endpoint,
             &spec.tags,
             &spec.binding_keys,
             retry,
             interval,
-            format,
+            spec.format.as_str(),
             spec.secret,
             spec.public_only,
         )
@@ -249,23 +242,43 @@ impl Topics {
 
     /// Topic `topic`'s subscriptions with their backlog.
     pub async fn subscriptions(&self, topic: &str) -> Result<Vec<SubscriptionInfo>> {
+        // The topic with its subscriptions, if any: one row for a topic
+        // without any, none for no topic.
         let rows = sqlx::query!(
             r#"
-            select s.name, s.protocol, s.endpoint, s.tags, s.binding_keys, s.retry,
-                   s.retry_interval_ms, s.format, s.pending
-            from queue_subscriptions s join queue_topics t on t.id = s.topic_id
+            select s.name as "name?", s.protocol as "protocol?", s.endpoint as "endpoint?",
+                   s.tags as "tags?", s.binding_keys as "binding_keys?", s.retry as "retry?",
+                   s.retry_interval_ms as "retry_interval_ms?", s.format as "format?",
+                   s.pending as "pending?"
+            from queue_topics t left join queue_subscriptions s on s.topic_id = t.id
             where t.name = $1 order by s.name
             "#,
             topic
         )
         .fetch_all(self.queues.pool())
         .await?;
-        if rows.is_empty() && !self.topics().await?.iter().any(|t| t.name == topic) {
+        if rows.is_empty() {
             return Err(Error::TopicNotFound(topic.to_owned()));
         }
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(Subscribed {
+                    name: r.name?,
+                    protocol: r.protocol?,
+                    endpoint: r.endpoint?,
+                    tags: r.tags?,
+                    binding_keys: r.binding_keys?,
+                    retry: r.retry?,
+                    retry_interval_ms: r.retry_interval_ms?,
+                    format: r.format?,
+                    pending: r.pending?,
+                })
+            })
+            .collect();
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let protocol = parse_protocol(&r.protocol);
+            let protocol = Protocol::parse(&r.protocol);
             let backlog = match protocol {
                 Protocol::Http => r.pending,
                 Protocol::Queue => match self.queues.open(&r.endpoint).await {
@@ -290,7 +303,7 @@ impl Topics {
                     ),
                     other => other.to_owned(),
                 },
-                format: parse_format(&r.format),
+                format: BodyFormat::parse(&r.format),
                 backlog,
             });
         }
@@ -298,48 +311,19 @@ impl Topics {
     }
 }
 
+/// A subscription as stored.
+struct Subscribed {
+    name: String,
+    protocol: String,
+    endpoint: String,
+    tags: Vec<String>,
+    binding_keys: Vec<String>,
+    retry: String,
+    retry_interval_ms: i64,
+    format: String,
+    pending: i64,
+}
+
 fn url_ok(endpoint: &str) -> bool {
     url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-}
-
-/// The stored spellings of a subscription's protocol and retry policy.
-fn describe(spec: &SubscriptionSpec) -> (&'static str, &'static str, i64) {
-    let protocol = match spec.protocol {
-        Protocol::Queue => "queue",
-        Protocol::Http => "http",
-    };
-    match spec.retry {
-        RetryPolicy::Backoff { interval } => (protocol, "BACKOFF_RETRY", millis(interval).max(100)),
-        RetryPolicy::ExponentialDecay => (protocol, "EXPONENTIAL_DECAY_RETRY", 10_000),
-    }
-}
-
-pub(crate) fn parse_filter(s: &str) -> TopicFilter {
-    match s {
-        "routing" => TopicFilter::Routing,
-        _ => TopicFilter::Tag,
-    }
-}
-
-pub(crate) fn parse_protocol(s: &str) -> Protocol {
-    match s {
-        "queue" => Protocol::Queue,
-        _ => Protocol::Http,
-    }
-}
-
-pub(crate) fn parse_format(s: &str) -> BodyFormat {
-    match s {
-        "SIMPLIFIED" => BodyFormat::Simplified,
-        _ => BodyFormat::Json,
-    }
-}
-
-pub(crate) fn parse_retry(s: &str, interval_ms: i64) -> RetryPolicy {
-    match s {
-        "BACKOFF_RETRY" => RetryPolicy::Backoff {
-            interval: from_millis(interval_ms),
-        },
-        _ => RetryPolicy::ExponentialDecay,
-    }
 }

@@ -31,6 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use crate::attributes::{from_millis, millis};
 use crate::{Queue, Queues};
 
 pub use address::public_host;
@@ -51,6 +52,23 @@ pub enum TopicFilter {
     Tag,
     /// By the message's routing key against binding keys.
     Routing,
+}
+
+impl TopicFilter {
+    /// As stored.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TopicFilter::Tag => "tag",
+            TopicFilter::Routing => "routing",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "routing" => TopicFilter::Routing,
+            _ => TopicFilter::Tag,
+        }
+    }
 }
 
 /// A topic's settings.
@@ -83,6 +101,23 @@ pub enum Protocol {
     Http,
 }
 
+impl Protocol {
+    /// As stored.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Queue => "queue",
+            Protocol::Http => "http",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "queue" => Protocol::Queue,
+            _ => Protocol::Http,
+        }
+    }
+}
+
 /// How failed HTTP deliveries are retried (CMQ's strategies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryPolicy {
@@ -91,6 +126,26 @@ pub enum RetryPolicy {
     /// Tries 1 s, 2 s, 4 s… apart (at most 512 s) for the topic's message
     /// lifetime.
     ExponentialDecay,
+}
+
+impl RetryPolicy {
+    /// As stored: the strategy's CMQ name, and BACKOFF_RETRY's interval in
+    /// milliseconds.
+    pub(crate) fn stored(self) -> (&'static str, i64) {
+        match self {
+            RetryPolicy::Backoff { interval } => ("BACKOFF_RETRY", millis(interval).max(100)),
+            RetryPolicy::ExponentialDecay => ("EXPONENTIAL_DECAY_RETRY", 10_000),
+        }
+    }
+
+    pub(crate) fn parse(s: &str, interval_ms: i64) -> Self {
+        match s {
+            "BACKOFF_RETRY" => RetryPolicy::Backoff {
+                interval: from_millis(interval_ms),
+            },
+            _ => RetryPolicy::ExponentialDecay,
+        }
+    }
 }
 
 /// How an HTTP delivery's body is written.
@@ -103,6 +158,23 @@ pub enum BodyFormat {
     Json,
     /// The message body alone.
     Simplified,
+}
+
+impl BodyFormat {
+    /// As stored.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "JSON",
+            BodyFormat::Simplified => "SIMPLIFIED",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "SIMPLIFIED" => BodyFormat::Simplified,
+            _ => BodyFormat::Json,
+        }
+    }
 }
 
 /// A subscription's settings.

@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::admin::{parse_filter, parse_protocol};
 use super::filter::{MAX_TAGS, any_key_matches, tags_match};
 use super::{DELIVERY_QUEUE, Protocol, TopicFilter, Topics};
 use crate::attributes::check_batch;
@@ -134,7 +133,7 @@ impl Topics {
                 limit,
             });
         }
-        let filter = parse_filter(&first.filter);
+        let filter = TopicFilter::parse(&first.filter);
         let ids = first.ids.clone();
         let subscriptions: Vec<Subscriber> = rows
             .into_iter()
@@ -151,6 +150,8 @@ impl Topics {
         let now = chrono::Utc::now().timestamp_millis();
         let mut woken = Vec::new();
         let mut deliveries = Vec::new();
+        // HTTP subscriptions and how many deliveries each gets.
+        let (mut pending_ids, mut pending_counts) = (Vec::new(), Vec::new());
         for s in &subscriptions {
             let taken: Vec<(i64, &Publication)> = ids
                 .iter()
@@ -166,7 +167,7 @@ impl Topics {
             if taken.is_empty() {
                 continue;
             }
-            match parse_protocol(&s.protocol) {
+            match Protocol::parse(&s.protocol) {
                 Protocol::Queue => {
                     let queue = match self.queue(&s.endpoint).await {
                         Ok(q) => q,
@@ -198,17 +199,23 @@ impl Topics {
                         let body = serde_json::to_string(&d).expect("a delivery serializes");
                         deliveries.push(NewMessage::new(body));
                     }
-                    sqlx::query!(
-                        "update queue_subscriptions set pending = pending + $2 where id = $1",
-                        s.id,
-                        taken.len() as i64
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                    pending_ids.push(s.id);
+                    pending_counts.push(taken.len() as i64);
                 }
             }
         }
         if !deliveries.is_empty() {
+            sqlx::query!(
+                r#"
+                update queue_subscriptions s set pending = s.pending + p.n
+                from unnest($1::int4[], $2::int8[]) as p(id, n)
+                where s.id = p.id
+                "#,
+                &pending_ids,
+                &pending_counts,
+            )
+            .execute(&mut *tx)
+            .await?;
             let queue = self.queue(DELIVERY_QUEUE).await?;
             for chunk in deliveries.chunks(crate::MAX_BATCH) {
                 queue.send_batch_in(tx, chunk).await?;

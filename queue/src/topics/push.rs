@@ -11,7 +11,6 @@ use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
 use super::address::{PublicOnly, public_host};
-use super::admin::{parse_format, parse_retry};
 use super::publish::Delivery;
 use super::{BodyFormat, DELIVERY_QUEUE, RetryPolicy};
 use crate::attributes::from_millis;
@@ -135,7 +134,7 @@ impl Pusher {
             // Unsubscribed since.
             return self.finish(queue, m, None).await;
         };
-        let body = match parse_format(&s.format) {
+        let body = match BodyFormat::parse(&s.format) {
             BodyFormat::Simplified => d.body.clone(),
             BodyFormat::Json => serde_json::json!({
                 "topicName": s.topic,
@@ -187,7 +186,7 @@ impl Pusher {
             }
         };
         let lifetime = from_millis(s.message_lifetime_ms);
-        let retry = parse_retry(&s.retry, s.retry_interval_ms);
+        let retry = RetryPolicy::parse(&s.retry, s.retry_interval_ms);
         let age = Duration::from_millis(
             u64::try_from(chrono::Utc::now().timestamp_millis() - d.published_at).unwrap_or(0),
         );
