@@ -80,6 +80,9 @@ impl Queues {
                 attributes,
                 hub: self.hub.clone(),
                 row_size: Default::default(),
+                sends: Default::default(),
+                receives: Default::default(),
+                deletes: Default::default(),
             }),
         }
     }

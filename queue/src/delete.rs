@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::attributes::check_batch;
+use crate::attributes::{MAX_BATCH, check_batch};
+use crate::group::{GROUP_UP_TO, fail_all};
 use crate::{Error, Queue, Receipt, Result};
 
 /// Which receipts of a batch delete took effect.
@@ -30,9 +31,48 @@ impl Queue {
     }
 
     /// Deletes up to 1000 messages by receipt.
+    ///
+    /// Small batches deleted concurrently through one handle (its clones
+    /// included) share a statement (see `group`).
     pub async fn delete_batch(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
+        check_batch("receipts", receipts.len())?;
+        if receipts.len() > GROUP_UP_TO {
+            return self.delete_now(receipts).await;
+        }
+        let q = self.clone();
+        let run = move || async move { q.run_deletes().await };
+        self.inner.deletes.join(receipts.to_vec(), run).await
+    }
+
+    async fn delete_now(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
         let mut conn = self.pool.acquire().await?;
         self.delete_batch_in(&mut conn, receipts).await
+    }
+
+    /// Runs the waiting deletes a group at a time, until none waits.
+    async fn run_deletes(&self) {
+        let mut runner = self.inner.deletes.runner();
+        loop {
+            let group = runner.next(MAX_BATCH, Vec::len, |_, _| true);
+            if group.is_empty() {
+                return;
+            }
+            let all: Vec<Receipt> = group
+                .iter()
+                .flat_map(|m| m.request.iter().copied())
+                .collect();
+            match self.delete_now(&all).await {
+                Ok(outcome) => {
+                    let deleted: HashSet<&Receipt> = outcome.deleted.iter().collect();
+                    for m in group {
+                        let (deleted, stale) =
+                            m.request.iter().copied().partition(|r| deleted.contains(r));
+                        m.answer(Ok(DeleteOutcome { deleted, stale }));
+                    }
+                }
+                Err(e) => fail_all(group, e),
+            }
+        }
     }
 
     /// Like [`Queue::delete_batch`], on the caller's connection, so the

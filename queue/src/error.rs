@@ -36,6 +36,10 @@ pub enum Error {
     },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// What a statement serving several calls at once met (see group
+    /// commit in `send`, `receive` and `delete`), shared by all of them.
+    #[error(transparent)]
+    Grouped(std::sync::Arc<Error>),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -46,6 +50,7 @@ impl Error {
     pub(crate) fn is_unreachable(&self) -> bool {
         match self {
             Error::ShardUnavailable(_) => true,
+            Error::Grouped(e) => e.is_unreachable(),
             Error::Database(e) => match e {
                 sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_)

@@ -14,6 +14,8 @@
 //! - `send`: enqueue messages, alone or in a caller's transaction.
 //! - `receive`: lease the oldest visible messages in one statement; long polling.
 //! - `delete`: acknowledge messages by receipt; stale receipts are reported.
+//! - `group`: group commit, small concurrent sends, receives and deletes
+//!   sharing one statement.
 //! - `lease`: extend or release a lease ([`Queue::change_visibility`]).
 //! - `dead_letter`: where poison and expired messages go, and redrive.
 //! - `rewind`: deliver already deleted messages again, from a time or an id.
@@ -38,6 +40,7 @@ mod connect;
 mod dead_letter;
 mod delete;
 mod error;
+mod group;
 mod http;
 mod lease;
 mod maintenance;
@@ -105,6 +108,10 @@ struct QueueInner {
     hub: Arc<notify::Hub>,
     /// Messages per live row seen by recent receives (see `Queue::receive`).
     row_size: receive::RowSize,
+    /// Small concurrent calls waiting to share a statement (see `group`).
+    sends: group::Group<Vec<NewMessage>, Vec<i64>>,
+    receives: group::Group<(usize, std::time::Duration), Vec<Message>>,
+    deletes: group::Group<Vec<Receipt>, DeleteOutcome>,
 }
 
 impl Queue {

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::attributes::{check_batch, check_lock, check_wait};
+use crate::attributes::{MAX_BATCH, check_batch, check_lock, check_wait};
+use crate::group::{GROUP_UP_TO, fail_all};
 use crate::notify::FALLBACK_POLL;
 use crate::send::ROW_MESSAGES;
 use crate::{Error, Queue, QueueKind, Result};
@@ -179,9 +180,44 @@ impl Queue {
     /// one message per group is returned, and none of a group whose previous
     /// message is still leased. Messages already received `max_receive_count`
     /// times move to the dead letter queue instead of being returned.
+    ///
+    /// Small receives made concurrently through one handle (its clones
+    /// included) with the same `lock` share a statement (see `group`); the
+    /// oldest messages go to the receive that came first.
     pub async fn receive(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
         check_batch("max", max)?;
         check_lock(lock)?;
+        if max > GROUP_UP_TO {
+            return self.receive_now(max, lock).await;
+        }
+        let q = self.clone();
+        let run = move || async move { q.run_receives().await };
+        self.inner.receives.join((max, lock), run).await
+    }
+
+    /// Runs the waiting receives a group at a time, until none waits.
+    async fn run_receives(&self) {
+        let mut runner = self.inner.receives.runner();
+        loop {
+            let group = runner.next(MAX_BATCH, |r| r.0, |a, b| a.1 == b.1);
+            let Some(&(_, lock)) = group.first().map(|m| &m.request) else {
+                return;
+            };
+            let max = group.iter().map(|m| m.request.0).sum();
+            match self.receive_now(max, lock).await {
+                Ok(messages) => {
+                    let mut messages = messages.into_iter();
+                    for m in group {
+                        let mine = messages.by_ref().take(m.request.0).collect();
+                        m.answer(Ok(mine));
+                    }
+                }
+                Err(e) => fail_all(group, e),
+            }
+        }
+    }
+
+    async fn receive_now(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
         let lease = Uuid::new_v4();
         let max_receives = self.inner.dead_letter.map(|(_, max)| max);
         let ordered = self.attributes().kind == QueueKind::Ordered;

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use sqlx::PgConnection;
 
-use crate::attributes::{MAX_DELAY, check_batch};
+use crate::attributes::{MAX_BATCH, MAX_DELAY, check_batch};
+use crate::group::{GROUP_UP_TO, fail_all};
 use crate::{Error, Queue, QueueKind, Result};
 
 /// Most messages in one live row, and in one chunk of bodies (see the
@@ -41,11 +42,58 @@ impl Queue {
     }
 
     /// Sends up to 1000 messages atomically; ids are returned in message order.
+    ///
+    /// Small batches sent concurrently through one handle (its clones
+    /// included) share a statement (see `group`): still atomic each, ids
+    /// still consecutive within each batch.
     pub async fn send_batch(&self, messages: &[NewMessage]) -> Result<Vec<i64>> {
+        if messages.len() > GROUP_UP_TO {
+            return self.send_now(messages).await;
+        }
+        // Checked before joining, so a bad batch fails alone.
+        check_batch("messages", messages.len())?;
+        for m in messages {
+            self.check_message(m)?;
+        }
+        let q = self.clone();
+        let run = move || async move { q.run_sends().await };
+        self.inner.sends.join(messages.to_vec(), run).await
+    }
+
+    async fn send_now(&self, messages: &[NewMessage]) -> Result<Vec<i64>> {
         let mut conn = self.pool.acquire().await?;
         let ids = self.send_batch_in(&mut conn, messages).await?;
         self.notify();
         Ok(ids)
+    }
+
+    /// Sends the waiting batches a group at a time, until none waits.
+    async fn run_sends(&self) {
+        let mut runner = self.inner.sends.runner();
+        loop {
+            let mut group = runner.next(MAX_BATCH, Vec::len, |_, _| true);
+            if group.is_empty() {
+                return;
+            }
+            let mut all = Vec::with_capacity(group.iter().map(|m| m.request.len()).sum());
+            let lens: Vec<usize> = group
+                .iter_mut()
+                .map(|m| {
+                    all.append(&mut m.request);
+                    all.len()
+                })
+                .collect();
+            match self.send_now(&all).await {
+                Ok(ids) => {
+                    let mut start = 0;
+                    for (m, end) in group.into_iter().zip(lens) {
+                        m.answer(Ok(ids[start..end].to_vec()));
+                        start = end;
+                    }
+                }
+                Err(e) => fail_all(group, e),
+            }
+        }
     }
 
     /// Like [`Queue::send_batch`], on the caller's connection, so the messages
@@ -58,28 +106,14 @@ impl Queue {
         messages: &[NewMessage],
     ) -> Result<Vec<i64>> {
         check_batch("messages", messages.len())?;
-        let limit = self.attributes().max_message_bytes as usize;
         let ordered = self.attributes().kind == QueueKind::Ordered;
         let mut bodies = Vec::with_capacity(messages.len());
         let mut groups = Vec::with_capacity(messages.len());
         let mut delays = Vec::with_capacity(messages.len());
         for m in messages {
-            if m.body.len() > limit {
-                return Err(Error::MessageTooLarge {
-                    size: m.body.len(),
-                    limit,
-                });
-            }
-            let delay = m.delay.unwrap_or(self.attributes().delay);
-            if delay > MAX_DELAY {
-                return Err(Error::InvalidArgument {
-                    field: "delay",
-                    message: "must be between 0 and 3600 s".into(),
-                });
-            }
             bodies.push(m.body.as_str());
             groups.push(m.group.as_deref().unwrap_or(""));
-            delays.push(delay.as_secs_f64());
+            delays.push(self.check_message(m)?.as_secs_f64());
         }
         // A batch crossing into an id range with no body partition yet fails
         // as a whole; make the partition and send again (rare: every 10M
@@ -97,6 +131,25 @@ impl Queue {
             }
         }
         unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Checks a message against the queue's limits; returns its delay.
+    fn check_message(&self, m: &NewMessage) -> Result<Duration> {
+        let limit = self.attributes().max_message_bytes as usize;
+        if m.body.len() > limit {
+            return Err(Error::MessageTooLarge {
+                size: m.body.len(),
+                limit,
+            });
+        }
+        let delay = m.delay.unwrap_or(self.attributes().delay);
+        if delay > MAX_DELAY {
+            return Err(Error::InvalidArgument {
+                field: "delay",
+                message: "must be between 0 and 3600 s".into(),
+            });
+        }
+        Ok(delay)
     }
 
     async fn insert(

@@ -183,7 +183,7 @@ impl From<Error> for ApiError {
             Error::MessageTooLarge { .. } => ApiError::TooLarge(body),
             Error::StaleReceipt => ApiError::Stale(body),
             Error::ShardUnavailable(_) | Error::PartlySent { .. } => ApiError::Unavailable(body),
-            Error::Database(_) => {
+            Error::Database(_) | Error::Grouped(_) => {
                 tracing::error!(error = %e, "queue API request failed");
                 ApiError::Internal(ErrorBody {
                     error: "internal error; see the server log".into(),
