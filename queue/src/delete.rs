@@ -53,7 +53,7 @@ impl Queue {
     async fn run_deletes(&self) {
         let mut runner = self.inner.deletes.runner();
         loop {
-            let group = runner.next(MAX_BATCH, Vec::len, |_, _| true);
+            let group = runner.next(MAX_BATCH, Vec::len, |_, _| true).await;
             if group.is_empty() {
                 return;
             }

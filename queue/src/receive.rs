@@ -199,7 +199,7 @@ impl Queue {
     async fn run_receives(&self) {
         let mut runner = self.inner.receives.runner();
         loop {
-            let group = runner.next(MAX_BATCH, |r| r.0, |a, b| a.1 == b.1);
+            let group = runner.next(MAX_BATCH, |r| r.0, |a, b| a.1 == b.1).await;
             let Some(&(_, lock)) = group.first().map(|m| &m.request) else {
                 return;
             };

@@ -71,7 +71,7 @@ impl Queue {
     async fn run_sends(&self) {
         let mut runner = self.inner.sends.runner();
         loop {
-            let mut group = runner.next(MAX_BATCH, Vec::len, |_, _| true);
+            let mut group = runner.next(MAX_BATCH, Vec::len, |_, _| true).await;
             if group.is_empty() {
                 return;
             }
