@@ -186,6 +186,33 @@ async fn shutdown_releases_what_it_cannot_finish_within_the_grace(pool: PgPool) 
     assert_eq!((stats.visible, stats.in_flight), (1, 0), "{stats:?}");
 }
 
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn prefetch_leases_the_next_image_while_the_one_slot_is_busy(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let settings = WorkerSettings {
+        prefetch: 1,
+        ..settings(1)
+    };
+    let workers = Workers::start(&pool, &app, settings, 1).await;
+    let job = app.create_job(slow_recipe()).await;
+    for _ in 0..3 {
+        app.upload_accepted(&job, "rocket.jpg").await;
+    }
+    // One image in the engine, the next leased (and its original fetched)
+    // meanwhile, the third left visible for other workers.
+    poll(Duration::from_secs(60), async || {
+        let stats = request_stats(&pool).await;
+        match (stats.in_flight, stats.visible) {
+            (2, 1) => Ok(()),
+            _ => Err(format!("{stats:?}")),
+        }
+    })
+    .await;
+    let status = app.wait_done(&job, Duration::from_secs(120)).await;
+    workers.stop().await;
+    assert_eq!(status["counts"]["done"], 3, "{status}");
+}
+
 /// Asserts that the output of `done` is done and that of `failed` failed
 /// with an error naming `words`.
 fn assert_one_failed(status: &Value, done: &str, failed: &str, words: &[&str]) {

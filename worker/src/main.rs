@@ -62,6 +62,10 @@ struct RunArgs {
     /// Images processed at once (default: number of cores).
     #[arg(long, env = "DARKROOM_WORKER_CONCURRENCY")]
     concurrency: Option<usize>,
+    /// Messages leased beyond the concurrency, whose originals download
+    /// while every slot is busy (default 1; 0: lease only for free slots).
+    #[arg(long, env = "DARKROOM_WORKER_PREFETCH", default_value_t = 1)]
+    prefetch: usize,
     /// Lock taken on each request message, in seconds (default 60); a
     /// heartbeat renews it every third of that while the work runs.
     #[arg(long, env = "DARKROOM_WORKER_LOCK", default_value_t = 60)]
@@ -162,6 +166,7 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
             deadline: Duration::from_secs(args.deadline.max(1)),
         },
         max_memory: args.max_memory.max(1) << 20,
+        prefetch: args.prefetch,
         limits: Limits {
             max_pixels: args.max_pixels,
             max_recipe_cost: args.max_recipe_cost,

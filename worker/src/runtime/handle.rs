@@ -148,10 +148,16 @@ impl Worker {
         let ops = &request.recipe.ops;
         let (probe, estimate) = self.estimate(&input, ops)?;
         let mebibytes = self.memory_ceiling(&probe, &estimate)?;
-        // Waits while other images hold the memory; the heartbeat keeps
-        // this message leased meanwhile.
-        let _admitted = self.admit(mebibytes).await;
-        let processed = self.run_engine(input, ops, mebibytes).await?;
+        // Waits for a processing slot (the download ran in a prefetch slot
+        // while they were all busy), then while other images hold the
+        // memory; the heartbeat keeps this message leased meanwhile. The
+        // slot is free again once the engine is done, so the next image
+        // runs while this one uploads.
+        let processed = {
+            let _slot = self.engines.acquire().await.expect("never closed");
+            let _admitted = self.admit(mebibytes).await;
+            self.run_engine(input, ops, mebibytes).await?
+        };
         self.store(request, processed, &estimate).await
     }
 

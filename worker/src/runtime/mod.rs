@@ -10,8 +10,12 @@
 //! - A message that keeps coming back without being finished (worker
 //!   crashes, timeouts) moves to the dead letter queue after
 //!   `MAX_RECEIVES` receives; the web server marks its output failed.
-//! - At most `concurrency` messages are leased at a time, so none waits in a
-//!   local backlog while its lock runs out.
+//! - At most `concurrency` images are processed at a time, and `prefetch`
+//!   more are leased and downloaded meanwhile, so a slot that finishes
+//!   finds its next original in hand instead of idling on S3. No more are
+//!   leased than that: a message in hand is kept leased by its heartbeat,
+//!   but one waiting in a local backlog would be waiting in vain while
+//!   other workers idle.
 //! - On shutdown: no new leases; messages in hand get `shutdown_grace` to
 //!   finish, then their leases are released for another worker.
 //!
@@ -47,8 +51,11 @@ use report::Reporter;
 /// Settings of one worker process.
 #[derive(Clone, Debug)]
 pub struct WorkerSettings {
-    /// Messages processed at once.
+    /// Images processed at once.
     pub concurrency: usize,
+    /// Messages leased beyond `concurrency`, whose originals download while
+    /// every slot is busy.
+    pub prefetch: usize,
     /// Lock taken on each request message, and renewed by the heartbeat
     /// every third of it.
     pub lock: Duration,
@@ -75,6 +82,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            prefetch: 1,
             lock: Duration::from_secs(60),
             poll_wait: Duration::from_secs(1),
             retry_for: Duration::from_secs(600),
@@ -101,6 +109,8 @@ pub struct Worker {
     in_hand: Arc<Mutex<HashSet<Receipt>>>,
     /// Mebibytes of `max_memory` not yet promised to an image.
     memory: Arc<Semaphore>,
+    /// Free processing slots, of `concurrency`.
+    engines: Arc<Semaphore>,
     reporter: Reporter,
 }
 
@@ -116,6 +126,7 @@ impl Worker {
         let mebibytes = usize::try_from(settings.max_memory >> 20)
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
+        let engines = Arc::new(Semaphore::new(settings.concurrency));
         Self {
             reporter: Reporter::start(requests.clone(), responses.clone()),
             requests,
@@ -124,15 +135,22 @@ impl Worker {
             settings: Arc::new(settings),
             in_hand: Default::default(),
             memory: Arc::new(Semaphore::new(mebibytes)),
+            engines,
         }
     }
 
     /// Runs until `shutdown` is cancelled, then finishes or releases the
     /// messages in hand.
     pub async fn run(self, shutdown: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let slots = Arc::new(Semaphore::new(
+            self.settings.concurrency + self.settings.prefetch,
+        ));
         let mut tasks = JoinSet::new();
-        info!(concurrency = self.settings.concurrency, "worker started");
+        info!(
+            concurrency = self.settings.concurrency,
+            prefetch = self.settings.prefetch,
+            "worker started"
+        );
         while !shutdown.is_cancelled() {
             let Some(leased) = self.lease_batch(&slots, &shutdown).await else {
                 break;
@@ -145,8 +163,8 @@ impl Worker {
         self.wind_down(tasks).await;
     }
 
-    /// Waits for a free slot, then leases at most one message per free slot,
-    /// each paired with its slot. Empty after a failed receive (retried a
+    /// Waits for a free slot (processing or prefetch), then leases at most
+    /// one message per free slot, each paired with its slot. Empty after a failed receive (retried a
     /// second later); `None` once `shutdown` is cancelled.
     async fn lease_batch(
         &self,
