@@ -1,18 +1,21 @@
-//! End-to-end throughput of 1, 2 and 4 `darkroom-worker` processes on the
-//! 12 MP thumbnail recipe, next to `darkroom-worker apply` run on the same
-//! file by as many parallel processes, side by side in one run.
+//! End-to-end throughput of worker fleets on the 12 MP thumbnail recipe,
+//! next to `darkroom-worker apply` on the same file in as many lanes, side
+//! by side in one run.
 //!
-//! For each N: a job of `IMAGES` copies of the 12 MP photo is uploaded while
-//! no worker runs; then N workers (2 slots each) start and the clock runs
-//! until the last output is final. The raw rate is 2·N parallel loops of
-//! `darkroom-worker apply` over the same number of images (file in, file out,
-//! no queue, no S3). Overhead = 1 − end-to-end / raw. The CPU time per image
-//! of the worker processes and of the `apply` processes tells the worker's
-//! own overhead apart from the services sharing the machine.
+//! For each fleet (processes × slots, prefetch, pinned or not): a job of
+//! `IMAGES` copies of the 12 MP photo is uploaded while no worker runs; then
+//! the workers start and the clock runs until the last output is final. The
+//! raw rate is as many parallel loops of `darkroom-worker apply` as the
+//! fleet has slots, over the same number of images (file in, file out, no
+//! queue, no S3). End to end is bounded here by the S3 server's CPU, which
+//! shares the two cores; what Darkroom controls is the worker's CPU per
+//! image (its engine children included) against `apply`'s, and the
+//! services' CPU per image. Pinned fleets run with the S3 server on core 0
+//! and the workers (and the raw lanes) on core 1.
 //!
-//! Also measured per message, from Postgres' own counters over the
-//! end-to-end runs: transactions (each statement here is one), rows written
-//! and WAL bytes.
+//! Every figure is the median of `ROUNDS` rounds. Also measured per
+//! message, from Postgres' own counters over the end-to-end runs:
+//! transactions (each statement here is one), rows written and WAL bytes.
 //!
 //! Run with `scripts/bench-scaling` (provisions Postgres and the S3 server,
 //! builds the release binaries).
@@ -33,17 +36,80 @@ use support::{
 };
 
 const IMAGES: usize = 48;
-const FLEETS: [usize; 3] = [1, 2, 4];
+const ROUNDS: usize = 3;
+
+/// How one row's workers run.
+#[derive(Clone, Copy)]
+struct Fleet {
+    processes: usize,
+    slots: usize,
+    prefetch: usize,
+    /// The S3 server on core 0, the workers and raw lanes on core 1.
+    pinned: bool,
+}
+
+impl Fleet {
+    const fn new(processes: usize, slots: usize, prefetch: usize, pinned: bool) -> Self {
+        Self {
+            processes,
+            slots,
+            prefetch,
+            pinned,
+        }
+    }
+
+    fn lanes(self) -> usize {
+        self.processes * self.slots
+    }
+}
+
+const FLEETS: [Fleet; 6] = [
+    Fleet::new(1, 1, 0, false),
+    Fleet::new(1, 1, 1, false),
+    Fleet::new(1, 2, 1, false),
+    Fleet::new(2, 2, 1, false),
+    Fleet::new(1, 1, 0, true),
+    Fleet::new(1, 1, 1, true),
+];
+
+/// Restricts every thread of `pid` (and what it starts later) to `cpus`.
+fn pin(pid: u32, cpus: &str) {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("taskset (util-linux) runs");
+    assert!(status.success());
+}
+
+/// Pids of the S3 server (s3s-fs or MinIO).
+fn s3_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().into_string().ok()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            ["s3s-fs", "minio"].contains(&comm.trim()).then_some(pid)
+        })
+        .collect()
+}
 
 /// Seconds for `n` parallel loops of `darkroom-worker apply` to make
-/// `IMAGES` thumbnails in all.
-fn raw_apply(n: usize, input: &Path, out_dir: &Path) -> f64 {
+/// `IMAGES` thumbnails in all (on core 1 when `pinned`).
+fn raw_apply(n: usize, pinned: bool, input: &Path, out_dir: &Path) -> f64 {
     let start = Instant::now();
     std::thread::scope(|s| {
         for lane in 0..n {
             s.spawn(move || {
                 for i in (lane..IMAGES).step_by(n) {
-                    let status = Command::new(release_bin("darkroom-worker"))
+                    let mut cmd = if pinned {
+                        let mut c = Command::new("taskset");
+                        c.args(["-c", "1"]).arg(release_bin("darkroom-worker"));
+                        c
+                    } else {
+                        Command::new(release_bin("darkroom-worker"))
+                    };
+                    let status = cmd
                         .args([
                             "apply",
                             "--op",
@@ -97,87 +163,60 @@ async fn main() {
 
     let mut rows = Vec::new();
     let mut db_total = (0i64, 0i64, 0i64, 0usize);
-    let mut service_total = [0f64; 3];
-    for n in FLEETS {
-        let job = create_job(&client, &base, &thumbnail_recipes())
-            .await
-            .expect("job created");
-        for chunk in 0..IMAGES / 8 {
-            let parts = (0..8)
-                .map(|i| Part::bytes(photo.clone()).file_name(format!("{}.jpg", chunk * 8 + i)));
-            let res = upload(&client, &base, &job, form(parts)).await.unwrap();
-            assert_eq!(res.status(), 201);
+    for fleet in FLEETS {
+        let mut rounds = Vec::new();
+        for _ in 0..ROUNDS {
+            let (round, db) =
+                run_fleet(fleet, &env, (&client, &base), &pool, &photo, web_pid).await;
+            let raw_cpu0 = cpu_secs("self", true);
+            let raw = raw_apply(fleet.lanes(), fleet.pinned, &input, &out_dir);
+            let raw_cpu = cpu_secs("self", true) - raw_cpu0;
+            rounds.push(Row {
+                raw: IMAGES as f64 / raw,
+                raw_ms: raw_cpu * 1000.0 / IMAGES as f64,
+                ..round
+            });
+            db_total.0 += db.0;
+            db_total.1 += db.1;
+            db_total.2 += db.2;
+            db_total.3 += IMAGES;
         }
-
-        let before = db_counters(&pool).await;
-        let services0 = service_cpu(web_pid);
-        let start = Instant::now();
-        let workers = start_workers(n, |cmd| {
-            env(cmd);
-            cmd.env("DARKROOM_WORKER_CONCURRENCY", "2");
-        });
-        let mut polls = 0;
-        while finished(&pool, &job.id).await < IMAGES as i64 {
-            polls += 1;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let e2e = start.elapsed().as_secs_f64();
-        let worker_cpu: f64 = workers
-            .iter()
-            .map(|w| cpu_secs(&w.0.id().to_string(), false))
-            .sum();
-        drop(workers);
-        let services1 = service_cpu(web_pid);
-        for (total, (a, b)) in service_total
-            .iter_mut()
-            .zip(services1.iter().zip(services0))
-        {
-            *total += a - b;
-        }
-        let after = db_counters(&pool).await;
-        // Not the system's cost: this bench's own polls and counter reads.
-        db_total.0 += after.xacts - before.xacts - polls - 3;
-        db_total.1 += after.rows - before.rows;
-        db_total.2 += after.wal - before.wal;
-        db_total.3 += IMAGES;
-
-        let raw_cpu0 = cpu_secs("self", true);
-        let raw = raw_apply(2 * n, &input, &out_dir);
-        let raw_cpu = cpu_secs("self", true) - raw_cpu0;
-        rows.push((
-            n,
-            IMAGES as f64 / e2e,
-            IMAGES as f64 / raw,
-            worker_cpu * 1000.0 / IMAGES as f64,
-            raw_cpu * 1000.0 / IMAGES as f64,
-        ));
+        rows.push((fleet, Row::median(&rounds)));
     }
 
     println!(
-        "{IMAGES} thumbnails (256 px) of a {:.1} MB 12 MP JPEG per row; \
-         {} cores\n",
+        "{IMAGES} thumbnails (256 px) of a {:.1} MB 12 MP JPEG per round; median of {ROUNDS} \
+         rounds; {} cores\n",
         photo.len() as f64 / 1e6,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
-        "| worker processes (2 slots each) | end-to-end images/s | raw `apply` images/s ({} lanes per process) | overhead | worker CPU ms/image | raw `apply` CPU ms/image |\n\
-         |---:|---:|---:|---:|---:|---:|",
-        2
+        "| processes × slots | prefetch | pinned | end-to-end images/s | raw `apply` images/s | end-to-end / raw | worker CPU ms/image (of which outside the engine) | `apply` CPU ms/image | worker / `apply` CPU | Postgres / S3 server / web CPU ms/image |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for (n, e2e, raw, worker_ms, raw_ms) in rows {
+    for (f, r) in rows {
         println!(
-            "| {n} | {e2e:.1} | {raw:.1} | {:.0}% | {worker_ms:.0} | {raw_ms:.0} |",
-            (1.0 - e2e / raw) * 100.0
+            "| {} × {} | {} | {} | {:.1} | {:.1} | {:.2} | {:.0} ({:.1}) | {:.0} | **{:.2}×** | {:.1} / {:.1} / {:.1} |",
+            f.processes,
+            f.slots,
+            f.prefetch,
+            if f.pinned {
+                "S3 core 0, workers core 1"
+            } else {
+                "no"
+            },
+            r.e2e,
+            r.raw,
+            r.e2e / r.raw,
+            r.worker_ms,
+            r.own_ms,
+            r.raw_ms,
+            r.worker_ms / r.raw_ms,
+            r.services_ms[0],
+            r.services_ms[1],
+            r.services_ms[2],
         );
     }
-    let ms = |secs: f64| secs * 1000.0 / db_total.3 as f64;
-    println!(
-        "\nCPU per image of the services sharing the machine (end-to-end runs): \
-         Postgres {:.0} ms, S3 server {:.0} ms, darkroom-web {:.0} ms",
-        ms(service_total[0]),
-        ms(service_total[1]),
-        ms(service_total[2])
-    );
     let per = |v: i64| v as f64 / db_total.3 as f64;
     println!(
         "\nPostgres per message (request + response, whole path incl. the web's \
@@ -187,4 +226,107 @@ async fn main() {
         per(db_total.1),
         per(db_total.2)
     );
+}
+
+/// One round of one fleet.
+#[derive(Clone, Copy, Default)]
+struct Row {
+    e2e: f64,
+    raw: f64,
+    /// Worker processes and their engine children.
+    worker_ms: f64,
+    /// Worker processes alone: the queue, S3 and the engine's pipes.
+    own_ms: f64,
+    raw_ms: f64,
+    /// Postgres, the S3 server, darkroom-web.
+    services_ms: [f64; 3],
+}
+
+impl Row {
+    /// Each figure's median over the rounds.
+    fn median(rounds: &[Row]) -> Row {
+        let m = |f: &dyn Fn(&Row) -> f64| {
+            let mut v: Vec<f64> = rounds.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        Row {
+            e2e: m(&|r| r.e2e),
+            raw: m(&|r| r.raw),
+            worker_ms: m(&|r| r.worker_ms),
+            own_ms: m(&|r| r.own_ms),
+            raw_ms: m(&|r| r.raw_ms),
+            services_ms: [
+                m(&|r| r.services_ms[0]),
+                m(&|r| r.services_ms[1]),
+                m(&|r| r.services_ms[2]),
+            ],
+        }
+    }
+}
+
+/// Uploads a job of `IMAGES`, runs `fleet` until every output is final;
+/// returns its figures and Postgres' (transactions, rows, WAL bytes).
+async fn run_fleet(
+    fleet: Fleet,
+    env: &impl Fn(&mut Command),
+    (client, base): (&reqwest::Client, &str),
+    pool: &sqlx::PgPool,
+    photo: &[u8],
+    web_pid: u32,
+) -> (Row, (i64, i64, i64)) {
+    let job = create_job(client, base, &thumbnail_recipes())
+        .await
+        .expect("job created");
+    for chunk in 0..IMAGES / 8 {
+        let parts =
+            (0..8).map(|i| Part::bytes(photo.to_vec()).file_name(format!("{}.jpg", chunk * 8 + i)));
+        let res = upload(client, base, &job, form(parts)).await.unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    if fleet.pinned {
+        s3_pids().into_iter().for_each(|pid| pin(pid, "0"));
+    }
+
+    let before = db_counters(pool).await;
+    let services0 = service_cpu(web_pid);
+    let start = Instant::now();
+    let workers = start_workers(fleet.processes, |cmd| {
+        env(cmd);
+        cmd.env("DARKROOM_WORKER_CONCURRENCY", fleet.slots.to_string())
+            .env("DARKROOM_WORKER_PREFETCH", fleet.prefetch.to_string());
+    });
+    if fleet.pinned {
+        workers.iter().for_each(|w| pin(w.0.id(), "1"));
+    }
+    let mut polls = 0;
+    while finished(pool, &job.id).await < IMAGES as i64 {
+        polls += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e2e = start.elapsed().as_secs_f64();
+    let pids: Vec<String> = workers.iter().map(|w| w.0.id().to_string()).collect();
+    let own_cpu: f64 = pids.iter().map(|pid| cpu_secs(pid, false)).sum();
+    let worker_cpu = own_cpu + pids.iter().map(|pid| cpu_secs(pid, true)).sum::<f64>();
+    drop(workers);
+    let services1 = service_cpu(web_pid);
+    if fleet.pinned {
+        s3_pids().into_iter().for_each(|pid| pin(pid, "0,1"));
+    }
+    let after = db_counters(pool).await;
+    let ms = |secs: f64| secs * 1000.0 / IMAGES as f64;
+    let row = Row {
+        e2e: IMAGES as f64 / e2e,
+        worker_ms: ms(worker_cpu),
+        own_ms: ms(own_cpu),
+        services_ms: std::array::from_fn(|i| ms(services1[i] - services0[i])),
+        ..Row::default()
+    };
+    // Not the system's cost: this bench's own polls and counter reads.
+    let db = (
+        after.xacts - before.xacts - polls - 3,
+        after.rows - before.rows,
+        after.wal - before.wal,
+    );
+    (row, db)
 }
