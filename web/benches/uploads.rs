@@ -1,17 +1,21 @@
-//! Uploads through `darkroom-web` next to plain PUTs of the same files
-//! straight to the S3 server, side by side in one run.
+//! Uploads through `darkroom-web` next to nginx proxying the same
+//! multipart bodies to the same S3 server, side by side in one run.
 //!
 //! 200 uploads of a 12 MP JPEG (about 5 MB, see worker/benches/photo12mp.rs)
-//! by 8 concurrent clients, each a multipart request of one file to a job with
-//! a thumbnail recipe; no worker runs, so this measures the web server alone:
-//! streaming to S3, header checks, the database rows and request messages.
-//! Then the same 200 PUTs with the AWS SDK, 8 at a time. Rounds of both
-//! alternate; reports median MB/s for both, their ratio (and each round's),
-//! the web process's peak RSS (VmHWM) and CPU time, and how busy the whole
-//! machine was.
+//! by 8 concurrent clients, each a multipart request of one file. Through
+//! `darkroom-web`: to a job with a thumbnail recipe, no worker running, so
+//! this measures the web server alone: streaming to S3, header checks, the
+//! database rows and request messages. Through nginx (the Debian package):
+//! the same request to a presigned PUT URL, which nginx streams to the S3
+//! server as the object (`proxy_request_buffering off`, `proxy_method
+//! PUT`): the same bytes moved with none of Darkroom's checks, the
+//! yardstick a same-shaped proxy sets. Rounds alternate which goes first;
+//! reports median MB/s for both, their ratio (and each round's), CPU per GB
+//! of each server, of the S3 server and of the clients, the web process's
+//! peak RSS (VmHWM) and how busy the whole machine was.
 //!
-//! Run with `scripts/bench-uploads` (provisions Postgres and the S3 server,
-//! builds the release `darkroom-web`).
+//! Run with `scripts/bench-uploads` (provisions Postgres, the S3 server and
+//! nginx, builds the release `darkroom-web`).
 
 #[path = "../../worker/benches/photo12mp.rs"]
 mod photo12mp;
@@ -21,11 +25,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use aws_sdk_s3::presigning::PresigningConfig;
 use bytes::Bytes;
 use common::storage::{Storage, StorageArgs};
 use reqwest::multipart::Part;
 use support::{
-    cpu_secs, create_job, form, fresh_database, peak_rss_mb, s3_cpu_secs, thumbnail_recipes, upload,
+    Guard, cpu_secs, cpu_secs_named, create_job, form, fresh_database, peak_rss_mb, s3_cpu_secs,
+    thumbnail_recipes, upload,
 };
 
 const UPLOADS: usize = 200;
@@ -109,18 +115,151 @@ async fn upload_through_web(client: &reqwest::Client, base: &str, photo: &Bytes)
     .await
 }
 
-/// `UPLOADS` PUTs of `photo` straight to the S3 server; returns seconds.
-async fn put_straight(storage: &Storage, photo: &Bytes, round: usize) -> f64 {
-    let n = Arc::new(AtomicUsize::new(0));
-    let (storage, photo) = (storage.clone(), photo.clone());
+/// nginx on a free port, proxying every request to the S3 server at
+/// `s3` as a PUT of its body, streamed; returns it and its base URL.
+async fn start_nginx(s3: &str) -> (Guard, String) {
+    let dir = std::env::temp_dir().join(format!("darkroom-bench-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s3_host = s3.trim_start_matches("http://").trim_end_matches('/');
+    let d = dir.display();
+    // As close to a pass-through as nginx gets: bodies streamed as they
+    // arrive, kept-alive connections to the S3 server, no logs.
+    let conf = format!(
+        "worker_processes auto;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_max_body_size 0;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    upstream s3 {{ server {s3_host}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://s3;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host {s3_host};
+            proxy_method PUT;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let nginx = Guard(
+        std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .spawn()
+            .expect("nginx runs (scripts/bench-uploads installs it)"),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while client.get(&base).send().await.is_err() {
+        assert!(Instant::now() < deadline, "nginx did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (nginx, base)
+}
+
+/// Signs PUT URLs for the bucket nginx uploads into.
+async fn presigner() -> aws_sdk_s3::Client {
+    let args = storage_args("bench-nginx");
+    // The bucket, made as the app makes its own.
+    Storage::connect(&args).await.unwrap();
+    let shared = aws_config::load_from_env().await;
+    let config = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(true)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// `UPLOADS` multipart requests of `photo` through nginx, each to a
+/// presigned PUT URL of its own; returns seconds.
+async fn upload_through_nginx(
+    client: &reqwest::Client,
+    base: &str,
+    s3: &aws_sdk_s3::Client,
+    photo: &Bytes,
+    round: usize,
+) -> f64 {
+    // Signed before the clock starts: the signing is the client's work.
+    let expires = PresigningConfig::expires_in(std::time::Duration::from_secs(3600)).unwrap();
+    let mut urls = Vec::with_capacity(UPLOADS);
+    for i in 0..UPLOADS {
+        let signed = s3
+            .put_object()
+            .bucket("bench-nginx")
+            .key(format!("round-{round}/{i}"))
+            .presigned(expires.clone())
+            .await
+            .unwrap();
+        let uri: reqwest::Url = signed.uri().parse().unwrap();
+        urls.push(format!(
+            "{base}{}?{}",
+            uri.path(),
+            uri.query().unwrap_or("")
+        ));
+    }
+    let urls = Arc::new(std::sync::Mutex::new(urls));
+    let (client, photo) = (client.clone(), photo.clone());
     concurrently(move || {
-        let (storage, photo, n) = (storage.clone(), photo.clone(), n.clone());
+        let (client, photo) = (client.clone(), photo.clone());
+        let url = urls.lock().unwrap().pop().expect("one URL per upload");
         async move {
-            let key = format!("put-{round}/{}", n.fetch_add(1, Ordering::Relaxed));
-            storage.put(&key, photo, "image/jpeg").await.unwrap();
+            let part = Part::stream(photo).file_name("photo.jpg");
+            let res = client
+                .post(url)
+                .multipart(form([part]))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
         }
     })
     .await
+}
+
+/// One round of one path: seconds, how busy the machine was, and CPU
+/// seconds of the server (darkroom-web or nginx), the S3 server and the
+/// clients (this process).
+#[derive(Clone, Copy)]
+struct Round {
+    secs: f64,
+    busy: f64,
+    cpu: [f64; 3],
+}
+
+/// Runs `path` and measures it; `server_cpu` reads the server's CPU seconds.
+async fn measure(path: impl Future<Output = f64>, server_cpu: impl Fn() -> f64) -> Round {
+    let (busy0, total0) = machine_jiffies();
+    let cpu0 = [server_cpu(), s3_cpu_secs(), cpu_secs("self", false)];
+    let secs = path.await;
+    let (busy1, total1) = machine_jiffies();
+    let cpu1 = [server_cpu(), s3_cpu_secs(), cpu_secs("self", false)];
+    Round {
+        secs,
+        busy: (busy1 - busy0) as f64 / (total1 - total0) as f64,
+        cpu: std::array::from_fn(|i| cpu1[i] - cpu0[i]),
+    }
 }
 
 #[tokio::main]
@@ -132,51 +271,52 @@ async fn main() {
     let (web, base) = support::start_web(|cmd| {
         cmd.env("DATABASE_URL", db_url.as_str())
             .env("DARKROOM_BUCKET", "bench-uploads")
+            // One client address makes every upload here.
+            .env("DARKROOM_RATE_LIMIT_REQUESTS", "0")
+            .env("DARKROOM_RATE_LIMIT_UPLOADS", "0")
+            .env("DARKROOM_RATE_LIMIT_WORK", "0")
             .env("RUST_LOG", "warn");
     })
     .await;
+    let s3_url = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL");
+    let (nginx, nginx_base) = start_nginx(&s3_url).await;
+    let s3 = presigner().await;
     let client = reqwest::Client::new();
-    let storage = Storage::connect(&storage_args("bench-plain-put"))
-        .await
-        .unwrap();
-    let (mut web_runs, mut put_runs, mut web_busy, mut put_busy) = (vec![], vec![], vec![], vec![]);
-    // CPU seconds of this bench (the clients) and of the S3 server, per round.
-    let (mut web_side_cpu, mut put_side_cpu) = (Vec::<[f64; 2]>::new(), Vec::<[f64; 2]>::new());
+    let web_pid = web.0.id().to_string();
+    let (mut web_rounds, mut nginx_rounds) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         // Alternate which goes first, so neither always meets a warmer server.
         for web_turn in [round % 2 == 0, round % 2 == 1] {
-            let (busy0, total0) = machine_jiffies();
-            let me0 = cpu_secs("self", false);
-            let s3_0 = s3_cpu_secs();
-            let secs = if web_turn {
-                upload_through_web(&client, &base, &photo).await
-            } else {
-                put_straight(&storage, &photo, round).await
-            };
-            let (busy1, total1) = machine_jiffies();
-            let cpu = [cpu_secs("self", false) - me0, s3_cpu_secs() - s3_0];
-            let busy = (busy1 - busy0) as f64 / (total1 - total0) as f64;
             if web_turn {
-                web_runs.push(secs);
-                web_busy.push(busy);
-                web_side_cpu.push(cpu);
+                let path = upload_through_web(&client, &base, &photo);
+                web_rounds.push(measure(path, || cpu_secs(&web_pid, false)).await);
             } else {
-                put_runs.push(secs);
-                put_busy.push(busy);
-                put_side_cpu.push(cpu);
+                let path = upload_through_nginx(&client, &nginx_base, &s3, &photo, round);
+                nginx_rounds.push(measure(path, || cpu_secs_named(&["nginx"])).await);
             }
         }
     }
-    let web_cpu = cpu_secs(&web.0.id().to_string(), false) / ROUNDS as f64;
     let rss = peak_rss_mb(web.0.id());
-    drop(web);
-    let mut ratios: Vec<f64> = web_runs.iter().zip(&put_runs).map(|(w, p)| p / w).collect();
+    drop((web, nginx));
+    let mut ratios: Vec<f64> = web_rounds
+        .iter()
+        .zip(&nginx_rounds)
+        .map(|(w, n)| n.secs / w.secs)
+        .collect();
     ratios.sort_by(f64::total_cmp);
-    let (web_secs, put_secs) = (median(&mut web_runs), median(&mut put_runs));
-    let (web_busy, put_busy) = (median(&mut web_busy), median(&mut put_busy));
-    let side = |v: &[[f64; 2]], i: usize| median(&mut v.iter().map(|c| c[i]).collect::<Vec<_>>());
-    let (web_client, web_s3) = (side(&web_side_cpu, 0), side(&web_side_cpu, 1));
-    let (put_client, put_s3) = (side(&put_side_cpu, 0), side(&put_side_cpu, 1));
+    let med = |rounds: &[Round], f: &dyn Fn(&Round) -> f64| {
+        median(&mut rounds.iter().map(f).collect::<Vec<_>>())
+    };
+    let gb = mb / 1000.0;
+    let figures = |rounds: &[Round]| {
+        (
+            med(rounds, &|r| r.secs),
+            med(rounds, &|r| r.busy),
+            std::array::from_fn::<f64, 3, _>(|i| med(rounds, &|r| r.cpu[i]) / gb),
+        )
+    };
+    let (web_secs, web_busy, web_cpu) = figures(&web_rounds);
+    let (nginx_secs, nginx_busy, nginx_cpu) = figures(&nginx_rounds);
 
     println!(
         "{UPLOADS} uploads of a {:.1} MB 12 MP JPEG, {CLIENTS} concurrent clients, \
@@ -184,22 +324,29 @@ async fn main() {
         mb / UPLOADS as f64
     );
     println!(
-        "| path | MB/s | ratio | web peak RSS MB | CPU s per round: web / S3 server / clients | machine busy |\n\
-         |---|---:|---:|---:|---:|---:|"
+        "| path | MB/s | throughput vs nginx | server CPU s/GB | vs nginx | S3 server / clients CPU s/GB | server peak RSS MB | machine busy |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
     );
     println!(
-        "| darkroom-web (multipart upload, checks, rows, messages) | {:.1} | **{:.2}×** | {rss:.0} | {web_cpu:.1} / {web_s3:.1} / {web_client:.1} | {:.0}% |",
+        "| darkroom-web (multipart upload, checks, rows, messages) | {:.1} | **{:.2}×** | {:.2} | **{:.2}×** | {:.2} / {:.2} | {rss:.0} | {:.0}% |",
         mb / web_secs,
-        put_secs / web_secs,
+        nginx_secs / web_secs,
+        web_cpu[0],
+        web_cpu[0] / nginx_cpu[0],
+        web_cpu[1],
+        web_cpu[2],
         web_busy * 100.0
     );
     println!(
-        "| plain PUT to the S3 server | {:.1} | 1.00× | — | — / {put_s3:.1} / {put_client:.1} | {:.0}% |",
-        mb / put_secs,
-        put_busy * 100.0
+        "| nginx 1.22 proxying to a presigned PUT (`proxy_request_buffering off`) | {:.1} | 1.00× | {:.2} | 1.00× | {:.2} / {:.2} | — | {:.0}% |",
+        mb / nginx_secs,
+        nginx_cpu[0],
+        nginx_cpu[1],
+        nginx_cpu[2],
+        nginx_busy * 100.0
     );
     println!(
-        "\nratio of each round: {}",
+        "\nthroughput ratio of each round: {}",
         ratios
             .iter()
             .map(|r| format!("{r:.2}"))
