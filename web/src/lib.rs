@@ -103,6 +103,8 @@ pub struct AppState {
     pub rates: Arc<rate::Rates>,
     /// Progress streams open now.
     pub streams: http::events::Streams,
+    /// Records uploaded images, many to a transaction under load.
+    pub recorder: http::uploads::Recorder,
 }
 
 impl AppState {
@@ -112,7 +114,13 @@ impl AppState {
         let (requests, responses) = common::protocol::declare_queues(&router).await?;
         let dead_requests = router.open(common::protocol::DEAD_REQUEST_QUEUE).await?;
         let topics = common::protocol::declare_topics(&router).await?;
+        let recorder = http::uploads::Recorder::start(
+            pool.clone(),
+            requests.clone(),
+            settings.max_images_per_job,
+        );
         Ok(Self {
+            recorder,
             pool,
             router,
             storage,

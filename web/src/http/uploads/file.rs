@@ -15,7 +15,7 @@ use futures::StreamExt;
 
 use uuid::Uuid;
 
-use super::record::{Image, record_image};
+use super::record::Image;
 use super::{Accepted, Cut, job_full};
 use crate::AppState;
 use crate::rate::{Limited, PER_MESSAGE};
@@ -128,12 +128,13 @@ impl Upload<'_> {
         let bytes = self.put(&key, format, head.bytes.freeze(), field).await?;
         let image = Image {
             id: image_id,
-            name,
+            name: name.to_owned(),
             bytes,
-            content_type: format.to_mime_type(),
-            key: &key,
+            content_type: format.to_mime_type().to_owned(),
+            key: key.clone(),
         };
-        let recorded = record_image(self.state, self.job_id, &image, self.recipes).await;
+        let recorder = &self.state.recorder;
+        let recorded = recorder.record(self.job_id, image, self.recipes).await;
         if !matches!(recorded, Ok(true)) {
             // The object is nobody's: delete it now rather than leave it to
             // the job's expiry.

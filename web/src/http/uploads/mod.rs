@@ -10,6 +10,8 @@
 mod file;
 mod record;
 
+pub use record::Recorder;
+
 use std::sync::atomic::AtomicBool;
 
 use axum::extract::{DefaultBodyLimit, Multipart, State};

@@ -1,48 +1,151 @@
-//! Recording a stored image: its row, its outputs' rows and their request
-//! messages, in one transaction (see `record_image` for shards).
+//! Recording stored images: each image's row, its outputs' rows and their
+//! request messages, in one transaction with those of the other images
+//! that finished uploading meanwhile.
+//!
+//! Records queue up for one task while it commits the previous ones, as
+//! commits do in Postgres' group commit (and as the worker's reports do):
+//! under load one transaction records many images, at rest each goes at
+//! once. An image is recorded whole or not at all: its row, its outputs and
+//! its requests commit together.
+
+use std::collections::BTreeMap;
 
 use common::protocol::Request;
 use common::recipe::Recipe;
-use queue::NewMessage;
-use sqlx::PgConnection;
+use queue::{NewMessage, Routed};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::AppState;
+/// Most images in one transaction.
+const MOST: usize = 64;
 
 /// An image stored in S3, to record.
-pub(super) struct Image<'a> {
+pub(super) struct Image {
     pub(super) id: Uuid,
-    pub(super) name: &'a str,
+    pub(super) name: String,
     pub(super) bytes: u64,
-    pub(super) content_type: &'a str,
-    pub(super) key: &'a str,
+    pub(super) content_type: String,
+    pub(super) key: String,
 }
 
-/// Records the image and its outputs and enqueues their requests atomically:
-/// either all of them exist afterwards or none does. Returns false, having
-/// recorded nothing, when the job is full.
-pub(super) async fn record_image(
-    state: &AppState,
+struct Record {
     job_id: Uuid,
-    image: &Image<'_>,
-    recipes: &[Recipe],
-) -> anyhow::Result<bool> {
-    let mut tx = state.pool.begin().await?;
-    if !claim_place(&mut tx, job_id, state.settings.max_images_per_job).await? {
-        return Ok(false);
+    image: Image,
+    recipes: Vec<Recipe>,
+    /// Whether the image was recorded (false: its job is full), or why the
+    /// transaction failed.
+    reply: oneshot::Sender<Result<bool, String>>,
+}
+
+/// The handle to the task that records images; clones share it.
+#[derive(Clone)]
+pub struct Recorder {
+    records: mpsc::Sender<Record>,
+}
+
+impl Recorder {
+    /// Starts the task. `max_images` is the most images a job may hold.
+    pub fn start(pool: PgPool, requests: Routed, max_images: u32) -> Self {
+        let (records, rx) = mpsc::channel(MOST);
+        tokio::spawn(run(rx, pool, requests, max_images));
+        Self { records }
     }
-    insert_rows(&mut tx, job_id, image, recipes).await?;
-    let messages = recipes
+
+    /// Records the image and its outputs and enqueues their requests
+    /// atomically: either all of them exist afterwards or none does.
+    /// Returns false, having recorded nothing, when the job is full.
+    pub(super) async fn record(
+        &self,
+        job_id: Uuid,
+        image: Image,
+        recipes: &[Recipe],
+    ) -> anyhow::Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        let record = Record {
+            job_id,
+            image,
+            recipes: recipes.to_vec(),
+            reply,
+        };
+        let stopped = || anyhow::anyhow!("the upload recorder has stopped");
+        self.records.send(record).await.map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(anyhow::Error::msg)
+    }
+}
+
+async fn run(mut rx: mpsc::Receiver<Record>, pool: PgPool, requests: Routed, max_images: u32) {
+    let mut batch = Vec::with_capacity(MOST);
+    while rx.recv_many(&mut batch, MOST).await > 0 {
+        match record_batch(&pool, &requests, max_images, &batch).await {
+            Ok(recorded) => {
+                for (r, ok) in batch.drain(..).zip(recorded) {
+                    let _ = r.reply.send(Ok(ok));
+                }
+            }
+            Err(e) => {
+                let error = format!("{e:#}");
+                for r in batch.drain(..) {
+                    let _ = r.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Records `batch` in one transaction; returns, per record, whether its
+/// image was recorded (false: its job had no place left).
+async fn record_batch(
+    pool: &PgPool,
+    requests: &Routed,
+    max_images: u32,
+    batch: &[Record],
+) -> anyhow::Result<Vec<bool>> {
+    let mut tx = pool.begin().await?;
+    let mut recorded = vec![false; batch.len()];
+    let mut by_job: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+    for (i, r) in batch.iter().enumerate() {
+        by_job.entry(r.job_id).or_default().push(i);
+    }
+    // In id order, so concurrent transactions lock job rows in one order.
+    for (job_id, images) in by_job {
+        if claim_places(&mut tx, job_id, images.len(), max_images).await? {
+            images.iter().for_each(|&i| recorded[i] = true);
+            continue;
+        }
+        // Not room for all: first come, first placed, while places last.
+        for i in images {
+            if !claim_places(&mut tx, job_id, 1, max_images).await? {
+                break;
+            }
+            recorded[i] = true;
+        }
+    }
+    let kept: Vec<&Record> = batch
         .iter()
-        .map(|recipe| {
-            let request = Request {
-                job_id,
-                image_id: image.id,
-                image_name: image.name.to_owned(),
-                recipe: recipe.clone(),
-                source_key: image.key.to_owned(),
-            };
-            serde_json::to_string(&request).map(NewMessage::new)
+        .zip(&recorded)
+        .filter_map(|(r, &ok)| ok.then_some(r))
+        .collect();
+    if kept.is_empty() {
+        return Ok(recorded);
+    }
+    insert_rows(&mut tx, &kept).await?;
+    let messages = kept
+        .iter()
+        .flat_map(|r| {
+            r.recipes.iter().map(|recipe| {
+                let request = Request {
+                    job_id: r.job_id,
+                    image_id: r.image.id,
+                    image_name: r.image.name.clone(),
+                    recipe: recipe.clone(),
+                    source_key: r.image.key.clone(),
+                };
+                serde_json::to_string(&request).map(NewMessage::new)
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     // With the request queue in this database (always, without shards) the
@@ -50,66 +153,172 @@ pub(super) async fn record_image(
     // before the rows commit: if the commit then fails, a worker processes
     // an image no job has, and the response consumer deletes that output.
     // Work is repeated, never lost.
-    match state.requests.sends_on(0).await? {
+    match requests.sends_on(0).await? {
         Some(here) => {
-            here.send_batch_in(&mut tx, &messages).await?;
+            for chunk in messages.chunks(queue::MAX_BATCH) {
+                here.send_batch_in(&mut tx, chunk).await?;
+            }
             here.notify_in(&mut tx).await?;
         }
-        None => drop(state.requests.send_batch(&messages).await?),
+        None => {
+            for chunk in messages.chunks(queue::MAX_BATCH) {
+                requests.send_batch(chunk).await?;
+            }
+        }
     }
     tx.commit().await?;
-    Ok(true)
+    Ok(recorded)
 }
 
-/// Claims a place in the job: concurrent uploads to one job take turns on
-/// its row here, so the quota holds whatever their number.
-async fn claim_place(conn: &mut PgConnection, job_id: Uuid, max: u32) -> sqlx::Result<bool> {
+/// Claims `n` places in the job, all or none: concurrent uploads to one
+/// job take turns on its row here, so the quota holds whatever their
+/// number.
+async fn claim_places(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    n: usize,
+    max: u32,
+) -> sqlx::Result<bool> {
     let claimed = sqlx::query_scalar!(
         r#"
-        update jobs set image_count = image_count + 1
-        where id = $1 and image_count < $2
+        update jobs set image_count = image_count + $3
+        where id = $1 and image_count + $3 <= $2
         returning image_count
         "#,
         job_id,
-        i32::try_from(max).unwrap_or(i32::MAX)
+        i32::try_from(max).unwrap_or(i32::MAX),
+        i32::try_from(n).unwrap_or(i32::MAX)
     )
     .fetch_optional(&mut *conn)
     .await?;
     Ok(claimed.is_some())
 }
 
-/// The image's row and one output row per recipe.
-async fn insert_rows(
-    conn: &mut PgConnection,
-    job_id: Uuid,
-    image: &Image<'_>,
-    recipes: &[Recipe],
-) -> sqlx::Result<()> {
+/// The images' rows and one output row per image and recipe.
+async fn insert_rows(conn: &mut PgConnection, records: &[&Record]) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = records.iter().map(|r| r.image.id).collect();
+    let jobs: Vec<Uuid> = records.iter().map(|r| r.job_id).collect();
+    let names: Vec<&str> = records.iter().map(|r| r.image.name.as_str()).collect();
+    let bytes: Vec<i64> = records.iter().map(|r| r.image.bytes as i64).collect();
+    let types: Vec<&str> = records
+        .iter()
+        .map(|r| r.image.content_type.as_str())
+        .collect();
+    let keys: Vec<&str> = records.iter().map(|r| r.image.key.as_str()).collect();
     sqlx::query!(
         r#"
         insert into images (id, job_id, name, bytes, content_type, storage_key)
-        values ($1, $2, $3, $4, $5, $6)
+        select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[],
+                             $6::text[])
         "#,
-        image.id,
-        job_id,
-        image.name,
-        image.bytes as i64,
-        image.content_type,
-        image.key
+        &ids,
+        &jobs,
+        &names as &[&str],
+        &bytes,
+        &types as &[&str],
+        &keys as &[&str],
     )
     .execute(&mut *conn)
     .await?;
-    let names: Vec<String> = recipes.iter().map(|r| r.name.clone()).collect();
+    let (mut images, mut recipes, mut jobs) = (Vec::new(), Vec::new(), Vec::new());
+    for r in records {
+        for recipe in &r.recipes {
+            images.push(r.image.id);
+            recipes.push(recipe.name.as_str());
+            jobs.push(r.job_id);
+        }
+    }
     sqlx::query!(
         r#"
         insert into outputs (image_id, recipe, job_id)
-        select $1, r, $2 from unnest($3::text[]) as r
+        select * from unnest($1::uuid[], $2::text[], $3::uuid[])
         "#,
-        image.id,
-        job_id,
-        &names
+        &images,
+        &recipes as &[&str],
+        &jobs,
     )
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use queue::{Queues, Router};
+
+    async fn job(pool: &PgPool) -> Uuid {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "insert into jobs (id, token_hash, recipes, expires_at)
+             values ($1, '', '[]', now() + interval '1 hour')",
+        )
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+        id
+    }
+
+    fn image(n: usize) -> Image {
+        Image {
+            id: Uuid::new_v4(),
+            name: format!("{n}.jpg"),
+            bytes: 1,
+            content_type: "image/jpeg".into(),
+            key: format!("key-{n}"),
+        }
+    }
+
+    fn recipes() -> Vec<Recipe> {
+        let json = serde_json::json!({"name": "t", "ops": [{"op": "flip", "axis": "horizontal"}]});
+        vec![Recipe::from_json(&json, "recipe").unwrap()]
+    }
+
+    async fn count(pool: &PgPool, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    }
+
+    #[sqlx::test(migrator = "common::MIGRATOR")]
+    async fn images_recorded_together_share_one_transaction(pool: PgPool) {
+        let router = Router::new(Queues::new(pool.clone()));
+        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
+        let recorder = Recorder::start(pool.clone(), requests, 1000);
+        let job = job(&pool).await;
+        let recipes = recipes();
+        // All five wait before the recorder's task first runs.
+        let recorded =
+            futures::future::join_all((0..5).map(|n| recorder.record(job, image(n), &recipes)))
+                .await;
+        assert!(recorded.into_iter().all(|r| r.unwrap()));
+        assert_eq!(count(&pool, "select count(*) from images").await, 5);
+        assert_eq!(count(&pool, "select count(*) from outputs").await, 5);
+        // One send made their requests: one live row of five messages.
+        let rows = "select count(*) from queue_messages m join queue_queues q on q.id = m.queue_id
+                    where q.name = 'darkroom.requests'";
+        assert_eq!(count(&pool, rows).await, 1);
+        let placed = "select image_count::int8 from jobs";
+        assert_eq!(count(&pool, placed).await, 5);
+    }
+
+    #[sqlx::test(migrator = "common::MIGRATOR")]
+    async fn a_job_with_fewer_places_than_images_takes_the_first_ones(pool: PgPool) {
+        let router = Router::new(Queues::new(pool.clone()));
+        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
+        let recorder = Recorder::start(pool.clone(), requests, 3);
+        let (full, other) = (job(&pool).await, job(&pool).await);
+        let recipes = recipes();
+        let calls = (0..5).map(|n| {
+            let job = if n == 2 { other } else { full };
+            recorder.record(job, image(n), &recipes)
+        });
+        let recorded: Vec<bool> = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(recorded, [true, true, true, true, false]);
+        let images = "select count(*) from images";
+        assert_eq!(count(&pool, images).await, 4);
+    }
 }
