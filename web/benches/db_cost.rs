@@ -5,7 +5,8 @@
 //! pooled connection has its statements prepared and their generic plans
 //! chosen, as in a fleet that has run for a while), then `IMAGES`
 //! thumbnails go through the
-//! whole path: the job's creation, its uploads (8 files a request), the
+//! whole path: the job's creation, its uploads (one file a request, three
+//! requests at a time, as the browser sends them), the
 //! workers' receives, responses and deletes, the web's consumer and the
 //! background maintenance that runs meanwhile. Per image it reports:
 //! transactions (from `pg_stat_database`), Postgres CPU (its server
@@ -30,7 +31,8 @@ use support::{
 };
 
 const IMAGES: usize = 320;
-const PER_REQUEST: usize = 8;
+/// Upload requests at once, one file each, as the browser sends them.
+const UPLOADERS: usize = 3;
 const WARM_UP: usize = 320;
 /// Postgres counts an idle backend's transactions only when it flushes its
 /// statistics, within 10 s of going idle (`PGSTAT_IDLE_INTERVAL`); LISTENing
@@ -114,13 +116,19 @@ async fn run_job(
     let job = create_job(client, base, &thumbnail_recipes())
         .await
         .expect("job created");
-    for chunk in 0..images / PER_REQUEST {
-        let parts = (0..PER_REQUEST).map(|i| {
-            Part::bytes(photo.to_vec()).file_name(format!("{}.jpg", chunk * PER_REQUEST + i))
-        });
-        let res = upload(client, base, &job, form(parts)).await.unwrap();
-        assert_eq!(res.status(), 201);
-    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let uploader = async || {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= images {
+                return;
+            }
+            let part = Part::bytes(photo.to_vec()).file_name(format!("{i}.jpg"));
+            let res = upload(client, base, &job, form([part])).await.unwrap();
+            assert_eq!(res.status(), 201);
+        }
+    };
+    futures::future::join_all((0..UPLOADERS).map(|_| uploader())).await;
     wait_final(pool, &job.id, images).await
 }
 
@@ -154,7 +162,10 @@ async fn main() {
     let env = |cmd: &mut Command| {
         cmd.env("DATABASE_URL", db_url.as_str())
             .env("DARKROOM_BUCKET", "bench-cost")
-            .env("DARKROOM_RATE_LIMIT_WORK", "1000000")
+            // One client address makes every request here.
+            .env("DARKROOM_RATE_LIMIT_REQUESTS", "0")
+            .env("DARKROOM_RATE_LIMIT_UPLOADS", "0")
+            .env("DARKROOM_RATE_LIMIT_WORK", "0")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
