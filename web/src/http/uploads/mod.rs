@@ -25,7 +25,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::JobAccess;
-use crate::events::JobEvents;
 use crate::http::error::{AppError, AppResult, ErrorBody, retry_after_header};
 use crate::rate::{Client, Limited};
 use crate::{AppState, metrics};
@@ -124,11 +123,6 @@ pub(crate) async fn upload_images(
         ));
     }
     tracing::info!(job = %job_id, accepted = accepted.len(), rejected = rejected.len(), "upload");
-    if !accepted.is_empty()
-        && let Err(e) = JobEvents::announce(&state.pool, &[job_id]).await
-    {
-        tracing::debug!(error = %e, "announcing new images failed; streams will notice by polling");
-    }
     Ok(answer(&state, accepted, rejected, cut))
 }
 

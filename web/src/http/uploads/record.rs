@@ -6,7 +6,8 @@
 //! commits do in Postgres' group commit (and as the worker's reports do):
 //! under load one transaction records many images, at rest each goes at
 //! once. An image is recorded whole or not at all: its row, its outputs and
-//! its requests commit together.
+//! its requests commit together, with the announcement that wakes the
+//! job's progress streams.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,8 @@ use queue::{NewMessage, Routed};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+use crate::events::JobEvents;
 
 /// Most images in one transaction.
 const MOST: usize = 64;
@@ -133,6 +136,11 @@ async fn record_batch(
         return Ok(recorded);
     }
     insert_rows(&mut tx, &kept).await?;
+    // Progress streams hear of the new images when their rows commit.
+    let mut jobs: Vec<Uuid> = kept.iter().map(|r| r.job_id).collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    JobEvents::announce(&mut *tx, &jobs).await?;
     let messages = kept
         .iter()
         .flat_map(|r| {
