@@ -80,9 +80,13 @@ impl Worker {
     async fn handle_request(&self, message: &Message, request: &Request) {
         let lost = CancellationToken::new();
         // The longest this worker holds a message: retries in place, a wait
-        // for memory and the engine's run, each bounded on its own. Past it
-        // something is stuck, so the lease is let go for another worker.
-        let hold = self.settings.retry_for + 2 * self.settings.isolation.deadline;
+        // for a processing slot (the runs of the prefetched messages ahead
+        // of it), a wait for memory and the engine's run, each bounded on
+        // its own. Past it something is stuck, so the lease is let go for
+        // another worker.
+        let s = &self.settings;
+        let runs = 2 + s.prefetch.div_ceil(s.concurrency.max(1));
+        let hold = s.retry_for + u32::try_from(runs).unwrap_or(u32::MAX) * s.isolation.deadline;
         let heartbeat = tokio::spawn(heartbeat(
             self.requests.clone(),
             message.receipt,

@@ -164,8 +164,9 @@ impl Worker {
     }
 
     /// Waits for a free slot (processing or prefetch), then leases at most
-    /// one message per free slot, each paired with its slot. Empty after a failed receive (retried a
-    /// second later); `None` once `shutdown` is cancelled.
+    /// one message per free slot, each paired with its slot. Empty after a
+    /// failed receive (retried a second later); `None` once `shutdown` is
+    /// cancelled.
     async fn lease_batch(
         &self,
         slots: &Arc<Semaphore>,
