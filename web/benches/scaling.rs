@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::Part;
 use sqlx::postgres::PgPoolOptions;
 use support::{
-    cpu_secs, cpu_secs_named, create_job, db_counters, finished, form, fresh_database, release_bin,
-    s3_cpu_secs, start_workers, thumbnail_recipes, upload,
+    S3_SERVERS, cpu_secs, cpu_secs_named, create_job, db_counters, finished, form, fresh_database,
+    median, pids_named, release_bin, s3_cpu_secs, start_workers, thumbnail_recipes, upload,
 };
 
 const IMAGES: usize = 48;
@@ -80,18 +80,6 @@ fn pin(pid: u32, cpus: &str) {
         .status()
         .expect("taskset (util-linux) runs");
     assert!(status.success());
-}
-
-/// Pids of the S3 server (s3s-fs or MinIO).
-fn s3_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid: u32 = e.ok()?.file_name().into_string().ok()?.parse().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            ["s3s-fs", "minio"].contains(&comm.trim()).then_some(pid)
-        })
-        .collect()
 }
 
 /// Seconds for `n` parallel loops of `darkroom-worker apply` to make
@@ -247,11 +235,7 @@ struct Row {
 impl Row {
     /// Each figure's median over the rounds.
     fn median(rounds: &[Row]) -> Row {
-        let m = |f: &dyn Fn(&Row) -> f64| {
-            let mut v: Vec<f64> = rounds.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
+        let m = |f: &dyn Fn(&Row) -> f64| median(&mut rounds.iter().map(f).collect::<Vec<_>>());
         Row {
             e2e: m(&|r| r.e2e),
             raw: m(&|r| r.raw),
@@ -287,7 +271,9 @@ async fn run_fleet(
         assert_eq!(res.status(), 201);
     }
     if fleet.pinned {
-        s3_pids().into_iter().for_each(|pid| pin(pid, "0"));
+        pids_named(S3_SERVERS)
+            .into_iter()
+            .for_each(|pid| pin(pid, "0"));
     }
 
     let before = db_counters(pool).await;
@@ -313,7 +299,9 @@ async fn run_fleet(
     drop(workers);
     let services1 = service_cpu(web_pid);
     if fleet.pinned {
-        s3_pids().into_iter().for_each(|pid| pin(pid, "0,1"));
+        pids_named(S3_SERVERS)
+            .into_iter()
+            .for_each(|pid| pin(pid, "0,1"));
     }
     let after = db_counters(pool).await;
     let ms = |secs: f64| secs * 1000.0 / IMAGES as f64;

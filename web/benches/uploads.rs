@@ -30,8 +30,8 @@ use bytes::Bytes;
 use common::storage::{Storage, StorageArgs};
 use reqwest::multipart::Part;
 use support::{
-    Guard, cpu_secs, cpu_secs_named, create_job, form, fresh_database, peak_rss_mb, s3_cpu_secs,
-    thumbnail_recipes, upload,
+    Guard, cpu_secs, cpu_secs_named, create_job, form, fresh_database, median, peak_rss_mb,
+    s3_cpu_secs, thumbnail_recipes, upload,
 };
 
 const UPLOADS: usize = 200;
@@ -93,11 +93,6 @@ where
     start.elapsed().as_secs_f64()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// `UPLOADS` multipart uploads of `photo` to a new job; returns seconds.
 async fn upload_through_web(client: &reqwest::Client, base: &str, photo: &Bytes) -> f64 {
     let job = create_job(client, base, &thumbnail_recipes())
@@ -120,11 +115,7 @@ async fn upload_through_web(client: &reqwest::Client, base: &str, photo: &Bytes)
 async fn start_nginx(s3: &str) -> (Guard, String) {
     let dir = std::env::temp_dir().join(format!("darkroom-bench-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let s3_host = s3.trim_start_matches("http://").trim_end_matches('/');
     let d = dir.display();
     // As close to a pass-through as nginx gets: bodies streamed as they
@@ -170,12 +161,7 @@ http {{
             .expect("nginx runs (scripts/bench-uploads installs it)"),
     );
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + std::time::Duration::from_secs(10);
-    while client.get(&base).send().await.is_err() {
-        assert!(Instant::now() < deadline, "nginx did not come up");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    support::wait_until_up(&base, "nginx", std::time::Duration::from_secs(10)).await;
     (nginx, base)
 }
 

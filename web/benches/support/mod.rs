@@ -54,11 +54,7 @@ pub async fn fresh_database(name: &str) -> url::Url {
 /// (database, bucket, ...), and waits until it answers; returns it and its
 /// base URL. It migrates its database at start-up.
 pub async fn start_web(env: impl Fn(&mut Command)) -> (Guard, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut cmd = Command::new(release_bin("darkroom-web"));
     env(&mut cmd);
     let web = Guard(
@@ -69,13 +65,38 @@ pub async fn start_web(env: impl Fn(&mut Command)) -> (Guard, String) {
             .unwrap(),
     );
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "darkroom-web did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_up(
+        &format!("{base}/healthz"),
+        "darkroom-web",
+        Duration::from_secs(30),
+    )
+    .await;
     (web, base)
+}
+
+/// A TCP port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits up to `limit` until `url` answers at all; `what` names the server.
+pub async fn wait_until_up(url: &str, what: &str, limit: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + limit;
+    while client.get(url).send().await.is_err() {
+        assert!(Instant::now() < deadline, "{what} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The median of `v` (reordered).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// Starts `n` release `darkroom-worker`s, each with `env` applied.
@@ -177,20 +198,30 @@ pub fn cpu_secs(pid: &str, children: bool) -> f64 {
 /// CPU seconds of every running process whose command name is one of
 /// `names` (e.g. all of Postgres' backends; ended ones are not counted).
 pub fn cpu_secs_named(names: &[&str]) -> f64 {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| {
-            let pid = e.ok()?.file_name().into_string().ok()?;
-            pid.parse::<u32>().ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-            names.contains(&comm.trim()).then(|| cpu_secs(&pid, false))
-        })
+    pids_named(names)
+        .iter()
+        .map(|pid| cpu_secs(&pid.to_string(), false))
         .sum()
 }
 
-/// CPU seconds used so far by the S3 server (s3s-fs or MinIO).
+/// Pids of every running process whose command name is one of `names`.
+pub fn pids_named(names: &[&str]) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().into_string().ok()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            names.contains(&comm.trim()).then_some(pid)
+        })
+        .collect()
+}
+
+/// The S3 server's command names (s3s-fs or MinIO).
+pub const S3_SERVERS: &[&str] = &["s3s-fs", "minio"];
+
+/// CPU seconds used so far by the S3 server.
 pub fn s3_cpu_secs() -> f64 {
-    cpu_secs_named(&["s3s-fs", "minio"])
+    cpu_secs_named(S3_SERVERS)
 }
 
 /// Marks the benches' own statements, so that figures can leave them out.
