@@ -51,28 +51,31 @@ impl Queue {
 
     /// Runs the waiting deletes a group at a time, until none waits.
     async fn run_deletes(&self) {
-        let mut runner = self.inner.deletes.runner();
-        loop {
-            let group = runner.next(MAX_BATCH, Vec::len, |_, _| true).await;
-            if group.is_empty() {
-                return;
-            }
-            let all: Vec<Receipt> = group
-                .iter()
-                .flat_map(|m| m.request.iter().copied())
-                .collect();
-            match self.delete_now(&all).await {
-                Ok(outcome) => {
-                    let deleted: HashSet<&Receipt> = outcome.deleted.iter().collect();
-                    for m in group {
-                        let (deleted, stale) =
-                            m.request.iter().copied().partition(|r| deleted.contains(r));
-                        m.answer(Ok(DeleteOutcome { deleted, stale }));
+        let deletes = &self.inner.deletes;
+        deletes
+            .serve(
+                MAX_BATCH,
+                Vec::len,
+                |_, _| true,
+                |group| async move {
+                    let all: Vec<Receipt> = group
+                        .iter()
+                        .flat_map(|m| m.request.iter().copied())
+                        .collect();
+                    match self.delete_now(&all).await {
+                        Ok(outcome) => {
+                            let deleted: HashSet<&Receipt> = outcome.deleted.iter().collect();
+                            for m in group {
+                                let (deleted, stale) =
+                                    m.request.iter().copied().partition(|r| deleted.contains(r));
+                                m.answer(Ok(DeleteOutcome { deleted, stale }));
+                            }
+                        }
+                        Err(e) => fail_all(group, e),
                     }
-                }
-                Err(e) => fail_all(group, e),
-            }
-        }
+                },
+            )
+            .await;
     }
 
     /// Like [`Queue::delete_batch`], on the caller's connection, so the

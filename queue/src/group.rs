@@ -74,9 +74,9 @@ impl<Req, Out> std::fmt::Debug for Group<Req, Out> {
 
 impl<Req, Out> Group<Req, Out> {
     /// Queues `request` and waits for its answer. When no statement of this
-    /// kind runs, `run` is spawned to run them: it must take groups with
-    /// [`Group::runner`] until there are none. It runs as a task of its own,
-    /// so a caller that gives up cannot strand the others.
+    /// kind runs, `run` is spawned to run them: it must call
+    /// [`Group::serve`]. It runs as a task of its own, so a caller that
+    /// gives up cannot strand the others.
     pub(crate) async fn join<F>(&self, request: Req, run: impl FnOnce() -> F) -> Result<Out>
     where
         F: Future<Output = ()> + Send + 'static,
@@ -97,8 +97,28 @@ impl<Req, Out> Group<Req, Out> {
             .unwrap_or(Err(Error::Database(sqlx::Error::WorkerCrashed)))
     }
 
-    /// The running side, for the task [`Group::join`] spawned.
-    pub(crate) fn runner(&self) -> Runner<'_, Req, Out> {
+    /// The running side, for the task [`Group::join`] spawned: hands `run`
+    /// the waiting calls a group at a time (see [`Runner::next`] for
+    /// `limit`, `size` and `compatible`) until none waits. `run` answers
+    /// every member of its group.
+    pub(crate) async fn serve<F: Future<Output = ()>>(
+        &self,
+        limit: usize,
+        size: impl Fn(&Req) -> usize,
+        compatible: impl Fn(&Req, &Req) -> bool,
+        mut run: impl FnMut(Vec<Member<Req, Out>>) -> F,
+    ) {
+        let mut runner = self.runner();
+        loop {
+            let group = runner.next(limit, &size, &compatible).await;
+            if group.is_empty() {
+                return;
+            }
+            run(group).await;
+        }
+    }
+
+    fn runner(&self) -> Runner<'_, Req, Out> {
         Runner {
             group: self,
             idle: false,
@@ -110,7 +130,7 @@ impl<Req, Out> Group<Req, Out> {
 /// Takes groups to run; if dropped before the queue ran dry (a panic, a
 /// runtime shutting down), drops what waits, so its callers fail instead
 /// of waiting forever, and lets the next call start a runner afresh.
-pub(crate) struct Runner<'a, Req, Out> {
+struct Runner<'a, Req, Out> {
     group: &'a Group<Req, Out>,
     idle: bool,
     /// Whether a group was taken already.
@@ -122,7 +142,7 @@ impl<Req, Out> Runner<'_, Req, Out> {
     /// sizes (by `size`) add up to at most `limit` (the first one always),
     /// only calls `compatible` accepts beside the first. Empty when nothing
     /// waits: the runner must then stop, and the next call starts another.
-    pub(crate) async fn next(
+    async fn next(
         &mut self,
         limit: usize,
         size: impl Fn(&Req) -> usize,

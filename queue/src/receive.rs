@@ -197,24 +197,29 @@ impl Queue {
 
     /// Runs the waiting receives a group at a time, until none waits.
     async fn run_receives(&self) {
-        let mut runner = self.inner.receives.runner();
-        loop {
-            let group = runner.next(MAX_BATCH, |r| r.0, |a, b| a.1 == b.1).await;
-            let Some(&(_, lock)) = group.first().map(|m| &m.request) else {
-                return;
-            };
-            let max = group.iter().map(|m| m.request.0).sum();
-            match self.receive_now(max, lock).await {
-                Ok(messages) => {
-                    let mut messages = messages.into_iter();
-                    for m in group {
-                        let mine = messages.by_ref().take(m.request.0).collect();
-                        m.answer(Ok(mine));
+        let same_lock = |a: &(usize, Duration), b: &(usize, Duration)| a.1 == b.1;
+        let receives = &self.inner.receives;
+        receives
+            .serve(
+                MAX_BATCH,
+                |r| r.0,
+                same_lock,
+                |group| async move {
+                    let lock = group[0].request.1;
+                    let max = group.iter().map(|m| m.request.0).sum();
+                    match self.receive_now(max, lock).await {
+                        Ok(messages) => {
+                            let mut messages = messages.into_iter();
+                            for m in group {
+                                let mine = messages.by_ref().take(m.request.0).collect();
+                                m.answer(Ok(mine));
+                            }
+                        }
+                        Err(e) => fail_all(group, e),
                     }
-                }
-                Err(e) => fail_all(group, e),
-            }
-        }
+                },
+            )
+            .await;
     }
 
     async fn receive_now(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {

@@ -69,31 +69,34 @@ impl Queue {
 
     /// Sends the waiting batches a group at a time, until none waits.
     async fn run_sends(&self) {
-        let mut runner = self.inner.sends.runner();
-        loop {
-            let mut group = runner.next(MAX_BATCH, Vec::len, |_, _| true).await;
-            if group.is_empty() {
-                return;
-            }
-            let mut all = Vec::with_capacity(group.iter().map(|m| m.request.len()).sum());
-            let lens: Vec<usize> = group
-                .iter_mut()
-                .map(|m| {
-                    all.append(&mut m.request);
-                    all.len()
-                })
-                .collect();
-            match self.send_now(&all).await {
-                Ok(ids) => {
-                    let mut start = 0;
-                    for (m, end) in group.into_iter().zip(lens) {
-                        m.answer(Ok(ids[start..end].to_vec()));
-                        start = end;
+        let sends = &self.inner.sends;
+        sends
+            .serve(
+                MAX_BATCH,
+                Vec::len,
+                |_, _| true,
+                |mut group| async move {
+                    let mut all = Vec::with_capacity(group.iter().map(|m| m.request.len()).sum());
+                    let ends: Vec<usize> = group
+                        .iter_mut()
+                        .map(|m| {
+                            all.append(&mut m.request);
+                            all.len()
+                        })
+                        .collect();
+                    match self.send_now(&all).await {
+                        Ok(ids) => {
+                            let mut start = 0;
+                            for (m, end) in group.into_iter().zip(ends) {
+                                m.answer(Ok(ids[start..end].to_vec()));
+                                start = end;
+                            }
+                        }
+                        Err(e) => fail_all(group, e),
                     }
-                }
-                Err(e) => fail_all(group, e),
-            }
-        }
+                },
+            )
+            .await;
     }
 
     /// Like [`Queue::send_batch`], on the caller's connection, so the messages
