@@ -1,6 +1,9 @@
 # One image with all three binaries: darkroom-web, darkroom-worker, darkroom-queue.
 FROM rust:1-bookworm AS build
 WORKDIR /src
+# libjpeg-turbo (the worker's scaled JPEG decoder) builds from source with these.
+RUN apt-get update && apt-get install -y --no-install-recommends cmake nasm \
+    && rm -rf /var/lib/apt/lists/*
 COPY . .
 # Queries are checked against the committed .sqlx/ metadata, no database needed.
 ENV SQLX_OFFLINE=true

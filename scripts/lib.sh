@@ -159,6 +159,12 @@ cleanup() {
     for dir in "${CLEANUP_DIRS[@]}"; do rm -rf "$dir"; done
 }
 
+# ensure_build_tools: what the worker's libjpeg-turbo (turbojpeg-sys, built
+# from its bundled source) builds with: cmake, and nasm for its SIMD code.
+ensure_build_tools() {
+    command -v cmake >/dev/null && command -v nasm >/dev/null || apt_install cmake nasm
+}
+
 ensure_rust_components() {
     rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

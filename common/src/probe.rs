@@ -32,8 +32,8 @@ pub struct Probe {
     pub height: u32,
     /// Bytes per pixel of the decoded image.
     pub bytes_per_pixel: u8,
-    /// Whether a JPEG can be decoded at a reduced scale (not CMYK, not
-    /// 16-bit); false for other formats.
+    /// Whether a JPEG can be decoded at a reduced scale (any 8-bit JPEG,
+    /// not a 12-bit one); false for other formats.
     pub scalable: bool,
 }
 
@@ -91,7 +91,7 @@ fn jpeg_header(input: &[u8]) -> Result<Probe, String> {
         jpeg_decoder::PixelFormat::L8 => (1, true),
         jpeg_decoder::PixelFormat::RGB24 => (3, true),
         jpeg_decoder::PixelFormat::L16 => (2, false),
-        jpeg_decoder::PixelFormat::CMYK32 => (4, false),
+        jpeg_decoder::PixelFormat::CMYK32 => (4, true),
     };
     Ok(Probe {
         format: ImageFormat::Jpeg,
@@ -217,8 +217,9 @@ pub fn fit_inside(w: u32, h: u32, bw: u32, bh: u32) -> (u32, u32) {
 }
 
 /// The divisor (1, 2, 4 or 8) a JPEG of `w × h` is decoded at when asked for
-/// at least `min_w × min_h`; mirrors `jpeg-decoder`'s own choice, which is
-/// satisfied when either side is. 1 when the request is not a twofold shrink.
+/// at least `min_w × min_h`: the largest that leaves both sides at least as
+/// large as asked, so the resize after it only ever shrinks. 1 when the
+/// request is not a twofold shrink.
 pub fn dct_scale(w: u32, h: u32, min_w: u32, min_h: u32) -> u32 {
     if min_w.saturating_mul(2) > w || min_h.saturating_mul(2) > h {
         return 1;
@@ -226,7 +227,7 @@ pub fn dct_scale(w: u32, h: u32, min_w: u32, min_h: u32) -> u32 {
     let scaled = |len: u32, eighths: u32| (len * eighths).div_ceil(8);
     [1, 2, 4]
         .into_iter()
-        .find(|&eighths| scaled(w, eighths) >= min_w || scaled(h, eighths) >= min_h)
+        .find(|&eighths| scaled(w, eighths) >= min_w && scaled(h, eighths) >= min_h)
         .map_or(1, |eighths| 8 / eighths)
 }
 
@@ -273,5 +274,11 @@ mod tests {
         assert_eq!(dct_scale(4000, 3000, 256, 192), 8);
         assert_eq!(dct_scale(4000, 3000, 1600, 1200), 2);
         assert_eq!(dct_scale(4000, 3000, 3000, 2250), 1);
+    }
+
+    #[test]
+    fn a_dct_scale_leaves_both_sides_at_least_as_large_as_asked() {
+        // An eighth is wide enough (500 ≥ 256) but too short (125 < 200).
+        assert_eq!(dct_scale(4000, 1000, 256, 200), 4);
     }
 }

@@ -1,18 +1,17 @@
-//! Codecs: decoding (with limits, ICC profiles to sRGB, EXIF orientation,
-//! JPEGs shrunk on load), encoding, and telling a truncated JPEG.
+//! Codecs: decoding whole (with limits, ICC profiles to sRGB, EXIF
+//! orientation), encoding, and telling a truncated JPEG. Decoding already
+//! reduced is [`super::shrink`]'s.
 
 use std::io::Cursor;
 
 use common::Limits;
-use common::probe::{Probe, Shrink, dct_scale, shrink_plan};
-use common::recipe::{Op, OutputFormat};
+use common::recipe::OutputFormat;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
-use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Rgba};
 
-use super::{EngineError, color, geometry};
+use super::{EngineError, color};
 
 /// Decodes `input` whole, converted to sRGB and oriented upright.
 pub(super) fn decode(
@@ -65,111 +64,6 @@ pub(super) fn jpeg_is_complete(data: &[u8]) -> bool {
         i += 2 + len;
     }
     false
-}
-
-/// When the first op shrinks a JPEG at least twofold, decodes it already
-/// reduced by the DCT and applies that op exactly (geometry computed from the
-/// full-size dimensions, so the output matches the slow path's size).
-pub(super) fn shrink_on_load(
-    input: &[u8],
-    probe: &Probe,
-    ops: &[Op],
-    limits: &Limits,
-) -> Result<Option<DynamicImage>, EngineError> {
-    if probe.format != ImageFormat::Jpeg {
-        return Ok(None);
-    }
-    let orientation = jpeg_orientation(input);
-    let transposed = transposes(orientation);
-    // Oriented dimensions, as the ops see them.
-    let (w, h) = if transposed {
-        (probe.height, probe.width)
-    } else {
-        (probe.width, probe.height)
-    };
-    let Some((plan, need_w, need_h)) = shrink_plan(w, h, ops.first()) else {
-        return Ok(None);
-    };
-    let (need_w, need_h) = if transposed {
-        (need_h, need_w)
-    } else {
-        (need_w, need_h)
-    };
-    let Some((mut img, icc)) = decode_jpeg_scaled(input, need_w, need_h, limits.max_pixels) else {
-        return Ok(None);
-    };
-    if let Some(icc) = icc {
-        img = color::to_srgb(img, &icc);
-    }
-    img.apply_orientation(orientation);
-    if let Some(first) = ops.first() {
-        let (ow, oh) = match plan {
-            Shrink::Exact(w, h) | Shrink::Cover(w, h) => (w, h),
-        };
-        geometry::check_output(first.name(), ow, oh, limits)?;
-    }
-    Ok(Some(match plan {
-        Shrink::Exact(fw, fh) => geometry::resize_exact(&img, fw, fh),
-        Shrink::Cover(cw, ch) => geometry::resize_cover(&img, cw, ch),
-    }))
-}
-
-/// Whether an orientation swaps width and height.
-fn transposes(o: Orientation) -> bool {
-    matches!(
-        o,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    )
-}
-
-/// The EXIF orientation of a JPEG, read without copying or decoding it.
-fn jpeg_orientation(input: &[u8]) -> Orientation {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
-    if decoder.read_info().is_err() {
-        return Orientation::NoTransforms;
-    }
-    decoder
-        .exif_data()
-        .and_then(Orientation::from_exif_chunk)
-        .unwrap_or(Orientation::NoTransforms)
-}
-
-/// Decodes a JPEG at the smallest DCT scale (1/1, 1/2, 1/4, 1/8) that is
-/// still at least `min_w × min_h` in stored (not yet oriented) pixels.
-/// `None` when the scale would not shrink or the colour model needs the
-/// full decoder (CMYK, 16-bit): the caller then decodes normally. Returns the
-/// image and its ICC profile, if any.
-fn decode_jpeg_scaled(
-    input: &[u8],
-    min_w: u32,
-    min_h: u32,
-    max_pixels: u64,
-) -> Option<(DynamicImage, Option<Vec<u8>>)> {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
-    decoder.set_max_decoding_buffer_size(usize::try_from(max_pixels.saturating_mul(4)).ok()?);
-    decoder.read_info().ok()?;
-    let info = decoder.info()?;
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    if dct_scale(w, h, min_w, min_h) == 1 {
-        return None;
-    }
-    let req = |v: u32| u16::try_from(v.max(1)).ok();
-    let (sw, sh) = decoder.scale(req(min_w)?, req(min_h)?).ok()?;
-    let pixels = decoder.decode().ok()?;
-    let (sw, sh) = (u32::from(sw), u32::from(sh));
-    let img = match decoder.info()?.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => {
-            image::RgbImage::from_raw(sw, sh, pixels).map(DynamicImage::ImageRgb8)
-        }
-        jpeg_decoder::PixelFormat::L8 => {
-            image::GrayImage::from_raw(sw, sh, pixels).map(DynamicImage::ImageLuma8)
-        }
-        _ => None,
-    }?;
-    Some((img, decoder.icc_profile()))
 }
 
 /// Encodes `img` as `format` (`quality` for JPEG).

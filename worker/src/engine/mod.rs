@@ -3,8 +3,9 @@
 //! process per image (see `crate::isolate`).
 //!
 //! One module per step of the pipeline; [`apply`] only dispatches:
-//! - [`codec`]: decode (ICC to sRGB, EXIF orientation, JPEG shrink-on-load),
-//!   encode.
+//! - [`codec`]: decode (ICC to sRGB, EXIF orientation), encode.
+//! - [`shrink`]: decode already reduced when the first op shrinks (JPEG by
+//!   DCT scaling, PNG by averaging rows as they inflate).
 //! - [`geometry`]: thumbnail, resize, crop, rotate, flip.
 //! - [`adjust`]: blur, sharpen, contrast, brightness, recolor.
 //! - [`retouch`]: red-eye removal and teeth whitening.
@@ -16,6 +17,7 @@ mod codec;
 mod color;
 mod geometry;
 pub mod retouch;
+mod shrink;
 pub mod smart;
 
 use std::time::{Duration, Instant};
@@ -116,7 +118,7 @@ fn process_unguarded(
     }
     let mut timings = Vec::with_capacity(ops.len() + 2);
     let started = Instant::now();
-    let (mut img, rest) = match codec::shrink_on_load(input, &probe, ops, limits)? {
+    let (mut img, rest) = match shrink::shrink_on_load(input, &probe, ops, limits)? {
         Some(img) => (img, &ops[1..]),
         None => (codec::decode(input, probe.format, limits)?, ops),
     };
