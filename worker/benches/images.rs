@@ -1,12 +1,15 @@
 //! The image engine next to libvips and ImageMagick, side by side in one run.
 //!
-//! Input: a 12 MP JPEG made from testdata/coffee.png (scaled ×6.7, sensor-like
-//! noise, quality 90, about 5 MB), written once to target/bench-data/.
-//! 1. Thumbnail 256 px: `darkroom-worker apply` vs `vipsthumbnail -s 256` vs
-//!    ImageMagick `convert -thumbnail`: median wall time over many runs, the
-//!    ratio to libvips, and peak RSS.
-//! 2. Every op on the same input: images/s/core (1 / CPU seconds) and peak
-//!    RSS, next to ImageMagick for the ops it has.
+//! Input: a 12 MP photo made from testdata/coffee.png (scaled ×6.7,
+//! sensor-like noise), written once to target/bench-data/: a quality-90 JPEG
+//! (4:2:0, about 5 MB), and the same pixels in every other kind a user
+//! brings, encoded by ImageMagick (JPEG 4:4:4, 4:2:2, 4:4:0, grey, CMYK,
+//! progressive; PNG; lossy WebP).
+//! 1. Thumbnail 256 px of each kind: `darkroom-worker apply` vs
+//!    `vipsthumbnail -s 256`: median wall time over many runs, the ratio to
+//!    libvips, and peak RSS.
+//! 2. Every op on the JPEG: images/s/core (1 / CPU seconds) and peak RSS,
+//!    next to ImageMagick for the ops it has.
 //!
 //! Run with `scripts/bench-images` (installs libvips-tools, imagemagick and
 //! time with apt when missing). Each command is a separate process, as a
@@ -17,7 +20,7 @@ use std::process::Command;
 
 #[path = "photo12mp.rs"]
 mod photo12mp;
-use photo12mp::{input, workspace};
+use photo12mp::{input, lossless, workspace};
 
 const RUNS: usize = 15;
 
@@ -66,6 +69,94 @@ fn imagemagick() -> Option<&'static str> {
     .find(|p| Path::new(p).exists())
 }
 
+/// The kinds of input the thumbnail table has a row for: a label, a file
+/// name under target/bench-data/kinds/ and ImageMagick's arguments to make
+/// it from the lossless photo (`None`: the 4:2:0 JPEG or the PNG itself).
+const KINDS: &[(&str, &str, Option<&[&str]>)] = &[
+    ("JPEG 4:2:0", "", None),
+    (
+        "JPEG 4:4:4",
+        "444.jpg",
+        Some(&["-quality", "90", "-sampling-factor", "1x1"]),
+    ),
+    (
+        "JPEG 4:2:2",
+        "422.jpg",
+        Some(&["-quality", "90", "-sampling-factor", "2x1"]),
+    ),
+    (
+        "JPEG 4:4:0",
+        "440.jpg",
+        Some(&["-quality", "90", "-sampling-factor", "1x2"]),
+    ),
+    (
+        "JPEG grey",
+        "grey.jpg",
+        Some(&["-quality", "90", "-colorspace", "Gray"]),
+    ),
+    (
+        "JPEG CMYK",
+        "cmyk.jpg",
+        Some(&["-quality", "90", "-colorspace", "CMYK"]),
+    ),
+    (
+        "JPEG progressive 4:2:0",
+        "progressive-420.jpg",
+        Some(&[
+            "-quality",
+            "90",
+            "-sampling-factor",
+            "2x2",
+            "-interlace",
+            "JPEG",
+        ]),
+    ),
+    (
+        "JPEG progressive 4:4:4",
+        "progressive-444.jpg",
+        Some(&[
+            "-quality",
+            "90",
+            "-sampling-factor",
+            "1x1",
+            "-interlace",
+            "JPEG",
+        ]),
+    ),
+    ("PNG RGB", "png", None),
+    ("WebP lossy q90", "photo.webp", Some(&["-quality", "90"])),
+];
+
+/// Each kind's label and file, made with ImageMagick on first use.
+fn kinds(im: &str) -> Vec<(&'static str, String)> {
+    let dir = workspace().join("target/bench-data/kinds");
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = lossless();
+    KINDS
+        .iter()
+        .map(|&(label, file, args)| {
+            let path = match (file, args) {
+                ("", _) => input(),
+                (_, None) => source.clone(),
+                (file, Some(args)) => {
+                    let path = dir.join(file);
+                    if !path.exists() {
+                        let status = Command::new(im)
+                            .arg(&source)
+                            .args(args)
+                            .arg(&path)
+                            .status()
+                            .unwrap();
+                        assert!(status.success(), "{im} {args:?} {file}");
+                    }
+                    path
+                }
+            };
+            (label, path.to_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
 /// Every op the second table measures: its name, the darkroom op, and the
 /// ImageMagick arguments for the same (`-` where it has no such op).
 const OPS: &str = r#"
@@ -106,53 +197,37 @@ fn main() {
     let darkroom = env!("CARGO_BIN_EXE_darkroom-worker");
     let im = imagemagick();
     println!(
-        "input: {} ({:.1} MB, 4020×2680), {} runs per command, {} cores\n",
+        "input: {} (4020×2680) and its kinds, {} runs per command, {} cores\n",
         input,
-        std::fs::metadata(input).unwrap().len() as f64 / 1e6,
         RUNS,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
     let thumb_op = r#"{"op":"thumbnail","width":256,"height":256}"#;
-    let (out_d, out_v, out_m) = (out("thumb-d.jpg"), out("thumb-v.jpg"), out("thumb-m.jpg"));
-    let mut tools: Vec<(&str, Vec<&str>)> = vec![
-        (
-            "darkroom-worker apply (thumbnail 256)",
-            vec![darkroom, "apply", "--op", thumb_op, input, &out_d],
-        ),
-        (
-            "vipsthumbnail -s 256",
-            vec!["vipsthumbnail", input, "-s", "256", "-o", &out_v],
-        ),
-    ];
-    if let Some(im) = im {
-        tools.push((
-            "convert -thumbnail 256x256",
-            vec![im, input, "-thumbnail", "256x256", &out_m],
-        ));
-    }
-    let mut walls = vec![Vec::new(); tools.len()];
-    let mut rss = vec![0u64; tools.len()];
-    for _ in 0..RUNS {
-        // Interleaved, so drift on the machine hits every tool alike.
-        for (i, (_, cmd)) in tools.iter().enumerate() {
-            walls[i].push(wall(cmd));
-        }
-    }
-    for (i, (_, cmd)) in tools.iter().enumerate() {
-        rss[i] = measure(cmd).2;
-    }
-    let vips = median(walls[1].clone());
+    let (out_d, out_v) = (out("thumb-d.jpg"), out("thumb-v.jpg"));
     println!(
-        "| thumbnail of a 12 MP JPEG | median wall ms | vs libvips | peak RSS MB |\n|---|---:|---:|---:|"
+        "| thumbnail 256 of a 12 MP … | MB | darkroom ms | vipsthumbnail ms | vs libvips | darkroom peak RSS MB | libvips peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|"
     );
-    for (i, (name, _)) in tools.iter().enumerate() {
-        let m = median(walls[i].clone());
+    for (label, file) in kinds(im.expect("ImageMagick makes the inputs")) {
+        let tools = [
+            vec![darkroom, "apply", "--op", thumb_op, &file, &out_d],
+            vec!["vipsthumbnail", &file, "-s", "256", "-o", &out_v],
+        ];
+        let mut walls = [Vec::new(), Vec::new()];
+        for _ in 0..RUNS {
+            // Interleaved, so drift on the machine hits both alike.
+            for (i, cmd) in tools.iter().enumerate() {
+                walls[i].push(wall(cmd));
+            }
+        }
+        let [ours, vips] = walls.map(median);
+        let [our_rss, vips_rss] = [&tools[0], &tools[1]].map(|cmd| measure(cmd).2 as f64 / 1024.0);
         println!(
-            "| {name} | {:.1} | {:.2}× | {:.1} |",
-            m * 1000.0,
-            m / vips,
-            rss[i] as f64 / 1024.0
+            "| {label} | {:.1} | {:.1} | {:.1} | {:.2}× | {our_rss:.1} | {vips_rss:.1} |",
+            std::fs::metadata(&file).unwrap().len() as f64 / 1e6,
+            ours * 1000.0,
+            vips * 1000.0,
+            ours / vips,
         );
     }
 

@@ -1,5 +1,6 @@
 //! The 12 MP test photo of the benchmarks: testdata/coffee.png scaled ×6.7
-//! with sensor-like noise, JPEG quality 90, about 5 MB. Made once, in
+//! with sensor-like noise, JPEG quality 90, about 5 MB; its noisy pixels are
+//! also kept losslessly (PNG) for benches that re-encode them. Made once, in
 //! target/bench-data/. Included by the image and upload benches.
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ pub fn workspace() -> PathBuf {
 pub fn input() -> PathBuf {
     let dir = workspace().join("target/bench-data");
     let path = dir.join("coffee-12mp.jpg");
-    if path.exists() {
+    if path.exists() && lossless_path().exists() {
         return path;
     }
     std::fs::create_dir_all(&dir).unwrap();
@@ -38,6 +39,7 @@ pub fn input() -> PathBuf {
             (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos() * 10.0;
         image::Rgb(p.0.map(|c| (f64::from(c) + n).round().clamp(0.0, 255.0) as u8))
     });
+    noisy.save(lossless_path()).unwrap();
     let mut out = Vec::new();
     JpegEncoder::new_with_quality(&mut out, 90)
         .write_image(
@@ -50,4 +52,15 @@ pub fn input() -> PathBuf {
     std::fs::write(&path, out).unwrap();
     let _: DynamicImage = image::open(&path).unwrap();
     path
+}
+
+/// The same noisy pixels as a PNG (about 23 MB), made with [`input`].
+#[allow(dead_code)] // the upload bench uses only the JPEG
+pub fn lossless() -> PathBuf {
+    input();
+    lossless_path()
+}
+
+fn lossless_path() -> PathBuf {
+    workspace().join("target/bench-data/coffee-12mp.png")
 }
