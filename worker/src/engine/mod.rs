@@ -5,7 +5,8 @@
 //! One module per step of the pipeline; [`apply`] only dispatches:
 //! - [`codec`]: decode (ICC to sRGB, EXIF orientation), encode.
 //! - [`shrink`]: decode already reduced when the first op shrinks (JPEG by
-//!   DCT scaling, PNG by averaging rows as they inflate).
+//!   DCT scaling, PNG by averaging rows as they inflate, WebP by libwebp's
+//!   rescaling decoder).
 //! - [`geometry`]: thumbnail, resize, crop, rotate, flip.
 //! - [`adjust`]: blur, sharpen, contrast, brightness, recolor.
 //! - [`retouch`]: red-eye removal and teeth whitening.

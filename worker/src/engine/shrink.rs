@@ -8,6 +8,8 @@
 //!   so most coefficients are never turned into pixels.
 //! - PNG (not interlaced): rows are box-filtered as they inflate, so the
 //!   full image is never held, only one row of sums.
+//! - WebP (still, lossy or lossless): libwebp rescales rows as it decodes
+//!   them (the `libwebp` crate of this workspace).
 //!
 //! Anything else, or a file these decoders refuse, returns `None` and takes
 //! the full decoder, which then gives the verdict on it.
@@ -33,6 +35,7 @@ pub(super) fn shrink_on_load(
     let (orientation, icc) = match probe.format {
         ImageFormat::Jpeg if probe.scalable => jpeg_metadata(input),
         ImageFormat::Png => png_metadata(input),
+        ImageFormat::WebP => webp_metadata(input),
         _ => return Ok(None),
     };
     let transposed = transposes(orientation);
@@ -52,7 +55,8 @@ pub(super) fn shrink_on_load(
     };
     let reduced = match probe.format {
         ImageFormat::Jpeg => decode_jpeg_scaled(input, need_w, need_h),
-        _ => decode_png_reduced(input, need_w, need_h),
+        ImageFormat::Png => decode_png_reduced(input, need_w, need_h),
+        _ => decode_webp_reduced(input, need_w, need_h),
     };
     let Some(mut img) = reduced else {
         return Ok(None);
@@ -289,6 +293,35 @@ fn png_metadata(input: &[u8]) -> (Orientation, Option<Vec<u8>>) {
         orientation_of(info.exif_metadata.as_deref()),
         info.icc_profile.as_ref().map(|icc| icc.to_vec()),
     )
+}
+
+/// A WebP's EXIF orientation and ICC profile, from its RIFF chunks.
+fn webp_metadata(input: &[u8]) -> (Orientation, Option<Vec<u8>>) {
+    use image::ImageDecoder;
+
+    let Ok(mut decoder) = image::codecs::webp::WebPDecoder::new(Cursor::new(input)) else {
+        return (Orientation::NoTransforms, None);
+    };
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    (orientation, decoder.icc_profile().ok().flatten())
+}
+
+/// Decodes a still WebP reduced by the largest integer factor that leaves
+/// it at least `min_w × min_h`, libwebp averaging the rows as it decodes
+/// them. `None` for an animation (the full decoder takes its first frame)
+/// or a file libwebp refuses.
+fn decode_webp_reduced(input: &[u8], min_w: u32, min_h: u32) -> Option<DynamicImage> {
+    let features = libwebp::features(input)?;
+    let n = (features.width / min_w.max(1)).min(features.height / min_h.max(1));
+    if n < 2 {
+        return None;
+    }
+    let (w, h) = (features.width.div_ceil(n), features.height.div_ceil(n));
+    let picture = libwebp::decode_scaled(input, w, h)?;
+    match picture.channels {
+        3 => image::RgbImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageRgb8),
+        _ => image::RgbaImage::from_raw(w, h, picture.pixels).map(DynamicImage::ImageRgba8),
+    }
 }
 
 /// The largest box a PNG is averaged over; what is left of the shrink is
