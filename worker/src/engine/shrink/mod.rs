@@ -1,0 +1,97 @@
+//! Shrink-on-load: when a recipe starts by shrinking an image at least
+//! twofold, decode it already reduced instead of whole, then apply that
+//! first op exactly (its geometry computed from the full-size dimensions,
+//! so the output has the size the slow path gives).
+//!
+//! - JPEG, every layout (baseline or progressive, 4:4:4 to 4:2:0, grey,
+//!   CMYK/YCCK): libjpeg-turbo scales the inverse DCT to 1/2, 1/4 or 1/8,
+//!   so most coefficients are never turned into pixels.
+//! - PNG (not interlaced): rows are box-filtered as they inflate, so the
+//!   full image is never held, only one row of sums.
+//! - WebP (still, lossy or lossless): libwebp rescales rows as it decodes
+//!   them (the `libwebp` crate of this workspace).
+//!
+//! Anything else, or a file these decoders refuse, returns `None` and takes
+//! the full decoder, which then gives the verdict on it.
+
+mod jpeg;
+mod png;
+mod webp;
+
+use common::Limits;
+use common::probe::{Probe, Shrink, shrink_plan};
+use common::recipe::Op;
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageFormat};
+
+use super::{EngineError, color, geometry};
+
+/// Decodes `input` reduced for its first op and applies that op, or `None`
+/// when the image cannot be, or need not be, shrunk on load.
+pub(super) fn shrink_on_load(
+    input: &[u8],
+    probe: &Probe,
+    ops: &[Op],
+    limits: &Limits,
+) -> Result<Option<DynamicImage>, EngineError> {
+    let (orientation, icc) = match probe.format {
+        ImageFormat::Jpeg if probe.scalable => jpeg::metadata(input),
+        ImageFormat::Png => png::metadata(input),
+        ImageFormat::WebP => webp::metadata(input),
+        _ => return Ok(None),
+    };
+    let transposed = transposes(orientation);
+    // Oriented dimensions, as the ops see them.
+    let (w, h) = if transposed {
+        (probe.height, probe.width)
+    } else {
+        (probe.width, probe.height)
+    };
+    let Some((plan, need_w, need_h)) = shrink_plan(w, h, ops.first()) else {
+        return Ok(None);
+    };
+    let (need_w, need_h) = if transposed {
+        (need_h, need_w)
+    } else {
+        (need_w, need_h)
+    };
+    let reduced = match probe.format {
+        ImageFormat::Jpeg => jpeg::decode_scaled(input, need_w, need_h),
+        ImageFormat::Png => png::decode_reduced(input, need_w, need_h),
+        _ => webp::decode_reduced(input, need_w, need_h),
+    };
+    let Some(mut img) = reduced else {
+        return Ok(None);
+    };
+    if let Some(icc) = icc {
+        img = color::to_srgb(img, &icc);
+    }
+    img.apply_orientation(orientation);
+    if let Some(first) = ops.first() {
+        let (ow, oh) = match plan {
+            Shrink::Exact(w, h) | Shrink::Cover(w, h) => (w, h),
+        };
+        geometry::check_output(first.name(), ow, oh, limits)?;
+    }
+    Ok(Some(match plan {
+        Shrink::Exact(fw, fh) => geometry::resize_exact(&img, fw, fh),
+        Shrink::Cover(cw, ch) => geometry::resize_cover(&img, cw, ch),
+    }))
+}
+
+/// Whether an orientation swaps width and height.
+fn transposes(o: Orientation) -> bool {
+    matches!(
+        o,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+/// The orientation an EXIF block gives, upright when none.
+fn orientation_of(exif: Option<&[u8]>) -> Orientation {
+    exif.and_then(Orientation::from_exif_chunk)
+        .unwrap_or(Orientation::NoTransforms)
+}
