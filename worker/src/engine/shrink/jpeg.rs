@@ -37,7 +37,7 @@ pub(super) fn decode_scaled(input: &[u8], min_w: u32, min_h: u32) -> Option<Dyna
     }
     if divisor == 8
         && header.is_progressive
-        && let Some(img) = dc_scans_only(input).and_then(|fewer| decode_at(&fewer, 8))
+        && let Some(img) = scans_needed_at_an_eighth(input).and_then(|fewer| decode_at(&fewer, 8))
     {
         return Some(img);
     }
@@ -93,7 +93,7 @@ fn decode_at(input: &[u8], divisor: u32) -> Option<DynamicImage> {
 /// short), so each keeps its first scan of low frequencies. Every other
 /// segment (tables, restart interval, metadata) is kept in order. `None`
 /// when the file is not progressive or does not parse.
-fn dc_scans_only(input: &[u8]) -> Option<Vec<u8>> {
+fn scans_needed_at_an_eighth(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len() / 2);
     out.extend_from_slice(input.get(..2)?);
     // The ids of the components sampled at the frame's full resolution, and
@@ -214,7 +214,7 @@ mod tests {
                 &include_bytes!("../../../../testdata/layouts/rocket-progressive-444.jpg")[..],
             ),
         ] {
-            let fewer = dc_scans_only(jpeg).expect("a progressive JPEG");
+            let fewer = scans_needed_at_an_eighth(jpeg).expect("a progressive JPEG");
             assert!(
                 fewer.len() * 10 < jpeg.len() * 7,
                 "{layout}: {} of {} bytes kept",
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn a_baseline_jpeg_has_no_scans_to_leave_out() {
         let baseline = include_bytes!("../../../../testdata/layouts/rocket-444.jpg");
-        assert_eq!(dc_scans_only(baseline), None);
+        assert_eq!(scans_needed_at_an_eighth(baseline), None);
     }
 
     #[test]
