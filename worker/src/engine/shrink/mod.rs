@@ -90,6 +90,13 @@ fn transposes(o: Orientation) -> bool {
     )
 }
 
+/// The largest integer factor that shrinks `w × h` to no less than
+/// `min_w × min_h` (1 when none does): what PNG and WebP are reduced by on
+/// load, the resize doing the rest.
+fn integer_shrink(w: u32, h: u32, min_w: u32, min_h: u32) -> u32 {
+    (w / min_w.max(1)).min(h / min_h.max(1)).max(1)
+}
+
 /// The orientation an EXIF block gives, upright when none.
 fn orientation_of(exif: Option<&[u8]>) -> Orientation {
     exif.and_then(Orientation::from_exif_chunk)

@@ -5,7 +5,7 @@ use std::io::Cursor;
 use image::DynamicImage;
 use image::metadata::Orientation;
 
-use super::orientation_of;
+use super::{integer_shrink, orientation_of};
 
 /// A PNG's EXIF orientation and ICC profile, from the chunks before its
 /// pixel data.
@@ -40,7 +40,7 @@ pub(super) fn decode_reduced(input: &[u8], min_w: u32, min_h: u32) -> Option<Dyn
         return None;
     }
     let (w, h) = (info.width, info.height);
-    let n = (w / min_w.max(1)).min(h / min_h.max(1)).min(MAX_BOX);
+    let n = integer_shrink(w, h, min_w, min_h).min(MAX_BOX);
     if n < 2 {
         return None;
     }

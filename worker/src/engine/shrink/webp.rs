@@ -23,7 +23,7 @@ pub(super) fn metadata(input: &[u8]) -> (Orientation, Option<Vec<u8>>) {
 /// or a file libwebp refuses.
 pub(super) fn decode_reduced(input: &[u8], min_w: u32, min_h: u32) -> Option<DynamicImage> {
     let features = libwebp::features(input)?;
-    let n = (features.width / min_w.max(1)).min(features.height / min_h.max(1));
+    let n = super::integer_shrink(features.width, features.height, min_w, min_h);
     if n < 2 {
         return None;
     }
