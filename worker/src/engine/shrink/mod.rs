@@ -34,6 +34,12 @@ pub(super) fn shrink_on_load(
     ops: &[Op],
     limits: &Limits,
 ) -> Result<Option<DynamicImage>, EngineError> {
+    // Most recipes do not start by shrinking: tell that before reading any
+    // metadata. Either orientation may be the one the ops see.
+    let (w, h) = (probe.width, probe.height);
+    if shrink_plan(w, h, ops.first()).is_none() && shrink_plan(h, w, ops.first()).is_none() {
+        return Ok(None);
+    }
     let (orientation, icc) = match probe.format {
         ImageFormat::Jpeg if probe.scalable => jpeg::metadata(input),
         ImageFormat::Png => png::metadata(input),
