@@ -81,8 +81,7 @@ impl Queues {
                 hub: self.hub.clone(),
                 row_size: Default::default(),
                 sends: Default::default(),
-                receives: Default::default(),
-                deletes: Default::default(),
+                consumes: Default::default(),
             }),
         }
     }

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::attributes::{MAX_BATCH, check_batch};
-use crate::group::{GROUP_UP_TO, fail_all};
+use crate::attributes::check_batch;
+use crate::consume::{Consume, Consumed};
+use crate::group::{GROUP_UP_TO, Member, fail_all};
 use crate::{Error, Queue, Receipt, Result};
 
 /// Which receipts of a batch delete took effect.
@@ -39,9 +40,8 @@ impl Queue {
         if receipts.len() > GROUP_UP_TO {
             return self.delete_now(receipts).await;
         }
-        let q = self.clone();
-        let run = move || async move { q.run_deletes().await };
-        self.inner.deletes.join(receipts.to_vec(), run).await
+        let outcome = self.consume(Consume::Delete(receipts.to_vec())).await?;
+        Ok(outcome.deleted())
     }
 
     async fn delete_now(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
@@ -49,33 +49,25 @@ impl Queue {
         self.delete_batch_in(&mut conn, receipts).await
     }
 
-    /// Runs the waiting deletes a group at a time, until none waits.
-    async fn run_deletes(&self) {
-        let deletes = &self.inner.deletes;
-        deletes
-            .serve(
-                MAX_BATCH,
-                Vec::len,
-                |_, _| true,
-                |group| async move {
-                    let all: Vec<Receipt> = group
-                        .iter()
-                        .flat_map(|m| m.request.iter().copied())
-                        .collect();
-                    match self.delete_now(&all).await {
-                        Ok(outcome) => {
-                            let deleted: HashSet<&Receipt> = outcome.deleted.iter().collect();
-                            for m in group {
-                                let (deleted, stale) =
-                                    m.request.iter().copied().partition(|r| deleted.contains(r));
-                                m.answer(Ok(DeleteOutcome { deleted, stale }));
-                            }
-                        }
-                        Err(e) => fail_all(group, e),
-                    }
-                },
-            )
-            .await;
+    /// Answers a group of deletes with one delete.
+    pub(crate) async fn run_delete_group(&self, group: Vec<Member<Consume, Consumed>>) {
+        let all = Consume::receipts(&group);
+        match self.delete_now(&all).await {
+            Ok(outcome) => Self::tell_deleted(group, &outcome.deleted),
+            Err(e) => fail_all(group, e),
+        }
+    }
+
+    /// Tells each delete of a group which of its receipts took effect.
+    pub(crate) fn tell_deleted(group: Vec<Member<Consume, Consumed>>, deleted: &[Receipt]) {
+        let deleted: HashSet<&Receipt> = deleted.iter().collect();
+        for m in group {
+            let Consume::Delete(receipts) = &m.request else {
+                continue;
+            };
+            let (deleted, stale) = receipts.iter().copied().partition(|r| deleted.contains(r));
+            m.answer(Ok(Consumed::Deleted(DeleteOutcome { deleted, stale })));
+        }
     }
 
     /// Like [`Queue::delete_batch`], on the caller's connection, so the
@@ -92,7 +84,18 @@ impl Queue {
         receipts: &[Receipt],
     ) -> Result<DeleteOutcome> {
         check_batch("receipts", receipts.len())?;
-        let mut deleted = self.delete_once(conn, receipts).await?;
+        let deleted = self.delete_once(conn, receipts).await?;
+        self.delete_missed(conn, receipts, deleted).await
+    }
+
+    /// Completes a delete of `receipts` whose first statement deleted
+    /// `deleted`.
+    pub(crate) async fn delete_missed(
+        &self,
+        conn: &mut PgConnection,
+        receipts: &[Receipt],
+        mut deleted: HashSet<Receipt>,
+    ) -> Result<DeleteOutcome> {
         // A delete racing another on the same row can find, once it holds
         // the row, that the other left only messages it deletes itself: the
         // row is then to be deleted, not shrunk, which this statement had
@@ -130,14 +133,25 @@ impl Queue {
         let done = sqlx::query_file!("sql/delete.sql", self.id(), &ids, &rows, &leases,)
             .fetch_all(&mut *conn)
             .await?;
-        let done: HashSet<(i64, Uuid)> = done
-            .into_iter()
-            .flat_map(|r| r.ids.into_iter().map(move |id| (id, r.lease)))
-            .collect();
-        Ok(receipts
-            .iter()
-            .filter(|r| done.contains(&(r.id, r.lease)))
-            .copied()
-            .collect())
+        Ok(took_effect(
+            receipts,
+            done.into_iter().map(|r| (r.ids, r.lease)),
+        ))
     }
+}
+
+/// The receipts among `receipts` that a delete statement reported deleted,
+/// as message ids under a lease.
+pub(crate) fn took_effect(
+    receipts: &[Receipt],
+    done: impl Iterator<Item = (Vec<i64>, Uuid)>,
+) -> HashSet<Receipt> {
+    let done: HashSet<(i64, Uuid)> = done
+        .flat_map(|(ids, lease)| ids.into_iter().map(move |id| (id, lease)))
+        .collect();
+    receipts
+        .iter()
+        .filter(|r| done.contains(&(r.id, r.lease)))
+        .copied()
+        .collect()
 }

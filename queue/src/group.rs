@@ -99,18 +99,18 @@ impl<Req, Out> Group<Req, Out> {
 
     /// The running side, for the task [`Group::join`] spawned: hands `run`
     /// the waiting calls a group at a time (see [`Runner::next`] for
-    /// `limit`, `size` and `compatible`) until none waits. `run` answers
+    /// `limit`, `size` and `class`) until none waits. `run` answers
     /// every member of its group.
-    pub(crate) async fn serve<F: Future<Output = ()>>(
+    pub(crate) async fn serve<F: Future<Output = ()>, C: PartialEq>(
         &self,
         limit: usize,
         size: impl Fn(&Req) -> usize,
-        compatible: impl Fn(&Req, &Req) -> bool,
+        class: impl Fn(&Req) -> Option<C>,
         mut run: impl FnMut(Vec<Member<Req, Out>>) -> F,
     ) {
         let mut runner = self.runner();
         loop {
-            let group = runner.next(limit, &size, &compatible).await;
+            let group = runner.next(limit, &size, &class).await;
             if group.is_empty() {
                 return;
             }
@@ -139,14 +139,16 @@ struct Runner<'a, Req, Out> {
 
 impl<Req, Out> Runner<'_, Req, Out> {
     /// The next group to run: waiting calls in arrival order while their
-    /// sizes (by `size`) add up to at most `limit` (the first one always),
-    /// only calls `compatible` accepts beside the first. Empty when nothing
-    /// waits: the runner must then stop, and the next call starts another.
-    async fn next(
+    /// sizes (by `size`) add up to at most `limit` (the first one always).
+    /// Calls of a `class` (receives with one lock duration, say) go only
+    /// with calls of the same class or of none (deletes go with anything).
+    /// Empty when nothing waits: the runner must then stop, and the next
+    /// call starts another.
+    async fn next<C: PartialEq>(
         &mut self,
         limit: usize,
         size: impl Fn(&Req) -> usize,
-        compatible: impl Fn(&Req, &Req) -> bool,
+        class: impl Fn(&Req) -> Option<C>,
     ) -> Vec<Member<Req, Out>> {
         // The callers just answered are ready to run and often call again
         // at once (a loop of sends, a delete after a receive); letting them
@@ -166,15 +168,19 @@ impl<Req, Out> Runner<'_, Req, Out> {
         }
         let mut taken: Vec<Member<Req, Out>> = Vec::new();
         let mut total = 0;
+        let mut group_class = None;
         let mut kept = Vec::new();
         for m in state.waiting.drain(..) {
             let n = size(&m.request);
-            let fits = match taken.first() {
-                None => true,
-                Some(first) => total + n <= limit && compatible(&first.request, &m.request),
-            };
+            let c = class(&m.request);
+            let fits = taken.is_empty()
+                || (total + n <= limit
+                    && (c.is_none() || group_class.is_none() || c == group_class));
             if fits {
                 total += n;
+                if group_class.is_none() {
+                    group_class = c;
+                }
                 taken.push(m);
             } else {
                 kept.push(m);
@@ -229,9 +235,9 @@ mod tests {
         let g = group_of(&[3, 9, 2, 8]);
         let mut r = g.runner();
         // 3 + 9 reach the limit; 2 and 8 wait for the next group.
-        assert_eq!(sizes(&r.next(12, |&n| n, |_, _| true).await), vec![3, 9]);
-        assert_eq!(sizes(&r.next(12, |&n| n, |_, _| true).await), vec![2, 8]);
-        assert!(r.next(12, |&n| n, |_, _| true).await.is_empty());
+        assert_eq!(sizes(&r.next(12, |&n| n, |_| None::<()>).await), vec![3, 9]);
+        assert_eq!(sizes(&r.next(12, |&n| n, |_| None::<()>).await), vec![2, 8]);
+        assert!(r.next(12, |&n| n, |_| None::<()>).await.is_empty());
         drop(r);
         assert!(!g.state.lock().unwrap().running);
     }
@@ -240,25 +246,26 @@ mod tests {
     async fn an_oversized_first_call_still_runs() {
         let g = group_of(&[20, 1]);
         assert_eq!(
-            sizes(&g.runner().next(10, |&n| n, |_, _| true).await),
+            sizes(&g.runner().next(10, |&n| n, |_| None::<()>).await),
             vec![20]
         );
     }
 
     #[tokio::test]
-    async fn incompatible_calls_wait_for_a_group_of_their_own() {
-        let g = group_of(&[1, 2, 3, 4]);
+    async fn calls_of_another_class_wait_for_a_group_of_their_own() {
+        // Zeros have no class and go with anything; the rest by parity.
+        let g = group_of(&[0, 1, 2, 0, 3, 4]);
         let mut r = g.runner();
-        let odd = |a: &usize, b: &usize| a % 2 == b % 2;
-        assert_eq!(sizes(&r.next(100, |&n| n, odd).await), vec![1, 3]);
-        assert_eq!(sizes(&r.next(100, |&n| n, odd).await), vec![2, 4]);
+        let parity = |&n: &usize| (n > 0).then_some(n % 2);
+        assert_eq!(sizes(&r.next(100, |&n| n, parity).await), vec![0, 1, 0, 3]);
+        assert_eq!(sizes(&r.next(100, |&n| n, parity).await), vec![2, 4]);
     }
 
     #[tokio::test]
     async fn a_runner_dropped_midway_fails_the_waiting_and_frees_the_group() {
         let g = group_of(&[1, 2]);
         let mut r = g.runner();
-        let first = r.next(1, |&n| n, |_, _| true).await;
+        let first = r.next(1, |&n| n, |_| None::<()>).await;
         assert_eq!(sizes(&first), vec![1]);
         drop(r);
         let state = g.state.lock().unwrap();

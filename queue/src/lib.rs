@@ -16,6 +16,8 @@
 //! - `delete`: acknowledge messages by receipt; stale receipts are reported.
 //! - `group`: group commit, small concurrent sends, receives and deletes
 //!   sharing one statement.
+//! - `consume`: small receives and deletes in one group, and in one
+//!   statement when they meet.
 //! - `lease`: extend or release a lease ([`Queue::change_visibility`]).
 //! - `dead_letter`: where poison and expired messages go, and redrive.
 //! - `rewind`: deliver already deleted messages again, from a time or an id.
@@ -37,6 +39,7 @@
 mod admin;
 mod attributes;
 mod connect;
+mod consume;
 mod dead_letter;
 mod delete;
 mod error;
@@ -110,8 +113,7 @@ struct QueueInner {
     row_size: receive::RowSize,
     /// Small concurrent calls waiting to share a statement (see `group`).
     sends: group::Group<Vec<NewMessage>, Vec<i64>>,
-    receives: group::Group<(usize, std::time::Duration), Vec<Message>>,
-    deletes: group::Group<Vec<Receipt>, DeleteOutcome>,
+    consumes: group::Group<consume::Consume, consume::Consumed>,
 }
 
 impl Queue {

@@ -11,8 +11,9 @@ use tokio::time::Instant;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::attributes::{MAX_BATCH, check_batch, check_lock, check_wait};
-use crate::group::{GROUP_UP_TO, fail_all};
+use crate::attributes::{check_batch, check_lock, check_wait};
+use crate::consume::{Consume, Consumed};
+use crate::group::{GROUP_UP_TO, Member, fail_all};
 use crate::notify::FALLBACK_POLL;
 use crate::send::ROW_MESSAGES;
 use crate::{Error, Queue, QueueKind, Result};
@@ -190,111 +191,140 @@ impl Queue {
         if max > GROUP_UP_TO {
             return self.receive_now(max, lock).await;
         }
-        let q = self.clone();
-        let run = move || async move { q.run_receives().await };
-        self.inner.receives.join((max, lock), run).await
+        let messages = self.consume(Consume::Receive { max, lock }).await?;
+        Ok(messages.received())
     }
 
-    /// Runs the waiting receives a group at a time, until none waits.
-    async fn run_receives(&self) {
-        let same_lock = |a: &(usize, Duration), b: &(usize, Duration)| a.1 == b.1;
-        let receives = &self.inner.receives;
-        receives
-            .serve(
-                MAX_BATCH,
-                |r| r.0,
-                same_lock,
-                |group| async move {
-                    let lock = group[0].request.1;
-                    let max = group.iter().map(|m| m.request.0).sum();
-                    match self.receive_now(max, lock).await {
-                        Ok(messages) => {
-                            let mut messages = messages.into_iter();
-                            for m in group {
-                                let mine = messages.by_ref().take(m.request.0).collect();
-                                m.answer(Ok(mine));
-                            }
-                        }
-                        Err(e) => fail_all(group, e),
-                    }
-                },
-            )
-            .await;
+    /// Answers a group of receives with one receive: the oldest messages
+    /// go to the call that came first.
+    pub(crate) async fn run_receive_group(&self, group: Vec<Member<Consume, Consumed>>) {
+        let Some(lock) = group.first().and_then(|m| m.request.lock()) else {
+            return;
+        };
+        let max = group.iter().map(|m| m.request.size()).sum();
+        match self.receive_now(max, lock).await {
+            Ok(messages) => Self::hand_out(group, messages),
+            Err(e) => fail_all(group, e),
+        }
+    }
+
+    /// Gives each receive of a group its share of `messages`, in order.
+    pub(crate) fn hand_out(group: Vec<Member<Consume, Consumed>>, messages: Vec<Message>) {
+        let mut messages = messages.into_iter();
+        for m in group {
+            let mine = messages.by_ref().take(m.request.size()).collect();
+            m.answer(Ok(Consumed::Received(mine)));
+        }
     }
 
     async fn receive_now(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
-        let lease = Uuid::new_v4();
-        let max_receives = self.inner.dead_letter.map(|(_, max)| max);
-        let ordered = self.attributes().kind == QueueKind::Ordered;
-        let mut messages = Vec::new();
-        let mut lock_rows = self.inner.row_size.rows_for(max);
-        // A round can come up short for two reasons, and then looks again:
-        // every row locked was taken whole and the runs were smaller than
-        // expected (more may be visible; the next round is sized by what
-        // this one found), or it met messages past their receive limit,
-        // which `dead_letter` moves before the next look.
-        for _ in 0..4 {
-            let want = max - messages.len();
-            let take = Take {
-                queue: self.id(),
-                max: want as i64,
-                lock: lock.as_secs_f64(),
-                lease,
-                max_receives,
+        let mut r = self.receiving(max, lock);
+        let found = self.receive_round(&r).await?;
+        self.receive_rest(&mut r, found).await?;
+        Ok(r.finish())
+    }
+
+    /// A receive of up to `max` messages, before its first round.
+    pub(crate) fn receiving(&self, max: usize, lock: Duration) -> Receiving {
+        Receiving {
+            max,
+            lock,
+            lease: Uuid::new_v4(),
+            lock_rows: self.inner.row_size.rows_for(max),
+            messages: Vec::new(),
+        }
+    }
+
+    /// What the next round of `r` asks for.
+    pub(crate) fn take(&self, r: &Receiving) -> Take {
+        Take {
+            queue: self.id(),
+            max: (r.max - r.messages.len()) as i64,
+            lock: r.lock.as_secs_f64(),
+            lease: r.lease,
+            max_receives: self.inner.dead_letter.map(|(_, max)| max),
+            lock_rows: r.lock_rows,
+        }
+    }
+
+    fn ordered(&self) -> bool {
+        self.attributes().kind == QueueKind::Ordered
+    }
+
+    /// One round of `r`: one statement.
+    async fn receive_round(&self, r: &Receiving) -> Result<Vec<Row>> {
+        let take = self.take(r);
+        if self.ordered() {
+            self.receive_ordered(&take).await
+        } else {
+            self.receive_concurrent(&take).await
+        }
+    }
+
+    /// Takes in the rows a first round `found`, then looks again while a
+    /// round comes up short for a reason that more may be there, at most
+    /// four rounds in all. A round can come up short for two reasons: every
+    /// row locked was taken whole and the runs were smaller than expected
+    /// (more may be visible; the next round is sized by what this one
+    /// found), or it met messages past their receive limit, which
+    /// `dead_letter` moves before the next look.
+    pub(crate) async fn receive_rest(&self, r: &mut Receiving, mut found: Vec<Row>) -> Result<()> {
+        for round in 1.. {
+            if !self.take_in(r, found).await? || round == 4 {
+                break;
+            }
+            found = self.receive_round(r).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a round's rows to `r`; whether to look again.
+    async fn take_in(&self, r: &mut Receiving, found: Vec<Row>) -> Result<bool> {
+        let before = r.messages.len();
+        let want = r.max - before;
+        let mut dead_rows = Vec::new();
+        let mut leased_rows = HashSet::new();
+        for row in found {
+            let (Some(ids), Some(bodies)) = (row.ids, row.bodies) else {
+                dead_rows.push(row.row_id);
+                continue;
             };
-            let found = if ordered {
-                self.receive_ordered(&take).await?
-            } else {
-                self.receive_concurrent(&take, lock_rows).await?
-            };
-            let mut dead_rows = Vec::new();
-            let mut leased_rows = HashSet::new();
-            let before = messages.len();
-            for r in found {
-                let (Some(ids), Some(bodies)) = (r.ids, r.bodies) else {
-                    dead_rows.push(r.row_id);
-                    continue;
-                };
-                leased_rows.insert(r.row_id);
-                messages.extend(ids.into_iter().zip(bodies).map(|(id, body)| {
+            leased_rows.insert(row.row_id);
+            r.messages
+                .extend(ids.into_iter().zip(bodies).map(|(id, body)| {
                     Message {
                         id,
                         body,
                         receipt: Receipt {
                             shard: self.inner.shard,
                             id,
-                            row: r.row_id,
-                            lease,
+                            row: row.row_id,
+                            lease: r.lease,
                         },
-                        receive_count: r.receive_count,
-                        enqueued_at: r.enqueued_at,
-                        first_received_at: r.first_received_at,
-                        dead_letter_reason: r
+                        receive_count: row.receive_count,
+                        enqueued_at: row.enqueued_at,
+                        first_received_at: row.first_received_at,
+                        dead_letter_reason: row
                             .dead_letter_reason
                             .as_deref()
                             .and_then(DeadLetterReason::parse),
                     }
                 }));
-            }
-            let got = messages.len() - before;
-            let mut again = false;
-            if !ordered {
-                self.inner.row_size.observe(got, leased_rows.len());
-                if got < want && leased_rows.len() as i64 == lock_rows {
-                    let seen = got / leased_rows.len().max(1);
-                    lock_rows = (want - got).div_ceil(seen.max(1)) as i64;
-                    again = true;
-                }
-            }
-            if !dead_rows.is_empty() && self.dead_letter(&dead_rows).await? > 0 {
+        }
+        let got = r.messages.len() - before;
+        let mut again = false;
+        if !self.ordered() {
+            self.inner.row_size.observe(got, leased_rows.len());
+            if got < want && leased_rows.len() as i64 == r.lock_rows {
+                let seen = got / leased_rows.len().max(1);
+                r.lock_rows = (want - got).div_ceil(seen.max(1)) as i64;
                 again = true;
             }
-            if messages.len() == max || !again {
-                break;
-            }
         }
-        messages.sort_unstable_by_key(|m| m.id);
-        Ok(messages)
+        if !dead_rows.is_empty() && self.dead_letter(&dead_rows).await? > 0 {
+            again = true;
+        }
+        Ok(again && r.messages.len() < r.max)
     }
 
     /// Like [`Queue::receive`], but when nothing is visible waits up to `wait`
@@ -324,7 +354,7 @@ impl Queue {
         }
     }
 
-    async fn receive_concurrent(&self, t: &Take, lock_rows: i64) -> Result<Vec<Row>> {
+    async fn receive_concurrent(&self, t: &Take) -> Result<Vec<Row>> {
         // One statement: SKIP LOCKED lets concurrent receivers pick disjoint
         // rows without waiting on each other; `RowSize` says how many. Rows
         // are taken in id order until `max` messages, the last one split:
@@ -359,7 +389,7 @@ impl Queue {
             lock,
             lease,
             dead,
-            lock_rows
+            t.lock_rows
         );
         Ok(sql.fetch_all(&self.pool).await?)
     }
@@ -386,27 +416,47 @@ impl Queue {
     }
 }
 
-/// A leased live row with its messages, or (without them) a row past its
-/// receive limit.
-/// What one receive statement is asked for: up to `max` messages of
-/// `queue`, leased for `lock` seconds under `lease`; rows received
-/// `max_receives` times are reported instead.
-struct Take {
-    queue: i32,
-    max: i64,
-    lock: f64,
+/// One receive call across its rounds: what it asked, what it has.
+pub(crate) struct Receiving {
+    max: usize,
+    lock: Duration,
     lease: Uuid,
-    max_receives: Option<i32>,
+    /// Rows the next round locks (see [`RowSize`]).
+    lock_rows: i64,
+    messages: Vec<Message>,
 }
 
-struct Row {
-    row_id: i64,
-    ids: Option<Vec<i64>>,
-    bodies: Option<Vec<String>>,
-    receive_count: i32,
-    enqueued_at: DateTime<Utc>,
-    first_received_at: DateTime<Utc>,
-    dead_letter_reason: Option<String>,
+impl Receiving {
+    /// The messages received, oldest first.
+    pub(crate) fn finish(mut self) -> Vec<Message> {
+        self.messages.sort_unstable_by_key(|m| m.id);
+        self.messages
+    }
+}
+
+/// What one receive statement is asked for: up to `max` messages of
+/// `queue`, leased for `lock` seconds under `lease`, from at most
+/// `lock_rows` rows (concurrent queues); rows received `max_receives` times
+/// are reported instead.
+pub(crate) struct Take {
+    pub(crate) queue: i32,
+    pub(crate) max: i64,
+    pub(crate) lock: f64,
+    pub(crate) lease: Uuid,
+    pub(crate) max_receives: Option<i32>,
+    pub(crate) lock_rows: i64,
+}
+
+/// A leased live row with its messages, or (without them) a row past its
+/// receive limit.
+pub(crate) struct Row {
+    pub(crate) row_id: i64,
+    pub(crate) ids: Option<Vec<i64>>,
+    pub(crate) bodies: Option<Vec<String>>,
+    pub(crate) receive_count: i32,
+    pub(crate) enqueued_at: DateTime<Utc>,
+    pub(crate) first_received_at: DateTime<Utc>,
+    pub(crate) dead_letter_reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ impl Queue {
             .serve(
                 MAX_BATCH,
                 Vec::len,
-                |_, _| true,
+                |_| None::<()>,
                 |mut group| async move {
                     let mut all = Vec::with_capacity(group.iter().map(|m| m.request.len()).sum());
                     let ends: Vec<usize> = group

@@ -149,3 +149,82 @@ async fn clones_of_a_handle_group_together(pool: PgPool) {
     join_all(clones.iter().map(|c| c.send("m"))).await;
     assert_eq!(live_rows(&pool).await, 1);
 }
+
+/// Sends each message in a statement (and a live row) of its own.
+async fn send_apart(q: &Queue, n: usize) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(q.send(format!("m{i}")).await.unwrap());
+    }
+    ids
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_delete_and_a_receive_made_at_once_share_one_statement(pool: PgPool) {
+    let q = queue(&pool, "mixed").await;
+    send_apart(&q, 3).await;
+    let first = q.receive(1, LOCK).await.unwrap();
+    // From here on, leasing a message fails. Had the delete a statement of
+    // its own, it would succeed; sharing the receive's, it fails with it.
+    exec(
+        &pool,
+        "alter table queue_messages add constraint refuse check (receive_count < 1) not valid",
+    )
+    .await;
+    let (deleted, received) = futures::join!(q.delete(&first[0].receipt), q.receive(1, LOCK));
+    for e in [deleted.unwrap_err(), received.unwrap_err()] {
+        assert!(e.to_string().contains("refuse"), "{e}");
+    }
+    // Nothing of it took effect: the lease still holds and deletes.
+    exec(&pool, "alter table queue_messages drop constraint refuse").await;
+    q.delete(&first[0].receipt).await.unwrap();
+    assert_eq!(live_rows(&pool).await, 2);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn deletes_and_receives_in_one_statement_each_get_their_own_answer(pool: PgPool) {
+    let q = queue(&pool, "answers").await;
+    let sent = send_apart(&q, 6).await;
+    let first = q.receive(1, LOCK).await.unwrap();
+    let second = q.receive(1, LOCK).await.unwrap();
+    expire_leases(&pool).await;
+    let again = q.receive(1, LOCK).await.unwrap();
+    assert_eq!(again[0].id, sent[0]);
+    // A current receipt, a stale one and a receive of two, at once.
+    let (current, stale, got, one) = futures::join!(
+        q.delete(&again[0].receipt),
+        q.delete(&first[0].receipt),
+        q.receive(2, LOCK),
+        q.receive(1, LOCK)
+    );
+    current.unwrap();
+    assert!(matches!(stale, Err(Error::StaleReceipt)), "{stale:?}");
+    // The oldest visible go to the receive that came first: the second
+    // message's lease expired, so it is visible again.
+    let got = got.unwrap();
+    assert_eq!(ids(&got), [sent[1], sent[2]]);
+    assert_eq!(ids(&one.unwrap()), [sent[3]]);
+    assert_ne!(lease(&got[0].receipt), lease(&second[0].receipt));
+    for m in got {
+        q.delete(&m.receipt).await.unwrap();
+    }
+    assert!(matches!(
+        q.delete(&second[0].receipt).await,
+        Err(Error::StaleReceipt)
+    ));
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn on_an_ordered_queue_a_receive_made_with_a_delete_sees_it_done(pool: PgPool) {
+    let q = common::ordered(&pool).await;
+    let sent = q
+        .send_batch(&[common::in_group("a1", "a"), common::in_group("a2", "a")])
+        .await
+        .unwrap();
+    let head = q.receive(1, LOCK).await.unwrap();
+    // The group's next message is held back while its head is leased; a
+    // receive made together with the head's delete runs after it.
+    let (deleted, next) = futures::join!(q.delete(&head[0].receipt), q.receive(1, LOCK));
+    deleted.unwrap();
+    assert_eq!(ids(&next.unwrap()), [sent[1]]);
+}

@@ -1,0 +1,202 @@
+//! Receives and deletes through one handle share statements.
+//!
+//! A consumer receives, deletes, receives again. With a group (and a
+//! statement in flight) per kind, a handle's consumers drift into two
+//! halves, one receiving while the other deletes, and each statement serves
+//! half of them (1.7 calls a group at 4 consumers, measured). One group for
+//! both kinds gathers every consumer waiting: a group of receives and
+//! deletes runs as one statement (`sql/delete_receive.sql`), one round trip
+//! and one commit where there were two.
+
+use std::time::Duration;
+
+use crate::group::{Member, fail_all};
+use crate::receive::Row;
+use crate::{DeleteOutcome, Message, Queue, QueueKind, Receipt, Result};
+
+/// A small receive or delete waiting for its group.
+pub(crate) enum Consume {
+    Receive { max: usize, lock: Duration },
+    Delete(Vec<Receipt>),
+}
+
+/// What a [`Consume`] got: messages for a receive, an outcome for a delete.
+pub(crate) enum Consumed {
+    Received(Vec<Message>),
+    Deleted(DeleteOutcome),
+}
+
+impl Consume {
+    /// Messages asked for, or receipts given.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Consume::Receive { max, .. } => *max,
+            Consume::Delete(receipts) => receipts.len(),
+        }
+    }
+
+    /// The lease a receive asks for; receives go together only with the
+    /// same one, as one statement leases all it takes alike.
+    pub(crate) fn lock(&self) -> Option<Duration> {
+        match self {
+            Consume::Receive { lock, .. } => Some(*lock),
+            Consume::Delete(_) => None,
+        }
+    }
+
+    /// Every receipt the deletes of `group` give.
+    pub(crate) fn receipts(group: &[Member<Consume, Consumed>]) -> Vec<Receipt> {
+        group
+            .iter()
+            .flat_map(|m| match &m.request {
+                Consume::Delete(receipts) => receipts.as_slice(),
+                Consume::Receive { .. } => &[],
+            })
+            .copied()
+            .collect()
+    }
+}
+
+impl Consumed {
+    pub(crate) fn received(self) -> Vec<Message> {
+        match self {
+            Consumed::Received(messages) => messages,
+            Consumed::Deleted(_) => unreachable!("a receive is answered with messages"),
+        }
+    }
+
+    pub(crate) fn deleted(self) -> DeleteOutcome {
+        match self {
+            Consumed::Deleted(outcome) => outcome,
+            Consumed::Received(_) => unreachable!("a delete is answered with an outcome"),
+        }
+    }
+}
+
+impl Queue {
+    /// Joins the handle's group of small receives and deletes (see `group`).
+    pub(crate) async fn consume(&self, call: Consume) -> Result<Consumed> {
+        let q = self.clone();
+        let run = move || async move { q.run_consumes().await };
+        self.inner.consumes.join(call, run).await
+    }
+
+    /// Runs the waiting receives and deletes a group at a time, until none
+    /// waits.
+    async fn run_consumes(&self) {
+        self.inner
+            .consumes
+            .serve(
+                crate::MAX_BATCH,
+                Consume::size,
+                Consume::lock,
+                |group| async move {
+                    let (receives, deletes): (Vec<_>, Vec<_>) = group
+                        .into_iter()
+                        .partition(|m| matches!(m.request, Consume::Receive { .. }));
+                    if deletes.is_empty() {
+                        self.run_receive_group(receives).await;
+                    } else if receives.is_empty() {
+                        self.run_delete_group(deletes).await;
+                    } else {
+                        self.run_mixed_group(receives, deletes).await;
+                    }
+                },
+            )
+            .await;
+    }
+
+    /// Deletes and receives in one statement. The deletes are answered as
+    /// soon as they are done, before any further receive round.
+    async fn run_mixed_group(
+        &self,
+        receives: Vec<Member<Consume, Consumed>>,
+        deletes: Vec<Member<Consume, Consumed>>,
+    ) {
+        let (Some(lock), false) = (
+            receives.first().and_then(|m| m.request.lock()),
+            self.attributes().kind == QueueKind::Ordered,
+        ) else {
+            // An ordered queue's receive is a statement of another shape.
+            self.run_delete_group(deletes).await;
+            self.run_receive_group(receives).await;
+            return;
+        };
+        let receipts = Consume::receipts(&deletes);
+        let max = receives.iter().map(|m| m.request.size()).sum();
+        let mut receiving = self.receiving(max, lock);
+        let (found, deleted) = match self.delete_receive(&receipts, &receiving).await {
+            Ok(done) => done,
+            Err(e) => return fail_all(receives.into_iter().chain(deletes).collect(), e),
+        };
+        if receipts.iter().all(|r| deleted.contains(r)) {
+            Self::tell_deleted(deletes, &receipts);
+        } else {
+            let outcome = match self.pool.acquire().await {
+                Ok(mut conn) => self.delete_missed(&mut conn, &receipts, deleted).await,
+                Err(e) => Err(e.into()),
+            };
+            match outcome {
+                Ok(outcome) => Self::tell_deleted(deletes, &outcome.deleted),
+                Err(e) => fail_all(deletes, e),
+            }
+        }
+        match self.receive_rest(&mut receiving, found).await {
+            Ok(()) => Self::hand_out(receives, receiving.finish()),
+            Err(e) => fail_all(receives, e),
+        }
+    }
+
+    /// The first round of `receiving` and a delete of `receipts`, as one
+    /// statement: the rows received, and the receipts that took effect.
+    async fn delete_receive(
+        &self,
+        receipts: &[Receipt],
+        receiving: &crate::receive::Receiving,
+    ) -> Result<(Vec<Row>, std::collections::HashSet<Receipt>)> {
+        let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
+        let rows: Vec<i64> = receipts.iter().map(|r| r.row).collect();
+        let leases: Vec<uuid::Uuid> = receipts.iter().map(|r| r.lease).collect();
+        let t = self.take(receiving);
+        let out = sqlx::query_file!(
+            "sql/delete_receive.sql",
+            t.queue,
+            &ids,
+            &rows,
+            &leases,
+            t.max,
+            t.lock,
+            t.lease,
+            t.max_receives,
+            t.lock_rows,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found = Vec::new();
+        let mut done = Vec::new();
+        for r in out {
+            let received = (
+                r.row_id,
+                r.receive_count,
+                r.enqueued_at,
+                r.first_received_at,
+            );
+            match (r.lease, received) {
+                (Some(lease), _) => done.push((r.ids.unwrap_or_default(), lease)),
+                (None, (Some(row_id), Some(receive_count), Some(enqueued), Some(first))) => found
+                    .push(Row {
+                        row_id,
+                        ids: r.ids,
+                        bodies: r.bodies,
+                        receive_count,
+                        enqueued_at: enqueued,
+                        first_received_at: first,
+                        dead_letter_reason: r.dead_letter_reason,
+                    }),
+                (None, _) => unreachable!("a received row has its id, count and times"),
+            }
+        }
+        let deleted = crate::delete::took_effect(receipts, done.into_iter());
+        Ok((found, deleted))
+    }
+}
