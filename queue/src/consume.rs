@@ -10,9 +10,11 @@
 
 use std::time::Duration;
 
-use crate::group::{Member, fail_all};
+use sqlx::PgConnection;
+
+use crate::group::{Held, Member, fail_all};
 use crate::receive::Row;
-use crate::{DeleteOutcome, Message, Queue, QueueKind, Receipt, Result};
+use crate::{DeleteOutcome, Error, Message, Queue, QueueKind, Receipt, Result};
 
 /// A small receive or delete waiting for its group.
 pub(crate) enum Consume {
@@ -84,73 +86,76 @@ impl Queue {
     /// Runs the waiting receives and deletes a group at a time, until none
     /// waits.
     async fn run_consumes(&self) {
-        self.inner
-            .consumes
-            .serve(
-                crate::MAX_BATCH,
-                Consume::size,
-                Consume::lock,
-                |group| async move {
-                    let (receives, deletes): (Vec<_>, Vec<_>) = group
-                        .into_iter()
-                        .partition(|m| matches!(m.request, Consume::Receive { .. }));
-                    if deletes.is_empty() {
-                        self.run_receive_group(receives).await;
-                    } else if receives.is_empty() {
-                        self.run_delete_group(deletes).await;
-                    } else {
-                        self.run_mixed_group(receives, deletes).await;
-                    }
-                },
-            )
-            .await;
+        let mut runner = self.inner.consumes.runner();
+        let mut held = Held::new(&self.pool);
+        loop {
+            let group = runner
+                .next(crate::MAX_BATCH, Consume::size, Consume::lock)
+                .await;
+            if group.is_empty() {
+                return;
+            }
+            let (receives, deletes): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .partition(|m| matches!(m.request, Consume::Receive { .. }));
+            if deletes.is_empty() {
+                self.run_receive_group(&mut held, receives).await;
+            } else if receives.is_empty() {
+                self.run_delete_group(&mut held, deletes).await;
+            } else if self.attributes().kind == QueueKind::Ordered {
+                // An ordered queue's receive is a statement of another
+                // shape; it comes second, so it sees its group's head gone.
+                self.run_delete_group(&mut held, deletes).await;
+                self.run_receive_group(&mut held, receives).await;
+            } else if let Err(e) = self.run_mixed_group(&mut held, receives, deletes).await {
+                held.failed();
+                fail_all(e.0, e.1);
+            }
+        }
     }
 
     /// Deletes and receives in one statement. The deletes are answered as
-    /// soon as they are done, before any further receive round.
+    /// soon as they are done, before any further receive round. A failure
+    /// is handed back with the calls it leaves unanswered.
     async fn run_mixed_group(
         &self,
+        held: &mut Held,
         receives: Vec<Member<Consume, Consumed>>,
         deletes: Vec<Member<Consume, Consumed>>,
-    ) {
-        let (Some(lock), false) = (
-            receives.first().and_then(|m| m.request.lock()),
-            self.attributes().kind == QueueKind::Ordered,
-        ) else {
-            // An ordered queue's receive is a statement of another shape.
-            self.run_delete_group(deletes).await;
-            self.run_receive_group(receives).await;
-            return;
-        };
+    ) -> std::result::Result<(), (Vec<Member<Consume, Consumed>>, Error)> {
+        let lock = receives.first().and_then(|m| m.request.lock());
+        let lock = lock.unwrap_or_default();
         let receipts = Consume::receipts(&deletes);
         let max = receives.iter().map(|m| m.request.size()).sum();
         let mut receiving = self.receiving(max, lock);
-        let (found, deleted) = match self.delete_receive(&receipts, &receiving).await {
+        let conn = match held.conn().await {
+            Ok(conn) => conn,
+            Err(e) => return Err((receives.into_iter().chain(deletes).collect(), e)),
+        };
+        let (found, deleted) = match self.delete_receive(conn, &receipts, &receiving).await {
             Ok(done) => done,
-            Err(e) => return fail_all(receives.into_iter().chain(deletes).collect(), e),
+            Err(e) => return Err((receives.into_iter().chain(deletes).collect(), e)),
         };
         if receipts.iter().all(|r| deleted.contains(r)) {
             Self::tell_deleted(deletes, &receipts);
         } else {
-            let outcome = match self.pool.acquire().await {
-                Ok(mut conn) => self.delete_missed(&mut conn, &receipts, deleted).await,
-                Err(e) => Err(e.into()),
-            };
-            match outcome {
+            match self.delete_missed(conn, &receipts, deleted).await {
                 Ok(outcome) => Self::tell_deleted(deletes, &outcome.deleted),
-                Err(e) => fail_all(deletes, e),
+                Err(e) => return Err((receives.into_iter().chain(deletes).collect(), e)),
             }
         }
-        match self.receive_rest(&mut receiving, found).await {
+        match self.receive_rest(conn, &mut receiving, found).await {
             Ok(()) => Self::hand_out(receives, receiving.finish()),
-            Err(e) => fail_all(receives, e),
+            Err(e) => return Err((receives, e)),
         }
+        Ok(())
     }
 
     /// The first round of `receiving` and a delete of `receipts`, as one
     /// statement: the rows received, and the receipts that took effect.
     async fn delete_receive(
         &self,
+        conn: &mut PgConnection,
         receipts: &[Receipt],
         receiving: &crate::receive::Receiving,
     ) -> Result<(Vec<Row>, std::collections::HashSet<Receipt>)> {
@@ -170,7 +175,7 @@ impl Queue {
             t.max_receives,
             t.lock_rows,
         )
-        .fetch_all(&self.pool)
+        .fetch_all(conn)
         .await?;
         let mut found = Vec::new();
         let mut done = Vec::new();

@@ -5,19 +5,21 @@
 //! inspectable and receivable like any message, until it is redriven,
 //! deleted or expires.
 
+use sqlx::PgConnection;
+
 use crate::{Error, Queue, Result};
 
 impl Queue {
     /// Moves live rows a receive found past their receive limit to the dead
     /// letter queue. A row another receiver holds, or that has changed since,
     /// is left to whoever holds it. Returns how many messages moved.
-    pub(crate) async fn dead_letter(&self, rows: &[i64]) -> Result<u64> {
+    pub(crate) async fn dead_letter(&self, conn: &mut PgConnection, rows: &[i64]) -> Result<u64> {
         let Some((dlq, max_receives)) = self.inner.dead_letter else {
             return Ok(0);
         };
         let moved =
             sqlx::query_file_scalar!("sql/dead_letter.sql", self.id(), dlq, rows, max_receives,)
-                .fetch_one(&self.pool)
+                .fetch_one(conn)
                 .await? as u64;
         Ok(moved)
     }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::attributes::check_batch;
 use crate::consume::{Consume, Consumed};
-use crate::group::{GROUP_UP_TO, Member, fail_all};
+use crate::group::{GROUP_UP_TO, Held, Member, fail_all};
 use crate::{Error, Queue, Receipt, Result};
 
 /// Which receipts of a batch delete took effect.
@@ -50,11 +50,22 @@ impl Queue {
     }
 
     /// Answers a group of deletes with one delete.
-    pub(crate) async fn run_delete_group(&self, group: Vec<Member<Consume, Consumed>>) {
+    pub(crate) async fn run_delete_group(
+        &self,
+        held: &mut Held,
+        group: Vec<Member<Consume, Consumed>>,
+    ) {
         let all = Consume::receipts(&group);
-        match self.delete_now(&all).await {
+        let outcome = match held.conn().await {
+            Ok(conn) => self.delete_batch_in(conn, &all).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(outcome) => Self::tell_deleted(group, &outcome.deleted),
-            Err(e) => fail_all(group, e),
+            Err(e) => {
+                held.failed();
+                fail_all(group, e);
+            }
         }
     }
 

@@ -17,6 +17,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::oneshot;
 
 use crate::{Error, Result};
@@ -97,28 +99,10 @@ impl<Req, Out> Group<Req, Out> {
             .unwrap_or(Err(Error::Database(sqlx::Error::WorkerCrashed)))
     }
 
-    /// The running side, for the task [`Group::join`] spawned: hands `run`
-    /// the waiting calls a group at a time (see [`Runner::next`] for
-    /// `limit`, `size` and `class`) until none waits. `run` answers
-    /// every member of its group.
-    pub(crate) async fn serve<F: Future<Output = ()>, C: PartialEq>(
-        &self,
-        limit: usize,
-        size: impl Fn(&Req) -> usize,
-        class: impl Fn(&Req) -> Option<C>,
-        mut run: impl FnMut(Vec<Member<Req, Out>>) -> F,
-    ) {
-        let mut runner = self.runner();
-        loop {
-            let group = runner.next(limit, &size, &class).await;
-            if group.is_empty() {
-                return;
-            }
-            run(group).await;
-        }
-    }
-
-    fn runner(&self) -> Runner<'_, Req, Out> {
+    /// The running side, for the task [`Group::join`] spawned: it takes
+    /// the waiting calls a group at a time ([`Runner::next`]) and answers
+    /// every member of each, until none waits.
+    pub(crate) fn runner(&self) -> Runner<'_, Req, Out> {
         Runner {
             group: self,
             idle: false,
@@ -130,7 +114,7 @@ impl<Req, Out> Group<Req, Out> {
 /// Takes groups to run; if dropped before the queue ran dry (a panic, a
 /// runtime shutting down), drops what waits, so its callers fail instead
 /// of waiting forever, and lets the next call start a runner afresh.
-struct Runner<'a, Req, Out> {
+pub(crate) struct Runner<'a, Req, Out> {
     group: &'a Group<Req, Out>,
     idle: bool,
     /// Whether a group was taken already.
@@ -144,7 +128,7 @@ impl<Req, Out> Runner<'_, Req, Out> {
     /// with calls of the same class or of none (deletes go with anything).
     /// Empty when nothing waits: the runner must then stop, and the next
     /// call starts another.
-    async fn next<C: PartialEq>(
+    pub(crate) async fn next<C: PartialEq>(
         &mut self,
         limit: usize,
         size: impl Fn(&Req) -> usize,
@@ -198,6 +182,39 @@ impl<Req, Out> Drop for Runner<'_, Req, Out> {
             state.waiting.clear();
             state.running = false;
         }
+    }
+}
+
+/// A runner's connection: taken from the pool for its first group and kept
+/// while groups keep coming. sqlx pings a pooled connection when it goes
+/// back (a round trip of its own), so returning it after every statement
+/// would double the round trips of a busy queue.
+pub(crate) struct Held {
+    pool: PgPool,
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl Held {
+    pub(crate) fn new(pool: &PgPool) -> Self {
+        Self {
+            pool: pool.clone(),
+            conn: None,
+        }
+    }
+
+    pub(crate) async fn conn(&mut self) -> Result<&mut PgConnection> {
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.pool.acquire().await?,
+        };
+        let conn: &mut PgConnection = self.conn.insert(conn);
+        Ok(conn)
+    }
+
+    /// Lets go of the connection after a failed statement, which may have
+    /// left it broken: the next group takes another.
+    pub(crate) fn failed(&mut self) {
+        self.conn = None;
     }
 }
 

@@ -9,11 +9,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::attributes::{check_batch, check_lock, check_wait};
 use crate::consume::{Consume, Consumed};
-use crate::group::{GROUP_UP_TO, Member, fail_all};
+use crate::group::{GROUP_UP_TO, Held, Member, fail_all};
 use crate::notify::FALLBACK_POLL;
 use crate::send::ROW_MESSAGES;
 use crate::{Error, Queue, QueueKind, Result};
@@ -197,14 +198,25 @@ impl Queue {
 
     /// Answers a group of receives with one receive: the oldest messages
     /// go to the call that came first.
-    pub(crate) async fn run_receive_group(&self, group: Vec<Member<Consume, Consumed>>) {
+    pub(crate) async fn run_receive_group(
+        &self,
+        held: &mut Held,
+        group: Vec<Member<Consume, Consumed>>,
+    ) {
         let Some(lock) = group.first().and_then(|m| m.request.lock()) else {
             return;
         };
         let max = group.iter().map(|m| m.request.size()).sum();
-        match self.receive_now(max, lock).await {
+        let received = match held.conn().await {
+            Ok(conn) => self.receive_in(conn, max, lock).await,
+            Err(e) => Err(e),
+        };
+        match received {
             Ok(messages) => Self::hand_out(group, messages),
-            Err(e) => fail_all(group, e),
+            Err(e) => {
+                held.failed();
+                fail_all(group, e);
+            }
         }
     }
 
@@ -218,9 +230,19 @@ impl Queue {
     }
 
     async fn receive_now(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
+        let mut conn = self.pool.acquire().await?;
+        self.receive_in(&mut conn, max, lock).await
+    }
+
+    async fn receive_in(
+        &self,
+        conn: &mut PgConnection,
+        max: usize,
+        lock: Duration,
+    ) -> Result<Vec<Message>> {
         let mut r = self.receiving(max, lock);
-        let found = self.receive_round(&r).await?;
-        self.receive_rest(&mut r, found).await?;
+        let found = self.receive_round(conn, &r).await?;
+        self.receive_rest(conn, &mut r, found).await?;
         Ok(r.finish())
     }
 
@@ -252,12 +274,12 @@ impl Queue {
     }
 
     /// One round of `r`: one statement.
-    async fn receive_round(&self, r: &Receiving) -> Result<Vec<Row>> {
+    async fn receive_round(&self, conn: &mut PgConnection, r: &Receiving) -> Result<Vec<Row>> {
         let take = self.take(r);
         if self.ordered() {
-            self.receive_ordered(&take).await
+            self.receive_ordered(conn, &take).await
         } else {
-            self.receive_concurrent(&take).await
+            self.receive_concurrent(conn, &take).await
         }
     }
 
@@ -268,18 +290,28 @@ impl Queue {
     /// (more may be visible; the next round is sized by what this one
     /// found), or it met messages past their receive limit, which
     /// `dead_letter` moves before the next look.
-    pub(crate) async fn receive_rest(&self, r: &mut Receiving, mut found: Vec<Row>) -> Result<()> {
+    pub(crate) async fn receive_rest(
+        &self,
+        conn: &mut PgConnection,
+        r: &mut Receiving,
+        mut found: Vec<Row>,
+    ) -> Result<()> {
         for round in 1.. {
-            if !self.take_in(r, found).await? || round == 4 {
+            if !self.take_in(conn, r, found).await? || round == 4 {
                 break;
             }
-            found = self.receive_round(r).await?;
+            found = self.receive_round(conn, r).await?;
         }
         Ok(())
     }
 
     /// Adds a round's rows to `r`; whether to look again.
-    async fn take_in(&self, r: &mut Receiving, found: Vec<Row>) -> Result<bool> {
+    async fn take_in(
+        &self,
+        conn: &mut PgConnection,
+        r: &mut Receiving,
+        found: Vec<Row>,
+    ) -> Result<bool> {
         let before = r.messages.len();
         let want = r.max - before;
         let mut dead_rows = Vec::new();
@@ -321,7 +353,7 @@ impl Queue {
                 again = true;
             }
         }
-        if !dead_rows.is_empty() && self.dead_letter(&dead_rows).await? > 0 {
+        if !dead_rows.is_empty() && self.dead_letter(conn, &dead_rows).await? > 0 {
             again = true;
         }
         Ok(again && r.messages.len() < r.max)
@@ -354,7 +386,7 @@ impl Queue {
         }
     }
 
-    async fn receive_concurrent(&self, t: &Take) -> Result<Vec<Row>> {
+    async fn receive_concurrent(&self, conn: &mut PgConnection, t: &Take) -> Result<Vec<Row>> {
         // One statement: SKIP LOCKED lets concurrent receivers pick disjoint
         // rows without waiting on each other; `RowSize` says how many. Rows
         // are taken in id order until `max` messages, the last one split:
@@ -391,10 +423,10 @@ impl Queue {
             dead,
             t.lock_rows
         );
-        Ok(sql.fetch_all(&self.pool).await?)
+        Ok(sql.fetch_all(conn).await?)
     }
 
-    async fn receive_ordered(&self, t: &Take) -> Result<Vec<Row>> {
+    async fn receive_ordered(&self, conn: &mut PgConnection, t: &Take) -> Result<Vec<Row>> {
         // Rows of ordered queues hold one message each. Only the head (first
         // sent) of each group may be delivered, and only when it is visible: a
         // leased or delayed head holds its group back. `groups` skips from
@@ -412,7 +444,7 @@ impl Queue {
             lease,
             dead
         );
-        Ok(sql.fetch_all(&self.pool).await?)
+        Ok(sql.fetch_all(conn).await?)
     }
 }
 

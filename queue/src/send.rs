@@ -5,7 +5,7 @@ use std::time::Duration;
 use sqlx::PgConnection;
 
 use crate::attributes::{MAX_BATCH, MAX_DELAY, check_batch};
-use crate::group::{GROUP_UP_TO, fail_all};
+use crate::group::{GROUP_UP_TO, Held, fail_all};
 use crate::{Error, Queue, QueueKind, Result};
 
 /// Most messages in one live row, and in one chunk of bodies (see the
@@ -69,34 +69,40 @@ impl Queue {
 
     /// Sends the waiting batches a group at a time, until none waits.
     async fn run_sends(&self) {
-        let sends = &self.inner.sends;
-        sends
-            .serve(
-                MAX_BATCH,
-                Vec::len,
-                |_| None::<()>,
-                |mut group| async move {
-                    let mut all = Vec::with_capacity(group.iter().map(|m| m.request.len()).sum());
-                    let ends: Vec<usize> = group
-                        .iter_mut()
-                        .map(|m| {
-                            all.append(&mut m.request);
-                            all.len()
-                        })
-                        .collect();
-                    match self.send_now(&all).await {
-                        Ok(ids) => {
-                            let mut start = 0;
-                            for (m, end) in group.into_iter().zip(ends) {
-                                m.answer(Ok(ids[start..end].to_vec()));
-                                start = end;
-                            }
-                        }
-                        Err(e) => fail_all(group, e),
+        let mut runner = self.inner.sends.runner();
+        let mut held = Held::new(&self.pool);
+        loop {
+            let mut group = runner.next(MAX_BATCH, Vec::len, |_| None::<()>).await;
+            if group.is_empty() {
+                return;
+            }
+            let mut all = Vec::with_capacity(group.iter().map(|m| m.request.len()).sum());
+            let ends: Vec<usize> = group
+                .iter_mut()
+                .map(|m| {
+                    all.append(&mut m.request);
+                    all.len()
+                })
+                .collect();
+            let sent = match held.conn().await {
+                Ok(conn) => self.send_batch_in(conn, &all).await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(ids) => {
+                    self.notify();
+                    let mut start = 0;
+                    for (m, end) in group.into_iter().zip(ends) {
+                        m.answer(Ok(ids[start..end].to_vec()));
+                        start = end;
                     }
-                },
-            )
-            .await;
+                }
+                Err(e) => {
+                    held.failed();
+                    fail_all(group, e);
+                }
+            }
+        }
     }
 
     /// Like [`Queue::send_batch`], on the caller's connection, so the messages

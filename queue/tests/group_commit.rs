@@ -6,11 +6,14 @@
 mod common;
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{LOCK, batch, exec, expire_leases, ids, queue};
 use futures::future::join_all;
 use queue::{Error, NewMessage, Queue, QueueAttributes, Receipt};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 async fn live_rows(pool: &PgPool) -> i64 {
     sqlx::query_scalar("select count(*) from queue_messages")
@@ -227,4 +230,50 @@ async fn on_an_ordered_queue_a_receive_made_with_a_delete_sees_it_done(pool: PgP
     let (deleted, next) = futures::join!(q.delete(&head[0].receipt), q.receive(1, LOCK));
     deleted.unwrap();
     assert_eq!(ids(&next.unwrap()), [sent[1]]);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_busy_runner_keeps_its_connection_between_statements(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    // sqlx pings every connection that goes back to its pool, a round trip
+    // of its own: a runner that gave its connection back after each group
+    // would pay one per statement.
+    let releases = Arc::new(AtomicUsize::new(0));
+    let counted = releases.clone();
+    let pool = options
+        .after_release(move |_, _| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async { Ok(true) })
+        })
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let q = queue(&pool, "held").await;
+    releases.store(0, Ordering::Relaxed);
+    // Four producers, then four consumers, one message a call: at least 25
+    // statements each.
+    join_all((0..4).map(|_| async {
+        for _ in 0..25 {
+            q.send("m").await.unwrap();
+        }
+    }))
+    .await;
+    let sends = releases.swap(0, Ordering::Relaxed);
+    join_all((0..4).map(|_| async {
+        for _ in 0..25 {
+            let got = q.receive(1, LOCK).await.unwrap();
+            q.delete(&got[0].receipt).await.unwrap();
+        }
+    }))
+    .await;
+    let consumes = releases.load(Ordering::Relaxed);
+    // A few go back from waking long pollers (a NOTIFY at most every 5 ms).
+    assert!(sends < 10, "{sends} connections went back while sending");
+    assert!(
+        consumes < 10,
+        "{consumes} connections went back while consuming"
+    );
+    assert_eq!(live_rows(&pool).await, 0);
 }
