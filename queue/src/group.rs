@@ -11,9 +11,14 @@
 //!
 //! One statement of a kind is in flight per handle: allowing two made the
 //! groups smaller and the statements more, and the batch-1 full cycle of
-//! 4 clients 15–30 % slower (measured). Calls that carry many messages
+//! 4 clients 15–30 % slower (measured). Receives and deletes are one kind
+//! here (see `consume`). Calls that carry many messages
 //! already share their statement's cost among them and go alone (see
 //! [`GROUP_UP_TO`]), so large batches keep running side by side.
+//!
+//! The task running a kind's groups keeps one connection while groups keep
+//! coming ([`Held`]): a busy handle's statements follow one another on it
+//! without going back to the pool in between.
 
 use std::sync::{Arc, Mutex};
 
@@ -76,9 +81,9 @@ impl<Req, Out> std::fmt::Debug for Group<Req, Out> {
 
 impl<Req, Out> Group<Req, Out> {
     /// Queues `request` and waits for its answer. When no statement of this
-    /// kind runs, `run` is spawned to run them: it must call
-    /// [`Group::serve`]. It runs as a task of its own, so a caller that
-    /// gives up cannot strand the others.
+    /// kind runs, `run` is spawned to run them: it must take groups from a
+    /// [`Group::runner`] until it hands out an empty one. It runs as a task
+    /// of its own, so a caller that gives up cannot strand the others.
     pub(crate) async fn join<F>(&self, request: Req, run: impl FnOnce() -> F) -> Result<Out>
     where
         F: Future<Output = ()> + Send + 'static,
