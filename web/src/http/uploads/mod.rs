@@ -19,12 +19,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use common::recipe::Recipe;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::JobAccess;
+use crate::auth::UploadAccess;
 use crate::http::error::{AppError, AppResult, ErrorBody, retry_after_header};
 use crate::rate::{Client, Limited};
 use crate::{AppState, metrics};
@@ -92,26 +91,19 @@ enum Cut {
 pub(crate) async fn upload_images(
     State(state): State<AppState>,
     Client(client): Client,
-    access: JobAccess,
+    access: UploadAccess,
     mut multipart: Multipart,
 ) -> AppResult<Response> {
     state.rates.upload(client)?;
     let job_id = access.job_id;
-    let job = sqlx::query!(
-        "select recipes, image_count from jobs where id = $1",
-        job_id
-    )
-    .fetch_one(&state.pool)
-    .await?;
-    let recipes: Vec<Recipe> = serde_json::from_value(job.recipes).map_err(anyhow::Error::from)?;
     let upload = Upload {
         state: &state,
         job_id,
         client,
-        recipes: &recipes,
+        recipes: &access.recipes,
         over_size: AtomicBool::new(false),
     };
-    let images = u32::try_from(job.image_count).unwrap_or(0);
+    let images = access.image_count;
     let Received {
         accepted,
         rejected,
