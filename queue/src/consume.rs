@@ -89,6 +89,7 @@ impl Queue {
         let mut runner = self.inner.consumes.runner();
         let mut held = Held::new(&self.pool);
         loop {
+            held.share();
             let group = runner
                 .next(crate::MAX_BATCH, Consume::size, Consume::lock)
                 .await;
@@ -123,6 +124,7 @@ impl Queue {
         receives: Vec<Member<Consume, Consumed>>,
         deletes: Vec<Member<Consume, Consumed>>,
     ) -> std::result::Result<(), (Vec<Member<Consume, Consumed>>, Error)> {
+        // Every receive of a group asks for the same lock.
         let lock = receives.first().and_then(|m| m.request.lock());
         let lock = lock.unwrap_or_default();
         let receipts = Consume::receipts(&deletes);

@@ -17,8 +17,9 @@
 //! [`GROUP_UP_TO`]), so large batches keep running side by side.
 //!
 //! The task running a kind's groups keeps one connection while groups keep
-//! coming ([`Held`]): a busy handle's statements follow one another on it
-//! without going back to the pool in between.
+//! coming and the pool has others to spare ([`Held`]): a busy handle's
+//! statements follow one another on it without going back to the pool in
+//! between.
 
 use std::sync::{Arc, Mutex};
 
@@ -220,6 +221,17 @@ impl Held {
     /// left it broken: the next group takes another.
     pub(crate) fn failed(&mut self) {
         self.conn = None;
+    }
+
+    /// Gives the connection back between groups when the pool has none
+    /// idle and may open no more: a runner kept busy must not starve the
+    /// other handles' runners and the callers that share its pool. With
+    /// connections to spare, it keeps it.
+    pub(crate) fn share(&mut self) {
+        let max = self.pool.options().get_max_connections();
+        if self.pool.num_idle() == 0 && self.pool.size() >= max {
+            self.conn = None;
+        }
     }
 }
 

@@ -72,6 +72,7 @@ impl Queue {
         let mut runner = self.inner.sends.runner();
         let mut held = Held::new(&self.pool);
         loop {
+            held.share();
             let mut group = runner.next(MAX_BATCH, Vec::len, |_| None::<()>).await;
             if group.is_empty() {
                 return;

@@ -7,9 +7,9 @@ mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::{LOCK, batch, exec, expire_leases, ids, queue};
+use common::{LOCK, batch, exec, expire_leases, ids, queue, receive_bodies};
 use futures::future::join_all;
 use queue::{Error, NewMessage, Queue, QueueAttributes, Receipt};
 use sqlx::PgPool;
@@ -276,4 +276,37 @@ async fn a_busy_runner_keeps_its_connection_between_statements(
         "{consumes} connections went back while consuming"
     );
     assert_eq!(live_rows(&pool).await, 0);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_busy_runner_shares_a_pool_with_no_connection_to_spare(
+    options: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let pool = options
+        .max_connections(1)
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let busy = queue(&pool, "busy").await;
+    let other = queue(&pool, "other").await;
+    let done = AtomicBool::new(false);
+    // Two producers keep the busy queue's runner going until the other
+    // queue's send is through; kept past a bound, they would have held
+    // the pool's one connection all along.
+    let producers = join_all((0..2).map(|_| async {
+        let mut sent = 0;
+        while !done.load(Ordering::Relaxed) && sent < 2_000 {
+            busy.send("m").await.unwrap();
+            sent += 1;
+        }
+        sent
+    }));
+    let lone = async {
+        other.send("lone").await.unwrap();
+        done.store(true, Ordering::Relaxed);
+    };
+    let (sent, ()) = futures::join!(producers, lone);
+    assert!(sent.iter().all(|&n| n < 2_000), "{sent:?}");
+    assert_eq!(receive_bodies(&other, 10).await, ["lone"]);
 }
