@@ -207,3 +207,53 @@ impl Queue {
         Ok((found, deleted))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The statements' CTEs from the first to the one before `counted`.
+    fn ctes<'a>(sql: &'a str, first: &str) -> &'a str {
+        let start = sql.find(first).expect("first CTE");
+        let end = sql.find("), counted as (").expect("counted CTE");
+        &sql[start..end]
+    }
+
+    /// `sql` with each `$n` renumbered by `renumber`.
+    fn renumbered(sql: &str, renumber: impl Fn(u32) -> u32) -> String {
+        let mut out = String::with_capacity(sql.len());
+        let mut rest = sql;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            if digits > 0 {
+                let n: u32 = rest[..digits].parse().unwrap();
+                out.push_str(&renumber(n).to_string());
+                rest = &rest[digits..];
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn the_combined_statement_deletes_and_receives_as_the_two_statements_do() {
+        // sql/delete_receive.sql repeats the work of sql/delete.sql and of
+        // sql/receive_concurrent.sql (whose parameters after the queue come
+        // after the delete's); a change to either must reach it too.
+        let combined = include_str!("../sql/delete_receive.sql");
+        let delete = ctes(include_str!("../sql/delete.sql"), "with found as (");
+        let receive = ctes(
+            include_str!("../sql/receive_concurrent.sql"),
+            "with picked as (",
+        );
+        let receive = renumbered(receive, |n| if n == 1 { 1 } else { n + 3 }).replacen(
+            "with picked as (",
+            "), picked as (",
+            1,
+        );
+        assert!(combined.contains(delete), "the deletes differ");
+        assert!(combined.contains(&receive), "the receive differs");
+    }
+}
