@@ -14,7 +14,7 @@ use sqlx::PgConnection;
 
 use crate::group::{Held, Member, fail_all};
 use crate::receive::Row;
-use crate::{DeleteOutcome, Error, Message, Queue, QueueKind, Receipt, Result};
+use crate::{DeleteOutcome, Error, Message, Queue, Receipt, Result};
 
 /// A small receive or delete waiting for its group.
 pub(crate) enum Consume {
@@ -103,7 +103,7 @@ impl Queue {
                 self.run_receive_group(&mut held, receives).await;
             } else if receives.is_empty() {
                 self.run_delete_group(&mut held, deletes).await;
-            } else if self.attributes().kind == QueueKind::Ordered {
+            } else if self.ordered() {
                 // An ordered queue's receive is a statement of another
                 // shape; it comes second, so it sees its group's head gone.
                 self.run_delete_group(&mut held, deletes).await;
@@ -138,13 +138,9 @@ impl Queue {
             Ok(done) => done,
             Err(e) => return Err((receives.into_iter().chain(deletes).collect(), e)),
         };
-        if receipts.iter().all(|r| deleted.contains(r)) {
-            Self::tell_deleted(deletes, &receipts);
-        } else {
-            match self.delete_missed(conn, &receipts, deleted).await {
-                Ok(outcome) => Self::tell_deleted(deletes, &outcome.deleted),
-                Err(e) => return Err((receives.into_iter().chain(deletes).collect(), e)),
-            }
+        match self.delete_missed(conn, &receipts, deleted).await {
+            Ok(outcome) => Self::tell_deleted(deletes, &outcome.deleted),
+            Err(e) => return Err((receives.into_iter().chain(deletes).collect(), e)),
         }
         match self.receive_rest(conn, &mut receiving, found).await {
             Ok(()) => Self::hand_out(receives, receiving.finish()),

@@ -56,16 +56,12 @@ impl Queue {
         group: Vec<Member<Consume, Consumed>>,
     ) {
         let all = Consume::receipts(&group);
-        let outcome = match held.conn().await {
-            Ok(conn) => self.delete_batch_in(conn, &all).await,
-            Err(e) => Err(e),
-        };
-        match outcome {
+        match held
+            .with(async |conn| self.delete_batch_in(conn, &all).await)
+            .await
+        {
             Ok(outcome) => Self::tell_deleted(group, &outcome.deleted),
-            Err(e) => {
-                held.failed();
-                fail_all(group, e);
-            }
+            Err(e) => fail_all(group, e),
         }
     }
 

@@ -217,6 +217,21 @@ impl Held {
         Ok(conn)
     }
 
+    /// Runs `work` on the connection, letting go of it when `work` fails.
+    pub(crate) async fn with<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<T> {
+        let done = match self.conn().await {
+            Ok(conn) => work(conn).await,
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            self.failed();
+        }
+        done
+    }
+
     /// Lets go of the connection after a failed statement, which may have
     /// left it broken: the next group takes another.
     pub(crate) fn failed(&mut self) {

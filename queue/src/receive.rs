@@ -207,16 +207,12 @@ impl Queue {
             return;
         };
         let max = group.iter().map(|m| m.request.size()).sum();
-        let received = match held.conn().await {
-            Ok(conn) => self.receive_in(conn, max, lock).await,
-            Err(e) => Err(e),
-        };
-        match received {
+        match held
+            .with(async |conn| self.receive_in(conn, max, lock).await)
+            .await
+        {
             Ok(messages) => Self::hand_out(group, messages),
-            Err(e) => {
-                held.failed();
-                fail_all(group, e);
-            }
+            Err(e) => fail_all(group, e),
         }
     }
 
@@ -269,7 +265,7 @@ impl Queue {
         }
     }
 
-    fn ordered(&self) -> bool {
+    pub(crate) fn ordered(&self) -> bool {
         self.attributes().kind == QueueKind::Ordered
     }
 

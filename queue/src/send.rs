@@ -62,7 +62,13 @@ impl Queue {
 
     async fn send_now(&self, messages: &[NewMessage]) -> Result<Vec<i64>> {
         let mut conn = self.pool.acquire().await?;
-        let ids = self.send_batch_in(&mut conn, messages).await?;
+        self.send_on(&mut conn, messages).await
+    }
+
+    /// Sends `messages` in a statement of their own on `conn`, then wakes
+    /// long-polling receivers.
+    async fn send_on(&self, conn: &mut PgConnection, messages: &[NewMessage]) -> Result<Vec<i64>> {
+        let ids = self.send_batch_in(conn, messages).await?;
         self.notify();
         Ok(ids)
     }
@@ -85,23 +91,15 @@ impl Queue {
                     all.len()
                 })
                 .collect();
-            let sent = match held.conn().await {
-                Ok(conn) => self.send_batch_in(conn, &all).await,
-                Err(e) => Err(e),
-            };
-            match sent {
+            match held.with(async |conn| self.send_on(conn, &all).await).await {
                 Ok(ids) => {
-                    self.notify();
                     let mut start = 0;
                     for (m, end) in group.into_iter().zip(ends) {
                         m.answer(Ok(ids[start..end].to_vec()));
                         start = end;
                     }
                 }
-                Err(e) => {
-                    held.failed();
-                    fail_all(group, e);
-                }
+                Err(e) => fail_all(group, e),
             }
         }
     }
