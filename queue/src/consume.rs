@@ -205,7 +205,7 @@ impl Queue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     /// The statements' CTEs from the first to the one before `counted`.
     fn ctes<'a>(sql: &'a str, first: &str) -> &'a str {
         let start = sql.find(first).expect("first CTE");
@@ -214,7 +214,7 @@ mod tests {
     }
 
     /// `sql` with each `$n` renumbered by `renumber`.
-    fn renumbered(sql: &str, renumber: impl Fn(u32) -> u32) -> String {
+    pub(crate) fn renumbered(sql: &str, renumber: impl Fn(u32) -> u32) -> String {
         let mut out = String::with_capacity(sql.len());
         let mut rest = sql;
         while let Some(at) = rest.find('$') {

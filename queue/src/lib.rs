@@ -14,6 +14,7 @@
 //! - `send`: enqueue messages, alone or in a caller's transaction.
 //! - `receive`: lease the oldest visible messages in one statement; long polling.
 //! - `delete`: acknowledge messages by receipt; stale receipts are reported.
+//! - `reply`: acknowledge messages and send their replies in one statement.
 //! - `group`: group commit, small concurrent sends, receives and deletes
 //!   sharing one statement.
 //! - `consume`: small receives and deletes in one group, and in one
@@ -49,6 +50,7 @@ mod lease;
 mod maintenance;
 mod notify;
 mod receive;
+mod reply;
 mod rewind;
 mod send;
 mod shards;

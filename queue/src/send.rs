@@ -113,6 +113,18 @@ impl Queue {
         conn: &mut PgConnection,
         messages: &[NewMessage],
     ) -> Result<Vec<i64>> {
+        let outgoing = self.outgoing(messages)?;
+        let n = messages.len() as i64;
+        let mut sent = self.insert(conn, &outgoing).await;
+        if self.partitions_made(&sent).await? {
+            sent = self.insert(conn, &outgoing).await;
+        }
+        let first = sent?;
+        Ok((first..first + n).collect())
+    }
+
+    /// `messages` checked against the queue's limits and cut into runs.
+    pub(crate) fn outgoing<'a>(&self, messages: &'a [NewMessage]) -> Result<Outgoing<'a>> {
         check_batch("messages", messages.len())?;
         let ordered = self.attributes().kind == QueueKind::Ordered;
         let mut bodies = Vec::with_capacity(messages.len());
@@ -123,22 +135,28 @@ impl Queue {
             groups.push(m.group.as_deref().unwrap_or(""));
             delays.push(self.check_message(m)?.as_secs_f64());
         }
-        // A batch crossing into an id range with no body partition yet fails
-        // as a whole; make the partition and send again (rare: every 10M
-        // sends).
-        for attempt in 0.. {
-            match self.insert(conn, ordered, &bodies, &groups, &delays).await {
-                Err(sqlx::Error::Database(e))
-                    if attempt == 0 && e.message().contains("no partition of relation") =>
-                {
-                    crate::Maintenance::new(self.pool.clone())
-                        .ensure_partitions()
-                        .await?;
-                }
-                other => return Ok(other?),
-            }
+        let runs = Runs::cut(ordered, &delays);
+        Ok(Outgoing {
+            queue: self.id(),
+            ordered,
+            bodies,
+            groups,
+            runs,
+        })
+    }
+
+    /// Makes the body partitions a send that failed for want of one needs:
+    /// a batch crossing into an id range with no partition yet fails as a
+    /// whole (rare: every 10M sends), and is then sent again.
+    pub(crate) async fn partitions_made<T>(&self, sent: &sqlx::Result<T>) -> Result<bool> {
+        let lacking = matches!(sent, Err(sqlx::Error::Database(e))
+            if e.message().contains("no partition of relation"));
+        if lacking {
+            crate::Maintenance::new(self.pool.clone())
+                .ensure_partitions()
+                .await?;
         }
-        unreachable!("the loop returns on its second attempt")
+        Ok(lacking)
     }
 
     /// Checks a message against the queue's limits; returns its delay.
@@ -160,15 +178,8 @@ impl Queue {
         Ok(delay)
     }
 
-    async fn insert(
-        &self,
-        conn: &mut PgConnection,
-        ordered: bool,
-        bodies: &[&str],
-        groups: &[&str],
-        delays: &[f64],
-    ) -> sqlx::Result<Vec<i64>> {
-        let runs = Runs::cut(ordered, delays);
+    /// Sends `outgoing`; returns the first message's id.
+    async fn insert(&self, conn: &mut PgConnection, outgoing: &Outgoing<'_>) -> sqlx::Result<i64> {
         // One statement writes the bodies once, in chunks (kept for rewind),
         // a live row per run and the counters. Ids are drawn in message
         // order from one value of the global sequence, so only that value
@@ -176,21 +187,31 @@ impl Queue {
         // The runs reach the planner as subqueries: seeing their length, it
         // would find a plan for each batch cheaper than the generic one and
         // plan every send (150 us, twice the statement's execution).
-        let first = sqlx::query_file_scalar!(
+        let o = outgoing;
+        sqlx::query_file_scalar!(
             "sql/send.sql",
-            self.id(),
-            bodies as &[&str],
-            groups as &[&str],
-            &runs.starts,
-            &runs.lens,
+            o.queue,
+            &o.bodies as &[&str],
+            &o.groups as &[&str],
+            &o.runs.starts,
+            &o.runs.lens,
             ROW_MESSAGES as i32,
-            ordered,
-            &runs.delays,
+            o.ordered,
+            &o.runs.delays,
         )
         .fetch_one(&mut *conn)
-        .await?;
-        Ok((first..first + bodies.len() as i64).collect())
+        .await
     }
+}
+
+/// A batch ready to send: its bodies, groups and runs, the parameters of
+/// `sql/send.sql` after the queue.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) queue: i32,
+    pub(crate) ordered: bool,
+    pub(crate) bodies: Vec<&'a str>,
+    pub(crate) groups: Vec<&'a str>,
+    pub(crate) runs: Runs,
 }
 
 /// The live rows of a send: runs of consecutive messages that share a
@@ -199,10 +220,10 @@ impl Queue {
 /// their delay. Consecutive, so the statement makes each row's ids from a
 /// range instead of sorting and grouping the batch.
 #[derive(Debug, Default, PartialEq)]
-struct Runs {
-    starts: Vec<i32>,
-    lens: Vec<i32>,
-    delays: Vec<f64>,
+pub(crate) struct Runs {
+    pub(crate) starts: Vec<i32>,
+    pub(crate) lens: Vec<i32>,
+    pub(crate) delays: Vec<f64>,
 }
 
 impl Runs {

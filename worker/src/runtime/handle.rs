@@ -290,7 +290,7 @@ impl Worker {
     }
 
     /// Reports the final outcome and deletes the request, in one
-    /// transaction: neither happens without the other.
+    /// statement: neither happens without the other.
     async fn finish(&self, message: &Message, request: &Request, outcome: Outcome) {
         let failed = matches!(outcome, Outcome::Failed { .. });
         let body = response_body(request, outcome);

@@ -19,7 +19,7 @@
 //! - On shutdown: no new leases; messages in hand get `shutdown_grace` to
 //!   finish, then their leases are released for another worker.
 //!
-//! - Each finished message costs Postgres one transaction: its response
+//! - Each finished message costs Postgres one statement: its response
 //!   sent and its request deleted together, batched with those of the other
 //!   messages that finished meanwhile. A `processing` response goes out
 //!   only for work that lasts past `processing_notice`.

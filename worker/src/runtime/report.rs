@@ -1,6 +1,6 @@
 //! Final reports: each finished message's response sent and its request
-//! deleted in one transaction, with those of other messages that finished
-//! meanwhile.
+//! deleted in one statement (`Queue::reply_batch`), with those of other
+//! messages that finished meanwhile.
 //!
 //! Reports queue up for one task while it commits the previous ones, as
 //! commits do in Postgres' group commit: under load a transaction carries
@@ -15,7 +15,7 @@ use queue::{NewMessage, Receipt, Routed};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
-/// Most reports in one transaction.
+/// Most reports in one statement.
 const MOST: usize = 100;
 
 /// What became of a report.
@@ -42,7 +42,7 @@ pub(super) struct Reporter {
 
 impl Reporter {
     /// Starts the task. The two queues share the database (the app declares
-    /// them together), so one transaction spans both.
+    /// them together), so one statement does both.
     pub(super) fn start(requests: Routed, responses: Routed) -> Self {
         let (reports, rx) = mpsc::channel(MOST);
         tokio::spawn(run(rx, requests, responses));
@@ -97,7 +97,7 @@ async fn run(mut rx: mpsc::Receiver<Report>, requests: Routed, responses: Routed
 
 /// The responses sent and the requests deleted; returns the stale receipts.
 /// Where a request's shard also takes responses (always, with one
-/// database), both happen in one transaction of that shard. Otherwise the
+/// database), both happen in one statement on that shard. Otherwise the
 /// responses go first: a crash in between delivers the request again and
 /// its response twice, which the web applies idempotently. No NOTIFY: the
 /// web's consumer looks for responses on a short cadence instead (see its
@@ -124,11 +124,10 @@ async fn commit(
         };
         match responses.sends_on(shard).await? {
             Some(response_part) => {
-                let mut tx = request_part.pool().begin().await?;
-                response_part.send_batch_in(&mut tx, &bodies).await?;
-                let deleted = request_part.delete_batch_in(&mut tx, &receipts).await?;
-                tx.commit().await?;
-                stale.extend(deleted.stale);
+                let replied = request_part
+                    .reply_batch(&receipts, &response_part, &bodies)
+                    .await?;
+                stale.extend(replied.stale);
             }
             None => {
                 responses.send_batch(&bodies).await?;
