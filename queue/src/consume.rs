@@ -157,9 +157,7 @@ impl Queue {
         receipts: &[Receipt],
         receiving: &crate::receive::Receiving,
     ) -> Result<(Vec<Row>, std::collections::HashSet<Receipt>)> {
-        let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
-        let rows: Vec<i64> = receipts.iter().map(|r| r.row).collect();
-        let leases: Vec<uuid::Uuid> = receipts.iter().map(|r| r.lease).collect();
+        let (ids, rows, leases) = crate::delete::columns(receipts);
         let t = self.take(receiving);
         let out = sqlx::query_file!(
             "sql/delete_receive.sql",

@@ -126,9 +126,7 @@ impl Queue {
         conn: &mut PgConnection,
         receipts: &[Receipt],
     ) -> Result<HashSet<Receipt>> {
-        let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
-        let rows: Vec<i64> = receipts.iter().map(|r| r.row).collect();
-        let leases: Vec<Uuid> = receipts.iter().map(|r| r.lease).collect();
+        let (ids, rows, leases) = columns(receipts);
         // A receipt names the row its message was received in; the message
         // is still there, or, after a visibility change, in a row whose
         // `origin` is that one. So rows are found by id, through the primary
@@ -145,6 +143,15 @@ impl Queue {
             done.into_iter().map(|r| (r.ids, r.lease)),
         ))
     }
+}
+
+/// Receipts as the delete statements take them: message ids, the rows the
+/// messages were received in, and their leases.
+pub(crate) fn columns(receipts: &[Receipt]) -> (Vec<i64>, Vec<i64>, Vec<Uuid>) {
+    let ids = receipts.iter().map(|r| r.id).collect();
+    let rows = receipts.iter().map(|r| r.row).collect();
+    let leases = receipts.iter().map(|r| r.lease).collect();
+    (ids, rows, leases)
 }
 
 /// The receipts among `receipts` that a delete statement reported deleted,

@@ -10,10 +10,9 @@
 use std::collections::HashSet;
 
 use sqlx::PgConnection;
-use uuid::Uuid;
 
 use crate::attributes::check_batch;
-use crate::delete::took_effect;
+use crate::delete::{columns, took_effect};
 use crate::send::{Outgoing, ROW_MESSAGES};
 use crate::{DeleteOutcome, Error, NewMessage, Queue, Receipt, Result};
 
@@ -65,9 +64,7 @@ impl Queue {
         receipts: &[Receipt],
         outgoing: &Outgoing<'_>,
     ) -> sqlx::Result<HashSet<Receipt>> {
-        let ids: Vec<i64> = receipts.iter().map(|r| r.id).collect();
-        let rows: Vec<i64> = receipts.iter().map(|r| r.row).collect();
-        let leases: Vec<Uuid> = receipts.iter().map(|r| r.lease).collect();
+        let (ids, rows, leases) = columns(receipts);
         let o = outgoing;
         let out = sqlx::query_file!(
             "sql/delete_send.sql",
