@@ -57,8 +57,13 @@ fn s3_error<E: std::error::Error + 'static>(e: E) -> StorageError {
 /// the payload need not be signed: SigV4's payload hash costs a SHA-256 pass
 /// on both ends for the same protection, and these bodies are whole photos.
 fn crc32(body: &[u8]) -> String {
+    crc32_header(crc32fast::hash(body))
+}
+
+/// A CRC32 as the `x-amz-checksum-crc32` header spells it.
+fn crc32_header(crc: u32) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(body).to_be_bytes())
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
 /// Sends a request whose body carries its `crc32`, unsigned (see there).

@@ -1,12 +1,17 @@
 //! Streamed uploads: a single PUT for small objects, a multipart upload
-//! (aborted on any failure) for large ones, one part in memory at a time.
+//! (aborted on any failure) for large ones, at most one part in memory at a
+//! time, held as the chunks it arrived in.
 
-use aws_sdk_s3::primitives::ByteStream;
+use std::convert::Infallible;
+
+use aws_sdk_s3::primitives::{ByteStream, SdkBody};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use http_body::Frame;
+use http_body_util::StreamBody;
 
-use super::{Storage, StorageError, crc32, s3_error, send_unsigned};
+use super::{Storage, StorageError, crc32_header, s3_error, send_unsigned};
 
 /// Smallest part S3 accepts in a multipart upload (but the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -27,36 +32,30 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        // A part's worth reserved up front: growing by doubling would copy
-        // the bytes again and briefly hold two buffers.
-        let mut buf = BytesMut::with_capacity(PART_SIZE);
-        buf.extend_from_slice(&head);
-        let mut total = head.len() as u64;
+        let mut held = Held::default();
+        held.push(head);
         let mut upload: Option<MultipartUpload> = None;
         let result = async {
             while let Some(chunk) = rest.next().await {
                 let chunk = chunk.map_err(|e| StorageError::Source(e.to_string()))?;
-                total += chunk.len() as u64;
-                if total > max_bytes {
+                if held.total + chunk.len() as u64 > max_bytes {
                     return Err(StorageError::TooLarge { limit: max_bytes });
                 }
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= PART_SIZE {
-                    let part = buf.split().freeze();
-                    buf.reserve(PART_SIZE);
+                held.push(chunk);
+                if held.len >= PART_SIZE {
                     if upload.is_none() {
                         upload = Some(self.start_multipart(key, content_type).await?);
                     }
                     if let Some(u) = upload.as_mut() {
-                        self.upload_part(u, part).await?;
+                        self.upload_part(u, held.take()).await?;
                     }
                 }
             }
             match upload.as_mut() {
-                None => self.put(key, buf.split().freeze(), content_type).await,
+                None => self.put_body(key, held.take(), content_type).await,
                 Some(u) => {
-                    if !buf.is_empty() {
-                        self.upload_part(u, buf.split().freeze()).await?;
+                    if held.len > 0 {
+                        self.upload_part(u, held.take()).await?;
                     }
                     self.complete_multipart(u).await
                 }
@@ -75,7 +74,26 @@ impl Storage {
                 .send()
                 .await;
         }
-        result.map(|()| total)
+        result.map(|()| held.total)
+    }
+
+    async fn put_body(
+        &self,
+        key: &str,
+        body: Body,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(body.len as i64)
+            .checksum_crc32(body.crc32.clone())
+            .body(body.stream());
+        send_unsigned!(request)?;
+        Ok(())
     }
 
     async fn start_multipart(
@@ -102,9 +120,9 @@ impl Storage {
         })
     }
 
-    async fn upload_part(&self, u: &mut MultipartUpload, body: Bytes) -> Result<(), StorageError> {
+    async fn upload_part(&self, u: &mut MultipartUpload, body: Body) -> Result<(), StorageError> {
         let number = u.parts.len() as i32 + 1;
-        let checksum = crc32(&body);
+        let checksum = body.crc32.clone();
         let request = self
             .client
             .upload_part()
@@ -112,8 +130,9 @@ impl Storage {
             .key(&u.key)
             .upload_id(&u.id)
             .part_number(number)
+            .content_length(body.len as i64)
             .checksum_crc32(checksum.clone())
-            .body(ByteStream::from(body));
+            .body(body.stream());
         let out = send_unsigned!(request)?;
         u.parts.push(
             CompletedPart::builder()
@@ -143,8 +162,99 @@ impl Storage {
     }
 }
 
+/// What has arrived of an object and is not sent yet, as the chunks it came
+/// in: a part is sent from them as they are, where gathering them into one
+/// buffer would copy every byte once more (user-space copies were a fifth
+/// of the web's CPU on uploads, 15 % without this one; see the README).
+#[derive(Default)]
+struct Held {
+    chunks: Vec<Bytes>,
+    /// Bytes held.
+    len: usize,
+    /// Bytes of the object so far, sent or held.
+    total: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl Held {
+    fn push(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.crc.update(&chunk);
+        self.len += chunk.len();
+        self.total += chunk.len() as u64;
+        self.chunks.push(chunk);
+    }
+
+    /// The bytes held, as a body to send; holds none after.
+    fn take(&mut self) -> Body {
+        let crc = std::mem::take(&mut self.crc).finalize();
+        Body {
+            len: std::mem::take(&mut self.len),
+            crc32: crc32_header(crc),
+            chunks: std::mem::take(&mut self.chunks),
+        }
+    }
+}
+
+/// A request body of chunks, with its length and `x-amz-checksum-crc32`.
+struct Body {
+    chunks: Vec<Bytes>,
+    len: usize,
+    crc32: String,
+}
+
+impl Body {
+    /// The chunks as a stream the SDK can start again on a retry (each
+    /// start clones the handles to the chunks, not their bytes).
+    fn stream(&self) -> ByteStream {
+        let chunks = self.chunks.clone();
+        ByteStream::new(SdkBody::retryable(move || {
+            let frames = chunks
+                .clone()
+                .into_iter()
+                .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
+            SdkBody::from_body_1_x(StreamBody::new(futures::stream::iter(frames)))
+        }))
+    }
+}
+
 struct MultipartUpload {
     key: String,
     id: String,
     parts: Vec<CompletedPart>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn held_chunks_are_sent_as_they_came_with_the_crc_of_the_whole() {
+        let chunks = [
+            Bytes::from_static(b"first chunk, "),
+            Bytes::new(),
+            Bytes::from(vec![7u8; 70_000]),
+        ];
+        let mut held = Held::default();
+        for c in &chunks {
+            held.push(c.clone());
+        }
+        let body = held.take();
+        assert_eq!((held.len, held.total), (0, 70_013));
+        // The very bytes that arrived, not copies of them.
+        let sent: Vec<*const u8> = body.chunks.iter().map(|c| c.as_ptr()).collect();
+        assert_eq!(sent, [chunks[0].as_ptr(), chunks[2].as_ptr()]);
+        let whole = [&chunks[0][..], &chunks[2][..]].concat();
+        assert_eq!(body.len, whole.len());
+        assert_eq!(body.crc32, super::super::crc32(&whole));
+        // The SDK's retry clones the body and starts again from the first byte.
+        let first = body.stream().into_inner();
+        let retry = first.try_clone().expect("a retryable body");
+        for b in [first, retry] {
+            let got = ByteStream::new(b).collect().await.unwrap().into_bytes();
+            assert_eq!(got, whole);
+        }
+    }
 }
