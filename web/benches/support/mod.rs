@@ -188,6 +188,10 @@ pub fn peak_rss_mb(pid: u32) -> f64 {
 /// `children`, of its waited-for children.
 pub fn cpu_secs(pid: &str, children: bool) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat_cpu_secs(&stat, children)
+}
+
+fn stat_cpu_secs(stat: &str, children: bool) -> f64 {
     // Fields after the parenthesised command name, in clock ticks (100/s):
     // utime, stime, cutime, cstime are the 12th to 15th.
     let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
@@ -196,11 +200,13 @@ pub fn cpu_secs(pid: &str, children: bool) -> f64 {
 }
 
 /// CPU seconds of every running process whose command name is one of
-/// `names` (e.g. all of Postgres' backends; ended ones are not counted).
+/// `names` (e.g. all of Postgres' backends; ended ones are not counted,
+/// nor one that ends while they are read).
 pub fn cpu_secs_named(names: &[&str]) -> f64 {
     pids_named(names)
         .iter()
-        .map(|pid| cpu_secs(&pid.to_string(), false))
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .map(|stat| stat_cpu_secs(&stat, false))
         .sum()
 }
 
