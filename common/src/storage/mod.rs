@@ -56,11 +56,6 @@ fn s3_error<E: std::error::Error + 'static>(e: E) -> StorageError {
 /// The `x-amz-checksum-crc32` of a body we send. The server checks it, so
 /// the payload need not be signed: SigV4's payload hash costs a SHA-256 pass
 /// on both ends for the same protection, and these bodies are whole photos.
-fn crc32(body: &[u8]) -> String {
-    crc32_header(crc32fast::hash(body))
-}
-
-/// A CRC32 as the `x-amz-checksum-crc32` header spells it.
 fn crc32_header(crc: u32) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
@@ -190,16 +185,8 @@ impl Storage {
         body: Bytes,
         content_type: &str,
     ) -> Result<(), StorageError> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .checksum_crc32(crc32(&body))
-            .body(ByteStream::from(body));
-        send_unsigned!(request)?;
-        Ok(())
+        self.put_body(key, upload::Body::whole(body), content_type)
+            .await
     }
 
     /// Keys of every object whose key starts with `prefix`.

@@ -77,7 +77,8 @@ impl Storage {
         result.map(|()| held.total)
     }
 
-    async fn put_body(
+    /// One PUT of `body`, with its length and CRC32.
+    pub(super) async fn put_body(
         &self,
         key: &str,
         body: Body,
@@ -199,13 +200,20 @@ impl Held {
 }
 
 /// A request body of chunks, with its length and `x-amz-checksum-crc32`.
-struct Body {
+pub(super) struct Body {
     chunks: Vec<Bytes>,
     len: usize,
     crc32: String,
 }
 
 impl Body {
+    /// `bytes` as a body of one chunk.
+    pub(super) fn whole(bytes: Bytes) -> Self {
+        let mut held = Held::default();
+        held.push(bytes);
+        held.take()
+    }
+
     /// The chunks as a stream the SDK can start again on a retry (each
     /// start clones the handles to the chunks, not their bytes).
     fn stream(&self) -> ByteStream {
@@ -248,7 +256,7 @@ mod tests {
         assert_eq!(sent, [chunks[0].as_ptr(), chunks[2].as_ptr()]);
         let whole = [&chunks[0][..], &chunks[2][..]].concat();
         assert_eq!(body.len, whole.len());
-        assert_eq!(body.crc32, super::super::crc32(&whole));
+        assert_eq!(body.crc32, crc32_header(crc32fast::hash(&whole)));
         // The SDK's retry clones the body and starts again from the first byte.
         let first = body.stream().into_inner();
         let retry = first.try_clone().expect("a retryable body");
