@@ -53,7 +53,8 @@ fn s3_error<E: std::error::Error + 'static>(e: E) -> StorageError {
     StorageError::S3(DisplayErrorContext(e).to_string())
 }
 
-/// The `x-amz-checksum-crc32` of a body we send. The server checks it, so
+/// The `x-amz-checksum-crc32` header of a body we send, from its CRC32
+/// (computed as the body arrives, see `upload`). The server checks it, so
 /// the payload need not be signed: SigV4's payload hash costs a SHA-256 pass
 /// on both ends for the same protection, and these bodies are whole photos.
 fn crc32_header(crc: u32) -> String {
