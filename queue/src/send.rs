@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 
 use crate::attributes::{MAX_BATCH, MAX_DELAY, check_batch};
 use crate::group::{GROUP_UP_TO, Held, fail_all};
-use crate::{Error, Queue, QueueKind, Result};
+use crate::{Error, Queue, Result};
 
 /// Most messages in one live row, and in one chunk of bodies (see the
 /// migrations; `queue_chunk_of` has it too). Small enough that a live row
@@ -126,7 +126,7 @@ impl Queue {
     /// `messages` checked against the queue's limits and cut into runs.
     pub(crate) fn outgoing<'a>(&self, messages: &'a [NewMessage]) -> Result<Outgoing<'a>> {
         check_batch("messages", messages.len())?;
-        let ordered = self.attributes().kind == QueueKind::Ordered;
+        let ordered = self.ordered();
         let mut bodies = Vec::with_capacity(messages.len());
         let mut groups = Vec::with_capacity(messages.len());
         let mut delays = Vec::with_capacity(messages.len());
