@@ -2,7 +2,7 @@
 //! recipe will cost on that file: the web server judges uploads with it, a
 //! worker admits messages with it, and the engine decides how to decode.
 
-use std::io::Cursor;
+use std::io::{BufRead, Cursor, Read, Seek};
 
 pub use image::ImageFormat;
 use image::{ImageDecoder, ImageReader};
@@ -61,12 +61,24 @@ pub fn sniff_format(prefix: &[u8]) -> Result<ImageFormat, ProbeError> {
 /// Reads format and dimensions from the start of a file and checks them
 /// against `limits`, without decoding pixels.
 pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ProbeError> {
-    let format = sniff_format(bytes)?;
+    probe_reader(Cursor::new(bytes), limits)
+}
+
+/// [`probe`] of a file read through `reader` from its start, which reads no
+/// more of it than its headers.
+pub fn probe_reader<R: BufRead + Seek>(
+    mut reader: R,
+    limits: &Limits,
+) -> Result<Probe, ProbeError> {
+    let prefix = reader
+        .fill_buf()
+        .map_err(|e| ProbeError::Corrupt(e.to_string()))?;
+    let format = sniff_format(prefix)?;
     let probe = if format == ImageFormat::Jpeg {
         // Reads the headers in place; the generic reader copies the file first.
-        jpeg_header(bytes).map_err(ProbeError::Corrupt)?
+        jpeg_header(reader).map_err(ProbeError::Corrupt)?
     } else {
-        let decoder = ImageReader::with_format(Cursor::new(bytes), format)
+        let decoder = ImageReader::with_format(reader, format)
             .into_decoder()
             .map_err(|e| ProbeError::Corrupt(e.to_string()))?;
         let (width, height) = decoder.dimensions();
@@ -83,8 +95,8 @@ pub fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, ProbeError> {
 }
 
 /// A JPEG's frame header.
-fn jpeg_header(input: &[u8]) -> Result<Probe, String> {
-    let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(input));
+fn jpeg_header(input: impl Read) -> Result<Probe, String> {
+    let mut decoder = jpeg_decoder::Decoder::new(input);
     decoder.read_info().map_err(|e| e.to_string())?;
     let info = decoder.info().ok_or("JPEG has no frame header")?;
     let (bytes_per_pixel, scalable) = match info.pixel_format {

@@ -19,17 +19,21 @@
 //! stuck in a loop and could not bound memory. A child costs about a
 //! millisecond to start, next to tens of milliseconds for even a thumbnail.
 //!
-//! The child reads a one-line JSON [`Task`] and then the image from stdin, and
-//! writes a one-line JSON [`Reply`] and then the encoded output to stdout.
+//! The child takes its JSON [`Task`] as an argument and the image as its
+//! stdin, an [`Original`]: a memory file the worker wrote as the download
+//! arrived, so the image is not gathered into one buffer first nor pushed
+//! through a pipe. It writes a one-line JSON [`Reply`] and then the encoded
+//! output to stdout.
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
-use bytes::Bytes;
+use nix::sys::memfd::{MFdFlags, memfd_create};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 
 use common::Limits;
 use common::recipe::{OP_NAMES, Op, OutputFormat};
@@ -38,6 +42,58 @@ use crate::engine::{self, Output};
 
 /// The subcommand a child runs.
 pub const SUBCOMMAND: &str = "engine";
+
+/// An original image held for the engine: a memory file (`memfd`) written
+/// as its download arrives, which becomes its child's stdin. The child reads
+/// it in one call, as `apply` reads a file, where a pipe would take the
+/// image in turns of 64 KiB, each a wake-up of both processes.
+#[derive(Debug)]
+pub struct Original {
+    file: File,
+    len: u64,
+}
+
+impl Original {
+    /// An empty original, to [`write`](Self::write) into.
+    pub fn new() -> std::io::Result<Self> {
+        let fd = memfd_create("darkroom-original", MFdFlags::MFD_CLOEXEC)?;
+        Ok(Self {
+            file: File::from(fd),
+            len: 0,
+        })
+    }
+
+    /// An original holding `bytes`.
+    pub fn from_bytes(bytes: &[u8]) -> std::io::Result<Self> {
+        let mut original = Self::new()?;
+        original.write(bytes)?;
+        Ok(original)
+    }
+
+    /// Appends `chunk`. A plain write: the file is memory, so this is a copy
+    /// that never waits on a device.
+    pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk)?;
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The image from its start, for reading headers.
+    pub fn reader(&self) -> std::io::Result<BufReader<&File>> {
+        let mut file = &self.file;
+        file.rewind()?;
+        Ok(BufReader::new(file))
+    }
+}
 
 /// What a child is asked to do.
 #[derive(Serialize, Deserialize)]
@@ -112,47 +168,41 @@ impl Isolation {
     /// Runs `ops` on `input` in a child limited to `memory` bytes.
     pub async fn run(
         &self,
-        input: Bytes,
+        input: Original,
         ops: &[Op],
         limits: &Limits,
         memory: u64,
     ) -> Result<Processed, RunError> {
-        let mut header = serde_json::to_vec(&Task {
+        let task = serde_json::to_string(&Task {
             ops: ops.to_vec(),
             limits: *limits,
             default_format: None,
         })
         .expect("tasks serialise");
-        header.push(b'\n');
-        let mut child = tokio::process::Command::new(&self.program)
+        let start_error = |error| RunError::Start {
+            program: self.program.display().to_string(),
+            error,
+        };
+        // The child reads from the file's offset, which it shares.
+        let mut file = &input.file;
+        file.rewind().map_err(start_error)?;
+        let stdin = input.file.try_clone().map_err(start_error)?;
+        let child = tokio::process::Command::new(&self.program)
             .arg(SUBCOMMAND)
             .arg("--memory")
             .arg(memory.to_string())
             .arg("--parent")
             .arg(std::process::id().to_string())
-            .stdin(Stdio::piped())
+            .arg("--task")
+            .arg(task)
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Dropping the run at the deadline kills the child.
             .kill_on_drop(true)
             .spawn()
-            .map_err(|error| RunError::Start {
-                program: self.program.display().to_string(),
-                error,
-            })?;
-        let mut stdin = child.stdin.take().expect("stdin is piped");
-        // A child that dies early closes its end: its exit status says why,
-        // so a failed write is not the error to report.
-        let feed = async move {
-            if stdin.write_all(&header).await.is_ok() {
-                let _ = stdin.write_all(&input).await;
-            }
-        };
-        let run = async {
-            let ((), output) = tokio::join!(feed, child.wait_with_output());
-            output
-        };
-        let output = match tokio::time::timeout(self.deadline, run).await {
+            .map_err(start_error)?;
+        let output = match tokio::time::timeout(self.deadline, child.wait_with_output()).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Err(RunError::Crashed(format!("lost the engine process: {e}"))),
             Err(_) => return Err(RunError::Deadline(self.deadline)),
@@ -224,30 +274,29 @@ fn step_name(step: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// The child's side: `darkroom-worker engine --memory BYTES --parent PID`.
-pub fn child_main(memory: u64, parent: u32) -> ExitCode {
+/// The child's side: `darkroom-worker engine --memory BYTES --parent PID
+/// --task JSON`, the image on stdin.
+pub fn child_main(memory: u64, parent: u32, task: &str) -> ExitCode {
     if let Err(e) = confine(memory, parent) {
         eprintln!("engine child: {e}");
         return ExitCode::FAILURE;
     }
-    let mut request = Vec::new();
-    if let Err(e) = std::io::stdin().lock().read_to_end(&mut request) {
-        eprintln!("engine child: reading the task: {e}");
-        return ExitCode::FAILURE;
-    }
-    let Some(newline) = request.iter().position(|&b| b == b'\n') else {
-        eprintln!("engine child: no task line");
-        return ExitCode::FAILURE;
-    };
-    let task: Task = match serde_json::from_slice(&request[..newline]) {
+    let task: Task = match serde_json::from_str(task) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("engine child: bad task: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let input = &request[newline + 1..];
-    let (reply, body) = match engine::process(input, &task.ops, &task.limits, task.default_format) {
+    let input = match read_input() {
+        Ok(input) => input,
+        Err(e) => {
+            eprintln!("engine child: reading the image: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (reply, body) = match engine::process(&input, &task.ops, &task.limits, task.default_format)
+    {
         Ok(out) => (
             Reply::Done {
                 width: out.width,
@@ -282,6 +331,16 @@ pub fn child_main(memory: u64, parent: u32) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads the image on stdin: in one read of its size when it is a file (a
+/// worker's [`Original`]), to its end when it is a pipe (run by hand).
+fn read_input() -> std::io::Result<Vec<u8>> {
+    let stdin = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let size = stdin.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    (&stdin).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Ties the child to its parent and caps its memory.

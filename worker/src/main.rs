@@ -49,6 +49,9 @@ enum Command {
         /// The worker's process id; the child exits when it is gone.
         #[arg(long)]
         parent: u32,
+        /// What to do with the image on stdin, as JSON.
+        #[arg(long)]
+        task: String,
     },
 }
 
@@ -115,7 +118,11 @@ fn main() -> ExitCode {
         Some(Command::Apply { ops, input, output }) => {
             apply(&ops, &input, &output).map(|()| ExitCode::SUCCESS)
         }
-        Some(Command::Engine { memory, parent }) => Ok(isolate::child_main(memory, parent)),
+        Some(Command::Engine {
+            memory,
+            parent,
+            task,
+        }) => Ok(isolate::child_main(memory, parent, &task)),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

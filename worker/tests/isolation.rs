@@ -11,7 +11,7 @@ use common::recipe::Op;
 use common::{Limits, probe};
 use image::ImageEncoder;
 use serde_json::json;
-use worker::isolate::{Isolation, RunError};
+use worker::isolate::{Isolation, Original, RunError};
 
 fn isolation(deadline: Duration) -> Isolation {
     Isolation {
@@ -22,6 +22,10 @@ fn isolation(deadline: Duration) -> Isolation {
 
 fn photo(name: &str) -> Bytes {
     support::photo(name).into()
+}
+
+fn original(bytes: &[u8]) -> Original {
+    Original::from_bytes(bytes).unwrap()
 }
 
 fn ops(value: serde_json::Value) -> Vec<Op> {
@@ -51,7 +55,7 @@ async fn child_past_its_deadline_is_killed_and_reported() {
     let started = Instant::now();
     let result = isolation(Duration::from_millis(300))
         .run(
-            photo("rocket.jpg"),
+            original(&photo("rocket.jpg")),
             &ops(json!([
                 {"op": "resize", "width": 6000, "height": 4000, "fit": "fill"},
                 {"op": "blur", "sigma": 12.0}
@@ -72,7 +76,7 @@ async fn child_past_its_deadline_is_killed_and_reported() {
 async fn child_over_its_memory_ceiling_fails_alone() {
     let result = isolation(Duration::from_secs(60))
         .run(
-            photo("rocket.jpg"),
+            original(&photo("rocket.jpg")),
             &ops(json!([{"op": "resize", "width": 5000, "height": 5000, "fit": "fill"}])),
             &Limits::default(),
             48 << 20,
@@ -87,7 +91,7 @@ async fn child_over_its_memory_ceiling_fails_alone() {
 async fn engine_errors_come_back_as_such() {
     let result = isolation(Duration::from_secs(60))
         .run(
-            Bytes::from_static(b"\x89PNG\r\n\x1a\nnot really"),
+            original(b"\x89PNG\r\n\x1a\nnot really"),
             &ops(json!([{"op": "flip", "axis": "vertical"}])),
             &Limits::default(),
             256 << 20,
@@ -99,11 +103,86 @@ async fn engine_errors_come_back_as_such() {
     );
 }
 
+/// A worker writes an original as its download arrives and probes it
+/// through a reader: that must see what the whole file shows.
+#[test]
+fn an_original_written_in_chunks_reads_and_probes_as_its_bytes() {
+    use std::io::Read;
+    let limits = Limits::default();
+    for file in [photo("rocket.jpg"), noisy_png16(64, 48)] {
+        let mut original = Original::new().unwrap();
+        for chunk in file.chunks(7_001) {
+            original.write(chunk).unwrap();
+        }
+        assert_eq!(original.len(), file.len() as u64);
+        let probed = probe::probe_reader(original.reader().unwrap(), &limits).unwrap();
+        assert_eq!(probed, probe::probe(&file, &limits).unwrap());
+        let mut back = Vec::new();
+        original.reader().unwrap().read_to_end(&mut back).unwrap();
+        assert!(back == file, "read back differs");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_original_is_refused_as_no_image() {
+    let result = isolation(Duration::from_secs(60))
+        .run(
+            original(b""),
+            &ops(json!([{"op": "flip", "axis": "vertical"}])),
+            &Limits::default(),
+            256 << 20,
+        )
+        .await;
+    assert!(
+        matches!(&result, Err(RunError::Engine(m)) if m.contains("not a supported image")),
+        "{result:?}"
+    );
+}
+
+/// The worker hands its child a memory file; run by hand, the child reads
+/// a pipe to its end instead.
+#[test]
+fn engine_child_run_by_hand_reads_its_image_from_a_pipe() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let task = json!({
+        "ops": [{"op": "thumbnail", "width": 32, "height": 32}],
+        "limits": Limits::default(),
+        "default_format": null
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_darkroom-worker"))
+        .args(["engine", "--memory", &(256u64 << 20).to_string()])
+        .args(["--parent", &std::process::id().to_string()])
+        .args(["--task", &task.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = photo("rocket.jpg");
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let newline = output.stdout.iter().position(|&b| b == b'\n').unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&output.stdout[..newline]).unwrap();
+    assert_eq!(
+        (
+            reply["done"]["width"].as_u64(),
+            reply["done"]["height"].as_u64()
+        ),
+        (Some(32), Some(21)),
+        "{reply}"
+    );
+    let img = image::load_from_memory(&output.stdout[newline + 1..]).unwrap();
+    assert_eq!((img.width(), img.height()), (32, 21));
+}
+
 #[tokio::test]
 async fn output_comes_back_whole_with_its_size() {
     let processed = isolation(Duration::from_secs(60))
         .run(
-            photo("rocket.jpg"),
+            original(&photo("rocket.jpg")),
             &ops(json!([{"op": "thumbnail", "width": 64, "height": 64}])),
             &Limits::default(),
             256 << 20,
@@ -170,7 +249,7 @@ async fn estimate_bounds_every_op(input: Bytes) {
         let ops = ops(recipe.clone());
         let estimate = probe::estimate(&probe, input.len() as u64, &ops, None);
         let processed = isolation(Duration::from_secs(120))
-            .run(input.clone(), &ops, &limits, estimate.memory)
+            .run(original(&input), &ops, &limits, estimate.memory)
             .await
             .unwrap_or_else(|e| panic!("{probe:?} {recipe}: {e} (estimated {estimate:?})"));
         assert!(

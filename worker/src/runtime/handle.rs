@@ -20,7 +20,7 @@ use common::storage::StorageError;
 use super::Worker;
 use super::heartbeat::{heartbeat, retry_backoff};
 use super::report::Reported;
-use crate::isolate::{Processed, RunError};
+use crate::isolate::{Original, Processed, RunError};
 
 /// How handling one message went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +148,7 @@ impl Worker {
 
     async fn process(&self, request: &Request) -> Result<Outcome, Failure> {
         let source_key = own_source_key(request)?;
-        let input = self.storage.get(&source_key).await?;
+        let input = self.download(&source_key).await?;
         let ops = &request.recipe.ops;
         let (probe, estimate) = self.estimate(&input, ops)?;
         let mebibytes = self.memory_ceiling(&probe, &estimate)?;
@@ -165,12 +165,28 @@ impl Worker {
         self.store(request, processed, &estimate).await
     }
 
+    /// The original under `key`, written into an [`Original`] chunk by chunk
+    /// as it arrives: never gathered into one buffer.
+    async fn download(&self, key: &str) -> Result<Original, Failure> {
+        let mut body = self.storage.get_stream(key).await?;
+        let mut original = Original::new().map_err(|e| Failure::Retry(e.to_string()))?;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Failure::Retry(format!("downloading {key}: {e}")))?;
+            original
+                .write(&chunk)
+                .map_err(|e| Failure::Retry(format!("holding {key}: {e}")))?;
+        }
+        Ok(original)
+    }
+
     /// Probes `input` and estimates what `ops` on it cost, refusing what is
     /// over the limits.
-    fn estimate(&self, input: &[u8], ops: &[Op]) -> Result<(Probe, Estimate), Failure> {
+    fn estimate(&self, input: &Original, ops: &[Op]) -> Result<(Probe, Estimate), Failure> {
         let limits = self.settings.limits;
-        let probe = probe::probe(input, &limits).map_err(|e| Failure::Permanent(e.to_string()))?;
-        let estimate = probe::estimate(&probe, input.len() as u64, ops, None);
+        let reader = input.reader().map_err(|e| Failure::Retry(e.to_string()))?;
+        let probe =
+            probe::probe_reader(reader, &limits).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let estimate = probe::estimate(&probe, input.len(), ops, None);
         limits
             .check(&estimate)
             .map_err(|e| Failure::Permanent(e.to_string()))?;
@@ -213,7 +229,7 @@ impl Worker {
     /// and records what the run used.
     async fn run_engine(
         &self,
-        input: Bytes,
+        input: Original,
         ops: &[Op],
         mebibytes: u32,
     ) -> Result<Processed, Failure> {
