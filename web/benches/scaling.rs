@@ -225,7 +225,7 @@ struct Row {
     raw: f64,
     /// Worker processes and their engine children.
     worker_ms: f64,
-    /// Worker processes alone: the queue, S3 and the engine's pipes.
+    /// Worker processes alone: the queue, S3 and handing the engine its image.
     own_ms: f64,
     raw_ms: f64,
     /// Postgres, the S3 server, darkroom-web.
