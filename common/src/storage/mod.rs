@@ -262,16 +262,6 @@ impl Storage {
         Ok(keys.len())
     }
 
-    /// Reads a whole object.
-    pub async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        let object = self.get_stream(key).await?;
-        let data = object
-            .collect()
-            .await
-            .map_err(|e| StorageError::S3(e.to_string()))?;
-        Ok(data.into_bytes())
-    }
-
     /// Opens an object for streaming.
     pub async fn get_stream(&self, key: &str) -> Result<ByteStream, StorageError> {
         match self
