@@ -50,6 +50,13 @@ async fn server_cpu(pool: &PgPool) -> BTreeMap<String, f64> {
         .await
         .unwrap();
     let postmaster = ppid(backend as u32);
+    // A LISTENing connection's last statement is its LISTEN: it only waits.
+    let listening: Vec<i32> = sqlx::query_scalar(&format!(
+        "{OURS} select pid from pg_stat_activity where query ilike 'listen %'"
+    ))
+    .fetch_all(pool)
+    .await
+    .unwrap();
     let mut roles = BTreeMap::new();
     for pid in std::fs::read_dir("/proc")
         .unwrap()
@@ -66,7 +73,11 @@ async fn server_cpu(pool: &PgPool) -> BTreeMap<String, f64> {
         ]
         .into_iter()
         .find(|r| title.contains(r))
-        .unwrap_or("client backends");
+        .unwrap_or(if listening.contains(&(pid as i32)) {
+            "listening backends (reading NOTIFYs)"
+        } else {
+            "client backends"
+        });
         *roles.entry(role.to_owned()).or_default() += support::cpu_secs(&pid.to_string(), false);
     }
     let pm = postmaster.to_string();
