@@ -89,9 +89,15 @@ impl Original {
 
     /// The image from its start, for reading headers.
     pub fn reader(&self) -> std::io::Result<BufReader<&File>> {
+        Ok(BufReader::new(self.rewound()?))
+    }
+
+    /// The file, its offset at the start. The offset is shared by every
+    /// handle on the file, the child's stdin included.
+    fn rewound(&self) -> std::io::Result<&File> {
         let mut file = &self.file;
         file.rewind()?;
-        Ok(BufReader::new(file))
+        Ok(file)
     }
 }
 
@@ -183,10 +189,10 @@ impl Isolation {
             program: self.program.display().to_string(),
             error,
         };
-        // The child reads from the file's offset, which it shares.
-        let mut file = &input.file;
-        file.rewind().map_err(start_error)?;
-        let stdin = input.file.try_clone().map_err(start_error)?;
+        let stdin = input
+            .rewound()
+            .and_then(File::try_clone)
+            .map_err(start_error)?;
         let child = tokio::process::Command::new(&self.program)
             .arg(SUBCOMMAND)
             .arg("--memory")
