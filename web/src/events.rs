@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const CHANNEL: &str = "darkroom_jobs";
+pub(crate) const CHANNEL: &str = "darkroom_jobs";
 
 /// A process's view of job changes. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -108,24 +108,34 @@ async fn record_batch(
     batch: &[Record],
 ) -> anyhow::Result<Vec<bool>> {
     let mut tx = pool.begin().await?;
-    let mut recorded = vec![false; batch.len()];
-    let mut by_job: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+    // Most batches fit their jobs: one statement claims their places,
+    // writes their rows and announces them.
+    let whole = insert_if_room(&mut tx, batch, max_images).await?;
+    let mut recorded: Vec<bool> = batch.iter().map(|r| whole.contains(&r.job_id)).collect();
+    let mut rest: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
     for (i, r) in batch.iter().enumerate() {
-        by_job.entry(r.job_id).or_default().push(i);
-    }
-    // In id order, so concurrent transactions lock job rows in one order.
-    for (job_id, images) in by_job {
-        if claim_places(&mut tx, job_id, images.len(), max_images).await? {
-            images.iter().for_each(|&i| recorded[i] = true);
-            continue;
+        if !recorded[i] {
+            rest.entry(r.job_id).or_default().push(i);
         }
-        // Not room for all: first come, first placed, while places last.
+    }
+    // A job without room for all: first come, first placed, while places
+    // last; in id order, so concurrent transactions lock job rows in one order.
+    let mut placed = Vec::new();
+    for (_, images) in rest {
         for i in images {
-            if !claim_places(&mut tx, job_id, 1, max_images).await? {
+            if !claim_places(&mut tx, batch[i].job_id, 1, max_images).await? {
                 break;
             }
             recorded[i] = true;
+            placed.push(&batch[i]);
         }
+    }
+    if !placed.is_empty() {
+        insert_rows(&mut tx, &placed).await?;
+        let mut jobs: Vec<Uuid> = placed.iter().map(|r| r.job_id).collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        JobEvents::announce(&mut *tx, &jobs).await?;
     }
     let kept: Vec<&Record> = batch
         .iter()
@@ -135,12 +145,6 @@ async fn record_batch(
     if kept.is_empty() {
         return Ok(recorded);
     }
-    insert_rows(&mut tx, &kept).await?;
-    // Progress streams hear of the new images when their rows commit.
-    let mut jobs: Vec<Uuid> = kept.iter().map(|r| r.job_id).collect();
-    jobs.sort_unstable();
-    jobs.dedup();
-    JobEvents::announce(&mut *tx, &jobs).await?;
     let messages = kept
         .iter()
         .flat_map(|r| {
@@ -178,6 +182,65 @@ async fn record_batch(
     Ok(recorded)
 }
 
+/// For each job of `batch` with room for all its images there: claims their
+/// places, inserts their rows and their outputs' rows and announces them to
+/// the job's progress streams, in one statement where they were four round
+/// trips (a recording transaction is now four with its request's send and
+/// its ends). Returns those jobs; the others are left untouched.
+async fn insert_if_room(
+    conn: &mut PgConnection,
+    batch: &[Record],
+    max: u32,
+) -> sqlx::Result<Vec<Uuid>> {
+    let c = Columns::of(batch);
+    // The job rows are locked in id order (the sort under the lock) before
+    // any is updated, so concurrent recorders of other web processes cannot
+    // deadlock on them. The rows' inserts see `claimed`, and the foreign
+    // keys are checked at the statement's end, when the images exist.
+    sqlx::query_scalar!(
+        r#"
+        with wanted as (
+            select w.job_id, w.n
+            from (select job_id, count(*)::int4 as n
+                  from unnest($2::uuid[]) as i(job_id) group by job_id) as w
+            join jobs j on j.id = w.job_id
+            order by w.job_id
+            for update of j
+        ), claimed as (
+            update jobs j set image_count = j.image_count + w.n
+            from wanted w
+            where j.id = w.job_id and j.image_count + w.n <= $7
+            returning j.id
+        ), images as (
+            insert into images (id, job_id, name, bytes, content_type, storage_key)
+            select i.* from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[],
+                                   $6::text[])
+                as i(id, job_id, name, bytes, content_type, storage_key)
+            where i.job_id in (select id from claimed)
+        ), outputs as (
+            insert into outputs (image_id, recipe, job_id)
+            select o.* from unnest($8::uuid[], $9::text[], $10::uuid[])
+                as o(image_id, recipe, job_id)
+            where o.job_id in (select id from claimed)
+        )
+        select c.id as "job!" from claimed c cross join lateral pg_notify($11, c.id::text)
+        "#,
+        &c.ids,
+        &c.jobs,
+        &c.names as &[&str],
+        &c.bytes,
+        &c.types as &[&str],
+        &c.keys as &[&str],
+        i32::try_from(max).unwrap_or(i32::MAX),
+        &c.output_images,
+        &c.recipes as &[&str],
+        &c.output_jobs,
+        crate::events::CHANNEL,
+    )
+    .fetch_all(&mut *conn)
+    .await
+}
+
 /// Claims `n` places in the job, all or none: concurrent uploads to one
 /// job take turns on its row here, so the quota holds whatever their
 /// number.
@@ -204,50 +267,70 @@ async fn claim_places(
 
 /// The images' rows and one output row per image and recipe.
 async fn insert_rows(conn: &mut PgConnection, records: &[&Record]) -> sqlx::Result<()> {
-    let ids: Vec<Uuid> = records.iter().map(|r| r.image.id).collect();
-    let jobs: Vec<Uuid> = records.iter().map(|r| r.job_id).collect();
-    let names: Vec<&str> = records.iter().map(|r| r.image.name.as_str()).collect();
-    let bytes: Vec<i64> = records.iter().map(|r| r.image.bytes as i64).collect();
-    let types: Vec<&str> = records
-        .iter()
-        .map(|r| r.image.content_type.as_str())
-        .collect();
-    let keys: Vec<&str> = records.iter().map(|r| r.image.key.as_str()).collect();
+    let c = Columns::of(records.iter().copied());
     sqlx::query!(
         r#"
         insert into images (id, job_id, name, bytes, content_type, storage_key)
         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[],
                              $6::text[])
         "#,
-        &ids,
-        &jobs,
-        &names as &[&str],
-        &bytes,
-        &types as &[&str],
-        &keys as &[&str],
+        &c.ids,
+        &c.jobs,
+        &c.names as &[&str],
+        &c.bytes,
+        &c.types as &[&str],
+        &c.keys as &[&str],
     )
     .execute(&mut *conn)
     .await?;
-    let (mut images, mut recipes, mut jobs) = (Vec::new(), Vec::new(), Vec::new());
-    for r in records {
-        for recipe in &r.recipes {
-            images.push(r.image.id);
-            recipes.push(recipe.name.as_str());
-            jobs.push(r.job_id);
-        }
-    }
     sqlx::query!(
         r#"
         insert into outputs (image_id, recipe, job_id)
         select * from unnest($1::uuid[], $2::text[], $3::uuid[])
         "#,
-        &images,
-        &recipes as &[&str],
-        &jobs,
+        &c.output_images,
+        &c.recipes as &[&str],
+        &c.output_jobs,
     )
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+/// Records as the columns the inserts unnest: one entry per image, and one
+/// per image and recipe for the outputs.
+#[derive(Default)]
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    jobs: Vec<Uuid>,
+    names: Vec<&'a str>,
+    bytes: Vec<i64>,
+    types: Vec<&'a str>,
+    keys: Vec<&'a str>,
+    output_images: Vec<Uuid>,
+    recipes: Vec<&'a str>,
+    output_jobs: Vec<Uuid>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(records: impl IntoIterator<Item = &'a Record>) -> Self {
+        let mut c = Self::default();
+        for r in records {
+            c.ids.push(r.image.id);
+            c.jobs.push(r.job_id);
+            c.names.push(&r.image.name);
+            c.bytes
+                .push(i64::try_from(r.image.bytes).unwrap_or(i64::MAX));
+            c.types.push(&r.image.content_type);
+            c.keys.push(&r.image.key);
+            for recipe in &r.recipes {
+                c.output_images.push(r.image.id);
+                c.recipes.push(&recipe.name);
+                c.output_jobs.push(r.job_id);
+            }
+        }
+        c
+    }
 }
 
 #[cfg(test)]
@@ -307,6 +390,42 @@ mod tests {
         assert_eq!(count(&pool, rows).await, 1);
         let placed = "select image_count::int8 from jobs";
         assert_eq!(count(&pool, placed).await, 5);
+    }
+
+    #[sqlx::test(migrator = "common::MIGRATOR")]
+    async fn images_of_jobs_with_room_are_recorded_and_announced_per_job(pool: PgPool) {
+        let router = Router::new(Queues::new(pool.clone()));
+        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
+        let recorder = Recorder::start(pool.clone(), requests, 10);
+        let (first, second) = (job(&pool).await, job(&pool).await);
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+            .await
+            .unwrap();
+        listener.listen(crate::events::CHANNEL).await.unwrap();
+        let json = serde_json::json!({"name": "u", "ops": [{"op": "flip", "axis": "vertical"}]});
+        let mut two = recipes();
+        two.push(Recipe::from_json(&json, "recipe").unwrap());
+        let calls = (0..4).map(|n| {
+            let job = if n % 2 == 0 { first } else { second };
+            recorder.record(job, image(n), &two)
+        });
+        let recorded = futures::future::join_all(calls).await;
+        assert!(recorded.into_iter().all(|r| r.unwrap()));
+        assert_eq!(count(&pool, "select count(*) from outputs").await, 8);
+        let per_job = "select count(*) from outputs o join images i on i.id = o.image_id
+                       where i.job_id = o.job_id";
+        assert_eq!(count(&pool, per_job).await, 8);
+        let placed = "select sum(image_count)::int8 from jobs";
+        assert_eq!(count(&pool, placed).await, 4);
+        let mut announced = Vec::new();
+        while announced.len() < 2 {
+            let n = listener.recv().await.unwrap();
+            announced.push(n.payload().parse::<Uuid>().unwrap());
+        }
+        announced.sort_unstable();
+        let mut expected = vec![first, second];
+        expected.sort_unstable();
+        assert_eq!(announced, expected);
     }
 
     #[sqlx::test(migrator = "common::MIGRATOR")]
