@@ -9,7 +9,7 @@
 //! its requests commit together, with the announcement that wakes the
 //! job's progress streams.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use common::protocol::Request;
 use common::recipe::Recipe;
@@ -17,8 +17,6 @@ use queue::{NewMessage, Routed};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
-
-use crate::events::JobEvents;
 
 /// Most images in one transaction.
 const MOST: usize = 64;
@@ -110,32 +108,35 @@ async fn record_batch(
     let mut tx = pool.begin().await?;
     // Most batches fit their jobs: one statement claims their places,
     // writes their rows and announces them.
-    let whole = insert_if_room(&mut tx, batch, max_images).await?;
+    let all: Vec<&Record> = batch.iter().collect();
+    let whole = insert_if_room(&mut tx, &all, max_images).await?;
     let mut recorded: Vec<bool> = batch.iter().map(|r| whole.contains(&r.job_id)).collect();
-    let mut rest: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
-    for (i, r) in batch.iter().enumerate() {
-        if !recorded[i] {
-            rest.entry(r.job_id).or_default().push(i);
-        }
-    }
     // A job without room for all: first come, first placed, while places
-    // last; in id order, so concurrent transactions lock job rows in one order.
-    let mut placed = Vec::new();
-    for (_, images) in rest {
-        for i in images {
-            if !claim_places(&mut tx, batch[i].job_id, 1, max_images).await? {
-                break;
+    // last. The statement locked its row, so the places read stay free.
+    let short: Vec<Uuid> = batch
+        .iter()
+        .zip(&recorded)
+        .filter_map(|(r, &ok)| (!ok).then_some(r.job_id))
+        .collect();
+    if !short.is_empty() {
+        let mut left = places_left(&mut tx, &short, max_images).await?;
+        let fitting: Vec<usize> = (0..batch.len())
+            .filter(|&i| !recorded[i])
+            .filter(|&i| match left.get_mut(&batch[i].job_id) {
+                Some(n) if *n > 0 => {
+                    *n -= 1;
+                    true
+                }
+                _ => false,
+            })
+            .collect();
+        if !fitting.is_empty() {
+            let fits: Vec<&Record> = fitting.iter().map(|&i| &batch[i]).collect();
+            let placed = insert_if_room(&mut tx, &fits, max_images).await?;
+            for i in fitting {
+                recorded[i] = placed.contains(&batch[i].job_id);
             }
-            recorded[i] = true;
-            placed.push(&batch[i]);
         }
-    }
-    if !placed.is_empty() {
-        insert_rows(&mut tx, &placed).await?;
-        let mut jobs: Vec<Uuid> = placed.iter().map(|r| r.job_id).collect();
-        jobs.sort_unstable();
-        jobs.dedup();
-        JobEvents::announce(&mut *tx, &jobs).await?;
     }
     let kept: Vec<&Record> = batch
         .iter()
@@ -189,7 +190,7 @@ async fn record_batch(
 /// its ends). Returns those jobs; the others are left untouched.
 async fn insert_if_room(
     conn: &mut PgConnection,
-    batch: &[Record],
+    batch: &[&Record],
     max: u32,
 ) -> sqlx::Result<Vec<Uuid>> {
     let c = Columns::of(batch);
@@ -241,60 +242,27 @@ async fn insert_if_room(
     .await
 }
 
-/// Claims `n` places in the job, all or none: concurrent uploads to one
-/// job take turns on its row here, so the quota holds whatever their
-/// number.
-async fn claim_places(
+/// The places each of `jobs` has left under `max`, by job; a job that no
+/// longer exists has none.
+async fn places_left(
     conn: &mut PgConnection,
-    job_id: Uuid,
-    n: usize,
+    jobs: &[Uuid],
     max: u32,
-) -> sqlx::Result<bool> {
-    let claimed = sqlx::query_scalar!(
+) -> sqlx::Result<HashMap<Uuid, usize>> {
+    let rows = sqlx::query!(
         r#"
-        update jobs set image_count = image_count + $3
-        where id = $1 and image_count + $3 <= $2
-        returning image_count
+        select id, greatest($2 - image_count, 0) as "left!"
+        from jobs where id = any($1)
         "#,
-        job_id,
+        jobs,
         i32::try_from(max).unwrap_or(i32::MAX),
-        i32::try_from(n).unwrap_or(i32::MAX)
     )
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(claimed.is_some())
-}
-
-/// The images' rows and one output row per image and recipe.
-async fn insert_rows(conn: &mut PgConnection, records: &[&Record]) -> sqlx::Result<()> {
-    let c = Columns::of(records.iter().copied());
-    sqlx::query!(
-        r#"
-        insert into images (id, job_id, name, bytes, content_type, storage_key)
-        select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[],
-                             $6::text[])
-        "#,
-        &c.ids,
-        &c.jobs,
-        &c.names as &[&str],
-        &c.bytes,
-        &c.types as &[&str],
-        &c.keys as &[&str],
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query!(
-        r#"
-        insert into outputs (image_id, recipe, job_id)
-        select * from unnest($1::uuid[], $2::text[], $3::uuid[])
-        "#,
-        &c.output_images,
-        &c.recipes as &[&str],
-        &c.output_jobs,
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.id, usize::try_from(r.left).unwrap_or(0)))
+        .collect())
 }
 
 /// Records as the columns the inserts unnest: one entry per image, and one
@@ -313,7 +281,7 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(records: impl IntoIterator<Item = &'a Record>) -> Self {
+    fn of(records: &[&'a Record]) -> Self {
         let mut c = Self::default();
         for r in records {
             c.ids.push(r.image.id);
