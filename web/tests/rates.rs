@@ -10,7 +10,8 @@ use axum::http::HeaderName;
 use serde_json::json;
 use sqlx::PgPool;
 use support::{
-    app_and_job, app_with, assert_error, copies, count, expect_json, expect_retry, flip,
+    app_and_job, app_with, assert_error, copies, count, expect_json, expect_retry, flip, photo,
+    with_metadata_segments,
 };
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
@@ -63,6 +64,41 @@ async fn work_over_the_clients_rate_cuts_the_upload_with_429(pool: PgPool) {
         .await;
     let body = expect_json(app.upload_one(&big, "rocket.jpg").await, 400).await;
     assert_error(&body, &["DARKROOM_RATE_LIMIT_WORK"]);
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn a_file_whose_header_follows_large_metadata_is_charged_like_its_plain_twin(pool: PgPool) {
+    let (app, flips) = app_and_job(pool, |s| s.rates.work_per_minute = 20).await;
+    let plain = photo("rocket.jpg");
+    // Its frame header starts 128 KiB in, past the first read of a file.
+    let padded = with_metadata_segments(&plain, 2);
+    let big = app
+        .create_job(json!([{"name":"big","ops":[{"op":"resize","width":4000,"height":4000}]}]))
+        .await;
+    let refusal = async |bytes: &[u8]| {
+        let files = [("rocket.jpg", bytes.to_vec())];
+        expect_json(app.upload(&big, &files).await, 400).await["errors"][0]["error"].clone()
+    };
+    assert_eq!(refusal(&padded).await, refusal(&plain).await);
+    // Charged: the padded file's 16 passes leave no room for its twin's.
+    let files = [("padded.jpg", padded), ("plain.jpg", plain)];
+    let (_, body) = expect_retry(app.upload(&flips, &files).await, 429).await;
+    assert_eq!(body["images"][0]["name"], "padded.jpg", "{body}");
+    assert_eq!(body["errors"][0]["name"], "plain.jpg", "{body}");
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn a_file_whose_header_is_past_the_read_window_is_charged_as_the_largest_image(pool: PgPool) {
+    // A flip of the largest image allowed (50 MP) costs about 700 passes.
+    let (app, job) = app_and_job(pool, |s| s.rates.work_per_minute = 300).await;
+    let unread = with_metadata_segments(&photo("rocket.jpg"), 32);
+    let body = expect_json(app.upload(&job, &[("far.jpg", unread)]).await, 400).await;
+    assert_error(
+        &body,
+        &["first 1024 KiB", "largest", "DARKROOM_RATE_LIMIT_WORK"],
+    );
+    assert_eq!(app.originals(&job).await, 0);
+    assert_eq!(app.upload_one(&job, "rocket.jpg").await.status(), 201);
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]

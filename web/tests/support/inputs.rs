@@ -54,3 +54,18 @@ pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
     png[29..33].copy_from_slice(&crc.to_be_bytes());
     png
 }
+
+/// `jpeg` with `count` full APP1 segments (64 KiB each) before its own, as a
+/// camera's EXIF and XMP blocks can push the frame header deep into a file.
+pub fn with_metadata_segments(jpeg: &[u8], count: usize) -> Vec<u8> {
+    const SEGMENT: [u8; 4] = [0xff, 0xe1, 0xff, 0xff];
+    let payload = [0u8; 0xffff - 2];
+    let (soi, rest) = jpeg.split_at(2);
+    let mut padded = soi.to_vec();
+    for _ in 0..count {
+        padded.extend_from_slice(&SEGMENT);
+        padded.extend_from_slice(&payload);
+    }
+    padded.extend_from_slice(rest);
+    padded
+}

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
+use common::cost::{self, Estimate, Source};
+use common::limits::Limits;
 use common::probe::{self, ImageFormat, Probe, ProbeError};
 use common::protocol;
-use common::recipe::Recipe;
+use common::recipe::{Op, Recipe};
 use common::storage::StorageError;
 use futures::StreamExt;
 
@@ -22,6 +24,12 @@ use crate::rate::{Limited, PER_MESSAGE};
 
 /// Bytes read before judging a file: enough for the headers of common formats.
 const SNIFF_BYTES: usize = 64 * 1024;
+
+/// The most of a file read to find its header, doubling from `SNIFF_BYTES`.
+/// A JPEG may put many 64 KiB metadata segments (EXIF, XMP, the pieces of an
+/// ICC profile) before its frame header; a file whose header is further in
+/// still than this is charged as the largest image the limits allow.
+const HEADER_BYTES: usize = 1024 * 1024;
 
 /// Why a file was not kept.
 pub(super) enum FileError {
@@ -101,9 +109,17 @@ pub(super) struct Upload<'a> {
 }
 
 /// The start of a file, and whether it was the whole file.
+#[derive(Default)]
 struct Head {
     bytes: BytesMut,
     complete: bool,
+}
+
+/// What a file's head tells of the image: its header, or nothing yet within
+/// `HEADER_BYTES` (the worker reads the whole file again before decoding).
+enum Header {
+    Read(Probe),
+    Unread(ImageFormat),
 }
 
 impl Upload<'_> {
@@ -121,8 +137,10 @@ impl Upload<'_> {
         name: &str,
         mut field: Field<'_>,
     ) -> Result<Accepted, FileError> {
-        let head = self.read_head(&mut field).await?;
-        let format = self.judge(&head)?;
+        let mut head = Head::default();
+        let header = self.read_header(&mut head, &mut field).await?;
+        self.charge(&header)?;
+        let format = header.format();
         let image_id = Uuid::new_v4();
         let key = protocol::source_key(self.job_id, image_id);
         let bytes = self.put(&key, format, head.bytes.freeze(), field).await?;
@@ -156,43 +174,53 @@ impl Upload<'_> {
         }
     }
 
-    /// Reads up to `SNIFF_BYTES` of the file.
-    async fn read_head(&self, field: &mut Field<'_>) -> Result<Head, FileError> {
-        let mut head = Head {
-            bytes: BytesMut::new(),
-            complete: false,
-        };
-        while head.bytes.len() < SNIFF_BYTES {
+    /// Reads the file into `head` until its header can be judged: an image
+    /// of a format we read, within the limits. A header cut by the window
+    /// read so far says nothing yet, so the window doubles up to
+    /// `HEADER_BYTES`.
+    async fn read_header(
+        &self,
+        head: &mut Head,
+        field: &mut Field<'_>,
+    ) -> Result<Header, FileError> {
+        self.read_to(head, SNIFF_BYTES, field).await?;
+        if head.bytes.is_empty() {
+            return Err(FileError::Rejected("file is empty".into()));
+        }
+        let format =
+            probe::sniff_format(&head.bytes).map_err(|e| FileError::Rejected(e.to_string()))?;
+        loop {
+            match probe::probe(&head.bytes, &self.state.settings.limits) {
+                Ok(probe) => return Ok(Header::Read(probe)),
+                Err(ProbeError::Corrupt(_)) if !head.complete => {
+                    if head.bytes.len() >= HEADER_BYTES {
+                        return Ok(Header::Unread(format));
+                    }
+                    let window = (head.bytes.len() * 2).min(HEADER_BYTES);
+                    self.read_to(head, window, field).await?;
+                }
+                Err(e) => return Err(FileError::Rejected(e.to_string())),
+            }
+        }
+    }
+
+    /// Reads the file into `head` until it holds `len` bytes or the whole
+    /// file.
+    async fn read_to(
+        &self,
+        head: &mut Head,
+        len: usize,
+        field: &mut Field<'_>,
+    ) -> Result<(), FileError> {
+        while head.bytes.len() < len && !head.complete {
             match field.chunk().await {
                 Ok(Some(chunk)) => head.bytes.extend_from_slice(&chunk),
-                Ok(None) => {
-                    head.complete = true;
-                    break;
-                }
+                Ok(None) => head.complete = true,
                 Err(e) if self.noticed(&e) => return Err(FileError::TooLarge),
                 Err(e) => return Err(FileError::Rejected(format!("upload interrupted: {e}"))),
             }
         }
-        if head.bytes.is_empty() {
-            return Err(FileError::Rejected("file is empty".into()));
-        }
-        Ok(head)
-    }
-
-    /// Judges the file by its head: an image of a format we read, within
-    /// the limits, whose work the client may still ask for.
-    fn judge(&self, head: &Head) -> Result<ImageFormat, FileError> {
-        let limits = &self.state.settings.limits;
-        let format =
-            probe::sniff_format(&head.bytes).map_err(|e| FileError::Rejected(e.to_string()))?;
-        match probe::probe(&head.bytes, limits) {
-            Ok(probe) => self.charge(&probe)?,
-            // A header cut by our read window says nothing yet: the worker
-            // checks the whole file again before decoding.
-            Err(ProbeError::Corrupt(_)) if !head.complete => {}
-            Err(e) => return Err(FileError::Rejected(e.to_string())),
-        }
-        Ok(format)
+        Ok(())
     }
 
     /// Streams the file to `key`: its head, then the rest as it arrives.
@@ -225,25 +253,62 @@ impl Upload<'_> {
 
     /// Charges the work this image will cost with every recipe of the job
     /// to the client's work rate.
-    fn charge(&self, probe: &Probe) -> Result<(), FileError> {
+    fn charge(&self, header: &Header) -> Result<(), FileError> {
+        let limits = &self.state.settings.limits;
         let work: u64 = self
             .recipes
             .iter()
-            .map(|r| probe::estimate(probe, 0, &r.ops, None).megapixel_passes() + PER_MESSAGE)
+            .map(|r| header.estimate(limits, &r.ops).megapixel_passes() + PER_MESSAGE)
             .sum();
         let rates = &self.state.settings.rates;
         if !self.state.rates.payable(work, rates) {
             return Err(FileError::Rejected(format!(
-                "this {}×{} image with this job's recipes costs {work} megapixel passes of work, \
-                 more than a client may ask for in a minute ({}, DARKROOM_RATE_LIMIT_WORK); use \
-                 a smaller image or fewer recipes",
-                probe.width, probe.height, rates.work_per_minute
+                "{} with this job's recipes costs {work} megapixel passes of work, more than a \
+                 client may ask for in a minute ({}, DARKROOM_RATE_LIMIT_WORK); use a smaller \
+                 image or fewer recipes",
+                header.describe(limits),
+                rates.work_per_minute
             )));
         }
         self.state
             .rates
             .work(self.client, work)
             .map_err(FileError::Limited)
+    }
+}
+
+impl Header {
+    fn format(&self) -> ImageFormat {
+        match self {
+            Header::Read(probe) => probe.format,
+            Header::Unread(format) => *format,
+        }
+    }
+
+    /// The most `ops` may cost on this image: on an image whose header is
+    /// unread, what they cost on the largest one the limits allow.
+    fn estimate(&self, limits: &Limits, ops: &[Op]) -> Estimate {
+        match self {
+            Header::Read(probe) => probe::estimate(probe, 0, ops, None),
+            Header::Unread(format) => {
+                let (output, _) = probe::output_format(ops, *format, None);
+                let worst = Source::worst(limits.max_pixels, limits.max_bytes);
+                cost::estimate(&worst, ops, output)
+            }
+        }
+    }
+
+    /// The image, as the client is told of it.
+    fn describe(&self, limits: &Limits) -> String {
+        match self {
+            Header::Read(probe) => format!("this {}×{} image", probe.width, probe.height),
+            Header::Unread(_) => format!(
+                "an image whose header is not within its first {} KiB, charged as the largest \
+                 allowed ({} pixels),",
+                HEADER_BYTES / 1024,
+                limits.max_pixels
+            ),
+        }
     }
 }
 
