@@ -35,6 +35,9 @@
 //!
 //! Estimates are upper bounds: sizes are bounded from the ops alone (a
 //! thumbnail is at most its box and at most its input), never guessed low.
+//! The arithmetic saturates: a forged request's absurd parameter (a blur σ
+//! of 10³⁰) must come out as the most work and memory there is, over any
+//! budget, where wrapping would make it cheap in a release build.
 
 use crate::recipe::{Fit, Gravity, Op, OutputFormat, RecolorMode};
 
@@ -119,8 +122,9 @@ fn weight(op: &Op) -> (u64, u64, bool) {
         Op::RedEye { .. } => (100, 8, true),
         Op::Sharpen { .. } => (130, 24, false),
         Op::TeethWhiten { .. } => (250, 8, true),
+        // `as` saturates a σ too large for u64 (and makes NaN 0).
         Op::Blur { sigma } => (
-            10 + (20.0 * f64::from(sigma.max(0.0))).ceil() as u64,
+            10u64.saturating_add((20.0 * f64::from(sigma.max(0.0))).ceil() as u64),
             4,
             false,
         ),
@@ -161,19 +165,22 @@ pub fn estimate(source: &Source, ops: &[Op], format: OutputFormat) -> Estimate {
     // Bytes per pixel of the image in hand: colour is at least RGB by the
     // time it is encoded, and 16-bit images stay as wide.
     let mut bpp = source.bytes_per_pixel.max(3);
-    let mut work_tenths = 30 * source.decoded_pixels;
+    let mut work_tenths = 30u64.saturating_mul(source.decoded_pixels);
     let mut pixels = source.decoded_pixels;
     let mut largest_output = 0;
     // Decoding holds the file and the image it is making, plus the
     // decoder's own rows and tables.
-    let mut peak = source.file_bytes + source.decoded_pixels * (bpp + 1);
+    let mut peak = held(source, &[(pixels, bpp.saturating_add(1))]);
     for op in ops {
         let out = output_pixels(op, pixels);
         let (passes, scratch, rgba) = weight(op);
         let touched = pixels.max(out);
-        work_tenths += passes * touched;
+        work_tenths = work_tenths.saturating_add(passes.saturating_mul(touched));
         let out_bpp = if rgba { bpp.max(4) } else { bpp };
-        peak = peak.max(source.file_bytes + pixels * bpp + out * out_bpp + scratch * touched);
+        peak = peak.max(held(
+            source,
+            &[(pixels, bpp), (out, out_bpp), (touched, scratch)],
+        ));
         largest_output = largest_output.max(out);
         pixels = out;
         bpp = out_bpp;
@@ -182,18 +189,31 @@ pub fn estimate(source: &Source, ops: &[Op], format: OutputFormat) -> Estimate {
     // for JPEG needs two), and the output, whose buffer may momentarily be
     // three times its size as it grows.
     let (passes, encoded_bpp) = encoder(format);
-    work_tenths += passes * pixels;
+    work_tenths = work_tenths.saturating_add(passes.saturating_mul(pixels));
     let copy = if bpp >= 4 && format == OutputFormat::Jpeg {
         7
     } else {
         bpp
     };
-    peak = peak.max(source.file_bytes + pixels * (bpp + copy + 3 * encoded_bpp));
+    peak = peak.max(held(
+        source,
+        &[(pixels, bpp + copy), (pixels, 3 * encoded_bpp)],
+    ));
     Estimate {
         largest_output,
         work: work_tenths.div_ceil(10),
-        memory: BASE_MEMORY + peak,
+        memory: BASE_MEMORY.saturating_add(peak),
     }
+}
+
+/// Bytes held at once: the encoded file and `buffers` of (pixels, bytes
+/// per pixel).
+fn held(source: &Source, buffers: &[(u64, u64)]) -> u64 {
+    buffers
+        .iter()
+        .fold(source.file_bytes, |sum, &(pixels, bpp)| {
+            sum.saturating_add(pixels.saturating_mul(bpp))
+        })
 }
 
 #[cfg(test)]
@@ -270,6 +290,22 @@ mod tests {
         );
         assert_eq!(e.largest_output, 100 * MP);
         assert!(e.memory > 400 * MP, "{e:?}");
+    }
+
+    /// A forged request's σ must be refused as over budget: wrapping
+    /// arithmetic would make it nearly free in a release build (and panic
+    /// in a debug one).
+    #[test]
+    fn a_huge_blur_saturates_to_the_most_work_there_is() {
+        for sigma in [1e30, f32::MAX, f32::INFINITY] {
+            let e = estimate(
+                &Source::worst(50 * MP, 50 << 20),
+                &[Op::Blur { sigma }, Op::Blur { sigma }],
+                OutputFormat::Png,
+            );
+            assert_eq!(e.work, u64::MAX.div_ceil(10), "σ {sigma}: {e:?}");
+            assert!(crate::Limits::default().check(&e).is_err(), "σ {sigma}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cost::Estimate;
+use crate::cost::{self, Estimate, Source};
+use crate::recipe::{OutputFormat, Recipe};
 
 /// The limits of a deployment (`DARKROOM_MAX_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +69,16 @@ impl Limits {
             });
         }
         Ok(())
+    }
+
+    /// Refuses a recipe judged on the worst image these limits let through:
+    /// the most pixels, no shrink on load, encoded as PNG unless it names a
+    /// format. The web checks it when a job is created; a worker again for
+    /// each request, which anyone able to send to the queue could forge.
+    pub fn check_recipe(&self, recipe: &Recipe) -> Result<(), LimitError> {
+        let format = recipe.format().map_or(OutputFormat::Png, |(f, _)| f);
+        let worst = Source::worst(self.max_pixels, self.max_bytes);
+        self.check(&cost::estimate(&worst, &recipe.ops, format))
     }
 
     /// Refuses an estimate over the output pixel cap or the work budget.
