@@ -9,6 +9,7 @@
 //! - [`metrics`]: the Prometheus metrics of `/metrics`.
 //! - [`rate`]: per-client rates of job creation, uploads and work.
 //! - [`expiry`]: deletes jobs and their files once they expire.
+//! - [`listener`]: serves a listener's connections under [`listener::Timeouts`].
 //! - [`webhooks`]: jobs' webhooks, a topic's HTTP subscriptions.
 //!
 //! [`serve`] runs both listeners (public: UI and jobs API; admin: queue API
@@ -21,11 +22,11 @@ pub mod consumer;
 pub mod events;
 pub mod expiry;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod rate;
 pub mod webhooks;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +66,8 @@ pub struct Settings {
     pub allow_private_webhooks: bool,
     /// The SQS endpoint on the admin listener (no keys: it refuses all).
     pub sqs: queue::SqsConfig,
+    /// How long a client may take to send a request.
+    pub timeouts: listener::Timeouts,
 }
 
 impl Default for Settings {
@@ -81,6 +84,7 @@ impl Default for Settings {
             admin_token: None,
             allow_private_webhooks: false,
             sqs: queue::SqsConfig::default(),
+            timeouts: listener::Timeouts::default(),
         }
     }
 }
@@ -147,21 +151,22 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     metrics::handle();
     let background = spawn_background(&state, &shutdown);
-    let admin_app = http::admin_router(state.clone());
-    let stop = shutdown.clone();
-    let admin_server = tokio::spawn(async move {
-        axum::serve(admin, admin_app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let stop = shutdown.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
+    let header_timeout = state.settings.timeouts.header;
+    let admin_server = tokio::spawn(listener::serve(
+        admin,
+        http::admin_router(state.clone()),
+        header_timeout,
+        shutdown.clone(),
+    ));
+    listener::serve(
+        listener,
+        http::router(state),
+        header_timeout,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
-    served?;
-    admin_server.await??;
+    admin_server.await?;
     for task in background {
         task.await?;
     }

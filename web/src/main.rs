@@ -11,6 +11,7 @@ use common::storage::{Storage, StorageArgs};
 use common::{Limits, db, telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use web::listener::Timeouts;
 use web::rate::RateSettings;
 use web::{AppState, Settings, serve};
 
@@ -91,6 +92,17 @@ struct Config {
     /// peer address. Set it only behind such a proxy.
     #[arg(long, env = "DARKROOM_CLIENT_IP_HEADER")]
     client_ip_header: Option<HeaderName>,
+    /// Seconds a client may take to send a request's headers (default 30).
+    #[arg(long, env = "DARKROOM_HEADER_TIMEOUT", default_value_t = 30)]
+    header_timeout: u64,
+    /// Longest pause, in seconds, between two pieces of a request's body
+    /// (default 30).
+    #[arg(long, env = "DARKROOM_BODY_IDLE_TIMEOUT", default_value_t = 30)]
+    body_idle_timeout: u64,
+    /// Seconds from a request's headers to its answer, its body read in
+    /// between (default 600: a 50 MiB file over 700 kbit/s); past it, 408.
+    #[arg(long, env = "DARKROOM_REQUEST_TIMEOUT", default_value_t = 600)]
+    request_timeout: u64,
     /// Log JSON lines instead of text (default false).
     #[arg(long, env = "DARKROOM_LOG_JSON")]
     log_json: bool,
@@ -140,6 +152,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         admin_token,
         sqs: config.sqs.into(),
         allow_private_webhooks: config.webhook_allow_private,
+        timeouts: Timeouts {
+            header: Duration::from_secs(config.header_timeout),
+            body_idle: Duration::from_secs(config.body_idle_timeout),
+            request: Duration::from_secs(config.request_timeout),
+        },
         ..Settings::default()
     };
     let state = AppState::new(pool, storage, settings).await?;

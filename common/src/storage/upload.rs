@@ -1,6 +1,7 @@
 //! Streamed uploads: a single PUT for small objects, a multipart upload
-//! (aborted on any failure) for large ones, at most one part in memory at a
-//! time, held as the chunks it arrived in.
+//! (aborted on any failure, and when the upload is dropped unfinished) for
+//! large ones, at most one part in memory at a time, held as the chunks it
+//! arrived in.
 
 use std::convert::Infallible;
 
@@ -62,18 +63,6 @@ impl Storage {
             }
         }
         .await;
-        if result.is_err()
-            && let Some(u) = &upload
-        {
-            let _ = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(&u.key)
-                .upload_id(&u.id)
-                .send()
-                .await;
-        }
         result.map(|()| held.total)
     }
 
@@ -118,6 +107,7 @@ impl Storage {
             key: key.to_owned(),
             id: out.upload_id.unwrap_or_default(),
             parts: Vec::new(),
+            storage: Some(self.clone()),
         })
     }
 
@@ -159,6 +149,7 @@ impl Storage {
             .send()
             .await
             .map_err(s3_error)?;
+        u.storage = None;
         Ok(())
     }
 }
@@ -232,6 +223,41 @@ struct MultipartUpload {
     key: String,
     id: String,
     parts: Vec<CompletedPart>,
+    /// Where to abort it; `None` once completed.
+    storage: Option<Storage>,
+}
+
+/// An upload that ends unfinished, by an error or because its request was
+/// dropped (a client gone, a request timed out), is aborted: its parts
+/// would otherwise stay in the bucket, billed and listed under no key,
+/// where no job's expiry finds them.
+impl Drop for MultipartUpload {
+    fn drop(&mut self) {
+        let Some(storage) = self.storage.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                key = self.key,
+                "an unfinished multipart upload is left with no runtime to abort it"
+            );
+            return;
+        };
+        let (key, id) = (std::mem::take(&mut self.key), std::mem::take(&mut self.id));
+        runtime.spawn(async move {
+            let aborted = storage
+                .client
+                .abort_multipart_upload()
+                .bucket(&storage.bucket)
+                .key(&key)
+                .upload_id(&id)
+                .send()
+                .await;
+            if let Err(e) = aborted {
+                tracing::warn!(key, error = %s3_error(e), "aborting an unfinished multipart upload failed");
+            }
+        });
+    }
 }
 
 #[cfg(test)]

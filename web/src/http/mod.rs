@@ -19,11 +19,13 @@ pub mod uploads;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
+use crate::listener::Timeouts;
 
 /// What browsers may load and do on our pages: our own scripts, styles and
 /// API only, images from us or made in the page, never framed.
@@ -33,6 +35,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 
 /// The public listener's routes.
 pub fn router(state: AppState) -> Router {
+    let timeouts = state.settings.timeouts;
     let limit = axum::middleware::from_fn_with_state(state.clone(), crate::rate::limit_requests);
     let public = Router::new()
         .merge(jobs::router())
@@ -46,12 +49,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
         .fallback(|| async { error::AppError::NotFound })
         .layer(limit);
-    hardened(public)
+    hardened(public, &timeouts)
 }
 
 /// The admin listener's routes: the queue API (bearer
 /// `DARKROOM_ADMIN_TOKEN`), metrics and the whole OpenAPI description.
 pub fn admin_router(state: AppState) -> Router {
+    let timeouts = state.settings.timeouts;
     let queue_api = queue::http_router(state.router.clone(), state.settings.admin_token.clone());
     let sqs = queue::sqs_router(state.router.clone(), state.settings.sqs.clone());
     let admin = Router::new()
@@ -62,16 +66,22 @@ pub fn admin_router(state: AppState) -> Router {
         .merge(queue_api)
         .merge(sqs)
         .fallback(|| async { error::AppError::NotFound });
-    hardened(admin)
+    hardened(admin, &timeouts)
 }
 
-/// Security headers on every response, and request logs that leave out
-/// query strings (download links and event streams carry job tokens there).
-fn hardened(router: Router) -> Router {
+/// Security headers on every response, request logs that leave out query
+/// strings (download links and event streams carry job tokens there), and
+/// the time limits on a request's body and on the whole request (408).
+fn hardened(router: Router, timeouts: &Timeouts) -> Router {
     let header = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
     router
+        .layer(RequestBodyTimeoutLayer::new(timeouts.body_idle))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeouts.request,
+        ))
         .layer(header(
             header::CONTENT_SECURITY_POLICY,
             CONTENT_SECURITY_POLICY,
