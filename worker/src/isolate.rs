@@ -12,7 +12,10 @@
 //!   other users' messages. It is also the OOM killer's first choice
 //!   (`oom_score_adj` 1000);
 //! - dies with its worker (`PR_SET_PDEATHSIG`), so a killed worker leaves no
-//!   orphan burning CPU.
+//!   orphan burning CPU;
+//! - starts with an empty environment, and sandboxes itself before it reads
+//!   its task or image (see `sandbox`): a codec exploited by a crafted file
+//!   finds no secret, no network and no way to start a program.
 //!
 //! The alternative, a deadline checked between and inside ops, would need
 //! every codec and op of the `image` crate to poll it, could not stop a codec
@@ -39,6 +42,7 @@ use common::Limits;
 use common::recipe::{OP_NAMES, Op, OutputFormat};
 
 use crate::engine::{self, Output};
+use crate::sandbox::{self, Sandbox, check::Report};
 
 /// The subcommand a child runs.
 pub const SUBCOMMAND: &str = "engine";
@@ -168,6 +172,8 @@ pub struct Isolation {
     pub program: PathBuf,
     /// Longest one image may take.
     pub deadline: Duration,
+    /// Whether children sandbox themselves.
+    pub sandbox: Sandbox,
 }
 
 impl Isolation {
@@ -185,29 +191,17 @@ impl Isolation {
             default_format: None,
         })
         .expect("tasks serialise");
-        let start_error = |error| RunError::Start {
-            program: self.program.display().to_string(),
-            error,
-        };
         let stdin = input
             .rewound()
             .and_then(File::try_clone)
-            .map_err(start_error)?;
-        let child = tokio::process::Command::new(&self.program)
-            .arg(SUBCOMMAND)
-            .arg("--memory")
-            .arg(memory.to_string())
-            .arg("--parent")
-            .arg(std::process::id().to_string())
+            .map_err(|e| self.start_error(e))?;
+        let child = self
+            .command(memory)
             .arg("--task")
             .arg(task)
             .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Dropping the run at the deadline kills the child.
-            .kill_on_drop(true)
             .spawn()
-            .map_err(start_error)?;
+            .map_err(|e| self.start_error(e))?;
         let output = match tokio::time::timeout(self.deadline, child.wait_with_output()).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Err(RunError::Crashed(format!("lost the engine process: {e}"))),
@@ -218,7 +212,61 @@ impl Isolation {
         }
         parse_reply(&output.stdout)
     }
+
+    /// Starts a child as a worker does, asking it to try, from inside its
+    /// sandbox, each way out; what got out is in [`Report::escaped`].
+    /// Fails when the child cannot sandbox itself.
+    pub async fn check_sandbox(&self) -> Result<Report, RunError> {
+        let child = self
+            .command(CHECK_MEMORY)
+            .arg("--check-sandbox")
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| self.start_error(e))?;
+        let output = match tokio::time::timeout(self.deadline, child.wait_with_output()).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => return Err(RunError::Crashed(format!("lost the engine process: {e}"))),
+            Err(_) => return Err(RunError::Deadline(self.deadline)),
+        };
+        if !output.status.success() {
+            return Err(exit_error(&output.status, &output.stderr, CHECK_MEMORY));
+        }
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| RunError::Crashed(format!("its sandbox report was garbled: {e}")))
+    }
+
+    /// A child limited to `memory` bytes, its output piped back. It gets
+    /// none of the worker's environment, where the worker's secrets are:
+    /// it reads no variable.
+    fn command(&self, memory: u64) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .env_clear()
+            .arg(SUBCOMMAND)
+            .arg("--memory")
+            .arg(memory.to_string())
+            .arg("--parent")
+            .arg(std::process::id().to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Dropping the run at the deadline kills the child.
+            .kill_on_drop(true);
+        if self.sandbox == Sandbox::Off {
+            command.args(["--sandbox", "off"]);
+        }
+        command
+    }
+
+    fn start_error(&self, error: std::io::Error) -> RunError {
+        RunError::Start {
+            program: self.program.display().to_string(),
+            error,
+        }
+    }
 }
+
+/// The memory ceiling of a sandbox check, which holds no image.
+const CHECK_MEMORY: u64 = 256 << 20;
 
 fn exit_error(status: &std::process::ExitStatus, stderr: &[u8], memory: u64) -> RunError {
     use std::os::unix::process::ExitStatusExt;
@@ -280,10 +328,26 @@ fn step_name(step: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// The child's side: `darkroom-worker engine --memory BYTES --parent PID
-/// --task JSON`, the image on stdin.
-pub fn child_main(memory: u64, parent: u32, task: &str) -> ExitCode {
-    if let Err(e) = confine(memory, parent) {
+/// How a child was started: `--memory BYTES --parent PID [--sandbox off]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Confinement {
+    pub memory: u64,
+    pub parent: u32,
+    pub sandbox: Sandbox,
+}
+
+impl Confinement {
+    /// Ties the child to its parent, caps its memory, then sandboxes it.
+    fn enter(&self) -> Result<sandbox::Enforced, String> {
+        confine(self.memory, self.parent)?;
+        sandbox::enter(self.sandbox)
+    }
+}
+
+/// The child's side: `darkroom-worker engine ... --task JSON`, the image on
+/// stdin.
+pub fn child_main(confinement: &Confinement, task: &str) -> ExitCode {
+    if let Err(e) = confinement.enter() {
         eprintln!("engine child: {e}");
         return ExitCode::FAILURE;
     }
@@ -334,6 +398,26 @@ pub fn child_main(memory: u64, parent: u32, task: &str) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("engine child: writing the result: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The child's side of [`Isolation::check_sandbox`]: `darkroom-worker
+/// engine ... --check-sandbox`; writes its [`Report`] as JSON.
+pub fn check_sandbox_main(confinement: &Confinement) -> ExitCode {
+    let enforced = match confinement.enter() {
+        Ok(enforced) => enforced,
+        Err(e) => {
+            eprintln!("engine child: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = sandbox::check::report(enforced);
+    match serde_json::to_writer(std::io::stdout().lock(), &report) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("engine child: writing the sandbox report: {e}");
             ExitCode::FAILURE
         }
     }

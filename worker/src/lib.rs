@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`engine`]: decode (with limits), apply ops, encode; one module per step.
 //! - [`isolate`]: the engine in a child process per image (deadline, memory
-//!   ceiling).
+//!   ceiling, empty environment).
+//! - [`sandbox`]: what that child shuts itself in (seccomp, Landlock).
 //! - [`runtime`]: the lease → process → report (response and delete in one
 //!   transaction) loop.
 //!
@@ -14,3 +15,4 @@
 pub mod engine;
 pub mod isolate;
 pub mod runtime;
+pub mod sandbox;

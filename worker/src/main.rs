@@ -15,8 +15,9 @@ use common::{db, telemetry};
 use queue::{Queues, Router};
 use tokio_util::sync::CancellationToken;
 use worker::engine;
-use worker::isolate::{self, Isolation};
+use worker::isolate::{self, Confinement, Isolation};
 use worker::runtime::{Worker, WorkerSettings};
+use worker::sandbox::Sandbox;
 
 /// Darkroom worker: leases request messages and processes images.
 #[derive(Parser, Debug)]
@@ -49,9 +50,15 @@ enum Command {
         /// The worker's process id; the child exits when it is gone.
         #[arg(long)]
         parent: u32,
+        /// Whether to sandbox itself (see `sandbox`).
+        #[arg(long, value_enum, default_value_t = Sandbox::On)]
+        sandbox: Sandbox,
         /// What to do with the image on stdin, as JSON.
+        #[arg(long, required_unless_present = "check_sandbox")]
+        task: Option<String>,
+        /// Instead of an image, try each way out of the sandbox and report.
         #[arg(long)]
-        task: String,
+        check_sandbox: bool,
     },
 }
 
@@ -102,6 +109,12 @@ struct RunArgs {
     /// image (default 64; see the README).
     #[arg(long, env = "DARKROOM_MAX_RECIPE_COST", default_value_t = 64)]
     max_recipe_cost: u32,
+    /// Whether the engine's child processes sandbox themselves: `on`
+    /// (default; seccomp required, Landlock where the kernel has it; the
+    /// worker will not start where seccomp cannot be installed) or `off`
+    /// (not recommended: an exploited codec could reach the network).
+    #[arg(long, env = "DARKROOM_WORKER_SANDBOX", value_enum, default_value_t = Sandbox::On)]
+    sandbox: Sandbox,
     /// Address to serve Prometheus metrics on, at /metrics (default: none).
     #[arg(long, env = "DARKROOM_WORKER_METRICS_BIND")]
     metrics_bind: Option<String>,
@@ -121,8 +134,20 @@ fn main() -> ExitCode {
         Some(Command::Engine {
             memory,
             parent,
+            sandbox,
             task,
-        }) => Ok(isolate::child_main(memory, parent, &task)),
+            check_sandbox,
+        }) => {
+            let confinement = Confinement {
+                memory,
+                parent,
+                sandbox,
+            };
+            Ok(match task {
+                Some(task) if !check_sandbox => isolate::child_main(&confinement, &task),
+                _ => isolate::check_sandbox_main(&confinement),
+            })
+        }
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -159,6 +184,10 @@ fn apply(ops: &[String], input: &PathBuf, output: &PathBuf) -> anyhow::Result<()
 
 async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_json);
+    // A process of this user may read a dumpable process's environment and
+    // memory (/proc/PID/environ, /mem): an engine child on a host without
+    // Landlock must not find this worker's secrets there.
+    nix::sys::prctl::set_dumpable(false).context("making the worker non-dumpable")?;
     telemetry::metrics();
     let pool = db::connect_and_migrate(args.database_url.as_deref(), 4).await?;
     let storage = Storage::connect(&args.storage).await?;
@@ -171,6 +200,7 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
         isolation: Isolation {
             program: std::env::current_exe().context("finding this program's path")?,
             deadline: Duration::from_secs(args.deadline.max(1)),
+            sandbox: args.sandbox,
         },
         max_memory: args.max_memory.max(1) << 20,
         prefetch: args.prefetch,
@@ -184,6 +214,7 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     if let Some(n) = args.concurrency {
         settings.concurrency = n.max(1);
     }
+    check_sandbox(&settings.isolation).await?;
     let shutdown = CancellationToken::new();
     if let Some(bind) = &args.metrics_bind {
         let listener = tokio::net::TcpListener::bind(bind)
@@ -200,5 +231,39 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     Worker::new(requests, responses, storage, settings)
         .run(shutdown)
         .await;
+    Ok(())
+}
+
+/// Refuses to start where engine children cannot sandbox themselves,
+/// rather than fail every image; says how far the sandbox goes.
+async fn check_sandbox(isolation: &Isolation) -> anyhow::Result<()> {
+    if isolation.sandbox == Sandbox::Off {
+        tracing::warn!(
+            "DARKROOM_WORKER_SANDBOX=off: engine children run without seccomp or Landlock; a \
+             codec exploited by a crafted image could reach the network and this host's files"
+        );
+        return Ok(());
+    }
+    let report = isolation.check_sandbox().await.context(
+        "the engine's child cannot sandbox itself on this host; set DARKROOM_WORKER_SANDBOX=off \
+         to run without (not recommended)",
+    )?;
+    let escaped = report.escaped();
+    if !escaped.is_empty() || report.threads_failed.is_some() {
+        anyhow::bail!(
+            "the engine's sandbox does not hold on this host: its child could {} (threads: \
+             {:?}); set DARKROOM_WORKER_SANDBOX=off to run without (not recommended)",
+            escaped.join(", "),
+            report.threads_failed
+        );
+    }
+    if report.enforced.landlock.restricts_files() {
+        tracing::info!(landlock = ?report.enforced.landlock, "engine children run under seccomp and Landlock");
+    } else {
+        tracing::warn!(
+            "this kernel has no Landlock: engine children run under seccomp (no network, no \
+             programs) but may read the files this worker's user can"
+        );
+    }
     Ok(())
 }

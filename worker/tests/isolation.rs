@@ -12,11 +12,13 @@ use common::{Limits, probe};
 use image::ImageEncoder;
 use serde_json::json;
 use worker::isolate::{Isolation, Original, RunError};
+use worker::sandbox::Sandbox;
 
 fn isolation(deadline: Duration) -> Isolation {
     Isolation {
         program: PathBuf::from(env!("CARGO_BIN_EXE_darkroom-worker")),
         deadline,
+        sandbox: Sandbox::On,
     }
 }
 

@@ -46,6 +46,7 @@ use common::Limits;
 use common::storage::Storage;
 
 use crate::isolate::Isolation;
+use crate::sandbox::Sandbox;
 use report::Reporter;
 
 /// Settings of one worker process.
@@ -91,6 +92,7 @@ impl Default for WorkerSettings {
             isolation: Isolation {
                 program: std::env::current_exe().unwrap_or_else(|_| "darkroom-worker".into()),
                 deadline: Duration::from_secs(120),
+                sandbox: Sandbox::On,
             },
             max_memory: 2 << 30,
             limits: Limits::default(),
