@@ -20,6 +20,7 @@ use common::storage::StorageError;
 use super::Worker;
 use super::heartbeat::{heartbeat, retry_backoff};
 use super::report::Reported;
+use super::request::{self, Read};
 use crate::isolate::{Original, Processed, RunError};
 
 /// How handling one message went wrong.
@@ -52,11 +53,14 @@ impl From<queue::Error> for Failure {
 
 impl Worker {
     pub(super) async fn handle(&self, message: Message) {
-        let request: Request = match serde_json::from_str(&message.body) {
-            Ok(r) => r,
-            Err(e) => {
+        let request = match request::read(&message.body, &self.settings.limits) {
+            Read::Valid(request) => request,
+            Read::Refused { request, error } => {
+                return self.refuse(&message, &request, error).await;
+            }
+            Read::Unreadable(error) => {
                 // Nobody can be told about a message nobody can read; drop it loudly.
-                warn!(error = %e, "unreadable request message; deleting it");
+                warn!(%error, "unreadable request message; deleting it");
                 let _ = self.requests.delete(&message.receipt).await;
                 return;
             }
@@ -75,6 +79,21 @@ impl Worker {
             .lock()
             .expect("not poisoned")
             .remove(&message.receipt);
+    }
+
+    /// Fails the output of a request the web would not have sent, without
+    /// downloading its original or starting the engine.
+    async fn refuse(&self, message: &Message, request: &Request, error: String) {
+        counter!("darkroom_worker_failures_total", "kind" => "refused").increment(1);
+        warn!(
+            job = %request.job_id,
+            image = %request.image_id,
+            recipe = %request.recipe.name,
+            %error,
+            "refused a request the web would not have sent"
+        );
+        self.finish(message, request, Outcome::Failed { error })
+            .await;
     }
 
     async fn handle_request(&self, message: &Message, request: &Request) {

@@ -24,13 +24,19 @@
 //!   messages that finished meanwhile. A `processing` response goes out
 //!   only for work that lasts past `processing_notice`.
 //!
+//! - A request's recipe is validated and costed again, as the web does at
+//!   job creation: a forged request the web would not have sent fails its
+//!   output before its original is downloaded.
+//!
 //! This file holds the settings, the [`Worker`] and its lease loop;
-//! `handle` holds what is done with one message, `heartbeat` the task that
-//! keeps its lease, `report` the task that sends final reports.
+//! `request` reads a message, `handle` holds what is done with it,
+//! `heartbeat` the task that keeps its lease, `report` the task that sends
+//! final reports.
 
 mod handle;
 mod heartbeat;
 mod report;
+mod request;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
