@@ -118,6 +118,16 @@ pub(crate) fn verify(
             "The Host header must be signed.",
         ));
     }
+    // Left unsigned, these would let whoever relays a signed request change
+    // what it does: X-Amz-Target names the action (a SendMessage's body
+    // read as a PurgeQueue), Content-Type how the body is read.
+    for name in ["x-amz-target", "content-type"] {
+        if headers.contains_key(name) && !auth.signed_headers.iter().any(|h| h == name) {
+            return Err(SqsError::incomplete_signature(format!(
+                "The {name} header must be signed when it is sent."
+            )));
+        }
+    }
 
     let canonical = canonical_request(method, uri, headers, &auth.signed_headers, body)?;
     let scope = format!(
