@@ -1,10 +1,14 @@
 //! Who may do what on the SQS endpoint: the headers a signature must
-//! cover. Each test over its own database.
+//! cover, and the bound on what is read before a signature is checked.
+//! Each test over its own database.
+
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use queue::{QueueAttributes, Queues, Router, SqsConfig};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ADMIN: (&str, &str) = ("AKIDADMIN", "admin-secret-1");
 
@@ -104,4 +108,60 @@ async fn a_signature_that_leaves_out_x_amz_target_or_content_type_is_refused(poo
         let body = answer.text().await.unwrap();
         assert!(body.contains(left_out), "{body}");
     }
+}
+
+/// The bound on what is read before a signature is checked: SQS's largest
+/// message three times over, and 64 KiB for the rest.
+const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024 + 64 * 1024;
+
+/// Writes an unsigned request's head and `body`, and reads the answer's
+/// head; a server still waiting for the body fails the test.
+async fn raw_request(url: &str, framing: &str, body: &[u8]) -> String {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: {addr}\r\nx-amz-target: AmazonSQS.ListQueues\r\n\
+         content-type: application/x-amz-json-1.0\r\n{framing}\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "no answer: the server is still reading the body"
+    );
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn an_oversized_body_is_refused_before_authentication(pool: PgPool) {
+    let (url, _) = serve_with_keys(&pool, &key(ADMIN)).await;
+    let refused = |answer: &str| {
+        answer.starts_with("HTTP/1.1 413") && answer.contains("RequestEntityTooLarge;Sender")
+    };
+    // Up to the bound a body is read, and then its missing signature
+    // refused.
+    let fits = vec![b' '; MAX_REQUEST_BYTES];
+    let framing = format!("content-length: {}\r\n", fits.len());
+    let answer = raw_request(&url, &framing, &fits).await;
+    assert!(answer.contains("MissingAuthenticationToken"), "{answer}");
+    // A gibibyte declared and never sent: refused from its length alone.
+    let answer = raw_request(&url, "content-length: 1073741824\r\n", b"").await;
+    assert!(refused(&answer), "{answer}");
+    // No length declared: refused once what arrived passes the bound, the
+    // rest never awaited.
+    let chunk = format!("{:x}\r\n", MAX_REQUEST_BYTES + 1).into_bytes();
+    let mut body = chunk;
+    body.resize(body.len() + MAX_REQUEST_BYTES + 1, b' ');
+    let answer = raw_request(&url, "transfer-encoding: chunked\r\n", &body).await;
+    assert!(refused(&answer), "{answer}");
 }

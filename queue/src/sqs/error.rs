@@ -275,6 +275,17 @@ impl SqsError {
         )
     }
 
+    pub(crate) fn request_too_large(limit: usize) -> Self {
+        sender(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "RequestEntityTooLarge",
+            format!(
+                "The request body is over {limit} bytes, more than any SQS request needs (a message is at most 1 MiB); it was refused unread."
+            ),
+        )
+    }
+
     pub(crate) fn unavailable() -> Self {
         SqsError {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -16,6 +16,7 @@
 //!
 //! # Layout
 //! - `auth`: access keys and SigV4 verification.
+//! - `body`: a request body, read up to what SQS can need.
 //! - `protocol`: AWS JSON 1.0 and the query protocol, read into one shape.
 //! - `answer`: answers and errors in the request's protocol.
 //! - `error`: SQS error codes.
@@ -30,6 +31,7 @@
 
 mod answer;
 mod auth;
+mod body;
 mod error;
 mod extra;
 mod fifo;
@@ -44,8 +46,8 @@ mod settings;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::routing::post;
@@ -112,10 +114,6 @@ impl From<SqsArgs> for SqsConfig {
     }
 }
 
-/// Largest request body: a batch of ten messages at SQS's largest size,
-/// base64 and form encoding included.
-const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
-
 struct Sqs {
     router: crate::Router,
     config: SqsConfig,
@@ -134,7 +132,6 @@ pub fn router(router: crate::Router, config: SqsConfig) -> Router {
     Router::new()
         .route("/", post(handle))
         .route("/{account}/{queue}", post(handle))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(sqs)
 }
 
@@ -169,7 +166,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
@@ -183,6 +180,7 @@ async fn handle(
         if sqs.config.keys.is_empty() {
             return Err(SqsError::missing_authentication());
         }
+        let body = body::read(&headers, body).await?;
         let signer = auth::verify(&sqs.config.keys, &method, &uri, &headers, &body, Utc::now())?;
         let (name, mut input) = match target {
             Some(target) => protocol::parse_json(target, &body)?,
