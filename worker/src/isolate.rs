@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use serde::{Deserialize, Serialize};
+use tokio::process::Child;
 
 use common::Limits;
 use common::recipe::{OP_NAMES, Op, OutputFormat};
@@ -202,15 +203,7 @@ impl Isolation {
             .stdin(stdin)
             .spawn()
             .map_err(|e| self.start_error(e))?;
-        let output = match tokio::time::timeout(self.deadline, child.wait_with_output()).await {
-            Ok(Ok(output)) => output,
-            Ok(Err(e)) => return Err(RunError::Crashed(format!("lost the engine process: {e}"))),
-            Err(_) => return Err(RunError::Deadline(self.deadline)),
-        };
-        if !output.status.success() {
-            return Err(exit_error(&output.status, &output.stderr, memory));
-        }
-        parse_reply(&output.stdout)
+        parse_reply(&self.stdout_of(child, memory).await?)
     }
 
     /// Starts a child as a worker does, asking it to try, from inside its
@@ -223,16 +216,23 @@ impl Isolation {
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| self.start_error(e))?;
+        let stdout = self.stdout_of(child, CHECK_MEMORY).await?;
+        serde_json::from_slice(&stdout)
+            .map_err(|e| RunError::Crashed(format!("its sandbox report was garbled: {e}")))
+    }
+
+    /// What `child`, limited to `memory` bytes, wrote, once it exited well
+    /// within the deadline.
+    async fn stdout_of(&self, child: Child, memory: u64) -> Result<Vec<u8>, RunError> {
         let output = match tokio::time::timeout(self.deadline, child.wait_with_output()).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Err(RunError::Crashed(format!("lost the engine process: {e}"))),
             Err(_) => return Err(RunError::Deadline(self.deadline)),
         };
         if !output.status.success() {
-            return Err(exit_error(&output.status, &output.stderr, CHECK_MEMORY));
+            return Err(exit_error(&output.status, &output.stderr, memory));
         }
-        serde_json::from_slice(&output.stdout)
-            .map_err(|e| RunError::Crashed(format!("its sandbox report was garbled: {e}")))
+        Ok(output.stdout)
     }
 
     /// A child limited to `memory` bytes, its output piped back. It gets

@@ -95,8 +95,9 @@ pub fn enter(sandbox: Sandbox) -> Result<Enforced, String> {
     if sandbox == Sandbox::Off {
         return Ok(Enforced::default());
     }
-    // Landlock first: its set-up opens /proc/self, which must still be
-    // allowed then, and seccomp's refusals are not in its way.
+    // Landlock binds the calling thread and the threads it starts, not
+    // those already running: the child has none of its own yet. A host
+    // whose container profile hides Landlock's calls reads as unsupported.
     let landlock = filesystem::restrict()?;
     syscalls::install().map_err(|e| {
         format!(
