@@ -1,9 +1,16 @@
-//! Who may do what on the SQS endpoint: the headers a signature must
-//! cover, and the bound on what is read before a signature is checked.
-//! Each test over its own database.
+//! Who may do what on the SQS endpoint: keys' grants (queue prefixes,
+//! actions, the product's `darkroom.` queues), the headers a signature
+//! must cover, and the bound on what is read before a signature is
+//! checked. Each test over its own database.
+
+mod common;
 
 use std::time::Duration;
 
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use common::sqs::{client_with, create, receive, send};
 use hmac::{Hmac, Mac};
 use queue::{QueueAttributes, Queues, Router, SqsConfig};
 use sha2::{Digest, Sha256};
@@ -32,6 +39,213 @@ async fn serve_with_keys(pool: &PgPool, keys: &str) -> (String, Router) {
 
 fn key((id, secret): (&str, &str)) -> String {
     format!("{id}:{secret}")
+}
+
+fn queue_url(url: &str, name: &str) -> String {
+    format!("{url}/000000000000/{name}")
+}
+
+/// The refusal AWS gives: 403, AccessDenied, a message naming `words`
+/// (the key, the action, the queue).
+fn assert_denied<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, SdkError<E, HttpResponse>>,
+    words: &[&str],
+) {
+    let err = result.expect_err("the request should be refused");
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    assert_eq!(status, Some(403), "{err:?}");
+    assert_eq!(err.code(), Some("AccessDenied"), "{err:?}");
+    let message = err.message().unwrap_or_default();
+    for word in words {
+        assert!(message.contains(word), "`{message}` does not name {word}");
+    }
+}
+
+async fn listed(sqs: &aws_sdk_sqs::Client) -> Vec<String> {
+    let out = sqs.list_queues().send().await.unwrap();
+    out.queue_urls().to_vec()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_key_limited_to_a_prefix_uses_its_queues_and_no_other(pool: PgPool) {
+    let orders = ("AKIDORDERS", "orders-secret-1");
+    let keys = format!("{},{}:queues=orders-*", key(ADMIN), key(orders));
+    let (url, _) = serve_with_keys(&pool, &keys).await;
+    let admin = client_with(&url, ADMIN.0, ADMIN.1);
+    let sqs = client_with(&url, orders.0, orders.1);
+
+    let own = create(&sqs, "orders-eu").await;
+    send(&sqs, &own, "mine").await;
+    assert_eq!(receive(&sqs, &own).await.messages()[0].body(), Some("mine"));
+    let billing = create(&admin, "billing").await;
+
+    let sent = sqs
+        .send_message()
+        .queue_url(&billing)
+        .message_body("not mine")
+        .send()
+        .await;
+    assert_denied(sent, &[orders.0, "sqs:SendMessage", "billing"]);
+    let purged = sqs.purge_queue().queue_url(&billing).send().await;
+    assert_denied(purged, &[orders.0, "sqs:PurgeQueue", "billing"]);
+    let made = sqs.create_queue().queue_name("billing-2").send().await;
+    assert_denied(made, &["sqs:CreateQueue", "billing-2"]);
+    let found = sqs.get_queue_url().queue_name("billing").send().await;
+    assert_denied(found, &["sqs:GetQueueUrl", "billing"]);
+    assert_eq!(listed(&sqs).await, [own]);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_key_without_the_exact_name_cannot_touch_nor_see_the_darkroom_queues(pool: PgPool) {
+    let star = ("AKIDSTAR", "star-secret-1");
+    let prefix = ("AKIDPREFIX", "prefix-secret-1");
+    let keys = format!(
+        "{},{}:queues=*,{}:queues=darkroom.*|darkroom.requests*",
+        key(ADMIN),
+        key(star),
+        key(prefix)
+    );
+    let (url, router) = serve_with_keys(&pool, &keys).await;
+    let responses = queue_url(&url, "darkroom.responses");
+    let requests = queue_url(&url, "darkroom.requests");
+    for (id, secret) in [ADMIN, star, prefix] {
+        let sqs = client_with(&url, id, secret);
+        let shortened = sqs
+            .set_queue_attributes()
+            .queue_url(&responses)
+            .attributes(QueueAttributeName::MessageRetentionPeriod, "60")
+            .send()
+            .await;
+        assert_denied(
+            shortened,
+            &[id, "sqs:SetQueueAttributes", "darkroom.responses"],
+        );
+        let forged = sqs
+            .send_message()
+            .queue_url(&requests)
+            .message_body("{\"forged\": true}")
+            .send()
+            .await;
+        assert_denied(forged, &[id, "sqs:SendMessage", "darkroom.requests"]);
+        let looked = sqs
+            .get_queue_url()
+            .queue_name("darkroom.requests")
+            .send()
+            .await;
+        assert_denied(looked, &[id, "darkroom.requests"]);
+        let names = listed(&sqs).await;
+        assert!(names.iter().all(|u| !u.contains("darkroom.")), "{names:?}");
+    }
+    let kept = router.open("darkroom.responses").await.unwrap();
+    let retention = kept.attributes().await.unwrap().retention;
+    assert_eq!(retention, QueueAttributes::default().retention);
+    let untouched = router.open("darkroom.requests").await.unwrap();
+    assert_eq!(untouched.stats().await.unwrap().visible, 0);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_plain_key_cannot_reach_darkroom_requests_through_dead_letters_or_moves(pool: PgPool) {
+    let (url, _) = serve_with_keys(&pool, &key(ADMIN)).await;
+    let sqs = client_with(&url, ADMIN.0, ADMIN.1);
+    let policy = serde_json::json!({
+        "deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:darkroom.requests",
+        "maxReceiveCount": 1,
+    })
+    .to_string();
+    let made = sqs
+        .create_queue()
+        .queue_name("poison")
+        .attributes(QueueAttributeName::RedrivePolicy, policy.clone())
+        .send()
+        .await;
+    assert_denied(made, &["sqs:SendMessage", "darkroom.requests"]);
+    let own = create(&sqs, "poison").await;
+    let redirected = sqs
+        .set_queue_attributes()
+        .queue_url(&own)
+        .attributes(QueueAttributeName::RedrivePolicy, policy)
+        .send()
+        .await;
+    assert_denied(redirected, &["sqs:SendMessage", "darkroom.requests"]);
+
+    let dlq = create(&sqs, "poison-dlq").await;
+    let own_policy = serde_json::json!({
+        "deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:poison-dlq",
+        "maxReceiveCount": 1,
+    });
+    sqs.set_queue_attributes()
+        .queue_url(&own)
+        .attributes(QueueAttributeName::RedrivePolicy, own_policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    send(&sqs, &dlq, "{\"forged\": true}").await;
+    let moved = sqs
+        .start_message_move_task()
+        .source_arn("arn:aws:sqs:us-east-1:000000000000:poison-dlq")
+        .destination_arn("arn:aws:sqs:us-east-1:000000000000:darkroom.requests")
+        .send()
+        .await;
+    assert_denied(moved, &["sqs:SendMessage", "darkroom.requests"]);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_key_granted_darkroom_requests_by_name_uses_it_and_no_other_darkroom_queue(pool: PgPool) {
+    let web = ("AKIDWEB", "web-secret-1");
+    let keys = format!("{}:queues=darkroom.requests", key(web));
+    let (url, router) = serve_with_keys(&pool, &keys).await;
+    let sqs = client_with(&url, web.0, web.1);
+    let requests = queue_url(&url, "darkroom.requests");
+    send(&sqs, &requests, "a request").await;
+    let native = router.open("darkroom.requests").await.unwrap();
+    assert_eq!(native.stats().await.unwrap().visible, 1);
+    assert_eq!(listed(&sqs).await, [requests]);
+    let responses = queue_url(&url, "darkroom.responses");
+    let read = sqs.receive_message().queue_url(&responses).send().await;
+    assert_denied(read, &[web.0, "sqs:ReceiveMessage", "darkroom.responses"]);
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn an_action_outside_the_grant_is_refused(pool: PgPool) {
+    let worker = ("AKIDWORKER", "worker-secret-1");
+    let keys = format!(
+        "{},{}:actions=sqs:SendMessage|Receive*|DeleteMessage",
+        key(ADMIN),
+        key(worker)
+    );
+    let (url, _) = serve_with_keys(&pool, &keys).await;
+    let q = create(&client_with(&url, ADMIN.0, ADMIN.1), "jobs").await;
+    let sqs = client_with(&url, worker.0, worker.1);
+    send(&sqs, &q, "one").await;
+    // A batch is granted by its single action, as in IAM.
+    let entry = SendMessageBatchRequestEntry::builder()
+        .id("two")
+        .message_body("two")
+        .build()
+        .unwrap();
+    sqs.send_message_batch()
+        .queue_url(&q)
+        .entries(entry)
+        .send()
+        .await
+        .unwrap();
+    let got = receive(&sqs, &q).await;
+    let receipt = got.messages()[0].receipt_handle().unwrap();
+    common::sqs::delete(&sqs, &q, receipt).await;
+
+    let purged = sqs.purge_queue().queue_url(&q).send().await;
+    assert_denied(purged, &[worker.0, "sqs:PurgeQueue", "jobs"]);
+    let tuned = sqs
+        .set_queue_attributes()
+        .queue_url(&q)
+        .attributes(QueueAttributeName::DelaySeconds, "5")
+        .send()
+        .await;
+    assert_denied(tuned, &["sqs:SetQueueAttributes", "jobs"]);
+    let deleted = sqs.delete_queue().queue_url(&q).send().await;
+    assert_denied(deleted, &["sqs:DeleteQueue", "jobs"]);
+    let listing = sqs.list_queues().send().await;
+    assert_denied(listing, &[worker.0, "sqs:ListQueues"]);
 }
 
 /// A JSON protocol ListQueues signed over `signed` headers only (among

@@ -275,6 +275,15 @@ impl SqsError {
         )
     }
 
+    pub(crate) fn access_denied(message: impl Into<String>) -> Self {
+        sender(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "AccessDenied",
+            message,
+        )
+    }
+
     pub(crate) fn request_too_large(limit: usize) -> Self {
         sender(
             StatusCode::PAYLOAD_TOO_LARGE,

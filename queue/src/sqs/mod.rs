@@ -5,7 +5,9 @@
 //! protocol may post) on `darkroom-web`'s admin listener and by
 //! `darkroom-queue serve`. Every request must carry an AWS Signature
 //! Version 4 made with a key of `DARKROOM_SQS_ACCESS_KEYS`; with none
-//! configured, every request is refused.
+//! configured, every request is refused. A key reaches the queues and
+//! actions of its grant; the product's own `darkroom.` queues only when
+//! they are granted by name (see `grants`).
 //!
 //! SQS concepts map onto the queue's: a standard queue is a concurrent
 //! queue, a FIFO queue (`.fifo`) an ordered one with message groups, a
@@ -16,6 +18,8 @@
 //!
 //! # Layout
 //! - `auth`: access keys and SigV4 verification.
+//! - `grants`: what each key may do, as `DARKROOM_SQS_ACCESS_KEYS` says.
+//! - `access`: a request's queues judged by its key's grant.
 //! - `body`: a request body, read up to what SQS can need.
 //! - `protocol`: AWS JSON 1.0 and the query protocol, read into one shape.
 //! - `answer`: answers and errors in the request's protocol.
@@ -29,12 +33,14 @@
 //! - `extra`: the SQS-only attributes and tags, and their cache.
 //! - `fifo`: the deduplication window.
 
+mod access;
 mod answer;
 mod auth;
 mod body;
 mod error;
 mod extra;
 mod fifo;
+mod grants;
 mod message;
 mod moves;
 mod protocol;
@@ -85,9 +91,12 @@ impl Default for SqsConfig {
 /// `darkroom-queue serve`).
 #[derive(clap::Args, Clone, Debug)]
 pub struct SqsArgs {
-    /// Access keys of the SQS endpoint, as comma-separated
-    /// `ACCESS_KEY_ID:SECRET` pairs (secrets of 8 characters or more).
-    /// Unset: the endpoint refuses every request.
+    /// Access keys of the SQS endpoint, comma-separated, each
+    /// `ACCESS_KEY_ID:SECRET` (secrets of 8 characters or more) with an
+    /// optional grant, `:queues=orders-*|billing;actions=SendMessage|Receive*`.
+    /// A key without one may use every queue but the `darkroom.` ones,
+    /// which only a grant naming them exactly reaches. Unset: the endpoint
+    /// refuses every request.
     #[arg(long, env = "DARKROOM_SQS_ACCESS_KEYS", hide_env_values = true, value_parser = parse_keys)]
     pub sqs_access_keys: Option<AccessKeys>,
     /// Account id in the endpoint's queue URLs and ARNs (default
@@ -142,6 +151,8 @@ struct Ctx<'a> {
     base_url: String,
     /// The region the request was signed for, in ARNs.
     region: String,
+    /// Who signed the request, and what their key may do.
+    access: access::Access<'a>,
 }
 
 impl Ctx<'_> {
@@ -181,7 +192,11 @@ async fn handle(
             return Err(SqsError::missing_authentication());
         }
         let body = body::read(&headers, body).await?;
-        let signer = auth::verify(&sqs.config.keys, &method, &uri, &headers, &body, Utc::now())?;
+        let keys = &sqs.config.keys;
+        let signer = auth::verify(keys, &method, &uri, &headers, &body, Utc::now())?;
+        let grant = keys
+            .grant(&signer.key_id)
+            .ok_or_else(SqsError::unknown_key)?;
         let (name, mut input) = match target {
             Some(target) => protocol::parse_json(target, &body)?,
             None => protocol::parse_query(uri.query(), &body)?,
@@ -212,8 +227,11 @@ async fn handle(
             } else {
                 signer.region
             },
+            access: access::Access::new(signer.key_id, grant),
         };
-        dispatch(&ctx, &action, Input(input)).await
+        let input = Input(input);
+        access::authorize(&ctx.access, &action, &input)?;
+        dispatch(&ctx, &action, input).await
     }
     .await;
     match result {

@@ -53,8 +53,12 @@ pub(super) async fn start(ctx: &Ctx<'_>, input: Input) -> Output {
     }
     let started = Utc::now().timestamp_millis();
     let moved = match &destination_arn {
-        // Back where each message came from: the queue's own redrive.
+        // Back where each message came from: the queue's own redrive. A
+        // move sends, so the key must be one that may send where it moves.
         None => {
+            for source in &sources {
+                ctx.access.check("SendMessage", source)?;
+            }
             let mut moved = 0;
             for source in &sources {
                 moved += router.open(source).await?.redrive().await?;
@@ -62,7 +66,9 @@ pub(super) async fn start(ctx: &Ctx<'_>, input: Input) -> Output {
             moved
         }
         Some(arn) => {
-            let destination = router.open(settings::name_of_arn(arn)?).await?;
+            let name = settings::name_of_arn(arn)?;
+            ctx.access.check("SendMessage", name)?;
+            let destination = router.open(name).await?;
             move_all(&dead_letters, &destination).await?
         }
     };

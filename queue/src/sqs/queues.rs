@@ -62,7 +62,7 @@ pub(super) async fn create(ctx: &Ctx<'_>, input: Input) -> Output {
         }
         Err(Error::QueueNotFound(_)) => {
             let change = settings::apply(QueueAttributes::default(), &requested, fifo, true)?;
-            check_dead_letter_queue(ctx, &change.native, fifo).await?;
+            check_dead_letter_queue(ctx, &change.native, fifo, None).await?;
             router.put(name, &change.native).await?;
             ctx.sqs
                 .extra
@@ -95,15 +95,22 @@ fn same_policy(current: Option<&Value>, asked: &str) -> bool {
     norm(current.and_then(Value::as_str).and_then(parse)) == norm(parse(asked))
 }
 
-/// A redrive policy must name an existing queue of the same type.
+/// A redrive policy must name an existing queue of the same type, and one
+/// the key may send to when the request names it: dead-lettering sends
+/// there, and a key could otherwise reach a queue it may not send to (the
+/// workers' requests) through a queue of its own.
 async fn check_dead_letter_queue(
     ctx: &Ctx<'_>,
     native: &QueueAttributes,
     fifo: bool,
+    before: Option<&str>,
 ) -> SqsResult<()> {
     let Some(dlq) = &native.dead_letter_queue else {
         return Ok(());
     };
+    if before != Some(dlq.as_str()) {
+        ctx.access.check("SendMessage", dlq)?;
+    }
     let invalid = |why: &str| {
         SqsError::invalid_parameter(format!(
             "Value for parameter RedrivePolicy is invalid. Reason: {why}"
@@ -157,7 +164,7 @@ pub(super) async fn list(ctx: &Ctx<'_>, input: Input) -> Output {
         .list()
         .await?
         .into_iter()
-        .filter(|n| n.starts_with(prefix))
+        .filter(|n| n.starts_with(prefix) && ctx.access.may("ListQueues", n))
         .collect();
     page(names, &input, ctx, "QueueUrls")
 }
@@ -216,10 +223,11 @@ pub(super) async fn set_attributes(ctx: &Ctx<'_>, input: Input) -> Output {
     let queue = ctx.sqs.router.open(name).await?;
     let current = queue.attributes().await?;
     let fifo = current.kind == QueueKind::Ordered;
+    let before = current.dead_letter_queue.clone();
     let mut asked = input.map("Attributes");
     asked.retain(|k, _| k != "FifoQueue" || !fifo);
     let change = settings::apply(current, &asked, fifo, false)?;
-    check_dead_letter_queue(ctx, &change.native, fifo).await?;
+    check_dead_letter_queue(ctx, &change.native, fifo, before.as_deref()).await?;
     ctx.sqs.router.put(name, &change.native).await?;
     ctx.sqs
         .extra
@@ -231,7 +239,8 @@ pub(super) async fn set_attributes(ctx: &Ctx<'_>, input: Input) -> Output {
 pub(super) async fn dead_letter_sources(ctx: &Ctx<'_>, input: Input) -> Output {
     let name = input.queue()?;
     ctx.sqs.router.open(name).await?;
-    let sources = sources_of(ctx, name).await?;
+    let mut sources = sources_of(ctx, name).await?;
+    sources.retain(|n| ctx.access.may("ListDeadLetterSourceQueues", n));
     page(sources, &input, ctx, "queueUrls")
 }
 
