@@ -110,3 +110,51 @@ async fn child_without_its_sandbox_gets_out_and_the_check_says_so() {
         "{report:?}"
     );
 }
+
+/// Set in the environment of this test binary run again by
+/// `child_that_cannot_install_its_filter_refuses_to_run`.
+const ON_A_HOST_WITHOUT_SECCOMP: &str = "DARKROOM_TEST_ON_A_HOST_WITHOUT_SECCOMP";
+
+/// A host whose kernel lacks seccomp, or whose container profile forbids
+/// it, does not get unsandboxed children: the child refuses to run, and the
+/// worker's check says why. Played by this test binary run again with
+/// `seccomp()` itself refused to it and to its children.
+#[test]
+fn child_that_cannot_install_its_filter_refuses_to_run() {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["on_a_host_without_seccomp", "--exact", "--ignored"])
+        .env(ON_A_HOST_WITHOUT_SECCOMP, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+#[ignore = "run by child_that_cannot_install_its_filter_refuses_to_run"]
+async fn on_a_host_without_seccomp() {
+    assert!(std::env::var_os(ON_A_HOST_WITHOUT_SECCOMP).is_some());
+    refuse_seccomp_from_now_on();
+    let refused = isolation(Sandbox::On).check_sandbox().await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("cannot install the engine's seccomp filter"),
+        "{refused}"
+    );
+}
+
+/// Refuses the `seccomp` system call to this process and its children.
+fn refuse_seccomp_from_now_on() {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+    let rules = [(nix::libc::SYS_seccomp, Vec::new())].into();
+    let arch = TargetArch::try_from(std::env::consts::ARCH).unwrap();
+    let errno = SeccompAction::Errno(nix::libc::EPERM as u32);
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, errno, arch).unwrap();
+    let program = BpfProgram::try_from(filter).unwrap();
+    seccompiler::apply_filter_all_threads(&program).unwrap();
+}
