@@ -40,10 +40,17 @@ const ACTIONS: &[&str] = &[
     "UntagQueue",
 ];
 
+/// The actions SQS also takes in batches (`SendMessageBatch`).
+const BATCHED: &[&str] = &["SendMessage", "DeleteMessage", "ChangeMessageVisibility"];
+
 /// The IAM action that grants API action `action`; `None` for one SQS
 /// does not have.
 pub(crate) fn permission(action: &str) -> Option<&'static str> {
-    let single = action.strip_suffix("Batch").unwrap_or(action);
+    let single = match action.strip_suffix("Batch") {
+        Some(single) if BATCHED.contains(&single) => single,
+        Some(_) => return None,
+        None => action,
+    };
     ACTIONS.iter().copied().find(|a| *a == single)
 }
 
@@ -237,6 +244,7 @@ mod tests {
         assert!(!grant.allows("DeleteMessage", "q"));
         assert!(!grant.allows_action("ListQueues"));
         assert!(!grant.allows("NoSuchAction", "q"));
+        assert!(!Grant::default().allows("PurgeQueueBatch", "q"));
     }
 
     #[test]
