@@ -349,12 +349,15 @@ async fn topics_publish_to_their_subscribers_over_http(pool: PgPool) {
 }
 
 /// The SQS endpoint answers on the admin listener, beside the queue API,
-/// and sees the product's own queues; the public listener does not serve it.
+/// and sees the product's own queues to a key granted them by name; the
+/// public listener does not serve it.
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn sqs_endpoint_is_on_the_admin_listener_only(pool: PgPool) {
     let app = support::app_with(pool, |s| {
         s.sqs = queue::SqsConfig {
-            keys: format!("{}:{}", sqs::KEY_ID, sqs::SECRET).parse().unwrap(),
+            keys: format!("{}:{}:queues=*|darkroom.requests", sqs::KEY_ID, sqs::SECRET)
+                .parse()
+                .unwrap(),
             ..Default::default()
         }
     })

@@ -9,9 +9,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use common::Limits;
-use common::cost::{self, Source};
-use common::limits::LimitError;
-use common::recipe::{OutputFormat, Recipe};
+use common::recipe::Recipe;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::postgres::types::PgInterval;
@@ -69,7 +67,7 @@ impl CreateJob {
             .map(|(i, r)| {
                 let recipe = Recipe::from_json(r, &format!("recipes[{i}]"))
                     .map_err(|e| AppError::BadRequest(e.to_string()))?;
-                check_cost(&recipe, limits).map_err(|e| {
+                limits.check_recipe(&recipe).map_err(|e| {
                     AppError::BadRequest(format!("recipes[{i}] ({}): {e}", recipe.name))
                 })?;
                 if !names.insert(recipe.name.clone()) {
@@ -94,14 +92,6 @@ impl CreateJob {
     }
 }
 
-/// A recipe is judged on the worst image the limits let through: the most
-/// pixels, no shrink on load, encoded as PNG unless it names a format.
-fn check_cost(recipe: &Recipe, limits: &Limits) -> Result<(), LimitError> {
-    let format = recipe.format().map_or(OutputFormat::Png, |(f, _)| f);
-    let worst = Source::worst(limits.max_pixels, limits.max_bytes);
-    limits.check(&cost::estimate(&worst, &recipe.ops, format))
-}
-
 /// A new job.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct JobCreated {
@@ -114,8 +104,9 @@ pub(crate) struct JobCreated {
     /// (`sha256=` + hex HMAC-SHA256 of the body); given only here.
     #[serde(skip_serializing_if = "Option::is_none")]
     webhook_secret: Option<String>,
-    /// When the job and its files are deleted (`DARKROOM_JOB_TTL` after
-    /// creation).
+    /// When the job and its files are deleted: `DARKROOM_EMPTY_JOB_TTL`
+    /// after creation until its first upload, which extends it to
+    /// `DARKROOM_JOB_TTL` after creation.
     expires_at: DateTime<Utc>,
 }
 
@@ -139,7 +130,11 @@ pub(crate) async fn create_job(
         .transpose()?;
     let id = Uuid::new_v4();
     let (token, token_hash) = new_token();
-    let ttl = PgInterval::try_from(state.settings.job_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Kept briefly until its first upload (see `uploads`), so that jobs
+    // nobody uploads to do not pile up, each holding its progress streams.
+    let settings = &state.settings;
+    let ttl = settings.job_ttl.min(settings.empty_job_ttl);
+    let ttl = PgInterval::try_from(ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
     // The job and its webhook's subscription commit together.
     let mut tx = state.pool.begin().await?;
     let expires_at = sqlx::query_scalar!(
