@@ -275,20 +275,26 @@ function showJob(job, state, counts) {
   if (counts.done > 0) { $("zip").hidden = false; $("zip").href = authed(`/api/jobs/${job.id}/archive`, job); }
 }
 
-// A first snapshot (for a reloaded page), a page of images at a time, then
-// live events.
-async function watch(job) {
+// Shows the job as it stands, a page of images at a time; false when it is
+// gone (expired, or the link's token is wrong).
+async function snapshot(job) {
   let snap;
   for (let after = null, first = true; first || after; first = false) {
     const page = after ? `?after=${after}` : "";
     const res = await fetch(`/api/jobs/${job.id}${page}`, { headers: { Authorization: `Bearer ${job.token}` } });
-    if (!res.ok) { status("this job does not exist (or has expired), or the link's token is wrong", true); return; }
+    if (!res.ok) { status("this job does not exist (or has expired), or the link's token is wrong", true); return false; }
     snap = await res.json();
     for (const image of snap.images) for (const out of image.outputs) showOutput(job, image.id, image.name, out);
     after = snap.next;
   }
   showJob(job, snap.state, snap.counts);
   $("expiry").textContent = `kept until ${new Date(snap.expires_at).toLocaleString()}`;
+  return true;
+}
+
+// A first snapshot (for a reloaded page), then live events.
+async function watch(job) {
+  if (!(await snapshot(job))) return;
   // The server ends the stream once the job is done; while photos are still
   // uploading, the browser reconnects and hears what changed since.
   const events = new EventSource(authed(`/api/jobs/${job.id}/events`, job));
@@ -302,7 +308,27 @@ async function watch(job) {
     showJob(job, d.state, d.counts);
     if (d.state === "done" && !uploading) { status("done"); events.close(); }
   });
+  // A stream refused (too many open: 429) or broken for good: the browser
+  // gives up on it, so the page follows the job by polling instead.
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED && watching === events) pollJob(job);
+  });
   return events;
+}
+
+// Follows a job by reading its status every few seconds until it is done
+// (and nothing is uploading) or the page stops watching it.
+function pollJob(job) {
+  const poller = { closed: false, polling: true, close() { this.closed = true; } };
+  watching = poller;
+  const tick = async () => {
+    if (poller.closed) return;
+    const there = await snapshot(job);
+    const done = $("summary").dataset.state === "done";
+    if (!there || (done && !uploading)) { if (there) status("done"); return; }
+    setTimeout(tick, 3000);
+  };
+  tick();
 }
 
 let uploading = false;
@@ -329,6 +355,8 @@ $("form").addEventListener("submit", async (e) => {
   const next = async () => { for (let f; (f = files.shift());) await upload(job, f[1], f[0]); };
   await Promise.all([next(), next(), next()]);
   uploading = false;
+  // The first upload gave the job its full term: show it.
+  await snapshot(job);
   const done = $("summary").dataset.state === "done";
   if (done && watching) watching.close();
   status(done ? "done" : "developing…");

@@ -54,9 +54,14 @@ pub struct Settings {
     pub max_images_per_job: u32,
     /// How long a job and its files are kept after creation.
     pub job_ttl: Duration,
-    /// Progress streams open at once on one job, and in all.
+    /// Progress streams open at once on one job, from one client, and in
+    /// all.
     pub max_streams_per_job: usize,
+    pub max_streams_per_client: usize,
     pub max_streams: usize,
+    /// How long a job that gets no image is kept: its first upload extends
+    /// it to `job_ttl`.
+    pub empty_job_ttl: Duration,
     /// Per-client rates.
     pub rates: rate::RateSettings,
     /// Bearer token of the queue HTTP API; `None` disables it (403).
@@ -79,12 +84,24 @@ impl Default for Settings {
             max_images_per_job: 1000,
             job_ttl: Duration::from_secs(7 * 24 * 3600),
             max_streams_per_job: 8,
+            max_streams_per_client: 16,
             max_streams: 2000,
+            empty_job_ttl: Duration::from_secs(3600),
             rates: rate::RateSettings::default(),
             admin_token: None,
             allow_private_webhooks: false,
             sqs: queue::SqsConfig::default(),
             timeouts: listener::Timeouts::default(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn stream_caps(&self) -> http::events::StreamCaps {
+        http::events::StreamCaps {
+            per_job: self.max_streams_per_job,
+            per_client: self.max_streams_per_client,
+            total: self.max_streams,
         }
     }
 }

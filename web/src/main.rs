@@ -69,6 +69,13 @@ struct Config {
     /// Progress streams open at once on one job (default 8).
     #[arg(long, env = "DARKROOM_MAX_STREAMS_PER_JOB", default_value_t = 8)]
     max_streams_per_job: usize,
+    /// Progress streams one client may hold open at once (default 16).
+    #[arg(long, env = "DARKROOM_MAX_STREAMS_PER_CLIENT", default_value_t = 16)]
+    max_streams_per_client: usize,
+    /// How long a job that gets no image is kept, in seconds (default
+    /// 3600); its first upload extends it to DARKROOM_JOB_TTL.
+    #[arg(long, env = "DARKROOM_EMPTY_JOB_TTL", default_value_t = 3600)]
+    empty_job_ttl: u64,
     /// Progress streams open at once in this process (default 2000).
     #[arg(long, env = "DARKROOM_MAX_STREAMS", default_value_t = 2000)]
     max_streams: usize,
@@ -141,6 +148,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         max_images_per_job: config.max_images_per_job,
         job_ttl: Duration::from_secs(config.job_ttl),
         max_streams_per_job: config.max_streams_per_job,
+        max_streams_per_client: config.max_streams_per_client,
+        empty_job_ttl: Duration::from_secs(config.empty_job_ttl),
         max_streams: config.max_streams,
         rates: RateSettings {
             requests_per_second: config.rate_limit_requests,

@@ -10,12 +10,27 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use support::{spawn_app, spawn_worker};
+use support::{TestApp, app_with, spawn_app, spawn_worker};
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn browser_uploads_photos_watches_them_develop_and_downloads_one(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
-    let _worker = spawn_worker(&pool, &app.storage_args);
+    let stdout = run_ui(&app, &pool, "ui.png", false).await;
+    assert!(stdout.contains("ok: 9 outputs done"), "{stdout}");
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn browser_follows_a_job_by_polling_when_its_stream_is_refused(pool: PgPool) {
+    let app = app_with(pool.clone(), |s| s.max_streams_per_client = 0).await;
+    let stdout = run_ui(&app, &pool, "ui-polling.png", true).await;
+    assert!(stdout.contains("ok: 9 outputs done"), "{stdout}");
+    assert!(stdout.contains("progress streams refused: 1"), "{stdout}");
+}
+
+/// Runs `ui.mjs` against `app` with one worker; its screenshot is `shot`,
+/// and `streams_refused` tells it the progress stream will be refused.
+async fn run_ui(app: &TestApp, pool: &PgPool, shot: &str, streams_refused: bool) -> String {
+    let _worker = spawn_worker(pool, &app.storage_args);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = root.join("tests/browser");
     assert!(
@@ -34,7 +49,9 @@ async fn browser_uploads_photos_watches_them_develop_and_downloads_one(pool: PgP
         .arg(app.url("/"))
         .arg(&shots)
         .arg(root.join("../testdata"))
+        .arg(shot)
         .env("CHROMIUM", &chromium)
+        .env("STREAMS_REFUSED", if streams_refused { "1" } else { "" })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -47,8 +64,8 @@ async fn browser_uploads_photos_watches_them_develop_and_downloads_one(pool: PgP
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "browser test failed (screenshot: {}/ui-failure.png)\n{stdout}\n{stderr}",
+        "browser test failed (screenshot: {}/{shot} as ui-failure)\n{stdout}\n{stderr}",
         shots.display()
     );
-    assert!(stdout.contains("ok: 9 outputs done"), "{stdout}");
+    stdout.into_owned()
 }

@@ -6,11 +6,12 @@ mod support;
 
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{
-    app_and_job, assert_error, copies, count, expect_json, expect_retry, flip, photos, poll,
-    spawn_app,
+    Job, app_and_job, app_with, assert_error, copies, count, expect_json, expect_retry, flip,
+    photos, poll, spawn_app,
 };
 
 /// Asks for a job with `recipes`, expecting a 400 whose error names `words`.
@@ -132,6 +133,81 @@ async fn progress_stream_ends_once_the_job_is_done(pool: PgPool) {
         .unwrap();
     assert!(body.contains("event: output"), "{body}");
     assert!(body.contains(r#""state":"done""#), "{body}");
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn progress_streams_are_capped_per_client(pool: PgPool) {
+    let app = app_with(pool, |s| {
+        s.max_streams_per_client = 2;
+        s.rates.client_ip_header = Some(HeaderName::from_static("x-forwarded-for"));
+    })
+    .await;
+    let open = async |job: &Job, client: &str| {
+        let url = app.url(&format!("/api/jobs/{}/events", job.id));
+        let request = app.client.get(url).bearer_auth(&job.token);
+        request
+            .header("x-forwarded-for", client)
+            .send()
+            .await
+            .unwrap()
+    };
+    let mut jobs = Vec::new();
+    for _ in 0..3 {
+        jobs.push(app.create_job(flip("f")).await);
+    }
+    // Held open: each on its own job, all from one address.
+    let first = open(&jobs[0], "192.0.2.1").await;
+    let second = open(&jobs[1], "192.0.2.1").await;
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let third = open(&jobs[2], "192.0.2.1").await;
+    // A stream let through would never end: its status says enough.
+    assert_eq!(third.status().as_u16(), 429);
+    let (_, body) = expect_retry(third, 429).await;
+    assert_error(&body, &["DARKROOM_MAX_STREAMS_PER_CLIENT"]);
+    assert_eq!(open(&jobs[2], "192.0.2.2").await.status(), 200);
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn a_progress_stream_ends_when_its_job_expires(pool: PgPool) {
+    let (app, job) = app_and_job(pool.clone(), |_| ()).await;
+    // Pending for good: no worker runs.
+    app.upload_one(&job, "rocket.jpg").await;
+    support::sql(
+        &pool,
+        "update jobs set expires_at = now() + interval '1 second'",
+    )
+    .await;
+    let stream = app.job_get(&job, "/events").await;
+    assert_eq!(stream.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(10), stream.text())
+        .await
+        .expect("the stream of an expired job ends")
+        .unwrap();
+    assert!(body.contains(r#""state":"pending""#), "{body}");
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn a_job_that_gets_no_image_expires_soon_and_its_first_upload_keeps_it(pool: PgPool) {
+    let app = app_with(pool, |s| {
+        s.empty_job_ttl = Duration::from_secs(3600);
+        s.job_ttl = Duration::from_secs(7 * 24 * 3600);
+    })
+    .await;
+    let expiry = |body: &Value| {
+        let at = body["expires_at"].as_str().expect("expires_at").parse();
+        let at: chrono::DateTime<chrono::Utc> = at.unwrap();
+        (at - chrono::Utc::now()).num_minutes()
+    };
+    let (_, created) = app.create(flip("f")).await;
+    assert!((55..=60).contains(&expiry(&created)), "{created}");
+    let job = Job::from_created(&created);
+    app.upload_accepted(&job, "rocket.jpg").await;
+    let week = 7 * 24 * 60;
+    let left = expiry(&app.job_status(&job).await);
+    assert!(
+        (week - 5..=week).contains(&left),
+        "{left} minutes left after the first upload"
+    );
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]

@@ -10,13 +10,16 @@
 //! when the response consumer of any web instance announces the job (see
 //! `crate::events`), and looks on its own every few seconds as well.
 //!
-//! A stream ends once its job is done (every output done or failed): the
-//! browser then closes it, or, while it still uploads, reconnects and is
-//! told what changed since. Streams are capped per job and in all, so a
-//! client cannot hold open connections without end.
+//! A stream ends once its job is done (every output done or failed) or
+//! expires: the browser then closes it, or, while it still uploads,
+//! reconnects and is told what changed since (or, the job gone, is told 404).
+//! Streams are capped per job, per client and in all, so a client cannot
+//! hold open connections without end; a job that gets no image expires
+//! within `DARKROOM_EMPTY_JOB_TTL`, taking its streams with it.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,12 +34,14 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::JobAccess;
 use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::http::status::{Counts, JobState, OutputRow, OutputView};
+use crate::rate::Client;
 
 /// How often a stream looks for changes it was not told about.
 const FALLBACK_POLL: Duration = Duration::from_secs(3);
@@ -48,46 +53,72 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/jobs/{id}/events", get(events))
 }
 
-/// The progress streams open in this process, per job.
+/// The progress streams open in this process, per job and per client.
 #[derive(Clone, Debug, Default)]
-pub struct Streams(Arc<Mutex<HashMap<Uuid, usize>>>);
+pub struct Streams(Arc<Mutex<Open>>);
+
+#[derive(Debug, Default)]
+struct Open {
+    per_job: HashMap<Uuid, usize>,
+    per_client: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// How many streams may be open at once.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamCaps {
+    pub per_job: usize,
+    pub per_client: usize,
+    pub total: usize,
+}
 
 /// One open stream; closing it (dropping this) frees its place.
 pub struct StreamPlace {
     streams: Streams,
     job: Uuid,
+    client: IpAddr,
 }
 
 impl Streams {
-    /// Takes a place for a stream of `job`, within both caps.
-    fn open(&self, job: Uuid, per_job: usize, total: usize) -> AppResult<StreamPlace> {
+    /// Takes a place for `client`'s stream of `job`, within every cap.
+    fn open(&self, job: Uuid, client: IpAddr, caps: StreamCaps) -> AppResult<StreamPlace> {
         let mut open = self.0.lock().expect("not poisoned");
         let busy = |message: String| AppError::TooManyRequests {
             message,
             retry_after: Duration::from_secs(5),
         };
-        if open.values().sum::<usize>() >= total {
+        if open.total >= caps.total {
             return Err(busy(
                 "the server has as many progress streams open as it allows; try again shortly"
                     .into(),
             ));
         }
-        let count = open.entry(job).or_default();
-        if *count >= per_job {
+        if open.per_client.get(&client).copied().unwrap_or(0) >= caps.per_client {
             return Err(busy(format!(
-                "this job already has {per_job} progress streams open; close a tab that follows it"
+                "your address already has {} progress streams open (DARKROOM_MAX_STREAMS_PER_CLIENT); \
+                 close a tab that follows a job",
+                caps.per_client
             )));
         }
-        *count += 1;
+        if open.per_job.get(&job).copied().unwrap_or(0) >= caps.per_job {
+            return Err(busy(format!(
+                "this job already has {} progress streams open; close a tab that follows it",
+                caps.per_job
+            )));
+        }
+        *open.per_job.entry(job).or_default() += 1;
+        *open.per_client.entry(client).or_default() += 1;
+        open.total += 1;
         Ok(StreamPlace {
             streams: self.clone(),
             job,
+            client,
         })
     }
 
     /// Streams open now, in all.
     pub fn len(&self) -> usize {
-        self.0.lock().expect("not poisoned").values().sum()
+        self.0.lock().expect("not poisoned").total
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,11 +129,19 @@ impl Streams {
 impl Drop for StreamPlace {
     fn drop(&mut self) {
         let mut open = self.streams.0.lock().expect("not poisoned");
-        if let Some(count) = open.get_mut(&self.job) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.job);
-            }
+        release(&mut open.per_job, &self.job);
+        release(&mut open.per_client, &self.client);
+        open.total -= 1;
+    }
+}
+
+/// Gives back one place counted under `key`, forgetting a key left with
+/// none so the maps hold only what is open.
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
         }
     }
 }
@@ -128,6 +167,7 @@ struct OutputEvent {
 pub(crate) async fn events(
     State(state): State<AppState>,
     access: JobAccess,
+    Client(client): Client,
     headers: HeaderMap,
 ) -> AppResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let id = access.job_id;
@@ -136,11 +176,10 @@ pub(crate) async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let place = state.streams.open(
-        id,
-        state.settings.max_streams_per_job,
-        state.settings.max_streams,
-    )?;
+    let place = state
+        .streams
+        .open(id, client, state.settings.stream_caps())?;
+    let expires = until_expiry(&state.pool, id).await?;
     let mut announced = state.job_events.subscribe();
     let pool = state.pool.clone();
     let stream = async_stream::stream! {
@@ -174,10 +213,25 @@ pub(crate) async fn events(
                 }
                 Err(e) => tracing::warn!(job = %id, error = %e, "reading job events failed; retrying"),
             }
-            news_of(&mut announced, id).await;
+            if tokio::time::timeout_at(expires, news_of(&mut announced, id)).await.is_err() {
+                break;
+            }
         }
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// When `job` expires, as an instant of this process's clock.
+async fn until_expiry(pool: &PgPool, job: Uuid) -> AppResult<Instant> {
+    let left = sqlx::query_scalar!(
+        r#"select greatest(extract(epoch from expires_at - now()), 0)::float8 as "left!"
+           from jobs where id = $1"#,
+        job
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    Ok(Instant::now() + Duration::from_secs_f64(left))
 }
 
 /// Waits for `job` to be announced, or for the fallback poll.

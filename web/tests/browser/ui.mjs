@@ -4,14 +4,18 @@
 // waits for every output to show `done` over the live event stream, checks
 // the text file's error, downloads one result and checks its size.
 //
-//   node ui.mjs <app url> <screenshot dir> <photo dir>
+//   node ui.mjs <app url> <screenshot dir> <photo dir> [screenshot name]
+//
+// With STREAMS_REFUSED=1 the server refuses the progress stream (429), and
+// the page must follow the job by polling its status instead.
 //
 // Run by web/tests/browser.rs; exits non-zero on any failure.
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-const [url, shots, photos] = process.argv.slice(2);
+const [url, shots, photos, shot = "ui.png"] = process.argv.slice(2);
+const streamsRefused = process.env.STREAMS_REFUSED === "1";
 mkdirSync(shots, { recursive: true });
 
 // Width and height of a JPEG (first SOFn marker) or PNG (IHDR).
@@ -41,10 +45,14 @@ try {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, acceptDownloads: true });
   page = await context.newPage();
   const problems = [];
+  let refused = 0;
+  page.on("response", (r) => { if (r.url().endsWith("/events") || r.url().includes("/events?")) refused += r.status() === 429; });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
-    // The text file's upload is refused with a 400 on purpose.
-    if (m.type() === "error" && !/status of 400/.test(m.text())) problems.push(`console: ${m.text()}`);
+    // The text file's upload is refused with a 400 on purpose, and the
+    // progress stream with a 429 when the server is told to.
+    const expected = streamsRefused ? /status of (400|429)/ : /status of 400/;
+    if (m.type() === "error" && !expected.test(m.text())) problems.push(`console: ${m.text()}`);
   });
 
   await page.goto(url);
@@ -90,8 +98,9 @@ try {
   const loaded = await rocket.locator("img").evaluateAll((imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0));
   if (!loaded.every(Boolean)) throw new Error(`images not loaded: ${loaded}`);
   if (problems.length) throw new Error(problems.join("\n"));
-  await page.screenshot({ path: join(shots, "ui.png"), fullPage: true });
-  console.log(`ok: 9 outputs done, thumbnail ${w}×${h}, screenshot in ${shots}/ui.png`);
+  if (streamsRefused !== (refused > 0)) throw new Error(`progress streams refused: ${refused}`);
+  await page.screenshot({ path: join(shots, shot), fullPage: true });
+  console.log(`ok: 9 outputs done, thumbnail ${w}×${h}, progress streams refused: ${refused}, screenshot in ${shots}/${shot}`);
 } catch (e) {
   if (page) await page.screenshot({ path: join(shots, "ui-failure.png"), fullPage: true }).catch(() => {});
   console.error(e);

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
+use sqlx::postgres::types::PgInterval;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -104,6 +105,9 @@ pub(crate) async fn upload_images(
         over_size: AtomicBool::new(false),
     };
     let images = access.image_count;
+    if images == 0 {
+        keep_for_its_full_term(&state, job_id).await?;
+    }
     let Received {
         accepted,
         rejected,
@@ -116,6 +120,21 @@ pub(crate) async fn upload_images(
     }
     tracing::info!(job = %job_id, accepted = accepted.len(), rejected = rejected.len(), "upload");
     Ok(answer(&state, accepted, rejected, cut))
+}
+
+/// Gives a job its first images' full `DARKROOM_JOB_TTL`: until then it was
+/// kept only `DARKROOM_EMPTY_JOB_TTL`, so a job nobody uploads to (and the
+/// progress streams that follow it) goes soon.
+async fn keep_for_its_full_term(state: &AppState, job: Uuid) -> AppResult<()> {
+    let ttl = PgInterval::try_from(state.settings.job_ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
+    sqlx::query!(
+        "update jobs set expires_at = greatest(expires_at, created_at + $2) where id = $1",
+        job,
+        ttl
+    )
+    .execute(&state.pool)
+    .await?;
+    Ok(())
 }
 
 /// What became of a request's files, and why it stopped early if it did.
