@@ -8,6 +8,7 @@
 //! - [`events`]: which jobs changed, heard by every web process.
 //! - [`metrics`]: the Prometheus metrics of `/metrics`.
 //! - [`rate`]: per-client rates of job creation, uploads and work.
+//! - [`places`]: what a client or job may hold open at once (streams, uploads).
 //! - [`expiry`]: deletes jobs and their files once they expire.
 //! - [`listener`]: serves a listener's connections under [`listener::Timeouts`].
 //! - [`webhooks`]: jobs' webhooks, a topic's HTTP subscriptions.
@@ -24,6 +25,7 @@ pub mod expiry;
 pub mod http;
 pub mod listener;
 pub mod metrics;
+pub mod places;
 pub mod rate;
 pub mod webhooks;
 
@@ -59,6 +61,9 @@ pub struct Settings {
     pub max_streams_per_job: usize,
     pub max_streams_per_client: usize,
     pub max_streams: usize,
+    /// Upload requests one client may have in progress at once: each may
+    /// hold a part of a file (8 MiB) in memory while it arrives.
+    pub max_uploads_per_client: usize,
     /// How long a job that gets no image is kept: its first upload extends
     /// it to `job_ttl`.
     pub empty_job_ttl: Duration,
@@ -85,6 +90,7 @@ impl Default for Settings {
             job_ttl: Duration::from_secs(7 * 24 * 3600),
             max_streams_per_job: 8,
             max_streams_per_client: 16,
+            max_uploads_per_client: 6,
             max_streams: 2000,
             empty_job_ttl: Duration::from_secs(3600),
             rates: rate::RateSettings::default(),
@@ -124,6 +130,8 @@ pub struct AppState {
     pub rates: Arc<rate::Rates>,
     /// Progress streams open now.
     pub streams: http::events::Streams,
+    /// Upload requests in progress now, per client.
+    pub uploads: places::Places<std::net::IpAddr>,
     /// Records uploaded images, many to a transaction under load.
     pub recorder: http::uploads::Recorder,
 }
@@ -151,6 +159,7 @@ impl AppState {
             topics,
             rates: Arc::new(rate::Rates::new(&settings.rates)),
             streams: http::events::Streams::default(),
+            uploads: places::Places::default(),
             settings: Arc::new(settings),
             job_events: JobEvents::default(),
         })

@@ -72,6 +72,9 @@ struct Config {
     /// Progress streams one client may hold open at once (default 16).
     #[arg(long, env = "DARKROOM_MAX_STREAMS_PER_CLIENT", default_value_t = 16)]
     max_streams_per_client: usize,
+    /// Upload requests one client may have in progress at once (default 6).
+    #[arg(long, env = "DARKROOM_MAX_UPLOADS_PER_CLIENT", default_value_t = 6)]
+    max_uploads_per_client: usize,
     /// How long a job that gets no image is kept, in seconds (default
     /// 3600); its first upload extends it to DARKROOM_JOB_TTL.
     #[arg(long, env = "DARKROOM_EMPTY_JOB_TTL", default_value_t = 3600)]
@@ -149,6 +152,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         job_ttl: Duration::from_secs(config.job_ttl),
         max_streams_per_job: config.max_streams_per_job,
         max_streams_per_client: config.max_streams_per_client,
+        max_uploads_per_client: config.max_uploads_per_client,
         empty_job_ttl: Duration::from_secs(config.empty_job_ttl),
         max_streams: config.max_streams,
         rates: RateSettings {

@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use support::{Job, TestApp, app_and_job, photo};
+use support::{Job, TestApp, app_and_job, assert_error, expect_retry, photo, poll};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use web::listener::Timeouts;
@@ -130,4 +130,34 @@ async fn a_body_trickled_past_the_request_timeout_is_answered_408_and_kept_nowhe
     assert_eq!(app.originals(&job).await, 0);
     // The server goes on serving others.
     assert_eq!(app.upload_one(&job, "rocket.jpg").await.status(), 201);
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn a_client_has_at_most_its_cap_of_uploads_in_progress(pool: PgPool) {
+    let (app, job) = app_and_job(pool, |s| s.max_uploads_per_client = 2).await;
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let (head, body) = upload_start(&app, &job, 0);
+        let mut conn = TcpStream::connect(app.addr).await.unwrap();
+        conn.write_all(head.as_bytes()).await.unwrap();
+        conn.write_all(&body).await.unwrap();
+        slow.push(conn);
+    }
+    // Both are in the server's hands once a third is refused.
+    let (_, body) = poll(Duration::from_secs(10), async || {
+        match app.upload_one(&job, "rocket.jpg").await {
+            r if r.status() == 429 => Ok(expect_retry(r, 429).await),
+            r => Err(format!("a third upload was answered {}", r.status())),
+        }
+    })
+    .await;
+    assert_error(&body, &["DARKROOM_MAX_UPLOADS_PER_CLIENT"]);
+    drop(slow.pop());
+    poll(Duration::from_secs(10), async || {
+        match app.upload_one(&job, "rocket.jpg").await.status().as_u16() {
+            201 => Ok(()),
+            status => Err(format!("a closed upload kept its place: {status}")),
+        }
+    })
+    .await;
 }

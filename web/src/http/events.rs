@@ -17,10 +17,8 @@
 //! hold open connections without end; a job that gets no image expires
 //! within `DARKROOM_EMPTY_JOB_TTL`, taking its streams with it.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -41,6 +39,7 @@ use crate::AppState;
 use crate::auth::JobAccess;
 use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::http::status::{Counts, JobState, OutputRow, OutputView};
+use crate::places::{Place, Places};
 use crate::rate::Client;
 
 /// How often a stream looks for changes it was not told about.
@@ -53,15 +52,13 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/jobs/{id}/events", get(events))
 }
 
-/// The progress streams open in this process, per job and per client.
+/// The progress streams open in this process, in all, per client and per
+/// job.
 #[derive(Clone, Debug, Default)]
-pub struct Streams(Arc<Mutex<Open>>);
-
-#[derive(Debug, Default)]
-struct Open {
-    per_job: HashMap<Uuid, usize>,
-    per_client: HashMap<IpAddr, usize>,
-    total: usize,
+pub struct Streams {
+    total: Places<()>,
+    per_client: Places<IpAddr>,
+    per_job: Places<Uuid>,
 }
 
 /// How many streams may be open at once.
@@ -72,77 +69,53 @@ pub struct StreamCaps {
     pub total: usize,
 }
 
-/// One open stream; closing it (dropping this) frees its place.
+/// One open stream's places; closing the stream (dropping this) frees them.
 pub struct StreamPlace {
-    streams: Streams,
-    job: Uuid,
-    client: IpAddr,
+    _total: Place<()>,
+    _client: Place<IpAddr>,
+    _job: Place<Uuid>,
 }
 
 impl Streams {
     /// Takes a place for `client`'s stream of `job`, within every cap.
     fn open(&self, job: Uuid, client: IpAddr, caps: StreamCaps) -> AppResult<StreamPlace> {
-        let mut open = self.0.lock().expect("not poisoned");
         let busy = |message: String| AppError::TooManyRequests {
             message,
             retry_after: Duration::from_secs(5),
         };
-        if open.total >= caps.total {
-            return Err(busy(
+        let total = self.total.take((), caps.total).ok_or_else(|| {
+            busy(
                 "the server has as many progress streams open as it allows; try again shortly"
                     .into(),
-            ));
-        }
-        if open.per_client.get(&client).copied().unwrap_or(0) >= caps.per_client {
-            return Err(busy(format!(
+            )
+        })?;
+        let by_client = self.per_client.take(client, caps.per_client).ok_or_else(|| {
+            busy(format!(
                 "your address already has {} progress streams open (DARKROOM_MAX_STREAMS_PER_CLIENT); \
                  close a tab that follows a job",
                 caps.per_client
-            )));
-        }
-        if open.per_job.get(&job).copied().unwrap_or(0) >= caps.per_job {
-            return Err(busy(format!(
+            ))
+        })?;
+        let of_job = self.per_job.take(job, caps.per_job).ok_or_else(|| {
+            busy(format!(
                 "this job already has {} progress streams open; close a tab that follows it",
                 caps.per_job
-            )));
-        }
-        *open.per_job.entry(job).or_default() += 1;
-        *open.per_client.entry(client).or_default() += 1;
-        open.total += 1;
+            ))
+        })?;
         Ok(StreamPlace {
-            streams: self.clone(),
-            job,
-            client,
+            _total: total,
+            _client: by_client,
+            _job: of_job,
         })
     }
 
     /// Streams open now, in all.
     pub fn len(&self) -> usize {
-        self.0.lock().expect("not poisoned").total
+        self.total.held(&())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-impl Drop for StreamPlace {
-    fn drop(&mut self) {
-        let mut open = self.streams.0.lock().expect("not poisoned");
-        release(&mut open.per_job, &self.job);
-        release(&mut open.per_client, &self.client);
-        open.total -= 1;
-    }
-}
-
-/// Gives back one place counted under `key`, forgetting a key left with
-/// none so the maps hold only what is open.
-fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
-    if let Some(count) = counts.get_mut(key) {
-        *count -= 1;
-        if *count == 0 {
-            counts.remove(key);
-        }
     }
 }
 

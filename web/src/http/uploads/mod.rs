@@ -85,7 +85,7 @@ enum Cut {
         (status = 400, description = "No file accepted, or no file sent", body = Uploaded),
         (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
         (status = 413, description = "Request over DARKROOM_MAX_REQUEST_BYTES; the files accepted before the cut are listed", body = Uploaded),
-        (status = 429, description = "Over the client's upload or work rate (Retry-After); the files accepted before are listed", body = Uploaded),
+        (status = 429, description = "Over the client's upload or work rate, or its uploads in progress (Retry-After); the files accepted before are listed", body = Uploaded),
         (status = 503, description = "A file could not be stored; the files accepted before are listed (Retry-After)", body = Uploaded),
     )
 )]
@@ -96,6 +96,14 @@ pub(crate) async fn upload_images(
     mut multipart: Multipart,
 ) -> AppResult<Response> {
     state.rates.upload(client)?;
+    let cap = state.settings.max_uploads_per_client;
+    let _in_progress = state.uploads.take(client, cap).ok_or_else(|| AppError::TooManyRequests {
+        message: format!(
+            "your address already has {cap} uploads in progress (DARKROOM_MAX_UPLOADS_PER_CLIENT); \
+             send this one when one of them is done"
+        ),
+        retry_after: std::time::Duration::from_secs(1),
+    })?;
     let job_id = access.job_id;
     let upload = Upload {
         state: &state,
