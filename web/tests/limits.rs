@@ -158,7 +158,10 @@ async fn progress_streams_are_capped_per_client(pool: PgPool) {
     // Held open: each on its own job, all from one address.
     let first = open(&jobs[0], "192.0.2.1").await;
     let second = open(&jobs[1], "192.0.2.1").await;
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     let third = open(&jobs[2], "192.0.2.1").await;
     // A stream let through would never end: its status says enough.
     assert_eq!(third.status().as_u16(), 429);
