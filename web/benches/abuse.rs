@@ -11,12 +11,24 @@
 //! - tiny PNGs for those recipes (a 64×64 image blown up to 49 MP, then
 //!   teeth whitening), with 16 recipes at once and with one;
 //! - decompression bombs, and 64 MB of garbage as a "photo";
+//! - JPEGs whose header lies past the first MiB, behind 32 metadata
+//!   segments (the web charges them as the largest image allowed);
+//! - uploads that send 8 MiB − 1 bytes and then a byte a second
+//!   (`TRICKLERS` at once, each starting again when refused or cut);
+//! - quick jobs whose webhook points at a black hole (a listener that
+//!   accepts and never answers), so its deliveries pile up and time out;
 //! - progress streams held open, and floods of status and unknown URLs.
 //!
+//! Every honest job has a webhook to a healthy receiver too; its `job.done`
+//! delivery's lag behind the job being seen done is reported alone and
+//! under attack.
+//!
 //! Reported: whether every honest job finished, the honest p50/p95 job
-//! time alone and under attack and their ratio, the attacker's answers by
-//! status, the web server's peak RSS, and whether any process died. All
-//! limits are the defaults.
+//! time alone and under attack and their ratio, the honest webhooks' p95
+//! lag, the attacker's answers by status, the web server's peak RSS, and
+//! whether any process died. All limits are the defaults, but webhooks may
+//! reach loopback (`DARKROOM_WEBHOOK_ALLOW_PRIVATE`), where both receivers
+//! are.
 //!
 //! Run with `scripts/bench-abuse` (provisions Postgres and the S3 server,
 //! builds the release binaries).
@@ -26,7 +38,7 @@ mod photo12mp;
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,13 +46,20 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::Part;
 use serde_json::{Value, json};
 use support::{
-    Guard, Job, create_job, form, fresh_database, job_get, peak_rss_mb, start_workers, upload,
+    Guard, Job, create_job, create_job_from, form, fresh_database, job_get, peak_rss_mb,
+    start_workers, upload,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
 
 const JOBS: usize = 50;
 const PACE: Duration = Duration::from_millis(1200);
 const ATTACK: Duration = Duration::from_secs(60);
 const ATTACKERS: usize = 8;
+const TRICKLERS: usize = 16;
+
+/// Where each webhook delivery's body arrived, and when.
+type Deliveries = Arc<Mutex<Vec<(String, Instant)>>>;
 
 fn honest_recipes() -> Value {
     json!([
@@ -67,12 +86,19 @@ fn client_from(ip: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// One honest job: create, upload, wait for every output. Returns its time
-/// and whether every output is done.
-async fn honest_job(client: &reqwest::Client, base: &str, photo: &[u8]) -> (Duration, bool) {
+/// One honest job: create (with a webhook to `hook`), upload, wait for
+/// every output. Returns its time, whether every output is done, and how
+/// long after it was seen done its `job.done` webhook had arrived.
+async fn honest_job(
+    client: &reqwest::Client,
+    base: &str,
+    photo: &[u8],
+    hook: &Hook,
+) -> (Duration, bool, Duration) {
     let started = Instant::now();
+    let body = json!({"recipes": honest_recipes(), "webhook": hook.url});
     let job = loop {
-        match create_job(client, base, &honest_recipes()).await {
+        match create_job_from(client, base, &body).await {
             Ok(job) => break job,
             Err(0) => panic!("darkroom-web did not answer"),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -95,34 +121,104 @@ async fn honest_job(client: &reqwest::Client, base: &str, photo: &[u8]) -> (Dura
         if res.status() == 200 {
             let status: Value = res.json().await.unwrap();
             if status["state"] == "done" {
-                return (started.elapsed(), status["counts"]["failed"] == 0);
+                let took = started.elapsed();
+                let lag = hook.lag(&job.id, Instant::now()).await;
+                return (took, status["counts"]["failed"] == 0, lag);
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-/// The honest workload: `JOBS` jobs started `PACE` apart. Returns each
-/// job's time, and how many failed.
-async fn honest(base: &str, photo: Arc<Vec<u8>>) -> (Vec<Duration>, usize) {
+/// What the honest client measured: each job's time and its webhook's lag
+/// (both sorted), and how many jobs failed.
+struct Measured {
+    times: Vec<Duration>,
+    lags: Vec<Duration>,
+    failed: usize,
+}
+
+/// The honest workload: `JOBS` jobs started `PACE` apart.
+async fn honest(base: &str, photo: Arc<Vec<u8>>, hook: &Hook) -> Measured {
     let client = client_from("127.0.0.2");
     let mut tasks = Vec::new();
     for i in 0..JOBS {
-        let (client, base, photo) = (client.clone(), base.to_owned(), photo.clone());
+        let (client, base, photo, hook) =
+            (client.clone(), base.to_owned(), photo.clone(), hook.clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(PACE * i as u32).await;
-            honest_job(&client, &base, &photo).await
+            honest_job(&client, &base, &photo, &hook).await
         }));
     }
-    let mut times = Vec::new();
-    let mut failed = 0;
+    let mut m = Measured {
+        times: Vec::new(),
+        lags: Vec::new(),
+        failed: 0,
+    };
     for t in tasks {
-        let (took, ok) = t.await.unwrap();
-        times.push(took);
-        failed += usize::from(!ok);
+        let (took, ok, lag) = t.await.unwrap();
+        m.times.push(took);
+        m.lags.push(lag);
+        m.failed += usize::from(!ok);
     }
-    times.sort();
-    (times, failed)
+    m.times.sort();
+    m.lags.sort();
+    m
+}
+
+/// A healthy webhook receiver on loopback.
+#[derive(Clone)]
+struct Hook {
+    url: String,
+    arrived: Deliveries,
+}
+
+impl Hook {
+    async fn start() -> Self {
+        let arrived: Deliveries = Arc::default();
+        let record = arrived.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |body: String| {
+                let record = record.clone();
+                async move { record.lock().unwrap().push((body, Instant::now())) }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, arrived }
+    }
+
+    /// How long after `seen_done` job `id`'s `job.done` arrived (0 if
+    /// before); 60 s when it has not within a minute.
+    async fn lag(&self, id: &str, seen_done: Instant) -> Duration {
+        let deadline = seen_done + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let arrived = self.arrived.lock().unwrap().iter().find_map(|(body, at)| {
+                (body.contains(id) && body.contains("job.done")).then_some(*at)
+            });
+            if let Some(at) = arrived {
+                return at.saturating_duration_since(seen_done);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Duration::from_secs(60)
+    }
+}
+
+/// A webhook endpoint that drops everything: it accepts connections and
+/// never reads nor answers, so each delivery waits for its timeout.
+async fn black_hole() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    url
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -140,6 +236,30 @@ fn tiny_png() -> Vec<u8> {
 }
 
 /// A PNG whose header claims 100000×100000 pixels.
+fn small_jpeg() -> Vec<u8> {
+    let mut jpeg = Vec::new();
+    image::RgbImage::new(64, 64)
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    jpeg
+}
+
+/// A 64×64 JPEG behind 32 full metadata segments (2 MiB): its frame header
+/// is past what the web reads to find it.
+fn far_header_jpeg() -> Vec<u8> {
+    let jpeg = small_jpeg();
+    let mut padded = jpeg[..2].to_vec();
+    for _ in 0..32 {
+        padded.extend_from_slice(&[0xff, 0xe1, 0xff, 0xff]);
+        padded.extend_from_slice(&[0u8; 0xffff - 2]);
+    }
+    padded.extend_from_slice(&jpeg[2..]);
+    padded
+}
+
 fn bomb() -> Vec<u8> {
     let mut png = tiny_png();
     png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
@@ -178,6 +298,7 @@ async fn attacker(
     until: Instant,
     tally: Tally,
     streams: Arc<Mutex<Vec<reqwest::Response>>>,
+    hole: String,
 ) {
     let client = client_from("127.0.0.1");
     let many: Vec<Value> = (0..16).map(|i| heavy_recipe(&format!("h{i}"))).collect();
@@ -185,7 +306,11 @@ async fn attacker(
         .map(|_| json!({"op": "blur", "sigma": 100.0}))
         .collect();
     let garbage = vec![0x5au8; 64 << 20];
-    let (png, bomb) = (tiny_png(), bomb());
+    let (png, bomb, far) = (tiny_png(), bomb(), far_header_jpeg());
+    let black_holed = json!({
+        "recipes": [{"name": "f", "ops": [{"op": "flip", "axis": "vertical"}]}],
+        "webhook": hole,
+    });
     let mut round = 0u64;
     while Instant::now() < until {
         round += 1;
@@ -201,6 +326,8 @@ async fn attacker(
             note(&tally, &format!("tiny PNG, {what}"), status);
             let status = upload_file(&client, &base, &job, bomb.clone()).await;
             note(&tally, "decompression bomb", status);
+            let status = upload_file(&client, &base, &job, far.clone()).await;
+            note(&tally, &format!("header past 1 MiB, {what}"), status);
             if round.is_multiple_of(8) {
                 let status = upload_file(&client, &base, &job, garbage.clone()).await;
                 note(&tally, "64 MB of garbage", status);
@@ -209,6 +336,14 @@ async fn attacker(
                 note(&tally, "open progress stream", res.status().as_u16());
                 streams.lock().unwrap().push(res);
             }
+        }
+        // Quick work, so its events are due at once, to a webhook that
+        // never answers.
+        let quick = create_job_from(&client, &base, &black_holed).await;
+        note(&tally, "create job, black-holed webhook", created(&quick));
+        if let Ok(job) = quick {
+            let status = upload_file(&client, &base, &job, png.clone()).await;
+            note(&tally, "tiny PNG, black-holed webhook", status);
         }
         for path in [
             "/api/jobs/00000000-0000-0000-0000-000000000000",
@@ -227,6 +362,65 @@ async fn attacker(
     }
 }
 
+/// One slow upload after another until `until`: the request's head, 8 MiB
+/// − 1 bytes of its body (a small JPEG, then zeros: cheap work, so the
+/// work rate lets it through), then a byte a second.
+async fn trickler(base: SocketAddr, job: Job, until: Instant, tally: Tally) {
+    let mut body =
+        b"--B\r\ncontent-disposition: form-data; name=\"file\"; filename=\"t.jpg\"\r\n\r\n"
+            .to_vec();
+    body.extend_from_slice(&small_jpeg());
+    body.resize((8 << 20) - 1, 0);
+    let head = format!(
+        "POST /api/jobs/{}/images HTTP/1.1\r\nhost: {base}\r\nauthorization: Bearer {}\r\n\
+         content-type: multipart/form-data; boundary=B\r\ncontent-length: {}\r\n\r\n",
+        job.id,
+        job.token,
+        body.len() + 4096
+    );
+    while Instant::now() < until {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let Ok(mut conn) = socket.connect(base).await else {
+            continue;
+        };
+        let sent = async {
+            conn.write_all(head.as_bytes()).await?;
+            conn.write_all(&body).await
+        };
+        let answer = match sent.await {
+            Ok(()) => trickle_until(&mut conn, until).await,
+            Err(_) => "write refused".into(),
+        };
+        *tally
+            .lock()
+            .unwrap()
+            .entry(format!("trickled upload → {answer}"))
+            .or_default() += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Sends a byte a second until the server answers (its status line's
+/// code) or `until` (then "held to the end").
+async fn trickle_until(conn: &mut tokio::net::TcpStream, until: Instant) -> String {
+    let mut answer = [0u8; 12];
+    loop {
+        tokio::select! {
+            read = conn.read(&mut answer) => return match read {
+                Ok(n) if n >= 12 => String::from_utf8_lossy(&answer[9..12]).into_owned(),
+                _ => "connection closed".into(),
+            },
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                if Instant::now() >= until {
+                    return "held to the end".into();
+                }
+                let _ = conn.write_all(b"\0").await;
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let db = fresh_database("darkroom_bench_abuse").await;
@@ -235,6 +429,7 @@ async fn main() {
         cmd.env("DATABASE_URL", db.as_str())
             .env("DARKROOM_BUCKET", &bucket)
             .env("RUST_LOG", "warn")
+            .env("DARKROOM_WEBHOOK_ALLOW_PRIVATE", "true")
             .stderr(Stdio::null());
     };
     let (mut web, base) = support::start_web(env).await;
@@ -243,24 +438,39 @@ async fn main() {
         cmd.stdin(Stdio::null());
     });
     let photo = Arc::new(std::fs::read(photo12mp::input()).unwrap());
+    let hook = Hook::start().await;
     eprintln!("baseline: {JOBS} honest jobs, one every {PACE:?}, no attacker");
-    let (alone, alone_failed) = honest(&base, photo.clone()).await;
+    let alone = honest(&base, photo.clone(), &hook).await;
 
     eprintln!("attack: the same honest jobs, {ATTACKERS} attacker connections for {ATTACK:?}");
     let tally: Tally = Arc::default();
     let streams = Arc::new(Mutex::new(Vec::new()));
     let until = Instant::now() + ATTACK;
-    let attackers: Vec<_> = (0..ATTACKERS)
+    let hole = black_hole().await;
+    let mut attackers: Vec<_> = (0..ATTACKERS)
         .map(|_| {
             tokio::spawn(attacker(
                 base.clone(),
                 until,
                 tally.clone(),
                 streams.clone(),
+                hole.clone(),
             ))
         })
         .collect();
-    let (attacked, attacked_failed) = honest(&base, photo.clone()).await;
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let flip = json!([{"name": "f", "ops": [{"op": "flip", "axis": "vertical"}]}]);
+    let slow_job = create_job(&client_from("127.0.0.1"), &base, &flip)
+        .await
+        .expect("the tricklers' job");
+    for _ in 0..TRICKLERS {
+        let job = Job {
+            id: slow_job.id.clone(),
+            token: slow_job.token.clone(),
+        };
+        attackers.push(tokio::spawn(trickler(addr, job, until, tally.clone())));
+    }
+    let attacked = honest(&base, photo.clone(), &hook).await;
     for a in attackers {
         a.await.unwrap();
     }
@@ -271,20 +481,22 @@ async fn main() {
     let web_alive = alive(&mut web);
     let workers_alive = workers.iter_mut().map(alive).filter(|a| *a).count();
     let rss = peak_rss_mb(web.0.id());
-    let (p50a, p95a) = (percentile(&alone, 0.5), percentile(&alone, 0.95));
-    let (p50b, p95b) = (percentile(&attacked, 0.5), percentile(&attacked, 0.95));
-
-    println!("\n| honest client ({JOBS} jobs) | finished | failed | p50 s | p95 s | p95 ratio |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let p95a = percentile(&alone.times, 0.95);
     println!(
-        "| alone | {} | {alone_failed} | {p50a:.2} | {p95a:.2} | 1.00× |",
-        alone.len()
+        "\n| honest client ({JOBS} jobs) | finished | failed | p50 s | p95 s | p95 ratio | webhook p95 lag s |"
     );
-    println!(
-        "| under attack | {} | {attacked_failed} | {p50b:.2} | {p95b:.2} | **{:.2}×** |",
-        attacked.len(),
-        p95b / p95a
-    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (what, m) in [("alone", &alone), ("under attack", &attacked)] {
+        let p95 = percentile(&m.times, 0.95);
+        println!(
+            "| {what} | {} | {} | {:.2} | {p95:.2} | **{:.2}×** | {:.2} |",
+            m.times.len(),
+            m.failed,
+            percentile(&m.times, 0.5),
+            p95 / p95a,
+            percentile(&m.lags, 0.95),
+        );
+    }
     println!("\n| attacker's request → answer | count |\n|---|---:|");
     for (what, n) in tally.lock().unwrap().iter() {
         println!("| {what} | {n} |");
@@ -295,5 +507,5 @@ async fn main() {
         if web_alive { "yes" } else { "NO" }
     );
     assert!(web_alive && workers_alive == 2, "a process died");
-    assert_eq!(alone_failed + attacked_failed, 0, "honest outputs failed");
+    assert_eq!(alone.failed + attacked.failed, 0, "honest outputs failed");
 }

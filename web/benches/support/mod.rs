@@ -125,8 +125,18 @@ pub fn thumbnail_recipes() -> Value {
 /// Asks the server at `base` for a job of `recipes`. Refused, it is the
 /// status of the answer; 0 when there was none.
 pub async fn create_job(client: &reqwest::Client, base: &str, recipes: &Value) -> Result<Job, u16> {
+    create_job_from(client, base, &json!({ "recipes": recipes })).await
+}
+
+/// Creates a job from a whole request body (recipes, webhook); Err holds the
+/// status (0: no answer).
+pub async fn create_job_from(
+    client: &reqwest::Client,
+    base: &str,
+    body: &Value,
+) -> Result<Job, u16> {
     let req = client.post(format!("{base}/api/jobs"));
-    let res = req.json(&json!({ "recipes": recipes })).send().await;
+    let res = req.json(body).send().await;
     let res = res.map_err(|_| 0u16)?;
     if res.status() != 201 {
         return Err(res.status().as_u16());
