@@ -90,8 +90,17 @@ pub async fn place(router: &Router, command: PlaceCommand) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The URL without its password, for printing.
+/// The URL without its passwords, for printing: libpq and sqlx take one in
+/// the userinfo and in query parameters (`password`, `sslpassword`) alike.
 fn redact(url: &str) -> String {
+    let url = hide_userinfo_password(url);
+    match url.split_once('?') {
+        Some((base, query)) => format!("{base}?{}", hide_password_parameters(query)),
+        None => url,
+    }
+}
+
+fn hide_userinfo_password(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -99,5 +108,59 @@ fn redact(url: &str) -> String {
             format!("{}{user}{}", &url[..scheme + 3], &url[at..])
         }
         _ => url.to_owned(),
+    }
+}
+
+/// `query` with the value of every parameter whose name holds `password`
+/// masked; names are read percent-decoded, as the URL's readers do.
+fn hide_password_parameters(query: &str) -> String {
+    let hide = |pair: &str| match pair.split_once('=') {
+        Some((name, _)) if names_a_password(name) => format!("{name}=***"),
+        _ => pair.to_owned(),
+    };
+    query.split('&').map(hide).collect::<Vec<_>>().join("&")
+}
+
+fn names_a_password(name: &str) -> bool {
+    let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+    name.to_ascii_lowercase().contains("password")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_the_userinfo_password() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/darkroom"),
+            "postgres://app@db:5432/darkroom"
+        );
+    }
+
+    #[test]
+    fn redact_hides_passwords_in_query_parameters() {
+        let shown = redact(
+            "postgres://app@db/darkroom?sslmode=require&password=s3cret&SSLPassword=k3y&pass%77ord=x1",
+        );
+        assert_eq!(
+            shown,
+            "postgres://app@db/darkroom?sslmode=require&password=***&SSLPassword=***&pass%77ord=***"
+        );
+    }
+
+    #[test]
+    fn redact_hides_both_passwords_of_one_url() {
+        let shown = redact("postgres://app:s3cret@db/darkroom?password=other");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("other"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn redact_keeps_a_url_without_passwords() {
+        let url = "postgres://db/darkroom?application_name=darkroom&sslmode=disable";
+        assert_eq!(redact(url), url);
     }
 }
