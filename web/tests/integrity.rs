@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use common::protocol::{Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Response};
+use common::protocol::{DEAD_REQUEST_QUEUE, Outcome, REQUEST_QUEUE, RESPONSE_QUEUE, Response};
 use queue::{QueueAttributes, Queues};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -40,16 +40,26 @@ async fn job_and_done_response(app: &TestApp) -> (support::Job, Response) {
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
-async fn service_queues_keep_unprocessed_work_forever(pool: PgPool) {
-    let _app = spawn_app(pool.clone()).await;
+async fn a_retention_set_on_responses_or_dead_letters_is_removed_at_start_up(pool: PgPool) {
+    let first = spawn_app(pool.clone()).await;
+    drop(first);
+    // An operator gives every service queue a retention between two starts.
     let queues = Queues::new(pool.clone());
-    for name in [
-        REQUEST_QUEUE,
-        RESPONSE_QUEUE,
-        common::protocol::DEAD_REQUEST_QUEUE,
-    ] {
+    let services = [REQUEST_QUEUE, RESPONSE_QUEUE, DEAD_REQUEST_QUEUE];
+    for name in services {
         let q = queues.open(name).await.unwrap();
-        assert_eq!(q.attributes().retention, None, "{name}");
+        let attributes = QueueAttributes {
+            retention: Some(Duration::from_secs(60)),
+            ..q.attributes().clone()
+        };
+        queues.put(name, &attributes).await.unwrap();
+    }
+    let _app = spawn_app(pool.clone()).await;
+    for name in services {
+        let kept = queues.open(name).await.unwrap().attributes().retention;
+        // The requests' may stay: theirs expire into the dead letters.
+        let expected = (name == REQUEST_QUEUE).then_some(Duration::from_secs(60));
+        assert_eq!(kept, expected, "{name}");
     }
 }
 
