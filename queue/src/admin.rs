@@ -1,6 +1,7 @@
 //! Creating, opening, listing, purging and deleting queues.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::PgPool;
 
@@ -52,6 +53,22 @@ impl Queues {
             pool,
             shard,
         }
+    }
+
+    /// These queues with receives that, while they wait, look again every
+    /// `every` without a NOTIFY (see [`crate::FALLBACK_POLL`]). A router
+    /// over them gives its shards' queues the same. Make it before cloning:
+    /// the result has a LISTEN connection of its own.
+    pub fn with_fallback_poll(self, every: Duration) -> Self {
+        Self {
+            hub: Hub::with_fallback_poll(self.pool.clone(), every),
+            ..self
+        }
+    }
+
+    /// See [`Queues::with_fallback_poll`].
+    pub(crate) fn fallback_poll(&self) -> Duration {
+        self.hub.fallback_poll
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -16,6 +16,7 @@
 //! delayed messages and expired locks become visible without any send.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -30,8 +31,31 @@ use crate::{Queue, Result};
 /// queue id.
 pub(crate) const CHANNEL: &str = "darkroom_queue";
 
-/// How often a waiting receive polls even without a notification.
-pub(crate) const FALLBACK_POLL: Duration = Duration::from_millis(500);
+/// How often a waiting receive polls even without a notification, unless
+/// [`crate::Queues::with_fallback_poll`] or [`set_fallback_poll`] says otherwise.
+pub const FALLBACK_POLL: Duration = Duration::from_millis(500);
+
+/// The process-wide fallback poll in milliseconds, 0 for [`FALLBACK_POLL`].
+static DEFAULT_FALLBACK_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the fallback poll of every [`crate::Queues`] made after this call in this
+/// process, for programs that build theirs out of reach of
+/// [`crate::Queues::with_fallback_poll`]. Tests of wake-ups set it far above their
+/// bound, so that only a NOTIFY can wake a receive in time: with the
+/// fallback at its usual 500 ms, a broken NOTIFY passes for a slow one.
+/// A receive then no longer sees delayed messages or expired locks appear
+/// while it waits.
+pub fn set_fallback_poll(every: Duration) {
+    let ms = every.as_millis().clamp(1, u64::MAX as u128) as u64;
+    DEFAULT_FALLBACK_MS.store(ms, Ordering::Relaxed);
+}
+
+fn default_fallback_poll() -> Duration {
+    match DEFAULT_FALLBACK_MS.load(Ordering::Relaxed) {
+        0 => FALLBACK_POLL,
+        ms => Duration::from_millis(ms),
+    }
+}
 
 /// Least time between two NOTIFYs of one process. A NOTIFY is a statement
 /// and a commit of its own: issued back to back under a steady send rate
@@ -75,11 +99,19 @@ pub(crate) struct Hub {
     /// When this process last issued a NOTIFY, itself or in a caller's
     /// transaction; shared with the notifier task.
     last: Arc<Mutex<Option<Instant>>>,
+    /// How long a waiting receive goes without looking when no NOTIFY
+    /// comes.
+    pub(crate) fallback_poll: Duration,
 }
 
 impl Hub {
     pub(crate) fn new(pool: PgPool) -> Arc<Self> {
+        Self::with_fallback_poll(pool, default_fallback_poll())
+    }
+
+    pub(crate) fn with_fallback_poll(pool: PgPool, fallback_poll: Duration) -> Arc<Self> {
         Arc::new(Self {
+            fallback_poll,
             pool,
             waiters: Mutex::new(HashMap::new()),
             listener: OnceLock::new(),

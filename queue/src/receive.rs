@@ -15,7 +15,6 @@ use uuid::Uuid;
 use crate::attributes::{check_batch, check_lock, check_wait};
 use crate::consume::{Consume, Consumed};
 use crate::group::{GROUP_UP_TO, Held, Member, fail_all};
-use crate::notify::FALLBACK_POLL;
 use crate::send::ROW_MESSAGES;
 use crate::{Error, Queue, QueueKind, Result};
 
@@ -377,7 +376,7 @@ impl Queue {
             if !messages.is_empty() || now >= deadline {
                 return Ok(messages);
             }
-            let nap = (deadline - now).min(FALLBACK_POLL);
+            let nap = (deadline - now).min(self.inner.hub.fallback_poll);
             let _ = tokio::time::timeout(nap, notified).await;
         }
     }

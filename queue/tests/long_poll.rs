@@ -7,18 +7,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{LOCK, queue, single_connection};
+use common::{LOCK, WAKE_BOUND, await_listeners, queue, single_connection, woken_only};
 use queue::Queues;
 use sqlx::PgPool;
 
-/// Starts a receive on `q` that waits up to 20 s, and returns once it is
-/// waiting; the task yields what it got and how long it waited.
+/// Starts a receive on the queue `name` that waits up to 20 s, woken by
+/// NOTIFY alone, and returns once it is waiting; the task yields what it
+/// got and how long it waited.
 async fn waiting_receiver(
     pool: &PgPool,
-    q: &queue::Queue,
+    name: &str,
 ) -> tokio::task::JoinHandle<(Vec<queue::Message>, Duration)> {
+    let q = woken_only(pool).open(name).await.unwrap();
     let receiver = tokio::spawn({
-        let q = q.clone();
         async move {
             let start = Instant::now();
             let got = q
@@ -28,38 +29,27 @@ async fn waiting_receiver(
             (got, start.elapsed())
         }
     });
-    // Let the receiver find the queue empty and start waiting.
-    while sqlx::query_scalar::<_, i64>(
-        "select count(*) from pg_stat_activity where query like 'LISTEN%'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-        == 0
-    {
-        tokio::task::yield_now().await;
-    }
+    await_listeners(pool, 1).await;
     receiver
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
-    let q = queue(&pool, "poll").await;
+    queue(&pool, "poll").await;
     // A sender in another "process": its own Queues, so its own notifier.
     let sender = Queues::new(pool.clone()).open("poll").await.unwrap();
-    let receiver = waiting_receiver(&pool, &q).await;
+    let receiver = waiting_receiver(&pool, "poll").await;
     sender.send("wake up").await.unwrap();
     let (got, waited) = receiver.await.unwrap();
     assert_eq!(got.len(), 1);
-    // Well under the 500 ms fallback poll: the NOTIFY woke it, not a timer.
-    assert!(waited < Duration::from_millis(450), "woke after {waited:?}");
+    assert!(waited < WAKE_BOUND, "woke after {waited:?}");
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn long_poll_wakes_when_a_transaction_that_sent_and_notified_commits(pool: PgPool) {
-    let q = queue(&pool, "poll").await;
+    queue(&pool, "poll").await;
     let sender = Queues::new(pool.clone()).open("poll").await.unwrap();
-    let receiver = waiting_receiver(&pool, &q).await;
+    let receiver = waiting_receiver(&pool, "poll").await;
     let mut tx = pool.begin().await.unwrap();
     let message = [queue::NewMessage::new("wake up")];
     sender.send_batch_in(&mut tx, &message).await.unwrap();
@@ -67,7 +57,7 @@ async fn long_poll_wakes_when_a_transaction_that_sent_and_notified_commits(pool:
     tx.commit().await.unwrap();
     let (got, waited) = receiver.await.unwrap();
     assert_eq!(got.len(), 1);
-    assert!(waited < Duration::from_millis(450), "woke after {waited:?}");
+    assert!(waited < WAKE_BOUND, "woke after {waited:?}");
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]

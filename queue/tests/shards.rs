@@ -8,8 +8,8 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::routing::{receive_all, router, shards, spread};
-use common::{LOCK, ordered_attributes};
+use common::routing::{receive_all, router, shards, spread, woken_only_router};
+use common::{LOCK, WAKE_BOUND, await_listeners, bodies, listeners, ordered_attributes};
 use queue::{Error, NewMessage, QueueAttributes};
 use sqlx::PgPool;
 
@@ -137,25 +137,42 @@ async fn ordered_spread_keeps_each_group_on_one_shard_in_order(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
-async fn long_poll_wakes_on_a_send_to_any_shard(pool: PgPool) {
+async fn long_poll_on_a_spread_queue_wakes_on_a_send_to_any_shard(pool: PgPool) {
     let router = router(&pool);
-    let _clusters = shards(&router, 2).await;
-    let q = spread(&router, "waiting", &Default::default(), &["s1", "s2"]).await;
-    for _ in 0..2 {
-        let receiver = tokio::spawn({
-            let q = q.clone();
-            async move { q.receive_wait(1, LOCK, Duration::from_secs(20)).await }
+    let clusters = shards(&router, 2).await;
+    spread(&router, "waiting", &Default::default(), &["s1", "s2"]).await;
+    let ids: HashMap<String, i32> = router
+        .shards()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.name, s.id))
+        .collect();
+    for (name, cluster) in ["s1", "s2"].into_iter().zip(&clusters) {
+        let shard = sqlx::PgPool::connect(&cluster.url()).await.unwrap();
+        // A receiver of its own each time, so that its listeners coming up
+        // say it waits; with no fallback poll only a NOTIFY from the shard
+        // the send lands on can wake it.
+        let before = listeners(&shard).await;
+        let waiting = woken_only_router(&pool).open("waiting").await.unwrap();
+        let receiver = tokio::spawn(async move {
+            let start = std::time::Instant::now();
+            let got = waiting.receive_wait(1, LOCK, Duration::from_secs(20)).await;
+            (got, start.elapsed())
         });
-        // The send lands on one shard or the other, by turn; either wakes it.
-        let start = std::time::Instant::now();
-        while !receiver.is_finished() {
-            q.send("wake").await.unwrap();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        let got = receiver.await.unwrap().unwrap();
-        assert_eq!(got.len(), 1);
-        assert!(start.elapsed() < Duration::from_secs(5));
-        q.purge().await.unwrap();
+        await_listeners(&shard, before + 1).await;
+        // The sender is another process: a router of its own, sending to
+        // this shard alone.
+        let sender = common::routing::router(&pool)
+            .open("waiting")
+            .await
+            .unwrap();
+        let part = sender.sends_on(ids[name]).await.unwrap().unwrap();
+        part.send(format!("to {name}")).await.unwrap();
+        let (got, waited) = receiver.await.unwrap();
+        let got = got.unwrap();
+        assert_eq!(bodies(&got), [format!("to {name}")]);
+        assert!(waited < WAKE_BOUND, "woke after {waited:?} on {name}");
     }
 }
 

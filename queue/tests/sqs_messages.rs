@@ -11,7 +11,8 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use common::sqs::{attributes, client, create, delete, receive, send, serve};
+use common::sqs::{attributes, client, create, delete, receive, send, serve, serve_woken_only};
+use common::{WAKE_BOUND, await_listeners, listeners};
 use md5::{Digest, Md5};
 use sqlx::PgPool;
 
@@ -211,11 +212,15 @@ async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
         .unwrap();
     assert!(empty.messages().is_empty());
     assert!(started.elapsed() >= Duration::from_secs(1));
+    // A second endpoint whose receives only a NOTIFY wakes in time; its
+    // listener coming up says its receive waits.
+    let (woken_only, _) = serve_woken_only(&pool).await;
+    let before = listeners(&pool).await;
     let receiver = tokio::spawn({
-        let (sqs, q) = (sqs.clone(), q.clone());
+        let (waiting, q) = (client(&woken_only), q.clone());
         async move {
             let started = tokio::time::Instant::now();
-            let got = sqs
+            let got = waiting
                 .receive_message()
                 .queue_url(&q)
                 .wait_time_seconds(20)
@@ -225,12 +230,11 @@ async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
             (got, started.elapsed())
         }
     });
-    // The receive is waiting once the queue has a waiter; the send wakes
-    // it whenever it lands.
+    await_listeners(&pool, before + 1).await;
     send(&sqs, &q, "wake").await;
     let (got, waited) = receiver.await.unwrap();
     assert_eq!(got.messages()[0].body(), Some("wake"));
-    assert!(waited < Duration::from_secs(20), "waited {waited:?}");
+    assert!(waited < WAKE_BOUND, "waited {waited:?}");
 
     let err = sqs
         .receive_message()

@@ -228,7 +228,7 @@ impl Router {
                     .acquire_timeout(Duration::from_secs(2))
                     .test_before_acquire(false)
                     .connect_lazy(url)?;
-                Queues::on_shard(pool, id)
+                Queues::on_shard(pool, id).with_fallback_poll(self.inner.control.fallback_poll())
             }
         };
         let shard = Arc::new(Shard {

@@ -8,7 +8,6 @@ use tokio::time::Instant;
 
 use super::{Part, Route, Router};
 use crate::attributes::check_wait;
-use crate::notify::FALLBACK_POLL;
 use crate::{DeleteOutcome, Error, Message, NewMessage, Queue, QueueKind, Receipt, Result};
 
 /// Where a sent message went: ids are unique within a shard.
@@ -218,6 +217,7 @@ impl Routed {
         // at; a wait that runs its course looks at every part (delayed
         // messages and expired locks come back without a send).
         let mut woken_by = None;
+        let fallback = self.router.control().fallback_poll();
         loop {
             let route = self.route().await?;
             let (shards, waiters): (Vec<i32>, Vec<_>) = route
@@ -237,7 +237,7 @@ impl Routed {
             if !messages.is_empty() || now >= deadline {
                 return Ok(messages);
             }
-            let nap = (deadline - now).min(FALLBACK_POLL);
+            let nap = (deadline - now).min(fallback);
             if notified.is_empty() {
                 tokio::time::sleep(nap).await;
             } else if let Ok(((), i, _)) =

@@ -19,6 +19,49 @@ use sqlx::PgPool;
 /// enough never to run out by itself.
 pub const LOCK: Duration = Duration::from_secs(30);
 
+/// A fallback poll far longer than any wait of a test: receives made with it
+/// are woken by a NOTIFY or not at all, so that a broken NOTIFY fails a
+/// wake-up test instead of passing for a slow one.
+pub const NO_FALLBACK: Duration = Duration::from_secs(3600);
+
+/// How soon a NOTIFY must wake a waiting receive: well inside the usual
+/// fallback poll's 500 ms multiplied by a slow machine's margin, and far
+/// inside [`NO_FALLBACK`] and the 20 s waits of the tests.
+pub const WAKE_BOUND: Duration = Duration::from_secs(3);
+
+/// The queues of the test's database, woken only by NOTIFY.
+pub fn woken_only(pool: &PgPool) -> Queues {
+    Queues::new(pool.clone()).with_fallback_poll(NO_FALLBACK)
+}
+
+/// The LISTEN connections open to the database `pool` reaches. Only that
+/// database's backends count: other tests' listeners run on the same
+/// server.
+pub async fn listeners(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and query like 'LISTEN%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until the database `pool` reaches has `at_least` LISTEN
+/// connections; panics past 10 s. A receive registers for wake-ups before
+/// its `Queues`' listener starts, so once the listener is there the receive
+/// is registered, and a NOTIFY now reaches it.
+pub async fn await_listeners(pool: &PgPool, at_least: i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while listeners(pool).await < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receive started listening within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Runs one statement behind the queue's back.
 pub async fn exec(pool: &PgPool, sql: &str) {
     sqlx::query(sql).execute(pool).await.unwrap();

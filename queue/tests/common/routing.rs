@@ -17,6 +17,12 @@ pub fn router(pool: &PgPool) -> Router {
     Router::with_timing(Queues::new(pool.clone()), TTL, RETIRE_AFTER)
 }
 
+/// Like [`router`], its receives woken by NOTIFY alone (see
+/// [`super::NO_FALLBACK`]).
+pub fn woken_only_router(pool: &PgPool) -> Router {
+    Router::with_timing(super::woken_only(pool), TTL, RETIRE_AFTER)
+}
+
 /// `n` clusters, listed as shards `s1`..`sn` of the control database.
 pub async fn shards(router: &Router, n: usize) -> Vec<Cluster> {
     let clusters: Vec<Cluster> = (0..n).map(|_| Cluster::start()).collect();

@@ -11,7 +11,16 @@ pub const SECRET: &str = "darkroom-test-secret";
 /// Serves the endpoint (and the queue API beside it, as `darkroom-queue
 /// serve` does) until the test ends; returns its URL and the router.
 pub async fn serve(pool: &PgPool) -> (String, Router) {
-    let router = Router::new(Queues::new(pool.clone()));
+    serve_router(Router::new(Queues::new(pool.clone()))).await
+}
+
+/// Like [`serve`], its receives woken by NOTIFY alone (see
+/// [`super::NO_FALLBACK`]).
+pub async fn serve_woken_only(pool: &PgPool) -> (String, Router) {
+    serve_router(Router::new(super::woken_only(pool))).await
+}
+
+async fn serve_router(router: Router) -> (String, Router) {
     let config = SqsConfig {
         keys: format!("{KEY_ID}:{SECRET}").parse::<AccessKeys>().unwrap(),
         ..SqsConfig::default()
