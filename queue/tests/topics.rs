@@ -13,6 +13,7 @@ use queue::{
 };
 use sqlx::PgPool;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 const LOCK: Duration = Duration::from_secs(30);
 
@@ -223,12 +224,16 @@ async fn pushed(queues: &Queues, endpoint: &Endpoint, n: usize) -> (Pusher, Vec<
     (pusher, calls)
 }
 
-/// Runs pusher rounds until `done` says so or `patience` runs out.
+/// Runs `pusher` until `done` says so or `patience` runs out.
 async fn push_until(pusher: &Pusher, patience: Duration, done: impl Fn() -> bool) {
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(pusher.clone().run(shutdown.clone()));
     let deadline = Instant::now() + patience;
     while !done() && Instant::now() < deadline {
-        pusher.round(Duration::from_millis(200)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    shutdown.cancel();
+    running.await.unwrap();
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
@@ -265,6 +270,20 @@ async fn http_push_retries_with_backoff_until_the_endpoint_takes_it(pool: PgPool
     assert_eq!(
         headers["x-cmq-signature"],
         queue::topic_signature("hook-secret", body).as_str()
+    );
+    let signed = headers["darkroom-signature"].to_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let tolerance = Duration::from_secs(300);
+    assert!(Pusher::verify_signature(
+        "hook-secret",
+        signed,
+        body,
+        now,
+        tolerance
+    ));
+    assert!(
+        !Pusher::verify_signature("hook-secret", signed, body, now + 301, tolerance),
+        "a replay after the tolerance is refused"
     );
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(json["msgBody"], "job.done");

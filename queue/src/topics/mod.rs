@@ -16,13 +16,21 @@
 //! - `admin`: create, list and delete topics; subscribe and unsubscribe.
 //! - `publish`: the fan-out.
 //! - `push`: HTTP delivery with CMQ's retry strategies.
+//! - `in_flight`: the few slots each subscription may hold in a pusher.
+//! - `breaker`: parking endpoints that keep failing.
+//! - `clients`: the pushers' HTTP clients (no proxy unless asked).
+//! - `signature`: the deliveries' HMAC signatures.
 //! - `address`: the public addresses `public_only` subscriptions keep to.
 
 mod address;
 mod admin;
+mod breaker;
+mod clients;
 mod filter;
+mod in_flight;
 mod publish;
 mod push;
+mod signature;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,7 +46,8 @@ pub use address::public_host;
 pub use admin::{SubscriptionInfo, TopicInfo};
 pub use filter::MAX_TAGS;
 pub use publish::Publication;
-pub use push::{Pusher, signature};
+pub use push::Pusher;
+pub use signature::signature;
 
 /// The queue HTTP deliveries wait in (in the topics' database).
 pub const DELIVERY_QUEUE: &str = "darkroom.topic.deliveries";

@@ -56,6 +56,10 @@ pub(crate) struct Delivery {
     /// Milliseconds since the epoch.
     #[serde(rename = "p")]
     pub(crate) published_at: i64,
+    /// Tries made and failed (deliveries written before this field was
+    /// counted their tries by receives).
+    #[serde(rename = "t", default)]
+    pub(crate) tries: u32,
 }
 
 /// A subscription a publish may feed.
@@ -195,6 +199,7 @@ impl Topics {
                             tags: m.tags.clone(),
                             routing_key: m.routing_key.clone(),
                             published_at: now,
+                            tries: 0,
                         };
                         let body = serde_json::to_string(&d).expect("a delivery serializes");
                         deliveries.push(NewMessage::new(body));

@@ -1,38 +1,72 @@
 //! HTTP delivery: pushers lease deliveries from [`DELIVERY_QUEUE`], POST
-//! them, delete the delivered ones and put failed ones back with the
+//! them, delete the delivered ones and send failed ones back with the
 //! subscription's retry delay. A pusher that dies mid-delivery leaves its
 //! lease to run out; the delivery then goes to another (at least once).
+//!
+//! Endpoints are strangers to each other, so a pusher never waits for a
+//! batch: each delivery holds one of its slots only while its own POST is
+//! out, and the slot is leased again as soon as it frees. A subscription
+//! may hold only a few slots (its other deliveries go back to the queue
+//! for a moment), and one that keeps failing is parked by its breaker, so
+//! an endpoint that never answers costs its own deliveries time, not
+//! anyone else's.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::address::{PublicOnly, public_host};
+use super::address::public_host;
+use super::breaker::{Admission, Breakers};
+use super::clients::Clients;
+use super::in_flight::InFlight;
 use super::publish::Delivery;
+use super::signature::{signature, timestamped, verify};
 use super::{BodyFormat, DELIVERY_QUEUE, RetryPolicy};
-use crate::attributes::from_millis;
-use crate::{Error, Message, Queue, Queues, Result};
+use crate::attributes::{MAX_DELAY, from_millis};
+use crate::{Error, Message, NewMessage, Queue, Queues, Result};
 
 /// Longest wait between exponential-decay tries, as CMQ's.
 const MAX_DECAY: Duration = Duration::from_secs(512);
 /// Tries after the first under BACKOFF_RETRY.
-const BACKOFF_RETRIES: i32 = 3;
+const BACKOFF_RETRIES: u32 = 3;
 
 /// Delivers topics' HTTP subscriptions. Run any number, in any processes.
+/// Clones share their breakers, slots per subscription and counts.
 #[derive(Clone, Debug)]
 pub struct Pusher {
     queues: Queues,
-    client: reqwest::Client,
-    /// For `public_only` subscriptions: resolves to public addresses only.
-    public_client: reqwest::Client,
+    clients: Clients,
+    settings: Settings,
+    in_flight: Arc<InFlight>,
+    breakers: Arc<Breakers>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Clone, Debug)]
+struct Settings {
     /// Lease on each delivery; longer than `timeout`, so a live pusher
     /// keeps what it is delivering.
     lock: Duration,
     timeout: Duration,
     concurrency: usize,
+    per_subscription: usize,
+    /// When a delivery of a subscription at its cap comes back.
+    busy_retry: Duration,
+    max_attempts: u32,
+    breaker_threshold: u32,
+    cool_off: Duration,
+    use_env_proxy: bool,
+}
+
+/// What pushers gave up, for operators to see.
+#[derive(Debug, Default)]
+struct Counts {
+    spent: AtomicU64,
+    parked: AtomicU64,
 }
 
 /// What became of one delivery attempt.
@@ -45,73 +79,186 @@ enum Outcome {
 
 impl Pusher {
     /// A pusher over the topics of `queues`' database: 16 deliveries at
-    /// once, 10 s per POST, 30 s leases.
+    /// once and 2 per subscription, 10 s per POST, 30 s leases, 16 tries per
+    /// delivery, endpoints parked after 5 failures in a row for 30 s (then
+    /// 60 s, 120 s… up to 10 min), no proxy.
     pub fn new(queues: Queues) -> Self {
-        Self {
-            queues,
-            client: reqwest::Client::new(),
-            public_client: reqwest::Client::builder()
-                .dns_resolver(std::sync::Arc::new(PublicOnly))
-                // A redirect could lead anywhere.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("an HTTP client with a resolver builds"),
+        let settings = Settings {
             lock: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             concurrency: 16,
+            per_subscription: 2,
+            busy_retry: Duration::from_secs(1),
+            max_attempts: 16,
+            breaker_threshold: 5,
+            cool_off: Duration::from_secs(30),
+            use_env_proxy: false,
+        };
+        Self::with(queues, settings)
+    }
+
+    fn with(queues: Queues, settings: Settings) -> Self {
+        Self {
+            queues,
+            clients: Clients::new(settings.use_env_proxy),
+            in_flight: Arc::new(InFlight::new(settings.per_subscription)),
+            breakers: Arc::new(Breakers::new(
+                settings.breaker_threshold,
+                settings.cool_off,
+                settings.lock,
+            )),
+            counts: Arc::default(),
+            settings,
         }
+    }
+
+    fn set(self, change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.settings;
+        change(&mut settings);
+        Self::with(self.queues, settings)
     }
 
     /// Sets the POST timeout, and the lease to three times it.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self.lock = timeout * 3;
-        self
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.set(|s| {
+            s.timeout = timeout;
+            s.lock = timeout * 3;
+        })
     }
 
-    /// Delivers until `shutdown`.
+    /// Sets how many deliveries are out at once.
+    pub fn concurrency(self, n: usize) -> Self {
+        self.set(|s| s.concurrency = n.max(1))
+    }
+
+    /// Sets how many deliveries of one subscription are out at once, and
+    /// how soon one beyond that is leased again.
+    pub fn per_subscription(self, n: usize, busy_retry: Duration) -> Self {
+        self.set(|s| {
+            s.per_subscription = n.max(1);
+            s.busy_retry = busy_retry;
+        })
+    }
+
+    /// Sets the most POSTs one delivery gets (within its topic's message
+    /// lifetime and its retry policy).
+    pub fn max_attempts(self, n: u32) -> Self {
+        self.set(|s| s.max_attempts = n.max(1))
+    }
+
+    /// Parks an endpoint after `threshold` failures in a row for
+    /// `cool_off`, doubled after each failed probe (up to 64 times, and
+    /// 10 min).
+    pub fn breaker(self, threshold: u32, cool_off: Duration) -> Self {
+        self.set(|s| {
+            s.breaker_threshold = threshold;
+            s.cool_off = cool_off;
+        })
+    }
+
+    /// Whether POSTs go through HTTP_PROXY / HTTPS_PROXY (off by default).
+    pub fn use_env_proxy(self, on: bool) -> Self {
+        self.set(|s| s.use_env_proxy = on)
+    }
+
+    /// Deliveries this pusher dropped with their tries spent.
+    pub fn dropped_spent(&self) -> u64 {
+        self.counts.spent.load(Ordering::Relaxed)
+    }
+
+    /// Deliveries this pusher put back unsent as their endpoint was parked.
+    pub fn parked(&self) -> u64 {
+        self.counts.parked.load(Ordering::Relaxed)
+    }
+
+    /// The `darkroom-signature` header of `body` sent at `unix_secs`.
+    pub fn timestamped_signature(secret: &str, unix_secs: i64, body: &str) -> String {
+        timestamped(secret, unix_secs, body)
+    }
+
+    /// Whether `header` is a `darkroom-signature` of `body` under `secret`
+    /// made within `tolerance` of `now_unix_secs`.
+    pub fn verify_signature(
+        secret: &str,
+        header: &str,
+        body: &str,
+        now_unix_secs: i64,
+        tolerance: Duration,
+    ) -> bool {
+        verify(secret, header, body, now_unix_secs, tolerance)
+    }
+
+    /// Delivers until `shutdown`, then lets the deliveries out finish
+    /// (for up to a POST's timeout).
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut out = JoinSet::new();
+        self.lease_until(&shutdown, &mut out).await;
+        let finish = async { while out.join_next().await.is_some() {} };
+        // Past this, what is still out is left to its lease.
+        let _ = tokio::time::timeout(self.settings.timeout + Duration::from_secs(1), finish).await;
+    }
+
+    async fn lease_until(&self, shutdown: &CancellationToken, out: &mut JoinSet<()>) {
+        let slots = Arc::new(Semaphore::new(self.settings.concurrency));
+        let mut queue = None;
         loop {
-            tokio::select! {
+            while out.try_join_next().is_some() {}
+            let free = tokio::select! {
                 () = shutdown.cancelled() => return,
-                result = self.round(Duration::from_secs(5)) => {
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "topic pusher failed; will retry");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+                free = free_slots(&slots) => free,
+            };
+            let leased = tokio::select! {
+                () = shutdown.cancelled() => return,
+                leased = self.lease(&mut queue, free.num_permits()) => leased,
+            };
+            match leased {
+                Ok(batch) => self.start(out, queue.as_ref(), batch, free),
+                Err(e) => {
+                    tracing::warn!(error = %e, "topic pusher failed; will retry");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         }
     }
 
-    /// Leases what deliveries are due (waiting up to `wait` for one) and
-    /// makes them; returns how many it handled.
-    pub async fn round(&self, wait: Duration) -> Result<usize> {
-        let queue = match self.queues.open(DELIVERY_QUEUE).await {
-            Ok(q) => q,
-            // No topic yet.
-            Err(Error::QueueNotFound(_)) => {
-                tokio::time::sleep(wait).await;
-                return Ok(0);
-            }
-            Err(e) => return Err(e),
-        };
-        let batch = queue
-            .receive_wait(self.concurrency, self.lock, wait)
-            .await?;
-        let n = batch.len();
-        futures::stream::iter(batch)
-            .for_each_concurrent(self.concurrency, |m| {
-                let queue = &queue;
-                async move {
-                    if let Err(e) = self.deliver(queue, &m).await {
-                        // The lease runs out and the delivery comes back.
-                        tracing::warn!(error = %e, message = m.id, "topic delivery failed");
-                    }
+    /// Leases up to `n` due deliveries, waiting a few seconds for one.
+    async fn lease(&self, queue: &mut Option<Queue>, n: usize) -> Result<Vec<Message>> {
+        let wait = Duration::from_secs(5);
+        if queue.is_none() {
+            match self.queues.open(DELIVERY_QUEUE).await {
+                Ok(q) => *queue = Some(q),
+                // No topic yet.
+                Err(Error::QueueNotFound(_)) => {
+                    tokio::time::sleep(wait).await;
+                    return Ok(Vec::new());
                 }
-            })
-            .await;
-        Ok(n)
+                Err(e) => return Err(e),
+            }
+        }
+        let queue = queue.as_ref().expect("opened above");
+        queue.receive_wait(n, self.settings.lock, wait).await
+    }
+
+    /// Starts a task for each of `batch`, each holding one of `free`.
+    fn start(
+        &self,
+        out: &mut JoinSet<()>,
+        queue: Option<&Queue>,
+        batch: Vec<Message>,
+        mut free: OwnedSemaphorePermit,
+    ) {
+        let Some(queue) = queue else { return };
+        for m in batch {
+            let slot = free.split(1).expect("a slot per leased delivery");
+            let (pusher, queue) = (self.clone(), queue.clone());
+            out.spawn(async move {
+                if let Err(e) = pusher.deliver(&queue, &m).await {
+                    // The lease runs out and the delivery comes back.
+                    tracing::warn!(error = %e, message = m.id, "topic delivery failed");
+                }
+                drop(slot);
+            });
+        }
     }
 
     async fn deliver(&self, queue: &Queue, m: &Message) -> Result<()> {
@@ -119,6 +266,13 @@ impl Pusher {
             tracing::error!(message = m.id, "unreadable topic delivery dropped");
             return self.finish(queue, m, None).await;
         };
+        let Some(_place) = self.in_flight.take(d.subscription) else {
+            return put_back(queue, m, jittered(self.settings.busy_retry)).await;
+        };
+        if let Admission::Parked(wait) = self.breakers.admit(d.subscription) {
+            self.counts.parked.fetch_add(1, Ordering::Relaxed);
+            return put_back(queue, m, jittered(wait)).await;
+        }
         let Some(s) = sqlx::query!(
             r#"
             select s.name, s.endpoint, s.retry, s.retry_interval_ms, s.format, s.secret,
@@ -155,24 +309,28 @@ impl Pusher {
                 );
                 return self.finish(queue, m, Some(d.subscription)).await;
             }
-            &self.public_client
+            &self.clients.public
         } else {
-            &self.client
+            &self.clients.any
         };
+        let attempt = d.tries + 1;
         let mut request = client
             .post(&s.endpoint)
-            .timeout(self.timeout)
+            .timeout(self.settings.timeout)
             .header("content-type", "application/json")
             .header("x-cmq-message-id", d.message_id.to_string())
             .header("x-cmq-message-tag", d.tags.join(","))
             .header("x-cmq-topic", &s.topic)
             .header("x-cmq-subscription", &s.name)
-            .header("x-cmq-attempt", m.receive_count.to_string());
+            .header("x-cmq-attempt", attempt.to_string());
         if let Some(key) = &d.routing_key {
             request = request.header("x-cmq-routing-key", key);
         }
         if let Some(secret) = &s.secret {
-            request = request.header("x-cmq-signature", signature(secret, &body));
+            let now = chrono::Utc::now().timestamp();
+            request = request
+                .header("x-cmq-signature", signature(secret, &body))
+                .header("darkroom-signature", timestamped(secret, now, &body));
         }
         let delivered = match request.body(body).send().await {
             Ok(r) if r.status().is_success() => true,
@@ -185,24 +343,26 @@ impl Pusher {
                 false
             }
         };
-        let lifetime = from_millis(s.message_lifetime_ms);
+        self.breakers.record(d.subscription, delivered);
+        let tries = Tries {
+            attempt,
+            max: self.settings.max_attempts,
+            age: Duration::from_millis(
+                u64::try_from(chrono::Utc::now().timestamp_millis() - d.published_at).unwrap_or(0),
+            ),
+            lifetime: from_millis(s.message_lifetime_ms),
+        };
         let retry = RetryPolicy::parse(&s.retry, s.retry_interval_ms);
-        let age = Duration::from_millis(
-            u64::try_from(chrono::Utc::now().timestamp_millis() - d.published_at).unwrap_or(0),
-        );
-        match outcome(delivered, retry, m.receive_count, age, lifetime) {
+        match outcome(delivered, retry, &tries) {
             Outcome::Delivered => self.finish(queue, m, Some(d.subscription)).await,
-            Outcome::Retry(delay) => match queue.change_visibility(&m.receipt, delay).await {
-                // Another pusher has it now.
-                Ok(()) | Err(Error::StaleReceipt) => Ok(()),
-                Err(e) => Err(e),
-            },
+            Outcome::Retry(delay) => retry_later(queue, m, d, delay).await,
             Outcome::Dropped => {
+                self.counts.spent.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     topic = s.topic,
                     subscription = s.name,
                     message = d.message_id,
-                    attempts = m.receive_count,
+                    attempts = attempt,
                     "topic delivery dropped: its retries are spent"
                 );
                 self.finish(queue, m, Some(d.subscription)).await
@@ -231,38 +391,91 @@ impl Pusher {
     }
 }
 
-/// What to do after attempt `attempt` (1 for the first) of a delivery
-/// `age` old, under `retry`, within `lifetime`.
-fn outcome(
-    delivered: bool,
-    retry: RetryPolicy,
-    attempt: i32,
+/// A permit for one free slot, and for every other one free then.
+async fn free_slots(slots: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    let mut free = slots
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the slots are never closed");
+    let rest = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
+    if rest > 0
+        && let Ok(more) = slots.clone().try_acquire_many_owned(rest)
+    {
+        free.merge(more);
+    }
+    free
+}
+
+/// Makes a delivery due again after `delay` without a try spent on it.
+async fn put_back(queue: &Queue, m: &Message, delay: Duration) -> Result<()> {
+    match queue.change_visibility(&m.receipt, delay).await {
+        // Another pusher has it now.
+        Ok(()) | Err(Error::StaleReceipt) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends a failed delivery back with one more try counted in it, due after
+/// `delay`. Its tries are counted in the delivery rather than read from
+/// its receive count, which put-backs raise too.
+async fn retry_later(queue: &Queue, m: &Message, mut d: Delivery, delay: Duration) -> Result<()> {
+    d.tries += 1;
+    let again = NewMessage {
+        body: serde_json::to_string(&d).expect("a delivery serializes"),
+        delay: Some(delay.min(MAX_DELAY)),
+        group: None,
+    };
+    let mut tx = queue.pool().begin().await?;
+    let deleted = queue
+        .delete_batch_in(&mut tx, std::slice::from_ref(&m.receipt))
+        .await?;
+    // Its lease ran out: whoever holds it now decides.
+    if deleted.deleted.is_empty() {
+        return Ok(());
+    }
+    queue.send_batch_in(&mut tx, &[again]).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `delay` and up to a quarter more, so deliveries put back together do
+/// not all come due at once.
+fn jittered(delay: Duration) -> Duration {
+    let nanos = u64::from(chrono::Utc::now().timestamp_subsec_nanos());
+    delay + delay.mul_f64((nanos % 1000) as f64 / 4000.0)
+}
+
+/// Where a delivery stands after a failed try.
+struct Tries {
+    /// This try's number, 1 for the first.
+    attempt: u32,
+    max: u32,
     age: Duration,
     lifetime: Duration,
-) -> Outcome {
+}
+
+/// What to do after try `tries.attempt` under `retry`.
+fn outcome(delivered: bool, retry: RetryPolicy, tries: &Tries) -> Outcome {
     if delivered {
         return Outcome::Delivered;
     }
+    if tries.attempt >= tries.max {
+        return Outcome::Dropped;
+    }
     let delay = match retry {
-        RetryPolicy::Backoff { interval } if attempt <= BACKOFF_RETRIES => interval,
+        RetryPolicy::Backoff { interval } if tries.attempt <= BACKOFF_RETRIES => interval,
         RetryPolicy::Backoff { .. } => return Outcome::Dropped,
         RetryPolicy::ExponentialDecay => {
-            let exponent = u32::try_from(attempt - 1).unwrap_or(0).min(9);
+            let exponent = tries.attempt.saturating_sub(1).min(9);
             Duration::from_secs(1 << exponent).min(MAX_DECAY)
         }
     };
-    if age + delay >= lifetime {
+    if tries.age + delay >= tries.lifetime {
         Outcome::Dropped
     } else {
         Outcome::Retry(delay)
     }
-}
-
-/// `sha256=<hex HMAC-SHA256 of body under secret>`.
-pub fn signature(secret: &str, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(body.as_bytes());
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[cfg(test)]
@@ -271,10 +484,19 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86400);
 
+    fn try_number(attempt: u32) -> Tries {
+        Tries {
+            attempt,
+            max: u32::MAX,
+            age: Duration::ZERO,
+            lifetime: DAY,
+        }
+    }
+
     #[test]
     fn exponential_decay_doubles_from_one_second_to_its_cap() {
         let delays: Vec<_> = (1..=12)
-            .map(|a| outcome(false, RetryPolicy::ExponentialDecay, a, Duration::ZERO, DAY))
+            .map(|a| outcome(false, RetryPolicy::ExponentialDecay, &try_number(a)))
             .collect();
         let secs = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 512, 512];
         for (got, s) in delays.iter().zip(secs) {
@@ -289,38 +511,47 @@ mod tests {
         };
         for attempt in 1..=3 {
             assert_eq!(
-                outcome(false, retry, attempt, Duration::ZERO, DAY),
+                outcome(false, retry, &try_number(attempt)),
                 Outcome::Retry(Duration::from_secs(10))
             );
         }
-        assert_eq!(
-            outcome(false, retry, 4, Duration::ZERO, DAY),
-            Outcome::Dropped
-        );
+        assert_eq!(outcome(false, retry, &try_number(4)), Outcome::Dropped);
     }
 
     #[test]
     fn no_retry_outlives_the_message() {
-        let lifetime = Duration::from_secs(60);
+        let old = Tries {
+            age: Duration::from_secs(40),
+            lifetime: Duration::from_secs(60),
+            ..try_number(6)
+        };
         assert_eq!(
-            outcome(
-                false,
-                RetryPolicy::ExponentialDecay,
-                6,
-                Duration::from_secs(40),
-                lifetime
-            ),
+            outcome(false, RetryPolicy::ExponentialDecay, &old),
             Outcome::Dropped
         );
         assert_eq!(
-            outcome(
-                true,
-                RetryPolicy::ExponentialDecay,
-                6,
-                Duration::from_secs(400),
-                lifetime
-            ),
+            outcome(true, RetryPolicy::ExponentialDecay, &old),
             Outcome::Delivered
         );
+    }
+
+    #[test]
+    fn the_last_allowed_try_is_not_retried() {
+        let last = Tries {
+            max: 16,
+            ..try_number(16)
+        };
+        assert_eq!(
+            outcome(false, RetryPolicy::ExponentialDecay, &last),
+            Outcome::Dropped
+        );
+        let before = Tries {
+            max: 16,
+            ..try_number(15)
+        };
+        assert!(matches!(
+            outcome(false, RetryPolicy::ExponentialDecay, &before),
+            Outcome::Retry(_)
+        ));
     }
 }

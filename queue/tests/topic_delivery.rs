@@ -1,0 +1,285 @@
+//! Topic delivery under bad endpoints: one that never answers does not
+//! delay another's deliveries, a failing one is parked by its breaker, a
+//! delivery's tries are capped, and proxies in the environment are not
+//! used. Real Postgres and real HTTP servers on 127.0.0.1.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use queue::{Publication, Pusher, Queues, RetryPolicy, SubscriptionSpec, TopicSettings, Topics};
+use sqlx::PgPool;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What a local endpoint received: when, the headers, the body.
+type Calls = Arc<Mutex<Vec<(Instant, HeaderMap, String)>>>;
+
+/// A local endpoint answering every POST with `status`.
+async fn endpoint(status: StatusCode) -> (String, Calls) {
+    let calls: Calls = Arc::default();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let calls = calls.clone();
+            move |headers: HeaderMap, body: String| async move {
+                calls.lock().unwrap().push((Instant::now(), headers, body));
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+/// A local address that accepts connections and never answers; counts
+/// them.
+async fn black_hole() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                held.push(socket);
+            }
+        }
+    });
+    (url, accepted)
+}
+
+/// Topic `events` (tag filter), with subscription `name` of tag `tag` to
+/// `url` under `retry`.
+async fn subscribed(topics: &Topics, name: &str, tag: &str, url: &str, retry: RetryPolicy) {
+    topics
+        .ensure_topic("events", &TopicSettings::default())
+        .await
+        .unwrap();
+    let mut spec = SubscriptionSpec::http(url).tags(&[tag]);
+    spec.retry = retry;
+    topics.subscribe("events", name, &spec).await.unwrap();
+}
+
+fn backoff(ms: u64) -> RetryPolicy {
+    RetryPolicy::Backoff {
+        interval: Duration::from_millis(ms),
+    }
+}
+
+/// `pusher` running until dropped.
+struct Running(CancellationToken);
+
+impl Running {
+    fn start(pusher: &Pusher) -> Self {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(pusher.clone().run(shutdown.clone()));
+        Self(shutdown)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Waits until `done`, failing the test after `patience`.
+async fn until(patience: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + patience;
+    while !done() {
+        assert!(Instant::now() < deadline, "waited {patience:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn count(calls: &Calls) -> usize {
+    calls.lock().unwrap().len()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn an_endpoint_that_never_answers_does_not_delay_another(pool: PgPool) {
+    let queues = Queues::new(pool);
+    let topics = Topics::new(queues.clone());
+    let (hole, accepted) = black_hole().await;
+    let (healthy, calls) = endpoint(StatusCode::OK).await;
+    subscribed(&topics, "hole", "hole", &hole, backoff(100)).await;
+    subscribed(&topics, "healthy", "ok", &healthy, backoff(100)).await;
+    let piled: Vec<Publication> = (0..300)
+        .map(|i| Publication::new(format!("lost {i}")).tagged(&["hole"]))
+        .collect();
+    topics.publish("events", &piled).await.unwrap();
+    // Never parked, so the black hole is tried all along.
+    let pusher = Pusher::new(queues)
+        .timeout(Duration::from_secs(3))
+        .breaker(u32::MAX, Duration::from_secs(1));
+    let _running = Running::start(&pusher);
+    until(
+        Duration::from_secs(5),
+        "the black hole's first tries",
+        || accepted.load(Ordering::Relaxed) > 0,
+    )
+    .await;
+
+    let mut published = Vec::new();
+    for i in 0..20 {
+        let body = format!("event {i}");
+        topics
+            .publish("events", &[Publication::new(body.clone()).tagged(&["ok"])])
+            .await
+            .unwrap();
+        published.push((body, Instant::now()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    until(Duration::from_secs(30), "every healthy event", || {
+        count(&calls) >= published.len()
+    })
+    .await;
+
+    let calls = calls.lock().unwrap().clone();
+    let mut latencies: Vec<Duration> = published
+        .iter()
+        .map(|(body, at)| {
+            let (got, _, _) = calls
+                .iter()
+                .find(|(_, _, b)| b.contains(&format!("\"{body}\"")))
+                .unwrap();
+            got.saturating_duration_since(*at)
+        })
+        .collect();
+    latencies.sort();
+    let p95 = latencies[latencies.len() * 95 / 100 - 1];
+    assert!(p95 < Duration::from_secs(2), "p95 {p95:?}: {latencies:?}");
+    assert!(
+        accepted.load(Ordering::Relaxed) >= 4,
+        "the black hole was tried meanwhile"
+    );
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_failing_endpoint_is_parked_after_the_threshold_and_probed_after_its_cool_off(
+    pool: PgPool,
+) {
+    let queues = Queues::new(pool);
+    let topics = Topics::new(queues.clone());
+    let (url, calls) = endpoint(StatusCode::INTERNAL_SERVER_ERROR).await;
+    subscribed(&topics, "failing", "f", &url, backoff(100)).await;
+    let many: Vec<Publication> = (0..20)
+        .map(|i| Publication::new(format!("e{i}")).tagged(&["f"]))
+        .collect();
+    topics.publish("events", &many).await.unwrap();
+    let cool_off = Duration::from_secs(2);
+    // One out at a time, so the count of POSTs before parking is exact.
+    let pusher = Pusher::new(queues)
+        .per_subscription(1, Duration::from_millis(50))
+        .breaker(3, cool_off);
+    let _running = Running::start(&pusher);
+
+    until(Duration::from_secs(5), "three failures", || {
+        count(&calls) >= 3
+    })
+    .await;
+    tokio::time::sleep(cool_off * 3 / 4).await;
+    assert_eq!(count(&calls), 3, "no POST while parked");
+    assert!(pusher.parked() > 0, "deliveries were put back unsent");
+    until(cool_off * 2, "the probe", || count(&calls) >= 4).await;
+    let quiet = {
+        let calls = calls.lock().unwrap();
+        calls[3].0 - calls[2].0
+    };
+    assert!(quiet >= cool_off - Duration::from_millis(100), "{quiet:?}");
+    tokio::time::sleep(cool_off).await;
+    assert_eq!(count(&calls), 4, "a failed probe parks it for longer");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_delivery_gets_at_most_its_max_attempts(pool: PgPool) {
+    let queues = Queues::new(pool);
+    let topics = Topics::new(queues.clone());
+    let (url, calls) = endpoint(StatusCode::INTERNAL_SERVER_ERROR).await;
+    subscribed(&topics, "failing", "f", &url, backoff(100)).await;
+    topics
+        .publish("events", &[Publication::new("e").tagged(&["f"])])
+        .await
+        .unwrap();
+    let pusher = Pusher::new(queues)
+        .max_attempts(2)
+        .breaker(u32::MAX, Duration::from_secs(1));
+    let _running = Running::start(&pusher);
+
+    until(Duration::from_secs(5), "the delivery dropped", || {
+        pusher.dropped_spent() == 1
+    })
+    .await;
+    // BACKOFF_RETRY alone would try twice more, 100 ms apart.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let attempts: Vec<String> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, h, _)| h["x-cmq-attempt"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(attempts, ["1", "2"]);
+    assert_eq!(topics.subscriptions("events").await.unwrap()[0].backlog, 0);
+}
+
+/// Set in the child process [`proxies_in_the_environment_are_not_used`]
+/// starts, with the proxy settings under test.
+const CHILD: &str = "DARKROOM_TEST_PROXY_CHILD";
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn delivers_with_the_environments_proxy_settings(pool: PgPool) {
+    let Ok(use_env_proxy) = std::env::var(CHILD) else {
+        return;
+    };
+    let queues = Queues::new(pool);
+    let topics = Topics::new(queues.clone());
+    let (url, calls) = endpoint(StatusCode::OK).await;
+    subscribed(&topics, "hook", "h", &url, backoff(100)).await;
+    topics
+        .publish("events", &[Publication::new("e").tagged(&["h"])])
+        .await
+        .unwrap();
+    let pusher = Pusher::new(queues).use_env_proxy(use_env_proxy == "use");
+    let _running = Running::start(&pusher);
+    until(Duration::from_secs(5), "the delivery", || {
+        count(&calls) == 1
+    })
+    .await;
+}
+
+/// Runs [`delivers_with_the_environments_proxy_settings`] in a child
+/// process whose HTTP_PROXY is a dead port (the environment is the
+/// process's, shared by every test thread).
+fn delivered_through_dead_proxy(use_env_proxy: bool) -> bool {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "delivers_with_the_environments_proxy_settings"])
+        .env(CHILD, if use_env_proxy { "use" } else { "ignore" })
+        .env("HTTP_PROXY", &proxy)
+        .env("http_proxy", &proxy)
+        .env("ALL_PROXY", &proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    status.success()
+}
+
+#[test]
+fn proxies_in_the_environment_are_not_used() {
+    assert!(delivered_through_dead_proxy(false));
+    assert!(
+        !delivered_through_dead_proxy(true),
+        "with the proxy asked for, the dead proxy stops the delivery"
+    );
+}
