@@ -14,6 +14,28 @@ use common::{LOCK, dead_lettering, ordered_attributes};
 use queue::{Error, MessageRef, NewMessage, QueueAttributes, Queues, RewindTo};
 use sqlx::PgPool;
 
+/// How long a loop polls for what it waits on before the test fails: a
+/// move that never settles, or messages that never come, must fail the
+/// test rather than hang it.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A point [`PATIENCE`] from now; `check` fails the test once it passed.
+struct Deadline(std::time::Instant);
+
+impl Deadline {
+    fn start() -> Self {
+        Self(std::time::Instant::now() + PATIENCE)
+    }
+
+    #[track_caller]
+    fn check(&self, waiting_for: &str) {
+        assert!(
+            std::time::Instant::now() < self.0,
+            "still waiting for {waiting_for} after {PATIENCE:?}"
+        );
+    }
+}
+
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn ordered_move_delivers_old_part_first(pool: PgPool) {
     let router = router(&pool);
@@ -29,7 +51,9 @@ async fn ordered_move_delivers_old_part_first(pool: PgPool) {
     let late = q.send_batch(&[msg(2)]).await.unwrap();
     assert_eq!(late[0].shard, 2, "new sends go to the new shard");
     let mut order = Vec::new();
+    let deadline = Deadline::start();
     while order.len() < 3 {
+        deadline.check("the three messages");
         let got = q.receive(10, LOCK).await.unwrap();
         for m in &got {
             order.push(m.body.clone());
@@ -78,7 +102,9 @@ async fn move_under_load_loses_and_duplicates_nothing(pool: PgPool) {
             let pool = pool.clone();
             tokio::spawn(async move {
                 let q = router(&pool).open("busy").await.unwrap();
+                let deadline = Deadline::start();
                 loop {
+                    deadline.check("every message to be received");
                     let got = q
                         .receive_wait(10, LOCK, Duration::from_millis(100))
                         .await
@@ -101,12 +127,16 @@ async fn move_under_load_loses_and_duplicates_nothing(pool: PgPool) {
         })
         .collect();
 
+    let deadline = Deadline::start();
     while sent.load(Ordering::Relaxed) < TOTAL / 3 {
+        deadline.check("a third of the sends");
         tokio::task::yield_now().await;
     }
     mover.place("busy", &["s2"]).await.unwrap();
     let moved_at = sent.load(Ordering::Relaxed);
+    let deadline = Deadline::start();
     let retired = loop {
+        deadline.check("s1 to retire");
         let r = mover.settle().await.unwrap();
         if !r.is_empty() {
             break r;
@@ -200,7 +230,9 @@ async fn late_message_on_a_retired_part_is_drained_again(pool: PgPool) {
     let clusters = shards(&router, 2).await;
     let q = spread(&router, "late", &Default::default(), &["s1"]).await;
     router.place("late", &["s2"]).await.unwrap();
+    let deadline = Deadline::start();
     while router.settle().await.unwrap().is_empty() {
+        deadline.check("s1 to retire");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // A sender that stalled past the retire delay still reaches s1.
