@@ -223,12 +223,82 @@ function upload(job, file, i) {
 
 // ---- results: one card per image, updated by events ----
 const cards = new Map();   // image id -> {card, outs: Map(recipe -> row), after: img, afterOf: recipe}
-function authed(url, job) { return `${url}?token=${encodeURIComponent(job.token)}`; }
+
+// ---- signed links ----
+// URLs end up in logs and histories, so none carries the job's token: the
+// server signs each path for a few minutes, many paths to a request.
+const LINKS_PER_REQUEST = 500;
+const signedLinks = new Map();   // path -> {url, until}
+const toSign = new Map();        // job id -> {job, waiting: Map(path -> [{resolve, reject}])}
+
+// Whether the link known for path has more than a minute left.
+function fresh(path) {
+  const known = signedLinks.get(path);
+  return Boolean(known) && known.until - Date.now() > 60_000;
+}
+
+// A signed link to path, asked for with the other paths wanted in this turn.
+function signedLink(job, path) {
+  if (fresh(path)) return Promise.resolve(signedLinks.get(path).url);
+  let batch = toSign.get(job.id);
+  if (!batch) {
+    batch = { job, waiting: new Map() };
+    toSign.set(job.id, batch);
+    setTimeout(() => { toSign.delete(job.id); signAll(batch); });
+  }
+  return new Promise((resolve, reject) => {
+    batch.waiting.set(path, [...(batch.waiting.get(path) || []), { resolve, reject }]);
+  });
+}
+
+async function signAll({ job, waiting }) {
+  const paths = [...waiting.keys()];
+  for (let i = 0; i < paths.length; i += LINKS_PER_REQUEST) {
+    const chunk = paths.slice(i, i + LINKS_PER_REQUEST);
+    try {
+      const res = await fetch(`/api/jobs/${job.id}/links`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${job.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ paths: chunk }),
+      });
+      if (!res.ok) throw new Error(`could not get download links (HTTP ${res.status})`);
+      const body = await res.json();
+      const until = Date.parse(body.expires_at);
+      chunk.forEach((path, j) => {
+        signedLinks.set(path, { url: body.links[j], until });
+        for (const w of waiting.get(path)) w.resolve(body.links[j]);
+      });
+    } catch (err) {
+      for (const path of chunk) for (const w of waiting.get(path)) w.reject(err);
+    }
+  }
+}
+
+// Points el's src or href at a signed link to path. A page left open
+// outlives its links: an image that fails to load, or a link clicked, once
+// its link is stale gets a fresh one.
+function linkTo(job, el, attr, path) {
+  el.dataset.path = path;
+  const point = () => signedLink(job, path).then(
+    (url) => { if (el.dataset.path === path) el[attr] = url; return url; },
+    (err) => { status(err.message, true); });
+  if (attr === "href") {
+    el.onclick = (e) => {
+      if (fresh(path)) return;
+      e.preventDefault();
+      point().then((url) => url && el.click());
+    };
+  } else {
+    el.onerror = () => { if (!fresh(path)) point(); };
+  }
+  point();
+}
 
 function card(job, image, name) {
   let c = cards.get(image);
   if (c) return c;
-  const before = el("img", { alt: `${name} (original)`, loading: "lazy", src: authed(`/api/jobs/${job.id}/images/${image}/original`, job) });
+  const before = el("img", { alt: `${name} (original)`, loading: "lazy" });
+  linkTo(job, before, "src", `/api/jobs/${job.id}/images/${image}/original`);
   const after = el("img", { alt: `${name} (result)`, loading: "lazy" });
   const outs = el("div", { className: "outs" });
   const node = el("div", { className: "card" }, el("h3", { textContent: name, title: name }),
@@ -259,20 +329,21 @@ function showOutput(job, image, name, out) {
   row.append(label);
   if (out.state === "failed") { label.title = out.error || ""; row.append(el("span", { className: "err", textContent: out.error || "" })); }
   if (out.state === "done") {
-    const href = authed(out.url, job);
-    const a = el("a", { href, textContent: "download" });
+    const a = el("a", { href: "#", textContent: "download" });
     a.setAttribute("download", "");
+    linkTo(job, a, "href", out.url);
     const show = el("a", { href: "#", textContent: "show" });
-    show.onclick = (e) => { e.preventDefault(); c.after.src = href; c.afterOf = out.recipe; };
+    show.onclick = (e) => { e.preventDefault(); linkTo(job, c.after, "src", out.url); c.afterOf = out.recipe; };
     row.append(show, a);
-    if (!c.afterOf) { c.after.src = href; c.afterOf = out.recipe; }
+    if (!c.afterOf) { linkTo(job, c.after, "src", out.url); c.afterOf = out.recipe; }
   }
 }
 
 function showJob(job, state, counts) {
   $("summary").textContent = `${state}: ${counts.done} done, ${counts.failed} failed of ${counts.total}`;
   $("summary").dataset.state = state;
-  if (counts.done > 0) { $("zip").hidden = false; $("zip").href = authed(`/api/jobs/${job.id}/archive`, job); }
+  const archive = `/api/jobs/${job.id}/archive`;
+  if (counts.done > 0 && $("zip").dataset.path !== archive) { $("zip").hidden = false; linkTo(job, $("zip"), "href", archive); }
 }
 
 // Shows the job as it stands, a page of images at a time; false when it is
@@ -295,9 +366,17 @@ async function snapshot(job) {
 // A first snapshot (for a reloaded page), then live events.
 async function watch(job) {
   if (!(await snapshot(job))) return;
-  // The server ends the stream once the job is done; while photos are still
-  // uploading, the browser reconnects and hears what changed since.
-  const events = new EventSource(authed(`/api/jobs/${job.id}/events`, job));
+  return follow(job);
+}
+
+// Opens the job's progress stream. The server ends it once the job is
+// done; while photos are still uploading, the browser reconnects and hears
+// what changed since.
+async function follow(job) {
+  const path = `/api/jobs/${job.id}/events`;
+  let url;
+  try { url = await signedLink(job, path); } catch (_) { pollJob(job); return; }
+  const events = new EventSource(url);
   watching = events;
   events.addEventListener("output", (e) => {
     const d = JSON.parse(e.data);
@@ -308,10 +387,13 @@ async function watch(job) {
     showJob(job, d.state, d.counts);
     if (d.state === "done" && !uploading) { status("done"); events.close(); }
   });
-  // A stream refused (too many open: 429) or broken for good: the browser
-  // gives up on it, so the page follows the job by polling instead.
+  // A browser reconnecting after the stream's link expired is refused: the
+  // page opens it again on a fresh link. A stream refused otherwise (too
+  // many open: 429) or broken for good: the page follows the job by
+  // polling instead.
   events.addEventListener("error", () => {
-    if (events.readyState === EventSource.CLOSED && watching === events) pollJob(job);
+    if (events.readyState !== EventSource.CLOSED || watching !== events) return;
+    if (fresh(path)) pollJob(job); else follow(job);
   });
   return events;
 }

@@ -1,7 +1,8 @@
 //! Job tokens: capabilities handed out at job creation.
 //!
 //! Only the SHA-256 of a token is stored; comparisons are constant time, and a
-//! wrong token looks exactly like a missing job (404). Handlers take a
+//! wrong token, or a bad or expired signed link, looks exactly like a missing
+//! job (404). Handlers take a
 //! [`JobAccess`], which checks the token of the job their path names (an
 //! upload an [`UploadAccess`], which also reads what it needs of the job).
 
@@ -21,6 +22,7 @@ use common::recipe::Recipe;
 
 use crate::AppState;
 use crate::http::error::{AppError, AppResult};
+use crate::links::LinkKey;
 
 /// A fresh token (256 random bits) and the hash to store.
 pub fn new_token() -> (String, Vec<u8>) {
@@ -44,17 +46,30 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
+/// Credentials a URL may carry: a signed link's, or a job token, which is
+/// never taken from a URL but named in the refusal of a request that
+/// changes something.
+#[derive(Default, Deserialize)]
+struct UrlCredentials {
     token: Option<String>,
+    expires: Option<u64>,
+    sig: Option<String>,
+}
+
+/// What a request presents for the job its path names.
+enum Presented {
+    Token(String),
+    /// A signed link to this very path, unexpired (see [`crate::links`]).
+    SignedLink,
+    Nothing,
 }
 
 /// Proof that a request holds the token of the job its path names (`{id}`).
 ///
-/// The token comes from `Authorization: Bearer <token>`, or, for GET only, a
-/// `token` query parameter: plain links (downloads) and `EventSource` cannot
-/// set headers, but a request that changes something never needs to put a
-/// token where logs and browser histories keep it.
+/// The token comes from `Authorization: Bearer <token>` only: URLs are kept
+/// by logs and browser histories. A GET may instead be a signed link to its
+/// path (downloads and `EventSource` cannot set headers); a request that
+/// changes something never takes credentials from its URL.
 #[derive(Clone, Copy, Debug)]
 pub struct JobAccess {
     pub job_id: Uuid,
@@ -64,7 +79,7 @@ impl FromRequestParts<AppState> for JobAccess {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
-        let (job_id, token) = credentials(parts, state).await?;
+        let (job_id, presented) = credentials(parts, state).await?;
         // An expired job is gone, even before the sweeper has deleted it.
         let stored = sqlx::query_scalar!(
             "select token_hash from jobs where id = $1 and expires_at > now()",
@@ -72,7 +87,7 @@ impl FromRequestParts<AppState> for JobAccess {
         )
         .fetch_optional(&state.pool)
         .await?;
-        check(stored.as_deref(), token.as_deref())?;
+        check(stored.as_deref(), &presented)?;
         Ok(JobAccess { job_id })
     }
 }
@@ -93,7 +108,7 @@ impl FromRequestParts<AppState> for UploadAccess {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
-        let (job_id, token) = credentials(parts, state).await?;
+        let (job_id, presented) = credentials(parts, state).await?;
         let job = sqlx::query!(
             "select token_hash, recipes, image_count from jobs
              where id = $1 and expires_at > now()",
@@ -101,10 +116,7 @@ impl FromRequestParts<AppState> for UploadAccess {
         )
         .fetch_optional(&state.pool)
         .await?;
-        check(
-            job.as_ref().map(|j| j.token_hash.as_slice()),
-            token.as_deref(),
-        )?;
+        check(job.as_ref().map(|j| j.token_hash.as_slice()), &presented)?;
         let Some(job) = job else {
             return Err(AppError::NotFound);
         };
@@ -117,8 +129,8 @@ impl FromRequestParts<AppState> for UploadAccess {
     }
 }
 
-/// The job its path names (`{id}`) and the token a request presents for it.
-async fn credentials(parts: &mut Parts, state: &AppState) -> AppResult<(Uuid, Option<String>)> {
+/// The job its path names (`{id}`) and what a request presents for it.
+async fn credentials(parts: &mut Parts, state: &AppState) -> AppResult<(Uuid, Presented)> {
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|_| AppError::NotFound)?;
@@ -127,36 +139,50 @@ async fn credentials(parts: &mut Parts, state: &AppState) -> AppResult<(Uuid, Op
         .find(|(name, _)| *name == "id")
         .and_then(|(_, value)| value.parse().ok())
         .ok_or(AppError::NotFound)?;
-    let query = Query::<TokenQuery>::try_from_uri(&parts.uri)
-        .ok()
-        .and_then(|q| q.0.token);
-    let token = match (bearer(&parts.headers), query) {
-        (Some(token), _) => Some(token.to_owned()),
-        (None, Some(token)) if parts.method == Method::GET || parts.method == Method::HEAD => {
-            Some(token)
-        }
-        (None, Some(_)) => {
-            return Err(AppError::BadRequest(
-                "send the job token in the Authorization header (Bearer); only downloads \
-                 and event streams take it in the URL"
-                    .into(),
-            ));
-        }
-        (None, None) => None,
-    };
-    Ok((job_id, token))
+    Ok((job_id, presented(parts, &state.settings.link_key)?))
 }
 
-/// Succeeds when `token` is the one whose hash is `stored`; 404 otherwise,
-/// a missing (or expired) job alike.
-fn check(stored: Option<&[u8]>, token: Option<&str>) -> AppResult<()> {
-    let presented = hash(token.unwrap_or(""));
-    // Hash even when the job is missing, so timing does not tell the two apart.
-    let ok = match stored {
-        Some(stored) => bool::from(stored.ct_eq(&presented)) && token.is_some(),
-        None => false,
+fn presented(parts: &Parts, key: &LinkKey) -> AppResult<Presented> {
+    if let Some(token) = bearer(&parts.headers) {
+        return Ok(Presented::Token(token.to_owned()));
+    }
+    let url = Query::<UrlCredentials>::try_from_uri(&parts.uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let reads = parts.method == Method::GET || parts.method == Method::HEAD;
+    if !reads && (url.token.is_some() || url.sig.is_some()) {
+        return Err(AppError::BadRequest(
+            "send the job token in the Authorization header (Bearer); only downloads \
+             and event streams take a signed link in the URL"
+                .into(),
+        ));
+    }
+    Ok(match (reads, url.expires, url.sig) {
+        (true, Some(expires), Some(sig)) if key.opens(parts.uri.path(), expires, &sig) => {
+            Presented::SignedLink
+        }
+        _ => Presented::Nothing,
+    })
+}
+
+/// Succeeds when `presented` opens the job whose token hash is `stored`;
+/// 404 otherwise, a missing (or expired) job alike.
+fn check(stored: Option<&[u8]>, presented: &Presented) -> AppResult<()> {
+    let ok = match presented {
+        Presented::Token(token) => token_matches(stored, Some(token)),
+        Presented::SignedLink => stored.is_some(),
+        Presented::Nothing => token_matches(stored, None),
     };
     if ok { Ok(()) } else { Err(AppError::NotFound) }
+}
+
+fn token_matches(stored: Option<&[u8]>, token: Option<&str>) -> bool {
+    let presented = hash(token.unwrap_or(""));
+    // Hash even when the job is missing, so timing does not tell the two apart.
+    match stored {
+        Some(stored) => bool::from(stored.ct_eq(&presented)) && token.is_some(),
+        None => false,
+    }
 }
 
 #[cfg(test)]

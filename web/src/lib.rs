@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`http`]: routes, one module per resource, and the one [`http::error::AppError`].
 //! - [`auth`]: job tokens and the [`auth::JobAccess`] extractor.
+//! - [`links`]: signed links, which open a download without the token.
 //! - [`consumer`]: applies worker responses to output rows.
 //! - [`events`]: which jobs changed, heard by every web process.
 //! - [`metrics`]: the Prometheus metrics of `/metrics`.
@@ -23,6 +24,7 @@ pub mod consumer;
 pub mod events;
 pub mod expiry;
 pub mod http;
+pub mod links;
 pub mod listener;
 pub mod metrics;
 pub mod places;
@@ -78,6 +80,8 @@ pub struct Settings {
     pub sqs: queue::SqsConfig,
     /// How long a client may take to send a request.
     pub timeouts: listener::Timeouts,
+    /// Signs download and progress links (`DARKROOM_LINK_SECRET`).
+    pub link_key: links::LinkKey,
 }
 
 impl Default for Settings {
@@ -98,6 +102,7 @@ impl Default for Settings {
             allow_private_webhooks: false,
             sqs: queue::SqsConfig::default(),
             timeouts: listener::Timeouts::default(),
+            link_key: links::LinkKey::random(),
         }
     }
 }

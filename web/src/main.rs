@@ -11,6 +11,7 @@ use common::storage::{Storage, StorageArgs};
 use common::{Limits, db, telemetry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use web::links::LinkKey;
 use web::listener::Timeouts;
 use web::rate::RateSettings;
 use web::{AppState, Settings, serve};
@@ -36,6 +37,11 @@ struct Config {
     /// unset: the queue API answers 403.
     #[arg(long, env = "DARKROOM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Key of signed download links, at least 32 random characters; every
+    /// web process behind one balancer needs the same. Unset: a random key
+    /// of this process, whose links no other process opens.
+    #[arg(long, env = "DARKROOM_LINK_SECRET", hide_env_values = true)]
+    link_secret: Option<String>,
     /// The SQS endpoint on the admin listener.
     #[command(flatten)]
     sqs: queue::SqsArgs,
@@ -138,6 +144,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .filter(|t| !t.is_empty())
         .map(|t| queue::AdminToken::new(&t))
         .transpose()?;
+    let link_key = match config.link_secret.filter(|s| !s.is_empty()) {
+        Some(secret) => LinkKey::from_secret(&secret)?,
+        None => LinkKey::random(),
+    };
     let pool = db::connect_and_migrate(config.database_url.as_deref(), 16).await?;
     let storage = Storage::connect(&config.storage).await?;
     let settings = Settings {
@@ -170,6 +180,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             body_idle: Duration::from_secs(config.body_idle_timeout),
             request: Duration::from_secs(config.request_timeout),
         },
+        link_key,
         ..Settings::default()
     };
     let state = AppState::new(pool, storage, settings).await?;

@@ -1,36 +1,122 @@
 //! Downloads: one output, the original of an image, or every finished output
-//! of a job as a zip archive streamed straight from S3.
+//! of a job as a zip archive streamed straight from S3; and signed links to
+//! them (and to the progress stream), for plain URLs that cannot carry the
+//! job's token.
 
 use std::collections::HashSet;
 
 use async_zip::tokio::write::ZipFileWriter;
 use async_zip::{Compression, ZipEntryBuilder};
+use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
 use common::recipe::OutputFormat;
 use common::storage::Storage;
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::io::DuplexStream;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::io::ReaderStream;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::auth::JobAccess;
 use crate::http::error::{AppError, AppResult, ErrorBody};
+use crate::{AppState, links};
+
+/// Most paths signed by one request: a page of the job's status (100
+/// images, their originals and up to 16 outputs each) and then some.
+const MAX_LINKS: usize = 2000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/jobs/{id}/links", post(signed_links))
         .route("/api/jobs/{id}/archive", get(archive))
         .route(
             "/api/jobs/{id}/images/{image_id}/original",
             get(get_original),
         )
         .route("/api/jobs/{id}/images/{image_id}/{recipe}", get(get_output))
+}
+
+/// Paths of the job to sign.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct LinkRequest {
+    /// Each `/api/jobs/{id}/archive`, `/api/jobs/{id}/events` or
+    /// `/api/jobs/{id}/images/{image_id}/{recipe or original}` of this job.
+    paths: Vec<String>,
+}
+
+/// Signed links, in the order of the paths asked for.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SignedLinks {
+    /// Each path with `?expires=&sig=`: a GET of it needs no token.
+    links: Vec<String>,
+    /// When they stop opening their paths (15 minutes on).
+    expires_at: DateTime<Utc>,
+}
+
+/// Signs paths of the job for 15 minutes, for URLs that cannot carry the
+/// token in a header: `<img>`, download links, `EventSource`.
+#[utoipa::path(post, path = "/api/jobs/{id}/links", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    request_body = LinkRequest,
+    security(("job_token" = [])),
+    responses(
+        (status = 200, description = "A signed link for each path", body = SignedLinks),
+        (status = 400, description = "A path that is no download or progress stream of this job, or too many", body = ErrorBody),
+        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn signed_links(
+    State(state): State<AppState>,
+    access: JobAccess,
+    Json(request): Json<LinkRequest>,
+) -> AppResult<Json<SignedLinks>> {
+    if request.paths.len() > MAX_LINKS {
+        return Err(AppError::BadRequest(format!(
+            "at most {MAX_LINKS} paths a request"
+        )));
+    }
+    if let Some(path) = request.paths.iter().find(|p| !signable(access.job_id, p)) {
+        return Err(AppError::BadRequest(format!(
+            "{path:?} is no download or progress stream of this job"
+        )));
+    }
+    let key = &state.settings.link_key;
+    let expires = links::unix_now() + links::LINK_LIFETIME.as_secs();
+    let links = request.paths.iter().map(|p| key.link(p, expires)).collect();
+    let expires_at = i64::try_from(expires)
+        .ok()
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .unwrap_or_else(Utc::now);
+    Ok(Json(SignedLinks { links, expires_at }))
+}
+
+/// Whether `path` is one a signed link may open: a file of `job`, or its
+/// progress stream; never what changes something or the job's status.
+fn signable(job: Uuid, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix(&format!("/api/jobs/{job}/")) else {
+        return false;
+    };
+    match rest.split('/').collect::<Vec<_>>()[..] {
+        ["archive"] | ["events"] => true,
+        ["images", image, name] => image.parse::<Uuid>().is_ok() && is_recipe_name(name),
+        _ => false,
+    }
+}
+
+/// Recipe names (and `original`) as job creation allows them.
+fn is_recipe_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn output_format(name: &str) -> OutputFormat {
@@ -47,10 +133,10 @@ fn output_format(name: &str) -> OutputFormat {
         ("image_id" = Uuid, Path, description = "Image id"),
         ("recipe" = String, Path, description = "Recipe name"),
     ),
-    security(("job_token" = []), ("job_token_query" = [])),
+    security(("job_token" = [])),
     responses(
         (status = 200, description = "The output image (JPEG, PNG or WebP)", content_type = "image/*", body = Vec<u8>),
-        (status = 404, description = "No such finished output, or a wrong or missing token", body = ErrorBody),
+        (status = 404, description = "No such finished output, or a wrong or missing token or signed link", body = ErrorBody),
     )
 )]
 pub(crate) async fn get_output(
@@ -93,10 +179,10 @@ pub(crate) async fn get_output(
 /// The uploaded file itself (the "before" of the gallery).
 #[utoipa::path(get, path = "/api/jobs/{id}/images/{image_id}/original", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id"), ("image_id" = Uuid, Path, description = "Image id")),
-    security(("job_token" = []), ("job_token_query" = [])),
+    security(("job_token" = [])),
     responses(
         (status = 200, description = "The uploaded file", content_type = "image/*", body = Vec<u8>),
-        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+        (status = 404, description = "No such job, or a wrong or missing token or signed link", body = ErrorBody),
     )
 )]
 pub(crate) async fn get_original(
@@ -139,11 +225,11 @@ pub(crate) async fn get_original(
 /// only one output is in flight at a time, whatever the job's size.
 #[utoipa::path(get, path = "/api/jobs/{id}/archive", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
-    security(("job_token" = []), ("job_token_query" = [])),
+    security(("job_token" = [])),
     responses(
         (status = 200, description = "Every finished output, as a zip", content_type = "application/zip", body = Vec<u8>),
         (status = 409, description = "No output is finished yet", body = ErrorBody),
-        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+        (status = 404, description = "No such job, or a wrong or missing token or signed link", body = ErrorBody),
     )
 )]
 pub(crate) async fn archive(
@@ -302,6 +388,26 @@ mod tests {
             download_name("rocket.jpg", "thumb", "jpg"),
             "rocket-thumb.jpg"
         );
+    }
+
+    #[test]
+    fn only_the_jobs_files_and_stream_are_signable() {
+        let job = Uuid::new_v4();
+        let image = Uuid::new_v4();
+        for rest in ["archive", "events", &format!("images/{image}/original")] {
+            assert!(signable(job, &format!("/api/jobs/{job}/{rest}")), "{rest}");
+        }
+        let other = Uuid::new_v4();
+        for path in [
+            format!("/api/jobs/{job}"),
+            format!("/api/jobs/{job}/images"),
+            format!("/api/jobs/{other}/archive"),
+            format!("/api/jobs/{job}/images/{image}/../../archive"),
+            format!("/api/jobs/{job}/images/{image}/thumb?x=1"),
+            format!("/api/jobs/{job}/archive/"),
+        ] {
+            assert!(!signable(job, &path), "{path}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 // phone-sized viewport: picks recipes (a preset and one built in the recipe
 // builder), uploads three photos and a text file through the file input,
 // waits for every output to show `done` over the live event stream, checks
-// the text file's error, downloads one result and checks its size.
+// the text file's error, downloads one result and checks its size, and that
+// no URL the page used or shows carries the job's token.
 //
 //   node ui.mjs <app url> <screenshot dir> <photo dir> [screenshot name]
 //
@@ -47,6 +48,10 @@ try {
   const problems = [];
   let refused = 0;
   page.on("response", (r) => { if (r.url().endsWith("/events") || r.url().includes("/events?")) refused += r.status() === 429; });
+  // The job's token stays in the page's fragment and headers: every URL
+  // the page asks for (images, downloads, the event stream) is a signed link.
+  const tokenUrls = [];
+  page.on("request", (r) => { if (/[?&]token=/.test(r.url().split("#")[0])) tokenUrls.push(r.url()); });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
     // The text file's upload is refused with a 400 on purpose, and the
@@ -77,6 +82,10 @@ try {
   await page.waitForFunction(() => document.querySelectorAll(".out[data-state=done]").length === 9,
     null, { timeout: 120_000 });
   await page.waitForFunction(() => document.getElementById("summary").dataset.state === "done");
+  const urls = await page.$$eval("a[href], img[src]", (els) => els.map((e) => e.href || e.src));
+  const withToken = tokenUrls.concat(urls.filter((u) => /[?&]token=/.test(u.split("#")[0])));
+  if (withToken.length) throw new Error(`the job token is in URLs: ${withToken.join(" ")}`);
+  if (!urls.some((u) => u.includes("sig="))) throw new Error(`no signed link in the page: ${urls.join(" ")}`);
   const messages = await page.$$eval("#filelist .msg", (els) => els.map((e) => e.textContent));
   if (messages.filter((m) => m === "uploaded").length !== 3) throw new Error(`upload messages: ${messages}`);
   if (!/not a supported image/.test(messages[3])) throw new Error(`the text file got: ${messages[3]}`);
@@ -97,6 +106,7 @@ try {
   // Before and after pictures loaded.
   const loaded = await rocket.locator("img").evaluateAll((imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0));
   if (!loaded.every(Boolean)) throw new Error(`images not loaded: ${loaded}`);
+  if (tokenUrls.length) throw new Error(`the job token is in URLs: ${tokenUrls.join(" ")}`);
   if (problems.length) throw new Error(problems.join("\n"));
   if (streamsRefused !== (refused > 0)) throw new Error(`progress streams refused: ${refused}`);
   await page.screenshot({ path: join(shots, shot), fullPage: true });
