@@ -58,7 +58,10 @@ impl Queues {
     /// These queues with receives that, while they wait, look again every
     /// `every` without a NOTIFY (see [`crate::FALLBACK_POLL`]). A router
     /// over them gives its shards' queues the same. Make it before cloning:
-    /// the result has a LISTEN connection of its own.
+    /// the result has a LISTEN connection of its own. Tests of wake-ups set
+    /// it far above their bound, since with the usual 500 ms a broken
+    /// NOTIFY passes for a slow one; such receives no longer see delayed
+    /// messages or expired locks appear while they wait.
     pub fn with_fallback_poll(self, every: Duration) -> Self {
         Self {
             hub: Hub::with_fallback_poll(self.pool.clone(), every),

@@ -65,7 +65,7 @@ pub use delete::DeleteOutcome;
 pub use error::{Error, Result};
 pub use http::{AdminToken, ApiDoc, WeakToken, router as http_router};
 pub use maintenance::Maintenance;
-pub use notify::{FALLBACK_POLL, set_fallback_poll};
+pub use notify::FALLBACK_POLL;
 pub use receive::{DeadLetterReason, Message, Receipt};
 pub use rewind::RewindTo;
 pub use send::NewMessage;

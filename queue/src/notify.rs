@@ -16,7 +16,6 @@
 //! delayed messages and expired locks become visible without any send.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -32,30 +31,8 @@ use crate::{Queue, Result};
 pub(crate) const CHANNEL: &str = "darkroom_queue";
 
 /// How often a waiting receive polls even without a notification, unless
-/// [`crate::Queues::with_fallback_poll`] or [`set_fallback_poll`] says otherwise.
+/// [`crate::Queues::with_fallback_poll`] says otherwise.
 pub const FALLBACK_POLL: Duration = Duration::from_millis(500);
-
-/// The process-wide fallback poll in milliseconds, 0 for [`FALLBACK_POLL`].
-static DEFAULT_FALLBACK_MS: AtomicU64 = AtomicU64::new(0);
-
-/// Sets the fallback poll of every [`crate::Queues`] made after this call in this
-/// process, for programs that build theirs out of reach of
-/// [`crate::Queues::with_fallback_poll`]. Tests of wake-ups set it far above their
-/// bound, so that only a NOTIFY can wake a receive in time: with the
-/// fallback at its usual 500 ms, a broken NOTIFY passes for a slow one.
-/// A receive then no longer sees delayed messages or expired locks appear
-/// while it waits.
-pub fn set_fallback_poll(every: Duration) {
-    let ms = every.as_millis().clamp(1, u64::MAX as u128) as u64;
-    DEFAULT_FALLBACK_MS.store(ms, Ordering::Relaxed);
-}
-
-fn default_fallback_poll() -> Duration {
-    match DEFAULT_FALLBACK_MS.load(Ordering::Relaxed) {
-        0 => FALLBACK_POLL,
-        ms => Duration::from_millis(ms),
-    }
-}
 
 /// Least time between two NOTIFYs of one process. A NOTIFY is a statement
 /// and a commit of its own: issued back to back under a steady send rate
@@ -106,7 +83,7 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub(crate) fn new(pool: PgPool) -> Arc<Self> {
-        Self::with_fallback_poll(pool, default_fallback_poll())
+        Self::with_fallback_poll(pool, FALLBACK_POLL)
     }
 
     pub(crate) fn with_fallback_poll(pool: PgPool, fallback_poll: Duration) -> Arc<Self> {

@@ -11,9 +11,10 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use common::sqs::{attributes, client, create, delete, receive, send, serve, serve_woken_only};
+use common::sqs::{attributes, client, create, delete, receive, send, serve, serve_router};
 use common::{WAKE_BOUND, await_listeners, listeners};
 use md5::{Digest, Md5};
+use queue::Router;
 use sqlx::PgPool;
 
 fn md5_hex(s: &str) -> String {
@@ -214,7 +215,7 @@ async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
     assert!(started.elapsed() >= Duration::from_secs(1));
     // A second endpoint whose receives only a NOTIFY wakes in time; its
     // listener coming up says its receive waits.
-    let (woken_only, _) = serve_woken_only(&pool).await;
+    let (woken_only, _) = serve_router(Router::new(common::woken_only(&pool))).await;
     let before = listeners(&pool).await;
     let receiver = tokio::spawn({
         let (waiting, q) = (client(&woken_only), q.clone());

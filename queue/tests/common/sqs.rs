@@ -14,13 +14,9 @@ pub async fn serve(pool: &PgPool) -> (String, Router) {
     serve_router(Router::new(Queues::new(pool.clone()))).await
 }
 
-/// Like [`serve`], its receives woken by NOTIFY alone (see
-/// [`super::NO_FALLBACK`]).
-pub async fn serve_woken_only(pool: &PgPool) -> (String, Router) {
-    serve_router(Router::new(super::woken_only(pool))).await
-}
-
-async fn serve_router(router: Router) -> (String, Router) {
+/// Like [`serve`], over the given router. (This file is also a module of
+/// web's tests, where the queue tests' other helpers are not.)
+pub async fn serve_router(router: Router) -> (String, Router) {
     let config = SqsConfig {
         keys: format!("{KEY_ID}:{SECRET}").parse::<AccessKeys>().unwrap(),
         ..SqsConfig::default()
