@@ -77,12 +77,6 @@ impl LinkKey {
         )
     }
 
-    /// `path` signed for [`LINK_LIFETIME`] from now, and when it expires.
-    pub fn fresh_link(&self, path: &str) -> (String, u64) {
-        let expires = unix_now() + LINK_LIFETIME.as_secs();
-        (self.link(path, expires), expires)
-    }
-
     /// Whether `sig` signs `path` until `expires`, and that is still ahead.
     pub fn opens(&self, path: &str, expires: u64, sig: &str) -> bool {
         let expected = self.signature(path, expires);
@@ -147,7 +141,8 @@ mod tests {
     #[test]
     fn a_link_opens_only_its_own_path_until_it_expires() {
         let key = LinkKey::random();
-        let (link, expires) = key.fresh_link("/api/jobs/a/archive");
+        let expires = unix_now() + LINK_LIFETIME.as_secs();
+        let link = key.link("/api/jobs/a/archive", expires);
         let sig = link.rsplit_once("sig=").unwrap().1;
         assert!(key.opens("/api/jobs/a/archive", expires, sig));
         assert!(!key.opens("/api/jobs/b/archive", expires, sig));
