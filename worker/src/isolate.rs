@@ -129,6 +129,10 @@ enum Reply {
     Failed {
         error: String,
     },
+    /// The engine panicked and caught it: the worker counts these apart.
+    Panicked {
+        error: String,
+    },
 }
 
 /// Why a child did not produce an image.
@@ -137,6 +141,9 @@ pub enum RunError {
     /// The engine refused the image or the recipe (permanent).
     #[error("{0}")]
     Engine(String),
+    /// The engine panicked on the image (permanent, and a bug of ours).
+    #[error("{0}")]
+    Panicked(String),
     #[error(
         "processing took longer than the {}-second deadline (DARKROOM_WORKER_DEADLINE) and was \
          stopped; use a smaller image or a lighter recipe",
@@ -297,6 +304,7 @@ fn parse_reply(stdout: &[u8]) -> Result<Processed, RunError> {
     let reply: Reply = serde_json::from_slice(&stdout[..newline]).map_err(|_| garbled())?;
     match reply {
         Reply::Failed { error } => Err(RunError::Engine(error)),
+        Reply::Panicked { error } => Err(RunError::Panicked(error)),
         Reply::Done {
             width,
             height,
@@ -380,6 +388,12 @@ pub fn child_main(confinement: &Confinement, task: &str) -> ExitCode {
                 peak_memory: peak_memory(),
             },
             out.bytes,
+        ),
+        Err(e @ engine::EngineError::Panicked(_)) => (
+            Reply::Panicked {
+                error: e.to_string(),
+            },
+            Vec::new(),
         ),
         Err(e) => (
             Reply::Failed {
@@ -466,4 +480,30 @@ fn peak_memory() -> u64 {
             .unwrap_or(0)
     };
     kb("VmHWM:").saturating_sub(kb("RssFile:") + kb("RssShmem:")) * 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The worker counts panics apart from refused files only if the
+    /// child's answer keeps them apart.
+    #[test]
+    fn a_panic_in_the_child_comes_back_as_a_panic_not_a_refusal() {
+        let reply = |reply: &Reply| {
+            let mut line = serde_json::to_vec(reply).unwrap();
+            line.push(b'\n');
+            parse_reply(&line).unwrap_err()
+        };
+        let error = engine::EngineError::Panicked("index out of bounds".into()).to_string();
+        let panicked = reply(&Reply::Panicked { error });
+        assert!(
+            matches!(&panicked, RunError::Panicked(m) if m.contains("internal error")),
+            "{panicked:?}"
+        );
+        let refused = reply(&Reply::Failed {
+            error: "image is corrupt".into(),
+        });
+        assert!(matches!(refused, RunError::Engine(_)), "{refused:?}");
+    }
 }

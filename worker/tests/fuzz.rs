@@ -6,13 +6,14 @@
 //! alpha PNG, ...): they must process with either op. Every other file there
 //! is an input the fuzzer found (a selector byte, then the image, as the
 //! target reads it): it must come back as a result or a clean error within
-//! the fuzzer's limits, never an abort.
+//! the fuzzer's limits, never an abort nor a panic (which `process` catches
+//! and reports as `EngineError::Panicked`).
 
 use std::path::Path;
 
 use common::Limits;
 use common::recipe::{Axis, Op};
-use worker::engine::process;
+use worker::engine::{EngineError, process};
 
 fn limits() -> Limits {
     // The fuzz target's limits.
@@ -54,6 +55,7 @@ fn fuzz_regressions_process_or_fail_cleanly() {
         })
         .count();
     assert!(seeds >= 8, "the seed images are missing from {dir:?}");
+    let mut panicked = Vec::new();
     for file in &files {
         let data = std::fs::read(file).unwrap();
         if file
@@ -69,7 +71,12 @@ fn fuzz_regressions_process_or_fail_cleanly() {
             }
         } else if let Some((&selector, image)) = data.split_first() {
             let op = &ops()[usize::from(selector & 1)];
-            let _ = process(image, std::slice::from_ref(op), &limits(), None);
+            if let Err(EngineError::Panicked(what)) =
+                process(image, std::slice::from_ref(op), &limits(), None)
+            {
+                panicked.push(format!("{file:?}: {what}"));
+            }
         }
     }
+    assert!(panicked.is_empty(), "the engine panicked: {panicked:#?}");
 }

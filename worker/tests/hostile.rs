@@ -1,6 +1,8 @@
 //! The image engine on hostile input: truncated and mutated files, things
 //! that are not images, and decompression bombs. Each must be a clean error
-//! (or an image), never a panic or a hang.
+//! (or an image), never a panic or a hang. `process` catches panics, as
+//! production needs, but reports them as `EngineError::Panicked`, which
+//! fails these tests.
 
 mod support;
 
@@ -12,7 +14,7 @@ use common::limits::LimitError;
 use common::probe::ProbeError;
 use image::ImageEncoder;
 use support::{photo, refusal, thumbnail};
-use worker::engine::{EngineError, process};
+use worker::engine::{EngineError, Output, process};
 
 #[test]
 fn truncated_jpeg_is_a_corrupt_error_not_a_panic() {
@@ -102,6 +104,7 @@ fn mutated_files_never_panic() {
     };
     let ops = [thumbnail(64, 64)];
     let limits = Limits::default();
+    let mut panicked = Vec::new();
     for round in 0..400 {
         let seed = &seeds[round % seeds.len()];
         let mut data = seed.clone();
@@ -122,6 +125,31 @@ fn mutated_files_never_panic() {
                 }
             }
         }
-        let _ = process(&data, &ops, &limits, None);
+        if let Err(EngineError::Panicked(what)) = process(&data, &ops, &limits, None) {
+            panicked.push(format!("round {round}: {what}"));
+        }
     }
+    assert!(panicked.is_empty(), "the engine panicked: {panicked:#?}");
+}
+
+/// The same seeds, cut at every length up to their first 2 KiB (where the
+/// headers are) and then every 997th: a decoder reading past what it was
+/// given is the likeliest panic.
+#[test]
+fn files_cut_anywhere_never_panic() {
+    let mut panicked = Vec::new();
+    for name in ["rocket.jpg", "chelsea.png", "chelsea-cmyk.jpg"] {
+        let full = photo(name);
+        let cuts = (0..full.len().min(2048)).chain((2048..full.len()).step_by(997));
+        for cut in cuts {
+            if let Err(EngineError::Panicked(what)) = outcome(&full[..cut]) {
+                panicked.push(format!("{name} cut at {cut}: {what}"));
+            }
+        }
+    }
+    assert!(panicked.is_empty(), "the engine panicked: {panicked:#?}");
+}
+
+fn outcome(input: &[u8]) -> Result<Output, EngineError> {
+    process(input, &[thumbnail(64, 64)], &Limits::default(), None)
 }

@@ -1,7 +1,8 @@
 //! Untrusted bytes through the whole engine: sniff, header probe, limits,
-//! decode (shrink-on-load or full), an op, encode. Decoder panics are caught
-//! by `process` and reported as corrupt files, like in production; what the
-//! fuzzer looks for is what is not: aborts, hangs and runaway memory.
+//! decode (shrink-on-load or full), an op, encode. `process` catches panics,
+//! as production needs, and reports them as `EngineError::Panicked`: this
+//! target turns that back into a crash, so the fuzzer finds panics as well
+//! as aborts, hangs and runaway memory.
 //!
 //! `scripts/fuzz [seconds]` runs it; findings become regression tests in
 //! `worker/tests/fuzz.rs`.
@@ -10,13 +11,15 @@
 
 use libfuzzer_sys::fuzz_target;
 use common::Limits;
-use worker::engine::process;
+use worker::engine::{EngineError, process};
 use common::recipe::{Axis, Op};
 
 fuzz_target!(
     init: {
-        // libfuzzer-sys aborts on every panic, even one `process` catches.
-        std::panic::set_hook(Box::new(|_| {}));
+        // libfuzzer-sys's hook aborts on every panic, before `process` can
+        // catch it; the default hook only prints, and the target aborts
+        // below on what `process` caught.
+        let _ = std::panic::take_hook();
     },
     |data: &[u8]| {
         let Some((&selector, image)) = data.split_first() else {
@@ -37,6 +40,9 @@ fuzz_target!(
         } else {
             Op::Flip { axis: Axis::Horizontal }
         };
-        let _ = process(image, &[op], &limits, None);
+        if let Err(EngineError::Panicked(what)) = process(image, &[op], &limits, None) {
+            eprintln!("the engine panicked: {what}");
+            std::process::abort();
+        }
     }
 );

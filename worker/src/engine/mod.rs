@@ -35,6 +35,11 @@ use geometry::CropBy;
 /// the same bytes and ops gives the same answer.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Code of ours or a codec's panicked. Kept apart from [`Self::Corrupt`]
+    /// so that tests and fuzzing see it and operators count it: a panic is
+    /// a bug to fix even when the file was malformed.
+    #[error("internal error in the image engine (a bug, not a fault of this file): {0}")]
+    Panicked(String),
     #[error(transparent)]
     Probe(#[from] ProbeError),
     #[error(transparent)]
@@ -87,8 +92,8 @@ pub fn process(
     limits: &Limits,
     default_format: Option<OutputFormat>,
 ) -> Result<Output, EngineError> {
-    // Decoders are third-party code fed untrusted bytes: a panic in one means
-    // the file is malformed, a permanent failure like any other corrupt file.
+    // Decoders are third-party code fed untrusted bytes: a panic must fail
+    // this image, not the worker's other images.
     std::panic::catch_unwind(|| process_unguarded(input, ops, limits, default_format))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -96,7 +101,7 @@ pub fn process(
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            Err(EngineError::Corrupt(format!("the decoder gave up: {what}")))
+            Err(EngineError::Panicked(what))
         })
 }
 

@@ -9,7 +9,7 @@ use metrics::{counter, gauge, histogram};
 use queue::Message;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use common::cost::Estimate;
 use common::probe::{self, Probe};
@@ -264,6 +264,14 @@ impl Worker {
             .await
             .map_err(|e| match e {
                 RunError::Start { .. } => Failure::Retry(e.to_string()),
+                RunError::Panicked(ref what) => {
+                    // A bug of ours rather than the file's: counted and
+                    // logged apart so that it gets looked into, where as
+                    // one more failed file it would go unseen.
+                    counter!("darkroom_worker_engine_panics_total").increment(1);
+                    error!(panic = %what, "the image engine panicked");
+                    Failure::Permanent(e.to_string())
+                }
                 other => Failure::Permanent(other.to_string()),
             })?;
         histogram!("darkroom_worker_memory_bytes").record(processed.peak_memory as f64);
