@@ -1,6 +1,7 @@
 //! Topic delivery under bad endpoints: one that never answers does not
 //! delay another's deliveries, a failing one is parked by its breaker, a
-//! delivery's tries are capped, and proxies in the environment are not
+//! delivery's tries are capped, a subscription keeps only its newest
+//! deliveries, and proxies in the environment are not
 //! used. Real Postgres and real HTTP servers on 127.0.0.1.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,6 +95,16 @@ async fn until(patience: Duration, what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + patience;
     while !done() {
         assert!(Instant::now() < deadline, "waited {patience:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits for the backlog of `events`' first subscription to reach 0 (a
+/// delivery is finished after its endpoint answered).
+async fn drained(topics: &Topics) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while topics.subscriptions("events").await.unwrap()[0].backlog > 0 {
+        assert!(Instant::now() < deadline, "the backlog stayed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -225,7 +236,42 @@ async fn a_delivery_gets_at_most_its_max_attempts(pool: PgPool) {
         .map(|(_, h, _)| h["x-cmq-attempt"].to_str().unwrap().to_owned())
         .collect();
     assert_eq!(attempts, ["1", "2"]);
-    assert_eq!(topics.subscriptions("events").await.unwrap()[0].backlog, 0);
+    drained(&topics).await;
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn only_a_subscriptions_newest_deliveries_are_kept_and_the_dropped_counted(pool: PgPool) {
+    let queues = Queues::new(pool.clone());
+    let topics = Topics::new(queues.clone());
+    let (url, calls) = endpoint(StatusCode::OK).await;
+    subscribed(&topics, "hook", "h", &url, backoff(100)).await;
+    for i in 0..10 {
+        let event = Publication::new(format!("e{i}")).tagged(&["h"]);
+        topics.publish("events", &[event]).await.unwrap();
+    }
+    let pusher = Pusher::new(queues).max_pending(3);
+    let _running = Running::start(&pusher);
+
+    until(Duration::from_secs(5), "the backlog gone", || {
+        pusher.dropped_over_cap() == 7 && count(&calls) == 3
+    })
+    .await;
+    let mut bodies: Vec<String> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, body)| serde_json::from_str::<serde_json::Value>(body).unwrap())
+        .map(|json| json["msgBody"].as_str().unwrap().to_owned())
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies, ["e7", "e8", "e9"]);
+    let (dropped,): (i64,) =
+        sqlx::query_as("select dropped from queue_subscriptions where name = 'hook'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(dropped, 7);
+    drained(&topics).await;
 }
 
 /// Set in the child process [`proxies_in_the_environment_are_not_used`]

@@ -1,6 +1,8 @@
 //! Publishing: one transaction writes each message into every subscribed
 //! queue and an HTTP delivery for every subscribed endpoint.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::filter::{MAX_TAGS, any_key_matches, tags_match};
@@ -60,6 +62,10 @@ pub(crate) struct Delivery {
     /// counted their tries by receives).
     #[serde(rename = "t", default)]
     pub(crate) tries: u32,
+    /// Its place among its subscription's deliveries, from 1 (0: written
+    /// before they were numbered, and never dropped for newer ones).
+    #[serde(rename = "n", default)]
+    pub(crate) number: i64,
 }
 
 /// A subscription a publish may feed.
@@ -153,9 +159,8 @@ impl Topics {
             .collect();
         let now = chrono::Utc::now().timestamp_millis();
         let mut woken = Vec::new();
-        let mut deliveries = Vec::new();
-        // HTTP subscriptions and how many deliveries each gets.
-        let (mut pending_ids, mut pending_counts) = (Vec::new(), Vec::new());
+        // HTTP subscriptions and the messages each takes.
+        let mut http = Vec::new();
         for s in &subscriptions {
             let taken: Vec<(i64, &Publication)> = ids
                 .iter()
@@ -190,37 +195,11 @@ impl Topics {
                     queue.send_batch_in(tx, &batch).await?;
                     woken.push(queue);
                 }
-                Protocol::Http => {
-                    for (id, m) in &taken {
-                        let d = Delivery {
-                            subscription: s.id,
-                            message_id: *id,
-                            body: m.body.clone(),
-                            tags: m.tags.clone(),
-                            routing_key: m.routing_key.clone(),
-                            published_at: now,
-                            tries: 0,
-                        };
-                        let body = serde_json::to_string(&d).expect("a delivery serializes");
-                        deliveries.push(NewMessage::new(body));
-                    }
-                    pending_ids.push(s.id);
-                    pending_counts.push(taken.len() as i64);
-                }
+                Protocol::Http => http.push((s.id, taken)),
             }
         }
-        if !deliveries.is_empty() {
-            sqlx::query!(
-                r#"
-                update queue_subscriptions s set pending = s.pending + p.n
-                from unnest($1::int4[], $2::int8[]) as p(id, n)
-                where s.id = p.id
-                "#,
-                &pending_ids,
-                &pending_counts,
-            )
-            .execute(&mut *tx)
-            .await?;
+        if !http.is_empty() {
+            let deliveries = self.number_deliveries(tx, &http, now).await?;
             let queue = self.queue(DELIVERY_QUEUE).await?;
             for chunk in deliveries.chunks(crate::MAX_BATCH) {
                 queue.send_batch_in(tx, chunk).await?;
@@ -231,5 +210,54 @@ impl Topics {
             q.notify_in(tx).await?;
         }
         Ok(ids)
+    }
+
+    /// The deliveries of `http`'s messages to their subscriptions, each
+    /// numbered in its subscription's order of publishing (which the
+    /// pushers' cap on pending deliveries goes by) and counted as pending.
+    async fn number_deliveries(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        http: &[(i32, Vec<(i64, &Publication)>)],
+        now: i64,
+    ) -> Result<Vec<NewMessage>> {
+        let ids: Vec<i32> = http.iter().map(|(id, _)| *id).collect();
+        let counts: Vec<i64> = http.iter().map(|(_, t)| t.len() as i64).collect();
+        let numbered: Vec<(i32, i64)> = sqlx::query_as(
+            r#"
+            update queue_subscriptions s
+            set pending = s.pending + p.n, published = s.published + p.n
+            from unnest($1::int4[], $2::int8[]) as p(id, n)
+            where s.id = p.id
+            returning s.id, s.published - p.n
+            "#,
+        )
+        .bind(&ids)
+        .bind(&counts)
+        .fetch_all(&mut *tx)
+        .await?;
+        let before: HashMap<i32, i64> = numbered.into_iter().collect();
+        let mut deliveries = Vec::new();
+        for (subscription, taken) in http {
+            let Some(first) = before.get(subscription) else {
+                // Unsubscribed while this publish read it.
+                continue;
+            };
+            for (n, (id, m)) in (first + 1..).zip(taken) {
+                let d = Delivery {
+                    subscription: *subscription,
+                    message_id: *id,
+                    body: m.body.clone(),
+                    tags: m.tags.clone(),
+                    routing_key: m.routing_key.clone(),
+                    published_at: now,
+                    tries: 0,
+                    number: n,
+                };
+                let body = serde_json::to_string(&d).expect("a delivery serializes");
+                deliveries.push(NewMessage::new(body));
+            }
+        }
+        Ok(deliveries)
     }
 }

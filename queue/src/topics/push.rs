@@ -57,6 +57,8 @@ struct Settings {
     /// When a delivery of a subscription at its cap comes back.
     busy_retry: Duration,
     max_attempts: u32,
+    /// Newer deliveries of its subscription that drop a delivery.
+    max_pending: i64,
     breaker_threshold: u32,
     cool_off: Duration,
     use_env_proxy: bool,
@@ -66,7 +68,24 @@ struct Settings {
 #[derive(Debug, Default)]
 struct Counts {
     spent: AtomicU64,
+    over_cap: AtomicU64,
     parked: AtomicU64,
+}
+
+/// A delivery's subscription, as a pusher needs it.
+#[derive(sqlx::FromRow)]
+struct Subscription {
+    name: String,
+    endpoint: String,
+    retry: String,
+    retry_interval_ms: i64,
+    format: String,
+    secret: Option<String>,
+    public_only: bool,
+    /// Deliveries ever published to it.
+    published: i64,
+    topic: String,
+    message_lifetime_ms: i64,
 }
 
 /// What became of one delivery attempt.
@@ -80,7 +99,7 @@ enum Outcome {
 impl Pusher {
     /// A pusher over the topics of `queues`' database: 16 deliveries at
     /// once and 2 per subscription, 10 s per POST, 30 s leases, 16 tries per
-    /// delivery, endpoints parked after 5 failures in a row for 30 s (then
+    /// delivery, the newest 1000 deliveries kept per subscription, endpoints parked after 5 failures in a row for 30 s (then
     /// 60 s, 120 s… up to 10 min), no proxy.
     pub fn new(queues: Queues) -> Self {
         let settings = Settings {
@@ -90,6 +109,7 @@ impl Pusher {
             per_subscription: 2,
             busy_retry: Duration::from_secs(1),
             max_attempts: 16,
+            max_pending: 1000,
             breaker_threshold: 5,
             cool_off: Duration::from_secs(30),
             use_env_proxy: false,
@@ -146,6 +166,12 @@ impl Pusher {
         self.set(|s| s.max_attempts = n.max(1))
     }
 
+    /// Sets how many of a subscription's newest deliveries are kept: one
+    /// with `n` newer ones published after it is dropped when next leased.
+    pub fn max_pending(self, n: u32) -> Self {
+        self.set(|s| s.max_pending = i64::from(n.max(1)))
+    }
+
     /// Parks an endpoint after `threshold` failures in a row for
     /// `cool_off`, doubled after each failed probe (up to 64 times, and
     /// 10 min).
@@ -164,6 +190,11 @@ impl Pusher {
     /// Deliveries this pusher dropped with their tries spent.
     pub fn dropped_spent(&self) -> u64 {
         self.counts.spent.load(Ordering::Relaxed)
+    }
+
+    /// Deliveries this pusher dropped for the newer ones behind them.
+    pub fn dropped_over_cap(&self) -> u64 {
+        self.counts.over_cap.load(Ordering::Relaxed)
     }
 
     /// Deliveries this pusher put back unsent as their endpoint was parked.
@@ -266,6 +297,13 @@ impl Pusher {
             tracing::error!(message = m.id, "unreadable topic delivery dropped");
             return self.finish(queue, m, None).await;
         };
+        let Some(s) = self.subscription(d.subscription).await? else {
+            // Unsubscribed since.
+            return self.finish(queue, m, None).await;
+        };
+        if d.number > 0 && s.published - d.number >= self.settings.max_pending {
+            return self.drop_over_cap(queue, m, &d, &s).await;
+        }
         let Some(_place) = self.in_flight.take(d.subscription) else {
             return put_back(queue, m, jittered(self.settings.busy_retry)).await;
         };
@@ -273,21 +311,6 @@ impl Pusher {
             self.counts.parked.fetch_add(1, Ordering::Relaxed);
             return put_back(queue, m, jittered(wait)).await;
         }
-        let Some(s) = sqlx::query!(
-            r#"
-            select s.name, s.endpoint, s.retry, s.retry_interval_ms, s.format, s.secret,
-                   s.public_only, t.name as topic, t.message_lifetime_ms
-            from queue_subscriptions s join queue_topics t on t.id = s.topic_id
-            where s.id = $1
-            "#,
-            d.subscription
-        )
-        .fetch_optional(self.queues.pool())
-        .await?
-        else {
-            // Unsubscribed since.
-            return self.finish(queue, m, None).await;
-        };
         let body = match BodyFormat::parse(&s.format) {
             BodyFormat::Simplified => d.body.clone(),
             BodyFormat::Json => serde_json::json!({
@@ -368,6 +391,45 @@ impl Pusher {
                 self.finish(queue, m, Some(d.subscription)).await
             }
         }
+    }
+
+    async fn subscription(&self, id: i32) -> Result<Option<Subscription>> {
+        let s = sqlx::query_as(
+            r#"
+            select s.name, s.endpoint, s.retry, s.retry_interval_ms, s.format, s.secret,
+                   s.public_only, s.published, t.name as topic, t.message_lifetime_ms
+            from queue_subscriptions s join queue_topics t on t.id = s.topic_id
+            where s.id = $1
+            "#,
+        )
+        .bind(id)
+        .fetch_optional(self.queues.pool())
+        .await?;
+        Ok(s)
+    }
+
+    /// Drops a delivery with `max_pending` newer ones behind it, counting
+    /// it in its subscription's `dropped`.
+    async fn drop_over_cap(
+        &self,
+        queue: &Queue,
+        m: &Message,
+        d: &Delivery,
+        s: &Subscription,
+    ) -> Result<()> {
+        self.counts.over_cap.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            topic = s.topic,
+            subscription = s.name,
+            message = d.message_id,
+            max_pending = self.settings.max_pending,
+            "topic delivery dropped: newer ones fill its subscription's pending cap"
+        );
+        sqlx::query("update queue_subscriptions set dropped = dropped + 1 where id = $1")
+            .bind(d.subscription)
+            .execute(self.queues.pool())
+            .await?;
+        self.finish(queue, m, Some(d.subscription)).await
     }
 
     /// Deletes a delivery made or given up, and counts it off its
