@@ -5,7 +5,10 @@
 //! subscription of that topic, tagged with the job's id, signed with a
 //! secret given once when the job is made, and allowed only to public
 //! addresses unless `DARKROOM_WEBHOOK_ALLOW_PRIVATE` says otherwise. Any
-//! web instance's topic pusher delivers it, with CMQ's exponential retries.
+//! web instance's topic pusher delivers it, with CMQ's exponential retries
+//! capped at 16 tries, its endpoint given at most 2 of the pusher's slots
+//! and parked when it keeps failing, so that an anonymous job's webhook
+//! aimed at an address that never answers delays no one else's.
 //!
 //! Anything else may subscribe to the topic too (a queue with no tags gets
 //! every job's events).

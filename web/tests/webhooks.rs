@@ -1,5 +1,6 @@
 //! Jobs' webhooks: a real job's `image.failed` and `job.done` events POSTed
-//! to a local endpoint, signed with the job's webhook secret; private
+//! to a local endpoint, signed with the job's webhook secret and the time
+//! (so a receiver can refuse replays); private
 //! addresses refused unless allowed; the subscription gone with its job.
 
 mod support;
@@ -11,6 +12,9 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{Job, app_with, expect_json, photo, poll, spawn_app, spawn_worker, thumbnail};
+
+/// How old a signature the README tells receivers to accept.
+const REPLAY_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// A local endpoint that records each POST's headers and JSON body.
 async fn endpoint() -> (String, Arc<Mutex<Vec<(HeaderMap, String)>>>) {
@@ -82,7 +86,13 @@ async fn a_jobs_webhook_gets_its_failures_and_its_end_signed(pool: PgPool) {
         .unwrap();
     assert_eq!(done["job"], job.id.as_str());
     assert_eq!(done["counts"], json!({"total": 2, "done": 1, "failed": 1}));
+    let now = chrono::Utc::now().timestamp();
     for (headers, body) in calls.lock().unwrap().iter() {
+        let signed = headers["darkroom-signature"].to_str().unwrap();
+        assert!(
+            queue::Pusher::verify_signature(&secret, signed, body, now, REPLAY_TOLERANCE),
+            "{signed}"
+        );
         assert_eq!(
             headers["x-cmq-signature"],
             queue::topic_signature(&secret, body).as_str()
