@@ -175,10 +175,7 @@ async fn archive_holds_every_finished_output_under_unique_names(pool: PgPool) {
     let _worker = spawn_worker(&pool, &app.storage_args);
     app.wait_done(&job, Duration::from_secs(60)).await;
 
-    // A download link carries the token in its URL.
-    let res = app
-        .get(&format!("/api/jobs/{}/archive?token={}", job.id, job.token))
-        .await;
+    let res = app.job_get(&job, "/archive").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/zip");
     assert!(header(&res, "content-disposition").starts_with("attachment"));

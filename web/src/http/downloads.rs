@@ -133,7 +133,7 @@ fn output_format(name: &str) -> OutputFormat {
         ("image_id" = Uuid, Path, description = "Image id"),
         ("recipe" = String, Path, description = "Recipe name"),
     ),
-    security(("job_token" = [])),
+    security(("job_token" = []), ("signed_link" = [])),
     responses(
         (status = 200, description = "The output image (JPEG, PNG or WebP)", content_type = "image/*", body = Vec<u8>),
         (status = 404, description = "No such finished output, or a wrong or missing token or signed link", body = ErrorBody),
@@ -179,7 +179,7 @@ pub(crate) async fn get_output(
 /// The uploaded file itself (the "before" of the gallery).
 #[utoipa::path(get, path = "/api/jobs/{id}/images/{image_id}/original", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id"), ("image_id" = Uuid, Path, description = "Image id")),
-    security(("job_token" = [])),
+    security(("job_token" = []), ("signed_link" = [])),
     responses(
         (status = 200, description = "The uploaded file", content_type = "image/*", body = Vec<u8>),
         (status = 404, description = "No such job, or a wrong or missing token or signed link", body = ErrorBody),
@@ -225,7 +225,7 @@ pub(crate) async fn get_original(
 /// only one output is in flight at a time, whatever the job's size.
 #[utoipa::path(get, path = "/api/jobs/{id}/archive", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
-    security(("job_token" = [])),
+    security(("job_token" = []), ("signed_link" = [])),
     responses(
         (status = 200, description = "Every finished output, as a zip", content_type = "application/zip", body = Vec<u8>),
         (status = 409, description = "No output is finished yet", body = ErrorBody),

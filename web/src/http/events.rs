@@ -130,7 +130,7 @@ struct OutputEvent {
 #[utoipa::path(get, path = "/api/jobs/{id}/events", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
     params(("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event")),
-    security(("job_token" = []), ("job_token_query" = [])),
+    security(("job_token" = []), ("signed_link" = [])),
     responses(
         (status = 200, description = "Server-Sent Events: `output` (an output's current state, as in the job's `images[].outputs[]` plus `image` and `name`) and `job` (`state`, `counts`)", content_type = "text/event-stream", body = String),
         (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),

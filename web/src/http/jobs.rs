@@ -96,8 +96,9 @@ impl CreateJob {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct JobCreated {
     id: Uuid,
-    /// The only key to the job: `Authorization: Bearer <token>` (or
-    /// `?token=` on links). Not stored by the server, so keep it.
+    /// The only key to the job: `Authorization: Bearer <token>` (links
+    /// for plain URLs come signed from `POST /api/jobs/{id}/links`). Not
+    /// stored by the server, so keep it.
     token: String,
     recipes: Vec<Recipe>,
     /// The key of the `x-cmq-signature` header on webhook deliveries

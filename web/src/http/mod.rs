@@ -70,7 +70,7 @@ pub fn admin_router(state: AppState) -> Router {
 }
 
 /// Security headers on every response, request logs that leave out query
-/// strings (download links and event streams carry job tokens there), and
+/// strings (signed links carry their signatures there), and
 /// the time limits on a request's body and on the whole request (408).
 fn hardened(router: Router, timeouts: &Timeouts) -> Router {
     let header = |name: HeaderName, value: &'static str| {

@@ -50,6 +50,7 @@ struct AdminDoc;
         downloads::get_output,
         downloads::get_original,
         downloads::archive,
+        downloads::signed_links,
         health::healthz,
     ),
     modifiers(&JobToken),
@@ -75,8 +76,12 @@ impl Modify for JobToken {
             ),
         );
         components.add_security_scheme(
-            "job_token_query",
-            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))),
+            "signed_link",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "sig",
+                "A link from POST /api/jobs/{id}/links: its `expires` and `sig` open that one \
+                 path for 15 minutes",
+            ))),
         );
     }
 }

@@ -164,7 +164,7 @@ impl OutputRow {
 
 #[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id"), PageQuery),
-    security(("job_token" = []), ("job_token_query" = [])),
+    security(("job_token" = [])),
     responses(
         (status = 200, description = "The job, its counts and a page of its images with their outputs", body = JobView),
         (status = 400, description = "A bad `limit` or `after`", body = ErrorBody),
