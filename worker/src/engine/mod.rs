@@ -194,3 +194,90 @@ fn apply(img: DynamicImage, op: &Op, limits: &Limits) -> Result<DynamicImage, En
         Op::Format { .. } => Ok(img),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use common::recipe::{Fit, Gravity};
+
+    use super::*;
+
+    fn cap(max_pixels: u64) -> Limits {
+        Limits {
+            max_pixels,
+            ..Limits::default()
+        }
+    }
+
+    fn rect(x: u32, y: u32, width: u32, height: u32) -> Op {
+        Op::Crop {
+            x: Some(x),
+            y: Some(y),
+            width: Some(width),
+            height: Some(height),
+            aspect: None,
+            gravity: None,
+        }
+    }
+
+    /// `op` on a `w × h` image under `cap`: the size made, or the op named
+    /// by its refusal.
+    fn outcome(w: u32, h: u32, op: &Op, cap: &Limits) -> Result<(u32, u32), String> {
+        match apply(DynamicImage::new_rgb8(w, h), op, cap) {
+            Ok(img) => Ok((img.width(), img.height())),
+            Err(EngineError::Op { op, message }) if message.contains("DARKROOM_MAX_PIXELS") => {
+                Err(op.to_owned())
+            }
+            Err(e) => panic!("{op:?} on {w}×{h}: {e}"),
+        }
+    }
+
+    /// `process` refuses what its estimate puts over the cap before it
+    /// decodes, so only this check stands between a request the estimate
+    /// got wrong and an allocation of any size. Each op is judged by what
+    /// it makes of the image in hand: one pixel over the cap is refused,
+    /// the cap itself is made.
+    #[test]
+    fn each_geometry_op_refuses_to_make_an_image_over_the_pixel_cap() {
+        let resize = |width, height, fit| Op::Resize { width, height, fit };
+        let cases = [
+            (10, 10, resize(100, 100, Fit::Fill), (100, 100)),
+            (10, 10, resize(100, 100, Fit::Cover), (100, 100)),
+            // Judged by the 100×100 it makes, not the 200×100 box.
+            (10, 10, resize(200, 100, Fit::Inside), (100, 100)),
+            (
+                100,
+                100,
+                Op::Thumbnail {
+                    width: 60,
+                    height: 60,
+                },
+                (60, 60),
+            ),
+            // Judged once clipped to the image: 50×50, not 80×80.
+            (100, 100, rect(50, 50, 80, 80), (50, 50)),
+            (
+                100,
+                50,
+                Op::Crop {
+                    x: None,
+                    y: None,
+                    width: None,
+                    height: None,
+                    aspect: Some("1:1".into()),
+                    gravity: Some(Gravity::Center),
+                },
+                (50, 50),
+            ),
+            (100, 50, Op::Rotate { degrees: 90 }, (50, 100)),
+        ];
+        for (w, h, op, (mw, mh)) in cases {
+            let made = u64::from(mw) * u64::from(mh);
+            assert_eq!(outcome(w, h, &op, &cap(made)), Ok((mw, mh)), "{op:?}");
+            assert_eq!(
+                outcome(w, h, &op, &cap(made - 1)),
+                Err(op.name().to_owned()),
+                "{op:?} on {w}×{h} made more than the cap"
+            );
+        }
+    }
+}
