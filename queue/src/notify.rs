@@ -50,6 +50,16 @@ impl Queue {
         self.inner.hub.poke(self.id());
     }
 
+    /// How many receives through this handle's [`crate::Queues`] (and its
+    /// clones) wait on this queue now, each registered so that a NOTIFY
+    /// wakes it once their `Queues`' LISTEN connection is up. Lets tests
+    /// send only once a receive waits, where a send that came first would
+    /// be found without any wake-up.
+    pub fn receives_waiting(&self) -> usize {
+        let waiting = self.inner.hub.waiting.lock().expect("never poisoned");
+        waiting.get(&self.id()).copied().unwrap_or(0)
+    }
+
     /// Like [`Queue::notify`], from inside the caller's transaction, which
     /// then wakes the receivers when it commits. When this process has
     /// notified within the last few milliseconds, the wake-up is folded into
@@ -79,6 +89,26 @@ pub(crate) struct Hub {
     /// How long a waiting receive goes without looking when no NOTIFY
     /// comes.
     pub(crate) fallback_poll: Duration,
+    /// Receives registered for each queue's wake-ups now.
+    waiting: Mutex<HashMap<i32, usize>>,
+}
+
+/// Counts a receive among its queue's waiting ones until dropped.
+pub(crate) struct Waiting {
+    hub: Arc<Hub>,
+    queue_id: i32,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut waiting = self.hub.waiting.lock().expect("never poisoned");
+        if let Some(n) = waiting.get_mut(&self.queue_id) {
+            *n -= 1;
+            if *n == 0 {
+                waiting.remove(&self.queue_id);
+            }
+        }
+    }
 }
 
 impl Hub {
@@ -89,6 +119,7 @@ impl Hub {
     pub(crate) fn with_fallback_poll(pool: PgPool, fallback_poll: Duration) -> Arc<Self> {
         Arc::new(Self {
             fallback_poll,
+            waiting: Mutex::default(),
             pool,
             waiters: Mutex::new(HashMap::new()),
             listener: OnceLock::new(),
@@ -108,6 +139,21 @@ impl Hub {
             .entry(queue_id)
             .or_default()
             .clone()
+    }
+
+    /// Counts a receive registered for `queue_id`'s wake-ups (see
+    /// [`Queue::receives_waiting`]) until the result drops.
+    pub(crate) fn count_waiting(self: &Arc<Self>, queue_id: i32) -> Waiting {
+        *self
+            .waiting
+            .lock()
+            .expect("never poisoned")
+            .entry(queue_id)
+            .or_default() += 1;
+        Waiting {
+            hub: self.clone(),
+            queue_id,
+        }
     }
 
     /// Tells every process that `queue_id` has new messages.

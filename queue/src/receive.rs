@@ -365,12 +365,14 @@ impl Queue {
         check_wait(wait)?;
         let deadline = Instant::now() + wait;
         let waiter = self.inner.hub.waiter(self.id());
+        let mut counted = None;
         loop {
             // Register before looking, so a send between the look and the
             // wait still wakes us.
             let notified = waiter.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            counted.get_or_insert_with(|| self.inner.hub.count_waiting(self.id()));
             let messages = self.receive(max, lock).await?;
             let now = Instant::now();
             if !messages.is_empty() || now >= deadline {

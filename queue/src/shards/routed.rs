@@ -232,6 +232,12 @@ impl Routed {
             for n in &mut notified {
                 n.as_mut().enable();
             }
+            let _counted: Vec<_> = route
+                .readable()
+                .into_iter()
+                .filter_map(|p| p.queue.as_ref())
+                .map(|q| q.inner.hub.count_waiting(q.id()))
+                .collect();
             let messages = self.receive_from(max, lock, woken_by.take()).await?;
             let now = Instant::now();
             if !messages.is_empty() || now >= deadline {
