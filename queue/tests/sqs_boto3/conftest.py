@@ -7,16 +7,17 @@ current boto3 (AWS JSON 1.0) and once with an older one (query protocol).
 """
 
 import os
+import urllib.request
 import uuid
 
 import boto3
 import pytest
 
 
-def _client(secret=None, key_id=None):
+def _client(secret=None, key_id=None, endpoint=None):
     return boto3.client(
         "sqs",
-        endpoint_url=os.environ["SQS_ENDPOINT"],
+        endpoint_url=endpoint or os.environ["SQS_ENDPOINT"],
         region_name="us-east-1",
         aws_access_key_id=key_id or os.environ["SQS_KEY_ID"],
         aws_secret_access_key=secret or os.environ["SQS_SECRET"],
@@ -31,6 +32,26 @@ def sqs():
         f"this boto3 speaks {client.meta.service_model.protocol}, expected {expected}"
     )
     return client
+
+
+@pytest.fixture
+def woken_only():
+    """A client of a second endpoint over the same queues, whose waiting
+    receives only a NOTIFY wakes: with the usual 500 ms fallback poll a
+    broken NOTIFY would pass for a slow one."""
+    return _client(endpoint=os.environ["SQS_WOKEN_ONLY_ENDPOINT"])
+
+
+@pytest.fixture
+def listening():
+    """How many LISTEN connections the woken-only endpoint has open; it has
+    one once a receive of it waits."""
+
+    def count():
+        with urllib.request.urlopen(os.environ["SQS_LISTENING_URL"], timeout=10) as r:
+            return int(r.read())
+
+    return count
 
 
 @pytest.fixture

@@ -248,25 +248,31 @@ def test_batches_send_delete_and_change_visibility(sqs, name):
         sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "no spaces", "MessageBody": "x"}])
 
 
-def test_long_polling_waits_and_wakes_on_send(sqs, name):
+def test_long_polling_waits_and_wakes_on_send(sqs, name, woken_only, listening):
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     started = time.monotonic()
     assert "Messages" not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1)
     assert time.monotonic() - started >= 1
 
     result = {}
+    waiting_url = woken_only.get_queue_url(QueueName=name)["QueueUrl"]
 
     def receive():
         t = time.monotonic()
-        result["got"] = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=20)
+        result["got"] = woken_only.receive_message(QueueUrl=waiting_url, WaitTimeSeconds=20)
         result["waited"] = time.monotonic() - t
 
+    assert listening() == 0
     receiver = threading.Thread(target=receive)
     receiver.start()
+    deadline = time.monotonic() + 10
+    while listening() == 0:
+        assert time.monotonic() < deadline, "the receive never waited"
+        time.sleep(0.005)
     sqs.send_message(QueueUrl=url, MessageBody="wake up")
     receiver.join(30)
     assert result["got"]["Messages"][0]["Body"] == "wake up"
-    assert result["waited"] < 20
+    assert result["waited"] < 3, f"woke after {result['waited']:.1f} s"
 
 
 def test_delayed_message_shows_after_its_delay(sqs, name):
