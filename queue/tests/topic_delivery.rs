@@ -166,8 +166,9 @@ async fn an_endpoint_that_never_answers_does_not_delay_another(pool: PgPool) {
     latencies.sort();
     let p95 = latencies[latencies.len() * 95 / 100 - 1];
     assert!(p95 < Duration::from_secs(2), "p95 {p95:?}: {latencies:?}");
+    // Two tries out at the start; a third means it was tried again meanwhile.
     assert!(
-        accepted.load(Ordering::Relaxed) >= 4,
+        accepted.load(Ordering::Relaxed) >= 3,
         "the black hole was tried meanwhile"
     );
 }
