@@ -102,3 +102,69 @@ async fn fifo_queue_keeps_group_order_and_deduplicates_within_the_window(pool: P
         .unwrap_err();
     assert_eq!(err.code(), Some("MissingParameter"));
 }
+
+/// Sends `body` to the FIFO queue `q` in group `g` with deduplication id
+/// `dedup`; returns the message id the endpoint answers with.
+async fn send_deduplicated(sqs: &aws_sdk_sqs::Client, q: &str, body: &str, dedup: &str) -> String {
+    let sent = sqs
+        .send_message()
+        .queue_url(q)
+        .message_body(body)
+        .message_group_id("g")
+        .message_deduplication_id(dedup)
+        .send()
+        .await
+        .unwrap();
+    sent.message_id.unwrap()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_deduplication_id_is_forgotten_five_minutes_after_its_send(pool: PgPool) {
+    let (url, _) = serve(&pool).await;
+    let sqs = client(&url);
+    let q = sqs
+        .create_queue()
+        .queue_name("window.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let first = send_deduplicated(&sqs, &q, "first", "once").await;
+    // The window is SQS's five minutes, counted from the first send.
+    let remembered_for: f64 = sqlx::query_scalar(
+        "select extract(epoch from expires_at - now())::float8 from queue_sqs_dedup",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        (290.0..=300.0).contains(&remembered_for),
+        "remembered for {remembered_for} s"
+    );
+    // A second before the window ends the id still deduplicates; time is
+    // moved on by rewriting the row, not slept through.
+    common::exec(
+        &pool,
+        "update queue_sqs_dedup set expires_at = now() + interval '1 second'",
+    )
+    .await;
+    assert_eq!(send_deduplicated(&sqs, &q, "again", "once").await, first);
+    common::exec(
+        &pool,
+        "update queue_sqs_dedup set expires_at = now() - interval '1 second'",
+    )
+    .await;
+    let after = send_deduplicated(&sqs, &q, "after", "once").await;
+    assert_ne!(after, first, "past the window the send is a new message");
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&q)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    let queued = &attrs.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessages];
+    assert_eq!(queued, "2", "the first and the one after the window");
+}
