@@ -7,6 +7,7 @@ mod support;
 use common::recipe::{Fit, Op};
 use image::{DynamicImage, ImageFormat};
 use support::{decode, encode, mean_abs_diff, photo, run, thumbnail};
+use worker::engine::Output;
 
 /// A JPEG with an EXIF APP1 segment carrying `orientation`.
 fn jpeg_with_orientation(img: &DynamicImage, orientation: u16) -> Vec<u8> {
@@ -57,6 +58,12 @@ fn exif_orientation_is_applied_before_ops_and_then_stripped() {
     );
 }
 
+/// Whether the first op, `op`, was applied while decoding, not after it:
+/// otherwise these tests compare the full decode with itself.
+fn shrunk_on_load(out: &Output, op: &str) -> bool {
+    !out.timings.iter().any(|(step, _)| *step == op)
+}
+
 /// A large JPEG (rocket.jpg scaled ×4 = 2560×1708) so that thumbnails take
 /// the shrink-on-load path.
 fn large_jpeg(orientation: Option<u16>) -> Vec<u8> {
@@ -72,6 +79,7 @@ fn large_jpeg(orientation: Option<u16>) -> Vec<u8> {
 fn shrink_on_load_matches_the_full_decode() {
     let jpeg = large_jpeg(None);
     let fast = run(&jpeg, &[thumbnail(256, 256)]);
+    assert!(shrunk_on_load(&fast, "thumbnail"), "decoded whole");
     assert_eq!((fast.width, fast.height), (256, 171));
     let slow = decode(&jpeg).resize_exact(256, 171, image::imageops::FilterType::Lanczos3);
     let (a, b) = (decode(&fast.bytes).to_rgb8(), slow.to_rgb8());
@@ -83,12 +91,21 @@ fn shrink_on_load_matches_the_full_decode() {
 fn shrink_on_load_respects_exif_orientation() {
     let jpeg = large_jpeg(Some(6));
     let out = run(&jpeg, &[thumbnail(256, 256)]);
+    assert!(shrunk_on_load(&out, "thumbnail"), "decoded whole");
     assert_eq!((out.width, out.height), (171, 256));
+    // The right size is not enough: the picture must be turned, not
+    // squeezed into the turned shape. Decoding ignores EXIF, so this turns
+    // the stored pixels as orientation 6 says.
+    let upright = decode(&jpeg).rotate90();
+    let want = upright.resize_exact(171, 256, image::imageops::FilterType::Lanczos3);
+    let diff = mean_abs_diff(&decode(&out.bytes).to_rgb8(), &want.to_rgb8());
+    assert!(diff < 4.0, "mean difference {diff:.2} per channel");
     let cover = Op::Resize {
         width: 100,
         height: 300,
         fit: Fit::Cover,
     };
     let cover = run(&jpeg, &[cover]);
+    assert!(shrunk_on_load(&cover, "resize"), "decoded whole");
     assert_eq!((cover.width, cover.height), (100, 300));
 }
