@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::storage::{Storage, StorageArgs};
 use sqlx::postgres::PgPoolOptions;
 
-use crate::support::{ChildGuard, workspace_bin};
+use crate::support::{ChildGuard, release_bin};
 
 pub const WORKERS: usize = 3;
 /// Short, so that a killed worker's messages come back within seconds.
@@ -270,7 +270,7 @@ impl Wiring {
     /// A command for `program` of this workspace, pointed at the database,
     /// the S3 server and the bucket.
     fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(workspace_bin(program));
+        let mut cmd = Command::new(release_bin(program));
         cmd.env("DATABASE_URL", &self.database_url)
             .env("AWS_ENDPOINT_URL", &self.s3_endpoint)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)

@@ -4,15 +4,19 @@
 //!
 //! 1. the batch is uploaded while no worker runs, with corrupt files and
 //!    decompression bombs mixed in; workers start later;
-//! 2. a random worker is killed with SIGKILL every few seconds and restarted,
-//!    four times;
+//! 2. a random worker is killed with SIGKILL every 1–3 s and restarted, at
+//!    least 15 times, batches uploaded until then;
 //! 3. Postgres is stopped for 10 s mid-run, then started again;
 //! 4. the S3 server is stopped for 10 s mid-run, then started again.
 //!
 //! After every phase: each output is `done` or (for the corrupt files)
 //! `failed` with a clear error, exactly one result object per done output
-//! and it decodes to the recorded size, no request left in the queue, none
-//! dead-lettered. The figures are printed at the end.
+//! and it decodes to the recorded size, no output reported final twice, no
+//! request left in the queue, none dead-lettered. The figures, each counted
+//! from the database and the bucket, are printed at the end.
+//!
+//! The fleet runs the release binaries (`scripts/test` builds them): debug
+//! builds are slow enough that timing, not the product, decides a phase.
 //!
 //! The Postgres cluster is private so that stopping it disturbs nothing
 //! else; the outage durations are the scenario itself, not waits for state.
@@ -35,7 +39,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use client::Client;
-use common::protocol::MAX_RECEIVES;
+use common::protocol::{MAX_RECEIVES, REQUEST_QUEUE};
 use files::{bombs, corrupt_files, good_files};
 use fleet::{Fleet, Postgres, S3Server, Service, WORKERS};
 use support::Job;
@@ -44,6 +48,8 @@ const GOOD_IMAGES: usize = 100;
 /// The phase's whole batch must finish within this.
 const PHASE_LIMIT: Duration = Duration::from_secs(180);
 const OUTAGE: Duration = Duration::from_secs(10);
+/// Kills the kill phase makes, at least.
+const KILLS: usize = 15;
 
 fn recipes() -> Value {
     json!([
@@ -70,24 +76,29 @@ struct Figures {
     done: usize,
     failed: usize,
     seconds: f64,
+    /// Pairs that never reached a final state with their result.
+    lost: usize,
+    /// Outputs reported final more than once, or result objects beyond
+    /// one per done output.
+    duplicated: i64,
     /// Outputs whose work was started more than once: redelivered after a
     /// kill or an expired lock, or retried in place through an outage.
     reprocessed: i64,
     kills: usize,
 }
 
-/// Checks the finished job against everything the product promises, and
-/// returns (done, failed).
+/// Checks the finished job of `expected` images against everything the
+/// product promises, and returns (done, failed).
 async fn verify(
     client: &Client,
     pool: &PgPool,
     s3: &common::storage::Storage,
     job: &Job,
-    corrupt: usize,
+    expected: usize,
 ) -> (usize, usize) {
     let status = client.wait_done(job).await;
     let images = status["images"].as_array().unwrap();
-    assert_eq!(images.len(), GOOD_IMAGES + corrupt, "images recorded");
+    assert_eq!(images.len(), expected, "images recorded");
     let (mut done, mut failed) = (0, 0);
     for image in images {
         let name = image["name"].as_str().unwrap();
@@ -124,8 +135,7 @@ async fn verify(
 
     // Exactly one result object per done output: nothing stray, nothing
     // written twice under another key.
-    let objects = s3.list(&format!("jobs/{}/outputs/", job.id)).await.unwrap();
-    assert_eq!(objects.len(), done, "result objects in S3: {objects:?}");
+    assert_eq!(result_objects(s3, job).await, done, "result objects in S3");
 
     // Nothing left behind: no request waiting, leased or dead-lettered.
     let left = support::scalar(
@@ -139,8 +149,13 @@ async fn verify(
     (done, failed)
 }
 
-/// Waits for the phase's job to finish, checks it (see `verify`) and
-/// measures it; `kills` is left for the caller.
+async fn result_objects(s3: &common::storage::Storage, job: &Job) -> usize {
+    let prefix = format!("jobs/{}/outputs/", job.id);
+    s3.list(&prefix).await.unwrap().len()
+}
+
+/// Waits for the phase's job of `images` to finish, checks it (see
+/// `verify`) and measures it; `kills` is left for the caller.
 async fn finish_phase(
     phase: &'static str,
     started: Instant,
@@ -148,16 +163,20 @@ async fn finish_phase(
     pool: &PgPool,
     s3: &common::storage::Storage,
     job: &Job,
-    corrupt: usize,
+    images: usize,
 ) -> Figures {
-    let (done, failed) = verify(client, pool, s3, job, corrupt).await;
+    let (done, failed) = verify(client, pool, s3, job, images).await;
+    let pairs = images * RECIPES;
+    let stray_objects = result_objects(s3, job).await.saturating_sub(done) as i64;
     Figures {
         phase,
-        pairs: (GOOD_IMAGES + corrupt) * RECIPES,
+        pairs,
         done,
         failed,
+        lost: pairs - done - failed,
+        duplicated: reported_final_twice(pool, job).await + stray_objects,
         seconds: started.elapsed().as_secs_f64(),
-        reprocessed: reprocessed(pool, job).await,
+        reprocessed: responses_per_output_over_one(pool, job, "processing").await,
         kills: 0,
     }
 }
@@ -181,27 +200,99 @@ async fn outage_phase(
     service.down();
     tokio::time::sleep(OUTAGE).await;
     service.up();
-    finish_phase(phase, started, client, pool, s3, &job, 0).await
+    finish_phase(phase, started, client, pool, s3, &job, GOOD_IMAGES).await
 }
 
-/// Outputs of this job whose work was started more than once (a worker
-/// killed or cut off before its delete, or a retry through an outage),
-/// counted from the `processing` responses the queue keeps for rewinding.
-/// Their final state is still one.
-async fn reprocessed(pool: &PgPool, job: &Job) -> i64 {
+/// Outputs of this job with more than one response in `state`, counted from
+/// the responses the queue keeps for rewinding: `processing` twice is work
+/// started again (a worker killed or cut off before its delete, or a retry
+/// through an outage); a final state twice is a result reported twice.
+async fn responses_per_output_over_one(pool: &PgPool, job: &Job, state: &str) -> i64 {
     sqlx::query_scalar(
         "select count(*) from (
              select 1 from queue_chunks c join queue_queues q on q.id = c.queue_id
              cross join unnest(c.bodies) as b(body)
              where q.name = 'darkroom.responses' and b.body::jsonb ->> 'job_id' = $1
-               and b.body::jsonb ->> 'state' = 'processing'
+               and b.body::jsonb ->> 'state' = $2
              group by b.body::jsonb ->> 'image_id', b.body::jsonb ->> 'recipe'
              having count(*) > 1) twice",
     )
     .bind(&job.id)
+    .bind(state)
     .fetch_one(pool)
     .await
     .unwrap_or(-1)
+}
+
+/// Outputs of this job reported done or failed more than once.
+async fn reported_final_twice(pool: &PgPool, job: &Job) -> i64 {
+    responses_per_output_over_one(pool, job, "done").await
+        + responses_per_output_over_one(pool, job, "failed").await
+}
+
+/// Kills a random worker every 1–3 s, uploading batch after batch into one
+/// job so that each kill lands on work in hand, until `KILLS` kills; then
+/// lets the job finish.
+///
+/// A request whose worker dies `MAX_RECEIVES` times running is
+/// dead-lettered by design: a poison message must not crash the fleet
+/// forever. Here the deaths are the scenario, not the message's doing, and
+/// each kill costs every message in the killed worker's hands (its slots
+/// and its prefetched one) a receive, so a slow request could meet that
+/// rule by luck alone. The phase gives the request queue a receive limit
+/// above any request's share of the kills, and puts the product's back
+/// after.
+async fn kill_phase(
+    fleet: &mut Fleet,
+    client: &Client,
+    pool: &PgPool,
+    s3: &common::storage::Storage,
+    good: &[(String, Vec<u8>)],
+    rng: &mut impl Rng,
+) -> Figures {
+    // Each kill costs a request at most one receive, and it gets one more to
+    // finish: past that, something other than the kills is wrong.
+    set_max_receives(pool, KILLS as u32 + 2).await;
+    let started = Instant::now();
+    let job = client.create_job().await;
+    let kills_before = fleet.kills;
+    let mut batches = 0;
+    while fleet.kills - kills_before < KILLS {
+        let pairs = (batches * GOOD_IMAGES * RECIPES) as u64;
+        if client.done_count(&job).await >= pairs {
+            client.upload(&job, good).await;
+            batches += 1;
+        }
+        assert!(started.elapsed() < PHASE_LIMIT, "kill phase did not finish");
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1000..3000))).await;
+        fleet.kill_and_restart(rng.random_range(0..WORKERS));
+    }
+    let kills = fleet.kills - kills_before;
+    let phase = format!("kill -9 a random worker every 1-3 s ({kills} kills)");
+    let figures = finish_phase(
+        Box::leak(phase.into_boxed_str()),
+        started,
+        client,
+        pool,
+        s3,
+        &job,
+        batches * GOOD_IMAGES,
+    )
+    .await;
+    set_max_receives(pool, MAX_RECEIVES).await;
+    Figures { kills, ..figures }
+}
+
+/// Sets the request queue's receive limit, past which a request is
+/// dead-lettered.
+async fn set_max_receives(pool: &PgPool, limit: u32) {
+    let queues = queue::Queues::new(pool.clone());
+    let requests = queues.open(REQUEST_QUEUE).await.unwrap();
+    let attributes = queue::QueueAttributes {
+        max_receive_count: Some(limit),
+        ..requests.attributes().clone()
+    };
+    queues.put(REQUEST_QUEUE, &attributes).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,51 +350,16 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
         &pool,
         &s3,
         &job,
-        corrupt.len(),
+        GOOD_IMAGES + corrupt.len(),
     )
     .await;
     assert_eq!(phase.failed, corrupt.len() * RECIPES);
     figures.push(phase);
 
-    // 2. SIGKILL a random worker every 3–5 s and restart it, four times.
-    // A request whose worker dies five times running is dead-lettered by
-    // design (a poison message must not crash the fleet forever), and each
-    // kill costs every message in the killed worker's hands (its slots and
-    // its prefetched one) a receive. Killing on until the phase ends, a
-    // slow poster (3 s in a debug build on a loaded 2-core machine) met
-    // that fate in some runs at every pace tried (1–3 s, 2–4 s, 3–5 s);
-    // with at most MAX_RECEIVES - 1 kills no request can, whatever the
-    // luck, and each kill still takes down work in hand.
-    let started = Instant::now();
-    let job = client.create_job().await;
-    client.upload(&job, &good).await;
-    let pairs = (GOOD_IMAGES * RECIPES) as u64;
-    let kills_before = fleet.kills;
-    let most_kills = MAX_RECEIVES as usize - 1;
-    while client.done_count(&job).await < pairs {
-        assert!(started.elapsed() < PHASE_LIMIT, "kill phase did not finish");
-        if fleet.kills - kills_before == most_kills {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        tokio::time::sleep(Duration::from_millis(rng.random_range(3000..5000))).await;
-        let slot = rng.random_range(0..WORKERS);
-        fleet.kill_and_restart(slot);
-    }
-    figures.push(Figures {
-        kills: fleet.kills - kills_before,
-        ..finish_phase(
-            "kill -9 a random worker every 3-5 s, 4 times",
-            started,
-            &client,
-            &pool,
-            &s3,
-            &job,
-            0,
-        )
-        .await
-    });
-    assert!(fleet.kills > kills_before, "no worker was killed");
+    // 2. SIGKILL a random worker every 1–3 s and restart it, at least
+    //    KILLS times: batches are uploaded until that many kills have
+    //    landed on work in hand.
+    figures.push(kill_phase(&mut fleet, &client, &pool, &s3, &good, &mut rng).await);
 
     // 3. Postgres down for 10 s mid-run.
     figures.push(
@@ -331,6 +387,9 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
         .await,
     );
 
+    for f in &figures {
+        assert_eq!((f.lost, f.duplicated), (0, 0), "{}", f.phase);
+    }
     let mut table = String::from(
         "\nchaos suite: 3 worker processes x 2 slots, 3 recipes per image, lock 3 s\n\
          | phase | pairs | done | failed | lost | duplicated | re-run | kills | seconds |\n\
@@ -339,8 +398,16 @@ async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {
     for f in &figures {
         writeln!(
             table,
-            "| {} | {} | {} | {} | 0 | 0 | {} | {} | {:.1} |",
-            f.phase, f.pairs, f.done, f.failed, f.reprocessed, f.kills, f.seconds
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
+            f.phase,
+            f.pairs,
+            f.done,
+            f.failed,
+            f.lost,
+            f.duplicated,
+            f.reprocessed,
+            f.kills,
+            f.seconds
         )
         .unwrap();
     }

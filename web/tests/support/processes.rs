@@ -21,6 +21,20 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// A release binary of this workspace, for tests whose timing an
+/// unoptimised build would decide (the chaos suite).
+pub fn release_bin(name: &str) -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/release")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --release --bins` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
 /// A child process killed when dropped.
 pub struct ChildGuard(pub Child);
 
