@@ -76,6 +76,9 @@ pub struct Settings {
     /// Whether jobs' webhooks may point at private, loopback and
     /// link-local addresses (off: they could reach this server's network).
     pub allow_private_webhooks: bool,
+    /// Whether webhooks go through HTTP_PROXY / HTTPS_PROXY: off, as a
+    /// proxy would resolve names past the public-address filter.
+    pub webhook_use_proxy: bool,
     /// The SQS endpoint on the admin listener (no keys: it refuses all).
     pub sqs: queue::SqsConfig,
     /// How long a client may take to send a request.
@@ -100,6 +103,7 @@ impl Default for Settings {
             rates: rate::RateSettings::default(),
             admin_token: None,
             allow_private_webhooks: false,
+            webhook_use_proxy: false,
             sqs: queue::SqsConfig::default(),
             timeouts: listener::Timeouts::default(),
             link_key: links::LinkKey::random(),
@@ -236,7 +240,11 @@ fn spawn_background(state: &AppState, shutdown: &CancellationToken) -> Vec<JoinH
             queue::Maintenance::new(pool.clone()).run(Duration::from_secs(10), shutdown.clone()),
         ),
         // Topics' HTTP deliveries, shared by every web instance.
-        tokio::spawn(queue::Pusher::new(state.router.control().clone()).run(shutdown.clone())),
+        tokio::spawn(
+            queue::Pusher::new(state.router.control().clone())
+                .use_env_proxy(state.settings.webhook_use_proxy)
+                .run(shutdown.clone()),
+        ),
         tokio::spawn(expiry::run(
             pool.clone(),
             storage.clone(),

@@ -50,6 +50,10 @@ struct Config {
     /// network). For a closed network only.
     #[arg(long, env = "DARKROOM_WEBHOOK_ALLOW_PRIVATE")]
     webhook_allow_private: bool,
+    /// Send webhooks through HTTP_PROXY / HTTPS_PROXY (default false: a
+    /// proxy resolves names past the public-address filter).
+    #[arg(long, env = "DARKROOM_WEBHOOK_USE_PROXY")]
+    webhook_use_proxy: bool,
     /// Largest uploaded file, in bytes (default 50 MiB).
     #[arg(long, env = "DARKROOM_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
     max_upload_bytes: u64,
@@ -175,6 +179,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         admin_token,
         sqs: config.sqs.into(),
         allow_private_webhooks: config.webhook_allow_private,
+        webhook_use_proxy: config.webhook_use_proxy,
         timeouts: Timeouts {
             header: Duration::from_secs(config.header_timeout),
             body_idle: Duration::from_secs(config.body_idle_timeout),
