@@ -63,8 +63,22 @@ impl Queues {
     /// NOTIFY passes for a slow one; such receives no longer see delayed
     /// messages or expired locks appear while they wait.
     pub fn with_fallback_poll(self, every: Duration) -> Self {
+        let interval = self.hub.interval();
         Self {
-            hub: Hub::with_fallback_poll(self.pool.clone(), every),
+            hub: Hub::with_timing(self.pool.clone(), every, interval),
+            ..self
+        }
+    }
+
+    /// These queues with at least `interval` between two NOTIFYs of theirs
+    /// (5 ms unless set; sends' wake-ups in between are folded into the
+    /// next). Tests set it far above the time their sends take, so that
+    /// the folding is seen whatever the machine's speed. Like
+    /// [`Queues::with_fallback_poll`], make it before cloning.
+    pub fn with_notify_interval(self, interval: Duration) -> Self {
+        let fallback = self.hub.fallback_poll;
+        Self {
+            hub: Hub::with_timing(self.pool.clone(), fallback, interval),
             ..self
         }
     }

@@ -89,6 +89,8 @@ pub(crate) struct Hub {
     /// How long a waiting receive goes without looking when no NOTIFY
     /// comes.
     pub(crate) fallback_poll: Duration,
+    /// Least time between two NOTIFYs of this hub (see [`NOTIFY_INTERVAL`]).
+    interval: Duration,
     /// Receives registered for each queue's wake-ups now.
     waiting: Mutex<HashMap<i32, usize>>,
 }
@@ -113,12 +115,17 @@ impl Drop for Waiting {
 
 impl Hub {
     pub(crate) fn new(pool: PgPool) -> Arc<Self> {
-        Self::with_fallback_poll(pool, FALLBACK_POLL)
+        Self::with_timing(pool, FALLBACK_POLL, NOTIFY_INTERVAL)
     }
 
-    pub(crate) fn with_fallback_poll(pool: PgPool, fallback_poll: Duration) -> Arc<Self> {
+    pub(crate) fn with_timing(
+        pool: PgPool,
+        fallback_poll: Duration,
+        interval: Duration,
+    ) -> Arc<Self> {
         Arc::new(Self {
             fallback_poll,
+            interval,
             waiting: Mutex::default(),
             pool,
             waiters: Mutex::new(HashMap::new()),
@@ -160,16 +167,21 @@ impl Hub {
     pub(crate) fn poke(&self, queue_id: i32) {
         let tx = self.notifier.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(notify_loop(self.pool.clone(), self.last.clone(), rx));
+            let (pool, last) = (self.pool.clone(), self.last.clone());
+            tokio::spawn(notify_loop(pool, last, self.interval, rx));
             tx
         });
         let _ = tx.send(queue_id);
     }
 
+    pub(crate) fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Whether the caller may NOTIFY now (none went out within
     /// [`NOTIFY_INTERVAL`]); if so, the next one is due an interval later.
     pub(crate) fn claim(&self) -> bool {
-        claim(&self.last)
+        claim(&self.last, self.interval)
     }
 
     fn wake(&self, queue_id: Option<i32>) {
@@ -185,10 +197,10 @@ impl Hub {
     }
 }
 
-fn claim(last: &Mutex<Option<Instant>>) -> bool {
+fn claim(last: &Mutex<Option<Instant>>, interval: Duration) -> bool {
     let mut last = last.lock().expect("last notify lock is never poisoned");
     let now = Instant::now();
-    if last.is_some_and(|at| now < at + NOTIFY_INTERVAL) {
+    if last.is_some_and(|at| now < at + interval) {
         return false;
     }
     *last = Some(now);
@@ -198,15 +210,13 @@ fn claim(last: &Mutex<Option<Instant>>) -> bool {
 async fn notify_loop(
     pool: PgPool,
     last: Arc<Mutex<Option<Instant>>>,
+    interval: Duration,
     mut rx: mpsc::UnboundedReceiver<i32>,
 ) {
     let mut ids = HashSet::new();
     while let Some(id) = rx.recv().await {
-        while !claim(&last) {
-            let due = last
-                .lock()
-                .expect("never poisoned")
-                .map(|at| at + NOTIFY_INTERVAL);
+        while !claim(&last, interval) {
+            let due = last.lock().expect("never poisoned").map(|at| at + interval);
             if let Some(due) = due {
                 tokio::time::sleep_until(due).await;
             }
