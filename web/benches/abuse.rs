@@ -16,7 +16,9 @@
 //! - uploads that send 8 MiB − 1 bytes and then a byte a second
 //!   (`TRICKLERS` at once, each starting again when refused or cut);
 //! - quick jobs whose webhook points at a black hole (a listener that
-//!   accepts and never answers), so its deliveries pile up and time out;
+//!   accepts and never answers), so its deliveries pile up and time out
+//!   (from 127.0.0.3, the trickled uploads from 127.0.0.4: each attack
+//!   has its own address, so the others' rates do not hold it back);
 //! - progress streams held open, and floods of status and unknown URLs.
 //!
 //! Every honest job has a webhook to a healthy receiver too; its `job.done`
@@ -298,7 +300,6 @@ async fn attacker(
     until: Instant,
     tally: Tally,
     streams: Arc<Mutex<Vec<reqwest::Response>>>,
-    hole: String,
 ) {
     let client = client_from("127.0.0.1");
     let many: Vec<Value> = (0..16).map(|i| heavy_recipe(&format!("h{i}"))).collect();
@@ -307,10 +308,6 @@ async fn attacker(
         .collect();
     let garbage = vec![0x5au8; 64 << 20];
     let (png, bomb, far) = (tiny_png(), bomb(), far_header_jpeg());
-    let black_holed = json!({
-        "recipes": [{"name": "f", "ops": [{"op": "flip", "axis": "vertical"}]}],
-        "webhook": hole,
-    });
     let mut round = 0u64;
     while Instant::now() < until {
         round += 1;
@@ -337,14 +334,6 @@ async fn attacker(
                 streams.lock().unwrap().push(res);
             }
         }
-        // Quick work, so its events are due at once, to a webhook that
-        // never answers.
-        let quick = create_job_from(&client, &base, &black_holed).await;
-        note(&tally, "create job, black-holed webhook", created(&quick));
-        if let Ok(job) = quick {
-            let status = upload_file(&client, &base, &job, png.clone()).await;
-            note(&tally, "tiny PNG, black-holed webhook", status);
-        }
         for path in [
             "/api/jobs/00000000-0000-0000-0000-000000000000",
             "/nope",
@@ -362,9 +351,32 @@ async fn attacker(
     }
 }
 
+/// Quick jobs, so their events are due at once, whose webhook never
+/// answers, until `until`; from an address of its own (127.0.0.3), so the
+/// other attacks' rates do not hold it back.
+async fn black_holer(base: String, until: Instant, tally: Tally, hole: String) {
+    let client = client_from("127.0.0.3");
+    let body = json!({
+        "recipes": [{"name": "f", "ops": [{"op": "flip", "axis": "vertical"}]}],
+        "webhook": hole,
+    });
+    while Instant::now() < until {
+        let job = create_job_from(&client, &base, &body).await;
+        note(&tally, "create job, black-holed webhook", created(&job));
+        match job {
+            Ok(job) => {
+                let status = upload_file(&client, &base, &job, tiny_png()).await;
+                note(&tally, "tiny PNG, black-holed webhook", status);
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
 /// One slow upload after another until `until`: the request's head, 8 MiB
 /// − 1 bytes of its body (a small JPEG, then zeros: cheap work, so the
-/// work rate lets it through), then a byte a second.
+/// work rate lets it through), then a byte a second; from an address of
+/// its own (127.0.0.4).
 async fn trickler(base: SocketAddr, job: Job, until: Instant, tally: Tally) {
     let mut body =
         b"--B\r\ncontent-disposition: form-data; name=\"file\"; filename=\"t.jpg\"\r\n\r\n"
@@ -380,7 +392,7 @@ async fn trickler(base: SocketAddr, job: Job, until: Instant, tally: Tally) {
     );
     while Instant::now() < until {
         let socket = TcpSocket::new_v4().unwrap();
-        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket.bind("127.0.0.4:0".parse().unwrap()).unwrap();
         let Ok(mut conn) = socket.connect(base).await else {
             continue;
         };
@@ -390,7 +402,8 @@ async fn trickler(base: SocketAddr, job: Job, until: Instant, tally: Tally) {
         };
         let answer = match sent.await {
             Ok(()) => trickle_until(&mut conn, until).await,
-            Err(_) => "write refused".into(),
+            // The server answered before the body was all sent.
+            Err(_) => "refused before its body was sent".into(),
         };
         *tally
             .lock()
@@ -454,13 +467,18 @@ async fn main() {
                 until,
                 tally.clone(),
                 streams.clone(),
-                hole.clone(),
             ))
         })
         .collect();
+    attackers.push(tokio::spawn(black_holer(
+        base.clone(),
+        until,
+        tally.clone(),
+        hole,
+    )));
     let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
     let flip = json!([{"name": "f", "ops": [{"op": "flip", "axis": "vertical"}]}]);
-    let slow_job = create_job(&client_from("127.0.0.1"), &base, &flip)
+    let slow_job = create_job(&client_from("127.0.0.4"), &base, &flip)
         .await
         .expect("the tricklers' job");
     for _ in 0..TRICKLERS {
