@@ -119,12 +119,17 @@ async fn an_endpoint_that_never_answers_does_not_delay_another(pool: PgPool) {
     let topics = Topics::new(queues.clone());
     let (hole, accepted) = black_hole().await;
     let (healthy, calls) = endpoint(StatusCode::OK).await;
-    subscribed(&topics, "hole", "hole", &hole, backoff(100)).await;
+    // As anyone may make jobs, one client can own forty webhooks to one
+    // black hole, each at a path of its own: more than every slot.
+    for i in 0..40 {
+        let (name, tag) = (format!("hole-{i}"), format!("h{i}"));
+        subscribed(&topics, &name, &tag, &format!("{hole}p{i}"), backoff(100)).await;
+        let piled: Vec<Publication> = (0..8)
+            .map(|j| Publication::new(format!("lost {i}.{j}")).tagged(&[&tag]))
+            .collect();
+        topics.publish("events", &piled).await.unwrap();
+    }
     subscribed(&topics, "healthy", "ok", &healthy, backoff(100)).await;
-    let piled: Vec<Publication> = (0..300)
-        .map(|i| Publication::new(format!("lost {i}")).tagged(&["hole"]))
-        .collect();
-    topics.publish("events", &piled).await.unwrap();
     // Never parked, so the black hole is tried all along.
     let pusher = Pusher::new(queues)
         .timeout(Duration::from_secs(3))
@@ -188,7 +193,7 @@ async fn a_failing_endpoint_is_parked_after_the_threshold_and_probed_after_its_c
     let cool_off = Duration::from_secs(2);
     // One out at a time, so the count of POSTs before parking is exact.
     let pusher = Pusher::new(queues)
-        .per_subscription(1, Duration::from_millis(50))
+        .per_endpoint(1, Duration::from_millis(50))
         .breaker(3, cool_off);
     let _running = Running::start(&pusher);
 

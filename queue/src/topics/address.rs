@@ -88,6 +88,21 @@ impl reqwest::dns::Resolve for PublicOnly {
     }
 }
 
+/// What a pusher's slots and breakers know an endpoint by: its scheme, host
+/// and port. The path and query are left out, as anyone may vary them to
+/// look like many endpoints.
+pub(crate) fn endpoint_key(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(url) => format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        ),
+        Err(_) => endpoint.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +143,13 @@ mod tests {
         ] {
             assert!(public_host(url), "{url}");
         }
+    }
+
+    #[test]
+    fn endpoints_that_differ_only_in_path_or_query_are_one() {
+        let key = endpoint_key("https://hooks.example/a?x=1");
+        assert_eq!(key, endpoint_key("https://hooks.example:443/b"));
+        assert_ne!(key, endpoint_key("https://hooks.example:8443/a"));
+        assert_ne!(key, endpoint_key("http://hooks.example/a"));
     }
 }

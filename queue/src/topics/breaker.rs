@@ -1,6 +1,9 @@
-//! A circuit breaker per subscription, held in the pusher's memory: each
-//! pusher learns on its own that an endpoint is failing, which costs at
-//! most a threshold's worth of tries per pusher and needs no shared state.
+//! A circuit breaker per endpoint (scheme, host and port: see
+//! [`super::endpoint_key`]), held in the pusher's memory: each pusher learns
+//! on its own that an endpoint is failing, which costs at most a
+//! threshold's worth of tries per pusher and needs no shared state. Keyed by
+//! endpoint, not subscription: anyone may make a job, so one client can own
+//! a hundred subscriptions to the same black hole.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,7 +19,7 @@ pub(crate) enum Admission {
     Parked(Duration),
 }
 
-/// The breakers of every subscription a pusher saw fail.
+/// The breakers of every endpoint a pusher saw fail.
 #[derive(Debug)]
 pub(crate) struct Breakers {
     /// Consecutive failures that park an endpoint.
@@ -27,10 +30,10 @@ pub(crate) struct Breakers {
     /// How long a probe may be out before another is allowed (its outcome
     /// can be lost with its task).
     probe_patience: Duration,
-    states: Mutex<HashMap<i32, Failing>>,
+    states: Mutex<HashMap<String, Failing>>,
 }
 
-/// A subscription whose last delivery failed.
+/// An endpoint whose last delivery failed.
 #[derive(Debug, Default)]
 struct Failing {
     consecutive: u32,
@@ -50,15 +53,15 @@ impl Breakers {
         }
     }
 
-    /// Whether subscription `id` may be POSTed to now. Once its cool-off is
+    /// Whether `endpoint` may be POSTed to now. Once its cool-off is
     /// over, one delivery goes as a probe and the rest wait for its outcome.
-    pub(crate) fn admit(&self, id: i32) -> Admission {
-        self.admit_at(id, Instant::now())
+    pub(crate) fn admit(&self, endpoint: &str) -> Admission {
+        self.admit_at(endpoint, Instant::now())
     }
 
-    fn admit_at(&self, id: i32, now: Instant) -> Admission {
+    fn admit_at(&self, endpoint: &str, now: Instant) -> Admission {
         let mut states = self.states.lock().expect("breakers lock");
-        let Some(s) = states.get_mut(&id) else {
+        let Some(s) = states.get_mut(endpoint) else {
             return Admission::Post;
         };
         let Some(until) = s.parked_until else {
@@ -80,17 +83,17 @@ impl Breakers {
 
     /// Records a POST's outcome: a success closes the breaker, the
     /// threshold's failure or a failed probe parks the endpoint.
-    pub(crate) fn record(&self, id: i32, delivered: bool) {
-        self.record_at(id, delivered, Instant::now());
+    pub(crate) fn record(&self, endpoint: &str, delivered: bool) {
+        self.record_at(endpoint, delivered, Instant::now());
     }
 
-    fn record_at(&self, id: i32, delivered: bool, now: Instant) {
+    fn record_at(&self, endpoint: &str, delivered: bool, now: Instant) {
         let mut states = self.states.lock().expect("breakers lock");
         if delivered {
-            states.remove(&id);
+            states.remove(endpoint);
             return;
         }
-        let s = states.entry(id).or_default();
+        let s = states.entry(endpoint.to_owned()).or_default();
         s.consecutive += 1;
         let probe_failed = s.probe_since.take().is_some();
         if probe_failed {
@@ -122,7 +125,7 @@ mod tests {
     fn tripped(t0: Instant) -> Breakers {
         let b = breakers();
         for _ in 0..3 {
-            b.record_at(1, false, t0);
+            b.record_at("a", false, t0);
         }
         b
     }
@@ -131,23 +134,23 @@ mod tests {
     fn the_thresholds_failure_parks_the_endpoint_and_no_other() {
         let b = breakers();
         for _ in 0..2 {
-            b.record(1, false);
-            assert_eq!(b.admit(1), Admission::Post);
+            b.record("a", false);
+            assert_eq!(b.admit("a"), Admission::Post);
         }
-        b.record(1, false);
-        assert!(parked(b.admit(1)));
-        assert_eq!(b.admit(2), Admission::Post);
+        b.record("a", false);
+        assert!(parked(b.admit("a")));
+        assert_eq!(b.admit("b"), Admission::Post);
     }
 
     #[test]
     fn a_success_between_failures_starts_the_count_again() {
         let b = breakers();
-        b.record(1, false);
-        b.record(1, false);
-        b.record(1, true);
-        b.record(1, false);
-        b.record(1, false);
-        assert_eq!(b.admit(1), Admission::Post);
+        b.record("a", false);
+        b.record("a", false);
+        b.record("a", true);
+        b.record("a", false);
+        b.record("a", false);
+        assert_eq!(b.admit("a"), Admission::Post);
     }
 
     #[test]
@@ -155,14 +158,17 @@ mod tests {
         let t0 = Instant::now();
         let b = tripped(t0);
         let t1 = t0 + COOL_OFF;
-        assert_eq!(b.admit_at(1, t1), Admission::Post, "the probe");
-        assert!(parked(b.admit_at(1, t1)), "others wait for the probe");
-        b.record_at(1, false, t1);
-        assert!(parked(b.admit_at(1, t1 + COOL_OFF)), "the cool-off doubled");
+        assert_eq!(b.admit_at("a", t1), Admission::Post, "the probe");
+        assert!(parked(b.admit_at("a", t1)), "others wait for the probe");
+        b.record_at("a", false, t1);
+        assert!(
+            parked(b.admit_at("a", t1 + COOL_OFF)),
+            "the cool-off doubled"
+        );
         let t2 = t1 + COOL_OFF * 2;
-        assert_eq!(b.admit_at(1, t2), Admission::Post);
-        b.record_at(1, true, t2);
-        assert_eq!(b.admit_at(1, t2), Admission::Post, "closed by the probe");
+        assert_eq!(b.admit_at("a", t2), Admission::Post);
+        b.record_at("a", true, t2);
+        assert_eq!(b.admit_at("a", t2), Admission::Post, "closed by the probe");
     }
 
     #[test]
@@ -170,8 +176,11 @@ mod tests {
         let t0 = Instant::now();
         let b = tripped(t0);
         let t1 = t0 + COOL_OFF;
-        assert_eq!(b.admit_at(1, t1), Admission::Post);
-        assert!(parked(b.admit_at(1, t1 + Duration::from_secs(9))));
-        assert_eq!(b.admit_at(1, t1 + Duration::from_secs(10)), Admission::Post);
+        assert_eq!(b.admit_at("a", t1), Admission::Post);
+        assert!(parked(b.admit_at("a", t1 + Duration::from_secs(9))));
+        assert_eq!(
+            b.admit_at("a", t1 + Duration::from_secs(10)),
+            Admission::Post
+        );
     }
 }

@@ -42,6 +42,7 @@ use tokio::time::Instant;
 use crate::attributes::{from_millis, millis};
 use crate::{Queue, Queues};
 
+use address::endpoint_key;
 pub use address::public_host;
 pub use admin::{SubscriptionInfo, TopicInfo};
 pub use filter::MAX_TAGS;

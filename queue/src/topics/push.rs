@@ -5,11 +5,12 @@
 //!
 //! Endpoints are strangers to each other, so a pusher never waits for a
 //! batch: each delivery holds one of its slots only while its own POST is
-//! out, and the slot is leased again as soon as it frees. A subscription
-//! may hold only a few slots (its other deliveries go back to the queue
-//! for a moment), and one that keeps failing is parked by its breaker, so
-//! an endpoint that never answers costs its own deliveries time, not
-//! anyone else's.
+//! out, and the slot is leased again as soon as it frees. An endpoint
+//! (scheme, host and port, whatever its path: anyone may make a job, so one
+//! client may own a hundred subscriptions to one black hole) may hold only
+//! a few slots (its other deliveries go back to the queue for a moment),
+//! and one that keeps failing is parked by its breaker, so an endpoint that
+//! never answers costs its own deliveries time, not anyone else's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,7 +54,7 @@ struct Settings {
     lock: Duration,
     timeout: Duration,
     concurrency: usize,
-    per_subscription: usize,
+    per_endpoint: usize,
     /// When a delivery of a subscription at its cap comes back.
     busy_retry: Duration,
     max_attempts: u32,
@@ -106,7 +107,7 @@ impl Pusher {
             lock: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
             concurrency: 16,
-            per_subscription: 2,
+            per_endpoint: 2,
             busy_retry: Duration::from_secs(1),
             max_attempts: 16,
             max_pending: 1000,
@@ -121,7 +122,7 @@ impl Pusher {
         Self {
             queues,
             clients: Clients::new(settings.use_env_proxy),
-            in_flight: Arc::new(InFlight::new(settings.per_subscription)),
+            in_flight: Arc::new(InFlight::new(settings.per_endpoint)),
             breakers: Arc::new(Breakers::new(
                 settings.breaker_threshold,
                 settings.cool_off,
@@ -151,11 +152,11 @@ impl Pusher {
         self.set(|s| s.concurrency = n.max(1))
     }
 
-    /// Sets how many deliveries of one subscription are out at once, and
-    /// how soon one beyond that is leased again.
-    pub fn per_subscription(self, n: usize, busy_retry: Duration) -> Self {
+    /// Sets how many deliveries to one endpoint (scheme, host, port) are
+    /// out at once, and how soon one beyond that is leased again.
+    pub fn per_endpoint(self, n: usize, busy_retry: Duration) -> Self {
         self.set(|s| {
-            s.per_subscription = n.max(1);
+            s.per_endpoint = n.max(1);
             s.busy_retry = busy_retry;
         })
     }
@@ -304,10 +305,11 @@ impl Pusher {
         if d.number > 0 && s.published - d.number >= self.settings.max_pending {
             return self.drop_over_cap(queue, m, &d, &s).await;
         }
-        let Some(_place) = self.in_flight.take(d.subscription) else {
+        let endpoint = super::endpoint_key(&s.endpoint);
+        let Some(_place) = self.in_flight.take(&endpoint) else {
             return put_back(queue, m, jittered(self.settings.busy_retry)).await;
         };
-        if let Admission::Parked(wait) = self.breakers.admit(d.subscription) {
+        if let Admission::Parked(wait) = self.breakers.admit(&endpoint) {
             self.counts.parked.fetch_add(1, Ordering::Relaxed);
             return put_back(queue, m, jittered(wait)).await;
         }
@@ -366,7 +368,7 @@ impl Pusher {
                 false
             }
         };
-        self.breakers.record(d.subscription, delivered);
+        self.breakers.record(&endpoint, delivered);
         let tries = Tries {
             attempt,
             max: self.settings.max_attempts,
