@@ -1,9 +1,11 @@
 //! Topic delivery under bad endpoints: one that never answers does not
 //! delay another's deliveries, a failing one is parked by its breaker, a
 //! delivery's tries are capped, a subscription keeps only its newest
-//! deliveries, proxies in the environment are not used, and a public-only
-//! subscription's name that resolves to a private address is refused at
-//! delivery. Real Postgres and real HTTP servers on 127.0.0.1.
+//! deliveries, BACKOFF_RETRY gives up after three more tries and a
+//! message's lifetime ends its retries, proxies in the environment are not
+//! used, and a public-only subscription's name that resolves to a private
+//! address is refused at delivery. Real Postgres and real HTTP servers on
+//! 127.0.0.1.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -385,4 +387,53 @@ async fn a_public_only_delivery_to_a_name_that_resolves_privately_is_refused(poo
     let bodies: Vec<String> = calls.lock().unwrap().iter().map(|c| c.2.clone()).collect();
     assert_eq!(bodies.len(), 1, "{bodies:?}");
     assert!(bodies[0].contains("to control"), "{bodies:?}");
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn backoff_retry_gives_up_after_three_more_tries(pool: PgPool) {
+    let queues = Queues::new(pool);
+    let topics = Topics::new(queues.clone());
+    let (url, calls) = endpoint(StatusCode::INTERNAL_SERVER_ERROR).await;
+    subscribed(&topics, "failing", "f", &url, backoff(100)).await;
+    topics
+        .publish("events", &[Publication::new("e").tagged(&["f"])])
+        .await
+        .unwrap();
+    let pusher = Pusher::new(queues).breaker(u32::MAX, Duration::from_secs(1));
+    let _running = Running::start(&pusher);
+
+    until(Duration::from_secs(10), "the delivery given up", || {
+        pusher.dropped_spent() == 1
+    })
+    .await;
+    assert_eq!(count(&calls), 4, "the first try and three more");
+    drained(&topics).await;
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_messages_lifetime_ends_its_retries(pool: PgPool) {
+    let queues = Queues::new(pool);
+    let topics = Topics::new(queues.clone());
+    let (url, calls) = endpoint(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let short = TopicSettings {
+        message_lifetime: Duration::from_secs(2),
+        ..TopicSettings::default()
+    };
+    topics.ensure_topic("events", &short).await.unwrap();
+    subscribed(&topics, "failing", "f", &url, RetryPolicy::ExponentialDecay).await;
+    topics
+        .publish("events", &[Publication::new("e").tagged(&["f"])])
+        .await
+        .unwrap();
+    let pusher = Pusher::new(queues).breaker(u32::MAX, Duration::from_secs(1));
+    let _running = Running::start(&pusher);
+
+    // Tried at once and 1 s later; the next, 2 s after that, would come
+    // after the message's 2 s are over.
+    until(Duration::from_secs(10), "the delivery given up", || {
+        pusher.dropped_spent() == 1
+    })
+    .await;
+    assert_eq!(count(&calls), 2);
+    drained(&topics).await;
 }
