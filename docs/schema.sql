@@ -281,6 +281,8 @@ CREATE TABLE public.queue_subscriptions (
     public_only boolean DEFAULT false NOT NULL,
     pending bigint DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    published bigint DEFAULT 0 NOT NULL,
+    dropped bigint DEFAULT 0 NOT NULL,
     CONSTRAINT queue_subscriptions_format_check CHECK ((format = ANY (ARRAY['JSON'::text, 'SIMPLIFIED'::text]))),
     CONSTRAINT queue_subscriptions_name_check CHECK ((name ~ '^[A-Za-z0-9_.-]{1,80}$'::text)),
     CONSTRAINT queue_subscriptions_protocol_check CHECK ((protocol = ANY (ARRAY['queue'::text, 'http'::text]))),
