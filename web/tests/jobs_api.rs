@@ -130,6 +130,7 @@ async fn openapi_spec_describes_every_route(pool: PgPool) {
         ("/api/jobs/{id}", "get"),
         ("/api/jobs/{id}/images", "post"),
         ("/api/jobs/{id}/events", "get"),
+        ("/api/jobs/{id}/links", "post"),
         ("/api/jobs/{id}/archive", "get"),
         ("/api/jobs/{id}/images/{image_id}/original", "get"),
         ("/api/jobs/{id}/images/{image_id}/{recipe}", "get"),
@@ -168,8 +169,22 @@ async fn openapi_spec_describes_every_route(pool: PgPool) {
         assert!(schemas.contains_key(name), "dangling $ref to {name}");
     }
     let security = spec["components"]["securitySchemes"].as_object().unwrap();
-    for scheme in ["job_token", "job_token_query", "admin_token"] {
+    for scheme in ["job_token", "signed_link", "admin_token"] {
         assert!(security.contains_key(scheme), "{scheme} missing");
+    }
+    // Tokens in query strings leak into logs and Referer headers; signed links replaced them.
+    assert!(!security.contains_key("job_token_query"));
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            for requirement in operation["security"].as_array().into_iter().flatten() {
+                for scheme in requirement.as_object().unwrap().keys() {
+                    assert!(
+                        security.contains_key(scheme),
+                        "{method} {path} names undefined scheme {scheme}"
+                    );
+                }
+            }
+        }
     }
 }
 
