@@ -39,7 +39,7 @@
 //! of 10³⁰) must come out as the most work and memory there is, over any
 //! budget, where wrapping would make it cheap in a release build.
 
-use crate::recipe::{Fit, Gravity, Op, OutputFormat, RecolorMode};
+use crate::recipe::{Encoding, Fit, Gravity, Op, OutputFormat, RecolorMode};
 
 /// The input an estimate is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +128,7 @@ fn weight(op: &Op) -> (u64, u64, bool) {
             4,
             false,
         ),
-        Op::Format { .. } => (0, 0, false),
+        Op::Format(_) => (0, 0, false),
     }
 }
 
@@ -152,16 +152,25 @@ fn output_pixels(op: &Op, pixels: u64) -> u64 {
 
 /// An encoder's weight in tenths of a pass, and a bound on its output in
 /// bytes per pixel (lossless formats can be as large as the raw pixels).
-fn encoder(format: OutputFormat) -> (u64, u64) {
-    match format {
+fn encoder(encoding: &Encoding) -> (u64, u64) {
+    match encoding.format {
         OutputFormat::Jpeg => (100, 1),
         OutputFormat::Png => (40, 4),
-        OutputFormat::Webp => (50, 4),
+        OutputFormat::Webp if encoding.lossless => (WEBP_LOSSLESS_TENTHS, 4),
+        OutputFormat::Webp => (WEBP_LOSSY_TENTHS, 4),
+        OutputFormat::Avif => (AVIF_TENTHS[usize::from(encoding.effort().min(9))], 2),
     }
 }
 
-/// Estimates `ops` on `source`, encoded as `format`.
-pub fn estimate(source: &Source, ops: &[Op], format: OutputFormat) -> Estimate {
+/// WebP at libwebp's default method (4).
+const WEBP_LOSSY_TENTHS: u64 = 150;
+const WEBP_LOSSLESS_TENTHS: u64 = 500;
+/// AVIF (libaom) by effort 0 to 9, each libaom's speed 9 − effort.
+const AVIF_TENTHS: [u64; 10] = [300, 400, 500, 700, 1000, 1500, 2500, 4000, 8000, 16000];
+
+/// Estimates `ops` on `source`, encoded as `encoding` says.
+pub fn estimate(source: &Source, ops: &[Op], encoding: &Encoding) -> Estimate {
+    let format = encoding.format;
     // Bytes per pixel of the image in hand: colour is at least RGB by the
     // time it is encoded, and 16-bit images stay as wide.
     let mut bpp = source.bytes_per_pixel.max(3);
@@ -188,7 +197,7 @@ pub fn estimate(source: &Source, ops: &[Op], format: OutputFormat) -> Estimate {
     // Encoding holds the image, an 8-bit copy of it (an RGBA image flattened
     // for JPEG needs two), and the output, whose buffer may momentarily be
     // three times its size as it grows.
-    let (passes, encoded_bpp) = encoder(format);
+    let (passes, encoded_bpp) = encoder(encoding);
     work_tenths = work_tenths.saturating_add(passes.saturating_mul(pixels));
     let copy = if bpp >= 4 && format == OutputFormat::Jpeg {
         7
@@ -239,7 +248,7 @@ mod tests {
                 width: 256,
                 height: 256,
             }],
-            OutputFormat::Jpeg,
+            &Encoding::of(OutputFormat::Jpeg),
         );
         assert_eq!(e.largest_output, 256 * 256);
         assert!(e.passes_over(12 * MP) < 8.0, "{e:?}");
@@ -250,12 +259,12 @@ mod tests {
         let one = estimate(
             &photo(12 * MP),
             &[Op::Blur { sigma: 100.0 }],
-            OutputFormat::Jpeg,
+            &Encoding::of(OutputFormat::Jpeg),
         );
         let many = estimate(
             &photo(12 * MP),
             &vec![Op::Blur { sigma: 100.0 }; 31],
-            OutputFormat::Jpeg,
+            &Encoding::of(OutputFormat::Jpeg),
         );
         assert!(one.passes_over(12 * MP) > 200.0, "{one:?}");
         assert!(many.work > 30 * one.work / 2, "{many:?}");
@@ -272,7 +281,7 @@ mod tests {
                 },
                 Op::Blur { sigma: 100.0 },
             ],
-            OutputFormat::Jpeg,
+            &Encoding::of(OutputFormat::Jpeg),
         );
         assert!(e.passes_over(12 * MP) < 10.0, "{e:?}");
     }
@@ -286,7 +295,7 @@ mod tests {
                 height: 10_000,
                 fit: Fit::Fill,
             }],
-            OutputFormat::Png,
+            &Encoding::of(OutputFormat::Png),
         );
         assert_eq!(e.largest_output, 100 * MP);
         assert!(e.memory > 400 * MP, "{e:?}");
@@ -301,7 +310,7 @@ mod tests {
             let e = estimate(
                 &Source::worst(50 * MP, 50 << 20),
                 &[Op::Blur { sigma }, Op::Blur { sigma }],
-                OutputFormat::Png,
+                &Encoding::of(OutputFormat::Png),
             );
             assert_eq!(e.work, u64::MAX.div_ceil(10), "σ {sigma}: {e:?}");
             assert!(crate::Limits::default().check(&e).is_err(), "σ {sigma}");
@@ -319,8 +328,8 @@ mod tests {
             width: 256,
             height: 256,
         }];
-        let a = estimate(&full, &ops, OutputFormat::Jpeg);
-        let b = estimate(&shrunk, &ops, OutputFormat::Jpeg);
+        let a = estimate(&full, &ops, &Encoding::of(OutputFormat::Jpeg));
+        let b = estimate(&shrunk, &ops, &Encoding::of(OutputFormat::Jpeg));
         assert!(b.memory * 4 < a.memory, "{a:?} {b:?}");
     }
 }

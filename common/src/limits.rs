@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cost::{self, Estimate, Source};
-use crate::recipe::{OutputFormat, Recipe};
+use crate::recipe::{Encoding, OutputFormat, Recipe};
 
 /// The limits of a deployment (`DARKROOM_MAX_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,9 +76,10 @@ impl Limits {
     /// format. The web checks it when a job is created; a worker again for
     /// each request, which anyone able to send to the queue could forge.
     pub fn check_recipe(&self, recipe: &Recipe) -> Result<(), LimitError> {
-        let format = recipe.format().map_or(OutputFormat::Png, |(f, _)| f);
+        let png = Encoding::of(OutputFormat::Png);
+        let encoding = recipe.encoding().unwrap_or(&png);
         let worst = Source::worst(self.max_pixels, self.max_bytes);
-        self.check(&cost::estimate(&worst, &recipe.ops, format))
+        self.check(&cost::estimate(&worst, &recipe.ops, encoding))
     }
 
     /// Refuses an estimate over the output pixel cap or the work budget.

@@ -9,12 +9,74 @@ use image::{ImageDecoder, ImageReader};
 
 use crate::cost::{self, Estimate, Source};
 use crate::limits::Limits;
-use crate::recipe::{Fit, Op, OutputFormat};
+use crate::recipe::{Encoding, Fit, Op, OutputFormat};
+
+/// The formats Darkroom reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    Jpeg,
+    Png,
+    WebP,
+    Gif,
+    Tiff,
+    Bmp,
+    /// HEIF with HEVC inside: what iPhones save.
+    Heic,
+    /// HEIF with AV1 inside.
+    Avif,
+}
+
+impl InputFormat {
+    /// The `image` crate's name for the format, for those it decodes.
+    pub fn image_format(self) -> Option<ImageFormat> {
+        match self {
+            InputFormat::Jpeg => Some(ImageFormat::Jpeg),
+            InputFormat::Png => Some(ImageFormat::Png),
+            InputFormat::WebP => Some(ImageFormat::WebP),
+            InputFormat::Gif => Some(ImageFormat::Gif),
+            InputFormat::Tiff => Some(ImageFormat::Tiff),
+            InputFormat::Bmp => Some(ImageFormat::Bmp),
+            InputFormat::Heic | InputFormat::Avif => None,
+        }
+    }
+
+    /// The usual file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            InputFormat::Jpeg => "jpg",
+            InputFormat::Png => "png",
+            InputFormat::WebP => "webp",
+            InputFormat::Gif => "gif",
+            InputFormat::Tiff => "tiff",
+            InputFormat::Bmp => "bmp",
+            InputFormat::Heic => "heic",
+            InputFormat::Avif => "avif",
+        }
+    }
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            InputFormat::Jpeg => "image/jpeg",
+            InputFormat::Png => "image/png",
+            InputFormat::WebP => "image/webp",
+            InputFormat::Gif => "image/gif",
+            InputFormat::Tiff => "image/tiff",
+            InputFormat::Bmp => "image/bmp",
+            InputFormat::Heic => "image/heic",
+            InputFormat::Avif => "image/avif",
+        }
+    }
+
+    /// Whether browsers show it: a preview is made for those they do not.
+    pub fn browsers_show(self) -> bool {
+        !matches!(self, InputFormat::Heic | InputFormat::Tiff)
+    }
+}
 
 /// Why a file is refused from its header. Permanent.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("not a supported image (JPEG, PNG, WebP, GIF, TIFF or BMP)")]
+    #[error("not a supported image (JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC or AVIF)")]
     NotAnImage,
     #[error("image is {width}×{height} pixels, over the limit of {limit} pixels")]
     TooManyPixels { width: u32, height: u32, limit: u64 },
@@ -27,7 +89,7 @@ pub enum ProbeError {
 /// What a file's header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Probe {
-    pub format: ImageFormat,
+    pub format: InputFormat,
     pub width: u32,
     pub height: u32,
     /// Bytes per pixel of the decoded image.
@@ -44,16 +106,22 @@ impl Probe {
 }
 
 /// Identifies the format from the magic bytes (not the file name).
-pub fn sniff_format(prefix: &[u8]) -> Result<ImageFormat, ProbeError> {
+pub fn sniff_format(prefix: &[u8]) -> Result<InputFormat, ProbeError> {
+    if let Ok(imagesize::ImageType::Heif(compression)) = imagesize::image_type(prefix) {
+        // HEIF holding JPEG, or brands that name no codec, are libheif's to
+        // sort out; only AV1 is told apart, as it is a format of its own.
+        return Ok(match compression {
+            imagesize::Compression::Av1 => InputFormat::Avif,
+            _ => InputFormat::Heic,
+        });
+    }
     match image::guess_format(prefix) {
-        Ok(
-            f @ (ImageFormat::Jpeg
-            | ImageFormat::Png
-            | ImageFormat::WebP
-            | ImageFormat::Gif
-            | ImageFormat::Tiff
-            | ImageFormat::Bmp),
-        ) => Ok(f),
+        Ok(ImageFormat::Jpeg) => Ok(InputFormat::Jpeg),
+        Ok(ImageFormat::Png) => Ok(InputFormat::Png),
+        Ok(ImageFormat::WebP) => Ok(InputFormat::WebP),
+        Ok(ImageFormat::Gif) => Ok(InputFormat::Gif),
+        Ok(ImageFormat::Tiff) => Ok(InputFormat::Tiff),
+        Ok(ImageFormat::Bmp) => Ok(InputFormat::Bmp),
         _ => Err(ProbeError::NotAnImage),
     }
 }
@@ -74,21 +142,23 @@ pub fn probe_reader<R: BufRead + Seek>(
         .fill_buf()
         .map_err(|e| ProbeError::Corrupt(e.to_string()))?;
     let format = sniff_format(prefix)?;
-    let probe = if format == ImageFormat::Jpeg {
+    let probe = match format.image_format() {
         // Reads the headers in place; the generic reader copies the file first.
-        jpeg_header(reader).map_err(ProbeError::Corrupt)?
-    } else {
-        let decoder = ImageReader::with_format(reader, format)
-            .into_decoder()
-            .map_err(|e| ProbeError::Corrupt(e.to_string()))?;
-        let (width, height) = decoder.dimensions();
-        Probe {
-            format,
-            width,
-            height,
-            bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
-            scalable: false,
+        Some(ImageFormat::Jpeg) => jpeg_header(reader).map_err(ProbeError::Corrupt)?,
+        Some(image_format) => {
+            let decoder = ImageReader::with_format(reader, image_format)
+                .into_decoder()
+                .map_err(|e| ProbeError::Corrupt(e.to_string()))?;
+            let (width, height) = decoder.dimensions();
+            Probe {
+                format,
+                width,
+                height,
+                bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
+                scalable: false,
+            }
         }
+        None => heif_header(reader, format)?,
     };
     check_dimensions(probe.width, probe.height, limits)?;
     Ok(probe)
@@ -106,7 +176,7 @@ fn jpeg_header(input: impl Read) -> Result<Probe, String> {
         jpeg_decoder::PixelFormat::CMYK32 => (4, true),
     };
     Ok(Probe {
-        format: ImageFormat::Jpeg,
+        format: InputFormat::Jpeg,
         width: u32::from(info.width),
         height: u32::from(info.height),
         bytes_per_pixel,
@@ -114,7 +184,32 @@ fn jpeg_header(input: impl Read) -> Result<Probe, String> {
     })
 }
 
-fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), ProbeError> {
+/// A HEIF's size: the largest image its properties declare, which bounds
+/// the primary image whichever item that is (the decoder checks the primary
+/// image itself again before decoding).
+fn heif_header<R: BufRead + Seek>(mut reader: R, format: InputFormat) -> Result<Probe, ProbeError> {
+    let size = imagesize::reader_size(&mut reader).map_err(|e| match e {
+        imagesize::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ProbeError::Corrupt("HEIF ends before its image properties".into())
+        }
+        e => ProbeError::Corrupt(format!("HEIF header: {e}")),
+    })?;
+    let side = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+    if size.width == 0 || size.height == 0 {
+        return Err(ProbeError::Corrupt("HEIF declares an empty image".into()));
+    }
+    Ok(Probe {
+        format,
+        width: side(size.width),
+        height: side(size.height),
+        // Decoded to 8-bit RGBA at most (HDR is reduced to 8 bits).
+        bytes_per_pixel: 4,
+        scalable: false,
+    })
+}
+
+/// Refuses a size over either limit.
+pub fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), ProbeError> {
     if width > limits.max_dimension || height > limits.max_dimension {
         return Err(ProbeError::TooLarge {
             width,
@@ -132,25 +227,27 @@ fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), Prob
     Ok(())
 }
 
-/// The format and quality `ops` end in: their last `format` op, else
-/// `default_format`, else the input's (JPEG for JPEG, PNG otherwise).
-pub fn output_format(
+/// The encoding `ops` end in: their last `format` op, else
+/// `default_format`, else the input's (JPEG for JPEG and HEIC, AVIF for
+/// AVIF, PNG otherwise).
+pub fn output_encoding(
     ops: &[Op],
-    input: ImageFormat,
+    input: InputFormat,
     default_format: Option<OutputFormat>,
-) -> (OutputFormat, Option<u8>) {
+) -> Encoding {
     ops.iter()
         .rev()
         .find_map(|op| match op {
-            Op::Format { format, quality } => Some((*format, *quality)),
+            Op::Format(encoding) => Some(encoding.clone()),
             _ => None,
         })
         .unwrap_or_else(|| {
-            let f = default_format.unwrap_or(match input {
-                ImageFormat::Jpeg => OutputFormat::Jpeg,
+            Encoding::of(default_format.unwrap_or(match input {
+                // A HEIC out would not open in most browsers and programs.
+                InputFormat::Jpeg | InputFormat::Heic => OutputFormat::Jpeg,
+                InputFormat::Avif => OutputFormat::Avif,
                 _ => OutputFormat::Png,
-            });
-            (f, None)
+            }))
         })
 }
 
@@ -168,8 +265,8 @@ pub fn estimate(
         bytes_per_pixel: u64::from(probe.bytes_per_pixel),
         file_bytes,
     };
-    let (format, _) = output_format(ops, probe.format, default_format);
-    cost::estimate(&source, ops, format)
+    let encoding = output_encoding(ops, probe.format, default_format);
+    cost::estimate(&source, ops, &encoding)
 }
 
 /// How the first op is applied to a JPEG decoded already reduced.

@@ -11,12 +11,15 @@
 //! # Layout
 //! - [`features`]: a WebP's size and whether it has alpha or animation.
 //! - [`decode_scaled`]: a still WebP decoded to a given size, RGB or RGBA.
+//! - [`encode`]: RGB or RGBA encoded lossy or lossless (the `image` crate
+//!   writes lossless only, ~15× the bytes of lossy for a photograph).
 
 use std::ffi::c_int;
 
 use libwebp_sys::{
     VP8StatusCode, WEBP_CSP_MODE, WEBP_DECODER_ABI_VERSION, WebPBitstreamFeatures, WebPDecode,
-    WebPDecoderConfig, WebPFreeDecBuffer, WebPGetFeaturesInternal, WebPRGBABuffer,
+    WebPDecoderConfig, WebPEncodeLosslessRGB, WebPEncodeLosslessRGBA, WebPEncodeRGB,
+    WebPEncodeRGBA, WebPFree, WebPFreeDecBuffer, WebPGetFeaturesInternal, WebPRGBABuffer,
 };
 
 /// What a WebP's headers say.
@@ -113,6 +116,79 @@ pub fn decode_scaled(data: &[u8], width: u32, height: u32) -> Option<Picture> {
         channels,
         pixels,
     })
+}
+
+type LossyEncoder =
+    unsafe extern "C" fn(*const u8, c_int, c_int, c_int, f32, *mut *mut u8) -> usize;
+type LosslessEncoder = unsafe extern "C" fn(*const u8, c_int, c_int, c_int, *mut *mut u8) -> usize;
+
+/// How [`encode`] compresses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Compression {
+    /// libwebp's quality factor, 0 to 100, at its default method (4), as
+    /// libvips encodes.
+    Lossy {
+        quality: f32,
+    },
+    Lossless,
+}
+
+/// Encodes rows of `width` pixels of `channels` (3: RGB, 4: RGBA) 8-bit
+/// samples. `None` when the sizes do not match `pixels` or libwebp refuses
+/// (a side over 16383).
+pub fn encode(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    channels: u8,
+    compression: Compression,
+) -> Option<Vec<u8>> {
+    let stride = usize::try_from(width)
+        .ok()?
+        .checked_mul(usize::from(channels))?;
+    let fits = stride.checked_mul(usize::try_from(height).ok()?)? == pixels.len();
+    if !fits || width == 0 || height == 0 || !matches!(channels, 3 | 4) {
+        return None;
+    }
+    let (w, h, s) = (
+        c_int::try_from(width).ok()?,
+        c_int::try_from(height).ok()?,
+        c_int::try_from(stride).ok()?,
+    );
+    let rgb = pixels.as_ptr();
+    let mut out = std::ptr::null_mut();
+    let len = match compression {
+        Compression::Lossy { quality } => {
+            let encode: LossyEncoder = if channels == 3 {
+                WebPEncodeRGB
+            } else {
+                WebPEncodeRGBA
+            };
+            // SAFETY: `rgb` points at `pixels`, a live slice of exactly `h`
+            // rows of `s` bytes of `channels` samples per pixel (checked
+            // above; the function is the one for that layout), which libwebp
+            // only reads; `out` is a valid place for the pointer it writes.
+            unsafe { encode(rgb, w, h, s, quality, &mut out) }
+        }
+        Compression::Lossless => {
+            let encode: LosslessEncoder = if channels == 3 {
+                WebPEncodeLosslessRGB
+            } else {
+                WebPEncodeLosslessRGBA
+            };
+            // SAFETY: as for the lossy call above.
+            unsafe { encode(rgb, w, h, s, &mut out) }
+        }
+    };
+    if out.is_null() {
+        return None;
+    }
+    // SAFETY: on success libwebp returns `len` initialised bytes at `out`,
+    // which nothing else refers to; they are copied before being freed.
+    let bytes = (len > 0).then(|| unsafe { std::slice::from_raw_parts(out, len) }.to_vec());
+    // SAFETY: `out` came from libwebp's allocator and is freed once, here.
+    unsafe { WebPFree(out.cast()) };
+    bytes
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ const PRESETS = {
   sepia:  { label: "Sepia", ops: [{op:"recolor", mode:"sepia"}] },
   pop:    { label: "Contrast boost", ops: [{op:"contrast", amount:0.3}, {op:"sharpen", amount:1.0}] },
   webp:   { label: "WebP 1600 px", ops: [{op:"resize", width:1600, height:1600, fit:"inside"}, {op:"format", format:"webp", quality:80}] },
+  avif:   { label: "AVIF 1600 px", ops: [{op:"resize", width:1600, height:1600, fit:"inside"}, {op:"format", format:"avif", quality:65}] },
 };
 
 // Every op of the contract, with its fields: [name, kind, default, choices].
@@ -34,7 +35,9 @@ const OPS = {
   flip:         [["axis", "choice", "horizontal", ["horizontal","vertical"]]],
   blur:         [["sigma", "float", 2]],
   sharpen:      [["amount", "float", 1]],
-  format:       [["format", "choice", "jpeg", ["jpeg","png","webp"]], ["quality", "int", 85]],
+  format:       [["format", "choice", "jpeg", ["jpeg","png","webp","avif"]], ["quality", "int", 85],
+                 ["chroma", "choice", "4:2:0", ["4:2:0","4:4:4"]], ["progressive", "choice", "no", ["no","yes"]],
+                 ["lossless", "choice", "no", ["no","yes"]], ["effort", "int", 4]],
 };
 
 for (const [name, p] of Object.entries(PRESETS)) {
@@ -105,7 +108,16 @@ function opJson(row) {
     }
     case "rotate": return { op: "rotate", degrees: num("degrees") };
     case "flip": return { op: "flip", axis: v("axis") };
-    case "format": return { op: "format", format: v("format"), quality: num("quality") };
+    case "format": {
+      // Each setting goes only with the formats it applies to, as the contract asks.
+      const format = v("format"), o = { op: "format", format };
+      if (format !== "png") o.quality = num("quality");
+      if (format === "jpeg" || format === "avif") o.chroma = v("chroma");
+      if (format === "jpeg" && v("progressive") === "yes") o.progressive = true;
+      if (format === "webp" && v("lossless") === "yes") o.lossless = true;
+      if (format === "avif") o.effort = num("effort");
+      return o;
+    }
     default: {
       const [[field]] = OPS[row.op];
       return { op: row.op, [field]: num(field) };

@@ -3,7 +3,7 @@
 
 mod support;
 
-use common::recipe::{Op, OutputFormat};
+use common::recipe::{Encoding, Op, OutputFormat};
 use image::{DynamicImage, ImageFormat};
 use support::{decode, encode, photo, run, thumbnail};
 
@@ -26,7 +26,10 @@ fn thumbnail_never_enlarges() {
 
 /// The op that picks `format` for the output.
 fn format(format: OutputFormat, quality: Option<u8>) -> Op {
-    Op::Format { format, quality }
+    Op::Format(Encoding {
+        quality,
+        ..Encoding::of(format)
+    })
 }
 
 #[test]

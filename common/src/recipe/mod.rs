@@ -3,6 +3,7 @@
 //! Parsing goes through [`serde_json::Value`] first so that every error can
 //! name the op and the field at fault.
 
+mod encoding;
 mod op;
 mod validate;
 
@@ -10,9 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub use op::{
-    Axis, Fit, Gravity, MAX_OUTPUT_DIMENSION, OP_NAMES, Op, OutputFormat, RecolorMode, Region,
-};
+pub use encoding::{Chroma, Encoding, OutputFormat};
+pub use op::{Axis, Fit, Gravity, MAX_OUTPUT_DIMENSION, OP_NAMES, Op, RecolorMode, Region};
 pub use validate::{parse_aspect, parse_color};
 
 /// A named chain of ops; one output image per (image, recipe).
@@ -78,10 +78,10 @@ impl Recipe {
         })
     }
 
-    /// The output format this recipe asks for, if any.
-    pub fn format(&self) -> Option<(OutputFormat, Option<u8>)> {
+    /// The output encoding this recipe asks for, if any.
+    pub fn encoding(&self) -> Option<&Encoding> {
         self.ops.iter().rev().find_map(|op| match op {
-            Op::Format { format, quality } => Some((*format, *quality)),
+            Op::Format(encoding) => Some(encoding),
             _ => None,
         })
     }

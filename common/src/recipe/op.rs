@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::encoding::Encoding;
+
 /// A rectangle in pixels of the EXIF-oriented image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -52,50 +54,6 @@ pub enum RecolorMode {
 pub enum Axis {
     Horizontal,
     Vertical,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputFormat {
-    Jpeg,
-    Png,
-    Webp,
-}
-
-impl OutputFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputFormat::Jpeg => "jpeg",
-            OutputFormat::Png => "png",
-            OutputFormat::Webp => "webp",
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            OutputFormat::Jpeg => "image/jpeg",
-            OutputFormat::Png => "image/png",
-            OutputFormat::Webp => "image/webp",
-        }
-    }
-
-    pub fn extension(self) -> &'static str {
-        match self {
-            OutputFormat::Jpeg => "jpg",
-            OutputFormat::Png => "png",
-            OutputFormat::Webp => "webp",
-        }
-    }
-
-    /// The format an output path's extension asks for.
-    pub fn from_extension(ext: &str) -> Option<Self> {
-        match ext.to_ascii_lowercase().as_str() {
-            "jpg" | "jpeg" => Some(OutputFormat::Jpeg),
-            "png" => Some(OutputFormat::Png),
-            "webp" => Some(OutputFormat::Webp),
-            _ => None,
-        }
-    }
 }
 
 /// One operation of a recipe. See CONTRACT.md for the JSON of each.
@@ -163,11 +121,7 @@ pub enum Op {
     Sharpen {
         amount: f32,
     },
-    Format {
-        format: OutputFormat,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        quality: Option<u8>,
-    },
+    Format(Encoding),
 }
 
 impl Op {
@@ -186,7 +140,7 @@ impl Op {
             Op::Flip { .. } => "flip",
             Op::Blur { .. } => "blur",
             Op::Sharpen { .. } => "sharpen",
-            Op::Format { .. } => "format",
+            Op::Format(_) => "format",
         }
     }
 }

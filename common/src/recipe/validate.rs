@@ -82,10 +82,7 @@ impl Op {
             Op::Flip { .. } => Ok(()),
             Op::Blur { sigma } => unit("sigma", *sigma, 0.0, 100.0),
             Op::Sharpen { amount } => unit("amount", *amount, 0.0, 10.0),
-            Op::Format { quality, .. } => match quality {
-                Some(q) if !(1..=100).contains(q) => Err(("quality", "must be 1 to 100".into())),
-                _ => Ok(()),
-            },
+            Op::Format(encoding) => encoding.validate(),
         }
     }
 }

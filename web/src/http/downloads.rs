@@ -123,6 +123,7 @@ fn output_format(name: &str) -> OutputFormat {
     match name {
         "jpeg" => OutputFormat::Jpeg,
         "webp" => OutputFormat::Webp,
+        "avif" => OutputFormat::Avif,
         _ => OutputFormat::Png,
     }
 }
@@ -332,6 +333,8 @@ fn extension(content_type: &str) -> &'static str {
         "image/gif" => "gif",
         "image/tiff" => "tiff",
         "image/bmp" => "bmp",
+        "image/heic" => "heic",
+        "image/avif" => "avif",
         _ => "bin",
     }
 }

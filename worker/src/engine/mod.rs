@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use common::Limits;
 use common::limits::LimitError;
-use common::probe::{self, ProbeError};
+use common::probe::{self, InputFormat, ProbeError};
 use common::recipe::{Op, OutputFormat};
-use image::{DynamicImage, ImageFormat};
+use image::DynamicImage;
 
 use geometry::CropBy;
 
@@ -117,7 +117,7 @@ fn process_unguarded(
     limits.check(&probe::estimate(&probe, size, ops, default_format))?;
     // The JPEG decoder fills a truncated scan with grey instead of failing;
     // a silently half-grey photo is worse than a clear error.
-    if probe.format == ImageFormat::Jpeg && !codec::jpeg_is_complete(input) {
+    if probe.format == InputFormat::Jpeg && !codec::jpeg_is_complete(input) {
         return Err(EngineError::Corrupt(
             "JPEG is truncated (no end-of-image marker)".into(),
         ));
@@ -134,15 +134,15 @@ fn process_unguarded(
         img = apply(img, op, limits)?;
         timings.push((op.name(), started.elapsed()));
     }
-    let (format, quality) = probe::output_format(ops, probe.format, default_format);
+    let encoding = probe::output_encoding(ops, probe.format, default_format);
     let started = Instant::now();
-    let bytes = codec::encode(&img, format, quality.unwrap_or(85))?;
+    let bytes = codec::encode(&img, &encoding)?;
     timings.push(("encode", started.elapsed()));
     Ok(Output {
         bytes,
         width: img.width(),
         height: img.height(),
-        format,
+        format: encoding.format,
         timings,
     })
 }
@@ -191,7 +191,7 @@ fn apply(img: DynamicImage, op: &Op, limits: &Limits) -> Result<DynamicImage, En
         Op::TeethWhiten { strength, region } => {
             Ok(retouch::teeth_whiten_image(img, *strength, *region))
         }
-        Op::Format { .. } => Ok(img),
+        Op::Format(_) => Ok(img),
     }
 }
 

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
 use common::cost::{self, Estimate, Source};
 use common::limits::Limits;
-use common::probe::{self, ImageFormat, Probe, ProbeError};
+use common::probe::{self, InputFormat, Probe, ProbeError};
 use common::protocol;
 use common::recipe::{Op, Recipe};
 use common::storage::StorageError;
@@ -119,7 +119,7 @@ struct Head {
 /// `HEADER_BYTES` (the worker reads the whole file again before decoding).
 enum Header {
     Read(Probe),
-    Unread(ImageFormat),
+    Unread(InputFormat),
 }
 
 impl Upload<'_> {
@@ -148,7 +148,7 @@ impl Upload<'_> {
             id: image_id,
             name: name.to_owned(),
             bytes,
-            content_type: format.to_mime_type().to_owned(),
+            content_type: format.mime_type().to_owned(),
             key: key.clone(),
         };
         let recorder = &self.state.recorder;
@@ -165,7 +165,7 @@ impl Upload<'_> {
                 id: image_id,
                 name: name.to_owned(),
                 bytes,
-                format: format.extensions_str()[0].to_owned(),
+                format: format.extension().to_owned(),
             }),
             Ok(false) => Err(FileError::Rejected(job_full(
                 self.state.settings.max_images_per_job,
@@ -227,7 +227,7 @@ impl Upload<'_> {
     async fn put(
         &self,
         key: &str,
-        format: ImageFormat,
+        format: InputFormat,
         head: Bytes,
         field: Field<'_>,
     ) -> Result<u64, FileError> {
@@ -239,7 +239,7 @@ impl Upload<'_> {
         let limits = &self.state.settings.limits;
         self.state
             .storage
-            .put_stream(key, format.to_mime_type(), head, rest, limits.max_bytes)
+            .put_stream(key, format.mime_type(), head, rest, limits.max_bytes)
             .await
             .map_err(|e| match e {
                 _ if self.over_size.load(Ordering::Relaxed) => FileError::TooLarge,
@@ -278,7 +278,7 @@ impl Upload<'_> {
 }
 
 impl Header {
-    fn format(&self) -> ImageFormat {
+    fn format(&self) -> InputFormat {
         match self {
             Header::Read(probe) => probe.format,
             Header::Unread(format) => *format,
@@ -291,9 +291,9 @@ impl Header {
         match self {
             Header::Read(probe) => probe::estimate(probe, 0, ops, None),
             Header::Unread(format) => {
-                let (output, _) = probe::output_format(ops, *format, None);
+                let encoding = probe::output_encoding(ops, *format, None);
                 let worst = Source::worst(limits.max_pixels, limits.max_bytes);
-                cost::estimate(&worst, ops, output)
+                cost::estimate(&worst, ops, &encoding)
             }
         }
     }

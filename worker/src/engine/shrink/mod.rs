@@ -19,10 +19,10 @@ mod png;
 mod webp;
 
 use common::Limits;
-use common::probe::{Probe, Shrink, shrink_plan};
+use common::probe::{InputFormat, Probe, Shrink, shrink_plan};
 use common::recipe::Op;
+use image::DynamicImage;
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageFormat};
 
 use super::{EngineError, color, geometry};
 
@@ -41,9 +41,9 @@ pub(super) fn shrink_on_load(
         return Ok(None);
     }
     let (orientation, icc) = match probe.format {
-        ImageFormat::Jpeg if probe.scalable => jpeg::metadata(input),
-        ImageFormat::Png => png::metadata(input),
-        ImageFormat::WebP => webp::metadata(input),
+        InputFormat::Jpeg if probe.scalable => jpeg::metadata(input),
+        InputFormat::Png => png::metadata(input),
+        InputFormat::WebP => webp::metadata(input),
         _ => return Ok(None),
     };
     let transposed = transposes(orientation);
@@ -62,8 +62,8 @@ pub(super) fn shrink_on_load(
         (need_w, need_h)
     };
     let reduced = match probe.format {
-        ImageFormat::Jpeg => jpeg::decode_scaled(input, need_w, need_h),
-        ImageFormat::Png => png::decode_reduced(input, need_w, need_h),
+        InputFormat::Jpeg => jpeg::decode_scaled(input, need_w, need_h),
+        InputFormat::Png => png::decode_reduced(input, need_w, need_h),
         _ => webp::decode_reduced(input, need_w, need_h),
     };
     let Some(mut img) = reduced else {

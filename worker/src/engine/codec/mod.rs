@@ -1,20 +1,36 @@
 //! Codecs: decoding whole (with limits, ICC profiles to sRGB, EXIF
 //! orientation), encoding, and telling a truncated JPEG. Decoding already
 //! reduced is [`super::shrink`]'s.
+//!
+//! - [`heif`]: HEIC and AVIF, both ways, through libheif.
+//! - [`encode`]: every output format and its settings.
+
+mod encode;
+mod heif;
 
 use std::io::Cursor;
 
 use common::Limits;
-use common::recipe::OutputFormat;
-use image::codecs::jpeg::JpegEncoder;
-use image::codecs::png::PngEncoder;
-use image::codecs::webp::WebPEncoder;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Rgba};
+use common::probe::InputFormat;
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use super::{EngineError, color};
 
+pub(super) use encode::encode;
+
 /// Decodes `input` whole, converted to sRGB and oriented upright.
 pub(super) fn decode(
+    input: &[u8],
+    format: InputFormat,
+    limits: &Limits,
+) -> Result<DynamicImage, EngineError> {
+    match format.image_format() {
+        Some(format) => decode_with_image_crate(input, format, limits),
+        None => heif::decode(input, limits),
+    }
+}
+
+fn decode_with_image_crate(
     input: &[u8],
     format: ImageFormat,
     limits: &Limits,
@@ -64,64 +80,4 @@ pub(super) fn jpeg_is_complete(data: &[u8]) -> bool {
         i += 2 + len;
     }
     false
-}
-
-/// Encodes `img` as `format` (`quality` for JPEG).
-pub(super) fn encode(
-    img: &DynamicImage,
-    format: OutputFormat,
-    quality: u8,
-) -> Result<Vec<u8>, EngineError> {
-    let mut out = Vec::new();
-    let enc = |e: image::ImageError| EngineError::Encode(e.to_string());
-    match format {
-        OutputFormat::Jpeg => {
-            let rgb = flatten_on_white(img);
-            JpegEncoder::new_with_quality(&mut out, quality)
-                .encode_image(&rgb)
-                .map_err(enc)?;
-        }
-        OutputFormat::Png => {
-            let img = to_8bit(img);
-            img.write_with_encoder(PngEncoder::new(&mut out))
-                .map_err(enc)?;
-        }
-        OutputFormat::Webp => {
-            // The `image` crate encodes lossless WebP only, so quality is unused.
-            let rgba = img.to_rgba8();
-            rgba.write_with_encoder(WebPEncoder::new_lossless(&mut out))
-                .map_err(enc)?;
-        }
-    }
-    Ok(out)
-}
-
-fn to_8bit(img: &DynamicImage) -> DynamicImage {
-    match img {
-        DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageRgb8(_)
-        | DynamicImage::ImageRgba8(_) => img.clone(),
-        _ if img.color().has_alpha() => DynamicImage::ImageRgba8(img.to_rgba8()),
-        _ => DynamicImage::ImageRgb8(img.to_rgb8()),
-    }
-}
-
-/// JPEG has no alpha: composite onto white rather than letting
-/// transparent pixels turn black.
-fn flatten_on_white(img: &DynamicImage) -> DynamicImage {
-    if !img.color().has_alpha() {
-        return match img {
-            DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => img.clone(),
-            _ => DynamicImage::ImageRgb8(img.to_rgb8()),
-        };
-    }
-    let rgba = img.to_rgba8();
-    let rgb = image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
-        let Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
-        let a = u16::from(a);
-        let over = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
-        image::Rgb([over(r), over(g), over(b)])
-    });
-    DynamicImage::ImageRgb8(rgb)
 }

@@ -1,0 +1,127 @@
+//! Encoding: each format through the library that makes the smallest files
+//! at its quality, as libvips does — libjpeg-turbo with optimised Huffman
+//! tables, libwebp, libaom through libheif — and PNG through the `image`
+//! crate.
+
+use common::recipe::{Chroma, Encoding, OutputFormat};
+use image::codecs::png::PngEncoder;
+use image::{DynamicImage, Rgba};
+use turbojpeg::{Compressor, PixelFormat, Subsamp};
+
+use super::heif;
+use crate::engine::EngineError;
+
+/// Encodes `img` as `encoding` says.
+pub(in crate::engine) fn encode(
+    img: &DynamicImage,
+    encoding: &Encoding,
+) -> Result<Vec<u8>, EngineError> {
+    match encoding.format {
+        OutputFormat::Jpeg => jpeg(img, encoding),
+        OutputFormat::Png => png(img),
+        OutputFormat::Webp => webp(img, encoding),
+        OutputFormat::Avif => heif::encode_avif(&drop_opaque_alpha(img), encoding),
+    }
+}
+
+fn jpeg(img: &DynamicImage, encoding: &Encoding) -> Result<Vec<u8>, EngineError> {
+    let enc = |e: turbojpeg::Error| EngineError::Encode(format!("JPEG: {e}"));
+    let flat = flatten_on_white(img);
+    let (format, subsamp) = match &flat {
+        DynamicImage::ImageLuma8(_) => (PixelFormat::GRAY, Subsamp::Gray),
+        _ => match encoding.chroma() {
+            Chroma::Half => (PixelFormat::RGB, Subsamp::Sub2x2),
+            Chroma::Full => (PixelFormat::RGB, Subsamp::None),
+        },
+    };
+    let mut compressor = Compressor::new().map_err(enc)?;
+    compressor
+        .set_quality(i32::from(encoding.quality()))
+        .map_err(enc)?;
+    compressor.set_subsamp(subsamp).map_err(enc)?;
+    // Huffman tables fitted to the image: 5–10% smaller for a few percent
+    // more time, as libvips' `optimize_coding`.
+    compressor.set_optimize(true).map_err(enc)?;
+    compressor
+        .set_progressive(encoding.progressive)
+        .map_err(enc)?;
+    let (width, height) = (flat.width() as usize, flat.height() as usize);
+    let pixels = flat.as_bytes();
+    let image = turbojpeg::Image {
+        pixels,
+        width,
+        pitch: pixels.len() / height.max(1),
+        height,
+        format,
+    };
+    compressor.compress_to_vec(image).map_err(enc)
+}
+
+fn png(img: &DynamicImage) -> Result<Vec<u8>, EngineError> {
+    let mut out = Vec::new();
+    to_8bit(img)
+        .write_with_encoder(PngEncoder::new(&mut out))
+        .map_err(|e| EngineError::Encode(format!("PNG: {e}")))?;
+    Ok(out)
+}
+
+fn webp(img: &DynamicImage, encoding: &Encoding) -> Result<Vec<u8>, EngineError> {
+    let compression = if encoding.lossless {
+        libwebp::Compression::Lossless
+    } else {
+        libwebp::Compression::Lossy {
+            quality: f32::from(encoding.quality()),
+        }
+    };
+    // Three bands for an opaque image: libwebp would otherwise store (and
+    // for lossless, spend bits on) an alpha plane of 255s.
+    let (pixels, channels) = match drop_opaque_alpha(img) {
+        DynamicImage::ImageRgba8(rgba) => (rgba.into_raw(), 4),
+        other => (other.to_rgb8().into_raw(), 3),
+    };
+    libwebp::encode(&pixels, img.width(), img.height(), channels, compression)
+        .ok_or_else(|| EngineError::Encode("WebP: libwebp refused the image".into()))
+}
+
+/// An 8-bit image: RGBA when some pixel is not opaque, else RGB (or grey).
+fn drop_opaque_alpha(img: &DynamicImage) -> DynamicImage {
+    if !img.color().has_alpha() {
+        return to_8bit(img);
+    }
+    let rgba = img.to_rgba8();
+    if rgba.pixels().all(|p| p[3] == u8::MAX) {
+        DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(rgba).to_rgb8())
+    } else {
+        DynamicImage::ImageRgba8(rgba)
+    }
+}
+
+fn to_8bit(img: &DynamicImage) -> DynamicImage {
+    match img {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_) => img.clone(),
+        _ if img.color().has_alpha() => DynamicImage::ImageRgba8(img.to_rgba8()),
+        _ => DynamicImage::ImageRgb8(img.to_rgb8()),
+    }
+}
+
+/// JPEG has no alpha: composite onto white rather than letting
+/// transparent pixels turn black.
+fn flatten_on_white(img: &DynamicImage) -> DynamicImage {
+    if !img.color().has_alpha() {
+        return match img {
+            DynamicImage::ImageLuma8(_) | DynamicImage::ImageRgb8(_) => img.clone(),
+            _ => DynamicImage::ImageRgb8(img.to_rgb8()),
+        };
+    }
+    let rgba = img.to_rgba8();
+    let rgb = image::RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
+        let Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
+        let a = u16::from(a);
+        let over = |c: u8| ((u16::from(c) * a + 255 * (255 - a) + 127) / 255) as u8;
+        image::Rgb([over(r), over(g), over(b)])
+    });
+    DynamicImage::ImageRgb8(rgb)
+}

@@ -1,0 +1,106 @@
+//! HEIC and AVIF through libheif: the primary image decoded with the file's
+//! own rotation, mirroring and crop applied, and AVIF encoded with libaom at
+//! libvips' settings.
+
+use common::Limits;
+use common::probe::check_dimensions;
+use common::recipe::{Chroma, Encoding};
+use image::{DynamicImage, RgbImage, RgbaImage};
+use libheif_rs::{
+    Channel, ColorSpace, CompressionFormat, DecodingOptions, EncoderParameterValue, EncoderQuality,
+    HeifContext, HeifError, Image, LibHeif, RgbChroma,
+};
+
+use crate::engine::{EngineError, color};
+
+/// Decodes a HEIF's primary image upright, in sRGB, 8 bits per sample.
+pub(super) fn decode(input: &[u8], limits: &Limits) -> Result<DynamicImage, EngineError> {
+    let corrupt = |e: HeifError| EngineError::Corrupt(format!("HEIF: {e}"));
+    let context = HeifContext::read_from_bytes(input).map_err(corrupt)?;
+    let handle = context.primary_image_handle().map_err(corrupt)?;
+    // The probe bounded the largest image the file declares; this is the
+    // one about to be decoded, as rotated.
+    check_dimensions(handle.width(), handle.height(), limits)?;
+    let alpha = handle.has_alpha_channel();
+    let chroma = if alpha {
+        RgbChroma::Rgba
+    } else {
+        RgbChroma::Rgb
+    };
+    let mut options = DecodingOptions::new()
+        .ok_or_else(|| EngineError::Corrupt("HEIF: libheif is out of memory".into()))?;
+    options.set_convert_hdr_to_8bit(true);
+    let image = LibHeif::new()
+        .decode(&handle, ColorSpace::Rgb(chroma), Some(options))
+        .map_err(corrupt)?;
+    let mut img = to_dynamic_image(&image, alpha)
+        .ok_or_else(|| EngineError::Corrupt("HEIF: decoded image has no pixels".into()))?;
+    if let Some(profile) = handle.color_profile_raw() {
+        img = color::to_srgb(img, &profile.data);
+    }
+    Ok(img)
+}
+
+/// Copies libheif's interleaved rows, which may be padded, into an image.
+fn to_dynamic_image(image: &Image, alpha: bool) -> Option<DynamicImage> {
+    let plane = image.planes().interleaved?;
+    let channels: usize = if alpha { 4 } else { 3 };
+    let row = plane.width as usize * channels;
+    let mut pixels = Vec::with_capacity(row * plane.height as usize);
+    for y in 0..plane.height as usize {
+        pixels.extend_from_slice(plane.data.get(y * plane.stride..)?.get(..row)?);
+    }
+    Some(if alpha {
+        DynamicImage::ImageRgba8(RgbaImage::from_raw(plane.width, plane.height, pixels)?)
+    } else {
+        DynamicImage::ImageRgb8(RgbImage::from_raw(plane.width, plane.height, pixels)?)
+    })
+}
+
+/// Encodes an 8-bit image as AVIF: alpha only when the image has some.
+pub(super) fn encode_avif(img: &DynamicImage, encoding: &Encoding) -> Result<Vec<u8>, EngineError> {
+    let enc = |e: HeifError| EngineError::Encode(format!("AVIF: {e}"));
+    let lib = LibHeif::new();
+    let mut encoder = lib
+        .encoder_for_format(CompressionFormat::Av1)
+        .map_err(enc)?;
+    encoder
+        .set_quality(EncoderQuality::Lossy(encoding.quality()))
+        .map_err(enc)?;
+    // libvips' `effort` is libaom's speed counted the other way.
+    let speed = 9 - i32::from(encoding.effort().min(9));
+    encoder
+        .set_parameter_value("speed", EncoderParameterValue::Int(speed))
+        .map_err(enc)?;
+    let chroma = match encoding.chroma() {
+        Chroma::Half => "420",
+        Chroma::Full => "444",
+    };
+    encoder
+        .set_parameter_value("chroma", EncoderParameterValue::String(chroma.into()))
+        .map_err(enc)?;
+    let image = to_heif_image(img).map_err(enc)?;
+    let mut context = HeifContext::new().map_err(enc)?;
+    context
+        .encode_image(&image, &mut encoder, None)
+        .map_err(enc)?;
+    context.write_to_bytes().map_err(enc)
+}
+
+fn to_heif_image(img: &DynamicImage) -> Result<Image, HeifError> {
+    let (chroma, pixels, channels) = match img {
+        DynamicImage::ImageRgba8(rgba) => (RgbChroma::Rgba, rgba.as_raw().as_slice(), 4),
+        DynamicImage::ImageRgb8(rgb) => (RgbChroma::Rgb, rgb.as_raw().as_slice(), 3),
+        other => return to_heif_image(&DynamicImage::ImageRgb8(other.to_rgb8())),
+    };
+    let (width, height) = (img.width(), img.height());
+    let mut image = Image::new(width, height, ColorSpace::Rgb(chroma))?;
+    image.create_plane(Channel::Interleaved, width, height, 8)?;
+    let row = width as usize * channels;
+    if let Some(plane) = image.planes_mut().interleaved {
+        for (y, source) in pixels.chunks_exact(row).enumerate() {
+            plane.data[y * plane.stride..][..row].copy_from_slice(source);
+        }
+    }
+    Ok(image)
+}
