@@ -1,8 +1,10 @@
 # One image with all three binaries: darkroom-web, darkroom-worker, darkroom-queue.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-# libjpeg-turbo (the worker's scaled JPEG decoder) builds from source with these.
-RUN apt-get update && apt-get install -y --no-install-recommends cmake nasm \
+# libjpeg-turbo and libheif build from source with these; libheif links
+# Debian's HEVC and AV1 codecs (scripts/lib.sh, ensure_build_tools).
+RUN apt-get update && apt-get install -y --no-install-recommends cmake nasm pkg-config g++ \
+        libde265-dev libaom-dev libdav1d-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY . .
 # Queries are checked against the committed .sqlx/ metadata, no database needed.
@@ -12,6 +14,7 @@ RUN cargo build --release --locked --bins \
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+        libde265-0 libaom3 libdav1d6 libstdc++6 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 darkroom
 COPY --from=build /usr/local/bin/darkroom-* /usr/local/bin/

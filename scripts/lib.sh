@@ -159,10 +159,20 @@ cleanup() {
     for dir in "${CLEANUP_DIRS[@]}"; do rm -rf "$dir"; done
 }
 
-# ensure_build_tools: what the worker's libjpeg-turbo (turbojpeg-sys, built
-# from its bundled source) builds with: cmake, and nasm for its SIMD code.
+# ensure_build_tools: what the worker's C libraries build with. libjpeg-turbo
+# (turbojpeg-sys, from its bundled source): cmake, and nasm for its SIMD code.
+# libheif (libheif-sys, from its embedded source): cmake, a C++ compiler,
+# pkg-config, and Debian's HEVC and AV1 codecs it links: libde265 (HEVC
+# decoding), dav1d (AV1 decoding) and libaom (AV1 encoding).
 ensure_build_tools() {
-    command -v cmake >/dev/null && command -v nasm >/dev/null || apt_install cmake nasm
+    local need=() tool pc
+    for tool in cmake nasm pkg-config g++; do
+        command -v "$tool" >/dev/null || need+=("$tool")
+    done
+    for pc in libde265:libde265-dev aom:libaom-dev dav1d:libdav1d-dev; do
+        pkg-config --exists "${pc%%:*}" 2>/dev/null || need+=("${pc#*:}")
+    done
+    [[ ${#need[@]} -eq 0 ]] || apt_install "${need[@]}"
 }
 
 ensure_rust_components() {

@@ -158,15 +158,18 @@ fn encoder(encoding: &Encoding) -> (u64, u64) {
         OutputFormat::Png => (40, 4),
         OutputFormat::Webp if encoding.lossless => (WEBP_LOSSLESS_TENTHS, 4),
         OutputFormat::Webp => (WEBP_LOSSY_TENTHS, 4),
-        OutputFormat::Avif => (AVIF_TENTHS[usize::from(encoding.effort().min(9))], 2),
+        OutputFormat::Avif if encoding.lossless => {
+            (AVIF_TENTHS[usize::from(encoding.speed().min(10))] * 2, 4)
+        }
+        OutputFormat::Avif => (AVIF_TENTHS[usize::from(encoding.speed().min(10))], 2),
     }
 }
 
 /// WebP at libwebp's default method (4).
 const WEBP_LOSSY_TENTHS: u64 = 150;
 const WEBP_LOSSLESS_TENTHS: u64 = 500;
-/// AVIF (libaom) by effort 0 to 9, each libaom's speed 9 − effort.
-const AVIF_TENTHS: [u64; 10] = [300, 400, 500, 700, 1000, 1500, 2500, 4000, 8000, 16000];
+/// AVIF (libaom) by speed, 0 (slowest) to 10.
+const AVIF_TENTHS: [u64; 11] = [16000, 8000, 4000, 2500, 1500, 1000, 700, 500, 400, 300, 300];
 
 /// Estimates `ops` on `source`, encoded as `encoding` says.
 pub fn estimate(source: &Source, ops: &[Op], encoding: &Encoding) -> Estimate {

@@ -36,8 +36,8 @@ const OPS = {
   blur:         [["sigma", "float", 2]],
   sharpen:      [["amount", "float", 1]],
   format:       [["format", "choice", "jpeg", ["jpeg","png","webp","avif"]], ["quality", "int", 85],
-                 ["chroma", "choice", "4:2:0", ["4:2:0","4:4:4"]], ["progressive", "choice", "no", ["no","yes"]],
-                 ["lossless", "choice", "no", ["no","yes"]], ["effort", "int", 4]],
+                 ["subsampling", "choice", "420", ["420","444"]], ["progressive", "choice", "no", ["no","yes"]],
+                 ["lossless", "choice", "no", ["no","yes"]], ["speed", "int", 5]],
 };
 
 for (const [name, p] of Object.entries(PRESETS)) {
@@ -112,10 +112,11 @@ function opJson(row) {
       // Each setting goes only with the formats it applies to, as the contract asks.
       const format = v("format"), o = { op: "format", format };
       if (format !== "png") o.quality = num("quality");
-      if (format === "jpeg" || format === "avif") o.chroma = v("chroma");
+      const lossless = (format === "webp" || format === "avif") && v("lossless") === "yes";
+      if (lossless) o.lossless = true;
+      if ((format === "jpeg" || format === "avif") && !lossless) o.subsampling = v("subsampling");
       if (format === "jpeg" && v("progressive") === "yes") o.progressive = true;
-      if (format === "webp" && v("lossless") === "yes") o.lossless = true;
-      if (format === "avif") o.effort = num("effort");
+      if (format === "avif") o.speed = num("speed");
       return o;
     }
     default: {

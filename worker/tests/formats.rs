@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use common::Limits;
-use common::recipe::{Chroma, Encoding, Op, OutputFormat};
+use common::recipe::{Encoding, Op, OutputFormat, Subsampling};
 use image::{DynamicImage, Rgba, RgbaImage};
 use libheif_rs::{
     Channel, ColorSpace, CompressionFormat, EncoderQuality, EncodingOptions, HeifContext,
@@ -165,7 +165,7 @@ fn jpeg_is_baseline_420_unless_progressive_or_444_is_asked() {
     assert_eq!(jpeg_frame(&plain.bytes), (0xC0, 0x22));
     let asked = Encoding {
         progressive: true,
-        chroma: Some(Chroma::Full),
+        subsampling: Some(Subsampling::Full),
         ..Encoding::of(OutputFormat::Jpeg)
     };
     let out = run(&jpeg, &[format(asked)]);
@@ -231,4 +231,17 @@ fn a_heif_declaring_a_huge_image_is_refused_from_its_header() {
         matches!(error, EngineError::Probe(_)),
         "a 100000×100000 HEIC was not refused from its header: {error}"
     );
+}
+
+#[test]
+fn lossless_avif_keeps_every_pixel() {
+    let png = photo("chelsea.png");
+    let encoding = Encoding {
+        lossless: true,
+        ..Encoding::of(OutputFormat::Avif)
+    };
+    let avif = run(&png, &[format(encoding)]);
+    let exact = decode(&png).to_rgb8();
+    let diff = mean_abs_diff(&pixels(&avif.bytes).to_rgb8(), &exact);
+    assert!(diff < 0.01, "lossless AVIF {diff} away from the PNG");
 }

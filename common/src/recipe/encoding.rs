@@ -66,15 +66,28 @@ impl OutputFormat {
 
 /// How colour is sampled beside brightness in JPEG and AVIF.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum Chroma {
-    /// Colour at half the resolution each way: a third smaller files, and
-    /// photographs look the same.
+pub enum Subsampling {
+    /// 4:2:0, colour at half the resolution each way: a third smaller
+    /// files, and photographs look the same.
     #[default]
-    #[serde(rename = "4:2:0")]
+    #[serde(rename = "420")]
     Half,
-    /// Colour at full resolution: for red text and fine coloured edges.
-    #[serde(rename = "4:4:4")]
+    /// 4:4:4, colour at full resolution: for red text and fine coloured
+    /// edges.
+    #[serde(rename = "444")]
     Full,
+}
+
+/// What metadata an output keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metadata {
+    /// Nothing but an sRGB image.
+    #[default]
+    Strip,
+    /// Artist, copyright and date; no GPS, no serial numbers.
+    Copyright,
+    All,
 }
 
 /// The `format` op: the output format and the encoder's settings.
@@ -85,7 +98,7 @@ pub struct Encoding {
     /// 1 to 100; defaults to [`OutputFormat::default_quality`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<u8>,
-    /// WebP only: lossless instead of lossy.
+    /// WebP and AVIF: lossless instead of lossy.
     #[serde(default, skip_serializing_if = "is_false")]
     pub lossless: bool,
     /// JPEG only: progressive scans, which show a coarse picture early.
@@ -93,11 +106,17 @@ pub struct Encoding {
     pub progressive: bool,
     /// JPEG and AVIF: colour resolution; 4:2:0 unless asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub chroma: Option<Chroma>,
-    /// AVIF only: 0 (fastest) to 9 (smallest files); 4 unless asked, as
-    /// libvips does.
+    pub subsampling: Option<Subsampling>,
+    /// AVIF only: libaom's speed, 0 (smallest files) to 10 (fastest); 5
+    /// unless asked, as libvips' default effort.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub effort: Option<u8>,
+    pub speed: Option<u8>,
+    /// Only `strip` is made yet; the others are refused rather than ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+    /// Refused yet: every output is converted to sRGB.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keep_icc: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -112,8 +131,10 @@ impl Encoding {
             quality: None,
             lossless: false,
             progressive: false,
-            chroma: None,
-            effort: None,
+            subsampling: None,
+            speed: None,
+            metadata: None,
+            keep_icc: false,
         }
     }
 
@@ -122,12 +143,17 @@ impl Encoding {
             .unwrap_or_else(|| self.format.default_quality())
     }
 
-    pub fn chroma(&self) -> Chroma {
-        self.chroma.unwrap_or_default()
+    /// Lossless AVIF needs colour at full resolution.
+    pub fn subsampling(&self) -> Subsampling {
+        match self.subsampling {
+            _ if self.lossless => Subsampling::Full,
+            Some(s) => s,
+            None => Subsampling::Half,
+        }
     }
 
-    pub fn effort(&self) -> u8 {
-        self.effort.unwrap_or(4)
+    pub fn speed(&self) -> u8 {
+        self.speed.unwrap_or(5)
     }
 
     /// Checks settings against the format; returns the field at fault.
@@ -152,19 +178,111 @@ impl Encoding {
         {
             return Err(("quality", "must be 1 to 100".into()));
         }
-        only("lossless", &[OutputFormat::Webp], self.lossless)?;
+        only(
+            "lossless",
+            &[OutputFormat::Webp, OutputFormat::Avif],
+            self.lossless,
+        )?;
         only("progressive", &[OutputFormat::Jpeg], self.progressive)?;
         only(
-            "chroma",
+            "subsampling",
             &[OutputFormat::Jpeg, OutputFormat::Avif],
-            self.chroma.is_some(),
+            self.subsampling.is_some(),
         )?;
-        only("effort", &[OutputFormat::Avif], self.effort.is_some())?;
-        if let Some(e) = self.effort
-            && e > 9
+        only("speed", &[OutputFormat::Avif], self.speed.is_some())?;
+        if let Some(speed) = self.speed
+            && speed > 10
         {
-            return Err(("effort", "must be 0 to 9".into()));
+            return Err(("speed", "must be 0 to 10".into()));
+        }
+        if self.lossless && self.subsampling == Some(Subsampling::Half) {
+            return Err(("subsampling", "lossless keeps colour at 444".into()));
+        }
+        if matches!(self.metadata, Some(Metadata::Copyright | Metadata::All)) {
+            return Err((
+                "metadata",
+                "only \"strip\" is supported yet: outputs keep no metadata".into(),
+            ));
+        }
+        if self.keep_icc {
+            return Err((
+                "keep_icc",
+                "not supported yet: outputs are converted to sRGB".into(),
+            ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::recipe::Op;
+
+    fn format(v: serde_json::Value) -> Result<Op, crate::recipe::RecipeError> {
+        Op::from_json(&v, "ops[0]")
+    }
+
+    #[test]
+    fn the_contracts_settings_parse() {
+        let op = format(
+            json!({"op":"format","format":"avif","quality":60,"subsampling":"444","speed":8,"metadata":"strip"}),
+        );
+        let Op::Format(encoding) = op.unwrap() else {
+            panic!("not a format op")
+        };
+        assert_eq!(encoding.speed(), 8);
+        assert_eq!(encoding.subsampling(), super::Subsampling::Full);
+        format(json!({"op":"format","format":"jpeg","progressive":true,"subsampling":"420"}))
+            .unwrap();
+        format(json!({"op":"format","format":"webp","lossless":true})).unwrap();
+    }
+
+    #[test]
+    fn a_setting_for_another_format_is_refused_by_name() {
+        for (op, field) in [
+            (
+                json!({"op":"format","format":"jpeg","lossless":true}),
+                "lossless",
+            ),
+            (
+                json!({"op":"format","format":"webp","progressive":true}),
+                "progressive",
+            ),
+            (
+                json!({"op":"format","format":"png","subsampling":"444"}),
+                "subsampling",
+            ),
+            (json!({"op":"format","format":"webp","speed":3}), "speed"),
+            (json!({"op":"format","format":"avif","speed":11}), "speed"),
+            (
+                json!({"op":"format","format":"avif","lossless":true,"subsampling":"420"}),
+                "subsampling",
+            ),
+        ] {
+            let e = format(op.clone()).unwrap_err();
+            assert_eq!(e.location, format!("ops[0] (format).{field}"), "{op}: {e}");
+        }
+    }
+
+    #[test]
+    fn metadata_and_icc_not_yet_made_are_refused_not_ignored() {
+        for (op, field) in [
+            (
+                json!({"op":"format","format":"jpeg","metadata":"copyright"}),
+                "metadata",
+            ),
+            (
+                json!({"op":"format","format":"jpeg","keep_icc":true}),
+                "keep_icc",
+            ),
+        ] {
+            let e = format(op).unwrap_err();
+            assert!(
+                e.location.ends_with(field) && e.message.contains("yet"),
+                "{e}"
+            );
+        }
     }
 }

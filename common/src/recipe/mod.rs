@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub use encoding::{Chroma, Encoding, OutputFormat};
+pub use encoding::{Encoding, Metadata, OutputFormat, Subsampling};
 pub use op::{Axis, Fit, Gravity, MAX_OUTPUT_DIMENSION, OP_NAMES, Op, RecolorMode, Region};
 pub use validate::{parse_aspect, parse_color};
 

@@ -3,7 +3,7 @@
 //! tables, libwebp, libaom through libheif — and PNG through the `image`
 //! crate.
 
-use common::recipe::{Chroma, Encoding, OutputFormat};
+use common::recipe::{Encoding, OutputFormat, Subsampling};
 use image::codecs::png::PngEncoder;
 use image::{DynamicImage, Rgba};
 use turbojpeg::{Compressor, PixelFormat, Subsamp};
@@ -29,9 +29,9 @@ fn jpeg(img: &DynamicImage, encoding: &Encoding) -> Result<Vec<u8>, EngineError>
     let flat = flatten_on_white(img);
     let (format, subsamp) = match &flat {
         DynamicImage::ImageLuma8(_) => (PixelFormat::GRAY, Subsamp::Gray),
-        _ => match encoding.chroma() {
-            Chroma::Half => (PixelFormat::RGB, Subsamp::Sub2x2),
-            Chroma::Full => (PixelFormat::RGB, Subsamp::None),
+        _ => match encoding.subsampling() {
+            Subsampling::Half => (PixelFormat::RGB, Subsamp::Sub2x2),
+            Subsampling::Full => (PixelFormat::RGB, Subsamp::None),
         },
     };
     let mut compressor = Compressor::new().map_err(enc)?;

@@ -4,7 +4,7 @@
 
 use common::Limits;
 use common::probe::check_dimensions;
-use common::recipe::{Chroma, Encoding};
+use common::recipe::{Encoding, Subsampling};
 use image::{DynamicImage, RgbImage, RgbaImage};
 use libheif_rs::{
     Channel, ColorSpace, CompressionFormat, DecodingOptions, EncoderParameterValue, EncoderQuality,
@@ -64,17 +64,21 @@ pub(super) fn encode_avif(img: &DynamicImage, encoding: &Encoding) -> Result<Vec
     let mut encoder = lib
         .encoder_for_format(CompressionFormat::Av1)
         .map_err(enc)?;
-    encoder
-        .set_quality(EncoderQuality::Lossy(encoding.quality()))
-        .map_err(enc)?;
-    // libvips' `effort` is libaom's speed counted the other way.
-    let speed = 9 - i32::from(encoding.effort().min(9));
+    let quality = if encoding.lossless {
+        EncoderQuality::LossLess
+    } else {
+        EncoderQuality::Lossy(encoding.quality())
+    };
+    encoder.set_quality(quality).map_err(enc)?;
+    // libheif's libaom encoder takes speeds up to 9; 10 is libaom's
+    // real-time mode, which libheif does not offer.
+    let speed = i32::from(encoding.speed().min(9));
     encoder
         .set_parameter_value("speed", EncoderParameterValue::Int(speed))
         .map_err(enc)?;
-    let chroma = match encoding.chroma() {
-        Chroma::Half => "420",
-        Chroma::Full => "444",
+    let chroma = match encoding.subsampling() {
+        Subsampling::Half => "420",
+        Subsampling::Full => "444",
     };
     encoder
         .set_parameter_value("chroma", EncoderParameterValue::String(chroma.into()))
