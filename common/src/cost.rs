@@ -17,7 +17,9 @@
 //! | step | passes |
 //! |---|---:|
 //! | decode | 3 |
-//! | encode: JPEG, PNG, WebP | 10, 4, 5 |
+//! | encode: JPEG, PNG | 10, 4 |
+//! | encode: WebP lossy, lossless | 15, 50 |
+//! | encode: AVIF at speed 0 to 10 (default 5) | 1600 to 30 (100) |
 //! | crop, flip | 1 |
 //! | rotate, brightness, resize, thumbnail, smart crop | 2 |
 //! | recolor | 4 (a partial hue rotation: 20) |
@@ -150,18 +152,48 @@ fn output_pixels(op: &Op, pixels: u64) -> u64 {
     }
 }
 
-/// An encoder's weight in tenths of a pass, and a bound on its output in
-/// bytes per pixel (lossless formats can be as large as the raw pixels).
-fn encoder(encoding: &Encoding) -> (u64, u64) {
-    match encoding.format {
-        OutputFormat::Jpeg => (100, 1),
-        OutputFormat::Png => (40, 4),
-        OutputFormat::Webp if encoding.lossless => (WEBP_LOSSLESS_TENTHS, 4),
-        OutputFormat::Webp => (WEBP_LOSSY_TENTHS, 4),
-        OutputFormat::Avif if encoding.lossless => {
-            (AVIF_TENTHS[usize::from(encoding.speed().min(10))] * 2, 4)
+/// What an encoder costs per pixel of its input.
+struct Encoder {
+    /// Work, in tenths of a pass.
+    tenths: u64,
+    /// A bound on the output (lossless formats can be as large as the raw
+    /// pixels).
+    output_bytes: u64,
+    /// The encoder's own working memory beside its input: libwebp's
+    /// lossless hash chains and backward references, libaom's frame
+    /// buffers and its YUV copy of the image.
+    scratch_bytes: u64,
+    /// Working memory whatever the size: libaom's, which depends on the
+    /// content more than the size (a smooth 1.5 MP image took 245 MB in
+    /// libvips and here, the same pixels with noise 95 MB).
+    fixed_bytes: u64,
+}
+
+fn encoder(encoding: &Encoding) -> Encoder {
+    let (tenths, output_bytes, scratch_bytes) = match encoding.format {
+        OutputFormat::Jpeg => (100, 1, 0),
+        OutputFormat::Png => (40, 4, 0),
+        OutputFormat::Webp if encoding.lossless => (WEBP_LOSSLESS_TENTHS, 4, 40),
+        OutputFormat::Webp => (WEBP_LOSSY_TENTHS, 4, 8),
+        OutputFormat::Avif => {
+            let tenths = AVIF_TENTHS[usize::from(encoding.speed().min(10))];
+            if encoding.lossless {
+                (tenths * 2, 4, AVIF_SCRATCH)
+            } else {
+                (tenths, 2, AVIF_SCRATCH)
+            }
         }
-        OutputFormat::Avif => (AVIF_TENTHS[usize::from(encoding.speed().min(10))], 2),
+    };
+    let fixed_bytes = if encoding.format == OutputFormat::Avif {
+        AVIF_FIXED
+    } else {
+        0
+    };
+    Encoder {
+        tenths,
+        output_bytes,
+        scratch_bytes,
+        fixed_bytes,
     }
 }
 
@@ -170,6 +202,8 @@ const WEBP_LOSSY_TENTHS: u64 = 150;
 const WEBP_LOSSLESS_TENTHS: u64 = 500;
 /// AVIF (libaom) by speed, 0 (slowest) to 10.
 const AVIF_TENTHS: [u64; 11] = [16000, 8000, 4000, 2500, 1500, 1000, 700, 500, 400, 300, 300];
+const AVIF_SCRATCH: u64 = 40;
+const AVIF_FIXED: u64 = 256 << 20;
 
 /// Estimates `ops` on `source`, encoded as `encoding` says.
 pub fn estimate(source: &Source, ops: &[Op], encoding: &Encoding) -> Estimate {
@@ -198,19 +232,25 @@ pub fn estimate(source: &Source, ops: &[Op], encoding: &Encoding) -> Estimate {
         bpp = out_bpp;
     }
     // Encoding holds the image, an 8-bit copy of it (an RGBA image flattened
-    // for JPEG needs two), and the output, whose buffer may momentarily be
-    // three times its size as it grows.
-    let (passes, encoded_bpp) = encoder(encoding);
-    work_tenths = work_tenths.saturating_add(passes.saturating_mul(pixels));
+    // for JPEG needs two), the encoder's scratch, and the output, whose
+    // buffer may momentarily be three times its size as it grows.
+    let encoder = encoder(encoding);
+    work_tenths = work_tenths.saturating_add(encoder.tenths.saturating_mul(pixels));
     let copy = if bpp >= 4 && format == OutputFormat::Jpeg {
         7
     } else {
         bpp
     };
-    peak = peak.max(held(
-        source,
-        &[(pixels, bpp + copy), (pixels, 3 * encoded_bpp)],
-    ));
+    peak = peak.max(
+        held(
+            source,
+            &[
+                (pixels, bpp + copy + encoder.scratch_bytes),
+                (pixels, 3 * encoder.output_bytes),
+            ],
+        )
+        .saturating_add(encoder.fixed_bytes),
+    );
     Estimate {
         largest_output,
         work: work_tenths.div_ceil(10),

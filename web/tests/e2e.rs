@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::PgPool;
-use support::{count, expect_json, photos, poll, scalar, spawn_app, spawn_worker, thumbnail};
+use support::{
+    count, expect_json, photo, photos, poll, scalar, spawn_app, spawn_worker, thumbnail,
+};
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn photo_goes_through_both_queues_and_comes_back_as_thumbnail(pool: PgPool) {
@@ -60,4 +62,65 @@ async fn photo_goes_through_both_queues_and_comes_back_as_thumbnail(pool: PgPool
         }
     })
     .await;
+}
+
+/// HEIC and AVIF go through the sandboxed engine child of a real worker:
+/// sniffed at upload, decoded by libheif, and AVIF made by libaom.
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn heic_and_avif_uploads_come_back_as_jpeg_and_avif(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let _worker = spawn_worker(&pool, &app.storage_args);
+    let recipes = json!([
+        {"name": "thumb", "ops": [{"op": "thumbnail", "width": 256, "height": 256}]},
+        {"name": "avif", "ops": [{"op": "thumbnail", "width": 300, "height": 300},
+                                 {"op": "format", "format": "avif", "quality": 60}]},
+    ]);
+    let job = app.create_job(recipes).await;
+    let files = [
+        ("rocket.heic", photo("heif/rocket.heic")),
+        ("rocket.avif", photo("heif/rocket.avif")),
+    ];
+    let uploaded = expect_json(app.upload(&job, &files).await, 201).await;
+    let formats: Vec<&str> = uploaded["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["heic", "avif"]);
+
+    let status = app.wait_done(&job, Duration::from_secs(120)).await;
+    assert_eq!(
+        status["counts"],
+        json!({"total": 4, "done": 4, "failed": 0})
+    );
+    for image in status["images"].as_array().unwrap() {
+        let by_recipe = |recipe: &str| {
+            image["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["recipe"] == recipe)
+                .unwrap()
+                .clone()
+        };
+        // Without a format op a HEIC becomes a JPEG and an AVIF stays AVIF.
+        let default = if image["name"] == "rocket.heic" {
+            "jpeg"
+        } else {
+            "avif"
+        };
+        let thumb = by_recipe("thumb");
+        assert_eq!(thumb["format"], default, "{image}");
+        assert_eq!(
+            (thumb["width"].as_u64(), thumb["height"].as_u64()),
+            (Some(256), Some(171))
+        );
+        let avif = by_recipe("avif");
+        assert_eq!(avif["format"], "avif");
+        let res = app.get_as(avif["url"].as_str().unwrap(), &job.token).await;
+        assert_eq!(res.headers()["content-type"], "image/avif");
+        let bytes = res.bytes().await.unwrap();
+        assert_eq!(&bytes[4..12], b"ftypavif", "{image}");
+    }
 }

@@ -221,9 +221,23 @@ fn noisy_png16(width: u32, height: u32) -> Bytes {
 /// child runs under: were it low, good images would fail.
 #[tokio::test]
 async fn memory_estimate_bounds_what_every_op_uses() {
-    for input in [noisy_jpeg(3000, 2000), noisy_png16(1500, 1000)] {
+    for input in [
+        noisy_jpeg(3000, 2000),
+        noisy_png16(1500, 1000),
+        noisy_avif(1500, 1000),
+    ] {
         estimate_bounds_every_op(input).await;
     }
+}
+
+/// A noisy AVIF, made by the engine from a noisy PNG.
+fn noisy_avif(width: u32, height: u32) -> Bytes {
+    let avif = ops(json!([{"op": "format", "format": "avif", "speed": 9}]));
+    let png = noisy_png16(width, height);
+    worker::engine::process(&png, &avif, &Limits::default(), None)
+        .unwrap()
+        .bytes
+        .into()
 }
 
 async fn estimate_bounds_every_op(input: Bytes) {
@@ -246,6 +260,9 @@ async fn estimate_bounds_every_op(input: Bytes) {
         json!([{"op": "teeth_whiten", "strength": 0.5}]),
         json!([{"op": "format", "format": "png"}]),
         json!([{"op": "format", "format": "webp"}]),
+        json!([{"op": "format", "format": "webp", "lossless": true}]),
+        json!([{"op": "format", "format": "jpeg", "progressive": true}]),
+        json!([{"op": "format", "format": "avif"}]),
     ];
     for recipe in recipes {
         let ops = ops(recipe.clone());
