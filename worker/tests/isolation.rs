@@ -224,7 +224,7 @@ async fn memory_estimate_bounds_what_every_op_uses() {
     for input in [
         noisy_jpeg(3000, 2000),
         noisy_png16(1500, 1000),
-        noisy_avif(1500, 1000),
+        noisy_avif(800, 600),
     ] {
         estimate_bounds_every_op(input).await;
     }
