@@ -232,6 +232,27 @@ mod tests {
     }
 
     #[test]
+    fn lossy_rgb_has_no_alpha_and_lossless_keeps_every_sample() {
+        let rgb: Vec<u8> = (0..64 * 32 * 3).map(|i| (i * 7 % 251) as u8).collect();
+        let lossy = encode(&rgb, 64, 32, 3, Compression::Lossy { quality: 75.0 }).unwrap();
+        let f = features(&lossy).unwrap();
+        assert_eq!((f.width, f.height, f.has_alpha), (64, 32, false));
+
+        // RGB: the scaling decoder premultiplies alpha, which rounds.
+        let lossless = encode(&rgb, 64, 32, 3, Compression::Lossless).unwrap();
+        let back = decode_scaled(&lossless, 64, 32).unwrap();
+        assert_eq!(back.pixels, rgb);
+    }
+
+    #[test]
+    fn encode_refuses_pixels_that_do_not_fill_the_size() {
+        let rgb = vec![0u8; 10 * 10 * 3];
+        assert_eq!(encode(&rgb, 10, 11, 3, Compression::Lossless), None);
+        assert_eq!(encode(&rgb, 10, 10, 4, Compression::Lossless), None);
+        assert_eq!(encode(&[], 0, 0, 3, Compression::Lossless), None);
+    }
+
+    #[test]
     fn features_of_a_webp_and_of_garbage() {
         let webp = tiny();
         assert_eq!(
