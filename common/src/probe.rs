@@ -66,11 +66,6 @@ impl InputFormat {
             InputFormat::Avif => "image/avif",
         }
     }
-
-    /// Whether browsers show it: a preview is made for those they do not.
-    pub fn browsers_show(self) -> bool {
-        !matches!(self, InputFormat::Heic | InputFormat::Tiff)
-    }
 }
 
 /// Why a file is refused from its header. Permanent.
@@ -108,12 +103,17 @@ impl Probe {
 /// Identifies the format from the magic bytes (not the file name).
 pub fn sniff_format(prefix: &[u8]) -> Result<InputFormat, ProbeError> {
     if let Ok(imagesize::ImageType::Heif(compression)) = imagesize::image_type(prefix) {
-        // HEIF holding JPEG, or brands that name no codec, are libheif's to
-        // sort out; only AV1 is told apart, as it is a format of its own.
-        return Ok(match compression {
-            imagesize::Compression::Av1 => InputFormat::Avif,
-            _ => InputFormat::Heic,
-        });
+        // Any ISO media file (an MP4 video too) reads as HEIF of unknown
+        // compression: only a HEIF brand makes it an image. HEIF holding
+        // JPEG is libheif's to decode; AV1 is told apart, as a format of its
+        // own.
+        return match compression {
+            imagesize::Compression::Av1 => Ok(InputFormat::Avif),
+            imagesize::Compression::Unknown if !has_heif_brand(prefix) => {
+                Err(ProbeError::NotAnImage)
+            }
+            _ => Ok(InputFormat::Heic),
+        };
     }
     match image::guess_format(prefix) {
         Ok(ImageFormat::Jpeg) => Ok(InputFormat::Jpeg),
@@ -124,6 +124,14 @@ pub fn sniff_format(prefix: &[u8]) -> Result<InputFormat, ProbeError> {
         Ok(ImageFormat::Bmp) => Ok(InputFormat::Bmp),
         _ => Err(ProbeError::NotAnImage),
     }
+}
+
+/// Whether an ISO media file's major brand is one of HEIF's general ones.
+fn has_heif_brand(prefix: &[u8]) -> bool {
+    const BRANDS: [&[u8]; 4] = [b"mif1", b"msf1", b"mif2", b"miaf"];
+    prefix
+        .get(8..12)
+        .is_some_and(|brand| BRANDS.contains(&brand))
 }
 
 /// Reads format and dimensions from the start of a file and checks them
@@ -368,6 +376,29 @@ mod tests {
     fn fit_inside_keeps_aspect() {
         assert_eq!(fit_inside(640, 427, 256, 256), (256, 171));
         assert_eq!(fit_inside(300, 600, 100, 100), (50, 100));
+    }
+
+    fn testdata(name: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+        std::fs::read(dir.join(name)).unwrap()
+    }
+
+    #[test]
+    fn heic_and_avif_are_told_from_their_boxes_and_a_video_is_not_an_image() {
+        let heic = probe(&testdata("heif/rocket.heic"), &Limits::default()).unwrap();
+        // HEVC codes 428 rows, which the file's clean aperture crops to 427:
+        // the probe's size is a bound, the decoder's the exact one.
+        assert_eq!(
+            (heic.format, heic.width, heic.height),
+            (InputFormat::Heic, 640, 428)
+        );
+        let avif = probe(&testdata("heif/rocket.avif"), &Limits::default()).unwrap();
+        assert_eq!(avif.format, InputFormat::Avif);
+        let mp4 = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41\0\0\0\x08free";
+        assert!(matches!(
+            probe(mp4, &Limits::default()),
+            Err(ProbeError::NotAnImage)
+        ));
     }
 
     #[test]
