@@ -311,7 +311,14 @@ function card(job, image, name) {
   let c = cards.get(image);
   if (c) return c;
   const before = el("img", { alt: `${name} (original)`, loading: "lazy" });
-  linkTo(job, before, "src", `/api/jobs/${job.id}/images/${image}/original`);
+  const original = `/api/jobs/${job.id}/images/${image}/original`;
+  linkTo(job, before, "src", original);
+  // Most browsers cannot show a HEIC: say so rather than show a broken picture
+  // (a link gone stale also fails to load, and is fetched again instead).
+  before.addEventListener("error", () => {
+    if (fresh(original)) before.replaceWith(el("div", { className: "nopreview",
+      textContent: "This browser cannot show the original (HEIC?): the result is beside it." }));
+  });
   const after = el("img", { alt: `${name} (result)`, loading: "lazy" });
   const outs = el("div", { className: "outs" });
   const node = el("div", { className: "card" }, el("h3", { textContent: name, title: name }),

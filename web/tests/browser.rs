@@ -16,14 +16,14 @@ use support::{TestApp, app_with, spawn_app, spawn_worker};
 async fn browser_uploads_photos_watches_them_develop_and_downloads_one(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let stdout = run_ui(&app, &pool, "ui.png", false).await;
-    assert!(stdout.contains("ok: 9 outputs done"), "{stdout}");
+    assert!(stdout.contains("ok: 12 outputs done"), "{stdout}");
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn browser_follows_a_job_by_polling_when_its_stream_is_refused(pool: PgPool) {
     let app = app_with(pool.clone(), |s| s.max_streams_per_client = 0).await;
     let stdout = run_ui(&app, &pool, "ui-polling.png", true).await;
-    assert!(stdout.contains("ok: 9 outputs done"), "{stdout}");
+    assert!(stdout.contains("ok: 12 outputs done"), "{stdout}");
     assert!(stdout.contains("progress streams refused: 1"), "{stdout}");
 }
 

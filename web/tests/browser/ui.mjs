@@ -1,6 +1,6 @@
 // Drives Debian's Chromium (headless) through the Darkroom UI, on a
 // phone-sized viewport: picks recipes (a preset and one built in the recipe
-// builder), uploads three photos and a text file through the file input,
+// builder), uploads three photos, an iPhone-style HEIC and a text file through the file input,
 // waits for every output to show `done` over the live event stream, checks
 // the text file's error, downloads one result and checks its size, and that
 // no URL the page used or shows carries the job's token.
@@ -79,12 +79,13 @@ try {
 
   writeFileSync(join(shots, "notes.txt"), "not a photo");
   await page.setInputFiles("#files", [
-    join(photos, "rocket.jpg"), join(photos, "chelsea.png"), join(photos, "coffee.png"), join(shots, "notes.txt"),
+    join(photos, "rocket.jpg"), join(photos, "chelsea.png"), join(photos, "coffee.png"),
+    join(photos, "heif", "rocket.heic"), join(shots, "notes.txt"),
   ]);
   await page.click("#go");
 
-  // 3 photos × 3 recipes, all done, streamed in by SSE.
-  await page.waitForFunction(() => document.querySelectorAll(".out[data-state=done]").length === 9,
+  // 4 photos × 3 recipes, all done, streamed in by SSE.
+  await page.waitForFunction(() => document.querySelectorAll(".out[data-state=done]").length === 12,
     null, { timeout: 120_000 });
   await page.waitForFunction(() => document.getElementById("summary").dataset.state === "done");
   const urls = await page.$$eval("a[href], img[src]", (els) => els.map((e) => e.href || e.src));
@@ -92,8 +93,8 @@ try {
   if (withToken.length) throw new Error(`the job token is in URLs: ${withToken.join(" ")}`);
   if (!urls.some((u) => u.includes("sig="))) throw new Error(`no signed link in the page: ${urls.join(" ")}`);
   const messages = await page.$$eval("#filelist .msg", (els) => els.map((e) => e.textContent));
-  if (messages.filter((m) => m === "uploaded").length !== 3) throw new Error(`upload messages: ${messages}`);
-  if (!/not a supported image/.test(messages[3])) throw new Error(`the text file got: ${messages[3]}`);
+  if (messages.filter((m) => m === "uploaded").length !== 4) throw new Error(`upload messages: ${messages}`);
+  if (!/not a supported image/.test(messages[4])) throw new Error(`the text file got: ${messages[4]}`);
   if (await page.isHidden("#zip")) throw new Error("no download-all link");
 
   // Download rocket.jpg's thumbnail: 640×427 fits 256×256 as 256×171.
@@ -111,11 +112,16 @@ try {
   // Before and after pictures loaded.
   const loaded = await rocket.locator("img").evaluateAll((imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0));
   if (!loaded.every(Boolean)) throw new Error(`images not loaded: ${loaded}`);
+  // A HEIC's "before", which Chromium cannot show, says so; its "after" shows.
+  const heic = page.locator(".card", { hasText: "rocket.heic" });
+  await heic.locator(".nopreview").waitFor({ timeout: 10_000 });
+  const heicImages = await heic.locator("img").evaluateAll((imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0));
+  if (heicImages.length !== 1 || !heicImages[0]) throw new Error(`HEIC card images: ${heicImages}`);
   if (tokenUrls.length) throw new Error(`the job token is in URLs: ${tokenUrls.join(" ")}`);
   if (problems.length) throw new Error(problems.join("\n"));
   if (streamsRefused !== (refused > 0)) throw new Error(`progress streams refused: ${refused}`);
   await page.screenshot({ path: join(shots, shot), fullPage: true });
-  console.log(`ok: 9 outputs done, thumbnail ${w}×${h}, progress streams refused: ${refused}, screenshot in ${shots}/${shot}`);
+  console.log(`ok: 12 outputs done, thumbnail ${w}×${h}, progress streams refused: ${refused}, screenshot in ${shots}/${shot}`);
 } catch (e) {
   if (page) await page.screenshot({ path: join(shots, "ui-failure.png"), fullPage: true }).catch(() => {});
   console.error(e);
