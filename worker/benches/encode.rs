@@ -19,13 +19,15 @@
 //! would time it. Run with `scripts/bench-encode`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ssimulacra2::{ColorPrimaries, Rgb, TransferCharacteristic, compute_frame_ssimulacra2};
 
 #[path = "photo12mp.rs"]
 mod photo12mp;
+#[path = "timing.rs"]
+mod timing;
 use photo12mp::{input, workspace};
+use timing::{measure, median, wall};
 
 const RUNS: usize = 5;
 
@@ -54,38 +56,9 @@ const FORMATS: &[(&str, &str, u8, &[u8], &str)] = &[
     ),
 ];
 
-/// Wall seconds and peak RSS (KiB) of one run, via /usr/bin/time.
-fn measure(cmd: &[&str]) -> (f64, u64) {
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "%e %M"])
-        .args(cmd)
-        .output()
-        .expect("/usr/bin/time (apt install time)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?}: {stderr}");
-    let last = stderr.lines().last().unwrap_or_default();
-    let f: Vec<f64> = last
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    (f[0], f[1] as u64)
-}
-
-fn wall(cmd: &[&str]) -> f64 {
-    let start = std::time::Instant::now();
-    let status = Command::new(cmd[0]).args(&cmd[1..]).status().unwrap();
-    assert!(status.success(), "{cmd:?}");
-    start.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
+/// Runs `cmd`, untimed.
 fn run(cmd: &[&str]) {
-    let status = Command::new(cmd[0]).args(&cmd[1..]).status().unwrap();
-    assert!(status.success(), "{cmd:?}");
+    wall(cmd);
 }
 
 /// An encoded file's pixels as 8-bit RGB, decoded by libvips.
@@ -159,9 +132,9 @@ fn bytes_at(curve: &[Point], score: f64) -> (f64, bool) {
     (nearest.bytes as f64, false)
 }
 
-fn darkroom_encode(darkroom: &str, input: &str, output: &str, format: &str, quality: u8) {
-    let op = format!(r#"{{"op":"format","format":"{format}","quality":{quality}}}"#);
-    run(&[darkroom, "apply", "--op", &op, input, output]);
+/// The `format` op at `quality`, as `darkroom-worker apply --op` takes it.
+fn format_op(format: &str, quality: u8) -> String {
+    format!(r#"{{"op":"format","format":"{format}","quality":{quality}}}"#)
 }
 
 /// The photos, each at most 1600 px wide, as PNGs made by libvips.
@@ -212,22 +185,29 @@ fn encoders(darkroom: &str, dir: &Path, refs: &[(String, PathBuf)]) {
             let vips_target = format!("{}[Q={default_q},{vips_options}]", vips_out.display());
             let ours_out = dir.join(format!("ours.{ext}"));
             let ours_str = ours_out.to_str().unwrap();
+            let vips_cmd = ["vips", "copy", ref_str, &vips_target];
+            let op = format_op(format, default_q);
+            let ours_cmd = [darkroom, "apply", "--op", &op, ref_str, ours_str];
             for _ in 0..RUNS {
-                vips_ms.push(wall(&["vips", "copy", ref_str, &vips_target]) * 1e3);
-                let op = format!(r#"{{"op":"format","format":"{format}","quality":{default_q}}}"#);
-                ours_ms.push(wall(&[darkroom, "apply", "--op", &op, ref_str, ours_str]) * 1e3);
+                vips_ms.push(wall(&vips_cmd) * 1e3);
+                ours_ms.push(wall(&ours_cmd) * 1e3);
             }
-            vips_rss = vips_rss.max(measure(&["vips", "copy", ref_str, &vips_target]).1);
-            let op = format!(r#"{{"op":"format","format":"{format}","quality":{default_q}}}"#);
-            ours_rss =
-                ours_rss.max(measure(&[darkroom, "apply", "--op", &op, ref_str, ours_str]).1);
+            vips_rss = vips_rss.max(measure(&vips_cmd).2);
+            ours_rss = ours_rss.max(measure(&ours_cmd).2);
             let v_bytes = std::fs::metadata(&vips_out).unwrap().len();
             let (v_score, v_psnr) = quality(&ref_pixels, &pixels(&vips_out, dir));
             let (o_score, o_psnr) = quality(&ref_pixels, &pixels(&ours_out, dir));
             let curve: Vec<Point> = sweep
                 .iter()
                 .map(|&q| {
-                    darkroom_encode(darkroom, ref_str, ours_str, format, q);
+                    run(&[
+                        darkroom,
+                        "apply",
+                        "--op",
+                        &format_op(format, q),
+                        ref_str,
+                        ours_str,
+                    ]);
                     let (score, psnr) = quality(&ref_pixels, &pixels(&ours_out, dir));
                     let bytes = std::fs::metadata(&ours_out).unwrap().len();
                     Point {
