@@ -27,6 +27,22 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    pub const ALL: [InputFormat; 8] = [
+        InputFormat::Jpeg,
+        InputFormat::Png,
+        InputFormat::WebP,
+        InputFormat::Gif,
+        InputFormat::Tiff,
+        InputFormat::Bmp,
+        InputFormat::Heic,
+        InputFormat::Avif,
+    ];
+
+    /// The format an upload was stored as, from its content type.
+    pub fn from_mime_type(mime_type: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.mime_type() == mime_type)
+    }
+
     /// The `image` crate's name for the format, for those it decodes.
     pub fn image_format(self) -> Option<ImageFormat> {
         match self {

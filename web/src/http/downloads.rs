@@ -15,6 +15,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use common::probe::InputFormat;
 use common::recipe::OutputFormat;
 use common::storage::Storage;
 use futures::StreamExt;
@@ -119,13 +120,9 @@ fn is_recipe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// An output's recorded format (`OutputFormat::as_str`).
 fn output_format(name: &str) -> OutputFormat {
-    match name {
-        "jpeg" => OutputFormat::Jpeg,
-        "webp" => OutputFormat::Webp,
-        "avif" => OutputFormat::Avif,
-        _ => OutputFormat::Png,
-    }
+    OutputFormat::from_extension(name).unwrap_or(OutputFormat::Png)
 }
 
 #[utoipa::path(get, path = "/api/jobs/{id}/images/{image_id}/{recipe}", tag = "jobs",
@@ -326,17 +323,7 @@ async fn write_zip(
 
 /// The usual extension of an image type we accept.
 fn extension(content_type: &str) -> &'static str {
-    match content_type {
-        "image/jpeg" => "jpg",
-        "image/png" => "png",
-        "image/webp" => "webp",
-        "image/gif" => "gif",
-        "image/tiff" => "tiff",
-        "image/bmp" => "bmp",
-        "image/heic" => "heic",
-        "image/avif" => "avif",
-        _ => "bin",
-    }
+    InputFormat::from_mime_type(content_type).map_or("bin", InputFormat::extension)
 }
 
 /// `name`, or `name` with `-2`, `-3`... before its extension when taken.
