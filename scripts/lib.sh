@@ -73,8 +73,11 @@ ensure_postgres() {
         STARTED_PG=$ver
         wait_for "PostgreSQL" 30 pg_isready -q -h 127.0.0.1 -p 5432
     fi
+    # createrole: a test gives workers a role of their own, as deployments do.
     if [[ $(as_postgres psql -qtAc "select 1 from pg_roles where rolname = 'darkroom'") != 1 ]]; then
-        as_postgres psql -qc "create role darkroom login createdb password 'darkroom'"
+        as_postgres psql -qc "create role darkroom login createdb createrole password 'darkroom'"
+    elif [[ $(as_postgres psql -qtAc "select rolcreaterole from pg_roles where rolname = 'darkroom'") != t ]]; then
+        as_postgres psql -qc "alter role darkroom createrole"
     fi
     if [[ $(as_postgres psql -qtAc "select 1 from pg_database where datname = '$db'") != 1 ]]; then
         as_postgres createdb -O darkroom "$db"

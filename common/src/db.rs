@@ -1,8 +1,10 @@
 //! The one way every binary reaches Postgres: connect, then bring the
-//! schema up to date.
+//! schema up to date or wait for its owner to.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
+use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -37,4 +39,49 @@ pub async fn connect_and_migrate(
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
     queue::connect(url, max_connections, &MIGRATOR).await
+}
+
+/// Who brings the schema up to date when a process starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Schema {
+    /// This process applies every migration: its role owns the schema.
+    #[default]
+    Apply,
+    /// Another process (the web server) applies them and sets up the
+    /// queues; this one, whose role may not change the schema, waits for
+    /// them.
+    Wait,
+}
+
+/// How long a [`Schema::Wait`] process waits for the schema's owner, which
+/// a deployment usually starts at the same time.
+pub const OWNER_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Connects a pool of up to `max_connections` to `url`, applying every
+/// migration or waiting for them as `schema` says.
+pub async fn connect(
+    url: Option<&str>,
+    max_connections: u32,
+    schema: Schema,
+) -> anyhow::Result<PgPool> {
+    match schema {
+        Schema::Apply => connect_and_migrate(url, max_connections).await,
+        Schema::Wait => queue::connect_migrated(url, max_connections, &MIGRATOR, OWNER_PATIENCE)
+            .await
+            .context("waiting for the web server to migrate the database"),
+    }
+}
+
+/// Grants `role` what a worker uses and nothing else (see the migration
+/// that defines `darkroom_grant_worker`), for workers given a role of their
+/// own. Run by the schema's owner after migrating; granting again is
+/// harmless.
+pub async fn grant_worker(pool: &PgPool, role: &str) -> anyhow::Result<()> {
+    sqlx::query!("select from darkroom_grant_worker($1)", role)
+        .execute(pool)
+        .await
+        .with_context(|| {
+            format!("granting the workers' role {role:?} what they use (does the role exist?)")
+        })?;
+    Ok(())
 }

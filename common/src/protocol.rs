@@ -1,8 +1,12 @@
 //! Messages between web and workers, the queues they travel on, where their
 //! objects live in S3, and the states an output goes through.
 
+use std::time::Duration;
+
+use anyhow::Context;
 use queue::{QueueAttributes, Routed, Router};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 use tracing::warn;
 use uuid::Uuid;
 
@@ -176,6 +180,30 @@ pub async fn declare_queues(router: &Router) -> queue::Result<(Routed, Routed)> 
         }
     }
     Ok((requests, responses))
+}
+
+/// The worker's queues as the web server declared them, for a worker whose
+/// role may not declare them: waits up to `patience` for them to exist.
+pub async fn open_queues(router: &Router, patience: Duration) -> anyhow::Result<(Routed, Routed)> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match (
+            router.open(REQUEST_QUEUE).await,
+            router.open(RESPONSE_QUEUE).await,
+        ) {
+            (Ok(requests), Ok(responses)) => return Ok((requests, responses)),
+            (Err(queue::Error::QueueNotFound(_)), _) | (_, Err(queue::Error::QueueNotFound(_)))
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(e).context(format!(
+                    "opening {REQUEST_QUEUE} and {RESPONSE_QUEUE}, which the web server declares"
+                ));
+            }
+        }
+    }
 }
 
 /// Where an uploaded original is stored.

@@ -30,7 +30,8 @@
 //! - `sqs`: an Amazon SQS endpoint over the queues ([`sqs_router`]).
 //! - `topics`: publish/subscribe with tag and routing-key filters, into
 //!   queues and to HTTP endpoints ([`Topics`], [`Pusher`]).
-//! - `connect`: a pool to `DATABASE_URL`, migrated ([`connect`]).
+//! - `connect`: a pool to `DATABASE_URL`, migrated ([`connect`]) or waiting
+//!   for the schema's owner to have migrated it ([`connect_migrated`]).
 //! - `error`: the typed [`Error`].
 //!
 //! The big statements are files of their own under `queue/sql/`, each
@@ -60,7 +61,7 @@ mod topics;
 
 pub use admin::{Put, Queues};
 pub use attributes::{MAX_BATCH, MAX_DELAY, MAX_LOCK, MAX_WAIT, QueueAttributes, QueueKind};
-pub use connect::connect;
+pub use connect::{connect, connect_migrated};
 pub use delete::DeleteOutcome;
 pub use error::{Error, Result};
 pub use http::{AdminToken, ApiDoc, WeakToken, router as http_router};

@@ -69,3 +69,49 @@ async fn bodies_stored_one_per_row_survive_the_move_to_chunks(pool: PgPool) {
     let got = fresh.receive(1, Duration::from_secs(30)).await.unwrap();
     assert_eq!(got[0].body, "after");
 }
+
+/// `DATABASE_URL` pointed at `pool`'s database (each test has its own).
+async fn url_of(pool: &PgPool) -> String {
+    let name: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let server = std::env::var("DATABASE_URL").unwrap();
+    let (server, _) = server.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_role_that_may_not_migrate_waits_until_the_owner_has(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let waiting = tokio::spawn(async move {
+        queue::connect_migrated(Some(&url), 1, &queue::MIGRATOR, Duration::from_secs(60)).await
+    });
+    queue::MIGRATOR.run(&pool).await.unwrap();
+    let connected = waiting.await.unwrap().unwrap();
+    Queues::new(connected)
+        .ensure("after", &QueueAttributes::default())
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_role_that_may_not_migrate_names_the_migrations_still_missing(pool: PgPool) {
+    let last = queue::MIGRATOR.iter().last().unwrap().version;
+    let mut before = sqlx::migrate::Migrator::DEFAULT;
+    before.migrations = queue::MIGRATOR
+        .iter()
+        .filter(|m| m.version < last)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    let url = url_of(&pool).await;
+    let error = queue::connect_migrated(Some(&url), 1, &queue::MIGRATOR, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{error:#}").contains(&format!("lacks migrations [{last}]")),
+        "{error:#}"
+    );
+}

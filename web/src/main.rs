@@ -23,6 +23,12 @@ struct Config {
     /// Postgres connection URL (required).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Postgres role of the workers, when they have one of their own
+    /// (DARKROOM_WORKER_SCHEMA=wait on them): granted, after migrating,
+    /// what workers use and nothing else. Unset: workers share this
+    /// server's role.
+    #[arg(long, env = "DARKROOM_WORKER_DB_ROLE")]
+    worker_db_role: Option<String>,
     #[command(flatten)]
     storage: StorageArgs,
     /// Address to listen on (default 127.0.0.1:8080).
@@ -153,6 +159,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None => LinkKey::random(),
     };
     let pool = db::connect_and_migrate(config.database_url.as_deref(), 16).await?;
+    if let Some(role) = &config.worker_db_role {
+        db::grant_worker(&pool, role).await?;
+    }
     let storage = Storage::connect(&config.storage).await?;
     let settings = Settings {
         limits: Limits {

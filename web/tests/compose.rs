@@ -116,3 +116,34 @@ fn services_use_their_own_storage_user_not_minios_root() {
         .unwrap();
     assert!(setup.contains("mc admin user add") && setup.contains("arn:aws:s3:::darkroom/*"));
 }
+
+#[test]
+fn workers_use_a_postgres_role_the_web_server_grants_only_the_queue_tables() {
+    let doc = compose();
+    let worker = &doc["services"]["worker"];
+    let url = env(worker, "DATABASE_URL").unwrap();
+    assert!(
+        url.starts_with("postgres://darkroom_worker:${DARKROOM_WORKER_DB_PASSWORD:?"),
+        "{url}"
+    );
+    assert_eq!(env(worker, "DARKROOM_WORKER_SCHEMA"), Some("wait"));
+    assert_eq!(
+        env(&doc["services"]["web"], "DARKROOM_WORKER_DB_ROLE"),
+        Some("darkroom_worker")
+    );
+    let setup = doc["services"]["postgres-setup"]["command"][0]
+        .as_str()
+        .unwrap();
+    assert!(
+        setup.contains("create role darkroom_worker login"),
+        "{setup}"
+    );
+    for name in ["web", "worker"] {
+        let after = &doc["services"][name]["depends_on"]["postgres-setup"]["condition"];
+        assert_eq!(
+            after.as_str(),
+            Some("service_completed_successfully"),
+            "{name}"
+        );
+    }
+}

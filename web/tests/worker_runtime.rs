@@ -9,8 +9,8 @@ mod cluster;
 
 use std::time::{Duration, Instant};
 
-use common::protocol::{MAX_RECEIVES, declare_queues};
-use queue::{Queues, Router};
+use common::protocol::{MAX_RECEIVES, declare_queues, open_queues};
+use queue::{Queues, Routed, Router};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{TestApp, assert_error, first_output, poll, request_stats, spawn_app, thumbnail};
@@ -41,18 +41,35 @@ struct Workers {
 }
 
 impl Workers {
-    async fn start(pool: &PgPool, app: &TestApp, mut settings: WorkerSettings, n: usize) -> Self {
+    async fn start(pool: &PgPool, app: &TestApp, settings: WorkerSettings, n: usize) -> Self {
+        let mut queues = Vec::new();
+        for _ in 0..n {
+            queues.push(
+                declare_queues(&Router::new(Queues::new(pool.clone())))
+                    .await
+                    .unwrap(),
+            );
+        }
+        Self::start_on(queues, app, settings)
+    }
+
+    /// A worker on each pair of request and response queues.
+    fn start_on(
+        queues: Vec<(Routed, Routed)>,
+        app: &TestApp,
+        mut settings: WorkerSettings,
+    ) -> Self {
         // The engine runs in a child process of the worker binary, not of this test.
         settings.isolation.program = support::workspace_bin("darkroom-worker");
         let shutdown = CancellationToken::new();
-        let mut running = Vec::new();
-        for _ in 0..n {
-            let (requests, responses) = declare_queues(&Router::new(Queues::new(pool.clone())))
-                .await
-                .unwrap();
-            let worker = Worker::new(requests, responses, app.storage.clone(), settings.clone());
-            running.push(tokio::spawn(worker.run(shutdown.clone())));
-        }
+        let running = queues
+            .into_iter()
+            .map(|(requests, responses)| {
+                let worker =
+                    Worker::new(requests, responses, app.storage.clone(), settings.clone());
+                tokio::spawn(worker.run(shutdown.clone()))
+            })
+            .collect();
         Workers { shutdown, running }
     }
 
@@ -372,4 +389,71 @@ async fn job_runs_with_requests_and_responses_on_different_clusters(pool: PgPool
     let [control, shard] = job_with_queues_on_a_shard(pool, &["darkroom.requests"]).await;
     assert_eq!(control, (0, 1), "the response came to the control database");
     assert_eq!(shard, (1, 0), "the request went through the shard");
+}
+
+/// A role for a worker of its own, as a deployment makes one (shared by
+/// every test database of the cluster; granted in each).
+const WORKER_ROLE: &str = "darkroom_worker_test";
+const SET_WORKER_ROLE: &str = "set role darkroom_worker_test";
+
+/// A pool on `pool`'s database whose connections act as `WORKER_ROLE`,
+/// given what `darkroom-web` grants it (DARKROOM_WORKER_DB_ROLE).
+async fn worker_role_pool(pool: &PgPool) -> PgPool {
+    sqlx::raw_sql(&format!(
+        "do $$ begin create role {WORKER_ROLE} nologin; \
+         exception when duplicate_object then null; end $$; \
+         grant {WORKER_ROLE} to current_user"
+    ))
+    .execute(pool)
+    .await
+    .expect("the test's Postgres role may create roles (CREATEROLE; scripts/lib.sh gives it)");
+    common::db::grant_worker(pool, WORKER_ROLE).await.unwrap();
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute(SET_WORKER_ROLE).await.map(drop)
+            })
+        })
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "common::MIGRATOR")]
+async fn worker_on_its_own_role_does_its_work_and_reads_no_users_data(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let restricted = worker_role_pool(&pool).await;
+    let router = Router::new(Queues::new(restricted.clone()));
+    let queues = open_queues(&router, Duration::from_secs(10)).await.unwrap();
+    let workers = Workers::start_on(vec![queues], &app, settings(1));
+    let job = app.create_job(thumbnail("t", 64)).await;
+    app.upload_accepted(&job, "rocket.jpg").await;
+    let status = app.wait_done(&job, Duration::from_secs(60)).await;
+    workers.stop().await;
+    assert_eq!(status["counts"]["done"], 1, "{status}");
+    // What a send does when its ids cross into a partition not made yet.
+    sqlx::raw_sql("select queue_ensure_partitions(10000000000, 4)")
+        .execute(&restricted)
+        .await
+        .expect("a worker's send makes the partitions it needs");
+
+    for statement in [
+        "select count(*) from jobs",
+        "select count(*) from outputs",
+        "update queue_queues set retention_ms = 60000",
+        "select count(*) from queue_sqs_queues",
+        "insert into queue_shards (id, name, url) values (9, 'evil', 'postgres://evil')",
+        "create table stolen (x int)",
+    ] {
+        let refused = sqlx::raw_sql(statement)
+            .execute(&restricted)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.to_string().contains("permission denied"),
+            "{statement}: {refused}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use common::Limits;
-use common::protocol::declare_queues;
+use common::protocol::{declare_queues, open_queues};
 use common::recipe::{Op, OutputFormat};
 use common::storage::{Storage, StorageArgs};
 use common::{db, telemetry};
@@ -67,6 +67,12 @@ struct RunArgs {
     /// Postgres connection URL (required to run the worker).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Who migrates the database and declares the queues: `apply` (this
+    /// worker, the default) or `wait` (the web server; for a worker whose
+    /// Postgres role may not change the schema, see DARKROOM_WORKER_DB_ROLE
+    /// on darkroom-web).
+    #[arg(long, env = "DARKROOM_WORKER_SCHEMA", value_enum, default_value_t)]
+    schema: db::Schema,
     #[command(flatten)]
     storage: StorageArgs,
     /// Images processed at once (default: number of cores).
@@ -189,9 +195,13 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     // Landlock must not find this worker's secrets there.
     nix::sys::prctl::set_dumpable(false).context("making the worker non-dumpable")?;
     telemetry::metrics();
-    let pool = db::connect_and_migrate(args.database_url.as_deref(), 4).await?;
+    let pool = db::connect(args.database_url.as_deref(), 4, args.schema).await?;
     let storage = Storage::connect(&args.storage).await?;
-    let (requests, responses) = declare_queues(&Router::new(Queues::new(pool))).await?;
+    let router = Router::new(Queues::new(pool));
+    let (requests, responses) = match args.schema {
+        db::Schema::Apply => declare_queues(&router).await?,
+        db::Schema::Wait => open_queues(&router, db::OWNER_PATIENCE).await?,
+    };
     let mut settings = WorkerSettings {
         lock: Duration::from_secs(args.lock.max(1)),
         retry_for: Duration::from_secs(args.retry_for),
