@@ -184,14 +184,30 @@ pub struct Isolation {
     pub sandbox: Sandbox,
 }
 
+/// What one image's child gets of its worker's host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// Memory ceiling, in bytes.
+    pub memory: u64,
+    /// CPU niceness, 0 (as the worker) to 19 (only what others leave).
+    pub nice: u8,
+}
+
+impl Share {
+    /// `memory` bytes at the worker's own priority.
+    pub fn memory(memory: u64) -> Self {
+        Self { memory, nice: 0 }
+    }
+}
+
 impl Isolation {
-    /// Runs `ops` on `input` in a child limited to `memory` bytes.
+    /// Runs `ops` on `input` in a child given `share`.
     pub async fn run(
         &self,
         input: Original,
         ops: &[Op],
         limits: &Limits,
-        memory: u64,
+        share: Share,
     ) -> Result<Processed, RunError> {
         let task = serde_json::to_string(&Task {
             ops: ops.to_vec(),
@@ -204,13 +220,15 @@ impl Isolation {
             .and_then(File::try_clone)
             .map_err(|e| self.start_error(e))?;
         let child = self
-            .command(memory)
+            .command(share.memory)
+            .arg("--nice")
+            .arg(share.nice.to_string())
             .arg("--task")
             .arg(task)
             .stdin(stdin)
             .spawn()
             .map_err(|e| self.start_error(e))?;
-        parse_reply(&self.stdout_of(child, memory).await?)
+        parse_reply(&self.stdout_of(child, share.memory).await?)
     }
 
     /// Starts a child as a worker does, asking it to try, from inside its
@@ -336,18 +354,25 @@ fn step_name(step: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// How a child was started: `--memory BYTES --parent PID [--sandbox off]`.
+/// How a child was started: `--memory BYTES --parent PID [--nice N]
+/// [--sandbox off]`.
 #[derive(Clone, Copy, Debug)]
 pub struct Confinement {
     pub memory: u64,
+    pub nice: u8,
     pub parent: u32,
     pub sandbox: Sandbox,
 }
 
 impl Confinement {
-    /// Ties the child to its parent, caps its memory, then sandboxes it.
+    /// Ties the child to its parent, caps its memory, lowers its priority,
+    /// then sandboxes it.
     fn enter(&self) -> Result<sandbox::Enforced, String> {
         confine(self.memory, self.parent)?;
+        // Before any thread starts: a thread's niceness is its own, and
+        // those the codecs start take their creator's.
+        rustix::process::setpriority_process(None, i32::from(self.nice))
+            .map_err(|e| format!("setpriority: {e}"))?;
         sandbox::enter(self.sandbox)
     }
 }

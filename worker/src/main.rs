@@ -47,6 +47,9 @@ enum Command {
         /// Memory ceiling, in bytes.
         #[arg(long)]
         memory: u64,
+        /// CPU niceness, 0 to 19.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=19))]
+        nice: u8,
         /// The worker's process id; the child exits when it is gone.
         #[arg(long)]
         parent: u32,
@@ -139,6 +142,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Engine {
             memory,
+            nice,
             parent,
             sandbox,
             task,
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
         }) => {
             let confinement = Confinement {
                 memory,
+                nice,
                 parent,
                 sandbox,
             };

@@ -11,7 +11,7 @@ use common::recipe::Op;
 use common::{Limits, probe};
 use image::ImageEncoder;
 use serde_json::json;
-use worker::isolate::{Isolation, Original, RunError};
+use worker::isolate::{Isolation, Original, RunError, Share};
 use worker::sandbox::Sandbox;
 
 fn isolation(deadline: Duration) -> Isolation {
@@ -63,7 +63,7 @@ async fn child_past_its_deadline_is_killed_and_reported() {
                 {"op": "blur", "sigma": 12.0}
             ])),
             &Limits::default(),
-            1 << 30,
+            Share::memory(1 << 30),
         )
         .await;
     assert!(matches!(result, Err(RunError::Deadline(_))), "{result:?}");
@@ -74,6 +74,73 @@ async fn child_past_its_deadline_is_killed_and_reported() {
     );
 }
 
+/// The niceness of each thread of this process's engine children started
+/// with `--nice <nice>` (other tests run children of their own meanwhile),
+/// from `/proc` (field 19 of `stat`, counted after the command's closing
+/// paren).
+fn children_niceness(nice: u8) -> Vec<i64> {
+    let flag = format!("--nice\0{nice}\0").into_bytes();
+    let me = std::process::id().to_string();
+    let field = |stat: &str, n: usize| {
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        after.split(' ').nth(n - 3).unwrap().to_owned()
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let dir = entry.path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+        if field(&stat, 4) != me || !cmdline.windows(flag.len()).any(|w| w == flag) {
+            continue;
+        }
+        for task in std::fs::read_dir(dir.join("task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) {
+                found.push(field(&stat, 19).parse().unwrap());
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn child_runs_at_the_niceness_it_is_given() {
+    let isolation = isolation(Duration::from_secs(60));
+    let slow = ops(json!([
+        {"op": "resize", "width": 6000, "height": 4000, "fit": "fill"},
+        {"op": "blur", "sigma": 12.0}
+    ]));
+    let share = Share {
+        memory: 1 << 30,
+        nice: 11,
+    };
+    let input = original(&photo("rocket.jpg"));
+    let limits = Limits::default();
+    let run = isolation.run(input, &slow, &limits, share);
+    tokio::pin!(run);
+    let started = Instant::now();
+    let niceness = loop {
+        tokio::select! {
+            result = &mut run => panic!("the slow recipe finished first: {result:?}"),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        let niceness = children_niceness(share.nice);
+        if !niceness.is_empty() {
+            break niceness;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no engine child seen"
+        );
+    };
+    assert!(niceness.iter().all(|&n| n == 11), "{niceness:?}");
+}
+
 #[tokio::test]
 async fn child_over_its_memory_ceiling_fails_alone() {
     let result = isolation(Duration::from_secs(60))
@@ -81,7 +148,7 @@ async fn child_over_its_memory_ceiling_fails_alone() {
             original(&photo("rocket.jpg")),
             &ops(json!([{"op": "resize", "width": 5000, "height": 5000, "fit": "fill"}])),
             &Limits::default(),
-            48 << 20,
+            Share::memory(48 << 20),
         )
         .await;
     let error = result.unwrap_err();
@@ -96,7 +163,7 @@ async fn engine_errors_come_back_as_such() {
             original(b"\x89PNG\r\n\x1a\nnot really"),
             &ops(json!([{"op": "flip", "axis": "vertical"}])),
             &Limits::default(),
-            256 << 20,
+            Share::memory(256 << 20),
         )
         .await;
     assert!(
@@ -132,7 +199,7 @@ async fn an_empty_original_is_refused_as_no_image() {
             original(b""),
             &ops(json!([{"op": "flip", "axis": "vertical"}])),
             &Limits::default(),
-            256 << 20,
+            Share::memory(256 << 20),
         )
         .await;
     assert!(
@@ -187,7 +254,7 @@ async fn output_comes_back_whole_with_its_size() {
             original(&photo("rocket.jpg")),
             &ops(json!([{"op": "thumbnail", "width": 64, "height": 64}])),
             &Limits::default(),
-            256 << 20,
+            Share::memory(256 << 20),
         )
         .await
         .unwrap();
@@ -268,7 +335,12 @@ async fn estimate_bounds_every_op(input: Bytes) {
         let ops = ops(recipe.clone());
         let estimate = probe::estimate(&probe, input.len() as u64, &ops, None);
         let processed = isolation(Duration::from_secs(120))
-            .run(original(&input), &ops, &limits, estimate.memory)
+            .run(
+                original(&input),
+                &ops,
+                &limits,
+                Share::memory(estimate.memory),
+            )
             .await
             .unwrap_or_else(|e| panic!("{probe:?} {recipe}: {e} (estimated {estimate:?})"));
         assert!(

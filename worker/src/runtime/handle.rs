@@ -17,11 +17,11 @@ use common::protocol::{self, Outcome, Request, Response};
 use common::recipe::Op;
 use common::storage::StorageError;
 
-use super::Worker;
 use super::heartbeat::{heartbeat, retry_backoff};
 use super::report::Reported;
 use super::request::{self, Read};
-use crate::isolate::{Original, Processed, RunError};
+use super::{Worker, priority};
+use crate::isolate::{Original, Processed, RunError, Share};
 
 /// How handling one message went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +179,11 @@ impl Worker {
         let processed = {
             let _slot = self.engines.acquire().await.expect("never closed");
             let _admitted = self.admit(mebibytes).await;
-            self.run_engine(input, ops, mebibytes).await?
+            let share = Share {
+                memory: u64::from(mebibytes) << 20,
+                nice: priority::niceness(estimate.work),
+            };
+            self.run_engine(input, ops, share).await?
         };
         self.store(request, processed, &estimate).await
     }
@@ -244,23 +248,18 @@ impl Worker {
             .expect("the memory semaphore is never closed")
     }
 
-    /// Runs `ops` on `input` in the engine's child, limited to `mebibytes`,
-    /// and records what the run used.
+    /// Runs `ops` on `input` in the engine's child, given `share`, and
+    /// records what the run used.
     async fn run_engine(
         &self,
         input: Original,
         ops: &[Op],
-        mebibytes: u32,
+        share: Share,
     ) -> Result<Processed, Failure> {
         let processed = self
             .settings
             .isolation
-            .run(
-                input,
-                ops,
-                &self.settings.limits,
-                u64::from(mebibytes) << 20,
-            )
+            .run(input, ops, &self.settings.limits, share)
             .await
             .map_err(|e| match e {
                 RunError::Start { .. } => Failure::Retry(e.to_string()),

@@ -35,6 +35,7 @@
 
 mod handle;
 mod heartbeat;
+mod priority;
 mod report;
 mod request;
 
