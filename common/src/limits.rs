@@ -78,7 +78,7 @@ impl Limits {
     pub fn check_recipe(&self, recipe: &Recipe) -> Result<(), LimitError> {
         let png = Encoding::of(OutputFormat::Png);
         let encoding = recipe.encoding().unwrap_or(&png);
-        let worst = Source::worst(self.max_pixels, self.max_bytes);
+        let worst = Source::worst(self.max_pixels, self.max_bytes, cost::DECODING);
         self.check(&cost::estimate(&worst, &recipe.ops, encoding))
     }
 

@@ -7,7 +7,7 @@ use std::io::{BufRead, Cursor, Read, Seek};
 pub use image::ImageFormat;
 use image::{ImageDecoder, ImageReader};
 
-use crate::cost::{self, Estimate, Source};
+use crate::cost::{self, Decoding, Estimate, Source};
 use crate::limits::Limits;
 use crate::recipe::{Encoding, Fit, Op, OutputFormat};
 
@@ -24,10 +24,23 @@ pub enum InputFormat {
     Heic,
     /// HEIF with AV1 inside.
     Avif,
+    /// JPEG XL, bare codestream or in its container.
+    Jxl,
+}
+
+/// The library that decodes a format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoder {
+    /// The `image` crate, as this format.
+    Image(ImageFormat),
+    /// libheif.
+    Heif,
+    /// jxl-oxide.
+    JpegXl,
 }
 
 impl InputFormat {
-    pub const ALL: [InputFormat; 8] = [
+    pub const ALL: [InputFormat; 9] = [
         InputFormat::Jpeg,
         InputFormat::Png,
         InputFormat::WebP,
@@ -36,6 +49,7 @@ impl InputFormat {
         InputFormat::Bmp,
         InputFormat::Heic,
         InputFormat::Avif,
+        InputFormat::Jxl,
     ];
 
     /// The format an upload was stored as, from its content type.
@@ -43,16 +57,25 @@ impl InputFormat {
         Self::ALL.into_iter().find(|f| f.mime_type() == mime_type)
     }
 
-    /// The `image` crate's name for the format, for those it decodes.
-    pub fn image_format(self) -> Option<ImageFormat> {
+    /// What decodes the format.
+    pub fn decoder(self) -> Decoder {
         match self {
-            InputFormat::Jpeg => Some(ImageFormat::Jpeg),
-            InputFormat::Png => Some(ImageFormat::Png),
-            InputFormat::WebP => Some(ImageFormat::WebP),
-            InputFormat::Gif => Some(ImageFormat::Gif),
-            InputFormat::Tiff => Some(ImageFormat::Tiff),
-            InputFormat::Bmp => Some(ImageFormat::Bmp),
-            InputFormat::Heic | InputFormat::Avif => None,
+            InputFormat::Jpeg => Decoder::Image(ImageFormat::Jpeg),
+            InputFormat::Png => Decoder::Image(ImageFormat::Png),
+            InputFormat::WebP => Decoder::Image(ImageFormat::WebP),
+            InputFormat::Gif => Decoder::Image(ImageFormat::Gif),
+            InputFormat::Tiff => Decoder::Image(ImageFormat::Tiff),
+            InputFormat::Bmp => Decoder::Image(ImageFormat::Bmp),
+            InputFormat::Heic | InputFormat::Avif => Decoder::Heif,
+            InputFormat::Jxl => Decoder::JpegXl,
+        }
+    }
+
+    /// What decoding it costs.
+    pub fn decoding(self) -> Decoding {
+        match self {
+            InputFormat::Jxl => cost::JXL_DECODING,
+            _ => cost::DECODING,
         }
     }
 
@@ -67,6 +90,7 @@ impl InputFormat {
             InputFormat::Bmp => "bmp",
             InputFormat::Heic => "heic",
             InputFormat::Avif => "avif",
+            InputFormat::Jxl => "jxl",
         }
     }
 
@@ -80,6 +104,7 @@ impl InputFormat {
             InputFormat::Bmp => "image/bmp",
             InputFormat::Heic => "image/heic",
             InputFormat::Avif => "image/avif",
+            InputFormat::Jxl => "image/jxl",
         }
     }
 }
@@ -87,7 +112,7 @@ impl InputFormat {
 /// Why a file is refused from its header. Permanent.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    #[error("not a supported image (JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC or AVIF)")]
+    #[error("not a supported image (JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC, AVIF or JPEG XL)")]
     NotAnImage,
     #[error("image is {width}×{height} pixels, over the limit of {limit} pixels")]
     TooManyPixels { width: u32, height: u32, limit: u64 },
@@ -118,7 +143,11 @@ impl Probe {
 
 /// Identifies the format from the magic bytes (not the file name).
 pub fn sniff_format(prefix: &[u8]) -> Result<InputFormat, ProbeError> {
-    if let Ok(imagesize::ImageType::Heif(compression)) = imagesize::image_type(prefix) {
+    let kind = imagesize::image_type(prefix);
+    if let Ok(imagesize::ImageType::Jxl) = kind {
+        return Ok(InputFormat::Jxl);
+    }
+    if let Ok(imagesize::ImageType::Heif(compression)) = kind {
         // Any ISO media file (an MP4 video too) reads as HEIF of unknown
         // compression: only a HEIF brand makes it an image. HEIF holding
         // JPEG is libheif's to decode; AV1 is told apart, as a format of its
@@ -166,26 +195,37 @@ pub fn probe_reader<R: BufRead + Seek>(
         .fill_buf()
         .map_err(|e| ProbeError::Corrupt(e.to_string()))?;
     let format = sniff_format(prefix)?;
-    let probe = match format.image_format() {
+    let corrupt = |e: image::ImageError| ProbeError::Corrupt(e.to_string());
+    let probe = match format.decoder() {
         // Reads the headers in place; the generic reader copies the file first.
-        Some(ImageFormat::Jpeg) => jpeg_header(reader).map_err(ProbeError::Corrupt)?,
-        Some(image_format) => {
+        Decoder::Image(ImageFormat::Jpeg) => jpeg_header(reader).map_err(ProbeError::Corrupt)?,
+        Decoder::Image(image_format) => {
             let decoder = ImageReader::with_format(reader, image_format)
                 .into_decoder()
-                .map_err(|e| ProbeError::Corrupt(e.to_string()))?;
-            let (width, height) = decoder.dimensions();
-            Probe {
-                format,
-                width,
-                height,
-                bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
-                scalable: false,
-            }
+                .map_err(corrupt)?;
+            decoder_header(format, &decoder)
         }
-        None => heif_header(reader, format)?,
+        // Reads the image header and colour profile, no frame.
+        Decoder::JpegXl => {
+            let decoder = jxl_oxide::integration::JxlDecoder::new(reader).map_err(corrupt)?;
+            decoder_header(format, &decoder)
+        }
+        Decoder::Heif => heif_header(reader, format)?,
     };
     check_dimensions(probe.width, probe.height, limits)?;
     Ok(probe)
+}
+
+/// What an `image` decoder read of a `format` file's header.
+fn decoder_header(format: InputFormat, decoder: &impl ImageDecoder) -> Probe {
+    let (width, height) = decoder.dimensions();
+    Probe {
+        format,
+        width,
+        height,
+        bytes_per_pixel: decoder.color_type().bytes_per_pixel(),
+        scalable: false,
+    }
 }
 
 /// A JPEG's frame header.
@@ -252,8 +292,8 @@ pub fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), 
 }
 
 /// The encoding `ops` end in: their last `format` op, else
-/// `default_format`, else the input's (JPEG for JPEG and HEIC, AVIF for
-/// AVIF, PNG otherwise).
+/// `default_format`, else the input's (JPEG for JPEG, HEIC and JPEG XL,
+/// AVIF for AVIF, PNG otherwise).
 pub fn output_encoding(
     ops: &[Op],
     input: InputFormat,
@@ -267,8 +307,9 @@ pub fn output_encoding(
         })
         .unwrap_or_else(|| {
             Encoding::of(default_format.unwrap_or(match input {
-                // A HEIC out would not open in most browsers and programs.
-                InputFormat::Jpeg | InputFormat::Heic => OutputFormat::Jpeg,
+                // A HEIC or JPEG XL out would not open in most browsers
+                // and programs.
+                InputFormat::Jpeg | InputFormat::Heic | InputFormat::Jxl => OutputFormat::Jpeg,
                 InputFormat::Avif => OutputFormat::Avif,
                 _ => OutputFormat::Png,
             }))
@@ -288,6 +329,7 @@ pub fn estimate(
         decoded_pixels: decoded_pixels(probe, ops),
         bytes_per_pixel: u64::from(probe.bytes_per_pixel),
         file_bytes,
+        decoding: probe.format.decoding(),
     };
     let encoding = output_encoding(ops, probe.format, default_format);
     cost::estimate(&source, ops, &encoding)
@@ -414,6 +456,30 @@ mod tests {
         assert!(matches!(
             probe(mp4, &Limits::default()),
             Err(ProbeError::NotAnImage)
+        ));
+    }
+
+    #[test]
+    fn jpeg_xl_is_told_bare_and_in_its_container_with_its_size() {
+        for name in ["jxl/rocket.jxl", "jxl/rocket-from-jpeg.jxl"] {
+            let jxl = probe(&testdata(name), &Limits::default()).unwrap();
+            assert_eq!(
+                (jxl.format, jxl.width, jxl.height, jxl.bytes_per_pixel),
+                (InputFormat::Jxl, 640, 427, 3),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            InputFormat::from_mime_type("image/jxl"),
+            Some(InputFormat::Jxl)
+        );
+        let tight = Limits {
+            max_pixels: 100_000,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            probe(&testdata("jxl/rocket.jxl"), &tight),
+            Err(ProbeError::TooManyPixels { .. })
         ));
     }
 

@@ -313,11 +313,11 @@ function card(job, image, name) {
   const before = el("img", { alt: `${name} (original)`, loading: "lazy" });
   const original = `/api/jobs/${job.id}/images/${image}/original`;
   linkTo(job, before, "src", original);
-  // Most browsers cannot show a HEIC: say so rather than show a broken picture
+  // Most browsers cannot show a HEIC or a JPEG XL: say so rather than show a broken picture
   // (a link gone stale also fails to load, and is fetched again instead).
   before.addEventListener("error", () => {
     if (fresh(original)) before.replaceWith(el("div", { className: "nopreview",
-      textContent: "This browser cannot show the original (HEIC?): the result is beside it." }));
+      textContent: "This browser cannot show the original (HEIC or JPEG XL?): the result is beside it." }));
   });
   const after = el("img", { alt: `${name} (result)`, loading: "lazy" });
   const outs = el("div", { className: "outs" });

@@ -64,10 +64,11 @@ async fn photo_goes_through_both_queues_and_comes_back_as_thumbnail(pool: PgPool
     .await;
 }
 
-/// HEIC and AVIF go through the sandboxed engine child of a real worker:
-/// sniffed at upload, decoded by libheif, and AVIF made by libaom.
+/// HEIC, AVIF and JPEG XL go through the sandboxed engine child of a real
+/// worker: sniffed at upload, decoded by libheif and jxl-oxide, and AVIF
+/// made by libaom.
 #[sqlx::test(migrator = "common::MIGRATOR")]
-async fn heic_and_avif_uploads_come_back_as_jpeg_and_avif(pool: PgPool) {
+async fn heic_avif_and_jpeg_xl_uploads_come_back_as_jpeg_and_avif(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let _worker = spawn_worker(&pool, &app.storage_args);
     let recipes = json!([
@@ -79,6 +80,7 @@ async fn heic_and_avif_uploads_come_back_as_jpeg_and_avif(pool: PgPool) {
     let files = [
         ("rocket.heic", photo("heif/rocket.heic")),
         ("rocket.avif", photo("heif/rocket.avif")),
+        ("rocket.jxl", photo("jxl/rocket.jxl")),
     ];
     let uploaded = expect_json(app.upload(&job, &files).await, 201).await;
     let formats: Vec<&str> = uploaded["images"]
@@ -87,12 +89,12 @@ async fn heic_and_avif_uploads_come_back_as_jpeg_and_avif(pool: PgPool) {
         .iter()
         .map(|i| i["format"].as_str().unwrap())
         .collect();
-    assert_eq!(formats, ["heic", "avif"]);
+    assert_eq!(formats, ["heic", "avif", "jxl"]);
 
     let status = app.wait_done(&job, Duration::from_secs(120)).await;
     assert_eq!(
         status["counts"],
-        json!({"total": 4, "done": 4, "failed": 0})
+        json!({"total": 6, "done": 6, "failed": 0})
     );
     for image in status["images"].as_array().unwrap() {
         let by_recipe = |recipe: &str| {
@@ -104,11 +106,12 @@ async fn heic_and_avif_uploads_come_back_as_jpeg_and_avif(pool: PgPool) {
                 .unwrap()
                 .clone()
         };
-        // Without a format op a HEIC becomes a JPEG and an AVIF stays AVIF.
-        let default = if image["name"] == "rocket.heic" {
-            "jpeg"
-        } else {
+        // Without a format op a HEIC or JPEG XL becomes a JPEG and an
+        // AVIF stays AVIF.
+        let default = if image["name"] == "rocket.avif" {
             "avif"
+        } else {
+            "jpeg"
         };
         let thumb = by_recipe("thumb");
         assert_eq!(thumb["format"], default, "{image}");

@@ -1,5 +1,5 @@
 //! Formats in and out on real photos: HEIC and AVIF read with their
-//! rotation, lossy WebP with three bands, AVIF with alpha only when needed,
+//! rotation, JPEG XL bare and recompressed from a JPEG, lossy WebP with three bands, AVIF with alpha only when needed,
 //! JPEG's options; and broken HEIF files refused cleanly.
 
 mod support;
@@ -43,6 +43,45 @@ fn an_avif_stays_avif_and_is_thumbnailed() {
     let expected = decode(&run(&photo("rocket.jpg"), &[thumbnail(256, 256)]).bytes).to_rgb8();
     let diff = mean_abs_diff(&pixels(&out.bytes).to_rgb8(), &expected);
     assert!(diff < 8.0, "AVIF thumbnail {diff} away from the JPEG's");
+}
+
+#[test]
+fn a_jpeg_xl_becomes_a_jpeg_that_looks_like_the_photo() {
+    // The photo as the engine shows it: its Adobe RGB turned into sRGB.
+    let original = pixels(&photo("rocket.jpg")).to_rgb8();
+    // A lossy encode of those pixels, and the JPEG itself recompressed
+    // without loss (the container, with its profile and JPEG
+    // reconstruction data; upsampled by another decoder than libjpeg-turbo).
+    for (name, within) in [("jxl/rocket.jxl", 3.5), ("jxl/rocket-from-jpeg.jxl", 2.5)] {
+        let out = run(&photo(name), &[]);
+        assert_eq!(out.format, OutputFormat::Jpeg, "{name}");
+        assert_eq!((out.width, out.height), (640, 427), "{name}");
+        let png = run(&photo(name), &[format(Encoding::of(OutputFormat::Png))]);
+        let diff = mean_abs_diff(&decode(&png.bytes).to_rgb8(), &original);
+        assert!(diff < within, "{name} decoded {diff} away from the photo");
+    }
+}
+
+#[test]
+fn truncated_jpeg_xl_fails_as_corrupt_and_fast_and_a_large_one_from_its_header() {
+    let jxl = photo("jxl/rocket.jxl");
+    for (what, input) in [
+        ("cut at half", &jxl[..jxl.len() / 2]),
+        ("cut in its header", &jxl[..12]),
+    ] {
+        let (error, took) = timed_refusal(input);
+        assert!(
+            matches!(error, EngineError::Corrupt(_) | EngineError::Probe(_)),
+            "{what}: {error}"
+        );
+        assert!(took < Duration::from_secs(2), "{what}: took {took:?}");
+    }
+    let tight = Limits {
+        max_pixels: 100_000,
+        ..Limits::default()
+    };
+    let error = refusal(&jxl, &tight);
+    assert!(matches!(error, EngineError::Probe(_)), "{error}");
 }
 
 /// A 40×20 image, red on its left half and blue on its right, stored

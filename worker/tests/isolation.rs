@@ -292,6 +292,8 @@ async fn memory_estimate_bounds_what_every_op_uses() {
         noisy_jpeg(3000, 2000),
         noisy_png16(1500, 1000),
         noisy_avif(800, 600),
+        // jxl-oxide renders in float planes: 28 bytes a pixel at its peak.
+        photo("jxl/coffee-3mp.jxl"),
     ] {
         estimate_bounds_every_op(input).await;
     }

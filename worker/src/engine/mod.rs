@@ -85,7 +85,7 @@ impl std::fmt::Debug for Output {
 /// Decodes `input`, applies `ops` in order and encodes the result.
 ///
 /// `default_format` is used when no `format` op is given; `None` means the
-/// input's format (JPEG for JPEG, PNG otherwise).
+/// input's (see [`probe::output_encoding`]).
 pub fn process(
     input: &[u8],
     ops: &[Op],

@@ -292,7 +292,7 @@ impl Header {
             Header::Read(probe) => probe::estimate(probe, 0, ops, None),
             Header::Unread(format) => {
                 let encoding = probe::output_encoding(ops, *format, None);
-                let worst = Source::worst(limits.max_pixels, limits.max_bytes);
+                let worst = Source::worst(limits.max_pixels, limits.max_bytes, format.decoding());
                 cost::estimate(&worst, ops, &encoding)
             }
         }

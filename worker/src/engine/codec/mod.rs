@@ -3,6 +3,7 @@
 //! reduced is [`super::shrink`]'s.
 //!
 //! - [`heif`]: HEIC and AVIF, both ways, through libheif.
+//! - JPEG XL in through jxl-oxide, an `image` decoder like the others.
 //! - [`encode`]: every output format and its settings.
 
 mod encode;
@@ -11,8 +12,10 @@ mod heif;
 use std::io::Cursor;
 
 use common::Limits;
-use common::probe::InputFormat;
-use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use common::probe::{Decoder, InputFormat};
+use image::{DynamicImage, ImageDecoder, ImageReader};
+use jxl_oxide::JxlImage;
+use jxl_oxide::integration::JxlDecoder;
 
 use super::{EngineError, color};
 
@@ -24,26 +27,57 @@ pub(super) fn decode(
     format: InputFormat,
     limits: &Limits,
 ) -> Result<DynamicImage, EngineError> {
-    match format.image_format() {
-        Some(format) => decode_with_image_crate(input, format, limits),
-        None => heif::decode(input, limits),
+    let corrupt = |e: image::ImageError| EngineError::Corrupt(e.to_string());
+    match format.decoder() {
+        Decoder::Image(format) => {
+            let mut reader = ImageReader::with_format(Cursor::new(input), format);
+            reader.limits(image_limits(limits));
+            decode_upright(reader.into_decoder().map_err(corrupt)?)
+        }
+        Decoder::JpegXl => {
+            // jxl-oxide renders a cut file as far as it goes, as a
+            // progressive viewer would; a truncated upload must fail instead.
+            let parsed = JxlImage::builder()
+                .read(input)
+                .map_err(|e| EngineError::Corrupt(format!("JPEG XL: {e}")))?;
+            if parsed.num_loaded_keyframes() == 0 {
+                return Err(EngineError::Corrupt(
+                    "JPEG XL: the file ends before its image does".into(),
+                ));
+            }
+            let mut decoder = JxlDecoder::new(input).map_err(corrupt)?;
+            decoder.set_limits(image_limits(limits)).map_err(corrupt)?;
+            // Its renderer applies the file's orientation itself, which the
+            // decoder then reports as none.
+            decode_upright(decoder).map(without_float)
+        }
+        Decoder::Heif => heif::decode(input, limits),
     }
 }
 
-fn decode_with_image_crate(
-    input: &[u8],
-    format: ImageFormat,
-    limits: &Limits,
-) -> Result<DynamicImage, EngineError> {
-    let mut reader = ImageReader::with_format(Cursor::new(input), format);
+/// `img` with float samples (an HDR JPEG XL) as 16-bit ones, which every
+/// op and encoder takes.
+fn without_float(img: DynamicImage) -> DynamicImage {
+    match img {
+        DynamicImage::ImageRgb32F(_) => DynamicImage::ImageRgb16(img.to_rgb16()),
+        DynamicImage::ImageRgba32F(_) => DynamicImage::ImageRgba16(img.to_rgba16()),
+        img => img,
+    }
+}
+
+/// What an `image` decoder may make of a file within `limits`.
+fn image_limits(limits: &Limits) -> image::Limits {
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_dimension);
     image_limits.max_image_height = Some(limits.max_dimension);
     // RGBA16 of the largest allowed image, plus decoder scratch.
     image_limits.max_alloc = Some(limits.max_pixels * 8 + 64 * 1024 * 1024);
-    reader.limits(image_limits);
+    image_limits
+}
+
+/// The image `decoder` makes, in sRGB and turned as its file says.
+fn decode_upright(mut decoder: impl ImageDecoder) -> Result<DynamicImage, EngineError> {
     let corrupt = |e: image::ImageError| EngineError::Corrupt(e.to_string());
-    let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let orientation = decoder.orientation().map_err(corrupt)?;
     let icc = decoder.icc_profile().ok().flatten();
     let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
