@@ -10,8 +10,8 @@ use common::Limits;
 use common::recipe::{Encoding, Op, OutputFormat, Subsampling};
 use image::{DynamicImage, Rgba, RgbaImage};
 use libheif_rs::{
-    Channel, ColorSpace, CompressionFormat, EncoderQuality, EncodingOptions, HeifContext,
-    ImageOrientation, LibHeif, RgbChroma,
+    Channel, ColorPrimaries, ColorProfileNCLX, ColorSpace, CompressionFormat, EncoderQuality,
+    EncodingOptions, HeifContext, ImageOrientation, LibHeif, RgbChroma,
 };
 use support::{decode, mean_abs_diff, photo, refusal, run, thumbnail};
 use worker::engine::{EngineError, process};
@@ -107,6 +107,56 @@ fn heif_rotated_clockwise() -> Vec<u8> {
         .encode_image(&image, &mut encoder, Some(options))
         .unwrap();
     context.write_to_bytes().unwrap()
+}
+
+/// A 16×16 AVIF of one colour, `rgb`, whose `nclx` box names `primaries`
+/// and sRGB's transfer function.
+fn avif_with_primaries(rgb: [u8; 3], primaries: ColorPrimaries) -> Vec<u8> {
+    let side = 16;
+    let mut image = libheif_rs::Image::new(side, side, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
+    image
+        .create_plane(Channel::Interleaved, side, side, 8)
+        .unwrap();
+    let plane = image.planes_mut().interleaved.unwrap();
+    for y in 0..side as usize {
+        for x in 0..side as usize {
+            plane.data[y * plane.stride + x * 3..][..3].copy_from_slice(&rgb);
+        }
+    }
+    let mut nclx = ColorProfileNCLX::new().unwrap();
+    nclx.set_color_primaries(primaries);
+    image.set_color_profile_nclx(&nclx).unwrap();
+    let lib = LibHeif::new();
+    let mut encoder = lib.encoder_for_format(CompressionFormat::Av1).unwrap();
+    encoder.set_quality(EncoderQuality::LossLess).unwrap();
+    // libheif leaves an RGB image's nclx box out unless told otherwise.
+    let mut options = EncodingOptions::new().unwrap();
+    options.set_mac_os_compatibility_workaround_no_nclx_profile(false);
+    let mut context = HeifContext::new().unwrap();
+    context
+        .encode_image(&image, &mut encoder, Some(options))
+        .unwrap();
+    context.write_to_bytes().unwrap()
+}
+
+#[test]
+fn a_heif_in_display_p3_by_code_point_is_shown_in_srgb() {
+    let green = [40, 200, 40];
+    let srgb = pixels(&avif_with_primaries(green, ColorPrimaries::ITU_R_BT_709_5)).to_rgb8();
+    let p3 = pixels(&avif_with_primaries(green, ColorPrimaries::SMPTE_EG_432_1)).to_rgb8();
+    let [r, g, b] = srgb.get_pixel(8, 8).0;
+    assert!(
+        r.abs_diff(40) <= 3 && g.abs_diff(200) <= 3 && b.abs_diff(40) <= 3,
+        "sRGB's primaries changed the colour: {:?}",
+        [r, g, b]
+    );
+    // Display P3's green is beyond sRGB's: in sRGB it loses its red and blue.
+    let [r, g, b] = p3.get_pixel(8, 8).0;
+    assert!(
+        r < 15 && b < 15 && (195..=215).contains(&g),
+        "Display P3 green came out as {:?}",
+        [r, g, b]
+    );
 }
 
 #[test]

@@ -1,9 +1,13 @@
 //! Colour management: images carrying an ICC profile (Adobe RGB, Display P3,
-//! camera profiles...) are converted to sRGB, the colour space of the web and
+//! camera profiles...) or naming their colours by code point (a HEIF's
+//! `nclx`) are converted to sRGB, the colour space of the web and
 //! of every output format's default.
 
 use image::DynamicImage;
-use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
+use moxcms::{
+    CicpColorPrimaries, CicpProfile, ColorProfile, DataColorSpace, Layout, MatrixCoefficients,
+    ToneReprCurve, TransferCharacteristics, TransformOptions,
+};
 
 /// `img` converted from the colour space described by `icc` to sRGB. Images
 /// whose profile is sRGB already, is not RGB or cannot be read are returned
@@ -15,6 +19,50 @@ pub fn to_srgb(img: DynamicImage, icc: &[u8]) -> DynamicImage {
     if source.color_space != DataColorSpace::Rgb || is_srgb(&source) {
         return img;
     }
+    from_profile(img, &source)
+}
+
+/// `img` converted to sRGB from the colour a HEIF's `nclx` box names by
+/// code point (ITU-T H.273), as phones other than iPhones and most AVIF
+/// encoders describe Display P3 or BT.2020 photos instead of embedding a
+/// profile. The SDR transfer functions of video standards (BT.709, BT.601,
+/// BT.2020) are taken as sRGB's, as browsers show such images; PQ and HLG
+/// (HDR, which libheif has reduced to 8 bits) and codes with no
+/// chromaticities are left as they are.
+pub fn nclx_to_srgb(img: DynamicImage, primaries: u8, transfer: u8) -> DynamicImage {
+    let (Ok(primaries), Ok(transfer)) = (
+        CicpColorPrimaries::try_from(primaries),
+        TransferCharacteristics::try_from(transfer),
+    ) else {
+        return img;
+    };
+    use TransferCharacteristics as T;
+    let transfer = match transfer {
+        T::Unspecified | T::Srgb | T::Bt709 | T::Bt601 | T::Bt202010bit | T::Bt202012bit => T::Srgb,
+        T::Smpte2084 | T::Hlg => return img,
+        other => other,
+    };
+    let srgb = matches!(
+        primaries,
+        CicpColorPrimaries::Bt709 | CicpColorPrimaries::Unspecified
+    ) && transfer == T::Srgb;
+    let known = moxcms::ColorPrimaries::try_from(primaries).is_ok()
+        && ToneReprCurve::try_from(transfer).is_ok();
+    if srgb || !known {
+        return img;
+    }
+    let source = ColorProfile::new_from_cicp(CicpProfile {
+        color_primaries: primaries,
+        transfer_characteristics: transfer,
+        matrix_coefficients: MatrixCoefficients::Identity,
+        full_range: true,
+    });
+    from_profile(img, &source)
+}
+
+/// `img`, whose colours `source` describes, converted to sRGB; unchanged
+/// where no transform can be made.
+fn from_profile(img: DynamicImage, source: &ColorProfile) -> DynamicImage {
     let target = ColorProfile::new_srgb();
     let alpha = img.color().has_alpha();
     let layout = if alpha { Layout::Rgba } else { Layout::Rgb };

@@ -37,6 +37,12 @@ pub(super) fn decode(input: &[u8], limits: &Limits) -> Result<DynamicImage, Engi
         .ok_or_else(|| EngineError::Corrupt("HEIF: decoded image has no pixels".into()))?;
     if let Some(profile) = handle.color_profile_raw() {
         img = color::to_srgb(img, &profile.data);
+    } else if let Some(nclx) = handle.color_profile_nclx() {
+        img = color::nclx_to_srgb(
+            img,
+            nclx.color_primaries() as u8,
+            nclx.transfer_characteristics() as u8,
+        );
     }
     Ok(img)
 }
