@@ -159,6 +159,59 @@ fn a_heif_in_display_p3_by_code_point_is_shown_in_srgb() {
     );
 }
 
+/// An 8-bit RGB libheif image of `w × h` pixels of one colour.
+fn heif_image(w: u32, h: u32, rgb: [u8; 3]) -> libheif_rs::Image {
+    let mut image = libheif_rs::Image::new(w, h, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
+    image.create_plane(Channel::Interleaved, w, h, 8).unwrap();
+    let plane = image.planes_mut().interleaved.unwrap();
+    for y in 0..h as usize {
+        for x in 0..w as usize {
+            plane.data[y * plane.stride + x * 3..][..3].copy_from_slice(&rgb);
+        }
+    }
+    image
+}
+
+/// A red 400×300 AVIF whose embedded 160×120 thumbnail is blue: what is
+/// decoded shows in the colour.
+fn avif_with_a_blue_thumbnail() -> Vec<u8> {
+    let lib = LibHeif::new();
+    let mut encoder = lib.encoder_for_format(CompressionFormat::Av1).unwrap();
+    encoder.set_quality(EncoderQuality::Lossy(90)).unwrap();
+    let mut context = HeifContext::new().unwrap();
+    let primary = context
+        .encode_image(&heif_image(400, 300, [220, 20, 20]), &mut encoder, None)
+        .unwrap();
+    context
+        .encode_thumbnail(
+            &heif_image(400, 300, [20, 20, 220]),
+            &primary,
+            160,
+            &mut encoder,
+            None,
+        )
+        .unwrap();
+    context.write_to_bytes().unwrap()
+}
+
+#[test]
+fn a_heif_thumbnail_op_decodes_its_embedded_thumbnail_when_it_is_large_enough() {
+    let avif = avif_with_a_blue_thumbnail();
+    let small = run(&avif, &[thumbnail(100, 100)]);
+    assert_eq!((small.width, small.height), (100, 75));
+    let [r, _, b, _] = pixels(&small.bytes).to_rgba8().get_pixel(50, 37).0;
+    assert!(
+        b > 150 && r < 80,
+        "the thumbnail was not used: {:?}",
+        [r, b]
+    );
+    // Larger than the thumbnail: the photo itself.
+    let large = run(&avif, &[thumbnail(200, 200)]);
+    assert_eq!((large.width, large.height), (200, 150));
+    let [r, _, b, _] = pixels(&large.bytes).to_rgba8().get_pixel(100, 75).0;
+    assert!(r > 150 && b < 80, "the photo was not used: {:?}", [r, b]);
+}
+
 #[test]
 fn a_heif_rotation_property_is_applied() {
     let out = pixels(&heif_rotated_clockwise()).to_rgb8();

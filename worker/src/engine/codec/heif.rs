@@ -8,20 +8,62 @@ use common::recipe::{Encoding, Subsampling};
 use image::{DynamicImage, RgbImage, RgbaImage};
 use libheif_rs::{
     Channel, ColorSpace, CompressionFormat, DecodingOptions, EncoderParameterValue, EncoderQuality,
-    HeifContext, HeifError, Image, LibHeif, RgbChroma,
+    HeifContext, HeifError, Image, ImageHandle, LibHeif, RgbChroma,
 };
 
 use crate::engine::{EngineError, color};
 
 /// Decodes a HEIF's primary image upright, in sRGB, 8 bits per sample.
 pub(super) fn decode(input: &[u8], limits: &Limits) -> Result<DynamicImage, EngineError> {
-    let corrupt = |e: HeifError| EngineError::Corrupt(format!("HEIF: {e}"));
     let context = HeifContext::read_from_bytes(input).map_err(corrupt)?;
     let handle = context.primary_image_handle().map_err(corrupt)?;
     // The probe bounded the largest image the file declares; this is the
     // one about to be decoded, as rotated.
     check_dimensions(handle.width(), handle.height(), limits)?;
-    let alpha = handle.has_alpha_channel();
+    decode_item(&handle, &handle)
+}
+
+/// The size of a HEIF's primary image as shown (rotated), if it reads.
+pub(in crate::engine) fn primary_size(input: &[u8]) -> Option<(u32, u32)> {
+    let context = HeifContext::read_from_bytes(input).ok()?;
+    let handle = context.primary_image_handle().ok()?;
+    Some((handle.width(), handle.height()))
+}
+
+/// The smallest thumbnail a HEIF embeds (phones store one) that is at
+/// least `min_w × min_h` as shown, decoded upright and in sRGB by its
+/// primary image's colours; `None` when it embeds none that large.
+pub(in crate::engine) fn decode_thumbnail(
+    input: &[u8],
+    min_w: u32,
+    min_h: u32,
+    limits: &Limits,
+) -> Result<Option<DynamicImage>, EngineError> {
+    let context = HeifContext::read_from_bytes(input).map_err(corrupt)?;
+    let primary = context.primary_image_handle().map_err(corrupt)?;
+    let mut ids = vec![0; primary.number_of_thumbnails()];
+    let count = primary.thumbnail_ids(&mut ids);
+    let thumbnail = ids[..count]
+        .iter()
+        .filter_map(|&id| primary.thumbnail(id).ok())
+        .filter(|t| t.width() >= min_w && t.height() >= min_h)
+        .min_by_key(|t| u64::from(t.width()) * u64::from(t.height()));
+    let Some(thumbnail) = thumbnail else {
+        return Ok(None);
+    };
+    check_dimensions(thumbnail.width(), thumbnail.height(), limits)?;
+    decode_item(&thumbnail, &primary).map(Some)
+}
+
+fn corrupt(e: HeifError) -> EngineError {
+    EngineError::Corrupt(format!("HEIF: {e}"))
+}
+
+/// Decodes `item` upright, 8 bits per sample, converted to sRGB from the
+/// colours `colours` declares (its own, or for a thumbnail its primary
+/// image's, which a thumbnail often does not repeat).
+fn decode_item(item: &ImageHandle, colours: &ImageHandle) -> Result<DynamicImage, EngineError> {
+    let alpha = item.has_alpha_channel();
     let chroma = if alpha {
         RgbChroma::Rgba
     } else {
@@ -31,13 +73,13 @@ pub(super) fn decode(input: &[u8], limits: &Limits) -> Result<DynamicImage, Engi
         .ok_or_else(|| EngineError::Corrupt("HEIF: libheif is out of memory".into()))?;
     options.set_convert_hdr_to_8bit(true);
     let image = LibHeif::new()
-        .decode(&handle, ColorSpace::Rgb(chroma), Some(options))
+        .decode(item, ColorSpace::Rgb(chroma), Some(options))
         .map_err(corrupt)?;
     let mut img = to_dynamic_image(&image, alpha)
         .ok_or_else(|| EngineError::Corrupt("HEIF: decoded image has no pixels".into()))?;
-    if let Some(profile) = handle.color_profile_raw() {
+    if let Some(profile) = colours.color_profile_raw() {
         img = color::to_srgb(img, &profile.data);
-    } else if let Some(nclx) = handle.color_profile_nclx() {
+    } else if let Some(nclx) = colours.color_profile_nclx() {
         img = color::nclx_to_srgb(
             img,
             nclx.color_primaries() as u8,

@@ -1,6 +1,5 @@
-//! Shrink-on-load: when a recipe starts by shrinking an image at least
-//! twofold, decode it already reduced instead of whole, then apply that
-//! first op exactly (its geometry computed from the full-size dimensions,
+//! Shrink-on-load: when a recipe starts by shrinking an image, decode it
+//! already reduced instead of whole, then apply that first op exactly (its geometry computed from the full-size dimensions,
 //! so the output has the size the slow path gives).
 //!
 //! - JPEG, every layout (baseline or progressive, 4:4:4 to 4:2:0, grey,
@@ -10,6 +9,9 @@
 //!   full image is never held, only one row of sums.
 //! - WebP (still, lossy or lossless): libwebp rescales rows as it decodes
 //!   them (the `libwebp` crate of this workspace).
+//! - HEIC and AVIF: libheif cannot decode reduced, but phones embed a
+//!   thumbnail; the smallest one at least the op's output is decoded
+//!   instead of the photo.
 //!
 //! Anything else, or a file these decoders refuse, returns `None` and takes
 //! the full decoder, which then gives the verdict on it.
@@ -24,7 +26,7 @@ use common::recipe::Op;
 use image::DynamicImage;
 use image::metadata::Orientation;
 
-use super::{EngineError, color, geometry};
+use super::{EngineError, codec, color, geometry};
 
 /// Decodes `input` reduced for its first op and applies that op, or `None`
 /// when the image cannot be, or need not be, shrunk on load.
@@ -44,6 +46,7 @@ pub(super) fn shrink_on_load(
         InputFormat::Jpeg if probe.scalable => jpeg::metadata(input),
         InputFormat::Png => png::metadata(input),
         InputFormat::WebP => webp::metadata(input),
+        InputFormat::Heic | InputFormat::Avif => return heif_thumbnail(input, ops, limits),
         _ => return Ok(None),
     };
     let transposed = transposes(orientation);
@@ -73,16 +76,46 @@ pub(super) fn shrink_on_load(
         img = color::to_srgb(img, &icc);
     }
     img.apply_orientation(orientation);
+    apply_first(&img, plan, ops, limits).map(Some)
+}
+
+/// A HEIF's first op applied to its embedded thumbnail when that is at
+/// least the op's output (libheif cannot decode reduced; phones store a
+/// thumbnail), as libvips' thumbnail does.
+fn heif_thumbnail(
+    input: &[u8],
+    ops: &[Op],
+    limits: &Limits,
+) -> Result<Option<DynamicImage>, EngineError> {
+    let Some((w, h)) = codec::heif_primary_size(input) else {
+        return Ok(None);
+    };
+    let Some((plan, need_w, need_h)) = shrink_plan(w, h, ops.first()) else {
+        return Ok(None);
+    };
+    let Some(img) = codec::heif_thumbnail(input, need_w, need_h, limits)? else {
+        return Ok(None);
+    };
+    apply_first(&img, plan, ops, limits).map(Some)
+}
+
+/// The first of `ops` applied, by `plan`, to `img` decoded reduced.
+fn apply_first(
+    img: &DynamicImage,
+    plan: Shrink,
+    ops: &[Op],
+    limits: &Limits,
+) -> Result<DynamicImage, EngineError> {
     if let Some(first) = ops.first() {
         let (ow, oh) = match plan {
             Shrink::Exact(w, h) | Shrink::Cover(w, h) => (w, h),
         };
         geometry::check_output(first.name(), ow, oh, limits)?;
     }
-    Ok(Some(match plan {
-        Shrink::Exact(fw, fh) => geometry::resize_exact(&img, fw, fh),
-        Shrink::Cover(cw, ch) => geometry::resize_cover(&img, cw, ch),
-    }))
+    Ok(match plan {
+        Shrink::Exact(fw, fh) => geometry::resize_exact(img, fw, fh),
+        Shrink::Cover(cw, ch) => geometry::resize_cover(img, cw, ch),
+    })
 }
 
 /// Whether an orientation swaps width and height.
