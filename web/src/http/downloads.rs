@@ -133,7 +133,7 @@ fn output_format(name: &str) -> OutputFormat {
     ),
     security(("job_token" = []), ("signed_link" = [])),
     responses(
-        (status = 200, description = "The output image (JPEG, PNG or WebP)", content_type = "image/*", body = Vec<u8>),
+        (status = 200, description = "The output image (JPEG, PNG, WebP or AVIF)", content_type = "image/*", body = Vec<u8>),
         (status = 404, description = "No such finished output, or a wrong or missing token or signed link", body = ErrorBody),
     )
 )]

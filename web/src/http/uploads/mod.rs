@@ -79,7 +79,7 @@ enum Cut {
     params(("id" = Uuid, Path, description = "Job id")),
     security(("job_token" = [])),
     request_body(content_type = "multipart/form-data",
-        description = "One or more `file` parts; each file is judged on its own"),
+        description = "One or more `file` parts, each a JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC/HEIF, AVIF or JPEG XL (sniffed from its bytes); each file is judged on its own"),
     responses(
         (status = 201, description = "Some files accepted (rejected ones listed with their reason)", body = Uploaded),
         (status = 400, description = "No file accepted, or no file sent", body = Uploaded),
