@@ -23,24 +23,21 @@ pub(super) fn decode(input: &[u8], limits: &Limits) -> Result<DynamicImage, Engi
     decode_item(&handle, &handle)
 }
 
-/// The size of a HEIF's primary image as shown (rotated), if it reads.
-pub(in crate::engine) fn primary_size(input: &[u8]) -> Option<(u32, u32)> {
-    let context = HeifContext::read_from_bytes(input).ok()?;
-    let handle = context.primary_image_handle().ok()?;
-    Some((handle.width(), handle.height()))
-}
-
 /// The smallest thumbnail a HEIF embeds (phones store one) that is at
-/// least `min_w × min_h` as shown, decoded upright and in sRGB by its
-/// primary image's colours; `None` when it embeds none that large.
-pub(in crate::engine) fn decode_thumbnail(
+/// least the size `plan` asks of its primary image's size as shown, decoded
+/// upright and in sRGB by the primary image's colours, with what `plan`
+/// made of that size; `None` when `plan` asks nothing or no thumbnail is
+/// that large.
+pub(in crate::engine) fn decode_thumbnail<T>(
     input: &[u8],
-    min_w: u32,
-    min_h: u32,
     limits: &Limits,
-) -> Result<Option<DynamicImage>, EngineError> {
+    plan: impl FnOnce(u32, u32) -> Option<(T, u32, u32)>,
+) -> Result<Option<(T, DynamicImage)>, EngineError> {
     let context = HeifContext::read_from_bytes(input).map_err(corrupt)?;
     let primary = context.primary_image_handle().map_err(corrupt)?;
+    let Some((planned, min_w, min_h)) = plan(primary.width(), primary.height()) else {
+        return Ok(None);
+    };
     let mut ids = vec![0; primary.number_of_thumbnails()];
     let count = primary.thumbnail_ids(&mut ids);
     let thumbnail = ids[..count]
@@ -52,7 +49,7 @@ pub(in crate::engine) fn decode_thumbnail(
         return Ok(None);
     };
     check_dimensions(thumbnail.width(), thumbnail.height(), limits)?;
-    decode_item(&thumbnail, &primary).map(Some)
+    Ok(Some((planned, decode_item(&thumbnail, &primary)?)))
 }
 
 fn corrupt(e: HeifError) -> EngineError {

@@ -20,7 +20,7 @@ use jxl_oxide::integration::JxlDecoder;
 use super::{EngineError, color};
 
 pub(super) use encode::encode;
-pub(super) use heif::{decode_thumbnail as heif_thumbnail, primary_size as heif_primary_size};
+pub(super) use heif::decode_thumbnail as heif_thumbnail;
 
 /// Decodes `input` whole, converted to sRGB and oriented upright.
 pub(super) fn decode(

@@ -87,13 +87,10 @@ fn heif_thumbnail(
     ops: &[Op],
     limits: &Limits,
 ) -> Result<Option<DynamicImage>, EngineError> {
-    let Some((w, h)) = codec::heif_primary_size(input) else {
-        return Ok(None);
-    };
-    let Some((plan, need_w, need_h)) = shrink_plan(w, h, ops.first()) else {
-        return Ok(None);
-    };
-    let Some(img) = codec::heif_thumbnail(input, need_w, need_h, limits)? else {
+    // Planned on the primary image's size as shown, which the probe's
+    // (the largest image the file declares, unrotated) need not be.
+    let thumbnail = codec::heif_thumbnail(input, limits, |w, h| shrink_plan(w, h, ops.first()))?;
+    let Some((plan, img)) = thumbnail else {
         return Ok(None);
     };
     apply_first(&img, plan, ops, limits).map(Some)
