@@ -37,7 +37,8 @@ const OPS = {
   sharpen:      [["amount", "float", 1]],
   format:       [["format", "choice", "jpeg", ["jpeg","png","webp","avif"]], ["quality", "int", 85],
                  ["subsampling", "choice", "420", ["420","444"]], ["progressive", "choice", "no", ["no","yes"]],
-                 ["lossless", "choice", "no", ["no","yes"]], ["speed", "int", 5]],
+                 ["lossless", "choice", "no", ["no","yes"]], ["speed", "int", 5],
+                 ["metadata", "choice", "strip", ["strip","copyright","all"]], ["keep_icc", "choice", "no", ["no","yes"]]],
 };
 
 for (const [name, p] of Object.entries(PRESETS)) {
@@ -117,6 +118,8 @@ function opJson(row) {
       if ((format === "jpeg" || format === "avif") && !lossless) o.subsampling = v("subsampling");
       if (format === "jpeg" && v("progressive") === "yes") o.progressive = true;
       if (format === "avif") o.speed = num("speed");
+      if (v("metadata") !== "strip") o.metadata = v("metadata");
+      if (v("keep_icc") === "yes") o.keep_icc = true;
       return o;
     }
     default: {

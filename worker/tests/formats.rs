@@ -10,10 +10,10 @@ use common::Limits;
 use common::recipe::{Encoding, Op, OutputFormat, Subsampling};
 use image::{DynamicImage, Rgba, RgbaImage};
 use libheif_rs::{
-    Channel, ColorPrimaries, ColorProfileNCLX, ColorSpace, CompressionFormat, EncoderQuality,
-    EncodingOptions, HeifContext, ImageOrientation, LibHeif, RgbChroma,
+    Channel, ColorPrimaries, ColorSpace, CompressionFormat, EncoderQuality, EncodingOptions,
+    HeifContext, ImageOrientation, LibHeif, RgbChroma,
 };
-use support::{decode, mean_abs_diff, photo, refusal, run, thumbnail};
+use support::{avif_with_primaries, decode, mean_abs_diff, photo, refusal, run, thumbnail};
 use worker::engine::{EngineError, process};
 
 fn format(encoding: Encoding) -> Op {
@@ -102,36 +102,6 @@ fn heif_rotated_clockwise() -> Vec<u8> {
     encoder.set_quality(EncoderQuality::Lossy(90)).unwrap();
     let mut options = EncodingOptions::new().unwrap();
     options.set_image_orientation(ImageOrientation::Rotate90Cw);
-    let mut context = HeifContext::new().unwrap();
-    context
-        .encode_image(&image, &mut encoder, Some(options))
-        .unwrap();
-    context.write_to_bytes().unwrap()
-}
-
-/// A 16×16 AVIF of one colour, `rgb`, whose `nclx` box names `primaries`
-/// and sRGB's transfer function.
-fn avif_with_primaries(rgb: [u8; 3], primaries: ColorPrimaries) -> Vec<u8> {
-    let side = 16;
-    let mut image = libheif_rs::Image::new(side, side, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
-    image
-        .create_plane(Channel::Interleaved, side, side, 8)
-        .unwrap();
-    let plane = image.planes_mut().interleaved.unwrap();
-    for y in 0..side as usize {
-        for x in 0..side as usize {
-            plane.data[y * plane.stride + x * 3..][..3].copy_from_slice(&rgb);
-        }
-    }
-    let mut nclx = ColorProfileNCLX::new().unwrap();
-    nclx.set_color_primaries(primaries);
-    image.set_color_profile_nclx(&nclx).unwrap();
-    let lib = LibHeif::new();
-    let mut encoder = lib.encoder_for_format(CompressionFormat::Av1).unwrap();
-    encoder.set_quality(EncoderQuality::LossLess).unwrap();
-    // libheif leaves an RGB image's nclx box out unless told otherwise.
-    let mut options = EncodingOptions::new().unwrap();
-    options.set_mac_os_compatibility_workaround_no_nclx_profile(false);
     let mut context = HeifContext::new().unwrap();
     context
         .encode_image(&image, &mut encoder, Some(options))

@@ -3,16 +3,18 @@
 //!
 //! `fuzz-regressions/seed-*` are the small valid images the fuzzer starts
 //! from, one per format and flavour (progressive and CMYK JPEG, 16-bit and
-//! alpha PNG, ...): they must process with either op. Every other file there
-//! is an input the fuzzer found (a selector byte, then the image, as the
-//! target reads it): it must come back as a result or a clean error within
-//! the fuzzer's limits, never an abort nor a panic (which `process` catches
-//! and reports as `EngineError::Panicked`).
+//! alpha PNG, JPEG and WebP with EXIF and a ProPhoto profile from the
+//! `jxl-color` crate's test profiles, ...): they must process with either op,
+//! alone and followed by a format op keeping all metadata and the profile.
+//! Every other file there is an input the fuzzer found (a selector byte,
+//! then the image, as the target reads it): it must come back as a result
+//! or a clean error within the fuzzer's limits, never an abort nor a panic
+//! (which `process` catches and reports as `EngineError::Panicked`).
 
 use std::path::Path;
 
 use common::Limits;
-use common::recipe::{Axis, Op};
+use common::recipe::{Axis, Encoding, Metadata, Op, OutputFormat};
 use worker::engine::{EngineError, process};
 
 fn limits() -> Limits {
@@ -25,16 +27,27 @@ fn limits() -> Limits {
     }
 }
 
-fn ops() -> [Op; 2] {
-    [
+/// The recipe the fuzz target runs for a selector byte.
+fn recipe(selector: u8) -> Vec<Op> {
+    let op = if selector & 1 == 0 {
         Op::Thumbnail {
             width: 64,
             height: 64,
-        },
+        }
+    } else {
         Op::Flip {
             axis: Axis::Horizontal,
-        },
-    ]
+        }
+    };
+    let mut ops = vec![op];
+    if selector & 2 != 0 {
+        ops.push(Op::Format(Encoding {
+            metadata: Some(Metadata::All),
+            keep_icc: true,
+            ..Encoding::of(OutputFormat::Png)
+        }));
+    }
+    ops
 }
 
 #[test]
@@ -64,15 +77,15 @@ fn fuzz_regressions_process_or_fail_cleanly() {
             .to_string_lossy()
             .starts_with("seed-")
         {
-            for op in ops() {
-                let out = process(&data, std::slice::from_ref(&op), &limits(), None)
-                    .unwrap_or_else(|e| panic!("{file:?} with {op:?}: {e}"));
+            for selector in 0..4 {
+                let ops = recipe(selector);
+                let out = process(&data, &ops, &limits(), None)
+                    .unwrap_or_else(|e| panic!("{file:?} with {ops:?}: {e}"));
                 assert!(out.width > 0 && out.height > 0);
             }
         } else if let Some((&selector, image)) = data.split_first() {
-            let op = &ops()[usize::from(selector & 1)];
             if let Err(EngineError::Panicked(what)) =
-                process(image, std::slice::from_ref(op), &limits(), None)
+                process(image, &recipe(selector), &limits(), None)
             {
                 panicked.push(format!("{file:?}: {what}"));
             }

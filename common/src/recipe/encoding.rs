@@ -78,15 +78,19 @@ pub enum Subsampling {
     Full,
 }
 
-/// What metadata an output keeps.
+/// What of a photo's EXIF an output keeps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Metadata {
-    /// Nothing but an sRGB image.
+    /// Nothing: no EXIF, no XMP, no comments.
     #[default]
     Strip,
-    /// Artist, copyright and date; no GPS, no serial numbers.
+    /// Artist, copyright and the dates (with their time zones); no GPS, no
+    /// camera, no serial numbers.
     Copyright,
+    /// Every EXIF tag of the photo (camera, exposure, GPS...), with its
+    /// orientation set to upright; never the embedded thumbnail, which
+    /// shows the photo before the recipe.
     All,
 }
 
@@ -111,10 +115,11 @@ pub struct Encoding {
     /// unless asked, as libvips' default effort.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speed: Option<u8>,
-    /// Only `strip` is made yet; the others are refused rather than ignored.
+    /// What of the photo's EXIF the output keeps; `strip` unless asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
-    /// Refused yet: every output is converted to sRGB.
+    /// Keep a wide-gamut photo's colours (Display P3, Adobe RGB...) as they
+    /// are, its profile embedded, instead of converting them to sRGB.
     #[serde(default, skip_serializing_if = "is_false")]
     pub keep_icc: bool,
 }
@@ -154,6 +159,10 @@ impl Encoding {
 
     pub fn speed(&self) -> u8 {
         self.speed.unwrap_or(5)
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        self.metadata.unwrap_or_default()
     }
 
     /// Checks settings against the format; returns the field at fault.
@@ -197,18 +206,6 @@ impl Encoding {
         }
         if self.lossless && self.subsampling == Some(Subsampling::Half) {
             return Err(("subsampling", "lossless keeps colour at 444".into()));
-        }
-        if matches!(self.metadata, Some(Metadata::Copyright | Metadata::All)) {
-            return Err((
-                "metadata",
-                "only \"strip\" is supported yet: outputs keep no metadata".into(),
-            ));
-        }
-        if self.keep_icc {
-            return Err((
-                "keep_icc",
-                "not supported yet: outputs are converted to sRGB".into(),
-            ));
         }
         Ok(())
     }
@@ -267,22 +264,19 @@ mod tests {
     }
 
     #[test]
-    fn metadata_and_icc_not_yet_made_are_refused_not_ignored() {
-        for (op, field) in [
-            (
-                json!({"op":"format","format":"jpeg","metadata":"copyright"}),
-                "metadata",
-            ),
-            (
-                json!({"op":"format","format":"jpeg","keep_icc":true}),
-                "keep_icc",
-            ),
-        ] {
-            let e = format(op).unwrap_err();
-            assert!(
-                e.location.ends_with(field) && e.message.contains("yet"),
-                "{e}"
-            );
+    fn every_format_takes_a_metadata_policy_and_keep_icc() {
+        for f in ["jpeg", "png", "webp", "avif"] {
+            for policy in ["strip", "copyright", "all"] {
+                let op =
+                    format(json!({"op":"format","format":f,"metadata":policy,"keep_icc":true}));
+                let Op::Format(encoding) = op.unwrap() else {
+                    panic!("not a format op")
+                };
+                assert!(encoding.keep_icc);
+                assert_eq!(json!(encoding.metadata()), json!(policy));
+            }
         }
+        let e = format(json!({"op":"format","format":"jpeg","metadata":"gps"})).unwrap_err();
+        assert!(e.message.contains("`strip`, `copyright`, `all`"), "{e}");
     }
 }

@@ -52,6 +52,8 @@ try {
   // the page asks for (images, downloads, the event stream) is a signed link.
   const tokenUrls = [];
   page.on("request", (r) => { if (/[?&]token=/.test(r.url().split("#")[0])) tokenUrls.push(r.url()); });
+  const jobRequests = [];
+  page.on("request", (r) => { if (r.method() === "POST" && new URL(r.url()).pathname === "/api/jobs") jobRequests.push(r.postData()); });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
     // The text file's upload is refused with a 400 on purpose, and the
@@ -63,9 +65,10 @@ try {
   await page.goto(url);
   // The thumbnail preset is on by default; add black & white.
   await page.check("input[name=recipe][value=bw]");
-  // And a recipe of our own: rotate 90°, then AVIF at speed 9 and 4:4:4 (the
-  // builder must send only the settings AVIF takes, or the server refuses
-  // the recipe; at the default speed a full-size AVIF is over the budget).
+  // And a recipe of our own: rotate 90°, then AVIF at speed 9 and 4:4:4,
+  // keeping the photo's copyright and its wide gamut (the builder must send
+  // only the settings AVIF takes, or the server refuses the recipe; at the
+  // default speed a full-size AVIF is over the budget).
   await page.fill("#rname", "turned");
   await page.selectOption("#addop", "rotate");
   await page.selectOption("#addop", "format");
@@ -73,6 +76,8 @@ try {
   await page.selectOption(setting("format"), "avif");
   await page.selectOption(setting("subsampling"), "444");
   await page.fill(`#ops .oprow:nth-child(2) label:has-text("speed") input`, "9");
+  await page.selectOption(setting("metadata"), "copyright");
+  await page.selectOption(setting("keep_icc"), "yes");
   await page.click("#saverecipe");
   const chip = await page.textContent("#custom .chip");
   if (!chip.includes("turned: rotate → format")) throw new Error(`recipe chip reads ${chip}`);
@@ -83,6 +88,13 @@ try {
     join(photos, "heif", "rocket.heic"), join(shots, "notes.txt"),
   ]);
   await page.click("#go");
+  await page.waitForFunction(() => document.querySelectorAll(".out").length > 0, null, { timeout: 60_000 });
+  const turned = JSON.parse(jobRequests[0]).recipes.find((r) => r.name === "turned");
+  const format = turned && turned.ops[1];
+  if (!format || format.format !== "avif" || format.speed !== 9 || format.subsampling !== "444"
+      || format.metadata !== "copyright" || format.keep_icc !== true || "progressive" in format) {
+    throw new Error(`the builder sent ${JSON.stringify(turned)}`);
+  }
 
   // 4 photos × 3 recipes, all done, streamed in by SSE.
   await page.waitForFunction(() => document.querySelectorAll(".out[data-state=done]").length === 12,

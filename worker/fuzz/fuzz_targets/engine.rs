@@ -1,5 +1,6 @@
 //! Untrusted bytes through the whole engine: sniff, header probe, limits,
-//! decode (shrink-on-load or full), an op, encode. `process` catches panics,
+//! decode (shrink-on-load or full), an op, encode (keeping the file's EXIF
+//! and profile when the selector's second bit asks). `process` catches panics,
 //! as production needs, and reports them as `EngineError::Panicked`: this
 //! target turns that back into a crash, so the fuzzer finds panics as well
 //! as aborts, hangs and runaway memory.
@@ -12,7 +13,7 @@
 use libfuzzer_sys::fuzz_target;
 use common::Limits;
 use worker::engine::{EngineError, process};
-use common::recipe::{Axis, Op};
+use common::recipe::{Axis, Encoding, Metadata, Op, OutputFormat};
 
 fuzz_target!(
     init: {
@@ -40,7 +41,16 @@ fuzz_target!(
         } else {
             Op::Flip { axis: Axis::Horizontal }
         };
-        if let Err(EngineError::Panicked(what)) = process(image, &[op], &limits, None) {
+        // The EXIF and ICC readers and writers see the file only when asked.
+        let mut ops = vec![op];
+        if selector & 2 != 0 {
+            ops.push(Op::Format(Encoding {
+                metadata: Some(Metadata::All),
+                keep_icc: true,
+                ..Encoding::of(OutputFormat::Png)
+            }));
+        }
+        if let Err(EngineError::Panicked(what)) = process(image, &ops, &limits, None) {
             eprintln!("the engine panicked: {what}");
             std::process::abort();
         }

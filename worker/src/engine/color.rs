@@ -1,7 +1,9 @@
 //! Colour management: images carrying an ICC profile (Adobe RGB, Display P3,
 //! camera profiles...) or naming their colours by code point (a HEIF's
 //! `nclx`) are converted to sRGB, the colour space of the web and
-//! of every output format's default.
+//! of every output format's default — or, when a recipe asks to keep their
+//! gamut (`keep_icc`), left as they are with the profile that describes
+//! them, for the encoder to embed.
 
 use image::DynamicImage;
 use moxcms::{
@@ -9,37 +11,67 @@ use moxcms::{
     ToneReprCurve, TransferCharacteristics, TransformOptions,
 };
 
-/// `img` converted from the colour space described by `icc` to sRGB. Images
-/// whose profile is sRGB already, is not RGB or cannot be read are returned
-/// unchanged: a broken profile is not worth failing a photo for.
-pub fn to_srgb(img: DynamicImage, icc: &[u8]) -> DynamicImage {
-    let Ok(source) = ColorProfile::new_from_slice(icc) else {
-        return img;
-    };
-    if source.color_space != DataColorSpace::Rgb || is_srgb(&source) {
-        return img;
-    }
-    from_profile(img, &source)
+/// What colours an image's samples stand for, as its file says.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Colours {
+    /// Nothing said: sRGB, as the web takes such images.
+    #[default]
+    Srgb,
+    /// An embedded ICC profile.
+    Icc(Vec<u8>),
+    /// Code points of a HEIF's `nclx` box (ITU-T H.273).
+    Cicp { primaries: u8, transfer: u8 },
 }
 
-/// `img` converted to sRGB from the colour a HEIF's `nclx` box names by
-/// code point (ITU-T H.273), as phones other than iPhones and most AVIF
-/// encoders describe Display P3 or BT.2020 photos instead of embedding a
-/// profile. The SDR transfer functions of video standards (BT.709, BT.601,
-/// BT.2020) are taken as sRGB's, as browsers show such images; PQ and HLG
-/// (HDR, which libheif has reduced to 8 bits) and codes with no
-/// chromaticities are left as they are.
-pub fn nclx_to_srgb(img: DynamicImage, primaries: u8, transfer: u8) -> DynamicImage {
+/// `img`, whose samples stand for `colours`, in sRGB; or, with `keep`, as
+/// it is beside the ICC profile that describes it (`None` when that is
+/// sRGB or nothing can describe it, the image then being converted as
+/// without `keep`).
+pub fn settle(img: DynamicImage, colours: Colours, keep: bool) -> (DynamicImage, Option<Vec<u8>>) {
+    let source = match &colours {
+        Colours::Srgb => None,
+        Colours::Icc(icc) => ColorProfile::new_from_slice(icc)
+            .ok()
+            .filter(|p| p.color_space == DataColorSpace::Rgb && !is_srgb(p)),
+        Colours::Cicp {
+            primaries,
+            transfer,
+        } => cicp_profile(*primaries, *transfer),
+    };
+    let Some(source) = source else {
+        return (img, None);
+    };
+    if !keep {
+        return (from_profile(img, &source), None);
+    }
+    let icc = match colours {
+        Colours::Icc(icc) => Some(icc),
+        _ => source.encode().ok(),
+    };
+    match icc {
+        Some(icc) => (img, Some(icc)),
+        None => (from_profile(img, &source), None),
+    }
+}
+
+/// The profile of the colours a HEIF's `nclx` box names by code point
+/// (ITU-T H.273), as phones other than iPhones and most AVIF encoders
+/// describe Display P3 or BT.2020 photos instead of embedding a profile.
+/// The SDR transfer functions of video standards (BT.709, BT.601, BT.2020)
+/// are taken as sRGB's, as browsers show such images. `None` for sRGB, for
+/// PQ and HLG (HDR, which libheif has reduced to 8 bits) and for codes with
+/// no chromaticities: those images are left as they are.
+fn cicp_profile(primaries: u8, transfer: u8) -> Option<ColorProfile> {
     let (Ok(primaries), Ok(transfer)) = (
         CicpColorPrimaries::try_from(primaries),
         TransferCharacteristics::try_from(transfer),
     ) else {
-        return img;
+        return None;
     };
     use TransferCharacteristics as T;
     let transfer = match transfer {
         T::Unspecified | T::Srgb | T::Bt709 | T::Bt601 | T::Bt202010bit | T::Bt202012bit => T::Srgb,
-        T::Smpte2084 | T::Hlg => return img,
+        T::Smpte2084 | T::Hlg => return None,
         other => other,
     };
     let srgb = matches!(
@@ -49,15 +81,14 @@ pub fn nclx_to_srgb(img: DynamicImage, primaries: u8, transfer: u8) -> DynamicIm
     let known = moxcms::ColorPrimaries::try_from(primaries).is_ok()
         && ToneReprCurve::try_from(transfer).is_ok();
     if srgb || !known {
-        return img;
+        return None;
     }
-    let source = ColorProfile::new_from_cicp(CicpProfile {
+    Some(ColorProfile::new_from_cicp(CicpProfile {
         color_primaries: primaries,
         transfer_characteristics: transfer,
         matrix_coefficients: MatrixCoefficients::Identity,
         full_range: true,
-    });
-    from_profile(img, &source)
+    }))
 }
 
 /// `img`, whose colours `source` describes, converted to sRGB; unchanged

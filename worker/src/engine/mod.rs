@@ -3,7 +3,7 @@
 //! process per image (see `crate::isolate`).
 //!
 //! One module per step of the pipeline; [`apply`] only dispatches:
-//! - [`codec`]: decode (ICC to sRGB, EXIF orientation), encode.
+//! - [`codec`]: decode (EXIF orientation), encode, the EXIF an output keeps.
 //! - [`shrink`]: decode already reduced when the first op shrinks (JPEG by
 //!   DCT scaling, PNG by averaging rows as they inflate, WebP by libwebp's
 //!   rescaling decoder).
@@ -11,7 +11,7 @@
 //! - [`adjust`]: blur, sharpen, contrast, brightness, recolor.
 //! - [`retouch`]: red-eye removal and teeth whitening.
 //! - [`smart`]: where a smart crop goes.
-//! - [`color`]: ICC profiles to sRGB.
+//! - [`color`]: ICC profiles to sRGB, or kept with the image.
 
 mod adjust;
 mod codec;
@@ -122,11 +122,20 @@ fn process_unguarded(
             "JPEG is truncated (no end-of-image marker)".into(),
         ));
     }
+    let encoding = probe::output_encoding(ops, probe.format, default_format);
     let mut timings = Vec::with_capacity(ops.len() + 2);
     let started = Instant::now();
-    let (mut img, rest) = match shrink::shrink_on_load(input, &probe, ops, limits)? {
-        Some(img) => (img, &ops[1..]),
-        None => (codec::decode(input, probe.format, limits)?, ops),
+    let (decoded, shrunk) = match shrink::decode_reduced(input, &probe, ops, limits)? {
+        Some((decoded, plan)) => (decoded, Some(plan)),
+        None => (codec::decode(input, probe.format, limits)?, None),
+    };
+    let (mut img, icc) = color::settle(decoded.image, decoded.colours, encoding.keep_icc);
+    let rest = match shrunk {
+        Some(plan) => {
+            img = shrink::apply_first(&img, plan, ops, limits)?;
+            &ops[1..]
+        }
+        None => ops,
     };
     timings.push(("decode", started.elapsed()));
     for op in rest {
@@ -134,9 +143,12 @@ fn process_unguarded(
         img = apply(img, op, limits)?;
         timings.push((op.name(), started.elapsed()));
     }
-    let encoding = probe::output_encoding(ops, probe.format, default_format);
+    let embedded = codec::Embedded {
+        icc,
+        exif: codec::kept_exif(input, probe.format, encoding.metadata()),
+    };
     let started = Instant::now();
-    let bytes = codec::encode(&img, &encoding)?;
+    let bytes = codec::encode(&img, &encoding, &embedded)?;
     timings.push(("encode", started.elapsed()));
     Ok(Output {
         bytes,

@@ -11,6 +11,10 @@ use std::path::PathBuf;
 use common::Limits;
 use common::recipe::{Op, OutputFormat};
 use image::{DynamicImage, ImageFormat, RgbImage};
+use libheif_rs::{
+    Channel, ColorPrimaries, ColorProfileNCLX, ColorSpace, CompressionFormat, EncoderQuality,
+    EncodingOptions, HeifContext, LibHeif, RgbChroma,
+};
 use worker::engine::{EngineError, Output, process};
 
 /// The path of a file of the workspace's testdata/.
@@ -76,4 +80,34 @@ pub fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
         })
         .sum::<f64>()
         / (f64::from(a.width() * a.height()) * 3.0)
+}
+
+/// A 16×16 AVIF of one colour, `rgb`, whose `nclx` box names `primaries`
+/// and sRGB's transfer function.
+pub fn avif_with_primaries(rgb: [u8; 3], primaries: ColorPrimaries) -> Vec<u8> {
+    let side = 16;
+    let mut image = libheif_rs::Image::new(side, side, ColorSpace::Rgb(RgbChroma::Rgb)).unwrap();
+    image
+        .create_plane(Channel::Interleaved, side, side, 8)
+        .unwrap();
+    let plane = image.planes_mut().interleaved.unwrap();
+    for y in 0..side as usize {
+        for x in 0..side as usize {
+            plane.data[y * plane.stride + x * 3..][..3].copy_from_slice(&rgb);
+        }
+    }
+    let mut nclx = ColorProfileNCLX::new().unwrap();
+    nclx.set_color_primaries(primaries);
+    image.set_color_profile_nclx(&nclx).unwrap();
+    let lib = LibHeif::new();
+    let mut encoder = lib.encoder_for_format(CompressionFormat::Av1).unwrap();
+    encoder.set_quality(EncoderQuality::LossLess).unwrap();
+    // libheif leaves an RGB image's nclx box out unless told otherwise.
+    let mut options = EncodingOptions::new().unwrap();
+    options.set_mac_os_compatibility_workaround_no_nclx_profile(false);
+    let mut context = HeifContext::new().unwrap();
+    context
+        .encode_image(&image, &mut encoder, Some(options))
+        .unwrap();
+    context.write_to_bytes().unwrap()
 }

@@ -1,27 +1,69 @@
 //! Encoding: each format through the library that makes the smallest files
 //! at its quality, as libvips does — libjpeg-turbo with optimised Huffman
 //! tables, libwebp, libaom through libheif — and PNG through the `image`
-//! crate.
+//! crate; then the profile and EXIF a recipe keeps, written where each
+//! container keeps them (`img-parts` for JPEG, PNG and WebP, libheif for
+//! AVIF).
 
 use common::recipe::{Encoding, OutputFormat, Subsampling};
 use image::codecs::png::PngEncoder;
 use image::{DynamicImage, Rgba};
+use img_parts::{Bytes, DynImage, ImageEXIF, ImageICC};
 use turbojpeg::{Compressor, PixelFormat, Subsamp};
 
 use super::heif;
 use crate::engine::EngineError;
 
-/// Encodes `img` as `encoding` says.
+/// What an output carries of its source besides pixels.
+#[derive(Debug, Default)]
+pub(in crate::engine) struct Embedded {
+    /// The ICC profile its samples are in, when they were kept out of sRGB
+    /// (`keep_icc`).
+    pub icc: Option<Vec<u8>>,
+    /// The EXIF the recipe's `metadata` keeps, from its TIFF header on.
+    pub exif: Option<Vec<u8>>,
+}
+
+/// Encodes `img` as `encoding` says, with `embedded`.
 pub(in crate::engine) fn encode(
     img: &DynamicImage,
     encoding: &Encoding,
+    embedded: &Embedded,
 ) -> Result<Vec<u8>, EngineError> {
-    match encoding.format {
-        OutputFormat::Jpeg => jpeg(img, encoding),
-        OutputFormat::Png => png(img),
-        OutputFormat::Webp => webp(img, encoding),
-        OutputFormat::Avif => heif::encode_avif(&drop_opaque_alpha(img), encoding),
+    if embedded.icc.is_some() && !img.color().has_color() {
+        // An RGB profile cannot describe grey samples, and the wide-gamut
+        // spaces kept (Display P3, Adobe RGB) share sRGB's white and
+        // nearly its curve: grey is grey in each.
+        let embedded = Embedded {
+            icc: None,
+            exif: embedded.exif.clone(),
+        };
+        return encode(img, encoding, &embedded);
     }
+    let file = match encoding.format {
+        OutputFormat::Jpeg => jpeg(img, encoding)?,
+        OutputFormat::Png => png(img)?,
+        OutputFormat::Webp => webp(img, encoding)?,
+        OutputFormat::Avif => {
+            return heif::encode_avif(&drop_opaque_alpha(img), encoding, embedded);
+        }
+    };
+    embed(file, embedded)
+}
+
+/// `file` (a JPEG, PNG or WebP) with `embedded`'s profile and EXIF, in the
+/// segments or chunks its format keeps them in.
+fn embed(file: Vec<u8>, embedded: &Embedded) -> Result<Vec<u8>, EngineError> {
+    if embedded.icc.is_none() && embedded.exif.is_none() {
+        return Ok(file);
+    }
+    let enc = |e: String| EngineError::Encode(format!("embedding metadata: {e}"));
+    let mut container = DynImage::from_bytes(file.into())
+        .map_err(|e| enc(e.to_string()))?
+        .ok_or_else(|| enc("the encoder's output is not a JPEG, PNG or WebP".into()))?;
+    container.set_icc_profile(embedded.icc.clone().map(Bytes::from));
+    container.set_exif(embedded.exif.clone().map(Bytes::from));
+    Ok(container.encoder().bytes().to_vec())
 }
 
 fn jpeg(img: &DynamicImage, encoding: &Encoding) -> Result<Vec<u8>, EngineError> {

@@ -7,14 +7,17 @@ use common::probe::check_dimensions;
 use common::recipe::{Encoding, Subsampling};
 use image::{DynamicImage, RgbImage, RgbaImage};
 use libheif_rs::{
-    Channel, ColorSpace, CompressionFormat, DecodingOptions, EncoderParameterValue, EncoderQuality,
-    HeifContext, HeifError, Image, ImageHandle, LibHeif, RgbChroma,
+    Channel, ColorProfileRaw, ColorSpace, CompressionFormat, DecodingOptions,
+    EncoderParameterValue, EncoderQuality, HeifContext, HeifError, Image, ImageHandle, LibHeif,
+    RgbChroma, color_profile_types,
 };
 
-use crate::engine::{EngineError, color};
+use super::{Decoded, Embedded};
+use crate::engine::EngineError;
+use crate::engine::color::Colours;
 
-/// Decodes a HEIF's primary image upright, in sRGB, 8 bits per sample.
-pub(super) fn decode(input: &[u8], limits: &Limits) -> Result<DynamicImage, EngineError> {
+/// Decodes a HEIF's primary image upright, 8 bits per sample.
+pub(super) fn decode(input: &[u8], limits: &Limits) -> Result<Decoded, EngineError> {
     let context = HeifContext::read_from_bytes(input).map_err(corrupt)?;
     let handle = context.primary_image_handle().map_err(corrupt)?;
     // The probe bounded the largest image the file declares; this is the
@@ -25,14 +28,14 @@ pub(super) fn decode(input: &[u8], limits: &Limits) -> Result<DynamicImage, Engi
 
 /// The smallest thumbnail a HEIF embeds (phones store one) that is at
 /// least the size `plan` asks of its primary image's size as shown, decoded
-/// upright and in sRGB by the primary image's colours, with what `plan`
+/// upright and described by the primary image's colours, with what `plan`
 /// made of that size; `None` when `plan` asks nothing or no thumbnail is
 /// that large.
 pub(in crate::engine) fn decode_thumbnail<T>(
     input: &[u8],
     limits: &Limits,
     plan: impl FnOnce(u32, u32) -> Option<(T, u32, u32)>,
-) -> Result<Option<(T, DynamicImage)>, EngineError> {
+) -> Result<Option<(T, Decoded)>, EngineError> {
     let context = HeifContext::read_from_bytes(input).map_err(corrupt)?;
     let primary = context.primary_image_handle().map_err(corrupt)?;
     let Some((planned, min_w, min_h)) = plan(primary.width(), primary.height()) else {
@@ -52,14 +55,31 @@ pub(in crate::engine) fn decode_thumbnail<T>(
     Ok(Some((planned, decode_item(&thumbnail, &primary)?)))
 }
 
+/// The EXIF block of a HEIF's primary image, from its TIFF header on;
+/// `None` when it has none or the file cannot be read.
+pub(super) fn exif(input: &[u8]) -> Option<Vec<u8>> {
+    let context = HeifContext::read_from_bytes(input).ok()?;
+    let primary = context.primary_image_handle().ok()?;
+    let mut ids = [0; 1];
+    if primary.metadata_block_ids(&mut ids, b"Exif") == 0 {
+        return None;
+    }
+    let block = primary.metadata(ids[0]).ok()?;
+    // HEIF's Exif item starts with the distance from the end of these four
+    // bytes to the TIFF header (past an "Exif\0\0" some writers add).
+    let (offset, rest) = block.split_first_chunk::<4>()?;
+    let offset = usize::try_from(u32::from_be_bytes(*offset)).ok()?;
+    rest.get(offset..).map(<[u8]>::to_vec)
+}
+
 fn corrupt(e: HeifError) -> EngineError {
     EngineError::Corrupt(format!("HEIF: {e}"))
 }
 
-/// Decodes `item` upright, 8 bits per sample, converted to sRGB from the
-/// colours `colours` declares (its own, or for a thumbnail its primary
-/// image's, which a thumbnail often does not repeat).
-fn decode_item(item: &ImageHandle, colours: &ImageHandle) -> Result<DynamicImage, EngineError> {
+/// Decodes `item` upright, 8 bits per sample, described by the colours
+/// `colours` declares (its own, or for a thumbnail its primary image's,
+/// which a thumbnail often does not repeat).
+fn decode_item(item: &ImageHandle, colours: &ImageHandle) -> Result<Decoded, EngineError> {
     let alpha = item.has_alpha_channel();
     let chroma = if alpha {
         RgbChroma::Rgba
@@ -72,18 +92,19 @@ fn decode_item(item: &ImageHandle, colours: &ImageHandle) -> Result<DynamicImage
     let image = LibHeif::new()
         .decode(item, ColorSpace::Rgb(chroma), Some(options))
         .map_err(corrupt)?;
-    let mut img = to_dynamic_image(&image, alpha)
+    let image = to_dynamic_image(&image, alpha)
         .ok_or_else(|| EngineError::Corrupt("HEIF: decoded image has no pixels".into()))?;
-    if let Some(profile) = colours.color_profile_raw() {
-        img = color::to_srgb(img, &profile.data);
+    let colours = if let Some(profile) = colours.color_profile_raw() {
+        Colours::Icc(profile.data)
     } else if let Some(nclx) = colours.color_profile_nclx() {
-        img = color::nclx_to_srgb(
-            img,
-            nclx.color_primaries() as u8,
-            nclx.transfer_characteristics() as u8,
-        );
-    }
-    Ok(img)
+        Colours::Cicp {
+            primaries: nclx.color_primaries() as u8,
+            transfer: nclx.transfer_characteristics() as u8,
+        }
+    } else {
+        Colours::Srgb
+    };
+    Ok(Decoded { image, colours })
 }
 
 /// Copies libheif's interleaved rows, which may be padded, into an image.
@@ -102,8 +123,13 @@ fn to_dynamic_image(image: &Image, alpha: bool) -> Option<DynamicImage> {
     })
 }
 
-/// Encodes an 8-bit image as AVIF: alpha only when the image has some.
-pub(super) fn encode_avif(img: &DynamicImage, encoding: &Encoding) -> Result<Vec<u8>, EngineError> {
+/// Encodes an 8-bit image as AVIF (alpha only when the image has some) with
+/// what `embedded` keeps of its source.
+pub(super) fn encode_avif(
+    img: &DynamicImage,
+    encoding: &Encoding,
+    embedded: &Embedded,
+) -> Result<Vec<u8>, EngineError> {
     let enc = |e: HeifError| EngineError::Encode(format!("AVIF: {e}"));
     let lib = LibHeif::new();
     let mut encoder = lib
@@ -128,11 +154,18 @@ pub(super) fn encode_avif(img: &DynamicImage, encoding: &Encoding) -> Result<Vec
     encoder
         .set_parameter_value("chroma", EncoderParameterValue::String(chroma.into()))
         .map_err(enc)?;
-    let image = to_heif_image(img).map_err(enc)?;
+    let mut image = to_heif_image(img).map_err(enc)?;
+    if let Some(icc) = &embedded.icc {
+        let profile = ColorProfileRaw::new(color_profile_types::PROF, icc.clone());
+        image.set_color_profile_raw(&profile).map_err(enc)?;
+    }
     let mut context = HeifContext::new().map_err(enc)?;
-    context
+    let handle = context
         .encode_image(&image, &mut encoder, None)
         .map_err(enc)?;
+    if let Some(exif) = &embedded.exif {
+        context.add_exif_metadata(&handle, exif).map_err(enc)?;
+    }
     context.write_to_bytes().map_err(enc)
 }
 

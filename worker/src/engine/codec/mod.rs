@@ -1,12 +1,14 @@
-//! Codecs: decoding whole (with limits, ICC profiles to sRGB, EXIF
+//! Codecs: decoding whole (with limits, the colours the file names, EXIF
 //! orientation), encoding, and telling a truncated JPEG. Decoding already
 //! reduced is [`super::shrink`]'s.
 //!
 //! - [`heif`]: HEIC and AVIF, both ways, through libheif.
 //! - JPEG XL in through jxl-oxide, an `image` decoder like the others.
 //! - [`encode`]: every output format and its settings.
+//! - [`exif`]: the EXIF block a file carries, and what a recipe keeps of it.
 
 mod encode;
+mod exif;
 mod heif;
 
 use std::io::Cursor;
@@ -17,17 +19,26 @@ use image::{DynamicImage, ImageDecoder, ImageReader};
 use jxl_oxide::JxlImage;
 use jxl_oxide::integration::JxlDecoder;
 
-use super::{EngineError, color};
+use super::EngineError;
+use super::color::Colours;
 
-pub(super) use encode::encode;
+pub(super) use encode::{Embedded, encode};
+pub(super) use exif::kept as kept_exif;
 pub(super) use heif::decode_thumbnail as heif_thumbnail;
 
-/// Decodes `input` whole, converted to sRGB and oriented upright.
+/// An image as decoded: upright, its samples still in the colours its file
+/// names.
+pub(super) struct Decoded {
+    pub image: DynamicImage,
+    pub colours: Colours,
+}
+
+/// Decodes `input` whole, oriented upright.
 pub(super) fn decode(
     input: &[u8],
     format: InputFormat,
     limits: &Limits,
-) -> Result<DynamicImage, EngineError> {
+) -> Result<Decoded, EngineError> {
     let corrupt = |e: image::ImageError| EngineError::Corrupt(e.to_string());
     match format.decoder() {
         Decoder::Image(format) => {
@@ -50,7 +61,11 @@ pub(super) fn decode(
             decoder.set_limits(image_limits(limits)).map_err(corrupt)?;
             // Its renderer applies the file's orientation itself, which the
             // decoder then reports as none.
-            decode_upright(decoder).map(without_float)
+            let decoded = decode_upright(decoder)?;
+            Ok(Decoded {
+                image: without_float(decoded.image),
+                ..decoded
+            })
         }
         Decoder::Heif => heif::decode(input, limits),
     }
@@ -76,17 +91,18 @@ fn image_limits(limits: &Limits) -> image::Limits {
     image_limits
 }
 
-/// The image `decoder` makes, in sRGB and turned as its file says.
-fn decode_upright(mut decoder: impl ImageDecoder) -> Result<DynamicImage, EngineError> {
+/// The image `decoder` makes, turned as its file says.
+fn decode_upright(mut decoder: impl ImageDecoder) -> Result<Decoded, EngineError> {
     let corrupt = |e: image::ImageError| EngineError::Corrupt(e.to_string());
     let orientation = decoder.orientation().map_err(corrupt)?;
-    let icc = decoder.icc_profile().ok().flatten();
-    let mut img = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
-    if let Some(icc) = icc {
-        img = color::to_srgb(img, &icc);
-    }
-    img.apply_orientation(orientation);
-    Ok(img)
+    let colours = decoder
+        .icc_profile()
+        .ok()
+        .flatten()
+        .map_or(Colours::Srgb, Colours::Icc);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
+    Ok(Decoded { image, colours })
 }
 
 /// Whether a JPEG's main image reaches its end-of-image marker.

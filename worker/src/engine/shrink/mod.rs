@@ -26,16 +26,19 @@ use common::recipe::Op;
 use image::DynamicImage;
 use image::metadata::Orientation;
 
-use super::{EngineError, codec, color, geometry};
+use super::codec::{self, Decoded};
+use super::color::Colours;
+use super::{EngineError, geometry};
 
-/// Decodes `input` reduced for its first op and applies that op, or `None`
-/// when the image cannot be, or need not be, shrunk on load.
-pub(super) fn shrink_on_load(
+/// Decodes `input` reduced for its first op, with how that op finishes from
+/// it ([`apply_first`]), or `None` when the image cannot be, or need not be,
+/// shrunk on load.
+pub(super) fn decode_reduced(
     input: &[u8],
     probe: &Probe,
     ops: &[Op],
     limits: &Limits,
-) -> Result<Option<DynamicImage>, EngineError> {
+) -> Result<Option<(Decoded, Shrink)>, EngineError> {
     // Most recipes do not start by shrinking: tell that before reading any
     // metadata. Either orientation may be the one the ops see.
     let (w, h) = (probe.width, probe.height);
@@ -46,7 +49,13 @@ pub(super) fn shrink_on_load(
         InputFormat::Jpeg if probe.scalable => jpeg::metadata(input),
         InputFormat::Png => png::metadata(input),
         InputFormat::WebP => webp::metadata(input),
-        InputFormat::Heic | InputFormat::Avif => return heif_thumbnail(input, ops, limits),
+        // Planned on the primary image's size as shown, which the probe's
+        // (the largest image the file declares, unrotated) need not be.
+        InputFormat::Heic | InputFormat::Avif => {
+            let thumbnail =
+                codec::heif_thumbnail(input, limits, |w, h| shrink_plan(w, h, ops.first()))?;
+            return Ok(thumbnail.map(|(plan, decoded)| (decoded, plan)));
+        }
         _ => return Ok(None),
     };
     let transposed = transposes(orientation);
@@ -69,35 +78,16 @@ pub(super) fn shrink_on_load(
         InputFormat::Png => png::decode_reduced(input, need_w, need_h),
         _ => webp::decode_reduced(input, need_w, need_h),
     };
-    let Some(mut img) = reduced else {
+    let Some(mut image) = reduced else {
         return Ok(None);
     };
-    if let Some(icc) = icc {
-        img = color::to_srgb(img, &icc);
-    }
-    img.apply_orientation(orientation);
-    apply_first(&img, plan, ops, limits).map(Some)
-}
-
-/// A HEIF's first op applied to its embedded thumbnail when that is at
-/// least the op's output (libheif cannot decode reduced; phones store a
-/// thumbnail), as libvips' thumbnail does.
-fn heif_thumbnail(
-    input: &[u8],
-    ops: &[Op],
-    limits: &Limits,
-) -> Result<Option<DynamicImage>, EngineError> {
-    // Planned on the primary image's size as shown, which the probe's
-    // (the largest image the file declares, unrotated) need not be.
-    let thumbnail = codec::heif_thumbnail(input, limits, |w, h| shrink_plan(w, h, ops.first()))?;
-    let Some((plan, img)) = thumbnail else {
-        return Ok(None);
-    };
-    apply_first(&img, plan, ops, limits).map(Some)
+    image.apply_orientation(orientation);
+    let colours = icc.map_or(Colours::Srgb, Colours::Icc);
+    Ok(Some((Decoded { image, colours }, plan)))
 }
 
 /// The first of `ops` applied, by `plan`, to `img` decoded reduced.
-fn apply_first(
+pub(super) fn apply_first(
     img: &DynamicImage,
     plan: Shrink,
     ops: &[Op],
