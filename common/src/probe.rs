@@ -107,6 +107,15 @@ impl InputFormat {
             InputFormat::Jxl => "image/jxl",
         }
     }
+
+    /// Whether today's browsers show such a file in an `<img>`: Safari
+    /// alone shows HEIC and TIFF, Safari and Chrome behind a flag JPEG XL.
+    pub fn browsers_show(self) -> bool {
+        !matches!(
+            self,
+            InputFormat::Heic | InputFormat::Tiff | InputFormat::Jxl
+        )
+    }
 }
 
 /// Why a file is refused from its header. Permanent.

@@ -6,6 +6,10 @@ const el = (tag, props = {}, ...kids) => {
   return e;
 };
 
+// The output the server makes of an original browsers cannot show (HEIC, TIFF, JPEG XL):
+// the card's "before", never a result.
+const BEFORE = ".before";
+
 const PRESETS = {
   thumb:  { label: "Thumbnail 256 px", ops: [{op:"thumbnail", width:256, height:256}] },
   square: { label: "Smart square 512", ops: [{op:"crop", aspect:"1:1", gravity:"smart"}, {op:"thumbnail", width:512, height:512}] },
@@ -316,11 +320,15 @@ function card(job, image, name) {
   const before = el("img", { alt: `${name} (original)`, loading: "lazy" });
   const original = `/api/jobs/${job.id}/images/${image}/original`;
   linkTo(job, before, "src", original);
-  // Most browsers cannot show a HEIC or a JPEG XL: say so rather than show a broken picture
-  // (a link gone stale also fails to load, and is fetched again instead).
+  // Most browsers cannot show a HEIC, a TIFF or a JPEG XL: until the server's JPEG of it
+  // comes, say so rather than show a broken picture (a link gone stale also fails to
+  // load, and is fetched again instead).
   before.addEventListener("error", () => {
-    if (fresh(original)) before.replaceWith(el("div", { className: "nopreview",
-      textContent: "This browser cannot show the original (HEIC or JPEG XL?): the result is beside it." }));
+    if (!fresh(original) || c.preview) return;
+    const note = el("div", { className: "nopreview",
+      textContent: "Preparing a preview of the original (a format this browser cannot show)…" });
+    c.before.replaceWith(note);
+    c.before = note;
   });
   const after = el("img", { alt: `${name} (result)`, loading: "lazy" });
   const outs = el("div", { className: "outs" });
@@ -331,13 +339,33 @@ function card(job, image, name) {
     outs);
   node.dataset.image = image;
   $("gallery").append(node);
-  c = { node, outs, after, rows: new Map(), afterOf: null };
+  c = { node, outs, before, after, name, rows: new Map(), afterOf: null, preview: null };
   cards.set(image, c);
   return c;
 }
 
+// The server's JPEG of an original browsers cannot show, as the card's "before".
+function showBefore(job, c, url) {
+  if (c.preview === url) return;
+  c.preview = url;
+  const img = el("img", { alt: `${c.name} (original, as JPEG)`, loading: "lazy" });
+  img.dataset.preview = "";
+  c.before.replaceWith(img);
+  c.before = img;
+  linkTo(job, img, "src", url);
+}
+
 function showOutput(job, image, name, out) {
   const c = card(job, image, name);
+  if (out.recipe === BEFORE) {
+    if (out.state === "done") showBefore(job, c, out.url);
+    if (out.state === "failed" && !c.preview) {
+      const note = el("div", { className: "nopreview", textContent: `No preview of the original: ${out.error || "failed"}` });
+      c.before.replaceWith(note);
+      c.before = note;
+    }
+    return;
+  }
   let row = c.rows.get(out.recipe);
   if (!row) {
     row = el("div", { className: "out" });
@@ -378,7 +406,10 @@ async function snapshot(job) {
     const res = await fetch(`/api/jobs/${job.id}${page}`, { headers: { Authorization: `Bearer ${job.token}` } });
     if (!res.ok) { status("this job does not exist (or has expired), or the link's token is wrong", true); return false; }
     snap = await res.json();
-    for (const image of snap.images) for (const out of image.outputs) showOutput(job, image.id, image.name, out);
+    for (const image of snap.images) {
+      for (const out of image.outputs) showOutput(job, image.id, image.name, out);
+      if (image.before) showBefore(job, card(job, image.id, image.name), image.before);
+    }
     after = snap.next;
   }
   showJob(job, snap.state, snap.counts);

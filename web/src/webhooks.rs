@@ -14,6 +14,7 @@
 //! every job's events).
 
 use common::protocol::{EVENTS_TOPIC, OutputState};
+use common::recipe::Recipe;
 use queue::{Publication, SubscriptionSpec, Topics};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -108,11 +109,12 @@ pub async fn publish(
             select job_id as "job!",
                    count(*) filter (where state = 'done') as "done!",
                    count(*) filter (where state = 'failed') as "failed!"
-            from outputs where job_id = any($1)
+            from outputs where job_id = any($1) and recipe <> $2
             group by job_id
             having bool_and(state in ('done', 'failed'))
             "#,
-            &jobs
+            &jobs,
+            Recipe::BEFORE
         )
         .fetch_all(&mut *conn)
         .await?;

@@ -126,4 +126,41 @@ async fn heic_avif_and_jpeg_xl_uploads_come_back_as_jpeg_and_avif(pool: PgPool) 
         let bytes = res.bytes().await.unwrap();
         assert_eq!(&bytes[4..12], b"ftypavif", "{image}");
     }
+    originals_browsers_cannot_show_get_a_jpeg_before(&app, &job).await;
+}
+
+/// Browsers show an AVIF but not a HEIC nor a JPEG XL: each of those gets a
+/// JPEG of its original as its "before", made by the worker like a result
+/// yet counted as none, kept out of the zip, listed on its image.
+async fn originals_browsers_cannot_show_get_a_jpeg_before(
+    app: &support::TestApp,
+    job: &support::Job,
+) {
+    let status = poll(Duration::from_secs(60), async || {
+        let status = app.job_status(job).await;
+        let images = status["images"].as_array().unwrap();
+        let previews = images.iter().filter(|i| i["before"].is_string()).count();
+        match previews {
+            2 => Ok(status),
+            n => Err(format!("{n} of 2 previews made: {status:#}")),
+        }
+    })
+    .await;
+    assert_eq!(status["counts"]["total"], 6, "{status:#}");
+    for image in status["images"].as_array().unwrap() {
+        assert_eq!(image["outputs"].as_array().unwrap().len(), 2, "{image}");
+        let Some(before) = image["before"].as_str() else {
+            assert_eq!(image["name"], "rocket.avif");
+            continue;
+        };
+        let res = app.get_as(before, &job.token).await;
+        assert_eq!(res.headers()["content-type"], "image/jpeg", "{image}");
+        let jpeg = image::load_from_memory(&res.bytes().await.unwrap()).unwrap();
+        assert_eq!((jpeg.width(), jpeg.height()), (640, 427), "{image}");
+    }
+    let res = app
+        .get_as(&format!("/api/jobs/{}/archive", job.id), &job.token)
+        .await;
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(res.bytes().await.unwrap().to_vec()));
+    assert_eq!(zip.unwrap().len(), 6, "the zip holds a preview");
 }

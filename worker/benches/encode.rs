@@ -2,9 +2,11 @@
 //! equal quality, encode time, peak RSS; and HEIC/AVIF thumbnails next to
 //! `vipsthumbnail`.
 //!
-//! Inputs: the four photos of testdata/ and a 12 MP photo made from
-//! coffee.png (see `photo12mp`), each first made at most 1600 px wide by
-//! libvips and stored lossless (PNG): both encoders get the same pixels, and
+//! Inputs: the four photos of testdata/, a 12 MP photo made from coffee.png
+//! (see `photo12mp`), and two phone photos libvips makes of it: a HEIC as
+//! an iPhone saves one (HEVC, quality 80) and a Display P3 JPEG with its
+//! profile (quality 92). Each is first made at most 1600 px wide and in sRGB
+//! by libvips and stored lossless (PNG): both encoders get the same pixels, and
 //! quality is measured against them, with SSIMULACRA2 (the `ssimulacra2`
 //! crate; 90 is visually lossless, 70 high quality, 50 medium) and PSNR.
 //!
@@ -146,6 +148,7 @@ fn references(dir: &Path) -> Vec<(String, PathBuf)> {
             .map(|n| (n.to_string(), testdata.join(n)))
             .collect();
     sources.push(("coffee 12 MP".into(), input()));
+    sources.extend(phone_photos(dir));
     sources
         .into_iter()
         .map(|(label, path)| {
@@ -159,10 +162,41 @@ fn references(dir: &Path) -> Vec<(String, PathBuf)> {
                 "1600",
                 "--size",
                 "down",
+                "--export-profile",
+                "srgb",
             ]);
             (label, png)
         })
         .collect()
+}
+
+/// The 12 MP photo as phones save it: a HEIC, and a JPEG in Display P3
+/// with its profile (libvips' built-in `p3`).
+fn phone_photos(dir: &Path) -> Vec<(String, PathBuf)> {
+    let photo = input();
+    let photo = photo.to_str().unwrap();
+    let heic = dir.join("phone-12mp.heic");
+    if !heic.exists() {
+        let target = format!("{}[compression=hevc,Q=80,strip]", heic.display());
+        run(&["vips", "copy", photo, &target]);
+    }
+    let p3 = dir.join("phone-12mp-p3.jpg");
+    if !p3.exists() {
+        let target = format!("{}[Q=92]", p3.display());
+        run(&[
+            "vips",
+            "icc_transform",
+            photo,
+            &target,
+            "p3",
+            "--input-profile",
+            "srgb",
+        ]);
+    }
+    vec![
+        ("HEIC 12 MP".into(), heic),
+        ("Display P3 JPEG 12 MP".into(), p3),
+    ]
 }
 
 fn encoders(darkroom: &str, dir: &Path, refs: &[(String, PathBuf)]) {

@@ -32,6 +32,28 @@ pub struct RecipeError {
 }
 
 impl Recipe {
+    /// The name of the recipe that makes an original's "before" preview for
+    /// browsers that cannot show the original (see
+    /// [`crate::probe::InputFormat::browsers_show`]). No user's recipe can
+    /// take it: their names are letters, digits, `_` and `-`.
+    pub const BEFORE: &'static str = ".before";
+
+    /// The "before" preview: a JPEG of at most 1600 px, what a photo
+    /// viewer's full-screen view needs and no more (HEIC's embedded
+    /// thumbnail serves when it is that large).
+    pub fn before() -> Recipe {
+        Recipe {
+            name: Recipe::BEFORE.to_owned(),
+            ops: vec![
+                Op::Thumbnail {
+                    width: 1600,
+                    height: 1600,
+                },
+                Op::Format(Encoding::of(OutputFormat::Jpeg)),
+            ],
+        }
+    }
+
     /// Parses and validates one recipe from JSON; `location` prefixes errors.
     pub fn from_json(value: &Value, location: &str) -> Result<Recipe, RecipeError> {
         let err = |loc: String, message: String| RecipeError {

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use common::probe::InputFormat;
-use common::recipe::OutputFormat;
+use common::recipe::{OutputFormat, Recipe};
 use common::storage::Storage;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -107,7 +107,9 @@ fn signable(job: Uuid, path: &str) -> bool {
     };
     match rest.split('/').collect::<Vec<_>>()[..] {
         ["archive"] | ["events"] => true,
-        ["images", image, name] => image.parse::<Uuid>().is_ok() && is_recipe_name(name),
+        ["images", image, name] => {
+            image.parse::<Uuid>().is_ok() && (is_recipe_name(name) || name == Recipe::BEFORE)
+        }
         _ => false,
     }
 }
@@ -239,11 +241,12 @@ pub(crate) async fn archive(
         r#"
         select i.name, o.recipe, o.format as "format!", o.storage_key as "storage_key!"
         from outputs o join images i on i.id = o.image_id
-        where o.job_id = $1 and o.state = 'done'
+        where o.job_id = $1 and o.state = 'done' and o.recipe <> $2
           and o.format is not null and o.storage_key is not null
         order by i.created_at, i.id, o.recipe
         "#,
-        id
+        id,
+        Recipe::BEFORE
     )
     .fetch_all(&state.pool)
     .await?;

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use common::OutputState;
+use common::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -94,11 +95,14 @@ impl Counts {
         }
     }
 
-    /// The counts of every output of `job`.
+    /// The counts of every output of `job` (its recipes' results: the
+    /// "before" previews are not among them).
     pub(crate) async fn of_job(pool: &sqlx::PgPool, job: Uuid) -> sqlx::Result<Self> {
         let states = sqlx::query_scalar!(
-            r#"select state as "state: OutputState" from outputs where job_id = $1"#,
-            job
+            r#"select state as "state: OutputState" from outputs
+               where job_id = $1 and recipe <> $2"#,
+            job,
+            Recipe::BEFORE
         )
         .fetch_all(pool)
         .await?;
@@ -111,6 +115,11 @@ pub(crate) struct ImageView {
     id: Uuid,
     name: String,
     outputs: Vec<OutputView>,
+    /// A JPEG of the original for browsers that cannot show it (HEIC,
+    /// TIFF, JPEG XL), once made: the "before" beside each result. Its
+    /// progress also streams as an output named `.before`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    before: Option<String>,
 }
 
 /// One output as the API shows it.
@@ -239,10 +248,16 @@ async fn images_page(
                 id: r.image_id,
                 name: r.name.clone(),
                 outputs: Vec::new(),
+                before: None,
             });
             images.len() - 1
         });
-        images[slot].outputs.extend(r.view(job));
+        let image = &mut images[slot];
+        match r.view(job) {
+            Some(preview) if preview.recipe == Recipe::BEFORE => image.before = preview.url,
+            Some(output) => image.outputs.push(output),
+            None => {}
+        }
     }
     let next = if images.len() > limit as usize {
         images.truncate(limit as usize);

@@ -89,11 +89,11 @@ try {
   ]);
   await page.click("#go");
   await page.waitForFunction(() => document.querySelectorAll(".out").length > 0, null, { timeout: 60_000 });
-  const turned = JSON.parse(jobRequests[0]).recipes.find((r) => r.name === "turned");
-  const format = turned && turned.ops[1];
+  const sent = JSON.parse(jobRequests[0]).recipes.find((r) => r.name === "turned");
+  const format = sent && sent.ops[1];
   if (!format || format.format !== "avif" || format.speed !== 9 || format.subsampling !== "444"
       || format.metadata !== "copyright" || format.keep_icc !== true || "progressive" in format) {
-    throw new Error(`the builder sent ${JSON.stringify(turned)}`);
+    throw new Error(`the builder sent ${JSON.stringify(sent)}`);
   }
 
   // 4 photos × 3 recipes, all done, streamed in by SSE.
@@ -124,11 +124,19 @@ try {
   // Before and after pictures loaded.
   const loaded = await rocket.locator("img").evaluateAll((imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0));
   if (!loaded.every(Boolean)) throw new Error(`images not loaded: ${loaded}`);
-  // A HEIC's "before", which Chromium cannot show, says so; its "after" shows.
+  // A HEIC's "before", which Chromium cannot show, is the server's JPEG of it; its "after"
+  // shows too. Neither the preview nor its progress counts as a result.
   const heic = page.locator(".card", { hasText: "rocket.heic" });
-  await heic.locator(".nopreview").waitFor({ timeout: 10_000 });
-  const heicImages = await heic.locator("img").evaluateAll((imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0));
-  if (heicImages.length !== 1 || !heicImages[0]) throw new Error(`HEIC card images: ${heicImages}`);
+  await heic.locator("img[data-preview]").waitFor({ timeout: 30_000 });
+  await page.waitForFunction(() => [...document.querySelectorAll(".card img")].every((i) => i.complete));
+  const heicImages = await heic.locator("img").evaluateAll((imgs) =>
+    imgs.map((i) => ({ shown: i.naturalWidth > 0, preview: "preview" in i.dataset, width: i.naturalWidth })));
+  if (heicImages.length !== 2 || !heicImages.every((i) => i.shown) || !heicImages[0].preview || heicImages[0].width !== 640) {
+    throw new Error(`HEIC card images: ${JSON.stringify(heicImages)}`);
+  }
+  if (await heic.locator(".out").count() !== 3) throw new Error("the HEIC's preview shows as a result");
+  const summary = await page.textContent("#summary");
+  if (!summary.includes("12 done, 0 failed of 12")) throw new Error(`summary reads ${summary}`);
   if (tokenUrls.length) throw new Error(`the job token is in URLs: ${tokenUrls.join(" ")}`);
   if (problems.length) throw new Error(problems.join("\n"));
   if (streamsRefused !== (refused > 0)) throw new Error(`progress streams refused: ${refused}`);

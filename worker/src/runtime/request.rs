@@ -61,8 +61,21 @@ pub(super) fn read(body: &str, limits: &Limits) -> Read {
     }
 }
 
-/// The recipe, if the web would have accepted it at job creation.
+/// The recipe, if the web would have accepted it at job creation, or the
+/// web's own "before" preview.
 fn check(recipe: &Value, limits: &Limits) -> Result<Recipe, String> {
+    // No user's recipe may take the preview's name, so the name alone does
+    // not vouch for it: the whole recipe must be the preview's.
+    let before = Recipe::before();
+    if recipe.get("name").and_then(Value::as_str) == Some(Recipe::BEFORE) {
+        return match serde_json::to_value(&before) {
+            Ok(made) if made == *recipe => Ok(before),
+            _ => Err(format!(
+                "the request's recipe `{}` is not the preview's",
+                Recipe::BEFORE
+            )),
+        };
+    }
     let recipe = Recipe::from_json(recipe, "recipe")
         .map_err(|e| format!("the request's recipe is invalid: {e}"))?;
     limits.check_recipe(&recipe).map_err(|e| {
@@ -72,4 +85,37 @@ fn check(recipe: &Value, limits: &Limits) -> Result<Recipe, String> {
         )
     })?;
     Ok(recipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(recipe: Value) -> String {
+        json!({
+            "job_id": Uuid::nil(),
+            "image_id": Uuid::nil(),
+            "image_name": "photo.heic",
+            "recipe": recipe,
+            "source_key": "jobs/x/originals/y",
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn the_webs_preview_is_taken_and_its_name_on_another_recipe_is_refused() {
+        let limits = Limits::default();
+        let preview = serde_json::to_value(Recipe::before()).unwrap();
+        assert!(matches!(
+            read(&body(preview), &limits),
+            Read::Valid(Request { recipe, .. }) if recipe == Recipe::before()
+        ));
+        let forged = json!({"name": Recipe::BEFORE, "ops": [{"op": "blur", "sigma": 100.0}]});
+        assert!(matches!(
+            read(&body(forged), &limits),
+            Read::Refused { error, .. } if error.contains("not the preview's")
+        ));
+    }
 }

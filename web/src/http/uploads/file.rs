@@ -1,6 +1,7 @@
 //! One uploaded file: read its head, judge it, charge its work, stream it to
 //! S3, record it. A file refused leaves nothing behind.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -139,8 +140,9 @@ impl Upload<'_> {
     ) -> Result<Accepted, FileError> {
         let mut head = Head::default();
         let header = self.read_header(&mut head, &mut field).await?;
-        self.charge(&header)?;
         let format = header.format();
+        let recipes = with_preview(self.recipes, format);
+        self.charge(&header, &recipes)?;
         let image_id = Uuid::new_v4();
         let key = protocol::source_key(self.job_id, image_id);
         let bytes = self.put(&key, format, head.bytes.freeze(), field).await?;
@@ -152,7 +154,7 @@ impl Upload<'_> {
             key: key.clone(),
         };
         let recorder = &self.state.recorder;
-        let recorded = recorder.record(self.job_id, image, self.recipes).await;
+        let recorded = recorder.record(self.job_id, image, &recipes).await;
         if !matches!(recorded, Ok(true)) {
             // The object is nobody's: delete it now rather than leave it to
             // the job's expiry.
@@ -251,12 +253,11 @@ impl Upload<'_> {
             })
     }
 
-    /// Charges the work this image will cost with every recipe of the job
-    /// to the client's work rate.
-    fn charge(&self, header: &Header) -> Result<(), FileError> {
+    /// Charges the work this image will cost with `recipes` (the job's, and
+    /// its preview's) to the client's work rate.
+    fn charge(&self, header: &Header, recipes: &[Recipe]) -> Result<(), FileError> {
         let limits = &self.state.settings.limits;
-        let work: u64 = self
-            .recipes
+        let work: u64 = recipes
             .iter()
             .map(|r| header.estimate(limits, &r.ops).megapixel_passes() + PER_MESSAGE)
             .sum();
@@ -329,4 +330,15 @@ mod tests {
         assert_eq!(display_name("a\u{200b}b\u{feff}.png"), "ab.png");
         assert_eq!(display_name("\u{2066}\u{2069}"), "unnamed");
     }
+}
+
+/// The job's recipes for an image in `format`, with the "before" preview's
+/// when browsers cannot show the original.
+fn with_preview(recipes: &[Recipe], format: InputFormat) -> Cow<'_, [Recipe]> {
+    if format.browsers_show() {
+        return Cow::Borrowed(recipes);
+    }
+    let mut all = recipes.to_vec();
+    all.push(Recipe::before());
+    Cow::Owned(all)
 }
