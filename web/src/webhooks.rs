@@ -67,6 +67,23 @@ pub async fn subscribe(
     Ok(secret)
 }
 
+/// What `moved` tells subscribers: the outputs that failed, and the jobs
+/// (once each) that may have ended. "Before" previews are no outputs of the
+/// job's recipes: they tell nothing, or a job would end twice.
+fn telling(moved: &[Moved]) -> (Vec<&Moved>, Vec<Uuid>) {
+    let results = || moved.iter().filter(|m| m.recipe != Recipe::BEFORE);
+    let failed = results()
+        .filter(|m| m.state == OutputState::Failed)
+        .collect();
+    let mut jobs: Vec<Uuid> = results()
+        .filter(|m| m.state.is_final())
+        .map(|m| m.job)
+        .collect();
+    jobs.sort();
+    jobs.dedup();
+    (failed, jobs)
+}
+
 /// An output a response moved.
 pub struct Moved {
     pub job: Uuid,
@@ -83,9 +100,9 @@ pub async fn publish(
     topics: &Topics,
     moved: &[Moved],
 ) -> anyhow::Result<()> {
-    let mut events: Vec<Publication> = moved
+    let (failed, jobs) = telling(moved);
+    let mut events: Vec<Publication> = failed
         .iter()
-        .filter(|m| m.state == OutputState::Failed)
         .map(|m| {
             let body = json!({
                 "event": "image.failed",
@@ -96,13 +113,6 @@ pub async fn publish(
             Publication::new(body.to_string()).tagged(&[&m.job.to_string()])
         })
         .collect();
-    let mut jobs: Vec<Uuid> = moved
-        .iter()
-        .filter(|m| m.state.is_final())
-        .map(|m| m.job)
-        .collect();
-    jobs.sort();
-    jobs.dedup();
     if !jobs.is_empty() {
         let done = sqlx::query!(
             r#"
@@ -141,5 +151,35 @@ pub async fn publish(
             Ok(())
         }
         other => Ok(other.map(drop)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moved(job: Uuid, recipe: &str, state: OutputState) -> Moved {
+        Moved {
+            job,
+            image: Uuid::new_v4(),
+            recipe: recipe.to_owned(),
+            state,
+        }
+    }
+
+    #[test]
+    fn a_before_preview_neither_fails_an_image_nor_ends_a_job() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let all = [
+            moved(a, "thumb", OutputState::Failed),
+            moved(a, "thumb", OutputState::Done),
+            moved(a, Recipe::BEFORE, OutputState::Failed),
+            moved(b, Recipe::BEFORE, OutputState::Done),
+            moved(b, "thumb", OutputState::Processing),
+        ];
+        let (failed, jobs) = telling(&all);
+        let failed: Vec<&str> = failed.iter().map(|m| m.recipe.as_str()).collect();
+        assert_eq!(failed, ["thumb"]);
+        assert_eq!(jobs, [a]);
     }
 }
