@@ -313,6 +313,17 @@ impl Header {
     }
 }
 
+/// The job's recipes for an image in `format`, with the "before" preview's
+/// when browsers cannot show the original.
+fn with_preview(recipes: &[Recipe], format: InputFormat) -> Cow<'_, [Recipe]> {
+    if format.browsers_show() {
+        return Cow::Borrowed(recipes);
+    }
+    let mut all = recipes.to_vec();
+    all.push(Recipe::before());
+    Cow::Owned(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,15 +341,4 @@ mod tests {
         assert_eq!(display_name("a\u{200b}b\u{feff}.png"), "ab.png");
         assert_eq!(display_name("\u{2066}\u{2069}"), "unnamed");
     }
-}
-
-/// The job's recipes for an image in `format`, with the "before" preview's
-/// when browsers cannot show the original.
-fn with_preview(recipes: &[Recipe], format: InputFormat) -> Cow<'_, [Recipe]> {
-    if format.browsers_show() {
-        return Cow::Borrowed(recipes);
-    }
-    let mut all = recipes.to_vec();
-    all.push(Recipe::before());
-    Cow::Owned(all)
 }
