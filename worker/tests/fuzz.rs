@@ -83,12 +83,11 @@ fn fuzz_regressions_process_or_fail_cleanly() {
                     .unwrap_or_else(|e| panic!("{file:?} with {ops:?}: {e}"));
                 assert!(out.width > 0 && out.height > 0);
             }
-        } else if let Some((&selector, image)) = data.split_first() {
-            if let Err(EngineError::Panicked(what)) =
+        } else if let Some((&selector, image)) = data.split_first()
+            && let Err(EngineError::Panicked(what)) =
                 process(image, &recipe(selector), &limits(), None)
-            {
-                panicked.push(format!("{file:?}: {what}"));
-            }
+        {
+            panicked.push(format!("{file:?}: {what}"));
         }
     }
     assert!(panicked.is_empty(), "the engine panicked: {panicked:#?}");
