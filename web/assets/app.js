@@ -360,6 +360,7 @@ function showOutput(job, image, name, out) {
   if (out.recipe === BEFORE) {
     if (out.state === "done") showBefore(job, c, out.url);
     if (out.state === "failed" && !c.preview) {
+      c.preview = "none";
       const note = el("div", { className: "nopreview", textContent: `No preview of the original: ${out.error || "failed"}` });
       c.before.replaceWith(note);
       c.before = note;
@@ -439,7 +440,7 @@ async function follow(job) {
   events.addEventListener("job", (e) => {
     const d = JSON.parse(e.data);
     showJob(job, d.state, d.counts);
-    if (d.state === "done" && !uploading) { status("done"); events.close(); }
+    if (d.state === "done" && !uploading) { status("done"); events.close(); awaitPreviews(job); }
   });
   // A browser reconnecting after the stream's link expired is refused: the
   // page opens it again on a fresh link. A stream refused otherwise (too
@@ -454,6 +455,14 @@ async function follow(job) {
 
 // Follows a job by reading its status every few seconds until it is done
 // (and nothing is uploading) or the page stops watching it.
+// Previews are no results: a job can be done before the last of them is made. While a card
+// still waits for one, look at the job again now and then (for two minutes at most).
+function awaitPreviews(job, tries = 40) {
+  const waiting = [...cards.values()].some((c) => !c.preview && c.before.classList.contains("nopreview"));
+  if (!waiting || tries === 0) return;
+  setTimeout(async () => { await snapshot(job); awaitPreviews(job, tries - 1); }, 3000);
+}
+
 function pollJob(job) {
   const poller = { closed: false, polling: true, close() { this.closed = true; } };
   watching = poller;
@@ -461,7 +470,7 @@ function pollJob(job) {
     if (poller.closed) return;
     const there = await snapshot(job);
     const done = $("summary").dataset.state === "done";
-    if (!there || (done && !uploading)) { if (there) status("done"); return; }
+    if (!there || (done && !uploading)) { if (there) { status("done"); awaitPreviews(job); } return; }
     setTimeout(tick, 3000);
   };
   tick();
