@@ -148,7 +148,7 @@ fn process_unguarded(
         exif: codec::kept_exif(input, probe.format, encoding.metadata()),
     };
     let started = Instant::now();
-    let bytes = codec::encode(&img, &encoding, &embedded)?;
+    let bytes = codec::encode(&img, &encoding, embedded)?;
     timings.push(("encode", started.elapsed()));
     Ok(Output {
         bytes,

@@ -28,24 +28,14 @@ pub(in crate::engine) struct Embedded {
 pub(in crate::engine) fn encode(
     img: &DynamicImage,
     encoding: &Encoding,
-    embedded: &Embedded,
+    embedded: Embedded,
 ) -> Result<Vec<u8>, EngineError> {
-    if embedded.icc.is_some() && !img.color().has_color() {
-        // An RGB profile cannot describe grey samples, and the wide-gamut
-        // spaces kept (Display P3, Adobe RGB) share sRGB's white and
-        // nearly its curve: grey is grey in each.
-        let embedded = Embedded {
-            icc: None,
-            exif: embedded.exif.clone(),
-        };
-        return encode(img, encoding, &embedded);
-    }
     let file = match encoding.format {
         OutputFormat::Jpeg => jpeg(img, encoding)?,
         OutputFormat::Png => png(img)?,
         OutputFormat::Webp => webp(img, encoding)?,
         OutputFormat::Avif => {
-            return heif::encode_avif(&drop_opaque_alpha(img), encoding, embedded);
+            return heif::encode_avif(&drop_opaque_alpha(img), encoding, &embedded);
         }
     };
     embed(file, embedded)
@@ -53,7 +43,7 @@ pub(in crate::engine) fn encode(
 
 /// `file` (a JPEG, PNG or WebP) with `embedded`'s profile and EXIF, in the
 /// segments or chunks its format keeps them in.
-fn embed(file: Vec<u8>, embedded: &Embedded) -> Result<Vec<u8>, EngineError> {
+fn embed(file: Vec<u8>, embedded: Embedded) -> Result<Vec<u8>, EngineError> {
     if embedded.icc.is_none() && embedded.exif.is_none() {
         return Ok(file);
     }
@@ -61,8 +51,8 @@ fn embed(file: Vec<u8>, embedded: &Embedded) -> Result<Vec<u8>, EngineError> {
     let mut container = DynImage::from_bytes(file.into())
         .map_err(|e| enc(e.to_string()))?
         .ok_or_else(|| enc("the encoder's output is not a JPEG, PNG or WebP".into()))?;
-    container.set_icc_profile(embedded.icc.clone().map(Bytes::from));
-    container.set_exif(embedded.exif.clone().map(Bytes::from));
+    container.set_icc_profile(embedded.icc.map(Bytes::from));
+    container.set_exif(embedded.exif.map(Bytes::from));
     Ok(container.encoder().bytes().to_vec())
 }
 
