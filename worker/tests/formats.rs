@@ -63,6 +63,31 @@ fn a_jpeg_xl_becomes_a_jpeg_that_looks_like_the_photo() {
 }
 
 #[test]
+fn a_jpeg_xl_is_turned_as_its_header_says() {
+    // chelsea.png at 120×80, stored turned: its header says to show it
+    // rotated 90° clockwise, as the JPEG it came from said in EXIF.
+    let out = run(
+        &photo("jxl/chelsea-turned.jxl"),
+        &[format(Encoding::of(OutputFormat::Png))],
+    );
+    assert_eq!((out.width, out.height), (80, 120));
+    let shown = decode(&out.bytes);
+    let upright = decode(&photo("chelsea.png"))
+        .resize_exact(120, 80, image::imageops::FilterType::CatmullRom)
+        .to_rgb8();
+    let back = shown.rotate270().to_rgb8();
+    let wrong = shown.rotate90().to_rgb8();
+    let (diff, wrong) = (
+        mean_abs_diff(&back, &upright),
+        mean_abs_diff(&wrong, &upright),
+    );
+    assert!(
+        diff < 6.0 && wrong > 3.0 * diff,
+        "turned back {diff:.1}, the other way {wrong:.1}"
+    );
+}
+
+#[test]
 fn truncated_jpeg_xl_fails_as_corrupt_and_fast_and_a_large_one_from_its_header() {
     let jxl = photo("jxl/rocket.jxl");
     for (what, input) in [

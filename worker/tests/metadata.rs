@@ -322,3 +322,19 @@ fn a_heif_naming_display_p3_by_code_point_keeps_it_as_a_profile() {
         );
     }
 }
+
+#[test]
+fn a_jpeg_xl_keeps_its_exif_box_and_is_turned_once() {
+    // Made from a JPEG whose EXIF said to turn it: the EXIF box came along.
+    let jxl = photo("jxl/chelsea-turned.jxl");
+    let out = run(
+        &jxl,
+        &[encoding(OutputFormat::Jpeg, Some(Metadata::All), false)],
+    );
+    assert_eq!((out.width, out.height), (80, 120));
+    let tags = exif_tags(&out.bytes).expect("the JPEG XL's EXIF");
+    assert_eq!(
+        value(&tags, Tag::Orientation),
+        "row 0 at top and column 0 at left"
+    );
+}

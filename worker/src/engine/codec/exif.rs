@@ -17,6 +17,7 @@ use common::probe::InputFormat;
 use common::recipe::Metadata;
 use exif::experimental::Writer;
 use exif::{Exif, Field, In, Reader, Tag, Value};
+use jxl_oxide::{AuxBoxData, JxlImage};
 
 use super::heif;
 
@@ -85,16 +86,27 @@ pub(in crate::engine) fn kept(
     write(&fields, exif.little_endian())
 }
 
-/// The EXIF a photo carries: libheif finds a HEIF's, kamadak-exif every
-/// other container's that has one (JPEG, PNG, WebP, TIFF).
+/// The EXIF a photo carries: libheif finds a HEIF's, jxl-oxide a JPEG XL's,
+/// kamadak-exif every other container's that has one (JPEG, PNG, WebP,
+/// TIFF).
 fn read(input: &[u8], format: InputFormat) -> Option<Exif> {
     match format {
         InputFormat::Heic | InputFormat::Avif => Reader::new().read_raw(heif::exif(input)?).ok(),
+        InputFormat::Jxl => Reader::new().read_raw(jpeg_xl(input)?).ok(),
         InputFormat::Jpeg | InputFormat::Png | InputFormat::WebP | InputFormat::Tiff => {
             Reader::new()
                 .read_from_container(&mut Cursor::new(input))
                 .ok()
         }
+        _ => None,
+    }
+}
+
+/// The EXIF box of a JPEG XL, from its TIFF header on.
+fn jpeg_xl(input: &[u8]) -> Option<Vec<u8>> {
+    let image = JxlImage::builder().read(input).ok()?;
+    match image.aux_boxes().first_exif() {
+        Ok(AuxBoxData::Data(exif)) => Some(exif.payload().to_vec()),
         _ => None,
     }
 }

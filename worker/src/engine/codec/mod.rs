@@ -15,6 +15,7 @@ use std::io::Cursor;
 
 use common::Limits;
 use common::probe::{Decoder, InputFormat};
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader};
 use jxl_oxide::JxlImage;
 use jxl_oxide::integration::JxlDecoder;
@@ -44,7 +45,9 @@ pub(super) fn decode(
         Decoder::Image(format) => {
             let mut reader = ImageReader::with_format(Cursor::new(input), format);
             reader.limits(image_limits(limits));
-            decode_upright(reader.into_decoder().map_err(corrupt)?)
+            let mut decoder = reader.into_decoder().map_err(corrupt)?;
+            let orientation = decoder.orientation().map_err(corrupt)?;
+            decode_turned(decoder, orientation)
         }
         Decoder::JpegXl => {
             // jxl-oxide renders a cut file as far as it goes, as a
@@ -59,9 +62,10 @@ pub(super) fn decode(
             }
             let mut decoder = JxlDecoder::new(input).map_err(corrupt)?;
             decoder.set_limits(image_limits(limits)).map_err(corrupt)?;
-            // Its renderer applies the file's orientation itself, which the
-            // decoder then reports as none.
-            let decoded = decode_upright(decoder)?;
+            // Its renderer applies the header's orientation itself; the
+            // decoder's, read from the EXIF box as `image` does for every
+            // format, would turn the picture a second time.
+            let decoded = decode_turned(decoder, Orientation::NoTransforms)?;
             Ok(Decoded {
                 image: without_float(decoded.image),
                 ..decoded
@@ -91,10 +95,12 @@ fn image_limits(limits: &Limits) -> image::Limits {
     image_limits
 }
 
-/// The image `decoder` makes, turned as its file says.
-fn decode_upright(mut decoder: impl ImageDecoder) -> Result<Decoded, EngineError> {
+/// The image `decoder` makes, turned by `orientation`.
+fn decode_turned(
+    mut decoder: impl ImageDecoder,
+    orientation: Orientation,
+) -> Result<Decoded, EngineError> {
     let corrupt = |e: image::ImageError| EngineError::Corrupt(e.to_string());
-    let orientation = decoder.orientation().map_err(corrupt)?;
     let colours = decoder
         .icc_profile()
         .ok()
