@@ -453,8 +453,6 @@ async function follow(job) {
   return events;
 }
 
-// Follows a job by reading its status every few seconds until it is done
-// (and nothing is uploading) or the page stops watching it.
 // Previews are no results: a job can be done before the last of them is made. While a card
 // still waits for one, look at the job again now and then (for two minutes at most).
 function awaitPreviews(job, tries = 40) {
@@ -463,6 +461,8 @@ function awaitPreviews(job, tries = 40) {
   setTimeout(async () => { await snapshot(job); awaitPreviews(job, tries - 1); }, 3000);
 }
 
+// Follows a job by reading its status every few seconds until it is done
+// (and nothing is uploading) or the page stops watching it.
 function pollJob(job) {
   const poller = { closed: false, polling: true, close() { this.closed = true; } };
   watching = poller;
