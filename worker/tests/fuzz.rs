@@ -13,42 +13,11 @@
 
 use std::path::Path;
 
-use common::Limits;
-use common::recipe::{Axis, Encoding, Metadata, Op, OutputFormat};
 use worker::engine::{EngineError, process};
 
-fn limits() -> Limits {
-    // The fuzz target's limits.
-    Limits {
-        max_pixels: 4_000_000,
-        max_bytes: 4 * 1024 * 1024,
-        max_dimension: 4096,
-        ..Limits::default()
-    }
-}
-
-/// The recipe the fuzz target runs for a selector byte.
-fn recipe(selector: u8) -> Vec<Op> {
-    let op = if selector & 1 == 0 {
-        Op::Thumbnail {
-            width: 64,
-            height: 64,
-        }
-    } else {
-        Op::Flip {
-            axis: Axis::Horizontal,
-        }
-    };
-    let mut ops = vec![op];
-    if selector & 2 != 0 {
-        ops.push(Op::Format(Encoding {
-            metadata: Some(Metadata::All),
-            keep_icc: true,
-            ..Encoding::of(OutputFormat::Png)
-        }));
-    }
-    ops
-}
+#[path = "../fuzz/recipe.rs"]
+mod fuzz_recipe;
+use fuzz_recipe::{limits, recipe};
 
 #[test]
 fn fuzz_regressions_process_or_fail_cleanly() {
