@@ -66,8 +66,8 @@ pub(super) fn read(body: &str, limits: &Limits) -> Read {
 fn check(recipe: &Value, limits: &Limits) -> Result<Recipe, String> {
     // No user's recipe may take the preview's name, so the name alone does
     // not vouch for it: the whole recipe must be the preview's.
-    let before = Recipe::before();
     if recipe.get("name").and_then(Value::as_str) == Some(Recipe::BEFORE) {
+        let before = Recipe::before();
         return match serde_json::to_value(&before) {
             Ok(made) if made == *recipe => Ok(before),
             _ => Err(format!(
