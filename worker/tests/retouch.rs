@@ -5,7 +5,7 @@ mod support;
 use common::recipe::Region;
 use image::{DynamicImage, Rgba, RgbaImage};
 use palette::{IntoColor, Lab, Srgb};
-use worker::engine::retouch::{find_mouth, red_eye, teeth_whiten};
+use worker::engine::retouch::{find_mouth, red_eye, teeth_whiten, whiten_smiles};
 use worker::engine::smart::smart_origin;
 
 fn photo(name: &str) -> RgbaImage {
@@ -112,6 +112,110 @@ fn red_eye_in_a_region_changes_only_that_region() {
     assert!(redness(after.get_pixel(247, 103)) > 100.0);
 }
 
+/// Pupil centres of six faces of the Solvay 1927 group photo (3000×2171),
+/// from the boxes labelled beside it: faces about 110 px wide, pupils 6-8 px.
+fn solvay_pupils() -> Vec<(u32, u32)> {
+    let labels: serde_json::Value =
+        serde_json::from_slice(&support::photo("faces/solvay-1927.json")).unwrap();
+    labels["pupils"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            let at = |k: &str, size: &str| {
+                (b[k].as_u64().unwrap() + b[size].as_u64().unwrap() / 2) as u32
+            };
+            (at("x", "width"), at("y", "height"))
+        })
+        .collect()
+}
+
+/// The black-and-white group photo with every labelled pupil turned red,
+/// keeping its shading (darkened, then red raised): strongly red in three
+/// faces, moderately (red only 60 levels over green and blue) in the others.
+fn red_eyed_group() -> RgbaImage {
+    let mut img = photo("faces/solvay-1927.jpg");
+    for (i, (cx, cy)) in solvay_pupils().into_iter().enumerate() {
+        let lift = if i < 6 { 130 } else { 60 };
+        for y in cy - 3..=cy + 3 {
+            for x in cx - 3..=cx + 3 {
+                let (dx, dy) = (x as i32 - cx as i32, y as i32 - cy as i32);
+                if dx * dx + dy * dy <= 9 {
+                    let p = img.get_pixel_mut(x, y);
+                    let shade = (f32::from(p.0[1]) * 0.6) as u8;
+                    p.0 = [shade.saturating_add(lift), shade, shade, 255];
+                }
+            }
+        }
+    }
+    img
+}
+
+fn red_pixels_near(img: &RgbaImage, (cx, cy): (u32, u32)) -> f32 {
+    (cy - 4..=cy + 4)
+        .flat_map(|y| (cx - 4..=cx + 4).map(move |x| (x, y)))
+        .map(|(x, y)| redness(img.get_pixel(x, y)).max(0.0))
+        .sum()
+}
+
+#[test]
+fn automatic_red_eye_fixes_every_face_of_a_group_photo() {
+    let before = red_eyed_group();
+    let mut after = before.clone();
+    red_eye(&mut after, None);
+    let pupils = solvay_pupils();
+    assert_eq!(pupils.len(), 12);
+    for &pupil in &pupils {
+        let (was, now) = (
+            red_pixels_near(&before, pupil),
+            red_pixels_near(&after, pupil),
+        );
+        assert!(
+            now <= 0.3 * was,
+            "pupil at {pupil:?}: redness {was} -> {now}"
+        );
+    }
+    let near_a_pupil = |x: u32, y: u32| {
+        pupils
+            .iter()
+            .any(|&(cx, cy)| x.abs_diff(cx) <= 6 && y.abs_diff(cy) <= 6)
+    };
+    for (x, y, p) in after.enumerate_pixels() {
+        if !near_a_pupil(x, y) {
+            assert_eq!(
+                p,
+                before.get_pixel(x, y),
+                "({x},{y}) changed, no pupil there"
+            );
+        }
+    }
+}
+
+#[test]
+fn automatic_red_eye_fixes_moderately_red_pupils_judged_against_the_face() {
+    // Red only 70 levels over green and blue: too faint for a fixed bar
+    // that must keep lips and clothes out.
+    let mut before = photo("astronaut.png");
+    for (x, y, p) in before.enumerate_pixels_mut() {
+        if in_pupil(x, y, 0) {
+            *p = Rgba([140, 70, 72, 255]);
+        }
+    }
+    let mut after = before.clone();
+    assert!(red_eye(&mut after, None) > 0, "no pupil found");
+    for (x, y, p) in after.enumerate_pixels() {
+        if in_pupil(x, y, 0) {
+            assert!(redness(p) < 10.0, "pupil pixel ({x},{y}) still red: {p:?}");
+        } else if !in_pupil(x, y, 2) {
+            assert_eq!(
+                p,
+                before.get_pixel(x, y),
+                "({x},{y}) outside the pupils changed"
+            );
+        }
+    }
+}
+
 fn mean_lab(img: &RgbaImage, r: Region) -> Lab {
     let (mut l, mut a, mut b, mut n) = (0.0, 0.0, 0.0, 0.0);
     for y in r.y..r.y + r.height {
@@ -170,6 +274,31 @@ fn teeth_whitening_finds_the_mouth_by_itself() {
     let mut after = img.clone();
     teeth_whiten(&mut after, 0.8, None);
     assert!(mean_lab(&after, TEETH).b < mean_lab(&img, TEETH).b - 2.0);
+}
+
+#[test]
+fn teeth_whitening_finds_the_smile_of_each_face() {
+    let img = photo("astronaut.png");
+    let mut after = img.clone();
+    let treated = whiten_smiles(&mut after, 0.8);
+    assert_eq!(treated.len(), 1, "{treated:?}");
+    let mouth = treated[0];
+    assert!(inside(mouth, 222, 146), "the smile is not in {mouth:?}");
+    assert!(mean_lab(&after, TEETH).b < mean_lab(&img, TEETH).b - 3.0);
+    assert_unchanged_outside(mouth, &img, &after);
+}
+
+#[test]
+fn smart_crop_keeps_the_face_over_busier_detail() {
+    // The astronaut's face on the left of a wide canvas whose right holds
+    // the cat's fur, more detailed than a face.
+    let mut img = RgbaImage::from_pixel(900, 300, Rgba([128, 128, 128, 255]));
+    let face = image::imageops::crop_imm(&photo("astronaut.png"), 140, 40, 160, 160).to_image();
+    image::imageops::replace(&mut img, &face, 40, 70);
+    let fur = image::imageops::crop_imm(&photo("chelsea.png"), 0, 0, 300, 300).to_image();
+    image::imageops::replace(&mut img, &fur, 600, 0);
+    let (x, _) = smart_origin(&DynamicImage::ImageRgba8(img), 250, 300);
+    assert!(x <= 40, "window at x={x} leaves out the face at 40..200");
 }
 
 #[test]

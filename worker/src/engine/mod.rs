@@ -10,12 +10,14 @@
 //! - [`geometry`]: thumbnail, resize, crop, rotate, flip.
 //! - [`adjust`]: blur, sharpen, contrast, brightness, recolor.
 //! - [`retouch`]: red-eye removal and teeth whitening.
+//! - [`faces`]: where the faces are, for retouching and smart crops.
 //! - [`smart`]: where a smart crop goes.
 //! - [`color`]: ICC profiles to sRGB, or kept with the image.
 
 mod adjust;
 mod codec;
 mod color;
+pub mod faces;
 mod geometry;
 pub mod retouch;
 mod shrink;

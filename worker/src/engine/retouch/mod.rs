@@ -3,15 +3,21 @@
 //! Both work on an RGBA image in place and never touch a pixel outside the
 //! area they decide to correct, so the rest of a photo stays bit-identical.
 //!
-//! This file holds red-eye removal, the pupil finder and the helpers both
-//! share; teeth whitening and the mouth finder are in `teeth`.
+//! Without a region from the user, both look inside the faces the detector
+//! finds (`super::faces`): red-eye in each face's eyes (`eyes`), whitening
+//! in each face's mouth (`teeth`). This file holds the dispatch, the
+//! face-less pupil finder kept for close-ups too tight for a face to be
+//! found, and the helpers both share.
 
+mod eyes;
 mod teeth;
 
 pub use teeth::{find_mouth, teeth_whiten};
 
 use common::recipe::Region;
 use image::{DynamicImage, RgbaImage};
+
+use super::faces::{faces_around, find_faces};
 
 /// Red-eye removal on any image (made RGBA first).
 pub(super) fn red_eye_image(img: DynamicImage, region: Option<Region>) -> DynamicImage {
@@ -20,15 +26,33 @@ pub(super) fn red_eye_image(img: DynamicImage, region: Option<Region>) -> Dynami
     DynamicImage::ImageRgba8(rgba)
 }
 
-/// Teeth whitening on any image (made RGBA first).
+/// Teeth whitening on any image (made RGBA first): in the region given, or
+/// on every smile of the faces found, or where no face is found, on the one
+/// mouth found by colour alone (see [`find_mouth`]).
 pub(super) fn teeth_whiten_image(
     img: DynamicImage,
     strength: f32,
     region: Option<Region>,
 ) -> DynamicImage {
+    let faces = if region.is_none() {
+        find_faces(&img)
+    } else {
+        Vec::new()
+    };
     let mut rgba = img.into_rgba8();
-    teeth_whiten(&mut rgba, strength, region);
+    if faces.is_empty() {
+        teeth_whiten(&mut rgba, strength, region);
+    } else {
+        teeth::whiten_faces(&mut rgba, strength, &faces);
+    }
     DynamicImage::ImageRgba8(rgba)
+}
+
+/// Whitens the teeth of every face found in `img` that shows them; returns
+/// the areas treated.
+pub fn whiten_smiles(img: &mut RgbaImage, strength: f32) -> Vec<Region> {
+    let faces = find_faces(&DynamicImage::ImageRgba8(img.clone()));
+    teeth::whiten_faces(img, strength, &faces)
 }
 
 /// A rectangle clipped to the image: (x0, y0, x1, y1), exclusive ends.
@@ -58,9 +82,18 @@ fn desaturate_red(p: &mut image::Rgba<u8>) {
 }
 
 /// Removes red-eye. With a region, every strongly red pixel inside it is
-/// corrected; without one, pupils are found automatically (see [`find_pupils`]).
+/// corrected; without one, the pupils of every face found, or where no face
+/// is found, pupils found by their shape alone (see [`find_pupils`]).
 /// Returns how many pixels changed.
 pub fn red_eye(img: &mut RgbaImage, region: Option<Region>) -> usize {
+    if region.is_none() {
+        // Faces are looked for only around red spots: a photo without red
+        // costs one pass over its pixels.
+        let faces = faces_around(img, &eyes::red_spots(img));
+        if !faces.is_empty() {
+            return eyes::red_eyes_in_faces(img, &faces);
+        }
+    }
     let (w, h) = img.dimensions();
     let mut changed = 0;
     match region {

@@ -7,6 +7,7 @@ use image::RgbaImage;
 use palette::{IntoColor, Lab, Srgb};
 
 use super::clip;
+use crate::engine::faces::Face;
 
 fn to_lab(p: &image::Rgba<u8>) -> Lab {
     let [r, g, b, _] = p.0;
@@ -24,12 +25,29 @@ fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
+/// The lightness (L*) from which a colour starts to count as a tooth. In a
+/// face whose skin is known, teeth are judged against that skin: a smile in
+/// shadow has teeth darker than [`BRIGHT_TEETH`].
+#[derive(Clone, Copy)]
+struct TeethFrom(f32);
+
+/// Teeth in a well-lit face, and the bar when no face is known.
+const BRIGHT_TEETH: TeethFrom = TeethFrom(60.0);
+
+impl TeethFrom {
+    /// For a face whose skin has median lightness `skin_l`: teeth are at most
+    /// a little darker than the skin around them.
+    fn face(skin_l: f32) -> Self {
+        Self((skin_l - 12.0).clamp(35.0, BRIGHT_TEETH.0))
+    }
+}
+
 /// How tooth-like a colour is: bright, and with little red (a*) even when
 /// yellow. Lips and gums are too red, skin too red for its lightness, so they
 /// score (nearly) zero; yellowish teeth still score high.
-fn tooth_weight(lab: &Lab) -> f32 {
+fn tooth_weight(lab: &Lab, from: TeethFrom) -> f32 {
     let chroma = (lab.a * lab.a + lab.b * lab.b).sqrt();
-    smoothstep(60.0, 72.0, lab.l)
+    smoothstep(from.0, from.0 + 12.0, lab.l)
         * (1.0 - smoothstep(3.0, 9.0, lab.a))
         * (1.0 - smoothstep(24.0, 34.0, chroma))
 }
@@ -52,6 +70,64 @@ fn is_lip(lab: &Lab) -> bool {
 /// pixels with a feathered mask. Returns the area treated, if any.
 pub fn teeth_whiten(img: &mut RgbaImage, strength: f32, region: Option<Region>) -> Option<Region> {
     let region = region.or_else(|| find_mouth(img))?;
+    whiten(img, strength, region, BRIGHT_TEETH)
+}
+
+/// Whitens the smile of every face that shows teeth; returns the areas
+/// treated.
+pub(super) fn whiten_faces(img: &mut RgbaImage, strength: f32, faces: &[Face]) -> Vec<Region> {
+    faces
+        .iter()
+        .filter_map(|face| {
+            let (from, mouth) = mouth_of(img, face)?;
+            whiten(img, strength, mouth, from)
+        })
+        .collect()
+}
+
+/// The teeth a face shows, if any: the bar teeth are judged by for this face
+/// and the box around them.
+fn mouth_of(img: &RgbaImage, face: &Face) -> Option<(TeethFrom, Region)> {
+    let (w, h) = img.dimensions();
+    let from = TeethFrom::face(median_lightness(img, face.part(CHEEKS, w, h)));
+    let (x0, y0, x1, y1) = face.part(MOUTH, w, h);
+    let window = Region {
+        x: x0,
+        y: y0,
+        width: x1.saturating_sub(x0),
+        height: y1.saturating_sub(y0),
+    };
+    let sub = image::imageops::crop_imm(img, x0, y0, window.width, window.height).to_image();
+    let masks = Masks::of(&sub, from);
+    let teeth = masks.smile(face.width)?;
+    Some((
+        from,
+        Region {
+            x: teeth.x + x0,
+            y: teeth.y + y0,
+            ..teeth
+        },
+    ))
+}
+
+/// Where a frontal face's mouth lies in its detected box, as fractions
+/// (x0, y0, x1, y1), and its cheeks.
+const MOUTH: (f32, f32, f32, f32) = (0.2, 0.6, 0.8, 1.0);
+const CHEEKS: (f32, f32, f32, f32) = (0.15, 0.45, 0.85, 0.7);
+
+fn median_lightness(img: &RgbaImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> f32 {
+    let mut values: Vec<f32> = (y0..y1)
+        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
+        .map(|(x, y)| to_lab(img.get_pixel(x, y)).l)
+        .collect();
+    if values.is_empty() {
+        return BRIGHT_TEETH.0;
+    }
+    let mid = values.len() / 2;
+    *values.select_nth_unstable_by(mid, f32::total_cmp).1
+}
+
+fn whiten(img: &mut RgbaImage, strength: f32, region: Region, from: TeethFrom) -> Option<Region> {
     let (w, h) = img.dimensions();
     let (x0, y0, x1, y1) = clip(region, w, h);
     if x0 >= x1 || y0 >= y1 {
@@ -63,7 +139,7 @@ pub fn teeth_whiten(img: &mut RgbaImage, strength: f32, region: Option<Region>) 
     for y in y0..y1 {
         for x in x0..x1 {
             let lab = to_lab(img.get_pixel(x, y));
-            weight.push(tooth_weight(&lab));
+            weight.push(tooth_weight(&lab, from));
             labs.push(lab);
         }
     }
@@ -111,7 +187,7 @@ fn box_blur(v: &[f32], w: usize, h: usize) -> Vec<f32> {
 /// Finds a mouth: the most lip-surrounded cluster of tooth-like pixels that
 /// is wider than tall and small next to the image. `None` when there is none.
 pub fn find_mouth(img: &RgbaImage) -> Option<Region> {
-    let masks = Masks::of(img);
+    let masks = Masks::of(img, BRIGHT_TEETH);
     let max_area = (masks.w * masks.h) as usize / 50;
     let mut seen = vec![false; masks.teeth.len()];
     let mut best: Option<(f32, Region)> = None;
@@ -143,6 +219,7 @@ struct Masks {
 
 /// A 4-connected cluster of tooth-like pixels: its box (inclusive ends) and
 /// how many pixels it has.
+#[derive(Clone, Copy)]
 struct Cluster {
     x0: u32,
     y0: u32,
@@ -152,7 +229,7 @@ struct Cluster {
 }
 
 impl Masks {
-    fn of(img: &RgbaImage) -> Self {
+    fn of(img: &RgbaImage, from: TeethFrom) -> Self {
         let (w, h) = img.dimensions();
         let mut teeth = vec![false; (w * h) as usize];
         let mut lips = vec![false; (w * h) as usize];
@@ -160,7 +237,7 @@ impl Masks {
         for (x, y, p) in img.enumerate_pixels() {
             let lab = to_lab(p);
             let i = (y * w + x) as usize;
-            teeth[i] = tooth_weight(&lab) > 0.5;
+            teeth[i] = tooth_weight(&lab, from) > 0.5;
             lips[i] = is_lip(&lab);
             skin[i] = is_skin(&lab);
         }
@@ -205,15 +282,56 @@ impl Masks {
         }
     }
 
-    /// How much a cluster looks like teeth in a mouth; 0 when it does not.
-    fn mouth_score(&self, c: &Cluster) -> f32 {
+    /// The teeth of a smile in a face's mouth window (this mask's image): the
+    /// tooth-like cluster most framed by lips above and below, joined by the
+    /// clusters beside it on its row (teeth parted by shadow), padded.
+    /// `None` when the mouth is closed. A beard, a chin's flash glare or a
+    /// collar has no lips on both sides.
+    fn smile(&self, face_width: u32) -> Option<Region> {
+        let max_area = (face_width * face_width / 8) as usize;
+        let mut seen = vec![false; self.teeth.len()];
+        let mut clusters = Vec::new();
+        for start in 0..self.teeth.len() {
+            if !self.teeth[start] || seen[start] {
+                continue;
+            }
+            seen[start] = true;
+            let c = self.tooth_cluster(start, &mut seen);
+            if (4..=max_area).contains(&c.area) && c.width() >= c.height() {
+                clusters.push(c);
+            }
+        }
+        let best = clusters
+            .iter()
+            .map(|c| (self.between_lips(c), c))
+            .filter(|(framed, _)| *framed > 0.03)
+            .max_by(|a, b| a.0.total_cmp(&b.0))?
+            .1;
+        let mut teeth = *best;
+        for c in &clusters {
+            let same_row = c.y0 <= best.y1 && c.y1 >= best.y0;
+            let near = c.x0 <= teeth.x1 + face_width / 4 && c.x1 + face_width / 4 >= teeth.x0;
+            if same_row && near {
+                (teeth.x0, teeth.y0) = (teeth.x0.min(c.x0), teeth.y0.min(c.y0));
+                (teeth.x1, teeth.y1) = (teeth.x1.max(c.x1), teeth.y1.max(c.y1));
+            }
+        }
+        Some(teeth.padded())
+    }
+
+    /// The lesser of the lip fractions just above and just below a cluster.
+    fn between_lips(&self, c: &Cluster) -> f32 {
         let h = self.h;
-        // Teeth show between lips: count lip pixels in a band above and one below.
         let band = c.height().max(3);
         let above = self.lip_fraction(c, c.y0.saturating_sub(band)..c.y0);
         let below = self.lip_fraction(c, (c.y1 + 1).min(h)..(c.y1 + 1 + band).min(h));
-        let score = above.min(below);
-        score * self.skin_beside(c, band)
+        above.min(below)
+    }
+
+    /// How much a cluster looks like teeth in a mouth; 0 when it does not.
+    fn mouth_score(&self, c: &Cluster) -> f32 {
+        // Teeth show between lips, and a mouth sits in a face.
+        self.between_lips(c) * self.skin_beside(c, c.height().max(3))
     }
 
     /// The fraction of lip pixels in rows `ys`, over the cluster's columns.
