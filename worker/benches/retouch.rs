@@ -72,6 +72,40 @@ fn time(img: &RgbaImage, f: &dyn Fn(&mut RgbaImage)) -> f64 {
     ms[RUNS / 2]
 }
 
+/// Before (top) over after (bottom) of `area` of two images, each 3× wide.
+fn before_after(
+    before: &RgbaImage,
+    after: &RgbaImage,
+    (x, y, w, h): (u32, u32, u32, u32),
+) -> RgbaImage {
+    let zoom = |img: &RgbaImage| {
+        let part = image::imageops::crop_imm(img, x, y, w, h).to_image();
+        image::imageops::resize(&part, w * 3, h * 3, image::imageops::FilterType::Nearest)
+    };
+    let mut sheet = RgbaImage::new(w * 3, h * 6 + 6);
+    image::imageops::replace(&mut sheet, &zoom(before), 0, 0);
+    image::imageops::replace(&mut sheet, &zoom(after), 0, i64::from(h * 3 + 6));
+    sheet
+}
+
+/// The README's before/after pictures, in target/bench-data/retouch/.
+fn write_pictures(group: &RgbaImage, fixed: &RgbaImage) {
+    let dir = workspace().join("target/bench-data/retouch");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two labelled faces of the middle row, at the 12 MP scale.
+    before_after(group, fixed, (1373, 1413, 360, 213))
+        .save(dir.join("group-red-eye.png"))
+        .unwrap();
+    let astronaut = image::open(workspace().join("testdata/astronaut.png"))
+        .unwrap()
+        .into_rgba8();
+    let mut smiling = astronaut.clone();
+    whiten_smiles(&mut smiling, 0.6);
+    before_after(&astronaut, &smiling, (180, 120, 90, 45))
+        .save(dir.join("astronaut-teeth.png"))
+        .unwrap();
+}
+
 fn main() {
     let (group, pupils) = red_eyed_group();
     let coffee = image::open(input()).unwrap().into_rgba8();
@@ -90,6 +124,7 @@ fn main() {
         .iter()
         .filter(|&&p| red(&fixed, p) * 10 <= red(&group, p) * 3)
         .count();
+    write_pictures(&group, &fixed);
     let faces = find_faces(&DynamicImage::ImageRgba8(group.clone())).len();
     println!(
         "group: {}×{}, {faces} of 29 faces found, {cleared} of {} red pupils cleared (red pixels down ≥ 70 %); {RUNS} runs each\n",

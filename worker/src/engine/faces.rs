@@ -89,10 +89,18 @@ pub struct Spot {
     pub diameter: u32,
 }
 
-/// How much wider than a pupil its face is: an adult's dilated pupil is
-/// 1/30 of the face, a red blob covering only part of it less, one spilling
-/// onto the iris more.
-const FACE_PER_PUPIL: std::ops::RangeInclusive<f32> = 8.0..=40.0;
+/// How much wider than a red pupil its face is: an adult's dilated pupil
+/// (5–8 mm) is a 17th to a 28th of the face, a red blob covering only part
+/// of it narrower, one spilling onto the iris wider; the wide end also gives
+/// the detector the context it needs (a window 60 pupils wide lost two of
+/// the six faces of the group test's 12 MP copy, 80 wide none). The range
+/// sets each search's cost: a window 80 pupils wide scanned at 32 px per 12.
+const FACE_PER_PUPIL: std::ops::RangeInclusive<f32> = 12.0..=40.0;
+
+/// The width the narrowest face around a spot is scanned at: above the
+/// model's 20-pixel window, where it finds faces reliably (at 29 px it
+/// missed the portrait's).
+const SPOT_FACE_SIDE: f32 = 32.0;
 
 /// The faces around `spots`: each spot's surroundings are searched at the
 /// scale its size implies, so the cost follows the spots, not the image.
@@ -124,7 +132,7 @@ pub fn faces_around(img: &RgbaImage, spots: &[Spot]) -> Vec<Face> {
         let window = DynamicImage::ImageRgba8(
             image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image(),
         );
-        let scale = (MIN_FACE as f32 / (d * FACE_PER_PUPIL.start())).min(1.0);
+        let scale = (SPOT_FACE_SIDE / (d * FACE_PER_PUPIL.start())).min(1.0);
         for face in detect(&window, scale, Some((x0, y0)), MIN_SCORE_AROUND) {
             if !faces.iter().any(|f| f.overlaps(&face)) {
                 faces.push(face);

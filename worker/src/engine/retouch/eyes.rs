@@ -10,13 +10,14 @@ use image::{Rgba, RgbaImage};
 
 use crate::engine::faces::{Face, Spot};
 
-/// How red a spot must be to make its surroundings worth a face search:
-/// above flushed skin (about 0.25), below any red pupil seen.
-const SPOT_REDNESS: f32 = 0.3;
+/// How red a spot must be to make its surroundings worth a face search, by
+/// [`spot_redness`]: above flushed skin and orange (a coffee cup, a
+/// sunset), below any red pupil seen.
+const SPOT_REDNESS: f32 = 0.32;
 
 /// At most this many spots are followed, the largest first: a red polka-dot
 /// dress must not cost a face search per dot.
-const MAX_SPOTS: usize = 64;
+const MAX_SPOTS: usize = 32;
 
 /// Where the eyes of a frontal face lie in its detected box, as fractions
 /// (x0, y0, x1, y1): SeetaFace's box runs from the brows to the chin.
@@ -48,10 +49,7 @@ fn redness(p: &Rgba<u8>) -> f32 {
 /// may be, to look for the face around it.
 pub fn red_spots(img: &RgbaImage) -> Vec<Spot> {
     let (w, h) = img.dimensions();
-    let is_spot_red = |p: &Rgba<u8>| {
-        let [r, g, b, _] = p.0;
-        redness(p) >= SPOT_REDNESS && r.saturating_sub(g.max(b)) >= 30
-    };
+    let is_spot_red = |p: &Rgba<u8>| spot_redness(p) >= SPOT_REDNESS;
     let max_side = (w.max(h) / 10).max(4);
     let mut seen = vec![false; (w * h) as usize];
     let mut spots: Vec<(usize, Spot)> = Vec::new();
@@ -66,7 +64,11 @@ pub fn red_spots(img: &RgbaImage) -> Vec<Spot> {
             let (bx0, by0, bx1, by1) = bounds(&blob);
             let (bw, bh) = (bx1 - bx0 + 1, by1 - by0 + 1);
             let roundish = 2 * bw >= bh && 2 * bh >= bw && bw.max(bh) <= max_side;
-            if blob.len() >= 3 && roundish && blob.len() as u32 * 3 >= bw * bh {
+            if blob.len() >= 3
+                && roundish
+                && blob.len() as u32 * 20 >= bw * bh * 9
+                && stands_alone(img, (bx0, by0, bx1, by1), is_spot_red)
+            {
                 let spot = Spot {
                     x: (bx0 + bx1) / 2,
                     y: (by0 + by1) / 2,
@@ -82,6 +84,42 @@ pub fn red_spots(img: &RgbaImage) -> Vec<Spot> {
         .take(MAX_SPOTS)
         .map(|(_, spot)| spot)
         .collect()
+}
+
+/// Whether the ring around a blob's box (the box grown by its size) is
+/// mostly not red: a pupil sits in an iris and white, a fragment of a red
+/// cup, dress or wall (split off by noise or texture) in more red.
+fn stands_alone(
+    img: &RgbaImage,
+    (x0, y0, x1, y1): (u32, u32, u32, u32),
+    is_red: impl Fn(&Rgba<u8>) -> bool,
+) -> bool {
+    let (w, h) = img.dimensions();
+    let grow = (x1 - x0).max(y1 - y0) + 1;
+    let (gx0, gy0) = (x0.saturating_sub(grow), y0.saturating_sub(grow));
+    let (gx1, gy1) = ((x1 + grow).min(w - 1), (y1 + grow).min(h - 1));
+    let (mut ring, mut red) = (0u32, 0u32);
+    for y in gy0..=gy1 {
+        for x in gx0..=gx1 {
+            if !((x0..=x1).contains(&x) && (y0..=y1).contains(&y)) {
+                ring += 1;
+                red += u32::from(is_red(img.get_pixel(x, y)));
+            }
+        }
+    }
+    red * 4 < ring
+}
+
+/// The redness of a spot worth a face search: as [`redness`] but with the
+/// whole gap between green and blue taken off (orange is not a pupil's red,
+/// and a photo full of it must not cost a face search per speck), and only
+/// for a red channel bright enough (60) that a flash can have lit it.
+fn spot_redness(p: &Rgba<u8>) -> f32 {
+    let [r, g, b, _] = p.0.map(f32::from);
+    if r < 60.0 {
+        return 0.0;
+    }
+    (r - g.max(b) - (g - b).abs()) / (r + 30.0)
 }
 
 /// Removes red from the pupils of every face; returns how many pixels changed.
