@@ -289,6 +289,33 @@ fn teeth_whitening_finds_the_smile_of_each_face() {
 }
 
 #[test]
+fn teeth_whitening_finds_a_smile_in_shadow_judged_against_its_face() {
+    // The portrait at 60 % of its light: her teeth are darker than the
+    // fixed bar for teeth, which no longer finds the mouth.
+    let mut img = photo("astronaut.png");
+    for p in img.pixels_mut() {
+        for c in &mut p.0[..3] {
+            *c = (f32::from(*c) * 0.6) as u8;
+        }
+    }
+    assert_eq!(
+        find_mouth(&img),
+        None,
+        "the fixed bar found it: the test proves nothing"
+    );
+    let mut after = img.clone();
+    let treated = whiten_smiles(&mut after, 0.8);
+    assert_eq!(treated.len(), 1, "{treated:?}");
+    assert!(
+        inside(treated[0], 222, 146),
+        "the smile is not in {:?}",
+        treated[0]
+    );
+    assert!(mean_lab(&after, TEETH).b < mean_lab(&img, TEETH).b - 2.0);
+    assert_unchanged_outside(treated[0], &img, &after);
+}
+
+#[test]
 fn smart_crop_keeps_the_face_over_busier_detail() {
     // The astronaut's face on the left of a wide canvas whose right holds
     // the cat's fur, more detailed than a face.

@@ -4,7 +4,9 @@
 //! windows of each face are searched, and a pixel counts as red when it is
 //! redder than that face's own skin, not redder than a fixed bar. Flash-lit
 //! faces, warm light and moderately red pupils behind glasses all pass; lips,
-//! clothes and candles are never looked at.
+//! clothes and candles are never taken for pupils, being in no eye window.
+//! The faces themselves are looked for only around red spots
+//! ([`red_spots`]), so a photo without red costs one pass over its pixels.
 
 use image::{Rgba, RgbaImage};
 
@@ -27,7 +29,7 @@ const RIGHT_EYE: (f32, f32, f32, f32) = (0.48, 0.12, 0.95, 0.52);
 /// The cheeks and nose: the skin a pupil's redness is judged against.
 const SKIN: (f32, f32, f32, f32) = (0.2, 0.5, 0.8, 0.75);
 
-/// How much redder than the face's reddest skin a pupil must be.
+/// How much redder than the face's skin (its 90th percentile) a pupil must be.
 const MARGIN: f32 = 0.08;
 
 /// A pupil's width against its face's: smaller is a glint or noise, larger

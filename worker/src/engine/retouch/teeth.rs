@@ -25,29 +25,46 @@ fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
-/// The lightness (L*) from which a colour starts to count as a tooth. In a
-/// face whose skin is known, teeth are judged against that skin: a smile in
-/// shadow has teeth darker than [`BRIGHT_TEETH`].
+/// The bars a mouth's colours are judged by. In a face whose skin is known
+/// they follow that skin: in a smile in shadow the teeth are darker and the
+/// lips less red than [`WELL_LIT`]'s bars.
 #[derive(Clone, Copy)]
-struct TeethFrom(f32);
+struct Bars {
+    /// The lightness (L*) from which a colour starts to count as a tooth.
+    teeth_from: f32,
+    /// The redness (a*) from which a colour counts as lip.
+    lips_from: f32,
+    /// The lightness under which nothing counts as lip (shadow, the mouth's
+    /// inside).
+    lips_lightest_dark: f32,
+}
 
-/// Teeth in a well-lit face, and the bar when no face is known.
-const BRIGHT_TEETH: TeethFrom = TeethFrom(60.0);
+/// A well-lit face's mouth, and the bars when no face is known.
+const WELL_LIT: Bars = Bars {
+    teeth_from: 60.0,
+    lips_from: 15.0,
+    lips_lightest_dark: 35.0,
+};
 
-impl TeethFrom {
-    /// For a face whose skin has median lightness `skin_l`: teeth are at most
-    /// a little darker than the skin around them.
-    fn face(skin_l: f32) -> Self {
-        Self((skin_l - 12.0).clamp(35.0, BRIGHT_TEETH.0))
+impl Bars {
+    /// For a face whose cheeks have median lightness `skin_l` and redness
+    /// `skin_a`: teeth at most a little darker than the skin around them,
+    /// lips redder than it.
+    fn face((skin_l, skin_a): (f32, f32)) -> Self {
+        Self {
+            teeth_from: (skin_l - 12.0).clamp(35.0, WELL_LIT.teeth_from),
+            lips_from: (skin_a + 4.0).clamp(8.0, WELL_LIT.lips_from),
+            lips_lightest_dark: (skin_l - 30.0).clamp(20.0, WELL_LIT.lips_lightest_dark),
+        }
     }
 }
 
 /// How tooth-like a colour is: bright, and with little red (a*) even when
 /// yellow. Lips and gums are too red, skin too red for its lightness, so they
 /// score (nearly) zero; yellowish teeth still score high.
-fn tooth_weight(lab: &Lab, from: TeethFrom) -> f32 {
+fn tooth_weight(lab: &Lab, bars: Bars) -> f32 {
     let chroma = (lab.a * lab.a + lab.b * lab.b).sqrt();
-    smoothstep(from.0, from.0 + 12.0, lab.l)
+    smoothstep(bars.teeth_from, bars.teeth_from + 12.0, lab.l)
         * (1.0 - smoothstep(3.0, 9.0, lab.a))
         * (1.0 - smoothstep(24.0, 34.0, chroma))
 }
@@ -61,8 +78,8 @@ fn is_skin(lab: &Lab) -> bool {
 }
 
 /// Lip-like: clearly red-pink, more red than yellow, mid lightness.
-fn is_lip(lab: &Lab) -> bool {
-    lab.a > 15.0 && lab.b < 1.2 * lab.a && lab.l > 35.0 && lab.l < 80.0
+fn is_lip(lab: &Lab, bars: Bars) -> bool {
+    lab.a > bars.lips_from && lab.b < 1.2 * lab.a && lab.l > bars.lips_lightest_dark && lab.l < 80.0
 }
 
 /// Whitens teeth inside `region` (or an automatically found mouth):
@@ -70,7 +87,7 @@ fn is_lip(lab: &Lab) -> bool {
 /// pixels with a feathered mask. Returns the area treated, if any.
 pub fn teeth_whiten(img: &mut RgbaImage, strength: f32, region: Option<Region>) -> Option<Region> {
     let region = region.or_else(|| find_mouth(img))?;
-    whiten(img, strength, region, BRIGHT_TEETH)
+    whiten(img, strength, region, WELL_LIT)
 }
 
 /// Whitens the smile of every face that shows teeth; returns the areas
@@ -79,17 +96,17 @@ pub(super) fn whiten_faces(img: &mut RgbaImage, strength: f32, faces: &[Face]) -
     faces
         .iter()
         .filter_map(|face| {
-            let (from, mouth) = mouth_of(img, face)?;
-            whiten(img, strength, mouth, from)
+            let (bars, mouth) = mouth_of(img, face)?;
+            whiten(img, strength, mouth, bars)
         })
         .collect()
 }
 
-/// The teeth a face shows, if any: the bar teeth are judged by for this face
-/// and the box around them.
-fn mouth_of(img: &RgbaImage, face: &Face) -> Option<(TeethFrom, Region)> {
+/// The teeth a face shows, if any: the bars its mouth is judged by and the
+/// box around its teeth.
+fn mouth_of(img: &RgbaImage, face: &Face) -> Option<(Bars, Region)> {
     let (w, h) = img.dimensions();
-    let from = TeethFrom::face(median_lightness(img, face.part(CHEEKS, w, h)));
+    let bars = median_skin(img, face.part(CHEEKS, w, h)).map_or(WELL_LIT, Bars::face);
     let (x0, y0, x1, y1) = face.part(MOUTH, w, h);
     let window = Region {
         x: x0,
@@ -98,10 +115,10 @@ fn mouth_of(img: &RgbaImage, face: &Face) -> Option<(TeethFrom, Region)> {
         height: y1.saturating_sub(y0),
     };
     let sub = image::imageops::crop_imm(img, x0, y0, window.width, window.height).to_image();
-    let masks = Masks::of(&sub, from);
+    let masks = Masks::of(&sub, bars);
     let teeth = masks.smile(face.width)?;
     Some((
-        from,
+        bars,
         Region {
             x: teeth.x + x0,
             y: teeth.y + y0,
@@ -115,19 +132,27 @@ fn mouth_of(img: &RgbaImage, face: &Face) -> Option<(TeethFrom, Region)> {
 const MOUTH: (f32, f32, f32, f32) = (0.2, 0.6, 0.8, 1.0);
 const CHEEKS: (f32, f32, f32, f32) = (0.15, 0.45, 0.85, 0.7);
 
-fn median_lightness(img: &RgbaImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> f32 {
-    let mut values: Vec<f32> = (y0..y1)
+/// The median lightness (L*) and redness (a*) of an area, (x0, y0, x1, y1),
+/// unless it is empty.
+fn median_skin(img: &RgbaImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> Option<(f32, f32)> {
+    let labs: Vec<Lab> = (y0..y1)
         .flat_map(|y| (x0..x1).map(move |x| (x, y)))
-        .map(|(x, y)| to_lab(img.get_pixel(x, y)).l)
+        .map(|(x, y)| to_lab(img.get_pixel(x, y)))
         .collect();
-    if values.is_empty() {
-        return BRIGHT_TEETH.0;
+    if labs.is_empty() {
+        return None;
     }
-    let mid = values.len() / 2;
-    *values.select_nth_unstable_by(mid, f32::total_cmp).1
+    let median = |mut v: Vec<f32>| {
+        let mid = v.len() / 2;
+        *v.select_nth_unstable_by(mid, f32::total_cmp).1
+    };
+    Some((
+        median(labs.iter().map(|lab| lab.l).collect()),
+        median(labs.iter().map(|lab| lab.a).collect()),
+    ))
 }
 
-fn whiten(img: &mut RgbaImage, strength: f32, region: Region, from: TeethFrom) -> Option<Region> {
+fn whiten(img: &mut RgbaImage, strength: f32, region: Region, bars: Bars) -> Option<Region> {
     let (w, h) = img.dimensions();
     let (x0, y0, x1, y1) = clip(region, w, h);
     if x0 >= x1 || y0 >= y1 {
@@ -139,7 +164,7 @@ fn whiten(img: &mut RgbaImage, strength: f32, region: Region, from: TeethFrom) -
     for y in y0..y1 {
         for x in x0..x1 {
             let lab = to_lab(img.get_pixel(x, y));
-            weight.push(tooth_weight(&lab, from));
+            weight.push(tooth_weight(&lab, bars));
             labs.push(lab);
         }
     }
@@ -187,7 +212,7 @@ fn box_blur(v: &[f32], w: usize, h: usize) -> Vec<f32> {
 /// Finds a mouth: the most lip-surrounded cluster of tooth-like pixels that
 /// is wider than tall and small next to the image. `None` when there is none.
 pub fn find_mouth(img: &RgbaImage) -> Option<Region> {
-    let masks = Masks::of(img, BRIGHT_TEETH);
+    let masks = Masks::of(img, WELL_LIT);
     let max_area = (masks.w * masks.h) as usize / 50;
     let mut seen = vec![false; masks.teeth.len()];
     let mut best: Option<(f32, Region)> = None;
@@ -229,7 +254,7 @@ struct Cluster {
 }
 
 impl Masks {
-    fn of(img: &RgbaImage, from: TeethFrom) -> Self {
+    fn of(img: &RgbaImage, bars: Bars) -> Self {
         let (w, h) = img.dimensions();
         let mut teeth = vec![false; (w * h) as usize];
         let mut lips = vec![false; (w * h) as usize];
@@ -237,8 +262,8 @@ impl Masks {
         for (x, y, p) in img.enumerate_pixels() {
             let lab = to_lab(p);
             let i = (y * w + x) as usize;
-            teeth[i] = tooth_weight(&lab, from) > 0.5;
-            lips[i] = is_lip(&lab);
+            teeth[i] = tooth_weight(&lab, bars) > 0.5;
+            lips[i] = is_lip(&lab, bars);
             skin[i] = is_skin(&lab);
         }
         Self {
