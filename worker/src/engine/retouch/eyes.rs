@@ -10,6 +10,7 @@
 
 use image::{Rgba, RgbaImage};
 
+use super::{bounds, grow_while, stands_alone};
 use crate::engine::faces::{Face, Spot};
 
 /// How red a spot must be to make its surroundings worth a face search, by
@@ -69,7 +70,7 @@ pub fn red_spots(img: &RgbaImage) -> Vec<Spot> {
             if blob.len() >= 3
                 && roundish
                 && blob.len() as u32 * 20 >= bw * bh * 9
-                && stands_alone(img, (bx0, by0, bx1, by1), is_spot_red)
+                && stands_alone(img, (bx0, by0, bx1, by1), is_spot_red, 0.25)
             {
                 let spot = Spot {
                     x: (bx0 + bx1) / 2,
@@ -86,30 +87,6 @@ pub fn red_spots(img: &RgbaImage) -> Vec<Spot> {
         .take(MAX_SPOTS)
         .map(|(_, spot)| spot)
         .collect()
-}
-
-/// Whether the ring around a blob's box (the box grown by its size) is
-/// mostly not red: a pupil sits in an iris and white, a fragment of a red
-/// cup, dress or wall (split off by noise or texture) in more red.
-fn stands_alone(
-    img: &RgbaImage,
-    (x0, y0, x1, y1): (u32, u32, u32, u32),
-    is_red: impl Fn(&Rgba<u8>) -> bool,
-) -> bool {
-    let (w, h) = img.dimensions();
-    let grow = (x1 - x0).max(y1 - y0) + 1;
-    let (gx0, gy0) = (x0.saturating_sub(grow), y0.saturating_sub(grow));
-    let (gx1, gy1) = ((x1 + grow).min(w - 1), (y1 + grow).min(h - 1));
-    let (mut ring, mut red) = (0u32, 0u32);
-    for y in gy0..=gy1 {
-        for x in gx0..=gx1 {
-            if !((x0..=x1).contains(&x) && (y0..=y1).contains(&y)) {
-                ring += 1;
-                red += u32::from(is_red(img.get_pixel(x, y)));
-            }
-        }
-    }
-    red * 4 < ring
 }
 
 /// The redness of a spot worth a face search: as [`redness`] but with the
@@ -192,44 +169,6 @@ fn pupil(
         }
     }
     best
-}
-
-/// The pixels of the `x0..x1 × y0..y1` window 8-connected to `start`
-/// (already marked in `seen`, the window's row-major marks) that pass `take`.
-fn grow_while(
-    img: &RgbaImage,
-    (x0, y0, x1, y1): (u32, u32, u32, u32),
-    seen: &mut [bool],
-    start: (u32, u32),
-    take: impl Fn(&Rgba<u8>) -> bool,
-) -> Vec<(u32, u32)> {
-    let ww = x1 - x0;
-    let (mut stack, mut blob) = (vec![start], Vec::new());
-    while let Some((x, y)) = stack.pop() {
-        blob.push((x, y));
-        for ny in y.saturating_sub(1)..=(y + 1).min(y1 - 1) {
-            for nx in x.saturating_sub(1)..=(x + 1).min(x1 - 1) {
-                if nx < x0 || ny < y0 {
-                    continue;
-                }
-                let j = ((ny - y0) * ww + (nx - x0)) as usize;
-                if !seen[j] && take(img.get_pixel(nx, ny)) {
-                    seen[j] = true;
-                    stack.push((nx, ny));
-                }
-            }
-        }
-    }
-    blob
-}
-
-/// A blob's box: (x0, y0, x1, y1), inclusive ends.
-fn bounds(pixels: &[(u32, u32)]) -> (u32, u32, u32, u32) {
-    let (mut bx0, mut by0, mut bx1, mut by1) = (u32::MAX, u32::MAX, 0, 0);
-    for &(x, y) in pixels {
-        (bx0, by0, bx1, by1) = (bx0.min(x), by0.min(y), bx1.max(x), by1.max(y));
-    }
-    (bx0, by0, bx1, by1)
 }
 
 fn as_pupil(pixels: Vec<(u32, u32)>, face: &Face) -> Option<Pupil> {

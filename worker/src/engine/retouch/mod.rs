@@ -15,7 +15,7 @@ mod teeth;
 pub use teeth::{find_mouth, teeth_whiten};
 
 use common::recipe::Region;
-use image::{DynamicImage, RgbaImage};
+use image::{DynamicImage, Rgba, RgbaImage};
 
 use super::faces::{faces_around, find_faces};
 
@@ -161,52 +161,18 @@ fn red_blobs(img: &RgbaImage) -> Vec<Blob> {
                 continue;
             }
             seen[i] = true;
-            blobs.push(grow_red_blob(img, &mut seen, x, y));
+            let pixels = grow_while(img, (0, 0, w, h), &mut seen, (x, y), is_red);
+            let (x0, y0, x1, y1) = bounds(&pixels);
+            blobs.push(Blob {
+                pixels,
+                x0,
+                y0,
+                x1,
+                y1,
+            });
         }
     }
     blobs
-}
-
-/// The blob of strongly red pixels 8-connected to (`x`, `y`), a red pixel
-/// already marked in `seen`; marks every pixel it takes.
-fn grow_red_blob(img: &RgbaImage, seen: &mut [bool], x: u32, y: u32) -> Blob {
-    let (w, h) = img.dimensions();
-    let mut stack = vec![(x, y)];
-    let mut blob = Blob {
-        pixels: Vec::new(),
-        x0: x,
-        y0: y,
-        x1: x,
-        y1: y,
-    };
-    while let Some((px, py)) = stack.pop() {
-        blob.pixels.push((px, py));
-        blob.x0 = blob.x0.min(px);
-        blob.x1 = blob.x1.max(px);
-        blob.y0 = blob.y0.min(py);
-        blob.y1 = blob.y1.max(py);
-        for (dx, dy) in [
-            (-1i32, -1i32),
-            (0, -1),
-            (1, -1),
-            (-1, 0),
-            (1, 0),
-            (-1, 1),
-            (0, 1),
-            (1, 1),
-        ] {
-            let (nx, ny) = (px as i32 + dx, py as i32 + dy);
-            if nx < 0 || ny < 0 || nx >= w as i32 || ny >= h as i32 {
-                continue;
-            }
-            let j = (ny as u32 * w + nx as u32) as usize;
-            if !seen[j] && is_red(img.get_pixel(nx as u32, ny as u32)) {
-                seen[j] = true;
-                stack.push((nx as u32, ny as u32));
-            }
-        }
-    }
-    blob
 }
 
 /// Red blobs that look like a pair of pupils: small, round, compact, not
@@ -253,7 +219,7 @@ fn looks_like_pupil(img: &RgbaImage, b: &Blob, max_side: u32) -> bool {
         && bh <= max_side
         && (0.5..=2.0).contains(&aspect)
         && area / (bw * bh) as f32 >= 0.55
-        && isolated(img, b)
+        && stands_alone(img, (b.x0, b.y0, b.x1, b.y1), is_red, 0.15)
 }
 
 /// Whether another of `candidates` could be the other eye of the `i`th: of
@@ -275,21 +241,66 @@ fn has_partner(candidates: &[Blob], i: usize) -> bool {
     })
 }
 
-/// Whether the ring around a blob (its box grown by its size) is mostly not red.
-fn isolated(img: &RgbaImage, b: &Blob) -> bool {
-    let (w, h) = img.dimensions();
-    let grow = b.width().max(b.height());
-    let (x0, y0) = (b.x0.saturating_sub(grow), b.y0.saturating_sub(grow));
-    let (x1, y1) = ((b.x1 + grow).min(w - 1), (b.y1 + grow).min(h - 1));
-    let (mut ring, mut red) = (0u32, 0u32);
-    for y in y0..=y1 {
-        for x in x0..=x1 {
-            if (b.x0..=b.x1).contains(&x) && (b.y0..=b.y1).contains(&y) {
-                continue;
+/// The pixels of the `x0..x1 × y0..y1` window 8-connected to `start`
+/// (already marked in `seen`, the window's row-major marks) that pass `take`.
+fn grow_while(
+    img: &RgbaImage,
+    (x0, y0, x1, y1): (u32, u32, u32, u32),
+    seen: &mut [bool],
+    start: (u32, u32),
+    take: impl Fn(&Rgba<u8>) -> bool,
+) -> Vec<(u32, u32)> {
+    let ww = x1 - x0;
+    let (mut stack, mut blob) = (vec![start], Vec::new());
+    while let Some((x, y)) = stack.pop() {
+        blob.push((x, y));
+        for ny in y.saturating_sub(1)..=(y + 1).min(y1 - 1) {
+            for nx in x.saturating_sub(1)..=(x + 1).min(x1 - 1) {
+                if nx < x0 || ny < y0 {
+                    continue;
+                }
+                let j = ((ny - y0) * ww + (nx - x0)) as usize;
+                if !seen[j] && take(img.get_pixel(nx, ny)) {
+                    seen[j] = true;
+                    stack.push((nx, ny));
+                }
             }
-            ring += 1;
-            red += u32::from(is_red(img.get_pixel(x, y)));
         }
     }
-    ring > 0 && (red as f32) < 0.15 * ring as f32
+    blob
+}
+
+/// A blob's box: (x0, y0, x1, y1), inclusive ends.
+fn bounds(pixels: &[(u32, u32)]) -> (u32, u32, u32, u32) {
+    let (mut bx0, mut by0, mut bx1, mut by1) = (u32::MAX, u32::MAX, 0, 0);
+    for &(x, y) in pixels {
+        (bx0, by0, bx1, by1) = (bx0.min(x), by0.min(y), bx1.max(x), by1.max(y));
+    }
+    (bx0, by0, bx1, by1)
+}
+
+/// Whether less than the share `most` of the ring around a blob's box (the
+/// box grown by its size) is red: a pupil sits in an iris and white, a
+/// fragment of a red cup, dress or wall (split off by noise or texture) in
+/// more red.
+fn stands_alone(
+    img: &RgbaImage,
+    (x0, y0, x1, y1): (u32, u32, u32, u32),
+    is_red: impl Fn(&Rgba<u8>) -> bool,
+    most: f32,
+) -> bool {
+    let (w, h) = img.dimensions();
+    let grow = (x1 - x0).max(y1 - y0) + 1;
+    let (gx0, gy0) = (x0.saturating_sub(grow), y0.saturating_sub(grow));
+    let (gx1, gy1) = ((x1 + grow).min(w - 1), (y1 + grow).min(h - 1));
+    let (mut ring, mut red) = (0u32, 0u32);
+    for y in gy0..=gy1 {
+        for x in gx0..=gx1 {
+            if !((x0..=x1).contains(&x) && (y0..=y1).contains(&y)) {
+                ring += 1;
+                red += u32::from(is_red(img.get_pixel(x, y)));
+            }
+        }
+    }
+    (red as f32) < most * ring as f32
 }
