@@ -125,7 +125,11 @@ CREATE TABLE public.images (
     bytes bigint NOT NULL,
     content_type text NOT NULL,
     storage_key text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    width integer,
+    height integer,
+    bytes_per_pixel smallint,
+    scalable boolean
 );
 
 CREATE TABLE public.jobs (

@@ -54,25 +54,36 @@ pub async fn sweep(pool: &PgPool, storage: &Storage) -> anyhow::Result<usize> {
         )
         .fetch_all(&mut *tx)
         .await?;
-        for job in &jobs {
-            storage.delete_prefix(&format!("jobs/{job}/")).await?;
-        }
-        // Images and outputs go with their job (on delete cascade), and so
-        // does its webhook.
-        sqlx::query!("delete from jobs where id = any($1)", &jobs)
-            .execute(&mut *tx)
-            .await?;
-        let hooks: Vec<String> = jobs
-            .iter()
-            .map(|j| crate::webhooks::subscription(*j))
-            .collect();
-        topics
-            .unsubscribe_in(&mut tx, common::protocol::EVENTS_TOPIC, &hooks)
-            .await?;
+        delete_jobs(&mut tx, storage, &topics, &jobs).await?;
         tx.commit().await?;
         swept += jobs.len();
         if (jobs.len() as i64) < BATCH {
             return Ok(swept);
         }
     }
+}
+
+/// Deletes `jobs`, locked by `tx`: their S3 objects now, their rows (images
+/// and outputs go with their job, on delete cascade) and their webhooks'
+/// subscriptions when `tx` commits. Also what `DELETE /api/jobs/{id}` does.
+pub async fn delete_jobs(
+    tx: &mut sqlx::PgConnection,
+    storage: &Storage,
+    topics: &queue::Topics,
+    jobs: &[uuid::Uuid],
+) -> anyhow::Result<()> {
+    for job in jobs {
+        storage.delete_prefix(&format!("jobs/{job}/")).await?;
+    }
+    sqlx::query!("delete from jobs where id = any($1)", jobs)
+        .execute(&mut *tx)
+        .await?;
+    let hooks: Vec<String> = jobs
+        .iter()
+        .map(|j| crate::webhooks::subscription(*j))
+        .collect();
+    topics
+        .unsubscribe_in(tx, common::protocol::EVENTS_TOPIC, &hooks)
+        .await?;
+    Ok(())
 }

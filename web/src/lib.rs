@@ -9,6 +9,8 @@
 //! - [`events`]: which jobs changed, heard by every web process.
 //! - [`metrics`]: the Prometheus metrics of `/metrics`.
 //! - [`rate`]: per-client rates of job creation, uploads and work.
+//! - [`work`]: what work on an image costs, from its header, and its charge.
+//! - [`requests`]: request messages for workers, sent with their rows.
 //! - [`places`]: what a client or job may hold open at once (streams, uploads).
 //! - [`expiry`]: deletes jobs and their files once they expire.
 //! - [`listener`]: serves a listener's connections under [`listener::Timeouts`].
@@ -29,7 +31,9 @@ pub mod listener;
 pub mod metrics;
 pub mod places;
 pub mod rate;
+pub mod requests;
 pub mod webhooks;
+pub mod work;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{delete, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use common::Limits;
@@ -17,16 +17,18 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::auth::new_token;
+use crate::auth::{JobAccess, new_token};
 use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::rate::Client;
 use crate::webhooks;
 
 /// Most recipes in one job.
-const MAX_RECIPES: usize = 16;
+pub(crate) const MAX_RECIPES: usize = 16;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/jobs", post(create_job))
+    Router::new()
+        .route("/api/jobs", post(create_job))
+        .route("/api/jobs/{id}", delete(delete_job))
 }
 
 /// What `POST /api/jobs` takes.
@@ -47,38 +49,7 @@ impl CreateJob {
     pub(crate) fn parse(body: &[u8], limits: &Limits) -> AppResult<Self> {
         let value: Value = serde_json::from_slice(body)
             .map_err(|e| AppError::BadRequest(format!("body is not valid JSON: {e}")))?;
-        let recipes = value
-            .get("recipes")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                AppError::BadRequest(
-                    "`recipes` is missing: send {\"recipes\":[{\"name\":..,\"ops\":[..]}]}".into(),
-                )
-            })?;
-        if recipes.is_empty() || recipes.len() > MAX_RECIPES {
-            return Err(AppError::BadRequest(format!(
-                "`recipes` must hold 1 to {MAX_RECIPES} recipes"
-            )));
-        }
-        let mut names = HashSet::new();
-        let recipes = recipes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let recipe = Recipe::from_json(r, &format!("recipes[{i}]"))
-                    .map_err(|e| AppError::BadRequest(e.to_string()))?;
-                limits.check_recipe(&recipe).map_err(|e| {
-                    AppError::BadRequest(format!("recipes[{i}] ({}): {e}", recipe.name))
-                })?;
-                if !names.insert(recipe.name.clone()) {
-                    return Err(AppError::BadRequest(format!(
-                        "recipes[{i}].name: `{}` is used twice",
-                        recipe.name
-                    )));
-                }
-                Ok(recipe)
-            })
-            .collect::<AppResult<_>>()?;
+        let recipes = parse_recipes(&value, limits)?;
         let webhook = match value.get("webhook") {
             None | Some(Value::Null) => None,
             Some(Value::String(url)) => Some(url.clone()),
@@ -90,6 +61,44 @@ impl CreateJob {
         };
         Ok(CreateJob { recipes, webhook })
     }
+}
+
+/// The `recipes` of a request's body: 1 to [`MAX_RECIPES`] valid recipes
+/// with distinct names, each within what `limits` allow on the largest
+/// image they accept; an error names the field at fault.
+pub(crate) fn parse_recipes(body: &Value, limits: &Limits) -> AppResult<Vec<Recipe>> {
+    let recipes = body
+        .get("recipes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            AppError::BadRequest(
+                "`recipes` is missing: send {\"recipes\":[{\"name\":..,\"ops\":[..]}]}".into(),
+            )
+        })?;
+    if recipes.is_empty() || recipes.len() > MAX_RECIPES {
+        return Err(AppError::BadRequest(format!(
+            "`recipes` must hold 1 to {MAX_RECIPES} recipes"
+        )));
+    }
+    let mut names = HashSet::new();
+    recipes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let recipe = Recipe::from_json(r, &format!("recipes[{i}]"))
+                .map_err(|e| AppError::BadRequest(e.to_string()))?;
+            limits.check_recipe(&recipe).map_err(|e| {
+                AppError::BadRequest(format!("recipes[{i}] ({}): {e}", recipe.name))
+            })?;
+            if !names.insert(recipe.name.clone()) {
+                return Err(AppError::BadRequest(format!(
+                    "recipes[{i}].name: `{}` is used twice",
+                    recipe.name
+                )));
+            }
+            Ok(recipe)
+        })
+        .collect()
 }
 
 /// A new job.
@@ -166,6 +175,34 @@ pub(crate) async fn create_job(
             expires_at,
         }),
     ))
+}
+
+#[utoipa::path(delete, path = "/api/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    security(("job_token" = [])),
+    responses(
+        (status = 204, description = "The job, its originals and its results are deleted now, before they expire"),
+        (status = 404, description = "No such job, or a wrong or missing token", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete_job(
+    State(state): State<AppState>,
+    access: JobAccess,
+) -> AppResult<StatusCode> {
+    let mut tx = state.pool.begin().await?;
+    // Locked, so that the expiry sweeper (which skips locked jobs) and a
+    // second delete wait for this one rather than delete beside it.
+    let job = sqlx::query_scalar!(
+        "select id from jobs where id = $1 for update",
+        access.job_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AppError::NotFound)?;
+    crate::expiry::delete_jobs(&mut tx, &state.storage, &state.topics, &[job]).await?;
+    tx.commit().await?;
+    tracing::info!(job = %job, "job deleted by its owner");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! HTTP routes, one module per resource, each with its own `router()`:
-//! `jobs` (create), `status` (a job's state, paged), `uploads`, `events`
-//! (progress stream), `downloads`, `ui`, `health`, `openapi`, and the one
-//! `error` type every handler answers with.
+//! `jobs` (create, delete), `status` (a job's state, paged), `uploads`,
+//! `recipes` (more recipes on a job's originals), `retry` (a failed output
+//! again), `events` (progress stream), `downloads`, `ui`, `health`,
+//! `openapi`, and the one `error` type every handler answers with.
 //!
 //! Two listeners: the public one (browser UI, jobs API, `/healthz`) and the
 //! admin one (queue API, `/metrics`, the full OpenAPI description), which
@@ -13,6 +14,8 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod openapi;
+pub mod recipes;
+pub mod retry;
 pub mod status;
 pub mod ui;
 pub mod uploads;
@@ -40,6 +43,8 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .merge(jobs::router())
         .merge(status::router())
+        .merge(recipes::router())
+        .merge(retry::router())
         .merge(downloads::router())
         .merge(events::router())
         .merge(openapi::router())

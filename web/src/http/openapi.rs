@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 
-use crate::http::{downloads, events, health, jobs, status, uploads};
+use crate::http::{downloads, events, health, jobs, recipes, retry, status, uploads};
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
@@ -44,7 +44,10 @@ struct AdminDoc;
     ),
     paths(
         jobs::create_job,
+        jobs::delete_job,
         status::get_job,
+        recipes::add_recipes,
+        retry::retry_output,
         uploads::upload_images,
         events::events,
         downloads::get_output,

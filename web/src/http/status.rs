@@ -34,6 +34,8 @@ pub(crate) struct JobView {
     counts: Counts,
     /// When the job and its files are deleted.
     expires_at: DateTime<Utc>,
+    /// Its recipes, those added since its creation last.
+    recipes: Vec<Recipe>,
     /// A page of the job's images, oldest first.
     images: Vec<ImageView>,
     /// Pass as `after` for the next page; absent on the last.
@@ -151,6 +153,22 @@ pub(crate) struct OutputRow {
     pub error: Option<String>,
 }
 
+impl OutputView {
+    /// An output not done, in `state`.
+    pub(crate) fn of_state(recipe: String, state: OutputState) -> Self {
+        OutputView {
+            recipe,
+            state,
+            width: None,
+            height: None,
+            bytes: None,
+            format: None,
+            url: None,
+            error: None,
+        }
+    }
+}
+
 impl OutputRow {
     /// The output as the API shows it, with `url` filled in once done;
     /// `None` for an image without outputs.
@@ -192,16 +210,18 @@ pub(crate) async fn get_job(
             "`limit` must be 1 to {MAX_PAGE} images"
         )));
     }
-    let expires_at = sqlx::query_scalar!("select expires_at from jobs where id = $1", id)
+    let job = sqlx::query!("select expires_at, recipes from jobs where id = $1", id)
         .fetch_one(&state.pool)
         .await?;
+    let recipes = serde_json::from_value(job.recipes).map_err(anyhow::Error::from)?;
     let counts = Counts::of_job(&state.pool, id).await?;
     let (images, next) = images_page(&state.pool, id, page.after, limit).await?;
     Ok(Json(JobView {
         id,
         state: counts.job_state(),
         counts,
-        expires_at,
+        expires_at: job.expires_at,
+        recipes,
         images,
         next,
     }))

@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::multipart::{Field, MultipartError};
 use axum::http::StatusCode;
 use bytes::{Bytes, BytesMut};
-use common::cost::{self, Estimate, Source};
-use common::limits::Limits;
-use common::probe::{self, InputFormat, Probe, ProbeError};
+use common::probe::{self, InputFormat, ProbeError};
 use common::protocol;
-use common::recipe::{Op, Recipe};
+use common::recipe::Recipe;
 use common::storage::StorageError;
 use futures::StreamExt;
 
@@ -21,16 +19,11 @@ use uuid::Uuid;
 use super::record::Image;
 use super::{Accepted, Cut, job_full};
 use crate::AppState;
-use crate::rate::{Limited, PER_MESSAGE};
+use crate::rate::Limited;
+use crate::work::{self, HEADER_BYTES, Header, Refused};
 
 /// Bytes read before judging a file: enough for the headers of common formats.
 const SNIFF_BYTES: usize = 64 * 1024;
-
-/// The most of a file read to find its header, doubling from `SNIFF_BYTES`.
-/// A JPEG may put many 64 KiB metadata segments (EXIF, XMP, the pieces of an
-/// ICC profile) before its frame header; a file whose header is further in
-/// still than this is charged as the largest image the limits allow.
-const HEADER_BYTES: usize = 1024 * 1024;
 
 /// Why a file was not kept.
 pub(super) enum FileError {
@@ -116,13 +109,6 @@ struct Head {
     complete: bool,
 }
 
-/// What a file's head tells of the image: its header, or nothing yet within
-/// `HEADER_BYTES` (the worker reads the whole file again before decoding).
-enum Header {
-    Read(Probe),
-    Unread(InputFormat),
-}
-
 impl Upload<'_> {
     /// Whether `e` is the request going over its size limit (and notes it).
     pub(super) fn noticed(&self, e: &MultipartError) -> bool {
@@ -152,6 +138,7 @@ impl Upload<'_> {
             bytes,
             content_type: format.mime_type().to_owned(),
             key: key.clone(),
+            header: header.probe().copied(),
         };
         let recorder = &self.state.recorder;
         let recorded = recorder.record(self.job_id, image, &recipes).await;
@@ -257,59 +244,12 @@ impl Upload<'_> {
     /// its preview's) to the client's work rate.
     fn charge(&self, header: &Header, recipes: &[Recipe]) -> Result<(), FileError> {
         let limits = &self.state.settings.limits;
-        let work: u64 = recipes
-            .iter()
-            .map(|r| header.estimate(limits, &r.ops).megapixel_passes() + PER_MESSAGE)
-            .sum();
-        let rates = &self.state.settings.rates;
-        if !self.state.rates.payable(work, rates) {
-            return Err(FileError::Rejected(format!(
-                "{} with this job's recipes costs {work} megapixel passes of work, more than a \
-                 client may ask for in a minute ({}, DARKROOM_RATE_LIMIT_WORK); use a smaller \
-                 image or fewer recipes",
-                header.describe(limits),
-                rates.work_per_minute
-            )));
-        }
-        self.state
-            .rates
-            .work(self.client, work)
-            .map_err(FileError::Limited)
-    }
-}
-
-impl Header {
-    fn format(&self) -> InputFormat {
-        match self {
-            Header::Read(probe) => probe.format,
-            Header::Unread(format) => *format,
-        }
-    }
-
-    /// The most `ops` may cost on this image: on an image whose header is
-    /// unread, what they cost on the largest one the limits allow.
-    fn estimate(&self, limits: &Limits, ops: &[Op]) -> Estimate {
-        match self {
-            Header::Read(probe) => probe::estimate(probe, 0, ops, None),
-            Header::Unread(format) => {
-                let encoding = probe::output_encoding(ops, *format, None);
-                let worst = Source::worst(limits.max_pixels, limits.max_bytes, format.decoding());
-                cost::estimate(&worst, ops, &encoding)
-            }
-        }
-    }
-
-    /// The image, as the client is told of it.
-    fn describe(&self, limits: &Limits) -> String {
-        match self {
-            Header::Read(probe) => format!("this {}×{} image", probe.width, probe.height),
-            Header::Unread(_) => format!(
-                "an image whose header is not within its first {} KiB, charged as the largest \
-                 allowed ({} pixels),",
-                HEADER_BYTES / 1024,
-                limits.max_pixels
-            ),
-        }
+        let work = header.work(limits, recipes);
+        let what = || format!("{} with this job's recipes", header.describe(limits));
+        work::charge(self.state, self.client, work, what).map_err(|refused| match refused {
+            Refused::Unpayable(why) => FileError::Rejected(why),
+            Refused::Limited(limited) => FileError::Limited(limited),
+        })
     }
 }
 

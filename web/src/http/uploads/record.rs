@@ -11,12 +11,15 @@
 
 use std::collections::HashMap;
 
+use common::probe::Probe;
 use common::protocol::Request;
 use common::recipe::Recipe;
-use queue::{NewMessage, Routed};
+use queue::Routed;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+use crate::requests;
 
 /// Most images in one transaction.
 const MOST: usize = 64;
@@ -28,11 +31,15 @@ pub(super) struct Image {
     pub(super) bytes: u64,
     pub(super) content_type: String,
     pub(super) key: String,
+    /// What its header said, when it was read.
+    pub(super) header: Option<Probe>,
 }
 
 struct Record {
     job_id: Uuid,
     image: Image,
+    /// The recipes the upload was charged for; the image gets its job's
+    /// recipes as they are when it is recorded (see [`record_batch`]).
     recipes: Vec<Recipe>,
     /// Whether the image was recorded (false: its job is full), or why the
     /// transaction failed.
@@ -81,7 +88,7 @@ impl Recorder {
 async fn run(mut rx: mpsc::Receiver<Record>, pool: PgPool, requests: Routed, max_images: u32) {
     let mut batch = Vec::with_capacity(MOST);
     while rx.recv_many(&mut batch, MOST).await > 0 {
-        match record_batch(&pool, &requests, max_images, &batch).await {
+        match record_batch(&pool, &requests, max_images, &mut batch).await {
             Ok(recorded) => {
                 for (r, ok) in batch.drain(..).zip(recorded) {
                     let _ = r.reply.send(Ok(ok));
@@ -103,9 +110,11 @@ async fn record_batch(
     pool: &PgPool,
     requests: &Routed,
     max_images: u32,
-    batch: &[Record],
+    batch: &mut [Record],
 ) -> anyhow::Result<Vec<bool>> {
     let mut tx = pool.begin().await?;
+    take_current_recipes(&mut tx, batch).await?;
+    let batch = &*batch;
     // Most batches fit their jobs: one statement claims their places,
     // writes their rows and announces them.
     let all: Vec<&Record> = batch.iter().collect();
@@ -150,37 +159,49 @@ async fn record_batch(
         .iter()
         .flat_map(|r| {
             r.recipes.iter().map(|recipe| {
-                let request = Request {
+                requests::message(&Request {
                     job_id: r.job_id,
                     image_id: r.image.id,
                     image_name: r.image.name.clone(),
                     recipe: recipe.clone(),
                     source_key: r.image.key.clone(),
-                };
-                serde_json::to_string(&request).map(NewMessage::new)
+                })
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // With the request queue in this database (always, without shards) the
-    // requests commit with the rows. Placed on other shards, they are sent
-    // before the rows commit: if the commit then fails, a worker processes
-    // an image no job has, and the response consumer deletes that output.
-    // Work is repeated, never lost.
-    match requests.sends_on(0).await? {
-        Some(here) => {
-            for chunk in messages.chunks(queue::MAX_BATCH) {
-                here.send_batch_in(&mut tx, chunk).await?;
-            }
-            here.notify_in(&mut tx).await?;
-        }
-        None => {
-            for chunk in messages.chunks(queue::MAX_BATCH) {
-                requests.send_batch(chunk).await?;
-            }
-        }
-    }
+    requests::send_in(&mut tx, requests, &messages).await?;
     tx.commit().await?;
     Ok(recorded)
+}
+
+/// Locks the jobs of `batch` and gives each record its job's recipes as
+/// they are now: recipes added to a job while an image was uploading are
+/// then either seen here or, added after this commits, find the image
+/// recorded. A record keeps its "before" preview. The rows are locked in id
+/// order, as [`insert_if_room`] locks them.
+async fn take_current_recipes(conn: &mut PgConnection, batch: &mut [Record]) -> anyhow::Result<()> {
+    let jobs: Vec<Uuid> = batch.iter().map(|r| r.job_id).collect();
+    let rows = sqlx::query!(
+        "select id, recipes from jobs where id = any($1) order by id for update",
+        &jobs
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut current = HashMap::with_capacity(rows.len());
+    for row in rows {
+        current.insert(row.id, serde_json::from_value::<Vec<Recipe>>(row.recipes)?);
+    }
+    for record in batch {
+        let Some(recipes) = current.get(&record.job_id) else {
+            continue;
+        };
+        let preview = record.recipes.iter().any(|r| r.name == Recipe::BEFORE);
+        record.recipes.clone_from(recipes);
+        if preview {
+            record.recipes.push(Recipe::before());
+        }
+    }
+    Ok(())
 }
 
 /// For each job of `batch` with room for all its images there: claims their
@@ -213,10 +234,12 @@ async fn insert_if_room(
             where j.id = w.job_id and j.image_count + w.n <= $7
             returning j.id
         ), images as (
-            insert into images (id, job_id, name, bytes, content_type, storage_key)
+            insert into images (id, job_id, name, bytes, content_type, storage_key,
+                                width, height, bytes_per_pixel, scalable)
             select i.* from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[],
-                                   $6::text[])
-                as i(id, job_id, name, bytes, content_type, storage_key)
+                                   $6::text[], $12::int4[], $13::int4[], $14::int2[], $15::bool[])
+                as i(id, job_id, name, bytes, content_type, storage_key,
+                     width, height, bytes_per_pixel, scalable)
             where i.job_id in (select id from claimed)
         ), outputs as (
             insert into outputs (image_id, recipe, job_id)
@@ -237,6 +260,10 @@ async fn insert_if_room(
         &c.recipes as &[&str],
         &c.output_jobs,
         crate::events::CHANNEL,
+        &c.widths as &[Option<i32>],
+        &c.heights as &[Option<i32>],
+        &c.bytes_per_pixel as &[Option<i16>],
+        &c.scalable as &[Option<bool>],
     )
     .fetch_all(&mut *conn)
     .await
@@ -275,6 +302,10 @@ struct Columns<'a> {
     bytes: Vec<i64>,
     types: Vec<&'a str>,
     keys: Vec<&'a str>,
+    widths: Vec<Option<i32>>,
+    heights: Vec<Option<i32>>,
+    bytes_per_pixel: Vec<Option<i16>>,
+    scalable: Vec<Option<bool>>,
     output_images: Vec<Uuid>,
     recipes: Vec<&'a str>,
     output_jobs: Vec<Uuid>,
@@ -291,6 +322,13 @@ impl<'a> Columns<'a> {
                 .push(i64::try_from(r.image.bytes).unwrap_or(i64::MAX));
             c.types.push(&r.image.content_type);
             c.keys.push(&r.image.key);
+            let header = r.image.header.as_ref();
+            let int = |n: u32| i32::try_from(n).ok();
+            c.widths.push(header.and_then(|h| int(h.width)));
+            c.heights.push(header.and_then(|h| int(h.height)));
+            c.bytes_per_pixel
+                .push(header.map(|h| i16::from(h.bytes_per_pixel)));
+            c.scalable.push(header.map(|h| h.scalable));
             for recipe in &r.recipes {
                 c.output_images.push(r.image.id);
                 c.recipes.push(&recipe.name);
@@ -306,13 +344,14 @@ mod tests {
     use super::*;
     use queue::{Queues, Router};
 
-    async fn job(pool: &PgPool) -> Uuid {
+    async fn job(pool: &PgPool, recipes: &[Recipe]) -> Uuid {
         let id = Uuid::new_v4();
         sqlx::query(
             "insert into jobs (id, token_hash, recipes, expires_at)
-             values ($1, '', '[]', now() + interval '1 hour')",
+             values ($1, '', $2, now() + interval '1 hour')",
         )
         .bind(id)
+        .bind(serde_json::to_value(recipes).unwrap())
         .execute(pool)
         .await
         .unwrap();
@@ -326,6 +365,7 @@ mod tests {
             bytes: 1,
             content_type: "image/jpeg".into(),
             key: format!("key-{n}"),
+            header: None,
         }
     }
 
@@ -343,8 +383,8 @@ mod tests {
         let router = Router::new(Queues::new(pool.clone()));
         let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
         let recorder = Recorder::start(pool.clone(), requests, 1000);
-        let job = job(&pool).await;
         let recipes = recipes();
+        let job = job(&pool, &recipes).await;
         // All five wait before the recorder's task first runs.
         let recorded =
             futures::future::join_all((0..5).map(|n| recorder.record(job, image(n), &recipes)))
@@ -365,14 +405,14 @@ mod tests {
         let router = Router::new(Queues::new(pool.clone()));
         let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
         let recorder = Recorder::start(pool.clone(), requests, 10);
-        let (first, second) = (job(&pool).await, job(&pool).await);
+        let json = serde_json::json!({"name": "u", "ops": [{"op": "flip", "axis": "vertical"}]});
+        let mut two = recipes();
+        two.push(Recipe::from_json(&json, "recipe").unwrap());
+        let (first, second) = (job(&pool, &two).await, job(&pool, &two).await);
         let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
             .await
             .unwrap();
         listener.listen(crate::events::CHANNEL).await.unwrap();
-        let json = serde_json::json!({"name": "u", "ops": [{"op": "flip", "axis": "vertical"}]});
-        let mut two = recipes();
-        two.push(Recipe::from_json(&json, "recipe").unwrap());
         let calls = (0..4).map(|n| {
             let job = if n % 2 == 0 { first } else { second };
             recorder.record(job, image(n), &two)
@@ -397,12 +437,30 @@ mod tests {
     }
 
     #[sqlx::test(migrator = "common::MIGRATOR")]
+    async fn an_image_gets_the_recipes_its_job_has_when_it_is_recorded(pool: PgPool) {
+        let router = Router::new(Queues::new(pool.clone()));
+        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
+        let recorder = Recorder::start(pool.clone(), requests, 10);
+        let json = serde_json::json!({"name": "u", "ops": [{"op": "flip", "axis": "vertical"}]});
+        let mut now = recipes();
+        now.push(Recipe::from_json(&json, "recipe").unwrap());
+        // Its upload read the job when it had one recipe; a second was added since.
+        let job = job(&pool, &now).await;
+        let mut preview = recipes();
+        preview.push(Recipe::before());
+        assert!(recorder.record(job, image(0), &preview).await.unwrap());
+        let names = "select string_agg(recipe, ',' order by recipe) from outputs";
+        let names: String = sqlx::query_scalar(names).fetch_one(&pool).await.unwrap();
+        assert_eq!(names, ".before,t,u");
+    }
+
+    #[sqlx::test(migrator = "common::MIGRATOR")]
     async fn a_job_with_fewer_places_than_images_takes_the_first_ones(pool: PgPool) {
         let router = Router::new(Queues::new(pool.clone()));
         let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
         let recorder = Recorder::start(pool.clone(), requests, 3);
-        let (full, other) = (job(&pool).await, job(&pool).await);
         let recipes = recipes();
+        let (full, other) = (job(&pool, &recipes).await, job(&pool, &recipes).await);
         let calls = (0..5).map(|n| {
             let job = if n == 2 { other } else { full };
             recorder.record(job, image(n), &recipes)
