@@ -183,12 +183,14 @@ ensure_rust_components() {
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 }
 
-# ensure_browser: Debian's Chromium and the browser test's npm package
-# (playwright-core drives the installed Chromium; it downloads no browser).
+# ensure_browser: Debian's Chromium and the browser test's npm packages
+# (playwright-core drives the installed Chromium; it downloads no browser.
+# axe-core checks the page's accessibility).
 ensure_browser() {
     command -v chromium >/dev/null || apt_install chromium
     command -v npm >/dev/null || apt_install nodejs npm
-    if [[ ! -d web/tests/browser/node_modules/playwright-core ]]; then
+    local modules=web/tests/browser/node_modules
+    if [[ ! -d $modules/playwright-core || ! -d $modules/axe-core ]]; then
         say "installing the browser test's npm packages (npm ci)"
         (cd web/tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
     fi

@@ -110,8 +110,11 @@ async fn root_serves_the_upload_page(pool: PgPool) {
     let html = res.text().await.unwrap();
     assert!(html.contains(r#"type="file""#) && html.contains(r#"src="/assets/app.js""#));
     let script = app.get_text("/assets/app.js").await;
-    assert!(script.contains("/api/jobs"));
-    for text in [&html, &script] {
+    assert!(script.contains("from \"./api.js\""));
+    let api = app.get_text("/assets/api.js").await;
+    assert!(api.contains("/api/jobs"));
+    assert_eq!(app.get("/assets/nope.js").await.status(), 404);
+    for text in [&html, &script, &api] {
         assert!(
             !text.contains("http://") && !text.contains("https://"),
             "the page must not load anything from elsewhere"

@@ -1,7 +1,7 @@
 // Drives Debian's Chromium (headless) through the Darkroom UI, on a
 // phone-sized viewport: picks recipes (a preset and one built in the recipe
 // builder), uploads three photos, an iPhone-style HEIC and a text file through the file input,
-// waits for every output to show `done` over the live event stream, checks
+// waits for every output's tile to show `done` over the live event stream, checks
 // the text file's error, downloads one result and checks its size, and that
 // no URL the page used or shows carries the job's token.
 //
@@ -11,9 +11,9 @@
 // the page must follow the job by polling its status instead.
 //
 // Run by web/tests/browser.rs; exits non-zero on any failure.
-import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { launch } from "./common.mjs";
 
 const [url, shots, photos, shot = "ui.png"] = process.argv.slice(2);
 const streamsRefused = process.env.STREAMS_REFUSED === "1";
@@ -36,11 +36,7 @@ function dimensions(bytes) {
   throw new Error("no image dimensions found");
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, acceptDownloads: true });
@@ -108,6 +104,8 @@ try {
   if (messages.filter((m) => m === "uploaded").length !== 4) throw new Error(`upload messages: ${messages}`);
   if (!/not a supported image/.test(messages[4])) throw new Error(`the text file got: ${messages[4]}`);
   if (await page.isHidden("#zip")) throw new Error("no download-all link");
+  const zip = await page.textContent("#zip");
+  if (!zip.includes("all 12 results")) throw new Error(`the zip link reads ${zip}`);
 
   // Download rocket.jpg's thumbnail: 640×427 fits 256×256 as 256×171.
   const rocket = page.locator(".card", { hasText: "rocket.jpg" });
@@ -121,17 +119,25 @@ try {
   // The custom recipe turned it: 427×640 AVIF.
   const turned = await rocket.locator(".out[data-recipe=turned] span").first().textContent();
   if (!turned.includes("427×640")) throw new Error(`turned output reads ${turned}`);
-  // Before and after pictures loaded.
-  const loaded = await rocket.locator("img").evaluateAll((imgs) => imgs.map((i) => i.complete && i.naturalWidth > 0));
-  if (!loaded.every(Boolean)) throw new Error(`images not loaded: ${loaded}`);
+  // The original and its three results show once scrolled to (they load lazily).
+  await rocket.scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => {
+    const card = [...document.querySelectorAll(".card")].find((c) => c.textContent.includes("rocket.jpg"));
+    const imgs = [...card.querySelectorAll("img")];
+    return imgs.length === 4 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+  }, null, { timeout: 30_000 });
   // A HEIC's "before", which Chromium cannot show, is the server's JPEG of it; its "after"
   // shows too. Neither the preview nor its progress counts as a result.
   const heic = page.locator(".card", { hasText: "rocket.heic" });
   await heic.locator("img[data-preview]").waitFor({ timeout: 30_000 });
-  await page.waitForFunction(() => [...document.querySelectorAll(".card img")].every((i) => i.complete));
+  await heic.scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => {
+    const card = [...document.querySelectorAll(".card")].find((c) => c.textContent.includes("rocket.heic"));
+    return [...card.querySelectorAll("img")].every((i) => i.complete && i.naturalWidth > 0);
+  }, null, { timeout: 30_000 });
   const heicImages = await heic.locator("img").evaluateAll((imgs) =>
     imgs.map((i) => ({ shown: i.naturalWidth > 0, preview: "preview" in i.dataset, width: i.naturalWidth })));
-  if (heicImages.length !== 2 || !heicImages.every((i) => i.shown) || !heicImages[0].preview || heicImages[0].width !== 640) {
+  if (heicImages.length !== 4 || !heicImages.every((i) => i.shown) || !heicImages[0].preview || heicImages[0].width !== 640) {
     throw new Error(`HEIC card images: ${JSON.stringify(heicImages)}`);
   }
   if (await heic.locator(".out").count() !== 3) throw new Error("the HEIC's preview shows as a result");
