@@ -131,6 +131,7 @@ function show(next) {
   $("zip").hidden = true;
   $("progress").hidden = true;
   $("addrecipes").hidden = !next;
+  $("hint").hidden = Boolean(next);
   if (next) watch(next);
   showMyJobs(job, deleted);
 }

@@ -34,7 +34,7 @@ try {
   const report = [];
 
   await page.goto(url);
-  await page.screenshot({ path: join(shots, "ui-empty.png") });
+  await page.screenshot({ path: join(shots, "ui-empty.jpg"), quality: 85 });
   report.push(await checkAccessibility(page, cdp, "empty"));
 
   await page.check("input[name=recipe][value=bw]");
@@ -46,8 +46,10 @@ try {
   await page.waitForFunction(() => document.querySelectorAll(".out[data-state=done]").length >= 40,
     null, { timeout: 300_000 });
   const toGallery = () => page.evaluate(() => document.getElementById("bar").scrollIntoView());
-  await toGallery();
-  await page.screenshot({ path: join(shots, "ui-running.png") });
+  // Where results meet placeholders.
+  await page.evaluate(() => document.querySelector(".out:not([data-state=done])").closest(".card")
+    .scrollIntoView({ block: "center" }));
+  await page.screenshot({ path: join(shots, "ui-running.jpg"), quality: 85 });
   report.push(await checkAccessibility(page, cdp, "running"));
   for (let n = await done(); n < total; n = await done()) {
     heap = Math.max(heap, await heapUsed(cdp));
@@ -74,7 +76,7 @@ try {
   heap = Math.max(heap, await heapUsed(cdp));
   const longest = await longestTask(page);
   await toGallery();
-  await page.screenshot({ path: join(shots, "ui-done.png") });
+  await page.screenshot({ path: join(shots, "ui-done.jpg"), quality: 85 });
   report.push(await checkAccessibility(page, cdp, "done"));
 
   // The viewer: the first result, the split moved, the next and back by keyboard, 100 %, Esc.
@@ -109,7 +111,7 @@ try {
   if (Math.abs(actual - own) > 1) throw new Error(`at 100 % the result is ${actual} px wide of its ${own}`);
   await page.setViewportSize({ width: 1280, height: 800 });
   await page.click("#vzoom");
-  await page.screenshot({ path: join(shots, "ui-viewer.png") });
+  await page.screenshot({ path: join(shots, "ui-viewer.jpg"), quality: 85 });
   report.push(await checkAccessibility(page, cdp, "viewer"));
   await page.keyboard.press("Escape");
   if (await page.$eval("#viewer", (d) => d.open)) throw new Error("Esc did not close the viewer");
