@@ -126,7 +126,11 @@ function render(job, c, t) {
   } else if (out.state === "failed") {
     const retry = el("button", { type: "button", className: "ghost retry", textContent: "Retry",
       ariaLabel: `Retry ${out.recipe} of ${c.name}` });
-    retry.onclick = () => { retry.disabled = true; hooks.retry(t.image, out.recipe); };
+    // Disabled while asked, so a double click sends one request; a refusal leaves it to try again.
+    retry.onclick = async () => {
+      retry.disabled = true;
+      try { await hooks.retry(t.image, out.recipe); } finally { retry.disabled = false; }
+    };
     const why = el("span", { className: "why", textContent: out.error || "failed", title: out.error || "" });
     node.replaceChildren(el("div", { className: "ph failed" }, el("strong", { textContent: "Failed" }), why, retry), caption);
   } else {

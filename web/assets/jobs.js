@@ -6,6 +6,8 @@ import { $, el, status } from "./dom.js";
 import { call } from "./api.js";
 
 const KEY = "darkroom.jobs";
+// The most recent jobs kept; each is looked up when the list shows.
+const KEPT = 30;
 
 export function myJobs() {
   try { return JSON.parse(localStorage.getItem(KEY)) || []; } catch (_) { return []; }
@@ -16,7 +18,7 @@ function save(jobs) { localStorage.setItem(KEY, JSON.stringify(jobs)); }
 export function remember(job, photos) {
   const jobs = myJobs().filter((j) => j.id !== job.id);
   jobs.unshift({ id: job.id, token: job.token, created: new Date().toISOString(), photos });
-  save(jobs);
+  save(jobs.slice(0, KEPT));
 }
 
 export function forget(id) { save(myJobs().filter((j) => j.id !== id)); }
