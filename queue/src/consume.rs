@@ -1,4 +1,7 @@
-//! Receives and deletes through one handle share statements.
+//! Receives and deletes through one handle share statements: this module
+//! takes every receive and delete call and dispatches it, a large one
+//! alone, small ones in a group (`receive` and `delete` only run the
+//! statements).
 //!
 //! A consumer receives, deletes, receives again. With a group (and a
 //! statement in flight) per kind, a handle's consumers drift into two
@@ -8,13 +11,17 @@
 //! deletes runs as one statement (`sql/delete_receive.sql`), one round trip
 //! and one commit where there were two.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use sqlx::PgConnection;
 
-use crate::group::{Held, Member, fail_all};
-use crate::receive::Row;
-use crate::{DeleteOutcome, Error, Message, Queue, Receipt, Result};
+use crate::attributes::{check_batch, check_lock};
+use crate::delete::{DeleteOutcome, columns, took_effect};
+use crate::group::{GROUP_UP_TO, Held, Member, fail_all};
+use crate::message::{Message, Receipt, Row};
+use crate::receive::Receiving;
+use crate::{Error, Queue, Result};
 
 /// A small receive or delete waiting for its group.
 pub(crate) enum Consume {
@@ -81,6 +88,108 @@ impl Queue {
         let q = self.clone();
         let run = move || async move { q.run_consumes().await };
         self.inner.consumes.join(call, run).await
+    }
+
+    /// Leases up to `max` visible messages, oldest first, for `lock`.
+    ///
+    /// Returns at once, possibly with no message. On an ordered queue at most
+    /// one message per group is returned, and none of a group whose previous
+    /// message is still leased. Messages already received `max_receive_count`
+    /// times move to the dead letter queue instead of being returned.
+    ///
+    /// Small receives made concurrently through one handle (its clones
+    /// included) with the same `lock` share a statement (see `group`); the
+    /// oldest messages go to the receive that came first.
+    pub async fn receive(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
+        check_batch("max", max)?;
+        check_lock(lock)?;
+        if max > GROUP_UP_TO {
+            return self.receive_now(max, lock).await;
+        }
+        let messages = self.consume(Consume::Receive { max, lock }).await?;
+        Ok(messages.received())
+    }
+
+    /// Answers a group of receives with one receive: the oldest messages
+    /// go to the call that came first.
+    pub(crate) async fn run_receive_group(
+        &self,
+        held: &mut Held,
+        group: Vec<Member<Consume, Consumed>>,
+    ) {
+        let Some(lock) = group.first().and_then(|m| m.request.lock()) else {
+            return;
+        };
+        let max = group.iter().map(|m| m.request.size()).sum();
+        match held
+            .with(async |conn| self.receive_in(conn, max, lock).await)
+            .await
+        {
+            Ok(messages) => Self::hand_out(group, messages),
+            Err(e) => fail_all(group, e),
+        }
+    }
+
+    /// Gives each receive of a group its share of `messages`, in order.
+    pub(crate) fn hand_out(group: Vec<Member<Consume, Consumed>>, messages: Vec<Message>) {
+        let mut messages = messages.into_iter();
+        for m in group {
+            let mine = messages.by_ref().take(m.request.size()).collect();
+            m.answer(Ok(Consumed::Received(mine)));
+        }
+    }
+
+    /// Deletes the message leased under `receipt`.
+    ///
+    /// Fails with [`Error::StaleReceipt`] when the lease is no longer current,
+    /// so a slow receiver never deletes a message another one now holds.
+    pub async fn delete(&self, receipt: &Receipt) -> Result<()> {
+        let outcome = self.delete_batch(std::slice::from_ref(receipt)).await?;
+        if outcome.deleted.is_empty() {
+            return Err(Error::StaleReceipt);
+        }
+        Ok(())
+    }
+
+    /// Deletes up to 1000 messages by receipt.
+    ///
+    /// Small batches deleted concurrently through one handle (its clones
+    /// included) share a statement (see `group`).
+    pub async fn delete_batch(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
+        check_batch("receipts", receipts.len())?;
+        if receipts.len() > GROUP_UP_TO {
+            return self.delete_now(receipts).await;
+        }
+        let outcome = self.consume(Consume::Delete(receipts.to_vec())).await?;
+        Ok(outcome.deleted())
+    }
+
+    /// Answers a group of deletes with one delete.
+    pub(crate) async fn run_delete_group(
+        &self,
+        held: &mut Held,
+        group: Vec<Member<Consume, Consumed>>,
+    ) {
+        let all = Consume::receipts(&group);
+        match held
+            .with(async |conn| self.delete_batch_in(conn, &all).await)
+            .await
+        {
+            Ok(outcome) => Self::tell_deleted(group, &outcome.deleted),
+            Err(e) => fail_all(group, e),
+        }
+    }
+
+    /// Tells each delete of a group which of its receipts took effect.
+    pub(crate) fn tell_deleted(group: Vec<Member<Consume, Consumed>>, deleted: &[Receipt]) {
+        let deleted: HashSet<&Receipt> = deleted.iter().collect();
+        for m in group {
+            let Consume::Delete(receipts) = &m.request else {
+                continue;
+            };
+            let (deleted, stale) = receipts.iter().copied().partition(|r| deleted.contains(r));
+            m.answer(Ok(Consumed::Deleted(DeleteOutcome { deleted, stale })));
+        }
     }
 
     /// Runs the waiting receives and deletes a group at a time, until none
@@ -155,9 +264,9 @@ impl Queue {
         &self,
         conn: &mut PgConnection,
         receipts: &[Receipt],
-        receiving: &crate::receive::Receiving,
-    ) -> Result<(Vec<Row>, std::collections::HashSet<Receipt>)> {
-        let (ids, rows, leases) = crate::delete::columns(receipts);
+        receiving: &Receiving,
+    ) -> Result<(Vec<Row>, HashSet<Receipt>)> {
+        let (ids, rows, leases) = columns(receipts);
         let t = self.take(receiving);
         let out = sqlx::query_file!(
             "sql/delete_receive.sql",
@@ -197,7 +306,7 @@ impl Queue {
                 (None, _) => unreachable!("a received row has its id, count and times"),
             }
         }
-        let deleted = crate::delete::took_effect(receipts, done.into_iter());
+        let deleted = took_effect(receipts, done.into_iter());
         Ok((found, deleted))
     }
 }

@@ -1,4 +1,5 @@
-//! Acknowledging messages.
+//! Acknowledging messages: the delete statements. Deletes are dispatched
+//! (alone, or in a group) by `consume`.
 
 use std::collections::HashSet;
 
@@ -6,9 +7,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::attributes::check_batch;
-use crate::consume::{Consume, Consumed};
-use crate::group::{GROUP_UP_TO, Held, Member, fail_all};
-use crate::{Error, Queue, Receipt, Result};
+use crate::message::Receipt;
+use crate::{Queue, Result};
 
 /// Which receipts of a batch delete took effect.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,62 +19,9 @@ pub struct DeleteOutcome {
 }
 
 impl Queue {
-    /// Deletes the message leased under `receipt`.
-    ///
-    /// Fails with [`Error::StaleReceipt`] when the lease is no longer current,
-    /// so a slow receiver never deletes a message another one now holds.
-    pub async fn delete(&self, receipt: &Receipt) -> Result<()> {
-        let outcome = self.delete_batch(std::slice::from_ref(receipt)).await?;
-        if outcome.deleted.is_empty() {
-            return Err(Error::StaleReceipt);
-        }
-        Ok(())
-    }
-
-    /// Deletes up to 1000 messages by receipt.
-    ///
-    /// Small batches deleted concurrently through one handle (its clones
-    /// included) share a statement (see `group`).
-    pub async fn delete_batch(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
-        check_batch("receipts", receipts.len())?;
-        if receipts.len() > GROUP_UP_TO {
-            return self.delete_now(receipts).await;
-        }
-        let outcome = self.consume(Consume::Delete(receipts.to_vec())).await?;
-        Ok(outcome.deleted())
-    }
-
-    async fn delete_now(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
+    pub(crate) async fn delete_now(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
         let mut conn = self.pool.acquire().await?;
         self.delete_batch_in(&mut conn, receipts).await
-    }
-
-    /// Answers a group of deletes with one delete.
-    pub(crate) async fn run_delete_group(
-        &self,
-        held: &mut Held,
-        group: Vec<Member<Consume, Consumed>>,
-    ) {
-        let all = Consume::receipts(&group);
-        match held
-            .with(async |conn| self.delete_batch_in(conn, &all).await)
-            .await
-        {
-            Ok(outcome) => Self::tell_deleted(group, &outcome.deleted),
-            Err(e) => fail_all(group, e),
-        }
-    }
-
-    /// Tells each delete of a group which of its receipts took effect.
-    pub(crate) fn tell_deleted(group: Vec<Member<Consume, Consumed>>, deleted: &[Receipt]) {
-        let deleted: HashSet<&Receipt> = deleted.iter().collect();
-        for m in group {
-            let Consume::Delete(receipts) = &m.request else {
-                continue;
-            };
-            let (deleted, stale) = receipts.iter().copied().partition(|r| deleted.contains(r));
-            m.answer(Ok(Consumed::Deleted(DeleteOutcome { deleted, stale })));
-        }
     }
 
     /// Like [`Queue::delete_batch`], on the caller's connection, so the

@@ -12,13 +12,15 @@
 //! - `attributes`: [`QueueAttributes`] and their bounds.
 //! - `admin`: create, open, list, purge and delete queues ([`Queues`]).
 //! - `send`: enqueue messages, alone or in a caller's transaction.
+//! - `message`: what a receive hands out ([`Message`], [`Receipt`]) and the
+//!   rows its statements return.
 //! - `receive`: lease the oldest visible messages in one statement; long polling.
 //! - `delete`: acknowledge messages by receipt; stale receipts are reported.
 //! - `reply`: acknowledge messages and send their replies in one statement.
 //! - `group`: group commit, small concurrent sends, receives and deletes
 //!   sharing one statement.
-//! - `consume`: small receives and deletes in one group, and in one
-//!   statement when they meet.
+//! - `consume`: every receive and delete call, dispatched alone or with
+//!   others in one group, and in one statement when they meet.
 //! - `lease`: extend or release a lease ([`Queue::change_visibility`]).
 //! - `dead_letter`: where poison and expired messages go, and redrive.
 //! - `rewind`: deliver already deleted messages again, from a time or an id.
@@ -49,6 +51,7 @@ mod group;
 mod http;
 mod lease;
 mod maintenance;
+mod message;
 mod notify;
 mod receive;
 mod reply;
@@ -66,8 +69,8 @@ pub use delete::DeleteOutcome;
 pub use error::{Error, Result};
 pub use http::{AdminToken, ApiDoc, WeakToken, router as http_router};
 pub use maintenance::Maintenance;
+pub use message::{DeadLetterReason, Message, Receipt};
 pub use notify::FALLBACK_POLL;
-pub use receive::{DeadLetterReason, Message, Receipt};
 pub use rewind::RewindTo;
 pub use send::NewMessage;
 pub use shards::{MessageRef, RETIRE_AFTER, ROUTE_TTL, Routed, Router, ShardInfo};

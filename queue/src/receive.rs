@@ -1,87 +1,19 @@
-//! Leasing messages.
+//! Leasing messages: the receive statements and their rounds, and the
+//! long poll. Receives are dispatched (alone, or in a group) by `consume`.
 
 use std::collections::HashSet;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::attributes::{check_batch, check_lock, check_wait};
-use crate::consume::{Consume, Consumed};
-use crate::group::{GROUP_UP_TO, Held, Member, fail_all};
+use crate::attributes::check_wait;
+use crate::message::{DeadLetterReason, Message, Receipt, Row};
 use crate::send::ROW_MESSAGES;
-use crate::{Error, Queue, QueueKind, Result};
-
-/// Proof of one lease on one message: needed to delete it or extend the lease.
-///
-/// Written as `<message id>.<row>.<lease token>`, where `row` is the live row
-/// the message was received in (see the migration). Every
-/// receive issues a new token, so a receipt from an earlier delivery of the
-/// same message no longer matches. A message received from a shard other
-/// than the control database (see [`crate::Router`]) has `<shard>:` in
-/// front, so the receipt finds its way back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Receipt {
-    pub(crate) shard: i32,
-    pub(crate) id: i64,
-    pub(crate) row: i64,
-    pub(crate) lease: Uuid,
-}
-
-impl Receipt {
-    /// The id of the message this receipt is for.
-    pub fn message_id(&self) -> i64 {
-        self.id
-    }
-
-    /// The shard the message lives on; 0 is the control database.
-    pub fn shard(&self) -> i32 {
-        self.shard
-    }
-}
-
-impl fmt::Display for Receipt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.shard != 0 {
-            write!(f, "{}:", self.shard)?;
-        }
-        write!(f, "{}.{}.{}", self.id, self.row, self.lease.simple())
-    }
-}
-
-impl FromStr for Receipt {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let malformed = || Error::MalformedReceipt(s.chars().take(100).collect());
-        let (shard, rest) = match s.split_once(':') {
-            Some((shard, rest)) => match shard.parse::<i32>() {
-                Ok(n) if n > 0 => (n, rest),
-                _ => return Err(malformed()),
-            },
-            None => (0, s),
-        };
-        let mut parts = rest.split('.');
-        let (Some(id), Some(row), Some(lease), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed());
-        };
-        let receipt = Receipt {
-            shard,
-            id: id.parse().map_err(|_| malformed())?,
-            row: row.parse().map_err(|_| malformed())?,
-            lease: Uuid::try_parse(lease).map_err(|_| malformed())?,
-        };
-        Ok(receipt)
-    }
-}
+use crate::{Queue, QueueKind, Result};
 
 /// How many messages the live rows at the head of a queue hold, as recent
 /// receives found them: a receive locks only the rows it expects to need.
@@ -131,40 +63,6 @@ impl RowSize {
     }
 }
 
-/// A leased message.
-#[derive(Clone, Debug)]
-pub struct Message {
-    pub id: i64,
-    pub body: String,
-    pub receipt: Receipt,
-    /// How many times the message has been delivered, this time included.
-    pub receive_count: i32,
-    pub enqueued_at: DateTime<Utc>,
-    pub first_received_at: DateTime<Utc>,
-    /// Why the message is in this (dead letter) queue, if it was moved here.
-    pub dead_letter_reason: Option<DeadLetterReason>,
-}
-
-/// Why a message was moved to a dead letter queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeadLetterReason {
-    /// Received `max_receive_count` times without being deleted.
-    MaxReceives,
-    /// Its queue's retention ran out before it was deleted.
-    Expired,
-}
-
-impl DeadLetterReason {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "max_receives" => Some(Self::MaxReceives),
-            "expired" => Some(Self::Expired),
-            _ => None,
-        }
-    }
-}
-
 impl Queue {
     /// Carries over what `earlier`, a handle on the same queue, learned of
     /// its rows, so that reopening a queue (a router does every second, for
@@ -175,61 +73,12 @@ impl Queue {
         }
     }
 
-    /// Leases up to `max` visible messages, oldest first, for `lock`.
-    ///
-    /// Returns at once, possibly with no message. On an ordered queue at most
-    /// one message per group is returned, and none of a group whose previous
-    /// message is still leased. Messages already received `max_receive_count`
-    /// times move to the dead letter queue instead of being returned.
-    ///
-    /// Small receives made concurrently through one handle (its clones
-    /// included) with the same `lock` share a statement (see `group`); the
-    /// oldest messages go to the receive that came first.
-    pub async fn receive(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
-        check_batch("max", max)?;
-        check_lock(lock)?;
-        if max > GROUP_UP_TO {
-            return self.receive_now(max, lock).await;
-        }
-        let messages = self.consume(Consume::Receive { max, lock }).await?;
-        Ok(messages.received())
-    }
-
-    /// Answers a group of receives with one receive: the oldest messages
-    /// go to the call that came first.
-    pub(crate) async fn run_receive_group(
-        &self,
-        held: &mut Held,
-        group: Vec<Member<Consume, Consumed>>,
-    ) {
-        let Some(lock) = group.first().and_then(|m| m.request.lock()) else {
-            return;
-        };
-        let max = group.iter().map(|m| m.request.size()).sum();
-        match held
-            .with(async |conn| self.receive_in(conn, max, lock).await)
-            .await
-        {
-            Ok(messages) => Self::hand_out(group, messages),
-            Err(e) => fail_all(group, e),
-        }
-    }
-
-    /// Gives each receive of a group its share of `messages`, in order.
-    pub(crate) fn hand_out(group: Vec<Member<Consume, Consumed>>, messages: Vec<Message>) {
-        let mut messages = messages.into_iter();
-        for m in group {
-            let mine = messages.by_ref().take(m.request.size()).collect();
-            m.answer(Ok(Consumed::Received(mine)));
-        }
-    }
-
-    async fn receive_now(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
+    pub(crate) async fn receive_now(&self, max: usize, lock: Duration) -> Result<Vec<Message>> {
         let mut conn = self.pool.acquire().await?;
         self.receive_in(&mut conn, max, lock).await
     }
 
-    async fn receive_in(
+    pub(crate) async fn receive_in(
         &self,
         conn: &mut PgConnection,
         max: usize,
@@ -476,18 +325,6 @@ pub(crate) struct Take {
     pub(crate) lock_rows: i64,
 }
 
-/// A leased live row with its messages, or (without them) a row past its
-/// receive limit.
-pub(crate) struct Row {
-    pub(crate) row_id: i64,
-    pub(crate) ids: Option<Vec<i64>>,
-    pub(crate) bodies: Option<Vec<String>>,
-    pub(crate) receive_count: i32,
-    pub(crate) enqueued_at: DateTime<Utc>,
-    pub(crate) first_received_at: DateTime<Utc>,
-    pub(crate) dead_letter_reason: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,44 +349,5 @@ mod tests {
         reopened.adopt(&earlier);
         assert_eq!(reopened.rows_for(100), earlier.rows_for(100));
         assert!(reopened.rows_for(100) < RowSize::default().rows_for(100));
-    }
-
-    #[test]
-    fn receipt_round_trips_through_text() {
-        let mut r = Receipt {
-            shard: 0,
-            id: 42,
-            row: 40,
-            lease: Uuid::new_v4(),
-        };
-        assert_eq!(r.to_string().parse::<Receipt>().unwrap(), r);
-        r.shard = 3;
-        assert!(r.to_string().starts_with("3:42.40."));
-        assert_eq!(r.to_string().parse::<Receipt>().unwrap(), r);
-    }
-
-    #[test]
-    fn garbage_receipt_is_malformed() {
-        assert!(matches!(
-            "nope".parse::<Receipt>(),
-            Err(Error::MalformedReceipt(_))
-        ));
-        assert!(matches!(
-            "12.10.not-a-uuid".parse::<Receipt>(),
-            Err(Error::MalformedReceipt(_))
-        ));
-        let lease = Uuid::new_v4().simple();
-        for bad in [
-            format!("12.{lease}"),
-            format!("x.12.{lease}"),
-            format!("1.1.{lease}.1"),
-            format!("0:1.1.{lease}"),
-            format!("x:1.1.{lease}"),
-        ] {
-            assert!(matches!(
-                bad.parse::<Receipt>(),
-                Err(Error::MalformedReceipt(_))
-            ));
-        }
     }
 }
