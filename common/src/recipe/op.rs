@@ -124,47 +124,44 @@ pub enum Op {
     Format(Encoding),
 }
 
-impl Op {
-    /// The op's name, as written in JSON.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Crop { .. } => "crop",
-            Op::Thumbnail { .. } => "thumbnail",
-            Op::Resize { .. } => "resize",
-            Op::RedEye { .. } => "red_eye",
-            Op::TeethWhiten { .. } => "teeth_whiten",
-            Op::Recolor { .. } => "recolor",
-            Op::Contrast { .. } => "contrast",
-            Op::Brightness { .. } => "brightness",
-            Op::Rotate { .. } => "rotate",
-            Op::Flip { .. } => "flip",
-            Op::Blur { .. } => "blur",
-            Op::Sharpen { .. } => "sharpen",
-            Op::Format(_) => "format",
+/// Each op's name as written in JSON, in one list: [`Op::name`] and
+/// [`OP_NAMES`] are made from it, so neither can miss an op (the match is
+/// exhaustive).
+macro_rules! op_names {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        impl Op {
+            /// The op's name, as written in JSON.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Op::$variant { .. } => $name,)*
+                }
+            }
         }
-    }
+
+        /// Names of every op, as written in JSON.
+        pub const OP_NAMES: &[&str] = &[$($name),*];
+    };
+}
+
+op_names! {
+    Crop => "crop",
+    Thumbnail => "thumbnail",
+    Resize => "resize",
+    RedEye => "red_eye",
+    TeethWhiten => "teeth_whiten",
+    Recolor => "recolor",
+    Contrast => "contrast",
+    Brightness => "brightness",
+    Rotate => "rotate",
+    Flip => "flip",
+    Blur => "blur",
+    Sharpen => "sharpen",
+    Format => "format",
 }
 
 fn default_strength() -> f32 {
     0.5
 }
-
-/// Names of every op, as written in JSON.
-pub const OP_NAMES: &[&str] = &[
-    "crop",
-    "thumbnail",
-    "resize",
-    "red_eye",
-    "teeth_whiten",
-    "recolor",
-    "contrast",
-    "brightness",
-    "rotate",
-    "flip",
-    "blur",
-    "sharpen",
-    "format",
-];
 
 /// Largest width or height an op may ask for.
 pub const MAX_OUTPUT_DIMENSION: u32 = 16_384;
