@@ -206,49 +206,17 @@ async fn take_current_recipes(conn: &mut PgConnection, batch: &mut [Record]) -> 
 
 /// For each job of `batch` with room for all its images there: claims their
 /// places, inserts their rows and their outputs' rows and announces them to
-/// the job's progress streams, in one statement where they were four round
-/// trips (a recording transaction is now four with its request's send and
-/// its ends). Returns those jobs; the others are left untouched.
+/// the job's progress streams, in one statement (`sql/record_images.sql`)
+/// where they were four round trips. Returns those jobs; the others are
+/// left untouched.
 async fn insert_if_room(
     conn: &mut PgConnection,
     batch: &[&Record],
     max: u32,
 ) -> sqlx::Result<Vec<Uuid>> {
     let c = Columns::of(batch);
-    // The job rows are locked in id order (the sort under the lock) before
-    // any is updated, so concurrent recorders of other web processes cannot
-    // deadlock on them. The rows' inserts see `claimed`, and the foreign
-    // keys are checked at the statement's end, when the images exist.
-    sqlx::query_scalar!(
-        r#"
-        with wanted as (
-            select w.job_id, w.n
-            from (select job_id, count(*)::int4 as n
-                  from unnest($2::uuid[]) as i(job_id) group by job_id) as w
-            join jobs j on j.id = w.job_id
-            order by w.job_id
-            for update of j
-        ), claimed as (
-            update jobs j set image_count = j.image_count + w.n
-            from wanted w
-            where j.id = w.job_id and j.image_count + w.n <= $7
-            returning j.id
-        ), images as (
-            insert into images (id, job_id, name, bytes, content_type, storage_key,
-                                width, height, bytes_per_pixel, scalable)
-            select i.* from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::text[],
-                                   $6::text[], $12::int4[], $13::int4[], $14::int2[], $15::bool[])
-                as i(id, job_id, name, bytes, content_type, storage_key,
-                     width, height, bytes_per_pixel, scalable)
-            where i.job_id in (select id from claimed)
-        ), outputs as (
-            insert into outputs (image_id, recipe, job_id)
-            select o.* from unnest($8::uuid[], $9::text[], $10::uuid[])
-                as o(image_id, recipe, job_id)
-            where o.job_id in (select id from claimed)
-        )
-        select c.id as "job!" from claimed c cross join lateral pg_notify($11, c.id::text)
-        "#,
+    sqlx::query_file_scalar!(
+        "sql/record_images.sql",
         &c.ids,
         &c.jobs,
         &c.names as &[&str],
