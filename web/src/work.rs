@@ -48,10 +48,11 @@ pub struct StoredHeader<'a> {
 }
 
 impl Header {
-    /// The header a stored image's row describes; `None` for a content
+    /// The header a stored image's row describes; an error for a content
     /// type no upload records.
-    pub fn stored(row: &StoredHeader<'_>) -> Option<Self> {
-        let format = InputFormat::from_mime_type(row.content_type)?;
+    pub fn stored(row: &StoredHeader<'_>) -> anyhow::Result<Self> {
+        let format = InputFormat::from_mime_type(row.content_type)
+            .ok_or_else(|| anyhow::anyhow!("an image of unknown type `{}`", row.content_type))?;
         let read = || {
             Some(Probe {
                 format,
@@ -61,7 +62,7 @@ impl Header {
                 scalable: row.scalable?,
             })
         };
-        Some(read().map_or(Header::Unread(format), Header::Read))
+        Ok(read().map_or(Header::Unread(format), Header::Read))
     }
 
     pub fn format(&self) -> InputFormat {

@@ -152,8 +152,7 @@ async fn missing_outputs(
                 height: row.height,
                 bytes_per_pixel: row.bytes_per_pixel,
                 scalable: row.scalable,
-            })
-            .ok_or_else(|| anyhow::anyhow!("image {} has an unknown type", row.id))?;
+            })?;
             let recipes = row.missing.iter().map(|n| by_name[n.as_str()].clone());
             Ok(Missing {
                 image: row.id,

@@ -116,8 +116,7 @@ async fn lock_output(
         height: row.height,
         bytes_per_pixel: row.bytes_per_pixel,
         scalable: row.scalable,
-    })
-    .ok_or_else(|| anyhow::anyhow!("image {image} has an unknown type"))?;
+    })?;
     Ok(Failed {
         state: row.state,
         name: row.name,

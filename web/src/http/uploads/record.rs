@@ -312,6 +312,13 @@ mod tests {
     use super::*;
     use queue::{Queues, Router};
 
+    /// A recorder on the test's request queue, `max_images` to a job.
+    async fn recorder(pool: &PgPool, max_images: u32) -> Recorder {
+        let router = Router::new(Queues::new(pool.clone()));
+        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
+        Recorder::start(pool.clone(), requests, max_images)
+    }
+
     async fn job(pool: &PgPool, recipes: &[Recipe]) -> Uuid {
         let id = Uuid::new_v4();
         sqlx::query(
@@ -348,9 +355,7 @@ mod tests {
 
     #[sqlx::test(migrator = "common::MIGRATOR")]
     async fn images_recorded_together_share_one_transaction(pool: PgPool) {
-        let router = Router::new(Queues::new(pool.clone()));
-        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
-        let recorder = Recorder::start(pool.clone(), requests, 1000);
+        let recorder = recorder(&pool, 1000).await;
         let recipes = recipes();
         let job = job(&pool, &recipes).await;
         // All five wait before the recorder's task first runs.
@@ -370,9 +375,7 @@ mod tests {
 
     #[sqlx::test(migrator = "common::MIGRATOR")]
     async fn images_of_jobs_with_room_are_recorded_and_announced_per_job(pool: PgPool) {
-        let router = Router::new(Queues::new(pool.clone()));
-        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
-        let recorder = Recorder::start(pool.clone(), requests, 10);
+        let recorder = recorder(&pool, 10).await;
         let json = serde_json::json!({"name": "u", "ops": [{"op": "flip", "axis": "vertical"}]});
         let mut two = recipes();
         two.push(Recipe::from_json(&json, "recipe").unwrap());
@@ -406,9 +409,7 @@ mod tests {
 
     #[sqlx::test(migrator = "common::MIGRATOR")]
     async fn an_image_gets_the_recipes_its_job_has_when_it_is_recorded(pool: PgPool) {
-        let router = Router::new(Queues::new(pool.clone()));
-        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
-        let recorder = Recorder::start(pool.clone(), requests, 10);
+        let recorder = recorder(&pool, 10).await;
         let json = serde_json::json!({"name": "u", "ops": [{"op": "flip", "axis": "vertical"}]});
         let mut now = recipes();
         now.push(Recipe::from_json(&json, "recipe").unwrap());
@@ -424,9 +425,7 @@ mod tests {
 
     #[sqlx::test(migrator = "common::MIGRATOR")]
     async fn a_job_with_fewer_places_than_images_takes_the_first_ones(pool: PgPool) {
-        let router = Router::new(Queues::new(pool.clone()));
-        let (requests, _) = common::protocol::declare_queues(&router).await.unwrap();
-        let recorder = Recorder::start(pool.clone(), requests, 3);
+        let recorder = recorder(&pool, 3).await;
         let recipes = recipes();
         let (full, other) = (job(&pool, &recipes).await, job(&pool, &recipes).await);
         let calls = (0..5).map(|n| {
