@@ -15,19 +15,17 @@
 //! (default 150,000; 6,000 at batch 1), `BENCH_CLIENTS` (producers, and as
 //! many consumers; default 4).
 
-#[path = "../tests/common/cluster.rs"]
-mod cluster;
 mod support;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use cluster::Cluster;
 use queue::{NewMessage, Queue, QueueAttributes, Queues, Routed, Router};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use support::{in_batches, random_body};
+use testkit::cluster::Cluster;
 
 const LOCK: Duration = Duration::from_secs(60);
 /// Consumers long-poll, as real ones do, rather than spin on empty

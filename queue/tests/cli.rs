@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sqs::{KEY_ID, SECRET, client, client_with, create, delete, receive, send};
 use serde_json::Value;
 use sqlx::{ConnectOptions, PgPool};
+use testkit::sqs::{KEY_ID, SECRET, client, client_with, create, delete, receive, send};
 
 /// `darkroom-queue` on the test's own database.
 fn darkroom_queue(pool: &PgPool) -> Command {
@@ -151,7 +151,7 @@ async fn serve_stops_cleanly_on_sigterm(pool: PgPool) {
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn shards_are_added_listed_and_queues_placed_from_the_command_line(pool: PgPool) {
-    let cluster = common::cluster::Cluster::start();
+    let cluster = testkit::cluster::Cluster::start();
     let added = stdout(&cli(&pool, &["shard", "add", "s1", &cluster.url()]));
     assert_eq!(added.trim(), "shard 1 added as s1");
     cli(&pool, &["create", "photos", "--shards", "s1"]);

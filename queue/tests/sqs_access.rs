@@ -10,11 +10,11 @@ use std::time::Duration;
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
-use common::sqs::{client_with, create, receive, send};
 use hmac::{Hmac, Mac};
 use queue::{QueueAttributes, Queues, Router, SqsConfig};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use testkit::sqs::{client_with, create, receive, send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ADMIN: (&str, &str) = ("AKIDADMIN", "admin-secret-1");
@@ -231,7 +231,7 @@ async fn an_action_outside_the_grant_is_refused(pool: PgPool) {
         .unwrap();
     let got = receive(&sqs, &q).await;
     let receipt = got.messages()[0].receipt_handle().unwrap();
-    common::sqs::delete(&sqs, &q, receipt).await;
+    testkit::sqs::delete(&sqs, &q, receipt).await;
 
     let purged = sqs.purge_queue().queue_url(&q).send().await;
     assert_denied(purged, &[worker.0, "sqs:PurgeQueue", "jobs"]);

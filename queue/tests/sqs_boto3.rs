@@ -35,7 +35,7 @@ async fn serve_woken_only(pool: &PgPool) -> (String, String) {
         .await
         .unwrap();
     let queues = Queues::new(own).with_fallback_poll(common::NO_FALLBACK);
-    let (url, _) = common::sqs::serve_router(Router::new(queues)).await;
+    let (url, _) = testkit::sqs::serve_router(Router::new(queues)).await;
     let pool = pool.clone();
     let probe = axum::Router::new().route(
         "/listening",
@@ -68,7 +68,7 @@ async fn run_suite(pool: PgPool, protocol: &'static str) {
         "{} is missing: run `source scripts/lib.sh && ensure_sqs_clients` (scripts/test does)",
         python.display()
     );
-    let (url, _) = common::sqs::serve(&pool).await;
+    let (url, _) = testkit::sqs::serve(&pool).await;
     let (woken_only, listening) = serve_woken_only(&pool).await;
     let suite = workspace().join("queue/tests/sqs_boto3");
     let output = tokio::task::spawn_blocking(move || {
@@ -78,8 +78,8 @@ async fn run_suite(pool: PgPool, protocol: &'static str) {
             .env("SQS_ENDPOINT", url)
             .env("SQS_WOKEN_ONLY_ENDPOINT", woken_only)
             .env("SQS_LISTENING_URL", listening)
-            .env("SQS_KEY_ID", common::sqs::KEY_ID)
-            .env("SQS_SECRET", common::sqs::SECRET)
+            .env("SQS_KEY_ID", testkit::sqs::KEY_ID)
+            .env("SQS_SECRET", testkit::sqs::SECRET)
             .env("SQS_PROTOCOL", protocol)
             // The endpoint's keys only: none from the environment.
             .env_remove("AWS_PROFILE")

@@ -5,8 +5,8 @@ mod common;
 
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use common::sqs::{client, delete, serve};
 use sqlx::PgPool;
+use testkit::sqs::{client, delete, serve};
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn fifo_queue_keeps_group_order_and_deduplicates_within_the_window(pool: PgPool) {

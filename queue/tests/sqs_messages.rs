@@ -11,11 +11,11 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use common::sqs::{attributes, client, create, delete, receive, send, serve, serve_router};
 use common::{WAKE_BOUND, await_listeners, listeners};
 use md5::{Digest, Md5};
 use queue::Router;
 use sqlx::PgPool;
+use testkit::sqs::{attributes, client, create, delete, receive, send, serve, serve_router};
 
 fn md5_hex(s: &str) -> String {
     hex::encode(Md5::digest(s.as_bytes()))

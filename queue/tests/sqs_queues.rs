@@ -6,9 +6,9 @@ mod common;
 use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlError;
 use aws_sdk_sqs::types::QueueAttributeName;
-use common::sqs::{attributes, client, client_with, create, delete, receive, send, serve};
 use queue::RewindTo;
 use sqlx::PgPool;
+use testkit::sqs::{attributes, client, client_with, create, delete, receive, send, serve};
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn typed_errors_reach_the_sdk(pool: PgPool) {
@@ -76,13 +76,13 @@ async fn typed_errors_reach_the_sdk(pool: PgPool) {
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn requests_without_a_valid_signature_are_refused(pool: PgPool) {
     let (url, _) = serve(&pool).await;
-    let err = client_with(&url, common::sqs::KEY_ID, "wrong-secret-value")
+    let err = client_with(&url, testkit::sqs::KEY_ID, "wrong-secret-value")
         .list_queues()
         .send()
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
-    let err = client_with(&url, "AKIDUNKNOWN", common::sqs::SECRET)
+    let err = client_with(&url, "AKIDUNKNOWN", testkit::sqs::SECRET)
         .list_queues()
         .send()
         .await

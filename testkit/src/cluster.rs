@@ -1,5 +1,3 @@
-#![allow(dead_code)]
-
 //! Private Postgres clusters of the installed server, for shard tests: each
 //! on a free port of 127.0.0.1 with a throw-away folder (no fsync), stopped
 //! and removed when dropped. A test can stop one and start it again, as an

@@ -1,7 +1,7 @@
 //! The 12 MP test photo of the benchmarks: testdata/coffee.png scaled ×6.7
 //! with sensor-like noise, JPEG quality 90, about 5 MB; its noisy pixels are
 //! also kept losslessly (PNG) for benches that re-encode them. Made once, in
-//! target/bench-data/. Included by the image and upload benches.
+//! target/bench-data/. Used by the image and upload benches.
 
 use std::path::PathBuf;
 

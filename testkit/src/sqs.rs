@@ -14,8 +14,7 @@ pub async fn serve(pool: &PgPool) -> (String, Router) {
     serve_router(Router::new(Queues::new(pool.clone()))).await
 }
 
-/// Like [`serve`], over the given router. (This file is also a module of
-/// web's tests, where the queue tests' other helpers are not.)
+/// Like [`serve`], over the given router.
 pub async fn serve_router(router: Router) -> (String, Router) {
     let config = SqsConfig {
         keys: format!("{KEY_ID}:{SECRET}").parse::<AccessKeys>().unwrap(),

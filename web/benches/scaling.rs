@@ -20,8 +20,6 @@
 //! Run with `scripts/bench-scaling` (provisions Postgres and the S3 server,
 //! builds the release binaries).
 
-#[path = "../../worker/benches/photo12mp.rs"]
-mod photo12mp;
 mod support;
 
 use std::path::Path;
@@ -34,6 +32,7 @@ use support::{
     S3_SERVERS, cpu_secs, cpu_secs_named, create_job, db_counters, finished, form, fresh_database,
     median, pids_named, release_bin, s3_cpu_secs, start_workers, thumbnail_recipes, upload,
 };
+use testkit::photo12mp;
 
 const IMAGES: usize = 48;
 const ROUNDS: usize = 3;

@@ -1,7 +1,7 @@
 //! Uploads through `darkroom-web` next to nginx proxying the same
 //! multipart bodies to the same S3 server, side by side in one run.
 //!
-//! 200 uploads of a 12 MP JPEG (about 5 MB, see worker/benches/photo12mp.rs)
+//! 200 uploads of a 12 MP JPEG (about 5 MB, see testkit/src/photo12mp.rs)
 //! by 8 concurrent clients, each a multipart request of one file. Through
 //! `darkroom-web`: to a job with a thumbnail recipe, no worker running, so
 //! this measures the web server alone: streaming to S3, header checks, the
@@ -17,8 +17,6 @@
 //! Run with `scripts/bench-uploads` (provisions Postgres, the S3 server and
 //! nginx, builds the release `darkroom-web`).
 
-#[path = "../../worker/benches/photo12mp.rs"]
-mod photo12mp;
 mod support;
 
 use std::sync::Arc;
@@ -33,6 +31,7 @@ use support::{
     Guard, cpu_secs, cpu_secs_named, create_job, form, fresh_database, median, peak_rss_mb,
     s3_cpu_secs, thumbnail_recipes, upload,
 };
+use testkit::photo12mp;
 
 const UPLOADS: usize = 200;
 const CLIENTS: usize = 8;

@@ -24,11 +24,9 @@ use std::path::{Path, PathBuf};
 
 use ssimulacra2::{ColorPrimaries, Rgb, TransferCharacteristic, compute_frame_ssimulacra2};
 
-#[path = "photo12mp.rs"]
-mod photo12mp;
 #[path = "timing.rs"]
 mod timing;
-use photo12mp::{input, workspace};
+use testkit::photo12mp::{input, workspace};
 use timing::{measure, median, wall};
 
 const RUNS: usize = 5;

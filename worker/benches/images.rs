@@ -18,11 +18,9 @@
 use std::path::Path;
 use std::process::Command;
 
-#[path = "photo12mp.rs"]
-mod photo12mp;
 #[path = "timing.rs"]
 mod timing;
-use photo12mp::{input, lossless, workspace};
+use testkit::photo12mp::{input, lossless, workspace};
 use timing::{measure, median, wall};
 
 const RUNS: usize = 15;

@@ -18,9 +18,7 @@ use worker::engine::faces::find_faces;
 use worker::engine::retouch::{red_eye, whiten_smiles};
 use worker::engine::smart::smart_origin;
 
-#[path = "photo12mp.rs"]
-mod photo12mp;
-use photo12mp::{input, workspace};
+use testkit::photo12mp::{input, workspace};
 
 const RUNS: usize = 5;
 

@@ -6,9 +6,8 @@
 
 #![allow(dead_code)]
 
-pub mod cluster;
+pub mod delivery;
 pub mod routing;
-pub mod sqs;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ use queue::{QueueAttributes, Queues, Routed, Router};
 use sqlx::PgPool;
 
 use super::LOCK;
-use super::cluster::Cluster;
+use testkit::cluster::Cluster;
 
 /// Short timings, so that moves settle within a test.
 pub const TTL: Duration = Duration::from_millis(50);
