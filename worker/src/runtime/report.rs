@@ -1,5 +1,5 @@
 //! Final reports: each finished message's response sent and its request
-//! deleted in one statement (`Queue::reply_batch`), with those of other
+//! deleted in one statement (`Routed::reply_batch`), with those of other
 //! messages that finished meanwhile.
 //!
 //! Reports queue up for one task while it commits the previous ones, as
@@ -7,9 +7,10 @@
 //! many, at rest each goes at once. Sent and deleted together, a response
 //! is never sent for a request that then stays, nor a request deleted
 //! without its response. (When the request and response queues are placed
-//! on different shards, the response goes first; see `commit`.)
-
-use std::collections::BTreeMap;
+//! on different shards, the response goes first; see
+//! `queue::Routed::reply_batch`.) No NOTIFY: the web's consumer looks for
+//! responses on a short cadence instead (see its module), as a NOTIFY would
+//! cost a transaction in every listening backend of the database.
 
 use queue::{NewMessage, Receipt, Routed};
 use tokio::sync::{mpsc, oneshot};
@@ -78,7 +79,7 @@ async fn run(mut rx: mpsc::Receiver<Report>, requests: Routed, responses: Routed
             .iter()
             .map(|r| NewMessage::new(r.response.as_str()))
             .collect();
-        let outcome = commit(&requests, &responses, &bodies, &receipts).await;
+        let outcome = requests.reply_batch(&receipts, &responses, &bodies).await;
         debug!(
             reports = batch.len(),
             ok = outcome.is_ok(),
@@ -93,47 +94,4 @@ async fn run(mut rx: mpsc::Receiver<Report>, requests: Routed, responses: Routed
             let _ = report.reply.send(answer);
         }
     }
-}
-
-/// The responses sent and the requests deleted; returns the stale receipts.
-/// Where a request's shard also takes responses (always, with one
-/// database), both happen in one statement on that shard. Otherwise the
-/// responses go first: a crash in between delivers the request again and
-/// its response twice, which the web applies idempotently. No NOTIFY: the
-/// web's consumer looks for responses on a short cadence instead (see its
-/// module), as a NOTIFY would cost a transaction in every listening backend
-/// of the database.
-async fn commit(
-    requests: &Routed,
-    responses: &Routed,
-    bodies: &[NewMessage],
-    receipts: &[Receipt],
-) -> queue::Result<Vec<Receipt>> {
-    let mut by_shard: BTreeMap<i32, (Vec<NewMessage>, Vec<Receipt>)> = BTreeMap::new();
-    for (body, receipt) in bodies.iter().zip(receipts) {
-        let (b, r) = by_shard.entry(receipt.shard()).or_default();
-        b.push(body.clone());
-        r.push(*receipt);
-    }
-    let mut stale = Vec::new();
-    for (shard, (bodies, receipts)) in by_shard {
-        let Some(request_part) = requests.part_on(shard).await? else {
-            // The part was retired: these leases are long gone.
-            stale.extend(receipts);
-            continue;
-        };
-        match responses.sends_on(shard).await? {
-            Some(response_part) => {
-                let replied = request_part
-                    .reply_batch(&receipts, &response_part, &bodies)
-                    .await?;
-                stale.extend(replied.stale);
-            }
-            None => {
-                responses.send_batch(&bodies).await?;
-                stale.extend(request_part.delete_batch(&receipts).await?.stale);
-            }
-        }
-    }
-    Ok(stale)
 }

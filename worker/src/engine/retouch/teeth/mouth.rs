@@ -1,110 +1,17 @@
-//! Teeth whitening, and the mouth finder it uses when no region is given.
-//! Colours are judged in LAB, where "bright, not red, not too yellow" is a
-//! few thresholds.
+//! Finding the teeth to whiten when the user gives no region: in a face
+//! found by the detector, between its lips; without a face, by colour alone
+//! across the whole image. Kept apart from the whitening, which only needs
+//! the box this yields.
 
 use common::recipe::Region;
 use image::RgbaImage;
-use palette::{IntoColor, Lab, Srgb};
 
-use super::clip;
+use super::colours::{Bars, WELL_LIT, is_lip, is_skin, median_skin, to_lab, tooth_weight};
 use crate::engine::faces::Face;
-
-fn to_lab(p: &image::Rgba<u8>) -> Lab {
-    let [r, g, b, _] = p.0;
-    Srgb::new(r, g, b).into_format::<f32>().into_color()
-}
-
-fn from_lab(lab: Lab, alpha: u8) -> image::Rgba<u8> {
-    let rgb: Srgb = lab.into_color();
-    let rgb: Srgb<u8> = rgb.into_format();
-    image::Rgba([rgb.red, rgb.green, rgb.blue, alpha])
-}
-
-fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
-    let t = ((x - edge0) / (edge1 - edge0)).clamp(0.0, 1.0);
-    t * t * (3.0 - 2.0 * t)
-}
-
-/// The bars a mouth's colours are judged by. In a face whose skin is known
-/// they follow that skin: in a smile in shadow the teeth are darker and the
-/// lips less red than [`WELL_LIT`]'s bars.
-#[derive(Clone, Copy)]
-struct Bars {
-    /// The lightness (L*) from which a colour starts to count as a tooth.
-    teeth_from: f32,
-    /// The redness (a*) from which a colour counts as lip.
-    lips_from: f32,
-    /// The lightness under which nothing counts as lip (shadow, the mouth's
-    /// inside).
-    lips_lightest_dark: f32,
-}
-
-/// A well-lit face's mouth, and the bars when no face is known.
-const WELL_LIT: Bars = Bars {
-    teeth_from: 60.0,
-    lips_from: 15.0,
-    lips_lightest_dark: 35.0,
-};
-
-impl Bars {
-    /// For a face whose cheeks have median lightness `skin_l` and redness
-    /// `skin_a`: teeth at most a little darker than the skin around them,
-    /// lips redder than it.
-    fn face((skin_l, skin_a): (f32, f32)) -> Self {
-        Self {
-            teeth_from: (skin_l - 12.0).clamp(35.0, WELL_LIT.teeth_from),
-            lips_from: (skin_a + 4.0).clamp(8.0, WELL_LIT.lips_from),
-            lips_lightest_dark: (skin_l - 30.0).clamp(20.0, WELL_LIT.lips_lightest_dark),
-        }
-    }
-}
-
-/// How tooth-like a colour is: bright, and with little red (a*) even when
-/// yellow. Lips and gums are too red, skin too red for its lightness, so they
-/// score (nearly) zero; yellowish teeth still score high.
-fn tooth_weight(lab: &Lab, bars: Bars) -> f32 {
-    let chroma = (lab.a * lab.a + lab.b * lab.b).sqrt();
-    smoothstep(bars.teeth_from, bars.teeth_from + 12.0, lab.l)
-        * (1.0 - smoothstep(3.0, 9.0, lab.a))
-        * (1.0 - smoothstep(24.0, 34.0, chroma))
-}
-
-/// Skin-like: light to mid tones, warm, neither grey nor strongly saturated.
-fn is_skin(lab: &Lab) -> bool {
-    (40.0..92.0).contains(&lab.l)
-        && (4.0..22.0).contains(&lab.a)
-        && (8.0..30.0).contains(&lab.b)
-        && lab.b > 0.5 * lab.a
-}
-
-/// Lip-like: clearly red-pink, more red than yellow, mid lightness.
-fn is_lip(lab: &Lab, bars: Bars) -> bool {
-    lab.a > bars.lips_from && lab.b < 1.2 * lab.a && lab.l > bars.lips_lightest_dark && lab.l < 80.0
-}
-
-/// Whitens teeth inside `region` (or an automatically found mouth):
-/// lowers yellowness (LAB b*) and lifts lightness of bright, low-saturation
-/// pixels with a feathered mask. Returns the area treated, if any.
-pub fn teeth_whiten(img: &mut RgbaImage, strength: f32, region: Option<Region>) -> Option<Region> {
-    let region = region.or_else(|| find_mouth(img))?;
-    whiten(img, strength, region, WELL_LIT)
-}
-
-/// Whitens the smile of every face that shows teeth; returns the areas
-/// treated.
-pub(super) fn whiten_faces(img: &mut RgbaImage, strength: f32, faces: &[Face]) -> Vec<Region> {
-    faces
-        .iter()
-        .filter_map(|face| {
-            let (bars, mouth) = mouth_of(img, face)?;
-            whiten(img, strength, mouth, bars)
-        })
-        .collect()
-}
 
 /// The teeth a face shows, if any: the bars its mouth is judged by and the
 /// box around its teeth.
-fn mouth_of(img: &RgbaImage, face: &Face) -> Option<(Bars, Region)> {
+pub(super) fn mouth_of(img: &RgbaImage, face: &Face) -> Option<(Bars, Region)> {
     let (w, h) = img.dimensions();
     let bars = median_skin(img, face.part(CHEEKS, w, h)).map_or(WELL_LIT, Bars::face);
     let (x0, y0, x1, y1) = face.part(MOUTH, w, h);
@@ -131,83 +38,6 @@ fn mouth_of(img: &RgbaImage, face: &Face) -> Option<(Bars, Region)> {
 /// (x0, y0, x1, y1), and its cheeks.
 const MOUTH: (f32, f32, f32, f32) = (0.2, 0.6, 0.8, 1.0);
 const CHEEKS: (f32, f32, f32, f32) = (0.15, 0.45, 0.85, 0.7);
-
-/// The median lightness (L*) and redness (a*) of an area, (x0, y0, x1, y1),
-/// unless it is empty.
-fn median_skin(img: &RgbaImage, (x0, y0, x1, y1): (u32, u32, u32, u32)) -> Option<(f32, f32)> {
-    let labs: Vec<Lab> = (y0..y1)
-        .flat_map(|y| (x0..x1).map(move |x| (x, y)))
-        .map(|(x, y)| to_lab(img.get_pixel(x, y)))
-        .collect();
-    if labs.is_empty() {
-        return None;
-    }
-    let median = |mut v: Vec<f32>| {
-        let mid = v.len() / 2;
-        *v.select_nth_unstable_by(mid, f32::total_cmp).1
-    };
-    Some((
-        median(labs.iter().map(|lab| lab.l).collect()),
-        median(labs.iter().map(|lab| lab.a).collect()),
-    ))
-}
-
-fn whiten(img: &mut RgbaImage, strength: f32, region: Region, bars: Bars) -> Option<Region> {
-    let (w, h) = img.dimensions();
-    let (x0, y0, x1, y1) = clip(region, w, h);
-    if x0 >= x1 || y0 >= y1 {
-        return None;
-    }
-    let (rw, rh) = ((x1 - x0) as usize, (y1 - y0) as usize);
-    let mut labs = Vec::with_capacity(rw * rh);
-    let mut weight = Vec::with_capacity(rw * rh);
-    for y in y0..y1 {
-        for x in x0..x1 {
-            let lab = to_lab(img.get_pixel(x, y));
-            weight.push(tooth_weight(&lab, bars));
-            labs.push(lab);
-        }
-    }
-    // Feather the mask (two 3×3 box passes) without reaching past the region.
-    for _ in 0..2 {
-        weight = box_blur(&weight, rw, rh);
-    }
-    for (i, (lab, wgt)) in labs.into_iter().zip(weight).enumerate() {
-        let k = (strength * wgt).clamp(0.0, 1.0);
-        if k <= 0.002 {
-            continue;
-        }
-        let mut lab = lab;
-        if lab.b > 0.0 {
-            lab.b *= 1.0 - 0.85 * k;
-        }
-        lab.a *= 1.0 - 0.3 * k;
-        lab.l += (100.0 - lab.l) * 0.25 * k;
-        let (x, y) = (x0 + (i % rw) as u32, y0 + (i / rw) as u32);
-        let alpha = img.get_pixel(x, y).0[3];
-        img.put_pixel(x, y, from_lab(lab, alpha));
-    }
-    Some(region)
-}
-
-fn box_blur(v: &[f32], w: usize, h: usize) -> Vec<f32> {
-    let mut out = vec![0.0; v.len()];
-    for y in 0..h {
-        for x in 0..w {
-            let (mut sum, mut n) = (0.0, 0.0);
-            for yy in y.saturating_sub(1)..=(y + 1).min(h - 1) {
-                for xx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
-                    sum += v[yy * w + xx];
-                    n += 1.0;
-                }
-            }
-            // A pixel that is not tooth-like stays out of the mask entirely:
-            // feathering softens edges, it does not spill onto lips.
-            out[y * w + x] = if v[y * w + x] > 0.0 { sum / n } else { 0.0 };
-        }
-    }
-    out
-}
 
 /// Finds a mouth: the most lip-surrounded cluster of tooth-like pixels that
 /// is wider than tall and small next to the image. `None` when there is none.
