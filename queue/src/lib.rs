@@ -14,7 +14,9 @@
 //! - `send`: enqueue messages, alone or in a caller's transaction.
 //! - `message`: what a receive hands out ([`Message`], [`Receipt`]) and the
 //!   rows its statements return.
-//! - `receive`: lease the oldest visible messages in one statement; long polling.
+//! - `receive`: lease the oldest visible messages in one statement.
+//! - `long_poll`: wait for messages, woken by sends (one queue or a routed
+//!   queue's parts).
 //! - `delete`: acknowledge messages by receipt; stale receipts are reported.
 //! - `reply`: acknowledge messages and send their replies in one statement.
 //! - `group`: group commit, small concurrent sends, receives and deletes
@@ -50,6 +52,7 @@ mod error;
 mod group;
 mod http;
 mod lease;
+mod long_poll;
 mod maintenance;
 mod message;
 mod notify;

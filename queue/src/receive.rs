@@ -1,16 +1,14 @@
-//! Leasing messages: the receive statements and their rounds, and the
-//! long poll. Receives are dispatched (alone, or in a group) by `consume`.
+//! Leasing messages: the receive statements and their rounds; waiting for
+//! them is `long_poll`'s. Receives are dispatched (alone, or in a group) by `consume`.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::attributes::check_wait;
+use crate::long_poll::long_poll;
 use crate::message::{DeadLetterReason, Message, Receipt, Row};
 use crate::send::ROW_MESSAGES;
 use crate::{Queue, QueueKind, Result};
@@ -211,25 +209,14 @@ impl Queue {
         lock: Duration,
         wait: Duration,
     ) -> Result<Vec<Message>> {
-        check_wait(wait)?;
-        let deadline = Instant::now() + wait;
-        let waiter = self.inner.hub.waiter(self.id());
-        let mut counted = None;
-        loop {
-            // Register before looking, so a send between the look and the
-            // wait still wakes us.
-            let notified = waiter.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            counted.get_or_insert_with(|| self.inner.hub.count_waiting(self.id()));
-            let messages = self.receive(max, lock).await?;
-            let now = Instant::now();
-            if !messages.is_empty() || now >= deadline {
-                return Ok(messages);
-            }
-            let nap = (deadline - now).min(self.inner.hub.fallback_poll);
-            let _ = tokio::time::timeout(nap, notified).await;
-        }
+        let fallback = self.inner.hub.fallback_poll;
+        long_poll(
+            wait,
+            fallback,
+            || async { Ok(vec![(0, self.clone())]) },
+            |_| self.receive(max, lock),
+        )
+        .await
     }
 
     async fn receive_concurrent(&self, conn: &mut PgConnection, t: &Take) -> Result<Vec<Row>> {

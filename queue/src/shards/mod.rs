@@ -20,8 +20,11 @@
 //!   maintenance.
 //! - `routed`: sending, receiving and acknowledging across a queue's parts
 //!   ([`Routed`]).
+//! - `alongside`: sends, deletes and replies in an app's own transaction,
+//!   routed so that the app never picks a shard.
 //! - `totals`: stats, rewind, redrive and purge over every part.
 
+mod alongside;
 mod placement;
 mod registry;
 mod routed;
@@ -270,20 +273,12 @@ impl Router {
     }
 
     async fn read_route(&self, name: &str, last: Option<&Route>) -> Result<Route> {
-        let mut rows = sqlx::query!(
-            r#"
-            select p.shard_id, p.state, s.name, s.url
-            from queue_placements p join queue_shards s on s.id = p.shard_id
-            where p.queue = $1
-            order by p.shard_id
-            "#,
-            name
-        )
-        .fetch_all(self.inner.control.pool())
-        .await?
-        .into_iter()
-        .map(|r| (r.shard_id, State::parse(&r.state), r.name, r.url))
-        .collect::<Vec<_>>();
+        let mut rows = sqlx::query_file!("sql/read_route.sql", name)
+            .fetch_all(self.inner.control.pool())
+            .await?
+            .into_iter()
+            .map(|r| (r.shard_id, State::parse(&r.state), r.name, r.url))
+            .collect::<Vec<_>>();
         if rows.is_empty() {
             rows.push((0, State::Active, "control".to_owned(), None));
         }

@@ -152,42 +152,17 @@ impl Router {
     ) -> Result<()> {
         let ids: Vec<i32> = targets.iter().map(|s| s.id).collect();
         let mut tx = self.inner.control.pool().begin().await?;
-        sqlx::query!(
-            r#"
-            insert into queue_placements (queue, shard_id, state)
-            select $1, 0, 'active'
-            where not exists (select 1 from queue_placements where queue = $1)
-              and exists (select 1 from queue_queues where name = $1)
-            "#,
-            name
-        )
-        .execute(&mut *tx)
-        .await?;
-        if exclusive {
-            sqlx::query!(
-                r#"
-                update queue_placements set state = 'draining', since = now()
-                where queue = $1 and state = 'active' and shard_id <> all($2)
-                "#,
-                name,
-                &ids
-            )
+        sqlx::query_file!("sql/adopt_placement.sql", name)
             .execute(&mut *tx)
             .await?;
+        if exclusive {
+            sqlx::query_file!("sql/drain_other_parts.sql", name, &ids)
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query!(
-            r#"
-            insert into queue_placements (queue, shard_id, state)
-            select $1, unnest($2::int4[]), 'active'
-            on conflict (queue, shard_id) do update
-                set state = 'active', since = now()
-                where queue_placements.state <> 'active'
-            "#,
-            name,
-            &ids
-        )
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query_file!("sql/activate_parts.sql", name, &ids)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -31,25 +31,16 @@ impl Router {
             })?;
         MIGRATOR.run(&pool).await.map_err(sqlx::Error::from)?;
         pool.close().await;
-        // Ids are small and dense: a receipt carries one.
-        let id = sqlx::query_scalar!(
-            r#"
-            insert into queue_shards (id, name, url)
-            select coalesce(max(id), 0) + 1, $1, $2 from queue_shards
-            returning id
-            "#,
-            name,
-            url
-        )
-        .fetch_one(self.inner.control.pool())
-        .await
-        .map_err(|e| match e.as_database_error() {
-            Some(d) if d.is_unique_violation() => Error::InvalidArgument {
-                field: "name",
-                message: format!("a shard named `{name}` or at that url is already listed"),
-            },
-            _ => e.into(),
-        })?;
+        let id = sqlx::query_file_scalar!("sql/add_shard.sql", name, url)
+            .fetch_one(self.inner.control.pool())
+            .await
+            .map_err(|e| match e.as_database_error() {
+                Some(d) if d.is_unique_violation() => Error::InvalidArgument {
+                    field: "name",
+                    message: format!("a shard named `{name}` or at that url is already listed"),
+                },
+                _ => e.into(),
+            })?;
         Ok(ShardInfo {
             id,
             name: name.to_owned(),
@@ -60,17 +51,9 @@ impl Router {
 
     /// Every shard, the control database first.
     pub async fn shards(&self) -> Result<Vec<ShardInfo>> {
-        Ok(sqlx::query_as!(
-            ShardInfo,
-            r#"
-            select s.id, s.name, s.url,
-                   (select count(*) from queue_placements p
-                    where p.shard_id = s.id and p.state <> 'retired') as "queues!"
-            from queue_shards s order by s.id
-            "#
-        )
-        .fetch_all(self.inner.control.pool())
-        .await?)
+        Ok(sqlx::query_file_as!(ShardInfo, "sql/list_shards.sql")
+            .fetch_all(self.inner.control.pool())
+            .await?)
     }
 
     /// Creates queue `name`, or updates its attributes, on every part it
@@ -102,16 +85,9 @@ impl Router {
     /// Every queue's name: those of the control database and those placed
     /// on shards.
     pub async fn list(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar!(
-            r#"
-            select name as "name!" from queue_queues
-            union
-            select queue from queue_placements where state <> 'retired'
-            order by 1
-            "#
-        )
-        .fetch_all(self.inner.control.pool())
-        .await?)
+        Ok(sqlx::query_file_scalar!("sql/list_queue_names.sql")
+            .fetch_all(self.inner.control.pool())
+            .await?)
     }
 
     /// Deletes queue `name` and its live messages on every part it has,

@@ -4,10 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::{Part, Route, Router};
-use crate::attributes::check_wait;
+use crate::long_poll::long_poll;
 use crate::{DeleteOutcome, Error, Message, NewMessage, Queue, QueueKind, Receipt, Result};
 
 /// Where a sent message went: ids are unique within a shard.
@@ -211,47 +209,21 @@ impl Routed {
         lock: Duration,
         wait: Duration,
     ) -> Result<Vec<Message>> {
-        check_wait(wait)?;
-        let deadline = Instant::now() + wait;
         // After a wake-up only the part whose send woke the wait is looked
-        // at; a wait that runs its course looks at every part (delayed
-        // messages and expired locks come back without a send).
-        let mut woken_by = None;
+        // at; a wait that runs its course looks at every part.
         let fallback = self.router.control().fallback_poll();
-        loop {
+        let parts = || async {
             let route = self.route().await?;
-            let (shards, waiters): (Vec<i32>, Vec<_>) = route
+            Ok(route
                 .readable()
                 .into_iter()
-                .filter_map(|p| Some((p.shard.id, p.queue.as_ref()?)))
-                .map(|(shard, q)| (shard, q.inner.hub.waiter(q.id())))
-                .unzip();
-            // Registered before looking, so a send between the look and the
-            // wait still wakes us.
-            let mut notified: Vec<_> = waiters.iter().map(|w| Box::pin(w.notified())).collect();
-            for n in &mut notified {
-                n.as_mut().enable();
-            }
-            let _counted: Vec<_> = route
-                .readable()
-                .into_iter()
-                .filter_map(|p| p.queue.as_ref())
-                .map(|q| q.inner.hub.count_waiting(q.id()))
-                .collect();
-            let messages = self.receive_from(max, lock, woken_by.take()).await?;
-            let now = Instant::now();
-            if !messages.is_empty() || now >= deadline {
-                return Ok(messages);
-            }
-            let nap = (deadline - now).min(fallback);
-            if notified.is_empty() {
-                tokio::time::sleep(nap).await;
-            } else if let Ok(((), i, _)) =
-                tokio::time::timeout(nap, futures::future::select_all(notified)).await
-            {
-                woken_by = Some(shards[i]);
-            }
-        }
+                .filter_map(|p| Some((p.shard.id, p.queue.clone()?)))
+                .collect())
+        };
+        long_poll(wait, fallback, parts, |woken_by| {
+            self.receive_from(max, lock, woken_by)
+        })
+        .await
     }
 
     /// The part a receipt's message lives on, retired ones included, or the

@@ -54,14 +54,8 @@ impl Router {
     /// delay) are made draining again, so receivers find them. Shards that
     /// cannot be reached are left for the next call.
     pub async fn settle(&self) -> Result<Vec<(String, String)>> {
-        let parts = sqlx::query!(
-            r#"
-            select p.queue, p.shard_id, p.state, p.since
-            from queue_placements p
-            where p.state = 'retired'
-               or (p.state = 'draining' and p.since < now() - make_interval(secs => $1))
-            order by p.queue, p.shard_id
-            "#,
+        let parts = sqlx::query_file!(
+            "sql/parts_to_settle.sql",
             self.inner.retire_after.as_secs_f64()
         )
         .fetch_all(self.inner.control.pool())
@@ -88,18 +82,9 @@ impl Router {
             if !empty {
                 continue;
             }
-            // Only if nothing changed the placement since it was read.
-            let done = sqlx::query!(
-                r#"
-                update queue_placements set state = 'retired', since = now()
-                where queue = $1 and shard_id = $2 and state = 'draining' and since = $3
-                "#,
-                d.queue,
-                d.shard_id,
-                d.since
-            )
-            .execute(self.inner.control.pool())
-            .await?;
+            let done = sqlx::query_file!("sql/retire_part.sql", d.queue, d.shard_id, d.since)
+                .execute(self.inner.control.pool())
+                .await?;
             if done.rows_affected() == 1 {
                 tracing::info!(queue = %d.queue, shard = %part.shard.name, "retired a drained part");
                 retired.push((d.queue.clone(), part.shard.name.clone()));
@@ -122,16 +107,9 @@ impl Router {
 
     /// Makes a retired part draining again (a rewind gave it messages).
     pub(super) async fn revive(&self, name: &str, shard: i32) -> Result<()> {
-        sqlx::query!(
-            r#"
-            update queue_placements set state = 'draining', since = now()
-            where queue = $1 and shard_id = $2 and state = 'retired'
-            "#,
-            name,
-            shard
-        )
-        .execute(self.inner.control.pool())
-        .await?;
+        sqlx::query_file!("sql/revive_part.sql", name, shard)
+            .execute(self.inner.control.pool())
+            .await?;
         self.forget_route(name);
         Ok(())
     }
