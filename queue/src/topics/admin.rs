@@ -68,16 +68,8 @@ impl Topics {
                 "must be between 1 byte and 64 MiB",
             ));
         }
-        sqlx::query!(
-            r#"
-            insert into queue_topics (name, filter, message_lifetime_ms, max_message_bytes)
-            values ($1, $2, $3, $4)
-            on conflict (name) do update set
-                filter = excluded.filter,
-                message_lifetime_ms = excluded.message_lifetime_ms,
-                max_message_bytes = excluded.max_message_bytes
-            where $5
-            "#,
+        sqlx::query_file!(
+            "sql/put_topic.sql",
             name,
             settings.filter.as_str(),
             millis(settings.message_lifetime),
@@ -97,15 +89,9 @@ impl Topics {
 
     /// Every topic, with how many subscriptions it has.
     pub async fn topics(&self) -> Result<Vec<TopicInfo>> {
-        let rows = sqlx::query!(
-            r#"
-            select t.name, t.filter, t.message_lifetime_ms, t.max_message_bytes,
-                   (select count(*) from queue_subscriptions s where s.topic_id = t.id) as "subscriptions!"
-            from queue_topics t order by t.name
-            "#
-        )
-        .fetch_all(self.queues.pool())
-        .await?;
+        let rows = sqlx::query_file!("sql/list_topics.sql")
+            .fetch_all(self.queues.pool())
+            .await?;
         Ok(rows
             .into_iter()
             .map(|r| TopicInfo {
@@ -166,19 +152,8 @@ impl Topics {
                 }
             }
         }
-        let done = sqlx::query!(
-            r#"
-            insert into queue_subscriptions
-                (topic_id, name, protocol, endpoint, tags, binding_keys, retry,
-                 retry_interval_ms, format, secret, public_only)
-            select id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 from queue_topics where name = $1
-            on conflict (topic_id, name) do update set
-                protocol = excluded.protocol, endpoint = excluded.endpoint,
-                tags = excluded.tags, binding_keys = excluded.binding_keys,
-                retry = excluded.retry, retry_interval_ms = excluded.retry_interval_ms,
-                format = excluded.format, secret = excluded.secret,
-                public_only = excluded.public_only
-            "#,
+        let done = sqlx::query_file!(
+            "sql/subscribe.sql",
             topic,
             name,
             spec.protocol.as_str(),
@@ -202,17 +177,10 @@ impl Topics {
 
     /// Removes subscription `name` of topic `topic`.
     pub async fn unsubscribe(&self, topic: &str, name: &str) -> Result<()> {
-        let done = sqlx::query!(
-            r#"
-            delete from queue_subscriptions s using queue_topics t
-            where s.topic_id = t.id and t.name = $1 and s.name = $2
-            "#,
-            topic,
-            name
-        )
-        .execute(self.queues.pool())
-        .await?
-        .rows_affected();
+        let done = sqlx::query_file!("sql/unsubscribe.sql", topic, name)
+            .execute(self.queues.pool())
+            .await?
+            .rows_affected();
         if done == 0 {
             return Err(Error::SubscriptionNotFound(format!("{topic}/{name}")));
         }
@@ -227,36 +195,17 @@ impl Topics {
         topic: &str,
         names: &[String],
     ) -> Result<u64> {
-        Ok(sqlx::query!(
-            r#"
-            delete from queue_subscriptions s using queue_topics t
-            where s.topic_id = t.id and t.name = $1 and s.name = any($2)
-            "#,
-            topic,
-            names
-        )
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+        Ok(sqlx::query_file!("sql/unsubscribe_many.sql", topic, names)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected())
     }
 
     /// Topic `topic`'s subscriptions with their backlog.
     pub async fn subscriptions(&self, topic: &str) -> Result<Vec<SubscriptionInfo>> {
-        // The topic with its subscriptions, if any: one row for a topic
-        // without any, none for no topic.
-        let rows = sqlx::query!(
-            r#"
-            select s.name as "name?", s.protocol as "protocol?", s.endpoint as "endpoint?",
-                   s.tags as "tags?", s.binding_keys as "binding_keys?", s.retry as "retry?",
-                   s.retry_interval_ms as "retry_interval_ms?", s.format as "format?",
-                   s.pending as "pending?"
-            from queue_topics t left join queue_subscriptions s on s.topic_id = t.id
-            where t.name = $1 order by s.name
-            "#,
-            topic
-        )
-        .fetch_all(self.queues.pool())
-        .await?;
+        let rows = sqlx::query_file!("sql/topic_subscriptions.sql", topic)
+            .fetch_all(self.queues.pool())
+            .await?;
         if rows.is_empty() {
             return Err(Error::TopicNotFound(topic.to_owned()));
         }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::filter::{MAX_TAGS, any_key_matches, tags_match};
 use super::{DELIVERY_QUEUE, Protocol, TopicFilter, Topics};
 use crate::attributes::check_batch;
-use crate::{Error, NewMessage, Result};
+use crate::{Error, NewMessage, Queue, Result};
 
 /// A message to publish.
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -77,6 +77,15 @@ struct Subscriber {
     binding_keys: Vec<String>,
 }
 
+/// A topic as one publish found it: how it filters, the ids drawn for the
+/// messages, and the subscriptions that may take some of them.
+struct Fanout {
+    filter: TopicFilter,
+    max_bytes: usize,
+    ids: Vec<i64>,
+    subscribers: Vec<Subscriber>,
+}
+
 impl Topics {
     /// Publishes up to 1000 messages to topic `topic`; returns their ids.
     /// Every subscribed queue gets its copies in this one transaction, or
@@ -98,118 +107,73 @@ impl Topics {
         messages: &[Publication],
     ) -> Result<Vec<i64>> {
         check_batch("messages", messages.len())?;
-        if messages.iter().any(|m| m.tags.len() > MAX_TAGS) {
-            return Err(Error::InvalidArgument {
-                field: "tags",
-                message: format!("a message carries at most {MAX_TAGS}"),
-            });
-        }
-        // One statement finds the topic, draws the messages' ids and reads
-        // the subscriptions that can take them: for a tag topic, those
-        // without tags and those sharing one, not all of the topic's.
-        let all_tags: Vec<String> = messages.iter().flat_map(|m| m.tags.clone()).collect();
-        let rows = sqlx::query!(
-            r#"
-            with t as (
-                select id, filter, max_message_bytes from queue_topics where name = $1
-            ), ids as (
-                select array_agg(nextval('queue_topic_message_ids') order by g) as ids
-                from generate_series(1, $2) as g
-                where exists (select 1 from t)
-            )
-            select t.filter as "filter!", t.max_message_bytes as "max_bytes!",
-                   (select ids.ids from ids) as "ids!",
-                   s.id as "sub_id?", s.protocol as "protocol?", s.endpoint as "endpoint?",
-                   s.tags as "tags?", s.binding_keys as "binding_keys?"
-            from t
-            left join queue_subscriptions s
-                on s.topic_id = t.id
-               and (t.filter = 'routing' or cardinality(s.tags) = 0 or s.tags && $3)
-            order by s.id
-            "#,
-            topic,
-            messages.len() as i32,
-            &all_tags,
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let first = rows
-            .first()
-            .ok_or_else(|| Error::TopicNotFound(topic.to_owned()))?;
-        let limit = first.max_bytes as usize;
-        if let Some(m) = messages.iter().find(|m| m.body.len() > limit) {
-            return Err(Error::MessageTooLarge {
-                size: m.body.len(),
-                limit,
-            });
-        }
-        let filter = TopicFilter::parse(&first.filter);
-        let ids = first.ids.clone();
-        let subscriptions: Vec<Subscriber> = rows
-            .into_iter()
-            .filter_map(|r| {
-                Some(Subscriber {
-                    id: r.sub_id?,
-                    protocol: r.protocol?,
-                    endpoint: r.endpoint?,
-                    tags: r.tags.unwrap_or_default(),
-                    binding_keys: r.binding_keys.unwrap_or_default(),
-                })
-            })
-            .collect();
+        check_tags(messages)?;
+        let fanout = fanout(tx, topic, messages).await?;
+        check_sizes(messages, fanout.max_bytes)?;
         let now = chrono::Utc::now().timestamp_millis();
         let mut woken = Vec::new();
         // HTTP subscriptions and the messages each takes.
         let mut http = Vec::new();
-        for s in &subscriptions {
-            let taken: Vec<(i64, &Publication)> = ids
-                .iter()
-                .copied()
-                .zip(messages)
-                .filter(|(_, m)| match filter {
-                    TopicFilter::Tag => tags_match(&s.tags, &m.tags),
-                    TopicFilter::Routing => {
-                        any_key_matches(&s.binding_keys, m.routing_key.as_deref())
-                    }
-                })
-                .collect();
+        for s in &fanout.subscribers {
+            let taken = taken_by(s, &fanout, messages);
             if taken.is_empty() {
                 continue;
             }
             match Protocol::parse(&s.protocol) {
-                Protocol::Queue => {
-                    let queue = match self.queue(&s.endpoint).await {
-                        Ok(q) => q,
-                        // Deleted since it subscribed: nothing to feed, and
-                        // no reason to refuse the others theirs.
-                        Err(Error::QueueNotFound(_)) => {
-                            tracing::warn!(topic, queue = s.endpoint, "subscribed queue is gone");
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    let batch: Vec<NewMessage> = taken
-                        .iter()
-                        .map(|(_, m)| NewMessage::new(m.body.clone()))
-                        .collect();
-                    queue.send_batch_in(tx, &batch).await?;
-                    woken.push(queue);
-                }
+                Protocol::Queue => woken.extend(self.feed_queue(tx, topic, s, &taken).await?),
                 Protocol::Http => http.push((s.id, taken)),
             }
         }
         if !http.is_empty() {
-            let deliveries = self.number_deliveries(tx, &http, now).await?;
-            let queue = self.queue(DELIVERY_QUEUE).await?;
-            for chunk in deliveries.chunks(crate::MAX_BATCH) {
-                queue.send_batch_in(tx, chunk).await?;
-            }
-            woken.push(queue);
+            woken.push(self.queue_deliveries(tx, &http, now).await?);
         }
         for q in woken {
             q.notify_in(tx).await?;
         }
-        Ok(ids)
+        Ok(fanout.ids)
+    }
+
+    /// Sends `taken` into `s`'s queue; returns the queue to wake, or none
+    /// when it no longer exists.
+    async fn feed_queue(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        topic: &str,
+        s: &Subscriber,
+        taken: &[(i64, &Publication)],
+    ) -> Result<Option<Queue>> {
+        let queue = match self.queue(&s.endpoint).await {
+            Ok(q) => q,
+            // Deleted since it subscribed: nothing to feed, and no reason to
+            // refuse the others theirs.
+            Err(Error::QueueNotFound(_)) => {
+                tracing::warn!(topic, queue = s.endpoint, "subscribed queue is gone");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let batch: Vec<NewMessage> = taken
+            .iter()
+            .map(|(_, m)| NewMessage::new(m.body.clone()))
+            .collect();
+        queue.send_batch_in(tx, &batch).await?;
+        Ok(Some(queue))
+    }
+
+    /// Sends the deliveries of `http`'s messages into [`DELIVERY_QUEUE`];
+    /// returns that queue, to wake.
+    async fn queue_deliveries(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        http: &[(i32, Vec<(i64, &Publication)>)],
+        now: i64,
+    ) -> Result<Queue> {
+        let deliveries = self.number_deliveries(tx, http, now).await?;
+        let queue = self.queue(DELIVERY_QUEUE).await?;
+        for chunk in deliveries.chunks(crate::MAX_BATCH) {
+            queue.send_batch_in(tx, chunk).await?;
+        }
+        Ok(queue)
     }
 
     /// The deliveries of `http`'s messages to their subscriptions, each
@@ -223,19 +187,12 @@ impl Topics {
     ) -> Result<Vec<NewMessage>> {
         let ids: Vec<i32> = http.iter().map(|(id, _)| *id).collect();
         let counts: Vec<i64> = http.iter().map(|(_, t)| t.len() as i64).collect();
-        let numbered: Vec<(i32, i64)> = sqlx::query_as(
-            r#"
-            update queue_subscriptions s
-            set pending = s.pending + p.n, published = s.published + p.n
-            from unnest($1::int4[], $2::int8[]) as p(id, n)
-            where s.id = p.id
-            returning s.id, s.published - p.n
-            "#,
-        )
-        .bind(&ids)
-        .bind(&counts)
-        .fetch_all(&mut *tx)
-        .await?;
+        let numbered: Vec<(i32, i64)> =
+            sqlx::query_as(include_str!("../../sql/topic_number_deliveries.sql"))
+                .bind(&ids)
+                .bind(&counts)
+                .fetch_all(&mut *tx)
+                .await?;
         let before: HashMap<i32, i64> = numbered.into_iter().collect();
         let mut deliveries = Vec::new();
         for (subscription, taken) in http {
@@ -260,4 +217,86 @@ impl Topics {
         }
         Ok(deliveries)
     }
+}
+
+fn check_tags(messages: &[Publication]) -> Result<()> {
+    if messages.iter().any(|m| m.tags.len() > MAX_TAGS) {
+        return Err(Error::InvalidArgument {
+            field: "tags",
+            message: format!("a message carries at most {MAX_TAGS}"),
+        });
+    }
+    Ok(())
+}
+
+fn check_sizes(messages: &[Publication], limit: usize) -> Result<()> {
+    if let Some(m) = messages.iter().find(|m| m.body.len() > limit) {
+        return Err(Error::MessageTooLarge {
+            size: m.body.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Topic `topic` with ids drawn for `messages` and the subscriptions that
+/// may take them.
+async fn fanout(
+    tx: &mut sqlx::PgConnection,
+    topic: &str,
+    messages: &[Publication],
+) -> Result<Fanout> {
+    let all_tags: Vec<String> = messages.iter().flat_map(|m| m.tags.clone()).collect();
+    let rows = sqlx::query_file!(
+        "sql/topic_subscribers.sql",
+        topic,
+        messages.len() as i32,
+        &all_tags,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let first = rows
+        .first()
+        .ok_or_else(|| Error::TopicNotFound(topic.to_owned()))?;
+    let (filter, max_bytes, ids) = (
+        TopicFilter::parse(&first.filter),
+        first.max_bytes as usize,
+        first.ids.clone(),
+    );
+    let subscribers = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(Subscriber {
+                id: r.sub_id?,
+                protocol: r.protocol?,
+                endpoint: r.endpoint?,
+                tags: r.tags.unwrap_or_default(),
+                binding_keys: r.binding_keys.unwrap_or_default(),
+            })
+        })
+        .collect();
+    Ok(Fanout {
+        filter,
+        max_bytes,
+        ids,
+        subscribers,
+    })
+}
+
+/// The messages (with their ids) of this publish that `s` takes.
+fn taken_by<'a>(
+    s: &Subscriber,
+    fanout: &Fanout,
+    messages: &'a [Publication],
+) -> Vec<(i64, &'a Publication)> {
+    fanout
+        .ids
+        .iter()
+        .copied()
+        .zip(messages)
+        .filter(|(_, m)| match fanout.filter {
+            TopicFilter::Tag => tags_match(&s.tags, &m.tags),
+            TopicFilter::Routing => any_key_matches(&s.binding_keys, m.routing_key.as_deref()),
+        })
+        .collect()
 }
