@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use queue::{
     BodyFormat, Publication, RetryPolicy, Router, SubscriptionSpec, TopicFilter, TopicSettings,
     Topics,
@@ -25,31 +25,7 @@ pub enum TopicCommand {
     /// Delete a topic and its subscriptions.
     Delete { name: String },
     /// Subscribe a queue (--queue) or an HTTP endpoint (--http).
-    Subscribe {
-        topic: String,
-        name: String,
-        #[arg(long, conflicts_with = "http", required_unless_present = "http")]
-        queue: Option<String>,
-        #[arg(long)]
-        http: Option<String>,
-        /// A tag taken (repeat for up to 5; none: every message).
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        /// A binding key taken (routing topics; repeat for more).
-        #[arg(long = "binding-key")]
-        binding_keys: Vec<String>,
-        /// Retry failed pushes every this many seconds, 3 times
-        /// (BACKOFF_RETRY); default: 1 s, 2 s, 4 s… for the message's
-        /// lifetime (EXPONENTIAL_DECAY_RETRY).
-        #[arg(long)]
-        backoff: Option<u64>,
-        /// Push the body alone instead of a JSON object.
-        #[arg(long)]
-        simplified: bool,
-        /// Key of the x-cmq-signature header.
-        #[arg(long)]
-        secret: Option<String>,
-    },
+    Subscribe(Subscription),
     /// Remove a subscription.
     Unsubscribe { topic: String, name: String },
     /// List a topic's subscriptions with their backlog.
@@ -65,6 +41,34 @@ pub enum TopicCommand {
     },
 }
 
+/// What `topic subscribe` is given.
+#[derive(Args, Debug)]
+pub struct Subscription {
+    topic: String,
+    name: String,
+    #[arg(long, conflicts_with = "http", required_unless_present = "http")]
+    queue: Option<String>,
+    #[arg(long)]
+    http: Option<String>,
+    /// A tag taken (repeat for up to 5; none: every message).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// A binding key taken (routing topics; repeat for more).
+    #[arg(long = "binding-key")]
+    binding_keys: Vec<String>,
+    /// Retry failed pushes every this many seconds, 3 times
+    /// (BACKOFF_RETRY); default: 1 s, 2 s, 4 s… for the message's
+    /// lifetime (EXPONENTIAL_DECAY_RETRY).
+    #[arg(long)]
+    backoff: Option<u64>,
+    /// Push the body alone instead of a JSON object.
+    #[arg(long)]
+    simplified: bool,
+    /// Key of the x-cmq-signature header.
+    #[arg(long)]
+    secret: Option<String>,
+}
+
 pub async fn topic(router: &Router, command: TopicCommand) -> anyhow::Result<()> {
     let topics = Topics::new(router.control().clone());
     match command {
@@ -73,73 +77,26 @@ pub async fn topic(router: &Router, command: TopicCommand) -> anyhow::Result<()>
             filter,
             lifetime,
         } => {
-            let filter = match filter.as_str() {
-                "tag" => TopicFilter::Tag,
-                "routing" => TopicFilter::Routing,
-                other => anyhow::bail!("--filter is tag or routing, not `{other}`"),
-            };
-            let settings = TopicSettings {
-                filter,
-                message_lifetime: Duration::from_secs(lifetime),
-                ..TopicSettings::default()
-            };
-            topics.put_topic(&name, &settings).await?;
+            topics
+                .put_topic(&name, &topic_settings(&filter, lifetime)?)
+                .await?;
             println!("topic {name} ready");
         }
-        TopicCommand::List => {
-            for t in topics.topics().await? {
-                println!(
-                    "{}\t{:?}\t{} subscriptions",
-                    t.name, t.filter, t.subscriptions
-                );
-            }
-        }
+        TopicCommand::List => list_topics(&topics).await?,
         TopicCommand::Delete { name } => {
             topics.delete_topic(&name).await?;
             println!("topic {name} deleted");
         }
-        TopicCommand::Subscribe {
-            topic,
-            name,
-            queue,
-            http,
-            tags,
-            binding_keys,
-            backoff,
-            simplified,
-            secret,
-        } => {
-            let mut spec = match (queue, http) {
-                (Some(q), _) => SubscriptionSpec::queue(&q),
-                (None, Some(url)) => SubscriptionSpec::http(&url),
-                (None, None) => anyhow::bail!("give --queue or --http"),
-            };
-            spec.tags = tags;
-            spec.binding_keys = binding_keys;
-            if let Some(secs) = backoff {
-                spec.retry = RetryPolicy::Backoff {
-                    interval: Duration::from_secs(secs),
-                };
-            }
-            if simplified {
-                spec.format = BodyFormat::Simplified;
-            }
-            spec.secret = secret;
-            topics.subscribe(&topic, &name, &spec).await?;
+        TopicCommand::Subscribe(subscription) => {
+            let Subscription { topic, name, .. } = &subscription;
+            topics.subscribe(topic, name, &subscription.spec()?).await?;
             println!("{name} subscribed to {topic}");
         }
         TopicCommand::Unsubscribe { topic, name } => {
             topics.unsubscribe(&topic, &name).await?;
             println!("{name} unsubscribed from {topic}");
         }
-        TopicCommand::Subscriptions { topic } => {
-            for s in topics.subscriptions(&topic).await? {
-                println!(
-                    "{}\t{:?}\t{}\tbacklog {}",
-                    s.name, s.protocol, s.endpoint, s.backlog
-                );
-            }
-        }
+        TopicCommand::Subscriptions { topic } => list_subscriptions(&topics, &topic).await?,
         TopicCommand::Publish {
             topic,
             body,
@@ -157,4 +114,61 @@ pub async fn topic(router: &Router, command: TopicCommand) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+async fn list_topics(topics: &Topics) -> anyhow::Result<()> {
+    for t in topics.topics().await? {
+        println!(
+            "{}\t{:?}\t{} subscriptions",
+            t.name, t.filter, t.subscriptions
+        );
+    }
+    Ok(())
+}
+
+async fn list_subscriptions(topics: &Topics, topic: &str) -> anyhow::Result<()> {
+    for s in topics.subscriptions(topic).await? {
+        println!(
+            "{}\t{:?}\t{}\tbacklog {}",
+            s.name, s.protocol, s.endpoint, s.backlog
+        );
+    }
+    Ok(())
+}
+
+/// The settings `topic create` asks for.
+fn topic_settings(filter: &str, lifetime: u64) -> anyhow::Result<TopicSettings> {
+    let filter = match filter {
+        "tag" => TopicFilter::Tag,
+        "routing" => TopicFilter::Routing,
+        other => anyhow::bail!("--filter is tag or routing, not `{other}`"),
+    };
+    Ok(TopicSettings {
+        filter,
+        message_lifetime: Duration::from_secs(lifetime),
+        ..TopicSettings::default()
+    })
+}
+
+impl Subscription {
+    /// The subscription these arguments ask for.
+    fn spec(&self) -> anyhow::Result<SubscriptionSpec> {
+        let mut spec = match (&self.queue, &self.http) {
+            (Some(q), _) => SubscriptionSpec::queue(q),
+            (None, Some(url)) => SubscriptionSpec::http(url),
+            (None, None) => anyhow::bail!("give --queue or --http"),
+        };
+        spec.tags = self.tags.clone();
+        spec.binding_keys = self.binding_keys.clone();
+        if let Some(secs) = self.backoff {
+            spec.retry = RetryPolicy::Backoff {
+                interval: Duration::from_secs(secs),
+            };
+        }
+        if self.simplified {
+            spec.format = BodyFormat::Simplified;
+        }
+        spec.secret = self.secret.clone();
+        Ok(spec)
+    }
 }

@@ -56,12 +56,8 @@ impl ExtraCache {
         queue: &str,
         attributes: &Map<String, Value>,
     ) -> crate::Result<()> {
-        sqlx::query!(
-            r#"
-        insert into queue_sqs_queues (queue, attributes) values ($1, $2)
-        on conflict (queue) do update
-            set attributes = jsonb_strip_nulls(queue_sqs_queues.attributes || excluded.attributes)
-        "#,
+        sqlx::query_file!(
+            "sql/store_sqs_attributes.sql",
             queue,
             Value::Object(attributes.clone()),
         )
@@ -80,12 +76,8 @@ impl ExtraCache {
         set: &Map<String, Value>,
         remove: &[String],
     ) -> crate::Result<()> {
-        sqlx::query!(
-            r#"
-        insert into queue_sqs_queues (queue, tags) values ($1, $2)
-        on conflict (queue) do update
-            set tags = (queue_sqs_queues.tags - $3::text[]) || excluded.tags
-        "#,
+        sqlx::query_file!(
+            "sql/retag_sqs_queue.sql",
             queue,
             Value::Object(set.clone()),
             remove,

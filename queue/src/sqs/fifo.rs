@@ -36,38 +36,19 @@ pub(crate) async fn claim(
     queue: &str,
     ids: &[String],
 ) -> Result<Vec<Option<(String, String)>>> {
-    // An expired id is claimed afresh, by the same statement.
-    let won = sqlx::query_scalar!(
-        r#"
-        insert into queue_sqs_dedup (queue, dedup_id, expires_at)
-        select $1, d, now() + make_interval(secs => $3) from unnest($2::text[]) as d
-        on conflict (queue, dedup_id) do update
-            set message = null, sequence_number = null, expires_at = excluded.expires_at
-            where queue_sqs_dedup.expires_at < now()
-        returning dedup_id
-        "#,
-        queue,
-        ids,
-        WINDOW.as_secs_f64(),
-    )
-    .fetch_all(pool)
-    .await?;
+    let won =
+        sqlx::query_file_scalar!("sql/claim_dedup_ids.sql", queue, ids, WINDOW.as_secs_f64(),)
+            .fetch_all(pool)
+            .await?;
     let mut out = Vec::with_capacity(ids.len());
     let lost: Vec<String> = ids.iter().filter(|i| !won.contains(i)).cloned().collect();
     let mut earlier = Vec::new();
     // The first send of a lost id may still be under way (message not yet
     // recorded); its answer comes within moments.
     for attempt in 0..50 {
-        earlier = sqlx::query!(
-            r#"
-            select dedup_id, message, sequence_number from queue_sqs_dedup
-            where queue = $1 and dedup_id = any($2)
-            "#,
-            queue,
-            &lost,
-        )
-        .fetch_all(pool)
-        .await?;
+        earlier = sqlx::query_file!("sql/claimed_dedup_ids.sql", queue, &lost)
+            .fetch_all(pool)
+            .await?;
         if earlier.iter().all(|r| r.message.is_some()) || attempt == 49 {
             break;
         }
@@ -99,12 +80,8 @@ pub(crate) async fn record(
     messages: &[String],
     sequence_numbers: &[String],
 ) -> Result<()> {
-    sqlx::query!(
-        r#"
-        update queue_sqs_dedup d set message = m.message, sequence_number = m.seq
-        from unnest($2::text[], $3::text[], $4::text[]) as m(dedup_id, message, seq)
-        where d.queue = $1 and d.dedup_id = m.dedup_id
-        "#,
+    sqlx::query_file!(
+        "sql/record_dedup_ids.sql",
         queue,
         ids,
         messages,

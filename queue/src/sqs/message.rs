@@ -117,63 +117,77 @@ pub(crate) fn parse_attributes(
             )));
         }
         check_attribute_name(name)?;
-        let field = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
-        let data_type = field("DataType").filter(|t| !t.is_empty()).ok_or_else(|| {
-            SqsError::invalid_parameter(format!(
-                "The message attribute '{name}' must contain non-empty message attribute type."
-            ))
-        })?;
-        let base = data_type
-            .split_once('.')
-            .map_or(data_type.as_str(), |(b, _)| b);
-        if data_type.len() > 256 || !matches!(base, "String" | "Number" | "Binary") {
-            return Err(SqsError::invalid_parameter(format!(
-                "The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
-            )));
-        }
-        let attribute = if base == "Binary" {
-            let b = field("BinaryValue")
-                .filter(|b| !b.is_empty())
-                .ok_or_else(|| {
-                    SqsError::invalid_parameter(format!(
-                        "The message attribute '{name}' with type 'Binary' must use field 'Binary'."
-                    ))
-                })?;
-            BASE64.decode(&b).map_err(|_| {
-                SqsError::invalid_parameter(format!(
-                    "The message attribute '{name}' has a BinaryValue that is not base64."
-                ))
-            })?;
-            Attribute {
-                data_type,
-                string: None,
-                binary: Some(b),
-            }
-        } else {
-            let s = field("StringValue").filter(|s| !s.is_empty()).ok_or_else(|| {
-                SqsError::invalid_parameter(format!(
-                    "The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{base}'."
-                ))
-            })?;
-            if base == "Number" && s.trim().parse::<f64>().is_err() {
-                return Err(SqsError::invalid_parameter(format!(
-                    "Can't cast the value of message (user) attribute '{name}' to a number."
-                )));
-            }
-            check_body(&s).map_err(|_| {
-                SqsError::invalid_parameter(format!(
-                    "The message attribute '{name}' contains characters SQS does not allow."
-                ))
-            })?;
-            Attribute {
-                data_type,
-                string: Some(s),
-                binary: None,
-            }
-        };
-        out.insert(name.clone(), attribute);
+        out.insert(name.clone(), parse_attribute(name, v)?);
     }
     Ok(out)
+}
+
+/// Reads and checks the value of the attribute `name` against its type.
+fn parse_attribute(name: &str, v: &Value) -> SqsResult<Attribute> {
+    let field = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let data_type = field("DataType").filter(|t| !t.is_empty()).ok_or_else(|| {
+        SqsError::invalid_parameter(format!(
+            "The message attribute '{name}' must contain non-empty message attribute type."
+        ))
+    })?;
+    let base = data_type
+        .split_once('.')
+        .map_or(data_type.as_str(), |(b, _)| b);
+    if data_type.len() > 256 || !matches!(base, "String" | "Number" | "Binary") {
+        return Err(SqsError::invalid_parameter(format!(
+            "The message attribute '{name}' has an invalid message attribute type, the set of supported type prefixes is Binary, Number, and String."
+        )));
+    }
+    if base == "Binary" {
+        let binary = binary_value(name, field("BinaryValue"))?;
+        return Ok(Attribute {
+            data_type,
+            string: None,
+            binary: Some(binary),
+        });
+    }
+    let string = string_value(name, base, field("StringValue"))?;
+    Ok(Attribute {
+        data_type,
+        string: Some(string),
+        binary: None,
+    })
+}
+
+/// Checks a Binary attribute's value: present and base64.
+fn binary_value(name: &str, value: Option<String>) -> SqsResult<String> {
+    let b = value.filter(|b| !b.is_empty()).ok_or_else(|| {
+        SqsError::invalid_parameter(format!(
+            "The message attribute '{name}' with type 'Binary' must use field 'Binary'."
+        ))
+    })?;
+    BASE64.decode(&b).map_err(|_| {
+        SqsError::invalid_parameter(format!(
+            "The message attribute '{name}' has a BinaryValue that is not base64."
+        ))
+    })?;
+    Ok(b)
+}
+
+/// Checks a String or Number attribute's value (`base` is which): present,
+/// a number for a Number, and only characters a body may hold.
+fn string_value(name: &str, base: &str, value: Option<String>) -> SqsResult<String> {
+    let s = value.filter(|s| !s.is_empty()).ok_or_else(|| {
+        SqsError::invalid_parameter(format!(
+            "The message attribute '{name}' must contain non-empty message attribute value for message attribute type '{base}'."
+        ))
+    })?;
+    if base == "Number" && s.trim().parse::<f64>().is_err() {
+        return Err(SqsError::invalid_parameter(format!(
+            "Can't cast the value of message (user) attribute '{name}' to a number."
+        )));
+    }
+    check_body(&s).map_err(|_| {
+        SqsError::invalid_parameter(format!(
+            "The message attribute '{name}' contains characters SQS does not allow."
+        ))
+    })?;
+    Ok(s)
 }
 
 fn check_attribute_name(name: &str) -> SqsResult<()> {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
+use sqlx::PgPool;
 
 use super::error::{SqsError, SqsResult};
 use super::message::{self, Envelope};
@@ -170,77 +171,52 @@ async fn send_all(
     target: &Target,
     batch: &[Outgoing],
 ) -> SqsResult<Vec<SqsResult<Sent>>> {
-    if !target.fifo {
-        let messages: Vec<NewMessage> = batch.iter().map(|o| o.message.clone()).collect();
-        return Ok(match target.queue.send_batch(&messages).await {
-            Ok(refs) => refs.into_iter().map(|r| Ok(sent(r, false))).collect(),
-            Err(Error::PartlySent { sent: refs, cause }) => {
-                tracing::warn!(error = %cause, "SQS batch sent in part");
-                refs.into_iter()
-                    .map(|r| r.map(|r| sent(r, false)).ok_or_else(SqsError::unavailable))
-                    .collect()
-            }
-            Err(e) => return Err(e.into()),
-        });
+    if target.fifo {
+        send_fifo(ctx.control(), target, batch).await
+    } else {
+        send_standard(target, batch).await
     }
-    // FIFO: each deduplication key is claimed once; a key repeated within
-    // the batch, or seen within the window, answers with the first send's
-    // message.
-    let keys: Vec<String> = batch.iter().filter_map(|o| o.dedup.clone()).collect();
-    let mut unique: Vec<String> = Vec::new();
-    for k in &keys {
-        if !unique.contains(k) {
-            unique.push(k.clone());
+}
+
+async fn send_standard(target: &Target, batch: &[Outgoing]) -> SqsResult<Vec<SqsResult<Sent>>> {
+    let messages: Vec<NewMessage> = batch.iter().map(|o| o.message.clone()).collect();
+    Ok(match target.queue.send_batch(&messages).await {
+        Ok(refs) => refs.into_iter().map(|r| Ok(sent(r, false))).collect(),
+        Err(Error::PartlySent { sent: refs, cause }) => {
+            tracing::warn!(error = %cause, "SQS batch sent in part");
+            refs.into_iter()
+                .map(|r| r.map(|r| sent(r, false)).ok_or_else(SqsError::unavailable))
+                .collect()
         }
-    }
-    let pool = ctx.control();
-    let claims = fifo::claim(pool, &target.name, &unique).await?;
+        Err(e) => return Err(e.into()),
+    })
+}
+
+/// Each deduplication key of a FIFO queue is claimed once: a key repeated
+/// within the batch, or seen within the window, answers with the first
+/// send's message.
+async fn send_fifo(
+    pool: &PgPool,
+    target: &Target,
+    batch: &[Outgoing],
+) -> SqsResult<Vec<SqsResult<Sent>>> {
+    let keys = distinct_keys(batch);
+    let claims = fifo::claim(pool, &target.name, &keys).await?;
     let mut known: HashMap<String, Sent> = HashMap::new();
     let mut won = Vec::new();
-    for (key, claim) in unique.iter().zip(claims) {
+    for (key, claim) in keys.into_iter().zip(claims) {
         match claim {
             Some((id, seq)) => {
-                known.insert(
-                    key.clone(),
-                    Sent {
-                        id,
-                        sequence_number: Some(seq),
-                    },
-                );
+                let first = Sent {
+                    id,
+                    sequence_number: Some(seq),
+                };
+                known.insert(key, first);
             }
-            None => won.push(key.clone()),
+            None => won.push(key),
         }
     }
-    let to_send: Vec<&Outgoing> = won
-        .iter()
-        .filter_map(|k| batch.iter().find(|o| o.dedup.as_ref() == Some(k)))
-        .collect();
-    if !to_send.is_empty() {
-        let messages: Vec<NewMessage> = to_send.iter().map(|o| o.message.clone()).collect();
-        let refs = match target.queue.send_batch(&messages).await {
-            Ok(refs) => refs.into_iter().map(Some).collect(),
-            Err(Error::PartlySent { sent, .. }) => sent,
-            Err(e) => {
-                fifo::release(pool, &target.name, &won).await?;
-                return Err(e.into());
-            }
-        };
-        let (mut ids, mut messages, mut seqs, mut failed) = (vec![], vec![], vec![], vec![]);
-        for (key, r) in won.iter().zip(refs) {
-            match r {
-                Some(r) => {
-                    let s = sent(r, true);
-                    ids.push(key.clone());
-                    messages.push(s.id.clone());
-                    seqs.push(s.sequence_number.clone().unwrap_or_default());
-                    known.insert(key.clone(), s);
-                }
-                None => failed.push(key.clone()),
-            }
-        }
-        fifo::record(pool, &target.name, &ids, &messages, &seqs).await?;
-        fifo::release(pool, &target.name, &failed).await?;
-    }
+    known.extend(send_claimed(pool, target, batch, &won).await?);
     Ok(batch
         .iter()
         .map(|o| {
@@ -250,6 +226,71 @@ async fn send_all(
                 .ok_or_else(SqsError::unavailable)
         })
         .collect())
+}
+
+/// The deduplication keys of `batch`, each once, in order.
+fn distinct_keys(batch: &[Outgoing]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for key in batch.iter().filter_map(|o| o.dedup.as_ref()) {
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+    keys
+}
+
+/// Sends the first message of each key in `won`, whose claims this batch
+/// holds, and says what each key's send became.
+async fn send_claimed(
+    pool: &PgPool,
+    target: &Target,
+    batch: &[Outgoing],
+    won: &[String],
+) -> SqsResult<HashMap<String, Sent>> {
+    let to_send: Vec<&Outgoing> = won
+        .iter()
+        .filter_map(|k| batch.iter().find(|o| o.dedup.as_ref() == Some(k)))
+        .collect();
+    if to_send.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let messages: Vec<NewMessage> = to_send.iter().map(|o| o.message.clone()).collect();
+    let refs = match target.queue.send_batch(&messages).await {
+        Ok(refs) => refs.into_iter().map(Some).collect(),
+        Err(Error::PartlySent { sent, .. }) => sent,
+        Err(e) => {
+            fifo::release(pool, &target.name, won).await?;
+            return Err(e.into());
+        }
+    };
+    record_claimed(pool, target, won, refs).await
+}
+
+/// Records the message each sent key became, so a repeat within the window
+/// answers with it, and frees the keys whose message was not sent.
+async fn record_claimed(
+    pool: &PgPool,
+    target: &Target,
+    won: &[String],
+    refs: Vec<Option<MessageRef>>,
+) -> SqsResult<HashMap<String, Sent>> {
+    let mut known = HashMap::new();
+    let (mut ids, mut messages, mut seqs, mut failed) = (vec![], vec![], vec![], vec![]);
+    for (key, r) in won.iter().zip(refs) {
+        match r {
+            Some(r) => {
+                let s = sent(r, true);
+                ids.push(key.clone());
+                messages.push(s.id.clone());
+                seqs.push(s.sequence_number.clone().unwrap_or_default());
+                known.insert(key.clone(), s);
+            }
+            None => failed.push(key.clone()),
+        }
+    }
+    fifo::record(pool, &target.name, &ids, &messages, &seqs).await?;
+    fifo::release(pool, &target.name, &failed).await?;
+    Ok(known)
 }
 
 fn sent_fields(o: &Outgoing, s: &Sent) -> Map<String, Value> {

@@ -1,13 +1,22 @@
 //! SQS queue attributes: those with a native counterpart map onto
 //! [`QueueAttributes`]; the rest are kept as SQS spells them (see `extra`).
+//!
+//! Every attribute is one entry of [`ATTRIBUTES`], which says how a
+//! CreateQueue or SetQueueAttributes sets it and how GetQueueAttributes
+//! reads it back, so the two cannot drift apart.
 
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::error::{SqsError, SqsResult};
 use crate::{QueueAttributes, QueueKind};
+
+mod setting;
+
+pub(crate) use setting::Change;
+use setting::{QueueView, Setting};
 
 /// SQS's default message size limit since August 2025 (256 KiB before).
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: u32 = 1024 * 1024;
@@ -19,48 +28,245 @@ pub(crate) const NATIVE_MAX_BYTES: u32 = 3 * MAX_MESSAGE_SIZE;
 const MAX_VISIBILITY: u64 = 12 * 3600;
 const MAX_DELAY: u64 = 900;
 const MAX_WAIT: u64 = 20;
+/// SQS's longest retention, which a queue that keeps its messages for
+/// ever reports.
+const MAX_RETENTION: u64 = 14 * 24 * 3600;
 
-/// Attributes stored as given, with no native counterpart.
-const STORED: &[&str] = &[
-    "MaximumMessageSize",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-    "Policy",
-    "RedriveAllowPolicy",
-    "KmsMasterKeyId",
-    "KmsDataKeyReusePeriodSeconds",
-    "SqsManagedSseEnabled",
-    // SQS allows 0; a native lock is at least 1 s, so 0 is kept here.
-    "VisibilityTimeout",
-    "CreatedTimestamp",
-    "LastModifiedTimestamp",
+/// One SQS queue attribute.
+struct Attribute {
+    name: &'static str,
+    /// How a CreateQueue or SetQueueAttributes checks and stores it; `None`
+    /// for a read-only attribute, whose name SQS refuses there.
+    set: Option<fn(&mut Change, &Setting) -> SqsResult<()>>,
+    /// Its value as GetQueueAttributes writes it (given the attribute's
+    /// name); `None` leaves it out.
+    get: fn(&QueueView, &str) -> Option<String>,
+}
+
+/// Every attribute of a queue, in the order GetQueueAttributes writes them.
+const ATTRIBUTES: &[Attribute] = &[
+    Attribute {
+        name: "QueueArn",
+        set: None,
+        get: |queue, _| Some(queue.arn.to_owned()),
+    },
+    Attribute {
+        name: "ApproximateNumberOfMessages",
+        set: None,
+        get: |queue, _| Some(queue.stats.visible.to_string()),
+    },
+    Attribute {
+        name: "ApproximateNumberOfMessagesNotVisible",
+        set: None,
+        get: |queue, _| Some(queue.stats.in_flight.to_string()),
+    },
+    Attribute {
+        name: "ApproximateNumberOfMessagesDelayed",
+        set: None,
+        get: |queue, _| Some(queue.stats.delayed.to_string()),
+    },
+    Attribute {
+        name: "DelaySeconds",
+        set: Some(|change, setting| {
+            change.native.delay = Duration::from_secs(setting.whole_number(0, MAX_DELAY)?);
+            Ok(())
+        }),
+        get: |queue, _| Some(queue.native.delay.as_secs().to_string()),
+    },
+    Attribute {
+        name: "MessageRetentionPeriod",
+        set: Some(|change, setting| {
+            let secs = setting.whole_number(60, MAX_RETENTION)?;
+            change.native.retention = Some(Duration::from_secs(secs));
+            Ok(())
+        }),
+        get: |queue, _| {
+            let retention = queue.native.retention;
+            Some(retention.map_or(MAX_RETENTION, |r| r.as_secs()).to_string())
+        },
+    },
+    Attribute {
+        name: "ReceiveMessageWaitTimeSeconds",
+        set: Some(|change, setting| {
+            let secs = setting.whole_number(0, MAX_WAIT)?;
+            change.native.polling_wait = Duration::from_secs(secs);
+            Ok(())
+        }),
+        get: |queue, _| Some(queue.native.polling_wait.as_secs().to_string()),
+    },
+    Attribute {
+        name: "VisibilityTimeout",
+        set: Some(|change, setting| {
+            let secs = setting.whole_number(0, MAX_VISIBILITY)?;
+            // SQS allows 0; a native lock is at least 1 s, so 0 is kept
+            // among the SQS-only attributes too.
+            change.native.visibility_timeout = Duration::from_secs(secs.max(1));
+            change.keep(setting.name, secs.to_string());
+            Ok(())
+        }),
+        get: |queue, _| {
+            let secs = if queue.extra.visibility_zero() {
+                0
+            } else {
+                queue.native.visibility_timeout.as_secs()
+            };
+            Some(secs.to_string())
+        },
+    },
+    Attribute {
+        name: "MaximumMessageSize",
+        set: Some(|change, setting| {
+            let size = setting.whole_number(1024, u64::from(MAX_MESSAGE_SIZE))?;
+            change.keep(setting.name, size.to_string());
+            Ok(())
+        }),
+        get: |queue, _| Some(queue.extra.max_message_size().to_string()),
+    },
+    Attribute {
+        name: "SqsManagedSseEnabled",
+        set: Some(|change, setting| {
+            change.keep(setting.name, setting.boolean()?.to_string());
+            Ok(())
+        }),
+        get: |queue, name| Some(queue.extra.get(name).unwrap_or("false").to_owned()),
+    },
+    Attribute {
+        name: "CreatedTimestamp",
+        set: None,
+        get: timestamp,
+    },
+    Attribute {
+        name: "LastModifiedTimestamp",
+        set: None,
+        get: timestamp,
+    },
+    Attribute {
+        name: "RedrivePolicy",
+        set: Some(set_redrive_policy),
+        get: redrive_policy,
+    },
+    Attribute {
+        name: "FifoQueue",
+        set: Some(|_, setting| {
+            if setting.boolean()? != setting.fifo || !setting.creating {
+                return Err(setting.invalid(
+                    "a FIFO queue's name ends in .fifo and FifoQueue can only be set when it is created",
+                ));
+            }
+            Ok(())
+        }),
+        get: |queue, _| queue.fifo().then(|| "true".to_owned()),
+    },
+    Attribute {
+        name: "ContentBasedDeduplication",
+        set: Some(|change, setting| {
+            setting.fifo_only()?;
+            change.keep(setting.name, setting.boolean()?.to_string());
+            Ok(())
+        }),
+        get: |queue, _| {
+            queue
+                .fifo()
+                .then(|| queue.extra.content_based_dedup().to_string())
+        },
+    },
+    Attribute {
+        name: "DeduplicationScope",
+        set: Some(|change, setting| {
+            setting.fifo_only()?;
+            setting.one_of(&["messageGroup", "queue"])?;
+            change.keep(setting.name, setting.value);
+            Ok(())
+        }),
+        get: |queue, name| queue.fifo_or(name, "queue"),
+    },
+    Attribute {
+        name: "FifoThroughputLimit",
+        set: Some(|change, setting| {
+            setting.fifo_only()?;
+            setting.one_of(&["perQueue", "perMessageGroupId"])?;
+            change.keep(setting.name, setting.value);
+            Ok(())
+        }),
+        get: |queue, name| queue.fifo_or(name, "perQueue"),
+    },
+    as_given("Policy"),
+    as_given("RedriveAllowPolicy"),
+    as_given("KmsMasterKeyId"),
+    as_given("KmsDataKeyReusePeriodSeconds"),
 ];
 
-/// Attributes a receive can ask for, read-only ones included.
-pub(crate) const READABLE: &[&str] = &[
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-    "CreatedTimestamp",
-    "LastModifiedTimestamp",
-    "QueueArn",
-    "DelaySeconds",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout",
-    "RedrivePolicy",
-    "RedriveAllowPolicy",
-    "Policy",
-    "FifoQueue",
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "FifoThroughputLimit",
-    "KmsMasterKeyId",
-    "KmsDataKeyReusePeriodSeconds",
-    "SqsManagedSseEnabled",
-];
+/// Attributes a GetQueueAttributes can ask for, read-only ones included.
+pub(crate) const READABLE: &[&str] = &attribute_names();
+
+const fn attribute_names() -> [&'static str; ATTRIBUTES.len()] {
+    let mut names = [""; ATTRIBUTES.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = ATTRIBUTES[i].name;
+        i += 1;
+    }
+    names
+}
+
+/// An attribute stored as given, with no native counterpart.
+const fn as_given(name: &'static str) -> Attribute {
+    Attribute {
+        name,
+        set: Some(|change, setting| {
+            // An empty value removes the attribute (see `ExtraCache::store`).
+            if setting.value.is_empty() {
+                change.extra.insert(setting.name.to_owned(), Value::Null);
+            } else {
+                change.keep(setting.name, setting.value);
+            }
+            Ok(())
+        }),
+        get: |queue, name| queue.extra.get(name).map(str::to_owned),
+    }
+}
+
+fn timestamp(queue: &QueueView, name: &str) -> Option<String> {
+    Some(queue.extra.get(name).unwrap_or("0").to_owned())
+}
+
+fn set_redrive_policy(change: &mut Change, setting: &Setting) -> SqsResult<()> {
+    let native = &mut change.native;
+    if setting.value.is_empty() {
+        native.dead_letter_queue = None;
+        native.max_receive_count = None;
+        return Ok(());
+    }
+    let policy: Value = serde_json::from_str(setting.value)
+        .map_err(|_| setting.invalid("must be a JSON object"))?;
+    let arn = policy
+        .get("deadLetterTargetArn")
+        .and_then(Value::as_str)
+        .ok_or_else(|| setting.invalid("deadLetterTargetArn is missing"))?;
+    let max = match policy.get("maxReceiveCount") {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|n| (1..=1000).contains(n))
+    .ok_or_else(|| setting.invalid("maxReceiveCount must be a number from 1 to 1000"))?;
+    native.dead_letter_queue = Some(name_of_arn(arn)?.to_owned());
+    native.max_receive_count = Some(max as u32);
+    Ok(())
+}
+
+/// Written as SQS writes it: compact, the count a number.
+fn redrive_policy(queue: &QueueView, _: &str) -> Option<String> {
+    let native = queue.native;
+    let (Some(dlq), Some(max)) = (&native.dead_letter_queue, native.max_receive_count) else {
+        return None;
+    };
+    let policy = json!({
+        "deadLetterTargetArn": (queue.dead_letter_arn)(dlq),
+        "maxReceiveCount": max,
+    });
+    Some(policy.to_string())
+}
 
 /// A queue's SQS-only attributes and tags.
 #[derive(Clone, Debug, Default)]
@@ -90,33 +296,6 @@ impl Extra {
     }
 }
 
-/// What the attributes of a CreateQueue or SetQueueAttributes do.
-pub(crate) struct Change {
-    pub(crate) native: QueueAttributes,
-    pub(crate) extra: Map<String, Value>,
-}
-
-fn seconds(name: &str, value: &str, min: u64, max: u64) -> SqsResult<u64> {
-    match value.trim().parse::<u64>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(SqsError::invalid_attribute_value(
-            name,
-            format!("must be a whole number from {min} to {max}"),
-        )),
-    }
-}
-
-fn boolean(name: &str, value: &str) -> SqsResult<bool> {
-    match value {
-        "true" | "True" => Ok(true),
-        "false" | "False" => Ok(false),
-        _ => Err(SqsError::invalid_attribute_value(
-            name,
-            "must be true or false",
-        )),
-    }
-}
-
 /// The queue name an ARN names (`arn:aws:sqs:region:account:name`).
 pub(crate) fn name_of_arn(arn: &str) -> SqsResult<&str> {
     match arn.split(':').collect::<Vec<_>>()[..] {
@@ -128,134 +307,57 @@ pub(crate) fn name_of_arn(arn: &str) -> SqsResult<&str> {
     }
 }
 
+/// An attribute's value as SQS takes it: SDKs send some as numbers or
+/// booleans.
+fn as_text(name: &str, value: &Value) -> SqsResult<String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(SqsError::invalid_attribute_value(name, "must be a string")),
+    }
+}
+
 /// Applies SQS `attributes` on top of `native` (a queue's current ones, or
 /// the defaults of a new one).
 pub(crate) fn apply(
-    mut native: QueueAttributes,
+    native: QueueAttributes,
     attributes: &Map<String, Value>,
     fifo: bool,
     creating: bool,
 ) -> SqsResult<Change> {
-    let mut extra = Map::new();
+    let mut change = Change {
+        native,
+        extra: Map::new(),
+    };
     for (name, value) in attributes {
         // SQS reads `"VisibilityTimeout "` as VisibilityTimeout.
-        let name = &name.trim().to_owned();
-        let value = match value {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            _ => return Err(SqsError::invalid_attribute_value(name, "must be a string")),
+        let name = name.trim();
+        let value = as_text(name, value)?;
+        let set = ATTRIBUTES
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.set)
+            .ok_or_else(|| SqsError::invalid_attribute_name(name))?;
+        let setting = Setting {
+            name,
+            value: &value,
+            fifo,
+            creating,
         };
-        match name.as_str() {
-            "DelaySeconds" => {
-                native.delay = Duration::from_secs(seconds(name, &value, 0, MAX_DELAY)?);
-            }
-            "MessageRetentionPeriod" => {
-                native.retention = Some(Duration::from_secs(seconds(
-                    name,
-                    &value,
-                    60,
-                    14 * 24 * 3600,
-                )?));
-            }
-            "ReceiveMessageWaitTimeSeconds" => {
-                native.polling_wait = Duration::from_secs(seconds(name, &value, 0, MAX_WAIT)?);
-            }
-            "VisibilityTimeout" => {
-                let secs = seconds(name, &value, 0, MAX_VISIBILITY)?;
-                native.visibility_timeout = Duration::from_secs(secs.max(1));
-                extra.insert(name.clone(), Value::String(secs.to_string()));
-            }
-            "MaximumMessageSize" => {
-                let n = seconds(name, &value, 1024, u64::from(MAX_MESSAGE_SIZE))?;
-                extra.insert(name.clone(), Value::String(n.to_string()));
-            }
-            "RedrivePolicy" => {
-                if value.is_empty() {
-                    native.dead_letter_queue = None;
-                    native.max_receive_count = None;
-                    continue;
-                }
-                let policy: Value = serde_json::from_str(&value).map_err(|_| {
-                    SqsError::invalid_attribute_value(name, "must be a JSON object")
-                })?;
-                let arn = policy
-                    .get("deadLetterTargetArn")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        SqsError::invalid_attribute_value(name, "deadLetterTargetArn is missing")
-                    })?;
-                let max = match policy.get("maxReceiveCount") {
-                    Some(Value::Number(n)) => n.as_u64(),
-                    Some(Value::String(s)) => s.parse().ok(),
-                    _ => None,
-                }
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    SqsError::invalid_attribute_value(
-                        name,
-                        "maxReceiveCount must be a number from 1 to 1000",
-                    )
-                })?;
-                native.dead_letter_queue = Some(name_of_arn(arn)?.to_owned());
-                native.max_receive_count = Some(max as u32);
-            }
-            "FifoQueue" => {
-                if boolean(name, &value)? != fifo || !creating {
-                    return Err(SqsError::invalid_attribute_value(
-                        name,
-                        "a FIFO queue's name ends in .fifo and FifoQueue can only be set when it is created",
-                    ));
-                }
-            }
-            "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit" if !fifo => {
-                return Err(SqsError::invalid_attribute_name(name));
-            }
-            "ContentBasedDeduplication" | "SqsManagedSseEnabled" => {
-                extra.insert(
-                    name.clone(),
-                    Value::String(boolean(name, &value)?.to_string()),
-                );
-            }
-            "DeduplicationScope" if !matches!(value.as_str(), "messageGroup" | "queue") => {
-                return Err(SqsError::invalid_attribute_value(
-                    name,
-                    "must be messageGroup or queue",
-                ));
-            }
-            "FifoThroughputLimit"
-                if !matches!(value.as_str(), "perQueue" | "perMessageGroupId") =>
-            {
-                return Err(SqsError::invalid_attribute_value(
-                    name,
-                    "must be perQueue or perMessageGroupId",
-                ));
-            }
-            // An empty value removes the attribute (see `ExtraCache::store`).
-            n if STORED.contains(&n) && !n.ends_with("Timestamp") => {
-                let value = if value.is_empty() {
-                    Value::Null
-                } else {
-                    Value::String(value)
-                };
-                extra.insert(name.clone(), value);
-            }
-            _ => return Err(SqsError::invalid_attribute_name(name)),
-        }
+        set(&mut change, &setting)?;
     }
-    native.kind = if fifo {
-        QueueKind::Ordered
-    } else {
-        native.kind
-    };
+    if fifo {
+        change.native.kind = QueueKind::Ordered;
+    }
     let now = Utc::now().timestamp().to_string();
     if creating {
-        native.max_message_bytes = NATIVE_MAX_BYTES;
-        extra.insert("CreatedTimestamp".into(), Value::String(now.clone()));
+        change.native.max_message_bytes = NATIVE_MAX_BYTES;
+        change.keep("CreatedTimestamp", now.clone());
     }
-    extra.insert("LastModifiedTimestamp".into(), Value::String(now));
-    native.validate()?;
-    Ok(Change { native, extra })
+    change.keep("LastModifiedTimestamp", now);
+    change.native.validate()?;
+    Ok(change)
 }
 
 /// Every readable attribute of a queue, as SQS writes them.
@@ -266,87 +368,15 @@ pub(crate) fn describe(
     arn: &str,
     dead_letter_arn: impl Fn(&str) -> String,
 ) -> Map<String, Value> {
-    let mut out = Map::new();
-    let mut put = |k: &str, v: String| {
-        out.insert(k.to_owned(), Value::String(v));
+    let queue = QueueView {
+        native,
+        extra,
+        stats,
+        arn,
+        dead_letter_arn: &dead_letter_arn,
     };
-    put("QueueArn", arn.to_owned());
-    put("ApproximateNumberOfMessages", stats.visible.to_string());
-    put(
-        "ApproximateNumberOfMessagesNotVisible",
-        stats.in_flight.to_string(),
-    );
-    put(
-        "ApproximateNumberOfMessagesDelayed",
-        stats.delayed.to_string(),
-    );
-    put("DelaySeconds", native.delay.as_secs().to_string());
-    put(
-        "MessageRetentionPeriod",
-        native
-            .retention
-            .map_or(14 * 24 * 3600, |r| r.as_secs())
-            .to_string(),
-    );
-    put(
-        "ReceiveMessageWaitTimeSeconds",
-        native.polling_wait.as_secs().to_string(),
-    );
-    let visibility = if extra.visibility_zero() {
-        0
-    } else {
-        native.visibility_timeout.as_secs()
-    };
-    put("VisibilityTimeout", visibility.to_string());
-    put("MaximumMessageSize", extra.max_message_size().to_string());
-    put(
-        "SqsManagedSseEnabled",
-        extra
-            .get("SqsManagedSseEnabled")
-            .unwrap_or("false")
-            .to_owned(),
-    );
-    for time in ["CreatedTimestamp", "LastModifiedTimestamp"] {
-        put(time, extra.get(time).unwrap_or("0").to_owned());
-    }
-    // Written as SQS writes it: compact, the count a number.
-    if let (Some(dlq), Some(max)) = (&native.dead_letter_queue, native.max_receive_count) {
-        let policy = serde_json::json!({
-            "deadLetterTargetArn": dead_letter_arn(dlq),
-            "maxReceiveCount": max,
-        });
-        put("RedrivePolicy", policy.to_string());
-    }
-    if native.kind == QueueKind::Ordered {
-        put("FifoQueue", "true".into());
-        put(
-            "ContentBasedDeduplication",
-            extra.content_based_dedup().to_string(),
-        );
-        put(
-            "DeduplicationScope",
-            extra
-                .get("DeduplicationScope")
-                .unwrap_or("queue")
-                .to_owned(),
-        );
-        put(
-            "FifoThroughputLimit",
-            extra
-                .get("FifoThroughputLimit")
-                .unwrap_or("perQueue")
-                .to_owned(),
-        );
-    }
-    for name in [
-        "Policy",
-        "RedriveAllowPolicy",
-        "KmsMasterKeyId",
-        "KmsDataKeyReusePeriodSeconds",
-    ] {
-        if let Some(v) = extra.get(name) {
-            put(name, v.to_owned());
-        }
-    }
-    out
+    ATTRIBUTES
+        .iter()
+        .filter_map(|a| Some((a.name.to_owned(), Value::String((a.get)(&queue, a.name)?))))
+        .collect()
 }
