@@ -187,27 +187,8 @@ impl Queues {
         check_name("name", name)?;
         attributes.validate()?;
         self.check_dead_letter_queue(name, attributes).await?;
-        Ok(sqlx::query_scalar!(
-            r#"
-            insert into queue_queues as q (
-                name, kind, visibility_timeout_ms, max_receive_count, dead_letter_queue,
-                retention_ms, rewind_window_ms, delay_ms, max_message_bytes, polling_wait_ms
-            )
-            values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            on conflict (name) do update set
-                kind = excluded.kind,
-                visibility_timeout_ms = excluded.visibility_timeout_ms,
-                max_receive_count = excluded.max_receive_count,
-                dead_letter_queue = excluded.dead_letter_queue,
-                retention_ms = excluded.retention_ms,
-                rewind_window_ms = excluded.rewind_window_ms,
-                delay_ms = excluded.delay_ms,
-                max_message_bytes = excluded.max_message_bytes,
-                polling_wait_ms = excluded.polling_wait_ms,
-                updated_at = now()
-            where $11
-            returning (q.xmax = 0) as "created!"
-            "#,
+        Ok(sqlx::query_file_scalar!(
+            "sql/put_queue.sql",
             name,
             attributes.kind.as_str(),
             millis(attributes.visibility_timeout),
@@ -242,21 +223,9 @@ impl Queues {
 
     /// The queue named `name`, or every queue, by name.
     async fn rows(&self, name: Option<&str>) -> Result<Vec<QueueRow>> {
-        Ok(sqlx::query_as!(
-            QueueRow,
-            r#"
-            select q.id, q.name, q.kind, q.visibility_timeout_ms, q.max_receive_count,
-                   q.dead_letter_queue, d.id as "dead_letter_id?", q.retention_ms,
-                   q.rewind_window_ms, q.delay_ms, q.max_message_bytes, q.polling_wait_ms
-            from queue_queues q
-            left join queue_queues d on d.name = q.dead_letter_queue
-            where q.name = $1 or $1 is null
-            order by q.name
-            "#,
-            name
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(sqlx::query_file_as!(QueueRow, "sql/queue_rows.sql", name)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// Deletes the queue and its live messages. Refused while another queue

@@ -63,15 +63,9 @@ impl Maintenance {
     /// Drops body partitions that no live message needs and that are older than
     /// every queue's retention and rewind window. Returns how many.
     pub async fn drop_expired_bodies(&self) -> Result<i32> {
-        Ok(sqlx::query_scalar!(
-            r#"
-        select queue_drop_expired_partitions(make_interval(secs => coalesce(
-            (select max(greatest(retention_ms, rewind_window_ms)) from queue_queues), 0
-        )::float8 / 1000)) as "dropped!"
-        "#
-        )
-        .fetch_one(&self.pool)
-        .await?)
+        Ok(sqlx::query_file_scalar!("sql/drop_expired_bodies.sql")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Keeps the counters small: deletes buckets whose second has passed
@@ -80,39 +74,13 @@ impl Maintenance {
     /// rows it removed.
     pub async fn sweep_counters(&self) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let swept = sqlx::query!(
-            r#"
-        delete from queue_counters c
-        where (c.bucket > 0 and c.bucket < queue_bucket(now()) - 60)
-           or not exists (select 1 from queue_queues q where q.id = c.queue_id)
-        "#
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        // A pid can come back as a new backend, which then simply adds to the
-        // same row; folding it meanwhile moves its value, never loses it.
-        let folded = sqlx::query_scalar!(
-            r#"
-        with gone as (
-            delete from queue_counters c
-            where c.bucket = 0 and c.slot <> 0
-              and c.slot not in (select pid from pg_stat_activity where pid is not null)
-            returning queue_id, live, dead_lettered
-        ), folded as (
-            insert into queue_counters as c (queue_id, bucket, slot, live, dead_lettered)
-            select queue_id, 0, 0, sum(live), sum(dead_lettered) from gone
-            group by queue_id
-            order by queue_id
-            on conflict (queue_id, bucket, slot) do update set
-                live = c.live + excluded.live,
-                dead_lettered = c.dead_lettered + excluded.dead_lettered
-        )
-        select count(*) as "folded!" from gone
-        "#
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let swept = sqlx::query_file!("sql/sweep_counters.sql")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let folded = sqlx::query_file_scalar!("sql/fold_counters.sql")
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(swept + folded as u64)
     }
@@ -136,15 +104,9 @@ impl Maintenance {
     /// skips pages with nothing to clean, so this costs little even with a huge
     /// backlog. Returns how many tables it vacuumed.
     pub async fn vacuum(&self) -> Result<u32> {
-        let due = sqlx::query_scalar!(
-            r#"
-        select relname as "relname!" from pg_stat_user_tables
-        where relid in ('queue_messages'::regclass, 'queue_counters'::regclass)
-          and n_dead_tup > greatest(1000, n_live_tup / 10)
-        "#
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let due = sqlx::query_file_scalar!("sql/tables_to_vacuum.sql")
+            .fetch_all(&self.pool)
+            .await?;
         let mut vacuumed = 0;
         for table in due {
             let statement = match table.as_str() {

@@ -33,28 +33,9 @@ impl Queue {
     /// backlog. `in_flight` and `delayed` may still include messages that
     /// became visible less than a second ago.
     pub async fn stats(&self) -> Result<Stats> {
-        let row = sqlx::query!(
-            r#"
-            with c as (
-                select coalesce(sum(live) filter (where bucket = 0), 0) as live,
-                       coalesce(sum(leased) filter (where bucket >= s.now), 0) as leased,
-                       coalesce(sum(delayed) filter (where bucket >= s.now), 0) as delayed,
-                       coalesce(sum(dead_lettered) filter (where bucket = 0), 0) as dead_lettered
-                from (select queue_bucket(now()) as now) s
-                left join queue_counters on queue_id = $1
-            )
-            select c.live::int8 as "live!", c.leased::int8 as "in_flight!",
-                   c.delayed::int8 as "delayed!", c.dead_lettered::int8 as "dead_lettered!",
-                   coalesce(extract(epoch from now() - (
-                       select enqueued_at from queue_messages
-                       where queue_id = $1 order by pos limit 1
-                   )), 0)::float8 as "oldest_age!"
-            from c
-            "#,
-            self.id(),
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query_file!("sql/queue_stats.sql", self.id())
+            .fetch_one(&self.pool)
+            .await?;
         Ok(Stats {
             visible: (row.live - row.in_flight - row.delayed).max(0),
             in_flight: row.in_flight,

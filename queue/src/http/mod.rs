@@ -7,24 +7,24 @@
 //! - `routes`: one handler per call.
 //! - `dto`: request bodies and views.
 //! - `auth`: the admin token and the middleware that checks it.
+//! - `extract`: the opened queue of the path, and JSON bodies.
 
 mod auth;
 mod dto;
+mod extract;
 mod routes;
 mod topics;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use utoipa::{IntoResponses, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{AdminToken, WeakToken};
 pub use dto::ErrorBody;
@@ -33,36 +33,26 @@ use auth::Scheme;
 
 use crate::Error;
 
-/// The OpenAPI description of this API (merged into `darkroom-web`'s).
+/// The OpenAPI description of this API (merged into `darkroom-web`'s),
+/// read off the routes themselves so that the two cannot disagree.
+pub struct ApiDoc;
+
+impl OpenApi for ApiDoc {
+    fn openapi() -> utoipa::openapi::OpenApi {
+        routes().into_openapi()
+    }
+}
+
+/// What the description says beyond its paths.
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        routes::list,
-        routes::show,
-        routes::put,
-        routes::remove,
-        routes::send,
-        routes::receive,
-        routes::delete,
-        routes::visibility,
-        routes::rewind,
-        routes::redrive,
-        routes::purge,
-        topics::list,
-        topics::put,
-        topics::remove,
-        topics::publish,
-        topics::subscriptions,
-        topics::subscribe,
-        topics::unsubscribe
-    ),
     modifiers(&Scheme),
     tags(
         (name = "queues", description = "The message queue (Tencent CMQ / SQS semantics); durations in seconds"),
         (name = "topics", description = "Publish/subscribe (CMQ topics): tag or routing-key filters, into queues or to HTTP endpoints")
     )
 )]
-pub struct ApiDoc;
+struct Base;
 
 #[derive(Clone)]
 struct Api {
@@ -78,33 +68,8 @@ pub fn router(queues: crate::Router, admin_token: Option<AdminToken>) -> Router 
         router: queues,
         admin_token: admin_token.map(Arc::new),
     };
-    Router::new()
-        .route("/api/queues", get(routes::list))
-        .route(
-            "/api/queues/{name}",
-            get(routes::show).put(routes::put).delete(routes::remove),
-        )
-        .route("/api/queues/{name}/messages", post(routes::send))
-        .route("/api/queues/{name}/receive", post(routes::receive))
-        .route("/api/queues/{name}/delete", post(routes::delete))
-        .route("/api/queues/{name}/visibility", post(routes::visibility))
-        .route("/api/queues/{name}/rewind", post(routes::rewind))
-        .route("/api/queues/{name}/redrive", post(routes::redrive))
-        .route("/api/queues/{name}/purge", post(routes::purge))
-        .route("/api/topics", get(topics::list))
-        .route(
-            "/api/topics/{name}",
-            axum::routing::put(topics::put).delete(topics::remove),
-        )
-        .route("/api/topics/{name}/publish", post(topics::publish))
-        .route(
-            "/api/topics/{name}/subscriptions",
-            get(topics::subscriptions),
-        )
-        .route(
-            "/api/topics/{name}/subscriptions/{subscription}",
-            axum::routing::put(topics::subscribe).delete(topics::unsubscribe),
-        )
+    let (routes, _) = routes().split_for_parts();
+    routes
         .layer(DefaultBodyLimit::max(256 * 1024 * 1024))
         // Matched routes only: a path this API does not serve must fall
         // through to the host's router (and its 404), not ask for a token.
@@ -113,6 +78,13 @@ pub fn router(queues: crate::Router, admin_token: Option<AdminToken>) -> Router 
             auth::authenticate,
         ))
         .with_state(api)
+}
+
+/// Every route of the API, with its description.
+fn routes() -> OpenApiRouter<Api> {
+    OpenApiRouter::with_openapi(Base::openapi())
+        .merge(routes::router())
+        .merge(topics::router())
 }
 
 /// An API error, answered as `{"error": "..."}` with its status; the
@@ -200,16 +172,6 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
-
-/// Parses a JSON body (an empty body counts as `{}`), naming what is wrong.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
-}
 
 fn seconds(s: f64, field: &'static str) -> ApiResult<Duration> {
     Duration::try_from_secs_f64(s).map_err(|_| {

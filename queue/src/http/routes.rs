@@ -1,14 +1,29 @@
 //! The routes: one handler per call of the API.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::dto::*;
-use super::{Api, ApiError, ApiResult, bad_request, parse, seconds};
+use super::extract::{JsonBody, OpenQueue};
+use super::{Api, ApiError, ApiResult, bad_request, seconds};
 use crate::{Error, NewMessage, QueueAttributes, Receipt, RewindTo};
+
+pub(super) fn router() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, put, remove))
+        .routes(routes!(send))
+        .routes(routes!(receive))
+        .routes(routes!(delete))
+        .routes(routes!(visibility))
+        .routes(routes!(rewind))
+        .routes(routes!(redrive))
+        .routes(routes!(purge))
+}
 
 #[utoipa::path(get, path = "/api/queues", tag = "queues",
     responses(
@@ -34,13 +49,9 @@ pub(super) async fn list(State(api): State<Api>) -> ApiResult<Json<QueueList>> {
     ),
     security(("admin_token" = []))
 )]
-pub(super) async fn show(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<AttributesView>> {
-    let q = api.router.open(&name).await?;
+pub(super) async fn show(OpenQueue(q): OpenQueue) -> ApiResult<Json<AttributesView>> {
     let stats = q.stats().await?;
-    Ok(Json(view(&name, &q.attributes().await?, Some(stats))))
+    Ok(Json(view(q.name(), &q.attributes().await?, Some(stats))))
 }
 
 #[utoipa::path(put, path = "/api/queues/{name}", tag = "queues",
@@ -56,9 +67,8 @@ pub(super) async fn show(
 pub(super) async fn put(
     State(api): State<Api>,
     Path(name): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<AttributesBody>,
 ) -> ApiResult<Response> {
-    let body: AttributesBody = parse(&body)?;
     // Fields left out keep their current value (or the default for a new queue).
     let existing = match api.router.open(&name).await {
         Ok(q) => Some(q.attributes().await?),
@@ -130,12 +140,9 @@ pub(super) async fn remove(
     security(("admin_token" = []))
 )]
 pub(super) async fn send(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-    body: Bytes,
+    OpenQueue(q): OpenQueue,
+    JsonBody(body): JsonBody<SendBody>,
 ) -> ApiResult<Json<Sent>> {
-    let q = api.router.open(&name).await?;
-    let body: SendBody = parse(&body)?;
     let messages = body
         .messages
         .into_iter()
@@ -164,12 +171,9 @@ pub(super) async fn send(
     security(("admin_token" = []))
 )]
 pub(super) async fn receive(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-    body: Bytes,
+    OpenQueue(q): OpenQueue,
+    JsonBody(body): JsonBody<ReceiveBody>,
 ) -> ApiResult<Json<Received>> {
-    let q = api.router.open(&name).await?;
-    let body: ReceiveBody = parse(&body)?;
     let attributes = q.attributes().await?;
     let lock = match body.lock {
         Some(s) => seconds(s, "lock")?,
@@ -205,12 +209,9 @@ pub(super) async fn receive(
     security(("admin_token" = []))
 )]
 pub(super) async fn delete(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-    body: Bytes,
+    OpenQueue(q): OpenQueue,
+    JsonBody(body): JsonBody<DeleteBody>,
 ) -> ApiResult<Json<Deleted>> {
-    let q = api.router.open(&name).await?;
-    let body: DeleteBody = parse(&body)?;
     let receipts = body
         .receipts
         .iter()
@@ -234,12 +235,9 @@ pub(super) async fn delete(
     security(("admin_token" = []))
 )]
 pub(super) async fn visibility(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-    body: Bytes,
+    OpenQueue(q): OpenQueue,
+    JsonBody(body): JsonBody<VisibilityBody>,
 ) -> ApiResult<Json<Extended>> {
-    let q = api.router.open(&name).await?;
-    let body: VisibilityBody = parse(&body)?;
     let receipt: Receipt = body.receipt.parse()?;
     q.change_visibility(&receipt, seconds(body.lock, "lock")?)
         .await?;
@@ -258,12 +256,9 @@ pub(super) async fn visibility(
     security(("admin_token" = []))
 )]
 pub(super) async fn rewind(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-    body: Bytes,
+    OpenQueue(q): OpenQueue,
+    JsonBody(body): JsonBody<RewindBody>,
 ) -> ApiResult<Json<Restored>> {
-    let q = api.router.open(&name).await?;
-    let body: RewindBody = parse(&body)?;
     let to = match (body.to_time, body.to_id) {
         (Some(t), None) => RewindTo::Time(t),
         (None, Some(id)) => RewindTo::Id(id),
@@ -285,11 +280,8 @@ pub(super) async fn rewind(
     ),
     security(("admin_token" = []))
 )]
-pub(super) async fn redrive(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Moved>> {
-    let moved = api.router.open(&name).await?.redrive().await?;
+pub(super) async fn redrive(OpenQueue(q): OpenQueue) -> ApiResult<Json<Moved>> {
+    let moved = q.redrive().await?;
     Ok(Json(Moved { moved }))
 }
 
@@ -301,10 +293,7 @@ pub(super) async fn redrive(
     ),
     security(("admin_token" = []))
 )]
-pub(super) async fn purge(
-    State(api): State<Api>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<Purged>> {
-    let purged = api.router.open(&name).await?.purge().await?;
+pub(super) async fn purge(OpenQueue(q): OpenQueue) -> ApiResult<Json<Purged>> {
+    let purged = q.purge().await?;
     Ok(Json(Purged { purged }))
 }

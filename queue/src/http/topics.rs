@@ -3,16 +3,27 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{Api, ApiError, ApiResult, bad_request, parse, seconds};
+use super::extract::JsonBody;
+use super::{Api, ApiError, ApiResult, bad_request, seconds};
 use crate::{
     BodyFormat, Protocol, Publication, RetryPolicy, SubscriptionInfo, SubscriptionSpec,
     TopicFilter, TopicInfo, TopicSettings, Topics,
 };
+
+pub(super) fn router() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(put, remove))
+        .routes(routes!(publish))
+        .routes(routes!(subscriptions))
+        .routes(routes!(subscribe, unsubscribe))
+}
 
 fn topics(api: &Api) -> Topics {
     Topics::new(api.router.control().clone())
@@ -95,9 +106,8 @@ pub(super) async fn list(State(api): State<Api>) -> ApiResult<Json<TopicList>> {
 pub(super) async fn put(
     State(api): State<Api>,
     Path(name): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<TopicBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let body: TopicBody = parse(&body)?;
     let mut settings = TopicSettings::default();
     if let Some(f) = body.filter {
         settings.filter = f;
@@ -134,9 +144,8 @@ pub(super) async fn remove(
 pub(super) async fn publish(
     State(api): State<Api>,
     Path(name): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<PublishBody>,
 ) -> ApiResult<Json<Published>> {
-    let body: PublishBody = parse(&body)?;
     let ids = topics(&api).publish(&name, &body.messages).await?;
     Ok(Json(Published { ids }))
 }
@@ -167,9 +176,8 @@ pub(super) async fn subscriptions(
 pub(super) async fn subscribe(
     State(api): State<Api>,
     Path((name, subscription)): Path<(String, String)>,
-    body: Bytes,
+    JsonBody(body): JsonBody<SubscriptionBody>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let body: SubscriptionBody = parse(&body)?;
     let retry = match body.retry.as_deref() {
         None | Some("EXPONENTIAL_DECAY_RETRY") => RetryPolicy::ExponentialDecay,
         Some("BACKOFF_RETRY") => RetryPolicy::Backoff {
