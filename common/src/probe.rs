@@ -9,7 +9,10 @@ use image::{ImageDecoder, ImageReader};
 
 use crate::cost::{self, Decoding, Estimate, Source};
 use crate::limits::Limits;
-use crate::recipe::{Encoding, Fit, Op, OutputFormat};
+use crate::recipe::{Encoding, Op, OutputFormat};
+
+mod shrink;
+pub use shrink::{Shrink, dct_scale, fit_inside, shrink_plan};
 
 /// The formats Darkroom reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,77 +347,6 @@ pub fn estimate(
     cost::estimate(&source, ops, &encoding)
 }
 
-/// How the first op is applied to a JPEG decoded already reduced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shrink {
-    /// Resize to exactly this size.
-    Exact(u32, u32),
-    /// Resize to cover this size, keeping the centre.
-    Cover(u32, u32),
-}
-
-/// When `op`, the first of a recipe, may shrink an image of `w × h`
-/// (oriented) pixels on load: how to apply it, and the least size
-/// (oriented) to decode at.
-pub fn shrink_plan(w: u32, h: u32, op: Option<&Op>) -> Option<(Shrink, u32, u32)> {
-    match op? {
-        Op::Thumbnail { width, height } if w > *width || h > *height => {
-            let (fw, fh) = fit_inside(w, h, *width, *height);
-            Some((Shrink::Exact(fw, fh), fw, fh))
-        }
-        Op::Resize {
-            width,
-            height,
-            fit: Fit::Inside,
-        } => {
-            let (fw, fh) = fit_inside(w, h, *width, *height);
-            Some((Shrink::Exact(fw, fh), fw, fh))
-        }
-        Op::Resize {
-            width,
-            height,
-            fit: Fit::Fill,
-        } => Some((Shrink::Exact(*width, *height), *width, *height)),
-        Op::Resize {
-            width,
-            height,
-            fit: Fit::Cover,
-        } => {
-            let scale = f64::max(
-                f64::from(*width) / f64::from(w),
-                f64::from(*height) / f64::from(h),
-            );
-            let cw = (f64::from(w) * scale).ceil() as u32;
-            let ch = (f64::from(h) * scale).ceil() as u32;
-            Some((Shrink::Cover(*width, *height), cw, ch))
-        }
-        _ => None,
-    }
-}
-
-/// Size that fits `(w, h)` inside `(bw, bh)` keeping the aspect ratio.
-pub fn fit_inside(w: u32, h: u32, bw: u32, bh: u32) -> (u32, u32) {
-    let scale = f64::min(f64::from(bw) / f64::from(w), f64::from(bh) / f64::from(h));
-    let nw = (f64::from(w) * scale).round().max(1.0) as u32;
-    let nh = (f64::from(h) * scale).round().max(1.0) as u32;
-    (nw.min(bw), nh.min(bh))
-}
-
-/// The divisor (1, 2, 4 or 8) a JPEG of `w × h` is decoded at when asked for
-/// at least `min_w × min_h`: the largest that leaves both sides at least as
-/// large as asked, so the resize after it only ever shrinks. 1 when the
-/// request is not a twofold shrink.
-pub fn dct_scale(w: u32, h: u32, min_w: u32, min_h: u32) -> u32 {
-    if min_w.saturating_mul(2) > w || min_h.saturating_mul(2) > h {
-        return 1;
-    }
-    let scaled = |len: u32, eighths: u32| (len * eighths).div_ceil(8);
-    [1, 2, 4]
-        .into_iter()
-        .find(|&eighths| scaled(w, eighths) >= min_w && scaled(h, eighths) >= min_h)
-        .map_or(1, |eighths| 8 / eighths)
-}
-
 /// Pixels the decoder makes for `ops` on this file: fewer than the image's
 /// when the first op shrinks a JPEG on load. Bounds both orientations, as
 /// the EXIF orientation is not read here.
@@ -436,80 +368,4 @@ fn decoded_pixels(probe: &Probe, ops: &[Op]) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fit_inside_keeps_aspect() {
-        assert_eq!(fit_inside(640, 427, 256, 256), (256, 171));
-        assert_eq!(fit_inside(300, 600, 100, 100), (50, 100));
-    }
-
-    fn testdata(name: &str) -> Vec<u8> {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
-        std::fs::read(dir.join(name)).unwrap()
-    }
-
-    #[test]
-    fn heic_and_avif_are_told_from_their_boxes_and_a_video_is_not_an_image() {
-        let heic = probe(&testdata("heif/rocket.heic"), &Limits::default()).unwrap();
-        // HEVC codes 428 rows, which the file's clean aperture crops to 427:
-        // the probe's size is a bound, the decoder's the exact one.
-        assert_eq!(
-            (heic.format, heic.width, heic.height),
-            (InputFormat::Heic, 640, 428)
-        );
-        let avif = probe(&testdata("heif/rocket.avif"), &Limits::default()).unwrap();
-        assert_eq!(avif.format, InputFormat::Avif);
-        let mp4 = b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2avc1mp41\0\0\0\x08free";
-        assert!(matches!(
-            probe(mp4, &Limits::default()),
-            Err(ProbeError::NotAnImage)
-        ));
-    }
-
-    #[test]
-    fn jpeg_xl_is_told_bare_and_in_its_container_with_its_size() {
-        for name in ["jxl/rocket.jxl", "jxl/rocket-from-jpeg.jxl"] {
-            let jxl = probe(&testdata(name), &Limits::default()).unwrap();
-            assert_eq!(
-                (jxl.format, jxl.width, jxl.height, jxl.bytes_per_pixel),
-                (InputFormat::Jxl, 640, 427, 3),
-                "{name}"
-            );
-        }
-        assert_eq!(
-            InputFormat::from_mime_type("image/jxl"),
-            Some(InputFormat::Jxl)
-        );
-        let tight = Limits {
-            max_pixels: 100_000,
-            ..Limits::default()
-        };
-        assert!(matches!(
-            probe(&testdata("jxl/rocket.jxl"), &tight),
-            Err(ProbeError::TooManyPixels { .. })
-        ));
-    }
-
-    #[test]
-    fn garbage_is_not_an_image() {
-        assert!(matches!(
-            probe(b"hello, world, this is text", &Limits::default()),
-            Err(ProbeError::NotAnImage)
-        ));
-    }
-
-    #[test]
-    fn a_thumbnail_decodes_a_jpeg_at_an_eighth() {
-        assert_eq!(dct_scale(4000, 3000, 256, 192), 8);
-        assert_eq!(dct_scale(4000, 3000, 1600, 1200), 2);
-        assert_eq!(dct_scale(4000, 3000, 3000, 2250), 1);
-    }
-
-    #[test]
-    fn a_dct_scale_leaves_both_sides_at_least_as_large_as_asked() {
-        // An eighth is wide enough (500 ≥ 256) but too short (125 < 200).
-        assert_eq!(dct_scale(4000, 1000, 256, 200), 4);
-    }
-}
+mod tests;
