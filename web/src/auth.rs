@@ -21,7 +21,7 @@ use uuid::Uuid;
 use common::recipe::Recipe;
 
 use crate::AppState;
-use crate::http::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 use crate::links::LinkKey;
 
 /// A fresh token (256 random bits) and the hash to store.
@@ -110,8 +110,7 @@ impl FromRequestParts<AppState> for UploadAccess {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
         let (job_id, presented) = credentials(parts, state).await?;
         let job = sqlx::query!(
-            "select token_hash, recipes, image_count from jobs
-             where id = $1 and expires_at > now()",
+            "select token_hash, recipes, image_count from jobs where id = $1 and expires_at > now()",
             job_id
         )
         .fetch_optional(&state.pool)

@@ -1,4 +1,6 @@
-//! The one error type of every handler.
+//! The one error type of every handler and extractor: the HTTP routes, and
+//! the extractors and checks they use (`auth`, `rate`, `webhooks`) all
+//! answer with it, so it sits below them all.
 
 use axum::Json;
 use axum::http::StatusCode;

@@ -43,17 +43,9 @@ pub async fn sweep(pool: &PgPool, storage: &Storage) -> anyhow::Result<usize> {
     let topics = queue::Topics::new(queue::Queues::new(pool.clone()));
     loop {
         let mut tx = pool.begin().await?;
-        let jobs = sqlx::query_scalar!(
-            r#"
-            select id from jobs where expires_at <= now()
-            order by expires_at
-            limit $1
-            for update skip locked
-            "#,
-            BATCH
-        )
-        .fetch_all(&mut *tx)
-        .await?;
+        let jobs = sqlx::query_file_scalar!("sql/expired_jobs.sql", BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
         delete_jobs(&mut tx, storage, &topics, &jobs).await?;
         tx.commit().await?;
         swept += jobs.len();

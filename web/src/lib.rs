@@ -2,7 +2,7 @@
 //! (consuming the response queue) and downloads.
 //!
 //! # Layout
-//! - [`http`]: routes, one module per resource, and the one [`http::error::AppError`].
+//! - [`http`]: routes, one module per resource, and the one [`error::AppError`].
 //! - [`auth`]: job tokens and the [`auth::JobAccess`] extractor.
 //! - [`links`]: signed links, which open a download without the token.
 //! - [`consumer`]: applies worker responses to output rows.
@@ -21,19 +21,23 @@
 //! together until shutdown. The `darkroom-web` command line is
 //! `src/main.rs`; what web shares with workers is the `common` crate.
 
-pub mod auth;
-pub mod consumer;
-pub mod events;
+// Public: what `main.rs` and the tests use beside [`AppState`] and
+// [`serve`].
 pub mod expiry;
-pub mod http;
 pub mod links;
 pub mod listener;
-pub mod metrics;
-pub mod places;
 pub mod rate;
-pub mod requests;
-pub mod webhooks;
 pub mod work;
+
+mod auth;
+mod consumer;
+mod error;
+mod events;
+mod http;
+mod metrics;
+mod places;
+mod requests;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,7 +120,7 @@ impl Default for Settings {
 }
 
 impl Settings {
-    pub fn stream_caps(&self) -> http::events::StreamCaps {
+    pub(crate) fn stream_caps(&self) -> http::events::StreamCaps {
         http::events::StreamCaps {
             per_job: self.max_streams_per_job,
             per_client: self.max_streams_per_client,
@@ -139,14 +143,14 @@ pub struct AppState {
     /// The job events topic and its subscriptions (webhooks).
     pub topics: queue::Topics,
     pub settings: Arc<Settings>,
-    pub job_events: JobEvents,
+    pub(crate) job_events: JobEvents,
     pub rates: Arc<rate::Rates>,
     /// Progress streams open now.
-    pub streams: http::events::Streams,
+    pub(crate) streams: http::events::Streams,
     /// Upload requests in progress now, per client.
-    pub uploads: places::Places<std::net::IpAddr>,
+    pub(crate) uploads: places::Places<std::net::IpAddr>,
     /// Records uploaded images, many to a transaction under load.
-    pub recorder: http::uploads::Recorder,
+    pub(crate) recorder: http::uploads::Recorder,
 }
 
 impl AppState {

@@ -47,12 +47,6 @@ impl<K: Hash + Eq + Clone> Places<K> {
             key,
         })
     }
-
-    /// Places held under `key` now.
-    pub fn held(&self, key: &K) -> usize {
-        let held = self.0.lock().expect("not poisoned");
-        held.get(key).copied().unwrap_or(0)
-    }
 }
 
 impl<K: Hash + Eq> Drop for Place<K> {

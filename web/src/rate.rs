@@ -23,7 +23,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::AppState;
-use crate::http::error::AppError;
+use crate::error::AppError;
 
 /// Per-client rates, per minute; 0 turns one off.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::http::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
 
 /// The name of job `job`'s webhook subscription.
 pub fn subscription(job: Uuid) -> String {
@@ -114,20 +114,9 @@ pub async fn publish(
         })
         .collect();
     if !jobs.is_empty() {
-        let done = sqlx::query!(
-            r#"
-            select job_id as "job!",
-                   count(*) filter (where state = 'done') as "done!",
-                   count(*) filter (where state = 'failed') as "failed!"
-            from outputs where job_id = any($1) and recipe <> $2
-            group by job_id
-            having bool_and(state in ('done', 'failed'))
-            "#,
-            &jobs,
-            Recipe::BEFORE
-        )
-        .fetch_all(&mut *conn)
-        .await?;
+        let done = sqlx::query_file!("sql/jobs_ended.sql", &jobs, Recipe::BEFORE)
+            .fetch_all(&mut *conn)
+            .await?;
         events.extend(done.into_iter().map(|d| {
             let body = json!({
                 "event": "job.done",

@@ -19,13 +19,14 @@
 //! listening backend of the database (every worker's and web's), so one
 //! per response would cost more than the responses. Polling costs a cheap
 //! empty receive per round when idle, whatever the fleet's size.
+//!
+//! [`apply`] holds the statement that moves output rows.
 
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::protocol::MAX_RECEIVES;
-use common::protocol::{self, Outcome, OutputState, Request, Response};
+use common::protocol::{self, Outcome, Request, Response};
 use common::storage::Storage;
 use queue::{DeadLetterReason, Message, Receipt, Routed, Topics};
 use sqlx::{PgConnection, PgPool};
@@ -36,6 +37,10 @@ use uuid::Uuid;
 use crate::events::JobEvents;
 use crate::metrics;
 use crate::webhooks::{self, Moved};
+
+mod apply;
+
+use apply::{Applied, apply_responses};
 
 /// Responses leased per round.
 const BATCH: usize = 100;
@@ -118,18 +123,10 @@ async fn consume(
     delete_orphans(&mut tx, storage, &batch, &applied).await?;
     announce(&mut tx, topics, &applied).await?;
     // A stale receipt (the lock ran out during a slow round) is harmless:
-    // its response, applied again later, changes nothing. Responses kept in
-    // this database (all of them, without shards) go in this transaction;
-    // those on other shards once it commits, as a crash in between only
-    // applies them again.
-    let (here, elsewhere): (Vec<Receipt>, Vec<Receipt>) =
-        receipts.iter().partition(|r| r.shard() == 0);
-    // (Without a part here any more, their leases went with it.)
-    if !here.is_empty()
-        && let Some(part) = responses.part_on(0).await?
-    {
-        part.delete_batch_in(&mut tx, &here).await?;
-    }
+    // its response, applied again later, changes nothing. Responses on
+    // other shards are deleted once this commits, as a crash in between
+    // only applies them again.
+    let elsewhere = responses.delete_batch_in(&mut tx, &receipts).await?;
     tx.commit().await?;
     if !elsewhere.is_empty() {
         responses.delete_batch(&elsewhere).await?;
@@ -174,19 +171,9 @@ async fn delete_orphans(
     }
     let images: Vec<Uuid> = unapplied.iter().map(|r| r.image_id).collect();
     let recipes: Vec<String> = unapplied.iter().map(|r| r.recipe.clone()).collect();
-    let gone = sqlx::query!(
-        r#"
-        select r.image_id as "image_id!", r.recipe as "recipe!"
-        from unnest($1::uuid[], $2::text[]) as r(image_id, recipe)
-        where not exists (
-            select 1 from outputs o where o.image_id = r.image_id and o.recipe = r.recipe
-        )
-        "#,
-        &images,
-        &recipes
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let gone = sqlx::query_file!("sql/orphaned_results.sql", &images, &recipes)
+        .fetch_all(&mut *conn)
+        .await?;
     for output in gone {
         let key = unapplied
             .iter()
@@ -284,162 +271,8 @@ async fn announce(
     webhooks::publish(tx, topics, &moved).await
 }
 
-/// An output row a response moved.
-#[derive(Debug)]
-struct Applied {
-    job_id: Uuid,
-    image_id: Uuid,
-    recipe: String,
-    state: OutputState,
-    /// From the image's upload to this change.
-    seconds: f64,
-}
-
 fn record(applied: &[Applied]) {
     for a in applied.iter().filter(|a| a.state.is_final()) {
         metrics::output_finished(a.state.as_str(), a.seconds);
-    }
-}
-
-/// The columns of output rows that responses set, one array per column; an
-/// outcome leaves null the columns it does not have.
-#[derive(Default)]
-struct Columns {
-    job: Vec<Uuid>,
-    image: Vec<Uuid>,
-    recipe: Vec<String>,
-    state: Vec<&'static str>,
-    /// The states each row may move from, comma-separated.
-    below: Vec<String>,
-    width: Vec<Option<i32>>,
-    height: Vec<Option<i32>>,
-    bytes: Vec<Option<i64>>,
-    format: Vec<Option<String>>,
-    key: Vec<Option<String>>,
-    error: Vec<Option<String>>,
-}
-
-impl Columns {
-    fn push(&mut self, r: Response) {
-        let state = r.outcome.state();
-        self.job.push(r.job_id);
-        self.image.push(r.image_id);
-        self.recipe.push(r.recipe);
-        self.state.push(state.as_str());
-        let below: Vec<&str> = state.below().into_iter().map(OutputState::as_str).collect();
-        self.below.push(below.join(","));
-        let (mut width, mut height, mut bytes, mut format, mut key, mut error) =
-            (None, None, None, None, None, None);
-        match r.outcome {
-            Outcome::Processing => {}
-            Outcome::Done {
-                width: w,
-                height: h,
-                bytes: b,
-                format: f,
-                key: k,
-            } => {
-                (width, height) = (Some(w as i32), Some(h as i32));
-                (bytes, format, key) = (Some(b as i64), Some(f.as_str().to_owned()), Some(k));
-            }
-            Outcome::Failed { error: e } => error = Some(e),
-        }
-        self.width.push(width);
-        self.height.push(height);
-        self.bytes.push(bytes);
-        self.format.push(format);
-        self.key.push(key);
-        self.error.push(error);
-    }
-}
-
-/// Applies responses to their output rows in one statement; returns the rows
-/// that changed.
-async fn apply_responses(
-    conn: &mut PgConnection,
-    responses: &[Response],
-) -> sqlx::Result<Vec<Applied>> {
-    // One row can be the target of only one change per statement: of a
-    // batch's responses for the same output, the one highest on the ladder
-    // is the one that counts.
-    let mut highest: HashMap<(Uuid, String), Response> = HashMap::new();
-    for r in responses.iter().map(own_key_only) {
-        match highest.entry((r.image_id, r.recipe.clone())) {
-            Entry::Occupied(mut e) if r.outcome.state() > e.get().outcome.state() => {
-                e.insert(r);
-            }
-            Entry::Occupied(_) => {}
-            Entry::Vacant(e) => {
-                e.insert(r);
-            }
-        }
-    }
-    let mut c = Columns::default();
-    for r in highest.into_values() {
-        c.push(r);
-    }
-    // Each change takes a new event number, for the progress streams.
-    let rows = sqlx::query!(
-        r#"
-        update outputs o
-        set state = r.state, width = r.width, height = r.height, bytes = r.bytes,
-            format = r.format, storage_key = r.key, error = r.error, updated_at = now(),
-            event = nextval('output_events')
-        from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int4[],
-                    $7::int4[], $8::int8[], $9::text[], $10::text[], $11::text[])
-             as r(job_id, image_id, recipe, state, below, width, height, bytes, format, key,
-                  error)
-        where o.image_id = r.image_id and o.recipe = r.recipe and o.job_id = r.job_id
-          and o.state = any(string_to_array(r.below, ','))
-        returning o.job_id, o.image_id, o.recipe, o.state as "state: OutputState",
-                  extract(epoch from now() - (
-                      select created_at from images where id = o.image_id
-                  ))::float8 as "seconds!"
-        "#,
-        &c.job,
-        &c.image,
-        &c.recipe,
-        &c.state as &[&str],
-        &c.below,
-        &c.width as &[Option<i32>],
-        &c.height as &[Option<i32>],
-        &c.bytes as &[Option<i64>],
-        &c.format as &[Option<String>],
-        &c.key as &[Option<String>],
-        &c.error as &[Option<String>],
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Applied {
-            job_id: r.job_id,
-            image_id: r.image_id,
-            recipe: r.recipe,
-            state: r.state,
-            seconds: r.seconds,
-        })
-        .collect())
-}
-
-/// The response, or, when it names a result key that is not its output's, a
-/// failure: downloads serve the key stored here, so only the one the ids give
-/// may be stored, or a response could hand this job another job's object.
-fn own_key_only(r: &Response) -> Response {
-    match &r.outcome {
-        Outcome::Done { key, .. }
-            if *key != protocol::output_key(r.job_id, r.image_id, &r.recipe) =>
-        {
-            warn!(job = %r.job_id, image = %r.image_id, recipe = r.recipe, key, "response names a result key that is not its output's; refused");
-            Response {
-                outcome: Outcome::Failed {
-                    error: "the worker reported its result under a key that is not this \
-                            output's; refused"
-                        .into(),
-                },
-                ..r.clone()
-            }
-        }
-        _ => r.clone(),
     }
 }

@@ -8,12 +8,10 @@ use std::collections::HashSet;
 use async_zip::tokio::write::ZipFileWriter;
 use async_zip::{Compression, ZipEntryBuilder};
 use axum::Json;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use common::probe::InputFormat;
 use common::recipe::{OutputFormat, Recipe};
@@ -24,25 +22,24 @@ use tokio::io::DuplexStream;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 use tokio_util::io::ReaderStream;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::JobAccess;
-use crate::http::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::{AppState, links};
 
 /// Most paths signed by one request: a page of the job's status (100
 /// images, their originals and up to 16 outputs each) and then some.
 const MAX_LINKS: usize = 2000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/jobs/{id}/links", post(signed_links))
-        .route("/api/jobs/{id}/archive", get(archive))
-        .route(
-            "/api/jobs/{id}/images/{image_id}/original",
-            get(get_original),
-        )
-        .route("/api/jobs/{id}/images/{image_id}/{recipe}", get(get_output))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signed_links))
+        .routes(routes!(archive))
+        .routes(routes!(get_original))
+        .routes(routes!(get_output))
 }
 
 /// Paths of the job to sign.
@@ -145,20 +142,10 @@ pub(crate) async fn get_output(
     Path((_, image_id, recipe)): Path<(Uuid, Uuid, String)>,
 ) -> AppResult<Response> {
     let id = access.job_id;
-    let output = sqlx::query!(
-        r#"
-        select o.storage_key as "storage_key!", o.format as "format!", o.bytes as "bytes!", i.name
-        from outputs o join images i on i.id = o.image_id
-        where o.job_id = $1 and o.image_id = $2 and o.recipe = $3 and o.state = 'done'
-          and o.storage_key is not null and o.format is not null and o.bytes is not null
-        "#,
-        id,
-        image_id,
-        recipe
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(AppError::NotFound)?;
+    let output = sqlx::query_file!("sql/one_result.sql", id, image_id, recipe)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let format = output_format(&output.format);
     let stream = state.storage.get_stream(&output.storage_key).await?;
     let body = Body::from_stream(ReaderStream::new(stream.into_async_read()));
@@ -237,19 +224,9 @@ pub(crate) async fn archive(
     access: JobAccess,
 ) -> AppResult<Response> {
     let id = access.job_id;
-    let outputs = sqlx::query!(
-        r#"
-        select i.name, o.recipe, o.format as "format!", o.storage_key as "storage_key!"
-        from outputs o join images i on i.id = o.image_id
-        where o.job_id = $1 and o.state = 'done' and o.recipe <> $2
-          and o.format is not null and o.storage_key is not null
-        order by i.created_at, i.id, o.recipe
-        "#,
-        id,
-        Recipe::BEFORE
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let outputs = sqlx::query_file!("sql/job_results.sql", id, Recipe::BEFORE)
+        .fetch_all(&state.pool)
+        .await?;
     if outputs.is_empty() {
         return Err(AppError::Conflict(
             "no output of this job is finished yet; try again when some are done".into(),
@@ -368,48 +345,4 @@ pub fn download_name(original: &str, recipe: &str, ext: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn download_names_are_sanitised() {
-        assert_eq!(
-            download_name("../../etc/passwd", "thumb", "jpg"),
-            "passwd-thumb.jpg"
-        );
-        assert_eq!(
-            download_name("rocket.jpg", "thumb", "jpg"),
-            "rocket-thumb.jpg"
-        );
-    }
-
-    #[test]
-    fn only_the_jobs_files_and_stream_are_signable() {
-        let job = Uuid::new_v4();
-        let image = Uuid::new_v4();
-        for rest in ["archive", "events", &format!("images/{image}/original")] {
-            assert!(signable(job, &format!("/api/jobs/{job}/{rest}")), "{rest}");
-        }
-        let other = Uuid::new_v4();
-        for path in [
-            format!("/api/jobs/{job}"),
-            format!("/api/jobs/{job}/images"),
-            format!("/api/jobs/{other}/archive"),
-            format!("/api/jobs/{job}/images/{image}/../../archive"),
-            format!("/api/jobs/{job}/images/{image}/thumb?x=1"),
-            format!("/api/jobs/{job}/archive/"),
-        ] {
-            assert!(!signable(job, &path), "{path}");
-        }
-    }
-
-    #[test]
-    fn archive_names_never_collide() {
-        let mut taken = HashSet::new();
-        let names: Vec<_> = ["a-t.jpg", "a-t.jpg", "a-t.jpg", "a-t-2.jpg"]
-            .into_iter()
-            .map(|n| unique_name(n.to_owned(), &mut taken))
-            .collect();
-        assert_eq!(names, ["a-t.jpg", "a-t-2.jpg", "a-t-3.jpg", "a-t-2-2.jpg"]);
-    }
-}
+mod tests;

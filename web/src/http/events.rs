@@ -21,11 +21,9 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
 use common::OutputState;
 use futures::Stream;
 use serde::Serialize;
@@ -33,11 +31,13 @@ use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::JobAccess;
-use crate::http::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::http::status::{Counts, JobState, OutputRow, OutputView};
 use crate::places::{Place, Places};
 use crate::rate::Client;
@@ -48,8 +48,8 @@ const FALLBACK_POLL: Duration = Duration::from_secs(3);
 /// How soon a browser reconnects to a stream that ended or broke.
 const RECONNECT: Duration = Duration::from_secs(1);
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/jobs/{id}/events", get(events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
 }
 
 /// The progress streams open in this process, in all, per client and per
@@ -107,15 +107,6 @@ impl Streams {
             _client: by_client,
             _job: of_job,
         })
-    }
-
-    /// Streams open now, in all.
-    pub fn len(&self) -> usize {
-        self.total.held(&())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -197,8 +188,7 @@ pub(crate) async fn events(
 /// When `job` expires, as an instant of this process's clock.
 async fn until_expiry(pool: &PgPool, job: Uuid) -> AppResult<Instant> {
     let left = sqlx::query_scalar!(
-        r#"select greatest(extract(epoch from expires_at - now()), 0)::float8 as "left!"
-           from jobs where id = $1"#,
+        r#"select greatest(extract(epoch from expires_at - now()), 0)::float8 as "left!" from jobs where id = $1"#,
         job
     )
     .fetch_optional(pool)
@@ -236,21 +226,9 @@ async fn changes(
     job: Uuid,
     after: i64,
 ) -> sqlx::Result<(Vec<(i64, OutputEvent)>, Counts)> {
-    let rows = sqlx::query_as!(
-        OutputRow,
-        r#"
-        select o.image_id, i.name, o.event as "event?", o.recipe as "recipe?",
-               o.state as "state?: OutputState", o.width, o.height, o.bytes, o.format, o.error
-        from outputs o join images i on i.id = o.image_id
-        where o.job_id = $1 and o.event > $2
-        order by o.event
-        limit 1000
-        "#,
-        job,
-        after
-    )
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query_file_as!(OutputRow, "sql/output_events_after.sql", job, after)
+        .fetch_all(pool)
+        .await?;
     let counts = Counts::of_job(pool, job).await?;
     let events = rows
         .into_iter()

@@ -2,11 +2,10 @@
 
 use std::collections::HashSet;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use common::Limits;
 use common::recipe::Recipe;
@@ -14,21 +13,23 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::postgres::types::PgInterval;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{JobAccess, new_token};
-use crate::http::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::rate::Client;
 use crate::webhooks;
 
 /// Most recipes in one job.
 pub(crate) const MAX_RECIPES: usize = 16;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/jobs", post(create_job))
-        .route("/api/jobs/{id}", delete(delete_job))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_job))
+        .routes(routes!(delete_job))
 }
 
 /// What `POST /api/jobs` takes.
@@ -147,12 +148,8 @@ pub(crate) async fn create_job(
     let ttl = PgInterval::try_from(ttl).map_err(|e| anyhow::anyhow!("{e}"))?;
     // The job and its webhook's subscription commit together.
     let mut tx = state.pool.begin().await?;
-    let expires_at = sqlx::query_scalar!(
-        r#"
-        insert into jobs (id, token_hash, recipes, expires_at)
-        values ($1, $2, $3, now() + $4)
-        returning expires_at
-        "#,
+    let expires_at = sqlx::query_file_scalar!(
+        "sql/insert_job.sql",
         id,
         token_hash,
         serde_json::to_value(&recipes).map_err(anyhow::Error::from)?,

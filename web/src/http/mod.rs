@@ -2,14 +2,13 @@
 //! `jobs` (create, delete), `status` (a job's state, paged), `uploads`,
 //! `recipes` (more recipes on a job's originals), `retry` (a failed output
 //! again), `events` (progress stream), `downloads`, `ui`, `health`,
-//! `openapi`, and the one `error` type every handler answers with.
+//! `openapi`. Every handler answers with the one [`crate::error::AppError`].
 //!
 //! Two listeners: the public one (browser UI, jobs API, `/healthz`) and the
 //! admin one (queue API, `/metrics`, the full OpenAPI description), which
 //! binds to loopback unless told otherwise and never shares the public port.
 
 pub mod downloads;
-pub mod error;
 pub mod events;
 pub mod health;
 pub mod jobs;
@@ -26,6 +25,8 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::listener::Timeouts;
@@ -40,19 +41,12 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 pub fn router(state: AppState) -> Router {
     let timeouts = state.settings.timeouts;
     let limit = axum::middleware::from_fn_with_state(state.clone(), crate::rate::limit_requests);
-    let public = Router::new()
-        .merge(jobs::router())
-        .merge(status::router())
-        .merge(recipes::router())
-        .merge(retry::router())
-        .merge(downloads::router())
-        .merge(events::router())
-        .merge(openapi::router())
-        .merge(uploads::router(state.settings.max_request_bytes))
-        .merge(health::router())
+    let (api, doc) = api(state.settings.max_request_bytes).split_for_parts();
+    let public = api
+        .merge(openapi::router(doc))
         .merge(ui::router())
         .with_state(state)
-        .fallback(|| async { error::AppError::NotFound })
+        .fallback(|| async { crate::error::AppError::NotFound })
         .layer(limit);
     hardened(public, &timeouts)
 }
@@ -63,15 +57,35 @@ pub fn admin_router(state: AppState) -> Router {
     let timeouts = state.settings.timeouts;
     let queue_api = queue::http_router(state.router.clone(), state.settings.admin_token.clone());
     let sqs = queue::sqs_router(state.router.clone(), state.settings.sqs.clone());
-    let admin = Router::new()
-        .merge(health::router())
-        .merge(health::metrics_router())
-        .merge(openapi::admin_router())
+    let (operations, doc) = admin_api().split_for_parts();
+    let doc = openapi::document(api(state.settings.max_request_bytes).into_openapi(), doc);
+    let admin = operations
+        .merge(openapi::router(doc))
         .with_state(state)
         .merge(queue_api)
         .merge(sqs)
-        .fallback(|| async { error::AppError::NotFound });
+        .fallback(|| async { crate::error::AppError::NotFound });
     hardened(admin, &timeouts)
+}
+
+/// The public listener's documented routes: the jobs API and `/healthz`.
+fn api(max_request_bytes: u64) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(jobs::router())
+        .merge(status::router())
+        .merge(recipes::router())
+        .merge(retry::router())
+        .merge(downloads::router())
+        .merge(events::router())
+        .merge(uploads::router(max_request_bytes))
+        .merge(health::router())
+}
+
+/// The admin listener's own documented routes, beside the queue API.
+fn admin_api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(health::metrics_router())
 }
 
 /// Security headers on every response, request logs that leave out query

@@ -9,52 +9,34 @@ use utoipa::{Modify, OpenApi};
 
 use crate::AppState;
 
-use crate::http::{downloads, events, health, jobs, recipes, retry, status, uploads};
-
-pub fn router() -> Router<AppState> {
+/// Serves `doc`, the description of the listener's routes (see
+/// [`document`] for the admin listener's).
+pub fn router(doc: utoipa::openapi::OpenApi) -> Router<AppState> {
     Router::new().route(
         "/api/openapi.json",
-        get(|| async { Json(ApiDoc::openapi()) }),
+        get(move || std::future::ready(Json(doc.clone()))),
     )
 }
 
-/// The admin listener's description, of every route of both listeners.
-pub fn admin_router() -> Router<AppState> {
-    Router::new().route("/api/openapi.json", get(|| async { Json(document()) }))
+/// The admin listener's description: the public listener's routes
+/// (`public`), its own (`admin`) and the queue API's, so that one document
+/// describes every route of both listeners.
+pub fn document(
+    mut public: utoipa::openapi::OpenApi,
+    admin: utoipa::openapi::OpenApi,
+) -> utoipa::openapi::OpenApi {
+    public.merge(admin);
+    public.merge(queue::ApiDoc::openapi());
+    public
 }
 
-/// The whole description: this crate's routes and the queue API's.
-pub fn document() -> utoipa::openapi::OpenApi {
-    let mut doc = ApiDoc::openapi();
-    doc.merge(AdminDoc::openapi());
-    doc.merge(queue::ApiDoc::openapi());
-    doc
-}
-
-/// Routes of the admin listener beyond the queue API.
-#[derive(OpenApi)]
-#[openapi(paths(health::metrics))]
-struct AdminDoc;
-
+/// What the description says beyond its paths, which come from the routes
+/// (`utoipa_axum::routes!`).
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Darkroom",
         description = "Photo processing: create a job with recipes, upload images, follow their progress, download the results. Ops are described in CONTRACT.md."
-    ),
-    paths(
-        jobs::create_job,
-        jobs::delete_job,
-        status::get_job,
-        recipes::add_recipes,
-        retry::retry_output,
-        uploads::upload_images,
-        events::events,
-        downloads::get_output,
-        downloads::get_original,
-        downloads::archive,
-        downloads::signed_links,
-        health::healthz,
     ),
     modifiers(&JobToken),
     tags(
@@ -62,7 +44,7 @@ struct AdminDoc;
         (name = "operations", description = "Health and metrics"),
     )
 )]
-struct ApiDoc;
+pub(super) struct ApiDoc;
 
 struct JobToken;
 

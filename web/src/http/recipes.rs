@@ -9,31 +9,32 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use common::protocol::Request;
 use common::recipe::Recipe;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgConnection;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::JobAccess;
+use crate::error::{AppError, AppResult, ErrorBody, retry_after_header};
 use crate::events::JobEvents;
-use crate::http::error::{AppError, AppResult, ErrorBody, retry_after_header};
 use crate::http::jobs::{MAX_RECIPES, parse_recipes};
 use crate::rate::{Client, Limited};
 use crate::requests;
 use crate::work::{self, Header, StoredHeader};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/jobs/{id}/recipes", post(add_recipes))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(add_recipes))
 }
 
 /// What became of the recipes asked for.
@@ -222,19 +223,10 @@ async fn queue(
     if messages.is_empty() {
         return Ok(0);
     }
-    sqlx::query!(
-        r#"
-        insert into outputs (image_id, recipe, job_id)
-        select o.image_id, o.recipe, $3 from unnest($1::uuid[], $2::text[]) as o(image_id, recipe)
-        on conflict do nothing
-        "#,
-        &images,
-        &names as &[&str],
-        job,
-    )
-    .execute(&mut *tx)
-    .await?;
-    requests::send_in(tx, &state.requests, &messages).await?;
+    sqlx::query_file!("sql/insert_outputs.sql", &images, &names as &[&str], job,)
+        .execute(&mut *tx)
+        .await?;
+    state.requests.send_batch_in(tx, &messages).await?;
     JobEvents::announce(&mut *tx, &[job]).await?;
     Ok(messages.len())
 }

@@ -5,30 +5,28 @@
 //! second request, no second charge), so a double click or a resent call
 //! costs nothing.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use common::OutputState;
 use common::protocol::Request;
 use common::recipe::Recipe;
 use sqlx::PgConnection;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::JobAccess;
+use crate::error::{AppError, AppResult, ErrorBody};
 use crate::events::JobEvents;
-use crate::http::error::{AppError, AppResult, ErrorBody};
 use crate::http::status::OutputView;
 use crate::rate::Client;
 use crate::requests;
 use crate::work::{self, Header, Refused, StoredHeader};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/jobs/{id}/images/{image_id}/{recipe}/retry",
-        post(retry_output),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(retry_output))
 }
 
 /// The output to retry, as its row and its image's say.
@@ -93,7 +91,7 @@ pub(crate) async fn retry_output(
         source_key: failed.key,
     })
     .map_err(anyhow::Error::from)?;
-    requests::send_in(&mut tx, &state.requests, &[message]).await?;
+    state.requests.send_batch_in(&mut tx, &[message]).await?;
     JobEvents::announce(&mut *tx, &[job]).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(queued(OutputState::Queued))))
@@ -142,17 +140,8 @@ fn find_recipe(recipes: serde_json::Value, name: &str) -> AppResult<Recipe> {
 /// Puts the failed output back in the queue's hands: queued, its error
 /// gone, and a new event number so progress streams send it.
 async fn requeue(tx: &mut PgConnection, job: Uuid, image: Uuid, recipe: &str) -> sqlx::Result<()> {
-    sqlx::query!(
-        r#"
-        update outputs
-        set state = 'queued', error = null, updated_at = now(), event = nextval('output_events')
-        where job_id = $1 and image_id = $2 and recipe = $3
-        "#,
-        job,
-        image,
-        recipe
-    )
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query_file!("sql/requeue_output.sql", job, image, recipe)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }

@@ -3,26 +3,27 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use common::OutputState;
 use common::recipe::Recipe;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::JobAccess;
-use crate::http::error::{AppError, AppResult, ErrorBody};
+use crate::error::{AppError, AppResult, ErrorBody};
 
 /// Images per page of a job's status, by default and at most.
 const PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/jobs/{id}", get(get_job))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_job))
 }
 
 /// A job as the API shows it.
@@ -101,8 +102,7 @@ impl Counts {
     /// "before" previews are not among them).
     pub(crate) async fn of_job(pool: &sqlx::PgPool, job: Uuid) -> sqlx::Result<Self> {
         let states = sqlx::query_scalar!(
-            r#"select state as "state: OutputState" from outputs
-               where job_id = $1 and recipe <> $2"#,
+            r#"select state as "state: OutputState" from outputs where job_id = $1 and recipe <> $2"#,
             job,
             Recipe::BEFORE
         )
@@ -236,24 +236,9 @@ async fn images_page(
     limit: u32,
 ) -> sqlx::Result<(Vec<ImageView>, Option<Uuid>)> {
     // One more image than the page holds says whether another page follows.
-    let rows = sqlx::query_as!(
+    let rows = sqlx::query_file_as!(
         OutputRow,
-        r#"
-        with page as (
-            select i.id, i.name, i.created_at from images i
-            where i.job_id = $1
-              and ($2::uuid is null
-                   or (i.created_at, i.id) > (select created_at, id from images
-                                              where id = $2 and job_id = $1))
-            order by i.created_at, i.id
-            limit $3
-        )
-        select p.id as image_id, p.name, o.event as "event?", o.recipe as "recipe?",
-               o.state as "state?: OutputState", o.width, o.height, o.bytes, o.format, o.error
-        from page p
-        left join outputs o on o.image_id = p.id
-        order by p.created_at, p.id, o.recipe
-        "#,
+        "sql/job_status_page.sql",
         job,
         after,
         i64::from(limit) + 1,

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::AppState;
-use crate::http::error::AppError;
+use crate::error::AppError;
 
 const INDEX: &str = include_str!("../../assets/index.html");
 

@@ -14,18 +14,19 @@ pub use record::Recorder;
 
 use std::sync::atomic::AtomicBool;
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::Serialize;
 use sqlx::postgres::types::PgInterval;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::UploadAccess;
-use crate::http::error::{AppError, AppResult, ErrorBody, retry_after_header};
+use crate::error::{AppError, AppResult, ErrorBody, retry_after_header};
 use crate::rate::{Client, Limited};
 use crate::{AppState, metrics};
 
@@ -33,9 +34,9 @@ use file::{Upload, display_name};
 
 /// `max_request_bytes` caps the whole request; per-file limits are checked
 /// while streaming.
-pub fn router(max_request_bytes: u64) -> Router<AppState> {
-    Router::new()
-        .route("/api/jobs/{id}/images", post(upload_images))
+pub fn router(max_request_bytes: u64) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_images))
         .layer(DefaultBodyLimit::max(
             usize::try_from(max_request_bytes).unwrap_or(usize::MAX),
         ))
