@@ -1,121 +1,24 @@
-//! The worker runtime's lease handling, run in process against the web
-//! server, real Postgres and a real S3 server: heartbeats, dead letters and
-//! shutdown.
+//! The worker runtime, run in process against the web server, real
+//! Postgres and a real S3 server: heartbeats that keep a long op leased,
+//! processing notices, prefetch, the per-image deadline and memory limit,
+//! a request naming another job's original, queues on other clusters, and
+//! a worker on its own database role. Dead letters and shutdown are in
+//! `worker_shutdown.rs`.
 
 mod support;
 
-#[path = "../../queue/tests/common/cluster.rs"]
-mod cluster;
-
 use std::time::{Duration, Instant};
 
-use common::protocol::{MAX_RECEIVES, declare_queues, open_queues};
-use queue::{Queues, Routed, Router};
+use common::protocol::{declare_queues, open_queues};
+use queue::{Queues, Router};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::{TestApp, assert_error, first_output, poll, request_stats, spawn_app, thumbnail};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use worker::runtime::{Worker, WorkerSettings};
-
-/// A recipe that takes seconds: enlarge a photo to 24 MP, then blur it.
-fn slow_recipe() -> Value {
-    json!([{"name": "slow", "ops": [
-        {"op": "resize", "width": 6000, "height": 4000, "fit": "fill"},
-        {"op": "blur", "sigma": 12.0}
-    ]}])
-}
-
-/// The default settings, with `concurrency` slots.
-fn settings(concurrency: usize) -> WorkerSettings {
-    WorkerSettings {
-        concurrency,
-        ..Default::default()
-    }
-}
-
-/// Workers run in this process on `settings`, until `stop`.
-struct Workers {
-    shutdown: CancellationToken,
-    running: Vec<JoinHandle<()>>,
-}
-
-impl Workers {
-    async fn start(pool: &PgPool, app: &TestApp, settings: WorkerSettings, n: usize) -> Self {
-        let mut queues = Vec::new();
-        for _ in 0..n {
-            queues.push(
-                declare_queues(&Router::new(Queues::new(pool.clone())))
-                    .await
-                    .unwrap(),
-            );
-        }
-        Self::start_on(queues, app, settings)
-    }
-
-    /// A worker on each pair of request and response queues.
-    fn start_on(
-        queues: Vec<(Routed, Routed)>,
-        app: &TestApp,
-        mut settings: WorkerSettings,
-    ) -> Self {
-        // The engine runs in a child process of the worker binary, not of this test.
-        settings.isolation.program = support::workspace_bin("darkroom-worker");
-        let shutdown = CancellationToken::new();
-        let running = queues
-            .into_iter()
-            .map(|(requests, responses)| {
-                let worker =
-                    Worker::new(requests, responses, app.storage.clone(), settings.clone());
-                tokio::spawn(worker.run(shutdown.clone()))
-            })
-            .collect();
-        Workers { shutdown, running }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        for w in self.running {
-            w.await.unwrap();
-        }
-    }
-}
-
-/// How many responses in `state` workers sent for this job (a worker sends
-/// `processing` once a request has taken `processing_notice`), from the messages the queue
-/// keeps for rewinding after they are consumed.
-async fn responses_sent(pool: &PgPool, job_id: &str, state: &str) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from queue_chunks c join queue_queues q on q.id = c.queue_id
-         cross join unnest(c.bodies) as b(body)
-         where q.name = 'darkroom.responses' and b.body::jsonb ->> 'job_id' = $1
-           and b.body::jsonb ->> 'state' = $2",
-    )
-    .bind(job_id)
-    .bind(state)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-/// Runs `n` in-process workers with `settings` until a job of `recipes` on
-/// rocket.jpg is done; returns its status and how long it took from the
-/// upload.
-async fn run_job(
-    pool: &PgPool,
-    app: &TestApp,
-    (settings, n): (WorkerSettings, usize),
-    recipes: Value,
-) -> (Value, Duration) {
-    let workers = Workers::start(pool, app, settings, n).await;
-    let job = app.create_job(recipes).await;
-    let started = Instant::now();
-    app.upload_accepted(&job, "rocket.jpg").await;
-    let status = app.wait_done(&job, Duration::from_secs(120)).await;
-    let took = started.elapsed();
-    workers.stop().await;
-    (status, took)
-}
+use support::{
+    Workers, assert_error, first_output, job_id, poll, request_stats, responses_sent, run_job,
+    settings, slow_recipe, spawn_app, thumbnail,
+};
+use testkit::cluster;
+use worker::runtime::WorkerSettings;
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
 async fn heartbeat_keeps_a_long_op_leased_so_no_second_worker_repeats_it(pool: PgPool) {
@@ -145,62 +48,6 @@ async fn quick_image_reports_only_its_outcome_without_a_processing_notice(pool: 
     // transaction at each end saved. (The slow op above gets its notice.)
     assert_eq!(responses_sent(&pool, &job_id, "processing").await, 0);
     assert_eq!(responses_sent(&pool, &job_id, "done").await, 1);
-}
-
-#[sqlx::test(migrator = "common::MIGRATOR")]
-async fn request_that_never_finishes_is_dead_lettered_and_its_output_fails(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    let job = app.create_job(thumbnail("t", 64)).await;
-    app.upload_one(&job, "rocket.jpg").await;
-    // Workers that crash on it every time: received, never deleted; the
-    // lease is given back at once instead of waiting for it to run out.
-    let (requests, _) = declare_queues(&Router::new(Queues::new(pool.clone())))
-        .await
-        .unwrap();
-    for _ in 0..MAX_RECEIVES {
-        let got = requests.receive(1, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(got.len(), 1);
-        requests
-            .change_visibility(&got[0].receipt, Duration::ZERO)
-            .await
-            .unwrap();
-    }
-    // The next receive finds it over the limit and dead-letters it.
-    let got = requests.receive(1, Duration::from_secs(60)).await.unwrap();
-    assert!(got.is_empty());
-
-    let status = app.wait_done(&job, Duration::from_secs(30)).await;
-    assert_eq!(status["counts"]["failed"], 1, "{status}");
-    let words = ["gave up after 5 attempts", "darkroom.requests.dead"];
-    assert_error(first_output(&status), &words);
-    // Kept for inspection and redrive, not deleted.
-    let stats = request_stats(&pool).await;
-    assert_eq!(stats.dead_lettered, 1);
-}
-
-#[sqlx::test(migrator = "common::MIGRATOR")]
-async fn shutdown_releases_what_it_cannot_finish_within_the_grace(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
-    let mut settings = settings(1);
-    settings.lock = Duration::from_secs(600);
-    settings.shutdown_grace = Duration::from_millis(100);
-    let workers = Workers::start(&pool, &app, settings, 1).await;
-    let job = app.create_job(slow_recipe()).await;
-    app.upload_one(&job, "rocket.jpg").await;
-    poll(Duration::from_secs(30), async || {
-        match request_stats(&pool).await.in_flight {
-            0 => Err("the worker never leased it".to_owned()),
-            _ => Ok(()),
-        }
-    })
-    .await;
-    tokio::time::timeout(Duration::from_secs(10), workers.stop())
-        .await
-        .expect("worker stops within its grace");
-    // Released, not left locked for the 600 s lease: another worker can
-    // take it right away.
-    let stats = request_stats(&pool).await;
-    assert_eq!((stats.visible, stats.in_flight), (1, 0), "{stats:?}");
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]
@@ -284,10 +131,6 @@ async fn image_needing_more_memory_than_the_worker_has_fails_and_the_rest_are_do
         "DARKROOM_WORKER_MAX_MEMORY",
     ];
     assert_one_failed(&status, "small", "big", &words);
-}
-
-fn job_id(status: &Value) -> String {
-    status["id"].as_str().unwrap().to_owned()
 }
 
 #[sqlx::test(migrator = "common::MIGRATOR")]

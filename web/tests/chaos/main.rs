@@ -24,25 +24,24 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod checks;
 mod client;
 mod files;
 mod fleet;
+mod phases;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use rand::seq::SliceRandom;
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use client::Client;
-use common::protocol::{MAX_RECEIVES, REQUEST_QUEUE};
 use files::{bombs, corrupt_files, good_files};
-use fleet::{Fleet, Postgres, S3Server, Service, WORKERS};
-use support::Job;
+use fleet::{Fleet, Postgres, S3Server};
+use phases::{finish_phase, kill_phase, outage_phase};
 
 const GOOD_IMAGES: usize = 100;
 /// The phase's whole batch must finish within this.
@@ -68,251 +67,6 @@ fn recipes() -> Value {
     ])
 }
 const RECIPES: usize = 3;
-
-/// What one phase measured.
-struct Figures {
-    phase: &'static str,
-    pairs: usize,
-    done: usize,
-    failed: usize,
-    seconds: f64,
-    /// Pairs that never reached a final state with their result.
-    lost: usize,
-    /// Outputs recorded twice, or result objects beyond one per done
-    /// output: what a user would see twice.
-    duplicated: i64,
-    /// Outputs whose final state was reported more than once (a worker
-    /// whose report's fate an outage hid, or whose lock ran out, reports
-    /// again): delivery is at least once, and applying a report twice
-    /// changes nothing, which `duplicated` checks.
-    reported_twice: i64,
-    /// Outputs whose work was started more than once: redelivered after a
-    /// kill or an expired lock, or retried in place through an outage.
-    reprocessed: i64,
-    kills: usize,
-}
-
-/// Checks the finished job of `expected` images against everything the
-/// product promises, and returns (done, failed).
-async fn verify(
-    client: &Client,
-    pool: &PgPool,
-    s3: &common::storage::Storage,
-    job: &Job,
-    expected: usize,
-) -> (usize, usize) {
-    let status = client.wait_done(job).await;
-    let images = status["images"].as_array().unwrap();
-    assert_eq!(images.len(), expected, "images recorded");
-    let (mut done, mut failed) = (0, 0);
-    for image in images {
-        let name = image["name"].as_str().unwrap();
-        let broken = name.starts_with("truncated") || name.starts_with("scrambled");
-        let outputs = image["outputs"].as_array().unwrap();
-        assert_eq!(outputs.len(), RECIPES, "{name}: one output per recipe");
-        for output in outputs {
-            if broken {
-                assert_eq!(output["state"], "failed", "{name}: {output}");
-                let error = output["error"].as_str().unwrap();
-                assert!(
-                    error.contains("corrupt") || error.contains("truncated"),
-                    "{name}: unclear error {error:?}"
-                );
-                failed += 1;
-                continue;
-            }
-            assert_eq!(output["state"], "done", "{name}: {output}");
-            let bytes = client.download(job, output["url"].as_str().unwrap()).await;
-            let img = image::load_from_memory(&bytes)
-                .unwrap_or_else(|e| panic!("{name} {}: does not decode: {e}", output["recipe"]));
-            assert_eq!(
-                (u64::from(img.width()), u64::from(img.height())),
-                (
-                    output["width"].as_u64().unwrap(),
-                    output["height"].as_u64().unwrap()
-                ),
-                "{name} {}",
-                output["recipe"]
-            );
-            done += 1;
-        }
-    }
-
-    // Exactly one result object per done output: nothing stray, nothing
-    // written twice under another key.
-    assert_eq!(result_objects(s3, job).await, done, "result objects in S3");
-
-    // Nothing left behind: no request waiting, leased or dead-lettered.
-    let left = support::scalar(
-        pool,
-        "select coalesce(sum(cardinality(m.ids)), 0)::int8
-         from queue_messages m join queue_queues q on q.id = m.queue_id
-         where q.name in ('darkroom.requests', 'darkroom.requests.dead')",
-    )
-    .await;
-    assert_eq!(left, 0, "request messages left behind");
-    (done, failed)
-}
-
-async fn result_objects(s3: &common::storage::Storage, job: &Job) -> usize {
-    let prefix = format!("jobs/{}/outputs/", job.id);
-    s3.list(&prefix).await.unwrap().len()
-}
-
-/// Waits for the phase's job of `images` to finish, checks it (see
-/// `verify`) and measures it; `kills` is left for the caller.
-async fn finish_phase(
-    phase: &'static str,
-    started: Instant,
-    client: &Client,
-    pool: &PgPool,
-    s3: &common::storage::Storage,
-    job: &Job,
-    images: usize,
-) -> Figures {
-    let (done, failed) = verify(client, pool, s3, job, images).await;
-    let pairs = images * RECIPES;
-    let stray_objects = result_objects(s3, job).await.saturating_sub(done) as i64;
-    Figures {
-        phase,
-        pairs,
-        done,
-        failed,
-        lost: pairs - done - failed,
-        duplicated: outputs_recorded_twice(pool, job).await + stray_objects,
-        reported_twice: reported_final_twice(pool, job).await,
-        seconds: started.elapsed().as_secs_f64(),
-        reprocessed: responses_per_output_over_one(pool, job, "processing").await,
-        kills: 0,
-    }
-}
-
-/// Uploads the good images, takes `service` down for `OUTAGE` once a fifth
-/// of the batch is final, brings it back and finishes the phase.
-async fn outage_phase(
-    phase: &'static str,
-    service: &mut impl Service,
-    client: &Client,
-    pool: &PgPool,
-    s3: &common::storage::Storage,
-    good: &[(String, Vec<u8>)],
-) -> Figures {
-    let started = Instant::now();
-    let job = client.create_job().await;
-    client.upload(&job, good).await;
-    client
-        .wait_final(&job, (GOOD_IMAGES * RECIPES) as u64 / 5)
-        .await;
-    service.down();
-    tokio::time::sleep(OUTAGE).await;
-    service.up();
-    finish_phase(phase, started, client, pool, s3, &job, GOOD_IMAGES).await
-}
-
-/// Outputs of this job with more than one response in `state`, counted from
-/// the responses the queue keeps for rewinding: `processing` twice is work
-/// started again (a worker killed or cut off before its delete, or a retry
-/// through an outage); a final state twice is a result reported twice.
-async fn responses_per_output_over_one(pool: &PgPool, job: &Job, state: &str) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from (
-             select 1 from queue_chunks c join queue_queues q on q.id = c.queue_id
-             cross join unnest(c.bodies) as b(body)
-             where q.name = 'darkroom.responses' and b.body::jsonb ->> 'job_id' = $1
-               and b.body::jsonb ->> 'state' = $2
-             group by b.body::jsonb ->> 'image_id', b.body::jsonb ->> 'recipe'
-             having count(*) > 1) twice",
-    )
-    .bind(&job.id)
-    .bind(state)
-    .fetch_one(pool)
-    .await
-    .unwrap_or(-1)
-}
-
-/// Outputs of this job with more than one row.
-async fn outputs_recorded_twice(pool: &PgPool, job: &Job) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from (
-             select 1 from outputs where job_id = $1::uuid
-             group by image_id, recipe having count(*) > 1) twice",
-    )
-    .bind(&job.id)
-    .fetch_one(pool)
-    .await
-    .unwrap_or(-1)
-}
-
-/// Outputs of this job reported done or failed more than once.
-async fn reported_final_twice(pool: &PgPool, job: &Job) -> i64 {
-    responses_per_output_over_one(pool, job, "done").await
-        + responses_per_output_over_one(pool, job, "failed").await
-}
-
-/// Kills a random worker every 1–3 s, uploading batch after batch into one
-/// job so that each kill lands on work in hand, until `KILLS` kills; then
-/// lets the job finish.
-///
-/// A request whose worker dies `MAX_RECEIVES` times running is
-/// dead-lettered by design: a poison message must not crash the fleet
-/// forever. Here the deaths are the scenario, not the message's doing, and
-/// each kill costs every message in the killed worker's hands (its slots
-/// and its prefetched one) a receive, so a slow request could meet that
-/// rule by luck alone. The phase gives the request queue a receive limit
-/// above any request's share of the kills, and puts the product's back
-/// after.
-async fn kill_phase(
-    fleet: &mut Fleet,
-    client: &Client,
-    pool: &PgPool,
-    s3: &common::storage::Storage,
-    good: &[(String, Vec<u8>)],
-    rng: &mut impl Rng,
-) -> Figures {
-    // Each kill costs a request at most one receive, and it gets one more to
-    // finish: past that, something other than the kills is wrong.
-    set_max_receives(pool, KILLS as u32 + 2).await;
-    let started = Instant::now();
-    let job = client.create_job().await;
-    let kills_before = fleet.kills;
-    let mut batches = 0;
-    while fleet.kills - kills_before < KILLS {
-        let pairs = (batches * GOOD_IMAGES * RECIPES) as u64;
-        if client.done_count(&job).await >= pairs {
-            client.upload(&job, good).await;
-            batches += 1;
-        }
-        assert!(started.elapsed() < PHASE_LIMIT, "kill phase did not finish");
-        tokio::time::sleep(Duration::from_millis(rng.random_range(1000..3000))).await;
-        fleet.kill_and_restart(rng.random_range(0..WORKERS));
-    }
-    let kills = fleet.kills - kills_before;
-    let phase = format!("kill -9 a random worker every 1-3 s ({kills} kills)");
-    let figures = finish_phase(
-        Box::leak(phase.into_boxed_str()),
-        started,
-        client,
-        pool,
-        s3,
-        &job,
-        batches * GOOD_IMAGES,
-    )
-    .await;
-    set_max_receives(pool, MAX_RECEIVES).await;
-    Figures { kills, ..figures }
-}
-
-/// Sets the request queue's receive limit, past which a request is
-/// dead-lettered.
-async fn set_max_receives(pool: &PgPool, limit: u32) {
-    let queues = queue::Queues::new(pool.clone());
-    let requests = queues.open(REQUEST_QUEUE).await.unwrap();
-    let attributes = queue::QueueAttributes {
-        max_receive_count: Some(limit),
-        ..requests.attributes().clone()
-    };
-    queues.put(REQUEST_QUEUE, &attributes).await.unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_loses_nothing_through_kills_outages_and_bad_files() {

@@ -7,6 +7,7 @@ mod checks;
 mod db;
 mod inputs;
 mod processes;
+mod workers;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use web::{AppState, Settings};
 
 // Each test uses some of them.
 #[allow(unused_imports)]
-pub use {checks::*, db::*, inputs::*, processes::*};
+pub use {checks::*, db::*, inputs::*, processes::*, workers::*};
 
 pub struct TestApp {
     pub addr: SocketAddr,
