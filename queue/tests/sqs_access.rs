@@ -30,11 +30,7 @@ async fn serve_with_keys(pool: &PgPool, keys: &str) -> (String, Router) {
         keys: keys.parse().unwrap(),
         ..SqsConfig::default()
     };
-    let app = queue::sqs_router(router.clone(), config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, router)
+    testkit::sqs::serve_config(router, config).await
 }
 
 fn key((id, secret): (&str, &str)) -> String {

@@ -20,6 +20,11 @@ pub async fn serve_router(router: Router) -> (String, Router) {
         keys: format!("{KEY_ID}:{SECRET}").parse::<AccessKeys>().unwrap(),
         ..SqsConfig::default()
     };
+    serve_config(router, config).await
+}
+
+/// Like [`serve_router`], with the endpoint's whole configuration given.
+pub async fn serve_config(router: Router, config: SqsConfig) -> (String, Router) {
     let app = queue::sqs_router(router.clone(), config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
