@@ -92,10 +92,11 @@ impl Queue {
 
     /// Leases up to `max` visible messages, oldest first, for `lock`.
     ///
-    /// Returns at once, possibly with no message. On an ordered queue at most
-    /// one message per group is returned, and none of a group whose previous
-    /// message is still leased. Messages already received `max_receive_count`
-    /// times move to the dead letter queue instead of being returned.
+    /// Returns at once, possibly with no message. On an ordered queue a
+    /// group's messages come in the order sent, as many of a group as `max`
+    /// allows, and none of a group while any earlier message of it is
+    /// leased. Messages already received `max_receive_count` times move to
+    /// the dead letter queue instead of being returned.
     ///
     /// Small receives made concurrently through one handle (its clones
     /// included) with the same `lock` share a statement (see `group`); the
@@ -120,6 +121,9 @@ impl Queue {
         let Some(lock) = group.first().and_then(|m| m.request.lock()) else {
             return;
         };
+        if self.ordered() {
+            return self.run_ordered_receives(held, group, lock).await;
+        }
         let max = group.iter().map(|m| m.request.size()).sum();
         match held
             .with(async |conn| self.receive_in(conn, max, lock).await)
@@ -127,6 +131,25 @@ impl Queue {
         {
             Ok(messages) => Self::hand_out(group, messages),
             Err(e) => fail_all(group, e),
+        }
+    }
+
+    /// An ordered queue's receives of a group, a statement each: one
+    /// statement's messages would be shared out by count, and could give
+    /// one group's batch to two receivers, who would then work on it at
+    /// once, out of order.
+    async fn run_ordered_receives(
+        &self,
+        held: &mut Held,
+        group: Vec<Member<Consume, Consumed>>,
+        lock: Duration,
+    ) {
+        for m in group {
+            let max = m.request.size();
+            let got = held
+                .with(async |conn| self.receive_in(conn, max, lock).await)
+                .await;
+            m.answer(got.map(Consumed::Received));
         }
     }
 

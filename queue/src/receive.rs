@@ -260,13 +260,16 @@ impl Queue {
     }
 
     async fn receive_ordered(&self, conn: &mut PgConnection, t: &Take) -> Result<Vec<Row>> {
-        // Rows of ordered queues hold one message each. Only the head (first
-        // sent) of each group may be delivered, and only when it is visible: a
-        // leased or delayed head holds its group back. `groups` skips from
-        // one group to the next through the index, so finding the heads costs
-        // one index probe per group, not a walk over the backlog. A head past
-        // its receive limit is returned without its message, for
-        // `dead_letter` to move; its group's next message comes after it.
+        // Rows of ordered queues hold one message each. A group is
+        // deliverable only when its head (first sent) is visible: a leased
+        // or delayed head holds its group back, and as a batch of a group is
+        // leased together, its head is leased as long as any of it is. With
+        // the head go the visible messages right behind it, up to `max`, as
+        // SQS hands out a FIFO group. `groups` skips from one group to the
+        // next through the index, so finding the heads costs one index probe
+        // per group, not a walk over the backlog. A head past its receive
+        // limit is returned without its message, for `dead_letter` to move;
+        // its group's next message comes after it.
         let (queue, max, lock, lease, dead) = (t.queue, t.max, t.lock, t.lease, t.max_receives);
         let sql = sqlx::query_file_as!(
             Row,
