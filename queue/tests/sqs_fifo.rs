@@ -168,3 +168,48 @@ async fn a_deduplication_id_is_forgotten_five_minutes_after_its_send(pool: PgPoo
     let queued = &attrs.attributes().unwrap()[&QueueAttributeName::ApproximateNumberOfMessages];
     assert_eq!(queued, "2", "the first and the one after the window");
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_fifo_receive_takes_a_groups_batch_with_uuid_message_ids(pool: PgPool) {
+    let (url, _) = serve(&pool).await;
+    let sqs = client(&url);
+    let q = sqs
+        .create_queue()
+        .queue_name("batches.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        let r = sqs
+            .send_message()
+            .queue_url(&q)
+            .message_body(format!("step {i}"))
+            .message_group_id("order-1")
+            .send()
+            .await
+            .unwrap();
+        sent.push(r.message_id.unwrap());
+    }
+    let got = sqs
+        .receive_message()
+        .queue_url(&q)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = got
+        .messages()
+        .iter()
+        .map(|m| m.message_id().unwrap())
+        .collect();
+    assert_eq!(ids, sent, "the whole group, in order, in one receive");
+    for id in ids {
+        let id: uuid::Uuid = id.parse().unwrap();
+        assert_eq!(id.get_version_num(), 8);
+    }
+}

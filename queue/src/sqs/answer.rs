@@ -122,8 +122,17 @@ fn xml_response(status: StatusCode, body: std::io::Result<Vec<u8>>, request_id: 
 type XmlResult = std::io::Result<()>;
 
 fn text(w: &mut Writer<Vec<u8>>, name: &str, value: &str) -> XmlResult {
+    // XML parsers read a bare `\r` (and `\r\n`) as `\n`; written as a
+    // character reference it survives, so a body reads back as sent and its
+    // MD5 still matches.
+    let escaped = quick_xml::escape::escape(value);
+    let escaped = if escaped.contains('\r') {
+        escaped.replace('\r', "&#xD;").into()
+    } else {
+        escaped
+    };
     w.create_element(name)
-        .write_text_content(BytesText::new(value))?;
+        .write_text_content(BytesText::from_escaped(escaped))?;
     Ok(())
 }
 
@@ -216,7 +225,7 @@ mod tests {
     #[test]
     fn query_answers_are_the_sqs_xml() {
         let output = json!({
-            "Messages": [{"MessageId": "1", "Body": "<b>&", "Attributes": {"SentTimestamp": "5"},
+            "Messages": [{"MessageId": "1", "Body": "<b>&\r", "Attributes": {"SentTimestamp": "5"},
                           "MessageAttributes": {"c": {"DataType": "String", "StringValue": "r"}}}]
         });
         let Value::Object(output) = output else {
@@ -229,7 +238,7 @@ mod tests {
         let expected = format!(
             "<ReceiveMessageResponse xmlns=\"{XML_NAMESPACE}\"><ReceiveMessageResult><Message>\
              <Attribute><Name>SentTimestamp</Name><Value>5</Value></Attribute>\
-             <Body>&lt;b&gt;&amp;</Body>\
+             <Body>&lt;b&gt;&amp;&#xD;</Body>\
              <MessageAttribute><Name>c</Name><Value><DataType>String</DataType>\
              <StringValue>r</StringValue></Value></MessageAttribute>\
              <MessageId>1</MessageId></Message></ReceiveMessageResult>\

@@ -121,7 +121,8 @@ pub(crate) struct Signer {
     pub(crate) region: String,
 }
 
-/// Checks the request's SigV4 signature; returns who signed it.
+/// Checks the request's SigV4 signature, in its `Authorization` header or
+/// in its query (a presigned URL); returns who signed it.
 pub(crate) fn verify(
     keys: &AccessKeys,
     method: &Method,
@@ -130,23 +131,23 @@ pub(crate) fn verify(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> SqsResult<Signer> {
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(SqsError::missing_authentication)?;
-    let auth = Authorization::parse(authorization)?;
+    let signed = match headers.get("authorization") {
+        Some(v) => Signed::from_headers(v.to_str().unwrap_or_default(), headers)?,
+        None => Signed::from_query(uri.query())?,
+    };
+    let auth = &signed.auth;
     let secret = keys
         .secret(&auth.key_id)
         .ok_or_else(SqsError::unknown_key)?;
-
-    let amz_date = headers
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| SqsError::incomplete_signature("X-Amz-Date header is missing."))?;
+    let amz_date = signed.amz_date.as_str();
     let signed_at = NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
         .map_err(|_| SqsError::incomplete_signature("X-Amz-Date is not YYYYMMDD'T'HHMMSS'Z'."))?
         .and_utc();
-    if (now - signed_at).abs() > MAX_SKEW {
+    let late = match signed.expires {
+        Some(expires) => now - signed_at > expires,
+        None => now - signed_at > MAX_SKEW,
+    };
+    if late || signed_at - now > MAX_SKEW {
         return Err(SqsError::request_expired());
     }
     if !amz_date.starts_with(&auth.date) {
@@ -154,23 +155,105 @@ pub(crate) fn verify(
             "The credential's date is not the date of X-Amz-Date.",
         ));
     }
-    if !auth.signed_headers.iter().any(|h| h == "host") {
+    check_signed_headers(&auth.signed_headers, headers)?;
+    let canonical = canonical_request(method, uri, headers, &auth.signed_headers, body)?;
+    let expected = signature(secret, auth, amz_date, &canonical);
+    if expected.as_bytes().ct_eq(auth.signature.as_bytes()).into() {
+        Ok(Signer {
+            key_id: signed.auth.key_id,
+            region: signed.auth.region,
+        })
+    } else {
+        Err(SqsError::signature_mismatch())
+    }
+}
+
+/// A request's signature and what it was made at, wherever it was sent.
+struct Signed {
+    auth: Authorization,
+    amz_date: String,
+    /// How long past `amz_date` a presigned URL may be used; a signed
+    /// request may be as late as the clock skew SQS allows.
+    expires: Option<TimeDelta>,
+}
+
+impl Signed {
+    fn from_headers(authorization: &str, headers: &HeaderMap) -> SqsResult<Self> {
+        let auth = Authorization::parse(authorization)?;
+        let amz_date = headers
+            .get("x-amz-date")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| SqsError::incomplete_signature("X-Amz-Date header is missing."))?;
+        Ok(Self {
+            auth,
+            amz_date: amz_date.to_owned(),
+            expires: None,
+        })
+    }
+
+    /// A presigned URL's `X-Amz-*` parameters.
+    fn from_query(query: Option<&str>) -> SqsResult<Self> {
+        let params: HashMap<String, String> =
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        let param = |name: &str| params.get(name).map(String::as_str);
+        let Some(signature) = param("X-Amz-Signature") else {
+            return Err(SqsError::missing_authentication());
+        };
+        if param("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
+            return Err(SqsError::incomplete_signature(
+                "Only AWS4-HMAC-SHA256 signatures are accepted.",
+            ));
+        }
+        let (Some(credential), Some(signed_headers), Some(amz_date)) = (
+            param("X-Amz-Credential"),
+            param("X-Amz-SignedHeaders"),
+            param("X-Amz-Date"),
+        ) else {
+            return Err(SqsError::incomplete_signature(
+                "A presigned URL needs X-Amz-Credential, X-Amz-SignedHeaders and X-Amz-Date.",
+            ));
+        };
+        let expires = match param("X-Amz-Expires").map(str::parse::<i64>) {
+            None => MAX_SKEW.num_seconds(),
+            Some(Ok(secs)) if (0..=7 * 24 * 3600).contains(&secs) => secs,
+            Some(_) => {
+                return Err(SqsError::incomplete_signature(
+                    "X-Amz-Expires must be 0 to 604800 seconds.",
+                ));
+            }
+        };
+        Ok(Self {
+            auth: Authorization::from_parts(credential, signed_headers, signature)?,
+            amz_date: amz_date.to_owned(),
+            expires: Some(TimeDelta::seconds(expires)),
+        })
+    }
+}
+
+/// Headers whose values decide what a request does must be signed: left
+/// unsigned, whoever relays a signed request could change them.
+fn check_signed_headers(signed: &[String], headers: &HeaderMap) -> SqsResult<()> {
+    if !signed.iter().any(|h| h == "host") {
         return Err(SqsError::incomplete_signature(
             "The Host header must be signed.",
         ));
     }
-    // Left unsigned, these would let whoever relays a signed request change
-    // what it does: X-Amz-Target names the action (a SendMessage's body
-    // read as a PurgeQueue), Content-Type how the body is read.
+    // X-Amz-Target names the action (a SendMessage's body read as a
+    // PurgeQueue), Content-Type how the body is read.
     for name in ["x-amz-target", "content-type"] {
-        if headers.contains_key(name) && !auth.signed_headers.iter().any(|h| h == name) {
+        if headers.contains_key(name) && !signed.iter().any(|h| h == name) {
             return Err(SqsError::incomplete_signature(format!(
                 "The {name} header must be signed when it is sent."
             )));
         }
     }
+    Ok(())
+}
 
-    let canonical = canonical_request(method, uri, headers, &auth.signed_headers, body)?;
+/// The signature `secret` makes of `canonical`, in hex.
+fn signature(secret: &str, auth: &Authorization, amz_date: &str, canonical: &str) -> String {
     let scope = format!(
         "{}/{}/{}/aws4_request",
         auth.date, auth.region, auth.service
@@ -183,15 +266,7 @@ pub(crate) fn verify(
     for part in [&auth.region, &auth.service, "aws4_request"] {
         key = hmac(&key, part.as_bytes());
     }
-    let expected = hex::encode(hmac(&key, string_to_sign.as_bytes()));
-    if expected.as_bytes().ct_eq(auth.signature.as_bytes()).into() {
-        Ok(Signer {
-            key_id: auth.key_id,
-            region: auth.region,
-        })
-    } else {
-        Err(SqsError::signature_mismatch())
-    }
+    hex::encode(hmac(&key, string_to_sign.as_bytes()))
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -235,6 +310,10 @@ impl Authorization {
         else {
             return Err(incomplete());
         };
+        Self::from_parts(credential, signed_headers, signature)
+    }
+
+    fn from_parts(credential: &str, signed_headers: &str, signature: &str) -> SqsResult<Self> {
         let parts: Vec<&str> = credential.split('/').collect();
         let [key_id, date, region, service, "aws4_request"] = parts[..] else {
             return Err(SqsError::incomplete_signature(
@@ -282,7 +361,7 @@ fn canonical_request(
         .query()
         .unwrap_or_default()
         .split('&')
-        .filter(|p| !p.is_empty())
+        .filter(|p| !p.is_empty() && !p.starts_with("X-Amz-Signature="))
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             (reencode(k), reencode(v))

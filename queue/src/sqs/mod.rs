@@ -2,9 +2,9 @@
 //! `endpoint_url`) sends, receives and administers Darkroom queues.
 //!
 //! Served at `POST /` (and `POST /{account}/{queue}`, where the query
-//! protocol may post) on `darkroom-web`'s admin listener and by
+//! protocol may post, and both as `GET` for the query protocol in a URL) on `darkroom-web`'s admin listener and by
 //! `darkroom-queue serve`. Every request must carry an AWS Signature
-//! Version 4 made with a key of `DARKROOM_SQS_ACCESS_KEYS`; with none
+//! Version 4 (in its headers or, presigned, its query) made with a key of `DARKROOM_SQS_ACCESS_KEYS`; with none
 //! configured, every request is refused. A key reaches the queues and
 //! actions of its grant; the product's own `darkroom.` queues only when
 //! they are granted by name (see `grants`).
@@ -138,9 +138,10 @@ pub fn router(router: crate::Router, config: SqsConfig) -> Router {
         extra: extra::ExtraCache::default(),
         moves: Mutex::default(),
     });
+    // Older SDKs and presigned URLs send the query protocol as a GET.
     Router::new()
-        .route("/", post(handle))
-        .route("/{account}/{queue}", post(handle))
+        .route("/", post(handle).get(handle))
+        .route("/{account}/{queue}", post(handle).get(handle))
         .with_state(sqs)
 }
 

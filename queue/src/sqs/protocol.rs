@@ -55,7 +55,8 @@ pub(crate) fn parse_query(
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .chain(form_urlencoded::parse(body));
-    for (k, v) in pairs {
+    // A presigned URL's signature is not the action's input.
+    for (k, v) in pairs.filter(|(k, _)| !k.starts_with("X-Amz-")) {
         params.insert(k.into_owned(), v.into_owned());
     }
     let action = params

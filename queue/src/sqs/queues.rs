@@ -177,8 +177,12 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
 }
 
 pub(super) async fn purge(ctx: &Ctx<'_>, input: Input) -> Output {
-    let queue = ctx.sqs.router.open(input.queue()?).await?;
+    let name = input.queue()?;
+    let queue = ctx.sqs.router.open(name).await?;
     queue.purge().await?;
+    if name.ends_with(".fifo") {
+        super::fifo::forget(ctx.control(), name).await?;
+    }
     Ok(Map::new())
 }
 

@@ -54,7 +54,7 @@ pub(super) async fn receive(ctx: &Ctx<'_>, input: Input) -> Output {
                 id: m.id,
             };
             let mut out = json!({
-                "MessageId": id.to_string(),
+                "MessageId": id.to_uuid().to_string(),
                 "ReceiptHandle": m.receipt.to_string(),
                 "MD5OfBody": message::md5_hex(body.as_bytes()),
                 "Body": body,

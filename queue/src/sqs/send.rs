@@ -117,8 +117,11 @@ fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
         ..Default::default()
     };
     let mut dedup = None;
+    let mut delay = delay;
     if target.fifo {
-        if let Some(d) = delay.filter(|&d| d > 0) {
+        // A FIFO queue's messages take the queue's delay: an explicit 0 is
+        // not an override, any other value is refused.
+        if let Some(d) = delay.take().filter(|&d| d > 0) {
             return Err(SqsError::invalid_parameter(format!(
                 "Value {d} for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type."
             )));
@@ -160,7 +163,7 @@ fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
 
 fn sent(r: MessageRef, fifo: bool) -> Sent {
     Sent {
-        id: r.to_string(),
+        id: r.to_uuid().to_string(),
         sequence_number: fifo.then(|| sequence_number(r.id)),
     }
 }

@@ -128,7 +128,13 @@ const ATTRIBUTES: &[Attribute] = &[
             change.keep(setting.name, setting.boolean()?.to_string());
             Ok(())
         }),
-        get: |queue, name| Some(queue.extra.get(name).unwrap_or("false").to_owned()),
+        // On by default since 2022, unless the queue is encrypted with a
+        // KMS key instead.
+        get: |queue, name| {
+            let kms = queue.extra.get("KmsMasterKeyId").is_some();
+            let default = if kms { "false" } else { "true" };
+            Some(queue.extra.get(name).unwrap_or(default).to_owned())
+        },
     },
     Attribute {
         name: "CreatedTimestamp",

@@ -1,0 +1,153 @@
+"""Answers as AWS gives them, where SDK users would notice a difference."""
+
+import hashlib
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+
+def test_fifo_receive_takes_a_groups_batch_in_order_and_holds_the_group(sqs, name):
+    url = sqs.create_queue(
+        QueueName=name + ".fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    for group, count in (("A", 12), ("B", 3)):
+        sqs.send_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "MessageBody": f"{group}{i}", "MessageGroupId": group}
+                for i in range(min(count, 10))
+            ],
+        )
+    sqs.send_message_batch(
+        QueueUrl=url,
+        Entries=[{"Id": "x", "MessageBody": "A10", "MessageGroupId": "A"},
+                 {"Id": "y", "MessageBody": "A11", "MessageGroupId": "A"}],
+    )
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in first] == [f"A{i}" for i in range(10)]
+    # A is out: the next receive finds only B, whole.
+    second = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in second] == ["B0", "B1", "B2"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+    sqs.delete_message_batch(
+        QueueUrl=url,
+        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(first)],
+    )
+    rest = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in rest] == ["A10", "A11"]
+
+
+def test_message_ids_are_uuids(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sent = sqs.send_message(QueueUrl=url, MessageBody="x")["MessageId"]
+    batch = sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "y"}]
+    )["Successful"][0]["MessageId"]
+    assert str(uuid.UUID(sent)) == sent
+    assert uuid.UUID(batch) != uuid.UUID(sent)
+    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["MessageId"] for m in got) == sorted([sent, batch])
+
+
+def test_carriage_returns_come_back_as_sent(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    body = "line\r\nnext\rlast\n"
+    sent = sqs.send_message(QueueUrl=url, MessageBody=body)
+    assert sent["MD5OfMessageBody"] == hashlib.md5(body.encode()).hexdigest()
+    m = sqs.receive_message(QueueUrl=url)["Messages"][0]
+    assert m["Body"] == body
+    assert m["MD5OfBody"] == sent["MD5OfMessageBody"]
+
+
+def test_purge_starts_a_fifo_queues_deduplication_afresh(sqs, name):
+    url = sqs.create_queue(QueueName=name + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    once = {"QueueUrl": url, "MessageBody": "x", "MessageGroupId": "g",
+            "MessageDeduplicationId": "once"}
+    first = sqs.send_message(**once)["MessageId"]
+    assert sqs.send_message(**once)["MessageId"] == first
+    sqs.purge_queue(QueueUrl=url)
+    again = sqs.send_message(**once)["MessageId"]
+    assert again != first
+    got = sqs.receive_message(QueueUrl=url)["Messages"]
+    assert [m["MessageId"] for m in got] == [again]
+
+
+def test_fifo_messages_take_the_queues_delay_even_with_delay_zero(sqs, name):
+    url = sqs.create_queue(
+        QueueName=name + ".fifo",
+        Attributes={"FifoQueue": "true", "DelaySeconds": "60"},
+    )["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g",
+                     MessageDeduplicationId="1", DelaySeconds=0)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url)
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+
+
+def test_sse_sqs_is_on_by_default(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+def _query_request(sqs, url, params):
+    """A query-protocol GET of `params`, whatever protocol this boto3
+    speaks: older SDKs and presigned URLs send them so."""
+    query = urllib.parse.urlencode({**params, "Version": "2012-11-05"})
+    return AWSRequest(method="GET", url=f"{url}?{query}")
+
+
+def _credentials(sqs):
+    c = sqs._request_signer._credentials
+    return Credentials(c.access_key, c.secret_key)
+
+
+def _get(request):
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(request.url, headers=dict(request.headers)), timeout=10
+        ) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_get_requests_signed_in_headers_or_presigned_are_answered(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="over GET")
+    endpoint = sqs.meta.endpoint_url
+
+    signed = _query_request(sqs, endpoint, {"Action": "GetQueueUrl", "QueueName": name})
+    SigV4Auth(_credentials(sqs), "sqs", "us-east-1").add_auth(signed)
+    status, body = _get(signed.prepare())
+    assert status == 200, body
+    assert f"<QueueUrl>{url}</QueueUrl>" in body
+
+    presigned = _query_request(sqs, url, {"Action": "ReceiveMessage"})
+    SigV4QueryAuth(_credentials(sqs), "sqs", "us-east-1", expires=300).add_auth(presigned)
+    status, body = _get(presigned.prepare())
+    assert status == 200, body
+    assert "<Body>over GET</Body>" in body
+
+
+def test_presigned_urls_expire_and_bind_their_parameters(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    old = _query_request(sqs, url, {"Action": "GetQueueAttributes", "AttributeName.1": "All"})
+    # Good for 0 seconds: over by the time it arrives.
+    SigV4QueryAuth(_credentials(sqs), "sqs", "us-east-1", expires=0).add_auth(old)
+    status, body = _get(old.prepare())
+    assert status == 403 and "RequestExpired" in body, body
+
+    fresh = _query_request(sqs, url, {"Action": "GetQueueAttributes", "AttributeName.1": "All"})
+    SigV4QueryAuth(_credentials(sqs), "sqs", "us-east-1", expires=300).add_auth(fresh)
+    tampered = fresh.prepare().url.replace("GetQueueAttributes", "PurgeQueue")
+    status, body = _get(AWSRequest(method="GET", url=tampered).prepare())
+    assert status == 403 and "SignatureDoesNotMatch" in body, body
