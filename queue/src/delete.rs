@@ -67,6 +67,21 @@ impl Queue {
         Ok(DeleteOutcome { deleted, stale })
     }
 
+    /// Makes `receipts` whose lock ran out, while nobody received their
+    /// messages again, current again for a second, so that a delete or
+    /// visibility change with them that follows at once takes effect; returns
+    /// how many rows it took back. The native API never calls it: its
+    /// receipts are good only while their lock holds. SQS's stay good until
+    /// the message is received again, and its endpoint calls this when a
+    /// receipt turns out stale. Messages received together share a row, so
+    /// the others of that receive are held back for the second too.
+    pub(crate) async fn reclaim(&self, receipts: &[Receipt]) -> Result<u64> {
+        let (ids, rows, leases) = columns(receipts);
+        let sql =
+            sqlx::query_file_scalar!("sql/reclaim_leases.sql", self.id(), &ids, &rows, &leases);
+        Ok(sql.fetch_one(&self.pool).await? as u64)
+    }
+
     /// One delete statement; returns the receipts that took effect.
     async fn delete_once(
         &self,

@@ -309,3 +309,22 @@ async fn visibility_changes_release_and_stale_receipts_are_not_in_flight(pool: P
     );
     delete(&sqs, &q, m.receipt_handle().unwrap()).await;
 }
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn a_receipt_whose_lock_ran_out_deletes_until_the_message_is_received_again(pool: PgPool) {
+    let (url, _) = serve(&pool).await;
+    let sqs = client(&url);
+    let q = create(&sqs, "late").await;
+    send(&sqs, &q, "work").await;
+    // A lock of 0 seconds has run out by the next request.
+    let got = sqs
+        .receive_message()
+        .queue_url(&q)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    delete(&sqs, &q, got.messages()[0].receipt_handle().unwrap()).await;
+    let after = sqs.receive_message().queue_url(&q).send().await.unwrap();
+    assert!(after.messages().is_empty(), "deleted, not delivered again");
+}

@@ -18,6 +18,7 @@
 //! - `placement`: place / spread / move a queue.
 //! - `settle`: retiring drained parts ([`Router::settle`]); every shard's
 //!   maintenance.
+//! - `message_ref`: a message by shard and id, and as a UUID.
 //! - `routed`: sending, receiving and acknowledging across a queue's parts
 //!   ([`Routed`]).
 //! - `alongside`: sends, deletes and replies in an app's own transaction,
@@ -25,14 +26,16 @@
 //! - `totals`: stats, rewind, redrive and purge over every part.
 
 mod alongside;
+mod message_ref;
 mod placement;
 mod registry;
 mod routed;
 mod settle;
 mod totals;
 
+pub use message_ref::MessageRef;
 pub use registry::ShardInfo;
-pub use routed::{MessageRef, Routed};
+pub use routed::Routed;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

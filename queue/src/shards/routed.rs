@@ -1,62 +1,11 @@
 //! Operations on one queue across the shards it lives on.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
-use super::{Part, Route, Router};
+use super::{MessageRef, Part, Route, Router};
 use crate::long_poll::long_poll;
 use crate::{DeleteOutcome, Error, Message, NewMessage, Queue, QueueKind, Receipt, Result};
-
-/// Where a sent message went: ids are unique within a shard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MessageRef {
-    pub shard: i32,
-    pub id: i64,
-}
-
-impl fmt::Display for MessageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.shard != 0 {
-            write!(f, "{}:", self.shard)?;
-        }
-        write!(f, "{}", self.id)
-    }
-}
-
-impl MessageRef {
-    /// The message as a UUID, for clients that expect one (SQS's
-    /// `MessageId`): an RFC 9562 version 8 UUID that holds the shard and the
-    /// id as they are, so it reads back ([`MessageRef::from_uuid`]) and
-    /// shows both in hex: shard 2, id 5000 is
-    /// `00000002-0000-8000-8000-000000001388`.
-    pub fn to_uuid(self) -> uuid::Uuid {
-        let id = self.id.to_be_bytes();
-        let mut b = [0u8; 16];
-        b[..4].copy_from_slice(&self.shard.to_be_bytes());
-        b[4..6].copy_from_slice(&id[..2]);
-        b[6] = 0x80; // version 8
-        b[8] = 0x80; // RFC 9562 variant
-        b[10..].copy_from_slice(&id[2..]);
-        uuid::Uuid::from_bytes(b)
-    }
-
-    /// The message a [`MessageRef::to_uuid`] names; `None` for any other
-    /// UUID.
-    pub fn from_uuid(u: uuid::Uuid) -> Option<Self> {
-        let b = u.as_bytes();
-        if b[6] != 0x80 || b[7] != 0 || b[8] != 0x80 || b[9] != 0 {
-            return None;
-        }
-        let mut id = [0u8; 8];
-        id[..2].copy_from_slice(&b[4..6]);
-        id[2..].copy_from_slice(&b[10..]);
-        Some(Self {
-            shard: i32::from_be_bytes(b[..4].try_into().ok()?),
-            id: i64::from_be_bytes(id),
-        })
-    }
-}
 
 /// A queue reached through a [`Router`]: the same operations as
 /// [`crate::Queue`], over every part of the queue. Cheap to clone.
@@ -284,12 +233,8 @@ impl Routed {
     /// names.
     pub async fn delete_batch(&self, receipts: &[Receipt]) -> Result<DeleteOutcome> {
         let route = self.route().await?;
-        let mut by_shard: BTreeMap<i32, Vec<Receipt>> = BTreeMap::new();
-        for r in receipts {
-            by_shard.entry(r.shard).or_default().push(*r);
-        }
         let mut outcome = DeleteOutcome::default();
-        for (shard, receipts) in by_shard {
+        for (shard, receipts) in by_shard(receipts) {
             let part = match self.part_of(&route, shard).await {
                 Ok(q) => q,
                 Err(Error::StaleReceipt) => {
@@ -303,6 +248,23 @@ impl Routed {
             outcome.stale.extend(done.stale);
         }
         Ok(outcome)
+    }
+
+    /// [`crate::Queue::reclaim`] on each receipt's part; how many rows it
+    /// took back.
+    pub(crate) async fn reclaim(&self, receipts: &[Receipt]) -> Result<u64> {
+        let route = self.route().await?;
+        let mut reclaimed = 0;
+        for (shard, receipts) in by_shard(receipts) {
+            match self.part_of(&route, shard).await {
+                Ok(part) => {
+                    reclaimed += self.watch(&route, shard, part.reclaim(&receipts).await)?;
+                }
+                Err(Error::StaleReceipt) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(reclaimed)
     }
 
     /// Deletes the message leased under `receipt`.
@@ -329,6 +291,15 @@ impl Routed {
             None => result,
         }
     }
+}
+
+/// Receipts grouped by the shard their messages live on.
+fn by_shard(receipts: &[Receipt]) -> BTreeMap<i32, Vec<Receipt>> {
+    let mut out: BTreeMap<i32, Vec<Receipt>> = BTreeMap::new();
+    for r in receipts {
+        out.entry(r.shard).or_default().push(*r);
+    }
+    out
 }
 
 async fn send_to(part: &Part, batch: &[NewMessage]) -> Result<Vec<MessageRef>> {
@@ -363,39 +334,5 @@ mod tests {
             .map(|i| group_slot(Some(&format!("g{i}")), 3))
             .collect();
         assert_eq!(spread.len(), 3, "groups use every part");
-    }
-
-    #[test]
-    fn message_refs_are_uuids_that_read_back_losslessly() {
-        let refs = [
-            MessageRef { shard: 0, id: 5000 },
-            MessageRef { shard: 2, id: 7 },
-            MessageRef {
-                shard: i32::MAX,
-                id: i64::MAX,
-            },
-            MessageRef {
-                shard: -1,
-                id: i64::MIN,
-            },
-        ];
-        for r in refs {
-            let u = r.to_uuid();
-            assert_eq!(u.get_version_num(), 8);
-            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
-            assert_eq!(MessageRef::from_uuid(u), Some(r));
-            assert_eq!(u.to_string().parse::<uuid::Uuid>().unwrap(), u);
-        }
-        assert_eq!(
-            MessageRef { shard: 2, id: 5000 }.to_uuid().to_string(),
-            "00000002-0000-8000-8000-000000001388"
-        );
-        assert_eq!(MessageRef::from_uuid(uuid::Uuid::new_v4()), None);
-    }
-
-    #[test]
-    fn message_refs_name_their_shard_unless_it_is_the_control_database() {
-        assert_eq!(MessageRef { shard: 0, id: 7 }.to_string(), "7");
-        assert_eq!(MessageRef { shard: 2, id: 7 }.to_string(), "2:7");
     }
 }

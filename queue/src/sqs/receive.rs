@@ -138,12 +138,21 @@ fn receipt(input: &Input, in_batch: bool) -> SqsResult<Receipt> {
 pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
     let receipt = receipt(&input, false)?;
     let queue = ctx.sqs.router.open(input.queue()?).await?;
-    // As SQS: deleting with an outdated receipt succeeds and deletes
-    // nothing; the message stays with whoever received it last.
-    match queue.delete(&receipt).await {
-        Ok(()) | Err(Error::StaleReceipt) => Ok(Map::new()),
-        Err(e) => Err(e.into()),
+    delete_late(&queue, &[receipt]).await?;
+    Ok(Map::new())
+}
+
+/// Deletes with SQS's receipts, which stay good after their lock ran out
+/// until the message is received again: the native delete refuses those,
+/// so they are taken back first ([`Routed::reclaim`]) and deleted again.
+/// A receipt whose message was received since deletes nothing, and that
+/// is no error either: the message stays with whoever received it last.
+async fn delete_late(queue: &Routed, receipts: &[Receipt]) -> SqsResult<()> {
+    let outcome = queue.delete_batch(receipts).await?;
+    if !outcome.stale.is_empty() && queue.reclaim(&outcome.stale).await? > 0 {
+        queue.delete_batch(&outcome.stale).await?;
     }
+    Ok(())
 }
 
 pub(super) async fn delete_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
@@ -161,7 +170,7 @@ pub(super) async fn delete_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
         }
     }
     if !receipts.is_empty() {
-        queue.delete_batch(&receipts).await?;
+        delete_late(&queue, &receipts).await?;
     }
     Ok(batch_output(ids, failed))
 }
@@ -171,9 +180,15 @@ async fn change_one(queue: &Routed, entry: &Input, in_batch: bool) -> SqsResult<
     let secs = entry
         .int_in("VisibilityTimeout", 0, 12 * 3600)?
         .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
-    queue
-        .change_visibility(&receipt, Duration::from_secs(secs as u64))
-        .await?;
+    let lock = Duration::from_secs(secs as u64);
+    // As a delete does, a receipt whose lock ran out while nobody received
+    // its message again is still good (see `delete_late`).
+    match queue.change_visibility(&receipt, lock).await {
+        Err(Error::StaleReceipt) if queue.reclaim(&[receipt]).await? > 0 => {
+            queue.change_visibility(&receipt, lock).await?;
+        }
+        done => done?,
+    }
     Ok(())
 }
 

@@ -151,3 +151,34 @@ def test_presigned_urls_expire_and_bind_their_parameters(sqs, name):
     tampered = fresh.prepare().url.replace("GetQueueAttributes", "PurgeQueue")
     status, body = _get(AWSRequest(method="GET", url=tampered).prepare())
     assert status == 403 and "SignatureDoesNotMatch" in body, body
+
+
+def test_a_receipt_stays_good_after_its_lock_until_the_message_is_received_again(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+
+    def received_once(body):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+        # A lock of 0 seconds has run out by the next request.
+        return sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]
+
+    late = received_once("late delete")
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=late["ReceiptHandle"])
+    assert "Messages" not in sqs.receive_message(QueueUrl=url), "deleted, not back"
+
+    late = received_once("late change")
+    sqs.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=late["ReceiptHandle"], VisibilityTimeout=300
+    )
+    assert "Messages" not in sqs.receive_message(QueueUrl=url), "hidden again"
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=late["ReceiptHandle"])
+
+    first = received_once("taken again")
+    second = sqs.receive_message(QueueUrl=url, VisibilityTimeout=300)["Messages"][0]
+    # The first receipt is outdated now: its delete succeeds and deletes
+    # nothing; the message stays with the second receiver.
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
+    sqs.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=second["ReceiptHandle"], VisibilityTimeout=0
+    )
+    again = sqs.receive_message(QueueUrl=url)["Messages"]
+    assert [m["Body"] for m in again] == ["taken again"]
