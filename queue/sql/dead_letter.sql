@@ -1,4 +1,7 @@
--- Queue::dead_letter: move rows past their receive limit to the dead letter queue.
+-- Queue::dead_letter: move rows past their receive limit to the dead letter
+-- queue. Their receive count goes along, as SQS's ApproximateReceiveCount
+-- does; only a queue that is its own dead letter queue starts it afresh, or
+-- its message would be moved again at every receive and never delivered.
 with picked as (
     select id, dead_letter_source
     from queue_messages
@@ -7,7 +10,8 @@ with picked as (
     for update skip locked
 ), dead as (
     update queue_messages m
-    set queue_id = $2, visible_at = now(), lease = null, receive_count = 0,
+    set queue_id = $2, visible_at = now(), lease = null,
+        receive_count = case when $1 = $2 then 0 else m.receive_count end,
         dead_letter_source = $1, dead_letter_reason = 'max_receives'
     from picked p
     where m.id = p.id

@@ -59,7 +59,8 @@ with found as (
     )
     where m.id = any(array(select id from taken))
     returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
-              m.dead_letter_reason, set_config('synchronous_commit', 'off', true)
+              m.dead_letter_reason, m.dead_letter_source,
+              set_config('synchronous_commit', 'off', true)
 ), tails as (
     insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
                                 receive_count, enqueued_at, first_received_at,
@@ -91,11 +92,11 @@ with found as (
 select null::int8 as row_id, e.ids as ids, null::text[] as bodies,
        null::int4 as receive_count, null::timestamptz as enqueued_at,
        null::timestamptz as first_received_at, null::text as dead_letter_reason,
-       e.lease as lease
+       null::text as dead_letter_source, e.lease as lease
 from emptied e
 union all
 select null, array(select x from unnest(s.gone) as x where x <> all(s.kept)),
-       null, null, null, null, null, s.lease
+       null, null, null, null, null, null, s.lease
 from shrunk s
 union all
 select l.id, l.ids,
@@ -109,9 +110,10 @@ select l.id, l.ids,
             else array(select b.body from queue_bodies_of(l.ids) as b
                        order by b.id)
        end,
-       l.receive_count, l.enqueued_at, l.first_received_at, l.dead_letter_reason, null
+       l.receive_count, l.enqueued_at, l.first_received_at, l.dead_letter_reason,
+       (select q.name from queue_queues q where q.id = l.dead_letter_source), null
 from leased l
 union all
-select id, null, null, receive_count, enqueued_at, now(), null, null
+select id, null, null, receive_count, enqueued_at, now(), null, null, null
 from picked
 where dead

@@ -26,7 +26,8 @@ with picked as (
     )
     where m.id = any(array(select id from taken))
     returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
-              m.dead_letter_reason, set_config('synchronous_commit', 'off', true)
+              m.dead_letter_reason, m.dead_letter_source,
+              set_config('synchronous_commit', 'off', true)
 ), tails as (
     insert into queue_messages (queue_id, pos, ids, message_group, visible_at,
                                 receive_count, enqueued_at, first_received_at,
@@ -57,10 +58,11 @@ select l.id as "row_id!", l.ids as "ids?",
        end as "bodies?",
        l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
        l.first_received_at as "first_received_at!",
-       l.dead_letter_reason
+       l.dead_letter_reason,
+       (select q.name from queue_queues q where q.id = l.dead_letter_source) as dead_letter_source
 from leased l
 union all
-select id, null, null, receive_count, enqueued_at, now(), null
+select id, null, null, receive_count, enqueued_at, now(), null, null
 from picked
 where dead
 

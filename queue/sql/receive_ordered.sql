@@ -94,7 +94,8 @@ with recursive groups as (
         first_received_at = coalesce(m.first_received_at, now())
     where m.id = any(array(select id from chosen))
     returning m.id, m.ids, m.receive_count, m.enqueued_at, m.first_received_at,
-              m.dead_letter_reason, set_config('synchronous_commit', 'off', true)
+              m.dead_letter_reason, m.dead_letter_source,
+              set_config('synchronous_commit', 'off', true)
 ), counted as (
     insert into queue_counter_changes (queue_id, bucket, leased)
     select $1, queue_bucket(now() + make_interval(secs => $3)),
@@ -108,9 +109,10 @@ select l.id as "row_id!", l.ids as "ids?",
               where c.id = queue_chunk_of(l.ids[1]))] as "bodies?",
        l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
        l.first_received_at as "first_received_at!",
-       l.dead_letter_reason
+       l.dead_letter_reason,
+       (select q.name from queue_queues q where q.id = l.dead_letter_source) as dead_letter_source
 from leased l
 union all
-select id, null, null, receive_count, enqueued_at, now(), null
+select id, null, null, receive_count, enqueued_at, now(), null, null
 from picked
 where dead

@@ -128,12 +128,9 @@ impl Queues {
         let Some(dlq) = &attributes.dead_letter_queue else {
             return Ok(());
         };
-        if dlq == name {
-            return Err(Error::InvalidAttribute {
-                field: "dead_letter_queue",
-                message: "a queue cannot be its own dead letter queue".into(),
-            });
-        }
+        // A queue may be its own dead letter queue, as in SQS: a message
+        // past its receive limit then stays, visible, with a fresh receive
+        // count, and counts as dead-lettered.
         match self.open(dlq).await {
             // As in SQS: a dead-lettered message keeps its row, and rows of
             // ordered and concurrent queues are laid out differently.
@@ -232,7 +229,7 @@ impl Queues {
     /// uses it as dead letter queue.
     pub async fn delete(&self, name: &str) -> Result<()> {
         let users = sqlx::query_scalar!(
-            "select name from queue_queues where dead_letter_queue = $1 order by name",
+            "select name from queue_queues where dead_letter_queue = $1 and name <> $1 order by name",
             name
         )
         .fetch_all(&self.pool)

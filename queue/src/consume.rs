@@ -325,6 +325,7 @@ impl Queue {
                         enqueued_at: enqueued,
                         first_received_at: first,
                         dead_letter_reason: r.dead_letter_reason,
+                        dead_letter_source: r.dead_letter_source,
                     }),
                 (None, _) => unreachable!("a received row has its id, count and times"),
             }

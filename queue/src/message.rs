@@ -87,6 +87,8 @@ pub struct Message {
     pub first_received_at: DateTime<Utc>,
     /// Why the message is in this (dead letter) queue, if it was moved here.
     pub dead_letter_reason: Option<DeadLetterReason>,
+    /// The queue it was moved here from, if it is a dead letter.
+    pub dead_letter_source: Option<String>,
 }
 
 /// Why a message was moved to a dead letter queue.
@@ -119,6 +121,7 @@ pub(crate) struct Row {
     pub(crate) enqueued_at: DateTime<Utc>,
     pub(crate) first_received_at: DateTime<Utc>,
     pub(crate) dead_letter_reason: Option<String>,
+    pub(crate) dead_letter_source: Option<String>,
 }
 
 #[cfg(test)]

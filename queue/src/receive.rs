@@ -182,6 +182,7 @@ impl Queue {
                             .dead_letter_reason
                             .as_deref()
                             .and_then(DeadLetterReason::parse),
+                        dead_letter_source: row.dead_letter_source.clone(),
                     }
                 }));
         }

@@ -34,6 +34,16 @@ pub(crate) struct Attribute {
     pub(crate) binary: Option<String>,
 }
 
+impl Attribute {
+    pub(crate) fn string(value: &str) -> Self {
+        Self {
+            data_type: "String".to_owned(),
+            string: Some(value.to_owned()),
+            binary: None,
+        }
+    }
+}
+
 /// What SQS keeps beside a body.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Envelope {
@@ -192,11 +202,12 @@ fn string_value(name: &str, base: &str, value: Option<String>) -> SqsResult<Stri
 
 fn check_attribute_name(name: &str) -> SqsResult<()> {
     let lower = name.to_ascii_lowercase();
+    // Letters and digits of any script, as SQS takes them.
     let valid = !name.is_empty()
-        && name.len() <= 256
+        && name.chars().count() <= 256
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
         && !name.starts_with('.')
         && !name.ends_with('.')
         && !name.contains("..")
@@ -286,6 +297,7 @@ pub(crate) fn select_attributes(
     let wanted = |name: &str| {
         names.iter().any(|n| {
             n == "All"
+                || n == "*"
                 || n == ".*"
                 || n == name
                 || n.strip_suffix(".*")

@@ -154,6 +154,9 @@ struct Ctx<'a> {
     region: String,
     /// Who signed the request, and what their key may do.
     access: access::Access<'a>,
+    /// The request's `X-Amzn-Trace-Id`, which sends keep as
+    /// `AWSTraceHeader`.
+    trace_header: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -229,6 +232,10 @@ async fn handle(
                 signer.region
             },
             access: access::Access::new(signer.key_id, grant),
+            trace_header: headers
+                .get("x-amzn-trace-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         };
         let input = Input(input);
         access::authorize(&ctx.access, &action, &input)?;

@@ -109,6 +109,9 @@ fn system_attributes(
             all.insert("MessageDeduplicationId", d.clone());
         }
     }
+    if let Some(source) = &m.dead_letter_source {
+        all.insert("DeadLetterQueueSourceArn", ctx.arn(source));
+    }
     if let Some(trace) = envelope
         .system
         .get("AWSTraceHeader")

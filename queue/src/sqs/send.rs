@@ -77,11 +77,18 @@ fn fifo_requirements(entry: &Input, target: &Target) -> SqsResult<()> {
     Ok(())
 }
 
-fn prepare(entry: &Input, target: &Target) -> SqsResult<Outgoing> {
+fn prepare(ctx: &Ctx<'_>, entry: &Input, target: &Target) -> SqsResult<Outgoing> {
     let body = entry.required("MessageBody")?;
     message::check_body(body)?;
     let attributes = message::parse_attributes(entry.get("MessageAttributes"), false)?;
-    let system = message::parse_attributes(entry.get("MessageSystemAttributes"), true)?;
+    let mut system = message::parse_attributes(entry.get("MessageSystemAttributes"), true)?;
+    // What X-Ray and Lambda send as a header, SQS keeps as the attribute,
+    // unless the message names one itself.
+    if let Some(trace) = &ctx.trace_header {
+        system
+            .entry("AWSTraceHeader".to_owned())
+            .or_insert_with(|| message::Attribute::string(trace));
+    }
     let size = body.len() + message::attributes_size(&attributes);
     let limit = target.extra.max_message_size() as usize;
     if size > limit {
@@ -314,7 +321,7 @@ fn sent_fields(o: &Outgoing, s: &Sent) -> Map<String, Value> {
 
 pub(super) async fn send(ctx: &Ctx<'_>, input: Input) -> Output {
     let target = target(ctx, &input).await?;
-    let outgoing = prepare(&input, &target)?;
+    let outgoing = prepare(ctx, &input, &target)?;
     let mut results = send_all(ctx, &target, std::slice::from_ref(&outgoing)).await?;
     let s = results.pop().expect("one result per message")?;
     Ok(sent_fields(&outgoing, &s))
@@ -345,7 +352,7 @@ pub(super) async fn send_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
     let mut ready = Vec::new();
     for entry in &entries {
         let id = entry.required("Id")?.to_owned();
-        match prepare(entry, &target) {
+        match prepare(ctx, entry, &target) {
             Ok(o) => ready.push((id, o)),
             Err(e) => failed.push(batch_failure(&id, &e)),
         }

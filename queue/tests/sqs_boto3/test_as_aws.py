@@ -182,3 +182,56 @@ def test_a_receipt_stays_good_after_its_lock_until_the_message_is_received_again
     )
     again = sqs.receive_message(QueueUrl=url)["Messages"]
     assert [m["Body"] for m in again] == ["taken again"]
+
+
+def test_a_trace_header_becomes_the_messages_aws_trace_header(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+
+    def trace(request, **_):
+        request.headers["X-Amzn-Trace-Id"] = "Root=1-5759e988-bd862e3fe1be46a994272793"
+
+    sqs.meta.events.register("before-sign.sqs.SendMessage", trace)
+    try:
+        sqs.send_message(QueueUrl=url, MessageBody="traced")
+    finally:
+        sqs.meta.events.unregister("before-sign.sqs.SendMessage", trace)
+    m = sqs.receive_message(QueueUrl=url, AttributeNames=["AWSTraceHeader"])
+    attributes = m["Messages"][0]["Attributes"]
+    assert attributes["AWSTraceHeader"] == "Root=1-5759e988-bd862e3fe1be46a994272793"
+
+
+def test_attribute_names_of_any_script_and_the_star_wildcard(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    attributes = {"größe": {"DataType": "String", "StringValue": "groß"},
+                  "色": {"DataType": "Number", "StringValue": "3"}}
+    sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes=attributes)
+    m = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["*"])["Messages"][0]
+    assert m["MessageAttributes"] == attributes
+
+
+def test_a_queue_may_be_its_own_dead_letter_queue(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = '{"deadLetterTargetArn":"%s","maxReceiveCount":1}' % arn
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": policy})
+    got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+    assert got["Attributes"]["RedrivePolicy"] == policy
+    sqs.send_message(QueueUrl=url, MessageBody="round again")
+    sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
+    again = sqs.receive_message(QueueUrl=url)["Messages"]
+    assert [m["Body"] for m in again] == ["round again"]
+    sqs.delete_queue(QueueUrl=url)
+
+
+def test_dead_letters_keep_their_receive_count_and_name_their_source(sqs, name):
+    dlq = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+    arn_of = lambda url: sqs.get_queue_attributes(  # noqa: E731
+        QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = '{"deadLetterTargetArn":"%s","maxReceiveCount":1}' % arn_of(dlq)
+    url = sqs.create_queue(QueueName=name, Attributes={"RedrivePolicy": policy})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="poison")
+    sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)
+    assert "Messages" not in sqs.receive_message(QueueUrl=url), "moved on its second receive"
+    m = sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"])["Messages"][0]
+    assert m["Attributes"]["ApproximateReceiveCount"] == "2"
+    assert m["Attributes"]["DeadLetterQueueSourceArn"] == arn_of(url)
