@@ -120,11 +120,7 @@ impl Queues {
         }
     }
 
-    async fn check_dead_letter_queue(
-        &self,
-        name: &str,
-        attributes: &QueueAttributes,
-    ) -> Result<()> {
+    async fn check_dead_letter_queue(&self, attributes: &QueueAttributes) -> Result<()> {
         let Some(dlq) = &attributes.dead_letter_queue else {
             return Ok(());
         };
@@ -183,7 +179,7 @@ impl Queues {
     ) -> Result<Option<bool>> {
         check_name("name", name)?;
         attributes.validate()?;
-        self.check_dead_letter_queue(name, attributes).await?;
+        self.check_dead_letter_queue(attributes).await?;
         Ok(sqlx::query_file_scalar!(
             "sql/put_queue.sql",
             name,

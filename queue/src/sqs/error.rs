@@ -55,7 +55,7 @@ impl SqsError {
         sender(
             StatusCode::BAD_REQUEST,
             "InvalidParameterValue",
-            "InvalidParameterValue",
+            "InvalidParameterValueException",
             message,
         )
     }
@@ -64,7 +64,7 @@ impl SqsError {
         sender(
             StatusCode::BAD_REQUEST,
             "MissingParameter",
-            "MissingParameter",
+            "MissingRequiredParameterException",
             format!("The request must contain the parameter {name}."),
         )
     }
@@ -158,7 +158,7 @@ impl SqsError {
             StatusCode::BAD_REQUEST,
             "AWS.SimpleQueueService.MessageNotInflight",
             "MessageNotInflight",
-            "The message referred to is not in flight: its lock expired or it was received again.",
+            "Message does not exist or is not available for visibility timeout change.",
         )
     }
 
@@ -208,6 +208,10 @@ impl SqsError {
                 "Batch requests cannot be longer than {limit} bytes. You have sent {size} bytes."
             ),
         )
+    }
+
+    pub(crate) fn over_limit(message: impl Into<String>) -> Self {
+        sender(StatusCode::FORBIDDEN, "OverLimit", "OverLimit", message)
     }
 
     pub(crate) fn unsupported(message: impl Into<String>) -> Self {

@@ -26,6 +26,7 @@
 //! - `error`: SQS error codes.
 //! - `queues`: queue actions (CreateQueue, attributes, tags, dead letter sources).
 //! - `moves`: message move tasks (redrive).
+//! - `permissions`: AddPermission and RemovePermission, kept in `Policy`.
 //! - `send`: SendMessage(Batch), FIFO deduplication included.
 //! - `receive`: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
 //! - `message`: bodies, message attributes, their digests.
@@ -43,6 +44,7 @@ mod fifo;
 mod grants;
 mod message;
 mod moves;
+mod permissions;
 mod protocol;
 mod queues;
 mod receive;
@@ -274,9 +276,8 @@ async fn dispatch(ctx: &Ctx<'_>, action: &str, input: Input) -> SqsResult<Map<St
         "DeleteMessageBatch" => receive::delete_batch(ctx, input).await,
         "ChangeMessageVisibility" => receive::change_visibility(ctx, input).await,
         "ChangeMessageVisibilityBatch" => receive::change_visibility_batch(ctx, input).await,
-        "AddPermission" | "RemovePermission" => Err(SqsError::unsupported(
-            "Permissions are not kept: access is by the keys in DARKROOM_SQS_ACCESS_KEYS.",
-        )),
+        "AddPermission" => permissions::add(ctx, input).await,
+        "RemovePermission" => permissions::remove(ctx, input).await,
         other => Err(SqsError::invalid_action(other)),
     }
 }

@@ -72,6 +72,8 @@ const STRING_LISTS: &[(&str, &str)] = &[
     ("MessageAttributeName", "MessageAttributeNames"),
     ("MessageSystemAttributeName", "MessageSystemAttributeNames"),
     ("TagKey", "TagKeys"),
+    ("AWSAccountId", "AWSAccountIds"),
+    ("ActionName", "Actions"),
 ];
 
 /// Flattened list members whose items are structures.

@@ -282,7 +282,7 @@ pub(crate) struct Extra {
 }
 
 impl Extra {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.attributes.get(name).and_then(Value::as_str)
     }
 

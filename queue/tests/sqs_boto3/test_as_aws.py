@@ -1,6 +1,7 @@
 """Answers as AWS gives them, where SDK users would notice a difference."""
 
 import hashlib
+import json
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -9,6 +10,8 @@ import uuid
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+import pytest
 
 
 def test_fifo_receive_takes_a_groups_batch_in_order_and_holds_the_group(sqs, name):
@@ -235,3 +238,70 @@ def test_dead_letters_keep_their_receive_count_and_name_their_source(sqs, name):
     m = sqs.receive_message(QueueUrl=dlq, AttributeNames=["All"])["Messages"][0]
     assert m["Attributes"]["ApproximateReceiveCount"] == "2"
     assert m["Attributes"]["DeadLetterQueueSourceArn"] == arn_of(url)
+
+
+def test_permissions_are_kept_in_the_queues_policy(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.add_permission(QueueUrl=url, Label="one", AWSAccountIds=["111111111111"], Actions=["*"])
+    sqs.add_permission(QueueUrl=url, Label="two", AWSAccountIds=["222222222222", "333333333333"],
+                       Actions=["SendMessage", "ReceiveMessage"])
+    policy = json.loads(sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["Policy"])["Attributes"]["Policy"])
+    assert policy["Id"] == arn + "/SQSDefaultPolicy"
+    assert policy["Statement"] == [
+        {"Sid": "one", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+         "Action": "SQS:*", "Resource": arn},
+        {"Sid": "two", "Effect": "Allow",
+         "Principal": {"AWS": ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]},
+         "Action": ["SQS:SendMessage", "SQS:ReceiveMessage"], "Resource": arn},
+    ]
+    with pytest.raises(ClientError) as e:
+        sqs.add_permission(QueueUrl=url, Label="one", AWSAccountIds=["1"], Actions=["*"])
+    assert e.value.response["Error"]["Message"] == (
+        "Value one for parameter Label is invalid. Reason: Already exists.")
+    with pytest.raises(ClientError) as e:
+        sqs.add_permission(QueueUrl=url, Label="x", AWSAccountIds=["1"], Actions=["DeleteQueue"])
+    assert "Only the queue owner" in e.value.response["Error"]["Message"]
+    sqs.remove_permission(QueueUrl=url, Label="one")
+    sqs.remove_permission(QueueUrl=url, Label="two")
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert "Policy" not in attributes
+    with pytest.raises(ClientError) as e:
+        sqs.remove_permission(QueueUrl=url, Label="one")
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def _json_call(sqs, action, params):
+    """One AWS JSON 1.0 request, signed, whatever protocol this boto3
+    speaks: its status, `x-amzn-query-error` header and parsed body."""
+    request = AWSRequest(
+        method="POST",
+        url=sqs.meta.endpoint_url + "/",
+        data=json.dumps(params).encode(),
+        headers={"Content-Type": "application/x-amz-json-1.0",
+                 "X-Amz-Target": f"AmazonSQS.{action}"},
+    )
+    SigV4Auth(_credentials(sqs), "sqs", "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(
+                prepared.url, data=prepared.body, headers=dict(prepared.headers)), timeout=10) as r:
+            return r.status, r.headers.get("x-amzn-query-error"), json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("x-amzn-query-error"), json.loads(e.read())
+
+
+def test_json_errors_carry_the_shape_aws_sends_and_the_query_code(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    cases = [
+        ("SendMessage", {"QueueUrl": url, "MessageBody": "x", "DelaySeconds": 901},
+         "InvalidParameterValueException", "InvalidParameterValue;Sender"),
+        ("SendMessage", {"QueueUrl": url},
+         "MissingRequiredParameterException", "MissingParameter;Sender"),
+        ("GetQueueUrl", {"QueueName": name + "-absent"},
+         "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue;Sender"),
+    ]
+    for action, params, shape, query_error in cases:
+        status, header, body = _json_call(sqs, action, params)
+        assert (status, body["__type"].split("#")[-1], header) == (400, shape, query_error)
