@@ -17,6 +17,10 @@ impl<'a> Access<'a> {
         Self { key_id, grant }
     }
 
+    pub(super) fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
     pub(super) fn may(&self, action: &str, queue: &str) -> bool {
         self.grant.allows(action, queue)
     }
@@ -63,6 +67,7 @@ pub(super) fn authorize(access: &Access<'_>, action: &str, input: &Input) -> Sqs
     match action {
         "CreateQueue" | "GetQueueUrl" => access.check(action, input.required("QueueName")?),
         "ListQueues" | "CancelMessageMoveTask" => access.check_action(action),
+        "GetCallerIdentity" => Ok(()),
         "StartMessageMoveTask" | "ListMessageMoveTasks" => {
             access.check(action, name_of_arn(input.required("SourceArn")?)?)
         }

@@ -210,6 +210,15 @@ impl SqsError {
         )
     }
 
+    pub(crate) fn purge_in_progress(queue: &str) -> Self {
+        sender(
+            StatusCode::FORBIDDEN,
+            "AWS.SimpleQueueService.PurgeQueueInProgress",
+            "PurgeQueueInProgress",
+            format!("Only one PurgeQueue operation on {queue} is allowed every 60 seconds."),
+        )
+    }
+
     pub(crate) fn over_limit(message: impl Into<String>) -> Self {
         sender(StatusCode::FORBIDDEN, "OverLimit", "OverLimit", message)
     }

@@ -103,12 +103,3 @@ pub(crate) async fn release(pool: &PgPool, queue: &str, ids: &[String]) -> Resul
     .await?;
     Ok(())
 }
-
-/// Forgets every deduplication id of `queue`: SQS starts a purged FIFO
-/// queue's window afresh, so a message sent again after a purge is sent.
-pub(crate) async fn forget(pool: &PgPool, queue: &str) -> Result<()> {
-    sqlx::query!("delete from queue_sqs_dedup where queue = $1", queue)
-        .execute(pool)
-        .await?;
-    Ok(())
-}

@@ -24,6 +24,8 @@
 //! - `protocol`: AWS JSON 1.0 and the query protocol, read into one shape.
 //! - `answer`: answers and errors in the request's protocol.
 //! - `error`: SQS error codes.
+//! - `caller`: STS's GetCallerIdentity, for tools that look up the account.
+//! - `purge`: PurgeQueue, once a minute.
 //! - `queues`: queue actions (CreateQueue, attributes, tags, dead letter sources).
 //! - `moves`: message move tasks (redrive).
 //! - `permissions`: AddPermission and RemovePermission, kept in `Policy`.
@@ -38,6 +40,7 @@ mod access;
 mod answer;
 mod auth;
 mod body;
+mod caller;
 mod error;
 mod extra;
 mod fifo;
@@ -46,6 +49,7 @@ mod message;
 mod moves;
 mod permissions;
 mod protocol;
+mod purge;
 mod queues;
 mod receive;
 mod send;
@@ -259,7 +263,7 @@ async fn dispatch(ctx: &Ctx<'_>, action: &str, input: Input) -> SqsResult<Map<St
         "GetQueueUrl" => queues::get_url(ctx, input).await,
         "ListQueues" => queues::list(ctx, input).await,
         "DeleteQueue" => queues::delete(ctx, input).await,
-        "PurgeQueue" => queues::purge(ctx, input).await,
+        "PurgeQueue" => purge::purge(ctx, input).await,
         "GetQueueAttributes" => queues::get_attributes(ctx, input).await,
         "SetQueueAttributes" => queues::set_attributes(ctx, input).await,
         "ListDeadLetterSourceQueues" => queues::dead_letter_sources(ctx, input).await,
@@ -276,6 +280,7 @@ async fn dispatch(ctx: &Ctx<'_>, action: &str, input: Input) -> SqsResult<Map<St
         "DeleteMessageBatch" => receive::delete_batch(ctx, input).await,
         "ChangeMessageVisibility" => receive::change_visibility(ctx, input).await,
         "ChangeMessageVisibilityBatch" => receive::change_visibility_batch(ctx, input).await,
+        "GetCallerIdentity" => caller::identity(ctx),
         "AddPermission" => permissions::add(ctx, input).await,
         "RemovePermission" => permissions::remove(ctx, input).await,
         other => Err(SqsError::invalid_action(other)),

@@ -176,16 +176,6 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
     Ok(Map::new())
 }
 
-pub(super) async fn purge(ctx: &Ctx<'_>, input: Input) -> Output {
-    let name = input.queue()?;
-    let queue = ctx.sqs.router.open(name).await?;
-    queue.purge().await?;
-    if name.ends_with(".fifo") {
-        super::fifo::forget(ctx.control(), name).await?;
-    }
-    Ok(Map::new())
-}
-
 async fn describe(ctx: &Ctx<'_>, name: &str, queue: &crate::Routed) -> Output {
     let native = queue.attributes().await?;
     let extra = ctx.sqs.extra.get(ctx.control(), name).await?;

@@ -11,6 +11,7 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+import boto3
 import pytest
 
 
@@ -305,3 +306,21 @@ def test_json_errors_carry_the_shape_aws_sends_and_the_query_code(sqs, name):
     for action, params, shape, query_error in cases:
         status, header, body = _json_call(sqs, action, params)
         assert (status, body["__type"].split("#")[-1], header) == (400, shape, query_error)
+
+
+def test_a_second_purge_within_the_minute_is_refused(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sqs.purge_queue(QueueUrl=url)
+    with pytest.raises(sqs.exceptions.PurgeQueueInProgress):
+        sqs.purge_queue(QueueUrl=url)
+    other = sqs.create_queue(QueueName=name + "-other")["QueueUrl"]
+    sqs.purge_queue(QueueUrl=other)
+
+
+def test_sts_get_caller_identity_names_the_account(sqs):
+    c = _credentials(sqs)
+    sts = boto3.client("sts", endpoint_url=sqs.meta.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id=c.access_key, aws_secret_access_key=c.secret_key)
+    identity = sts.get_caller_identity()
+    assert identity["Account"] == "000000000000"
+    assert identity["UserId"] == c.access_key
