@@ -1,14 +1,16 @@
 -- Queue::stats: read from the counters, never by counting rows, so the cost
 -- does not grow with the backlog. Bucket 0 holds the running totals; leases
 -- and delays count in the bucket of the second they end, and only buckets
--- not yet past still count. Joining the counters onto a one-row subquery
--- gives zeros for a queue that has none. The oldest message is the head of
--- the queue's index, one probe.
+-- of seconds still to come count: a lease or delay ending within the current
+-- second already counts as over, so a message released with a lock of 0
+-- shows as visible at once, as SQS shows it. Joining the counters onto a
+-- one-row subquery gives zeros for a queue that has none. The oldest
+-- message is the head of the queue's index, one probe.
 -- $1: the queue's id.
 with c as (
     select coalesce(sum(live) filter (where bucket = 0), 0) as live,
-           coalesce(sum(leased) filter (where bucket >= s.now), 0) as leased,
-           coalesce(sum(delayed) filter (where bucket >= s.now), 0) as delayed,
+           coalesce(sum(leased) filter (where bucket > s.now), 0) as leased,
+           coalesce(sum(delayed) filter (where bucket > s.now), 0) as delayed,
            coalesce(sum(dead_lettered) filter (where bucket = 0), 0) as dead_lettered
     from (select queue_bucket(now()) as now) s
     left join queue_counters on queue_id = $1
