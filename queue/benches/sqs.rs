@@ -151,27 +151,6 @@ impl Clients {
     }
 }
 
-/// CPU time so far of this process's threads named `name` (the server's
-/// runtime), from /proc, in seconds.
-fn threads_cpu(name: &str) -> f64 {
-    let ticks_per_second = 100.0; // USER_HZ on Linux
-    let mut ticks = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let path = task.path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if comm.trim() != name {
-            continue;
-        }
-        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        // Fields after the command's closing parenthesis; utime and stime
-        // are the 14th and 15th of the whole line.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        ticks += fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
-    }
-    ticks as f64 / ticks_per_second
-}
-
 const SERVER_THREADS: &str = "bench-server";
 
 /// What one phase measured.
@@ -184,7 +163,7 @@ struct Measured {
 /// Messages per second through `side` with `clients` clients cycling until
 /// `total` messages were sent, and the server's CPU per message.
 async fn phase(clients: &Clients, side: Side, queue: &str, n: usize, total: usize) -> Measured {
-    let cpu_before = threads_cpu(SERVER_THREADS);
+    let cpu_before = support::server::threads_cpu(SERVER_THREADS);
     let left = Arc::new(AtomicI64::new(total as i64));
     let deleted = Arc::new(AtomicI64::new(0));
     let start = Instant::now();
@@ -210,7 +189,7 @@ async fn phase(clients: &Clients, side: Side, queue: &str, n: usize, total: usiz
     let messages = deleted.load(Ordering::Relaxed) as f64;
     Measured {
         rate: messages / start.elapsed().as_secs_f64(),
-        server_us: (threads_cpu(SERVER_THREADS) - cpu_before) * 1e6 / messages,
+        server_us: (support::server::threads_cpu(SERVER_THREADS) - cpu_before) * 1e6 / messages,
     }
 }
 
@@ -246,21 +225,7 @@ async fn main() {
     // The server on a runtime of its own, whose threads' CPU is the
     // endpoints' cost; the clients (the SDK's signing, reqwest) run on this
     // one.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(SERVER_THREADS)
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app).await.unwrap()
-            })
-    });
+    let base = support::server::serve_apart(app, SERVER_THREADS);
 
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::Config::builder()

@@ -177,7 +177,7 @@ impl Queues {
         attributes: &QueueAttributes,
         replace: bool,
     ) -> Result<Option<bool>> {
-        check_name("name", name)?;
+        check_name("name", name, QUEUE_NAME_MAX)?;
         attributes.validate()?;
         self.check_dead_letter_queue(attributes).await?;
         Ok(sqlx::query_file_scalar!(
@@ -272,10 +272,16 @@ impl Queue {
     }
 }
 
-/// Names of queues, topics and subscriptions: 1 to 80 of A-Z a-z 0-9 _ - .
-pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
+/// The longest queue name: an SQS name of 80 after its region's (see
+/// `sqs::regions`).
+pub(crate) const QUEUE_NAME_MAX: usize = 128;
+/// The longest topic or subscription name.
+pub(crate) const NAME_MAX: usize = 80;
+
+/// Names of queues, topics and subscriptions: 1 to `max` of A-Z a-z 0-9 _ - .
+pub(crate) fn check_name(field: &'static str, name: &str, max: usize) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 80
+        && name.len() <= max
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
@@ -284,7 +290,7 @@ pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
     } else {
         Err(Error::InvalidArgument {
             field,
-            message: "1 to 80 characters of A-Z, a-z, 0-9, '_', '-' or '.'".into(),
+            message: format!("1 to {max} characters of A-Z, a-z, 0-9, '_', '-' or '.'"),
         })
     }
 }

@@ -1,10 +1,9 @@
 //! Whether the key a request was signed with may do what it asks: the
 //! queue each action acts on, judged by the key's grant (see `grants`).
 
-use super::Input;
 use super::error::{SqsError, SqsResult};
 use super::grants::{self, Grant};
-use super::settings::name_of_arn;
+use super::{Ctx, Input};
 
 /// The key a request was signed with, and what it may do.
 pub(super) struct Access<'a> {
@@ -63,13 +62,14 @@ impl<'a> Access<'a> {
 /// What an action does beyond that queue is checked where it happens: the
 /// queues a listing returns, a redrive policy's target, a move's
 /// destination.
-pub(super) fn authorize(access: &Access<'_>, action: &str, input: &Input) -> SqsResult<()> {
+pub(super) fn authorize(ctx: &Ctx<'_>, action: &str, input: &Input) -> SqsResult<()> {
+    let access = &ctx.access;
     match action {
         "CreateQueue" | "GetQueueUrl" => access.check(action, input.required("QueueName")?),
         "ListQueues" | "CancelMessageMoveTask" => access.check_action(action),
         "GetCallerIdentity" => Ok(()),
         "StartMessageMoveTask" | "ListMessageMoveTasks" => {
-            access.check(action, name_of_arn(input.required("SourceArn")?)?)
+            access.check(action, &ctx.native_of_arn(input.required("SourceArn")?)?)
         }
         _ if grants::permission(action).is_some() => access.check(action, input.queue()?),
         _ => Err(SqsError::invalid_action(action)),

@@ -26,6 +26,7 @@
 //! - `error`: SQS error codes.
 //! - `caller`: STS's GetCallerIdentity, for tools that look up the account.
 //! - `purge`: PurgeQueue, once a minute.
+//! - `regions`: each region's queues kept apart.
 //! - `queues`: queue actions (CreateQueue, attributes, tags, dead letter sources).
 //! - `moves`: message move tasks (redrive).
 //! - `permissions`: AddPermission and RemovePermission, kept in `Policy`.
@@ -52,6 +53,7 @@ mod protocol;
 mod purge;
 mod queues;
 mod receive;
+mod regions;
 mod send;
 mod settings;
 
@@ -78,8 +80,8 @@ pub struct SqsConfig {
     pub keys: AccessKeys,
     /// The account id in queue URLs and ARNs.
     pub account_id: String,
-    /// The region in ARNs of requests whose signature names none (it
-    /// always does: each request's ARNs carry the region it was signed for).
+    /// The endpoint's own region: its queues keep their names; another
+    /// region's are kept apart under that region's name (see `regions`).
     pub region: String,
 }
 
@@ -109,8 +111,9 @@ pub struct SqsArgs {
     /// 000000000000).
     #[arg(long, env = "DARKROOM_SQS_ACCOUNT_ID", default_value = "000000000000")]
     pub sqs_account_id: String,
-    /// Region in the endpoint's ARNs when a request's signature names none
-    /// (default us-east-1; SDKs always name one).
+    /// The endpoint's own region (default us-east-1): requests signed for it
+    /// reach queues by their names; those signed for another region reach
+    /// that region's queues, kept apart (`us-west-2.orders`).
     #[arg(long, env = "DARKROOM_SQS_REGION", default_value = "us-east-1")]
     pub sqs_region: String,
 }
@@ -166,15 +169,54 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn queue_url(&self, name: &str) -> String {
+    /// The endpoint's own region, whose queues keep their names.
+    fn home(&self) -> &str {
+        &self.sqs.config.region
+    }
+
+    /// The native queue behind the SQS queue `name` of the request's region.
+    fn native(&self, name: &str) -> String {
+        regions::native(name, &self.region, self.home())
+    }
+
+    /// The SQS name of the native queue `native`, when it is of the
+    /// request's region.
+    fn sqs_name<'n>(&'n self, native: &'n str) -> Option<&'n str> {
+        let (region, name) = regions::split(native, self.home());
+        (region == self.region).then_some(name)
+    }
+
+    /// The URL of the native queue `native` (of the request's region).
+    fn queue_url(&self, native: &str) -> String {
+        let (_, name) = regions::split(native, self.home());
         format!("{}/{}/{}", self.base_url, self.sqs.config.account_id, name)
     }
 
-    fn arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:sqs:{}:{}:{}",
-            self.region, self.sqs.config.account_id, name
-        )
+    /// The ARN of the native queue `native`, in its own region.
+    fn arn(&self, native: &str) -> String {
+        let (region, name) = regions::split(native, self.home());
+        format!("arn:aws:sqs:{region}:{}:{name}", self.sqs.config.account_id)
+    }
+
+    /// `input` with the queue it names by URL or name (CreateQueue,
+    /// GetQueueUrl) as the native queue of the request's region: actions
+    /// work on native names, and turn them back into URLs and ARNs.
+    fn in_own_region(&self, mut input: Input) -> Input {
+        for key in ["QueueUrl", "QueueName"] {
+            let named = input.str(key).map(|v| {
+                let name = v.trim_end_matches('/').rsplit('/').next().unwrap_or(v);
+                self.native(name)
+            });
+            if let Some(native) = named {
+                input.0.insert(key.into(), Value::String(native));
+            }
+        }
+        input
+    }
+
+    /// The native queue an SQS queue ARN names.
+    fn native_of_arn(&self, arn: &str) -> SqsResult<String> {
+        regions::native_of_arn(arn, self.home())
     }
 
     fn control(&self) -> &sqlx::PgPool {
@@ -243,8 +285,8 @@ async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         };
-        let input = Input(input);
-        access::authorize(&ctx.access, &action, &input)?;
+        let input = ctx.in_own_region(Input(input));
+        access::authorize(&ctx, &action, &input)?;
         dispatch(&ctx, &action, input).await
     }
     .await;

@@ -8,7 +8,6 @@ use serde_json::{Map, Value, json};
 
 use super::error::{SqsError, SqsResult};
 use super::queues::sources_of;
-use super::settings;
 use super::{Ctx, Input};
 use crate::Error;
 
@@ -33,7 +32,7 @@ pub(super) struct MoveTask {
 
 pub(super) async fn start(ctx: &Ctx<'_>, input: Input) -> Output {
     let source_arn = input.required("SourceArn")?.to_owned();
-    let dlq = settings::name_of_arn(&source_arn)?.to_owned();
+    let dlq = ctx.native_of_arn(&source_arn)?;
     let destination_arn = input.str("DestinationArn").map(str::to_owned);
     let router = &ctx.sqs.router;
     let dead_letters = match router.open(&dlq).await {
@@ -66,9 +65,9 @@ pub(super) async fn start(ctx: &Ctx<'_>, input: Input) -> Output {
             moved
         }
         Some(arn) => {
-            let name = settings::name_of_arn(arn)?;
-            ctx.access.check("SendMessage", name)?;
-            let destination = router.open(name).await?;
+            let name = ctx.native_of_arn(arn)?;
+            ctx.access.check("SendMessage", &name)?;
+            let destination = router.open(&name).await?;
             move_all(&dead_letters, &destination).await?
         }
     };

@@ -30,7 +30,7 @@ fn check_name(name: &str) -> SqsResult<bool> {
 
 pub(super) async fn create(ctx: &Ctx<'_>, input: Input) -> Output {
     let name = input.required("QueueName")?;
-    let fifo = check_name(name)?;
+    let fifo = check_name(ctx.sqs_name(name).unwrap_or(name))?;
     let mut requested = input.map("Attributes");
     let fifo_asked = requested
         .get("FifoQueue")
@@ -61,7 +61,8 @@ pub(super) async fn create(ctx: &Ctx<'_>, input: Input) -> Output {
             }
         }
         Err(Error::QueueNotFound(_)) => {
-            let change = settings::apply(QueueAttributes::default(), &requested, fifo, true)?;
+            let defaults = QueueAttributes::default();
+            let change = settings::apply(defaults, &requested, fifo, true, ctx.home())?;
             check_dead_letter_queue(ctx, &change.native, fifo, None).await?;
             router.put(name, &change.native).await?;
             ctx.sqs
@@ -164,7 +165,10 @@ pub(super) async fn list(ctx: &Ctx<'_>, input: Input) -> Output {
         .list()
         .await?
         .into_iter()
-        .filter(|n| n.starts_with(prefix) && ctx.access.may("ListQueues", n))
+        .filter(|n| {
+            ctx.sqs_name(n).is_some_and(|s| s.starts_with(prefix))
+                && ctx.access.may("ListQueues", n)
+        })
         .collect();
     page(names, &input, ctx, "QueueUrls")
 }
@@ -220,7 +224,7 @@ pub(super) async fn set_attributes(ctx: &Ctx<'_>, input: Input) -> Output {
     let before = current.dead_letter_queue.clone();
     let mut asked = input.map("Attributes");
     asked.retain(|k, _| k != "FifoQueue" || !fifo);
-    let change = settings::apply(current, &asked, fifo, false)?;
+    let change = settings::apply(current, &asked, fifo, false, ctx.home())?;
     check_dead_letter_queue(ctx, &change.native, fifo, before.as_deref()).await?;
     ctx.sqs.router.put(name, &change.native).await?;
     ctx.sqs

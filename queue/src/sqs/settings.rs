@@ -256,7 +256,7 @@ fn set_redrive_policy(change: &mut Change, setting: &Setting) -> SqsResult<()> {
     }
     .filter(|n| (1..=1000).contains(n))
     .ok_or_else(|| setting.invalid("maxReceiveCount must be a number from 1 to 1000"))?;
-    native.dead_letter_queue = Some(name_of_arn(arn)?.to_owned());
+    native.dead_letter_queue = Some(super::regions::native_of_arn(arn, setting.home_region)?);
     native.max_receive_count = Some(max as u32);
     Ok(())
 }
@@ -331,6 +331,7 @@ pub(crate) fn apply(
     attributes: &Map<String, Value>,
     fifo: bool,
     creating: bool,
+    home_region: &str,
 ) -> SqsResult<Change> {
     let mut change = Change {
         native,
@@ -350,6 +351,7 @@ pub(crate) fn apply(
             value: &value,
             fifo,
             creating,
+            home_region,
         };
         set(&mut change, &setting)?;
     }

@@ -58,7 +58,7 @@ impl Topics {
 
     /// Creates the topic, or, with `replace`, changes an existing one.
     async fn write_topic(&self, name: &str, settings: &TopicSettings, replace: bool) -> Result<()> {
-        crate::admin::check_name("name", name)?;
+        crate::admin::check_name("name", name, crate::admin::NAME_MAX)?;
         if settings.message_lifetime < Duration::from_secs(1) {
             return Err(invalid("message_lifetime", "must be at least 1 s"));
         }
@@ -132,7 +132,7 @@ impl Topics {
         name: &str,
         spec: &SubscriptionSpec,
     ) -> Result<()> {
-        crate::admin::check_name("subscription", name)?;
+        crate::admin::check_name("subscription", name, crate::admin::NAME_MAX)?;
         if spec.tags.len() > MAX_TAGS {
             return Err(invalid("tags", format!("at most {MAX_TAGS}")));
         }

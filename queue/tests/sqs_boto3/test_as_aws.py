@@ -324,3 +324,28 @@ def test_sts_get_caller_identity_names_the_account(sqs):
     identity = sts.get_caller_identity()
     assert identity["Account"] == "000000000000"
     assert identity["UserId"] == c.access_key
+
+
+def test_each_region_has_its_own_queues(sqs, name):
+    c = _credentials(sqs)
+
+    def client(region):
+        return boto3.client("sqs", endpoint_url=sqs.meta.endpoint_url, region_name=region,
+                            aws_access_key_id=c.access_key, aws_secret_access_key=c.secret_key)
+
+    east, west = sqs, client("us-west-2")
+    east_url = east.create_queue(QueueName=name)["QueueUrl"]
+    west_url = west.create_queue(QueueName=name, Attributes={"DelaySeconds": "5"})["QueueUrl"]
+    east.send_message(QueueUrl=east_url, MessageBody="east")
+    west.send_message(QueueUrl=west_url, MessageBody="west", DelaySeconds=0)
+    assert [m["Body"] for m in west.receive_message(QueueUrl=west_url)["Messages"]] == ["west"]
+    assert [m["Body"] for m in east.receive_message(QueueUrl=east_url)["Messages"]] == ["east"]
+    arn = west.get_queue_attributes(QueueUrl=west_url, AttributeNames=["All"])["Attributes"]
+    assert arn["QueueArn"] == f"arn:aws:sqs:us-west-2:000000000000:{name}"
+    assert arn["DelaySeconds"] == "5"
+    assert east.get_queue_attributes(
+        QueueUrl=east_url, AttributeNames=["DelaySeconds"])["Attributes"]["DelaySeconds"] == "0"
+    assert west.list_queues(QueueNamePrefix=name)["QueueUrls"] == [west_url]
+    assert east.list_queues(QueueNamePrefix=name)["QueueUrls"] == [east_url]
+    west.delete_queue(QueueUrl=west_url)
+    assert east.get_queue_url(QueueName=name)["QueueUrl"] == east_url

@@ -31,6 +31,8 @@ pub(super) struct Setting<'a> {
     pub(super) value: &'a str,
     pub(super) fifo: bool,
     pub(super) creating: bool,
+    /// The endpoint's own region, whose queues an ARN names by name alone.
+    pub(super) home_region: &'a str,
 }
 
 impl Setting<'_> {
