@@ -210,6 +210,15 @@ impl SqsError {
         )
     }
 
+    pub(crate) fn deleted_recently() -> Self {
+        sender(
+            StatusCode::BAD_REQUEST,
+            "AWS.SimpleQueueService.QueueDeletedRecently",
+            "QueueDeletedRecently",
+            "You must wait 60 seconds after deleting a queue before you can create another with the same name.",
+        )
+    }
+
     pub(crate) fn purge_in_progress(queue: &str) -> Self {
         sender(
             StatusCode::FORBIDDEN,

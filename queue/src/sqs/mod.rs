@@ -24,6 +24,7 @@
 //! - `protocol`: AWS JSON 1.0 and the query protocol, read into one shape.
 //! - `answer`: answers and errors in the request's protocol.
 //! - `error`: SQS error codes.
+//! - `claims`: what SQS allows once a minute: a purge, a name reused.
 //! - `caller`: STS's GetCallerIdentity, for tools that look up the account.
 //! - `purge`: PurgeQueue, once a minute.
 //! - `regions`: each region's queues kept apart.
@@ -42,6 +43,7 @@ mod answer;
 mod auth;
 mod body;
 mod caller;
+mod claims;
 mod error;
 mod extra;
 mod fifo;

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::claims::{self, Claim};
 use super::error::{SqsError, SqsResult};
 use super::settings::{self, READABLE};
 use super::{Ctx, Input, is_sqs_word};
@@ -61,6 +62,9 @@ pub(super) async fn create(ctx: &Ctx<'_>, input: Input) -> Output {
             }
         }
         Err(Error::QueueNotFound(_)) => {
+            if claims::held(ctx.control(), name, Claim::Deletion).await? {
+                return Err(SqsError::deleted_recently());
+            }
             let defaults = QueueAttributes::default();
             let change = settings::apply(defaults, &requested, fifo, true, ctx.home())?;
             check_dead_letter_queue(ctx, &change.native, fifo, None).await?;
@@ -177,6 +181,7 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
     let name = input.queue()?;
     ctx.sqs.router.delete(name).await?;
     ctx.sqs.extra.forget(name);
+    claims::take(ctx.control(), name, Claim::Deletion).await?;
     Ok(Map::new())
 }
 

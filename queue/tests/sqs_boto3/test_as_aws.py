@@ -349,3 +349,11 @@ def test_each_region_has_its_own_queues(sqs, name):
     assert east.list_queues(QueueNamePrefix=name)["QueueUrls"] == [east_url]
     west.delete_queue(QueueUrl=west_url)
     assert east.get_queue_url(QueueName=name)["QueueUrl"] == east_url
+
+
+def test_a_deleted_queues_name_is_held_for_a_minute(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sqs.delete_queue(QueueUrl=url)
+    with pytest.raises(sqs.exceptions.QueueDeletedRecently):
+        sqs.create_queue(QueueName=name)
+    sqs.create_queue(QueueName=name + "-other")
