@@ -251,7 +251,7 @@ CREATE TABLE public.queue_queues (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT queue_queues_kind_check CHECK ((kind = ANY (ARRAY['concurrent'::text, 'ordered'::text]))),
-    CONSTRAINT queue_queues_name_check CHECK ((name ~ '^[A-Za-z0-9_.-]{1,80}$'::text))
+    CONSTRAINT queue_queues_name_check CHECK ((name ~ '^[A-Za-z0-9_.-]{1,128}$'::text))
 );
 
 ALTER TABLE public.queue_queues ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
