@@ -1,10 +1,17 @@
 //! FIFO queues over the SQS endpoint, driven by the Rust AWS SDK: order
-//! within a message group, sequence numbers, deduplication.
+//! within a message group under concurrent receivers, a group's batch per
+//! receive, sequence numbers, deduplication.
 
 mod common;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_sqs::error::ProvideErrorMetadata;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
 use sqlx::PgPool;
 use testkit::sqs::{client, delete, serve};
 
@@ -211,5 +218,104 @@ async fn a_fifo_receive_takes_a_groups_batch_with_uuid_message_ids(pool: PgPool)
     for id in ids {
         let id: uuid::Uuid = id.parse().unwrap();
         assert_eq!(id.get_version_num(), 8);
+    }
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn four_receivers_take_twenty_groups_each_in_order_and_nothing_twice(pool: PgPool) {
+    const GROUPS: usize = 20;
+    const EACH: usize = 10;
+    let (url, _) = serve(&pool).await;
+    let sqs = client(&url);
+    let q = sqs
+        .create_queue()
+        .queue_name("many.fifo")
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for i in 0..EACH {
+        for groups in (0..GROUPS).collect::<Vec<_>>().chunks(10) {
+            let entries = groups
+                .iter()
+                .map(|g| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(format!("g{g}"))
+                        .message_body(format!("{g}:{i}"))
+                        .message_group_id(g.to_string())
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            let sent = sqs
+                .send_message_batch()
+                .queue_url(&q)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .unwrap();
+            assert!(sent.failed().is_empty());
+        }
+    }
+    // Each group's messages as handed out: noted before the delete that
+    // lets the group's next batch go, so in the order they went out.
+    let handed: Arc<Mutex<HashMap<String, Vec<usize>>>> = Arc::default();
+    let receivers: Vec<_> = (0..4)
+        .map(|_| {
+            let (sqs, q, handed) = (sqs.clone(), q.clone(), handed.clone());
+            tokio::spawn(async move {
+                let mut idle = 0;
+                while idle < 5 {
+                    let got = sqs
+                        .receive_message()
+                        .queue_url(&q)
+                        .max_number_of_messages(10)
+                        .send()
+                        .await
+                        .unwrap();
+                    if got.messages().is_empty() {
+                        idle += 1;
+                        continue;
+                    }
+                    idle = 0;
+                    let mut entries = Vec::new();
+                    {
+                        let mut handed = handed.lock().unwrap();
+                        for (k, m) in got.messages().iter().enumerate() {
+                            let (g, i) = m.body().unwrap().split_once(':').unwrap();
+                            handed.entry(g.into()).or_default().push(i.parse().unwrap());
+                            entries.push(
+                                DeleteMessageBatchRequestEntry::builder()
+                                    .id(k.to_string())
+                                    .receipt_handle(m.receipt_handle().unwrap())
+                                    .build()
+                                    .unwrap(),
+                            );
+                        }
+                    }
+                    sqs.delete_message_batch()
+                        .queue_url(&q)
+                        .set_entries(Some(entries))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for r in receivers {
+        r.await.unwrap();
+    }
+    let handed = handed.lock().unwrap();
+    assert_eq!(handed.len(), GROUPS);
+    for (g, order) in handed.iter() {
+        assert_eq!(
+            *order,
+            (0..EACH).collect::<Vec<_>>(),
+            "group {g}: in order, once each"
+        );
     }
 }

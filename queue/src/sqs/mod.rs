@@ -2,10 +2,11 @@
 //! `endpoint_url`) sends, receives and administers Darkroom queues.
 //!
 //! Served at `POST /` (and `POST /{account}/{queue}`, where the query
-//! protocol may post, and both as `GET` for the query protocol in a URL) on `darkroom-web`'s admin listener and by
-//! `darkroom-queue serve`. Every request must carry an AWS Signature
-//! Version 4 (in its headers or, presigned, its query) made with a key of `DARKROOM_SQS_ACCESS_KEYS`; with none
-//! configured, every request is refused. A key reaches the queues and
+//! protocol may post; both also as `GET`, the query protocol in a URL) on
+//! `darkroom-web`'s admin listener and by `darkroom-queue serve`. Every
+//! request must carry an AWS Signature Version 4 (in its headers or,
+//! presigned, in its query) made with a key of `DARKROOM_SQS_ACCESS_KEYS`;
+//! with none configured, every request is refused. A key reaches the queues and
 //! actions of its grant; the product's own `darkroom.` queues only when
 //! they are granted by name (see `grants`).
 //!
@@ -17,11 +18,13 @@
 //! by this module: see `message` and `settings`.
 //!
 //! # Layout
-//! - `auth`: access keys and SigV4 verification.
+//! - `keys`: the access keys and their secrets.
+//! - `auth`: SigV4 verification, in headers or a presigned URL.
 //! - `grants`: what each key may do, as `DARKROOM_SQS_ACCESS_KEYS` says.
 //! - `access`: a request's queues judged by its key's grant.
 //! - `body`: a request body, read up to what SQS can need.
 //! - `protocol`: AWS JSON 1.0 and the query protocol, read into one shape.
+//! - `input`: an action's input, read as either protocol sends it.
 //! - `answer`: answers and errors in the request's protocol.
 //! - `error`: SQS error codes.
 //! - `claims`: what SQS allows once a minute: a purge, a name reused.
@@ -48,6 +51,8 @@ mod error;
 mod extra;
 mod fifo;
 mod grants;
+mod input;
+mod keys;
 mod message;
 mod moves;
 mod permissions;
@@ -70,9 +75,10 @@ use axum::routing::post;
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-pub use auth::AccessKeys;
+pub use keys::AccessKeys;
 
 use error::{SqsError, SqsResult};
+use input::{Input, is_sqs_word};
 use protocol::Protocol;
 
 /// How the endpoint names itself in queue URLs and ARNs.
@@ -204,14 +210,14 @@ impl Ctx<'_> {
     /// GetQueueUrl) as the native queue of the request's region: actions
     /// work on native names, and turn them back into URLs and ARNs.
     fn in_own_region(&self, mut input: Input) -> Input {
-        for key in ["QueueUrl", "QueueName"] {
-            let named = input.str(key).map(|v| {
-                let name = v.trim_end_matches('/').rsplit('/').next().unwrap_or(v);
-                self.native(name)
-            });
-            if let Some(native) = named {
-                input.0.insert(key.into(), Value::String(native));
-            }
+        if let Some(url) = input.str("QueueUrl") {
+            let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+            let native = self.native(name);
+            input.0.insert("QueueUrl".into(), Value::String(native));
+        }
+        if let Some(name) = input.str("QueueName") {
+            let native = self.native(name);
+            input.0.insert("QueueName".into(), Value::String(native));
         }
         input
     }
@@ -331,104 +337,6 @@ async fn dispatch(ctx: &Ctx<'_>, action: &str, input: Input) -> SqsResult<Map<St
     }
 }
 
-/// An action's input in the JSON protocol's shape; the query protocol's
-/// values are all strings, so numbers and booleans are read from either.
-struct Input(Map<String, Value>);
-
-impl Input {
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name)
-    }
-
-    fn str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(Value::as_str)
-    }
-
-    fn required(&self, name: &str) -> SqsResult<&str> {
-        self.str(name)
-            .ok_or_else(|| SqsError::missing_parameter(name))
-    }
-
-    fn int(&self, name: &str) -> SqsResult<Option<i64>> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(()),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| ()),
-            Some(_) => Err(()),
-        }
-        .map_err(|()| SqsError::invalid_parameter(format!("{name} must be a whole number.")))
-    }
-
-    /// An integer parameter within `min..=max`.
-    fn int_in(&self, name: &str, min: i64, max: i64) -> SqsResult<Option<i64>> {
-        match self.int(name)? {
-            Some(n) if !(min..=max).contains(&n) => Err(SqsError::invalid_parameter(format!(
-                "Value {n} for parameter {name} is invalid. Reason: must be between {min} and {max}."
-            ))),
-            n => Ok(n),
-        }
-    }
-
-    fn strings(&self, name: &str) -> Vec<String> {
-        match self.0.get(name) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn map(&self, name: &str) -> Map<String, Value> {
-        match self.0.get(name) {
-            Some(Value::Object(m)) => m.clone(),
-            _ => Map::new(),
-        }
-    }
-
-    /// The queue a request names by URL (or by bare name).
-    fn queue(&self) -> SqsResult<&str> {
-        let url = self.required("QueueUrl")?;
-        let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
-        if name.is_empty() {
-            return Err(SqsError::no_queue());
-        }
-        Ok(name)
-    }
-
-    /// Takes out the entries of a batch of `action`: 1 to 10, each with a
-    /// distinct, valid Id.
-    fn entries(&mut self, action: &str) -> SqsResult<Vec<Input>> {
-        let entry = format!("{action}RequestEntry");
-        let items = match self.0.remove("Entries") {
-            Some(Value::Array(items)) if !items.is_empty() => items,
-            _ => return Err(SqsError::empty_batch(&entry)),
-        };
-        if items.len() > 10 {
-            return Err(SqsError::too_many_entries(items.len()));
-        }
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let Value::Object(map) = item else {
-                return Err(SqsError::invalid_parameter(
-                    "Batch entries must be objects.",
-                ));
-            };
-            let entry = Input(map);
-            let id = entry.required("Id")?;
-            if !is_sqs_word(id) {
-                return Err(SqsError::invalid_batch_id());
-            }
-            if !seen.insert(id.to_owned()) {
-                return Err(SqsError::ids_not_distinct(id));
-            }
-            out.push(entry);
-        }
-        Ok(out)
-    }
-}
-
 /// A failed batch entry, as SQS reports it.
 fn batch_failure(id: &str, e: &SqsError) -> Value {
     serde_json::json!({
@@ -445,12 +353,4 @@ fn batch_output(successful: Vec<Value>, failed: Vec<Value>) -> Map<String, Value
     out.insert("Successful".into(), Value::Array(successful));
     out.insert("Failed".into(), Value::Array(failed));
     out
-}
-
-/// SQS's rule for queue names (before `.fifo`) and batch entry ids: 1 to 80
-/// of A-Z a-z 0-9 - _.
-fn is_sqs_word(s: &str) -> bool {
-    (1..=80).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

@@ -1,4 +1,4 @@
-//! Queue actions: create, find, list, delete, purge, attributes, tags and
+//! Queue actions: create, find, list, delete, attributes, tags and
 //! dead letter sources.
 
 use serde_json::{Map, Value, json};

@@ -139,8 +139,9 @@ fn receipt(input: &Input, in_batch: bool) -> SqsResult<Receipt> {
 }
 
 pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
-    let receipt = receipt(&input, false)?;
+    // As SQS: a missing queue is reported before a malformed receipt.
     let queue = ctx.sqs.router.open(input.queue()?).await?;
+    let receipt = receipt(&input, false)?;
     delete_late(&queue, &[receipt]).await?;
     Ok(Map::new())
 }

@@ -96,7 +96,7 @@ fn prepare(ctx: &Ctx<'_>, entry: &Input, target: &Target) -> SqsResult<Outgoing>
             "One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes."
         )));
     }
-    let delay = match entry.int("DelaySeconds")? {
+    let mut delay = match entry.int("DelaySeconds")? {
         Some(d) if !(0..=900).contains(&d) => {
             return Err(SqsError::invalid_parameter(format!(
                 "Value {d} for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900."
@@ -124,7 +124,6 @@ fn prepare(ctx: &Ctx<'_>, entry: &Input, target: &Target) -> SqsResult<Outgoing>
         ..Default::default()
     };
     let mut dedup = None;
-    let mut delay = delay;
     if target.fifo {
         // A FIFO queue's messages take the queue's delay: an explicit 0 is
         // not an override, any other value is refused.
