@@ -146,11 +146,13 @@ async fn main() {
         for (k, per_call) in order.into_iter().enumerate() {
             fill(&sqs, &url, n, 2 * round + k, &body).await;
             let (rate, cpu) = drain(&sqs, &url, n, per_call).await;
-            if per_call == 10 {
-                (tens.push(rate), ten_cpu.push(cpu));
+            let (rates, cpus) = if per_call == 10 {
+                (&mut tens, &mut ten_cpu)
             } else {
-                (ones.push(rate), one_cpu.push(cpu));
-            }
+                (&mut ones, &mut one_cpu)
+            };
+            rates.push(rate);
+            cpus.push(cpu);
         }
     }
     let (ten, one) = (median(tens), median(ones));
