@@ -24,7 +24,7 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequest
 use queue::{AdminToken, Queues, Router, SqsConfig};
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
-use support::random_body;
+use support::{env_usize, median, random_body};
 
 const TOKEN: &str = "sqs-bench-admin-token-7c1e9a4f2b";
 const KEY_ID: &str = "AKIDBENCH";
@@ -191,18 +191,6 @@ async fn phase(clients: &Clients, side: Side, queue: &str, n: usize, total: usiz
         rate: messages / start.elapsed().as_secs_f64(),
         server_us: (support::server::threads_cpu(SERVER_THREADS) - cpu_before) * 1e6 / messages,
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[tokio::main]

@@ -22,8 +22,8 @@ use aws_sdk_sqs::types::{
 };
 use queue::{Queues, Router, SqsConfig};
 use sqlx::postgres::PgPoolOptions;
-use support::random_body;
 use support::server::{serve_apart, threads_cpu};
+use support::{env_usize, median, random_body};
 
 const KEY_ID: &str = "AKIDBENCH";
 const SECRET: &str = "sqs-bench-secret";
@@ -91,18 +91,6 @@ async fn drain(sqs: &Client, url: &str, n: usize, per_call: i32) -> (f64, f64) {
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     (rate, (threads_cpu(SERVER_THREADS) - cpu) * 1e6 / n as f64)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[tokio::main]

@@ -14,21 +14,9 @@ use std::time::Instant;
 
 use queue::{NewMessage, Publication, Queue, Queues, SubscriptionSpec, TopicSettings, Topics};
 use sqlx::postgres::PgPoolOptions;
-use support::random_body;
+use support::{env_usize, median, random_body};
 
 const BATCH: usize = 100;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 /// Copies landed per second publishing `batches` batches to `topic`.
 async fn publish(

@@ -15,20 +15,28 @@ use aws_sdk_sqs::types::{
 use sqlx::PgPool;
 use testkit::sqs::{client, delete, serve};
 
-#[sqlx::test(migrator = "queue::MIGRATOR")]
-async fn fifo_queue_keeps_group_order_and_deduplicates_within_the_window(pool: PgPool) {
-    let (url, _) = serve(&pool).await;
-    let sqs = client(&url);
-    let q = sqs
-        .create_queue()
-        .queue_name("orders.fifo")
+/// Creates the FIFO queue `name`, deduplicating by content when
+/// `by_content`; returns its URL.
+async fn create_fifo(sqs: &aws_sdk_sqs::Client, name: &str, by_content: bool) -> String {
+    sqs.create_queue()
+        .queue_name(name)
         .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
+        .attributes(
+            QueueAttributeName::ContentBasedDeduplication,
+            by_content.to_string(),
+        )
         .send()
         .await
         .unwrap()
         .queue_url
-        .unwrap();
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "queue::MIGRATOR")]
+async fn fifo_queue_keeps_group_order_and_deduplicates_within_the_window(pool: PgPool) {
+    let (url, _) = serve(&pool).await;
+    let sqs = client(&url);
+    let q = create_fifo(&sqs, "orders.fifo", true).await;
     let mut ids = Vec::new();
     let mut seqs = Vec::new();
     for i in 0..3 {
@@ -129,15 +137,7 @@ async fn send_deduplicated(sqs: &aws_sdk_sqs::Client, q: &str, body: &str, dedup
 async fn a_deduplication_id_is_forgotten_five_minutes_after_its_send(pool: PgPool) {
     let (url, _) = serve(&pool).await;
     let sqs = client(&url);
-    let q = sqs
-        .create_queue()
-        .queue_name("window.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let q = create_fifo(&sqs, "window.fifo", false).await;
     let first = send_deduplicated(&sqs, &q, "first", "once").await;
     // The window is SQS's five minutes, counted from the first send.
     let remembered_for: f64 = sqlx::query_scalar(
@@ -180,16 +180,7 @@ async fn a_deduplication_id_is_forgotten_five_minutes_after_its_send(pool: PgPoo
 async fn a_fifo_receive_takes_a_groups_batch_with_uuid_message_ids(pool: PgPool) {
     let (url, _) = serve(&pool).await;
     let sqs = client(&url);
-    let q = sqs
-        .create_queue()
-        .queue_name("batches.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let q = create_fifo(&sqs, "batches.fifo", true).await;
     let mut sent = Vec::new();
     for i in 0..10 {
         let r = sqs
@@ -227,16 +218,7 @@ async fn four_receivers_take_twenty_groups_each_in_order_and_nothing_twice(pool:
     const EACH: usize = 10;
     let (url, _) = serve(&pool).await;
     let sqs = client(&url);
-    let q = sqs
-        .create_queue()
-        .queue_name("many.fifo")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .attributes(QueueAttributeName::ContentBasedDeduplication, "true")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let q = create_fifo(&sqs, "many.fifo", true).await;
     for i in 0..EACH {
         for groups in (0..GROUPS).collect::<Vec<_>>().chunks(10) {
             let entries = groups
