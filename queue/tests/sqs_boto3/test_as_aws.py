@@ -310,9 +310,12 @@ def test_json_errors_carry_the_shape_aws_sends_and_the_query_code(sqs, name):
 
 def test_a_second_purge_within_the_minute_is_refused(sqs, name):
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    sqs.purge_queue(QueueUrl=url)
-    with pytest.raises(sqs.exceptions.PurgeQueueInProgress):
-        sqs.purge_queue(QueueUrl=url)
+    # A FIFO purge forgets deduplication ids, but not that it purged.
+    fifo = sqs.create_queue(QueueName=name + ".fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    for queue in (url, fifo):
+        sqs.purge_queue(QueueUrl=queue)
+        with pytest.raises(sqs.exceptions.PurgeQueueInProgress):
+            sqs.purge_queue(QueueUrl=queue)
     other = sqs.create_queue(QueueName=name + "-other")["QueueUrl"]
     sqs.purge_queue(QueueUrl=other)
 
