@@ -7,8 +7,7 @@
 //! native queue `us-west-2.orders`: SQS names hold no `.` before `.fifo`,
 //! so no queue of the endpoint's region can be mistaken for one.
 
-use super::error::SqsResult;
-use super::settings::name_of_arn;
+use super::error::{SqsError, SqsResult};
 
 /// The native queue behind the SQS queue `name` of `region`.
 pub(crate) fn native(name: &str, region: &str, home: &str) -> String {
@@ -32,6 +31,17 @@ pub(crate) fn native_of_arn(arn: &str, home: &str) -> SqsResult<String> {
     let name = name_of_arn(arn)?;
     let region = arn.split(':').nth(3).unwrap_or_default();
     Ok(native(name, region, home))
+}
+
+/// The queue name an ARN names (`arn:aws:sqs:region:account:name`).
+fn name_of_arn(arn: &str) -> SqsResult<&str> {
+    match arn.split(':').collect::<Vec<_>>()[..] {
+        ["arn", _, "sqs", _, _, name] if !name.is_empty() => Ok(name),
+        _ => Err(SqsError::invalid_parameter(format!(
+            "`{}` is not an SQS queue ARN.",
+            arn.chars().take(200).collect::<String>()
+        ))),
+    }
 }
 
 /// Whether `s` reads as an AWS region: `us-west-2`, `eu-central-1`,

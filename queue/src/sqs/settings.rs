@@ -302,17 +302,6 @@ impl Extra {
     }
 }
 
-/// The queue name an ARN names (`arn:aws:sqs:region:account:name`).
-pub(crate) fn name_of_arn(arn: &str) -> SqsResult<&str> {
-    match arn.split(':').collect::<Vec<_>>()[..] {
-        ["arn", _, "sqs", _, _, name] if !name.is_empty() => Ok(name),
-        _ => Err(SqsError::invalid_parameter(format!(
-            "`{}` is not an SQS queue ARN.",
-            arn.chars().take(200).collect::<String>()
-        ))),
-    }
-}
-
 /// An attribute's value as SQS takes it: SDKs send some as numbers or
 /// booleans.
 fn as_text(name: &str, value: &Value) -> SqsResult<String> {
