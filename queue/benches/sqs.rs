@@ -19,16 +19,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
-use queue::{AdminToken, Queues, Router, SqsConfig};
+use queue::{AdminToken, Queues, Router};
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 use support::{env_usize, median, random_body};
 
 const TOKEN: &str = "sqs-bench-admin-token-7c1e9a4f2b";
-const KEY_ID: &str = "AKIDBENCH";
-const SECRET: &str = "sqs-bench-secret";
 const BATCH: usize = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -204,10 +201,7 @@ async fn main() {
     .await;
     queue::MIGRATOR.run(&pool).await.unwrap();
     let router = Router::new(Queues::new(pool.clone()));
-    let config = SqsConfig {
-        keys: format!("{KEY_ID}:{SECRET}").parse().unwrap(),
-        ..SqsConfig::default()
-    };
+    let config = support::sqs::config();
     let app = queue::http_router(router.clone(), Some(AdminToken::new(TOKEN).unwrap()))
         .merge(queue::sqs_router(router.clone(), config));
     // The server on a runtime of its own, whose threads' CPU is the
@@ -215,14 +209,7 @@ async fn main() {
     // one.
     let base = support::server::serve_apart(app, SERVER_THREADS);
 
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&base)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "bench"))
-            .build(),
-    );
+    let sqs = support::sqs::client(&base);
     let clients = Clients {
         base,
         sqs,

@@ -16,17 +16,14 @@ mod support;
 use std::time::Instant;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use queue::{Queues, Router, SqsConfig};
+use queue::{Queues, Router};
 use sqlx::postgres::PgPoolOptions;
 use support::server::{serve_apart, threads_cpu};
 use support::{env_usize, median, random_body};
 
-const KEY_ID: &str = "AKIDBENCH";
-const SECRET: &str = "sqs-bench-secret";
 const SERVER_THREADS: &str = "bench-server";
 
 /// Fills the group `g` of `url` with `n` messages, ids unique to `round`.
@@ -104,19 +101,8 @@ async fn main() {
     .await;
     queue::MIGRATOR.run(&pool).await.unwrap();
     let router = Router::new(Queues::new(pool.clone()));
-    let config = SqsConfig {
-        keys: format!("{KEY_ID}:{SECRET}").parse().unwrap(),
-        ..SqsConfig::default()
-    };
-    let base = serve_apart(queue::sqs_router(router, config), SERVER_THREADS);
-    let sqs = Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&base)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(KEY_ID, SECRET, None, None, "bench"))
-            .build(),
-    );
+    let app = queue::sqs_router(router, support::sqs::config());
+    let sqs = support::sqs::client(&serve_apart(app, SERVER_THREADS));
     let url = sqs
         .create_queue()
         .queue_name("bench.fifo")

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_sqs::error::ProvideErrorMetadata;
+use aws_sdk_sqs::operation::send_message::SendMessageOutput;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
@@ -32,6 +33,23 @@ async fn create_fifo(sqs: &aws_sdk_sqs::Client, name: &str, by_content: bool) ->
         .unwrap()
 }
 
+/// Sends `body` to the FIFO queue `q` in group `group`, deduplicated by
+/// content.
+async fn send_in_group(
+    sqs: &aws_sdk_sqs::Client,
+    q: &str,
+    body: &str,
+    group: &str,
+) -> SendMessageOutput {
+    sqs.send_message()
+        .queue_url(q)
+        .message_body(body)
+        .message_group_id(group)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[sqlx::test(migrator = "queue::MIGRATOR")]
 async fn fifo_queue_keeps_group_order_and_deduplicates_within_the_window(pool: PgPool) {
     let (url, _) = serve(&pool).await;
@@ -40,28 +58,14 @@ async fn fifo_queue_keeps_group_order_and_deduplicates_within_the_window(pool: P
     let mut ids = Vec::new();
     let mut seqs = Vec::new();
     for i in 0..3 {
-        let sent = sqs
-            .send_message()
-            .queue_url(&q)
-            .message_body(format!("step {i}"))
-            .message_group_id("order-1")
-            .send()
-            .await
-            .unwrap();
+        let sent = send_in_group(&sqs, &q, &format!("step {i}"), "order-1").await;
         ids.push(sent.message_id.unwrap());
         seqs.push(sent.sequence_number.unwrap());
     }
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     // The same body again: content-based deduplication answers with the
     // first send's message and sends nothing.
-    let again = sqs
-        .send_message()
-        .queue_url(&q)
-        .message_body("step 0")
-        .message_group_id("order-1")
-        .send()
-        .await
-        .unwrap();
+    let again = send_in_group(&sqs, &q, "step 0", "order-1").await;
     assert_eq!(again.message_id(), Some(ids[0].as_str()));
     assert_eq!(again.sequence_number(), Some(seqs[0].as_str()));
     // An explicit id deduplicates different bodies.
@@ -183,14 +187,7 @@ async fn a_fifo_receive_takes_a_groups_batch_with_uuid_message_ids(pool: PgPool)
     let q = create_fifo(&sqs, "batches.fifo", true).await;
     let mut sent = Vec::new();
     for i in 0..10 {
-        let r = sqs
-            .send_message()
-            .queue_url(&q)
-            .message_body(format!("step {i}"))
-            .message_group_id("order-1")
-            .send()
-            .await
-            .unwrap();
+        let r = send_in_group(&sqs, &q, &format!("step {i}"), "order-1").await;
         sent.push(r.message_id.unwrap());
     }
     let got = sqs

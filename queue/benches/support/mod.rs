@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod server;
+pub mod sqs;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
