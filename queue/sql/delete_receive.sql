@@ -111,7 +111,8 @@ select l.id, l.ids,
                        order by b.id)
        end,
        l.receive_count, l.enqueued_at, l.first_received_at, l.dead_letter_reason,
-       (select q.name from queue_queues q where q.id = l.dead_letter_source), null
+       case when l.dead_letter_source is not null
+            then (select q.name from queue_queues q where q.id = l.dead_letter_source) end, null
 from leased l
 union all
 select id, null, null, receive_count, enqueued_at, now(), null, null, null

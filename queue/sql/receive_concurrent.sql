@@ -59,7 +59,8 @@ select l.id as "row_id!", l.ids as "ids?",
        l.receive_count as "receive_count!", l.enqueued_at as "enqueued_at!",
        l.first_received_at as "first_received_at!",
        l.dead_letter_reason,
-       (select q.name from queue_queues q where q.id = l.dead_letter_source) as dead_letter_source
+       case when l.dead_letter_source is not null
+            then (select q.name from queue_queues q where q.id = l.dead_letter_source) end as dead_letter_source
 from leased l
 union all
 select id, null, null, receive_count, enqueued_at, now(), null, null

@@ -210,8 +210,7 @@ impl Ctx<'_> {
     /// GetQueueUrl) as the native queue of the request's region: actions
     /// work on native names, and turn them back into URLs and ARNs.
     fn in_own_region(&self, mut input: Input) -> Input {
-        if let Some(url) = input.str("QueueUrl") {
-            let name = url.trim_end_matches('/').rsplit('/').next().unwrap_or(url);
+        if let Ok(name) = input.queue() {
             let native = self.native(name);
             input.0.insert("QueueUrl".into(), Value::String(native));
         }
