@@ -1,7 +1,7 @@
 //! Acknowledging messages: the delete statements. Deletes are dispatched
 //! (alone, or in a group) by `consume`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -11,6 +11,17 @@ use crate::message::Receipt;
 use crate::{Queue, Result};
 
 /// Which receipts of a batch delete took effect.
+/// Which earlier receipts of a message still act once the native API calls
+/// them stale ([`Queue::reclaim`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reclaim {
+    /// Only the latest receive's, after its lock ran out: SQS's FIFO queues.
+    Latest,
+    /// Any receive's, even while a later receive holds the message: SQS's
+    /// standard queues, where any receipt of a message deletes it.
+    AnyReceipt,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeleteOutcome {
     pub deleted: Vec<Receipt>,
@@ -67,19 +78,45 @@ impl Queue {
         Ok(DeleteOutcome { deleted, stale })
     }
 
-    /// Makes `receipts` whose lock ran out, while nobody received their
-    /// messages again, current again for a second, so that a delete or
-    /// visibility change with them that follows at once takes effect; returns
-    /// how many rows it took back. The native API never calls it: its
-    /// receipts are good only while their lock holds. SQS's stay good until
-    /// the message is received again, and its endpoint calls this when a
-    /// receipt turns out stale. Messages received together share a row, so
-    /// the others of that receive are held back for the second too.
-    pub(crate) async fn reclaim(&self, receipts: &[Receipt]) -> Result<u64> {
+    /// The receipts that act now for the messages of `receipts` the native
+    /// API called stale: SQS's receipts stay good after their lock ran out
+    /// (and, on a standard queue, after a later receive), which the native
+    /// API's never do, so the SQS endpoint calls this and retries with what
+    /// it returns. A message whose lock ran out is leased again for a
+    /// second, so that the delete or visibility change that follows at once
+    /// takes effect; messages received together share a row, so the others
+    /// of that receive are held back for the second too. `rule` says which
+    /// earlier receipts still act; a message none acts for is left out.
+    pub(crate) async fn reclaim(
+        &self,
+        receipts: &[Receipt],
+        rule: Reclaim,
+    ) -> Result<Vec<Receipt>> {
         let (ids, rows, leases) = columns(receipts);
-        let sql =
-            sqlx::query_file_scalar!("sql/reclaim_leases.sql", self.id(), &ids, &rows, &leases);
-        Ok(sql.fetch_one(&self.pool).await? as u64)
+        let any_receipt = rule == Reclaim::AnyReceipt;
+        let sql = sqlx::query_file!(
+            "sql/reclaim_leases.sql",
+            self.id(),
+            &ids,
+            &rows,
+            &leases,
+            any_receipt
+        );
+        let current: HashMap<i64, Uuid> = sql
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.lease))
+            .collect();
+        Ok(receipts
+            .iter()
+            .filter_map(|r| {
+                Some(Receipt {
+                    lease: *current.get(&r.id)?,
+                    ..*r
+                })
+            })
+            .collect())
     }
 
     /// One delete statement; returns the receipts that took effect.

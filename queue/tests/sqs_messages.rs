@@ -248,7 +248,9 @@ async fn long_poll_returns_as_soon_as_a_message_is_sent(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
-async fn visibility_changes_release_and_stale_receipts_are_not_in_flight(pool: PgPool) {
+async fn visibility_changes_release_and_any_receipt_of_a_standard_queues_message_acts(
+    pool: PgPool,
+) {
     let (url, _) = serve(&pool).await;
     let sqs = client(&url);
     let q = create(&sqs, "leases").await;
@@ -284,19 +286,24 @@ async fn visibility_changes_release_and_stale_receipts_are_not_in_flight(pool: P
         None,
         "no system attributes unless asked"
     );
-    let err = sqs
-        .change_message_visibility()
+    // As SQS on a standard queue: the first receipt still acts on the
+    // message the second receive holds.
+    sqs.change_message_visibility()
         .queue_url(&q)
         .receipt_handle(&old)
-        .visibility_timeout(60)
+        .visibility_timeout(0)
         .send()
         .await
-        .unwrap_err()
-        .into_service_error();
-    assert!(err.is_message_not_inflight(), "{err:?}");
-    // As SQS: a delete with the outdated receipt succeeds and deletes
-    // nothing; the latest receipt deletes.
+        .unwrap();
+    let third = receive(&sqs, &q).await;
+    assert_eq!(
+        third.messages()[0].body(),
+        Some("work"),
+        "released by the first receipt"
+    );
     delete(&sqs, &q, &old).await;
+    let stats = attributes(&sqs, &q, QueueAttributeName::ApproximateNumberOfMessages).await;
+    assert_eq!(stats[&QueueAttributeName::ApproximateNumberOfMessages], "0");
     let stats = attributes(
         &sqs,
         &q,
@@ -305,13 +312,25 @@ async fn visibility_changes_release_and_stale_receipts_are_not_in_flight(pool: P
     .await;
     assert_eq!(
         stats[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
-        "1"
+        "0",
+        "deleted by the first receipt"
     );
+    // Once the message is gone, no receipt of it is in flight.
+    let err = sqs
+        .change_message_visibility()
+        .queue_url(&q)
+        .receipt_handle(m.receipt_handle().unwrap())
+        .visibility_timeout(60)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_message_not_inflight(), "{err:?}");
     delete(&sqs, &q, m.receipt_handle().unwrap()).await;
 }
 
 #[sqlx::test(migrator = "queue::MIGRATOR")]
-async fn a_receipt_whose_lock_ran_out_deletes_until_the_message_is_received_again(pool: PgPool) {
+async fn a_receipt_whose_lock_ran_out_still_deletes(pool: PgPool) {
     let (url, _) = serve(&pool).await;
     let sqs = client(&url);
     let q = create(&sqs, "late").await;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{MessageRef, Part, Route, Router};
+use crate::delete::Reclaim;
 use crate::long_poll::long_poll;
 use crate::{DeleteOutcome, Error, Message, NewMessage, Queue, QueueKind, Receipt, Result};
 
@@ -250,21 +251,29 @@ impl Routed {
         Ok(outcome)
     }
 
-    /// [`crate::Queue::reclaim`] on each receipt's part; how many rows it
-    /// took back.
-    pub(crate) async fn reclaim(&self, receipts: &[Receipt]) -> Result<u64> {
+    /// [`crate::Queue::reclaim`] on each receipt's part: the receipts that
+    /// act now for these messages.
+    pub(crate) async fn reclaim(
+        &self,
+        receipts: &[Receipt],
+        rule: Reclaim,
+    ) -> Result<Vec<Receipt>> {
         let route = self.route().await?;
-        let mut reclaimed = 0;
+        let mut current = Vec::new();
         for (shard, receipts) in by_shard(receipts) {
             match self.part_of(&route, shard).await {
                 Ok(part) => {
-                    reclaimed += self.watch(&route, shard, part.reclaim(&receipts).await)?;
+                    current.extend(self.watch(
+                        &route,
+                        shard,
+                        part.reclaim(&receipts, rule).await,
+                    )?);
                 }
                 Err(Error::StaleReceipt) => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(reclaimed)
+        Ok(current)
     }
 
     /// Deletes the message leased under `receipt`.

@@ -10,7 +10,8 @@ use super::error::{SqsError, SqsResult};
 use super::message::{self, Envelope};
 use super::send::{sequence_number, target};
 use super::{Ctx, Input, batch_failure, batch_output};
-use crate::{Error, MessageRef, Receipt, Routed};
+use crate::delete::Reclaim;
+use crate::{Error, MessageRef, QueueKind, Receipt, Routed};
 
 type Output = SqsResult<Map<String, Value>>;
 
@@ -146,17 +147,32 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
     Ok(Map::new())
 }
 
-/// Deletes with SQS's receipts, which stay good after their lock ran out
-/// until the message is received again: the native delete refuses those,
-/// so they are taken back first ([`Routed::reclaim`]) and deleted again.
-/// A receipt whose message was received since deletes nothing, and that
-/// is no error either: the message stays with whoever received it last.
+/// Deletes with SQS's receipts, which stay good where the native API's do
+/// not (see [`current_receipts`]): those the native delete calls stale are
+/// exchanged for the receipts that act now and deleted again. A receipt
+/// that acts for nothing (its message gone, or on a FIFO queue received
+/// again since) deletes nothing, and that is no error either.
 async fn delete_late(queue: &Routed, receipts: &[Receipt]) -> SqsResult<()> {
     let outcome = queue.delete_batch(receipts).await?;
-    if !outcome.stale.is_empty() && queue.reclaim(&outcome.stale).await? > 0 {
-        queue.delete_batch(&outcome.stale).await?;
+    if !outcome.stale.is_empty() {
+        let current = current_receipts(queue, &outcome.stale).await?;
+        if !current.is_empty() {
+            queue.delete_batch(&current).await?;
+        }
     }
     Ok(())
+}
+
+/// The receipts that act now for the messages of `stale` receipts. On a
+/// standard queue, as on SQS, any receipt a message was ever received with
+/// acts on it, even after it was received again; on a FIFO queue only the
+/// latest does, until the message is received again.
+async fn current_receipts(queue: &Routed, stale: &[Receipt]) -> SqsResult<Vec<Receipt>> {
+    let rule = match queue.attributes().await?.kind {
+        QueueKind::Ordered => Reclaim::Latest,
+        QueueKind::Concurrent => Reclaim::AnyReceipt,
+    };
+    Ok(queue.reclaim(stale, rule).await?)
 }
 
 pub(super) async fn delete_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
@@ -185,12 +201,13 @@ async fn change_one(queue: &Routed, entry: &Input, in_batch: bool) -> SqsResult<
         .int_in("VisibilityTimeout", 0, 12 * 3600)?
         .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
     let lock = Duration::from_secs(secs as u64);
-    // As a delete does, a receipt whose lock ran out while nobody received
-    // its message again is still good (see `delete_late`).
+    // As a delete does, a receipt the native API calls stale may still act
+    // (see `current_receipts`).
     match queue.change_visibility(&receipt, lock).await {
-        Err(Error::StaleReceipt) if queue.reclaim(&[receipt]).await? > 0 => {
-            queue.change_visibility(&receipt, lock).await?;
-        }
+        Err(Error::StaleReceipt) => match current_receipts(queue, &[receipt]).await?.first() {
+            Some(current) => queue.change_visibility(current, lock).await?,
+            None => return Err(Error::StaleReceipt.into()),
+        },
         done => done?,
     }
     Ok(())

@@ -157,12 +157,21 @@ def test_presigned_urls_expire_and_bind_their_parameters(sqs, name):
     assert status == 403 and "SignatureDoesNotMatch" in body, body
 
 
-def test_a_receipt_stays_good_after_its_lock_until_the_message_is_received_again(sqs, name):
+def _received_twice(sqs, url, body, **send):
+    """A message received twice: first under a lock of 0 seconds (run out
+    by the next request), then under a lock of 300; both messages."""
+    sqs.send_message(QueueUrl=url, MessageBody=body, **send)
+    first = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]
+    second = sqs.receive_message(QueueUrl=url, VisibilityTimeout=300)["Messages"][0]
+    assert first["ReceiptHandle"] != second["ReceiptHandle"]
+    return first, second
+
+
+def test_a_receipt_stays_good_after_its_lock_ran_out(sqs, name):
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
 
     def received_once(body):
         sqs.send_message(QueueUrl=url, MessageBody=body)
-        # A lock of 0 seconds has run out by the next request.
         return sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]
 
     late = received_once("late delete")
@@ -176,10 +185,33 @@ def test_a_receipt_stays_good_after_its_lock_until_the_message_is_received_again
     assert "Messages" not in sqs.receive_message(QueueUrl=url), "hidden again"
     sqs.delete_message(QueueUrl=url, ReceiptHandle=late["ReceiptHandle"])
 
-    first = received_once("taken again")
-    second = sqs.receive_message(QueueUrl=url, VisibilityTimeout=300)["Messages"][0]
-    # The first receipt is outdated now: its delete succeeds and deletes
-    # nothing; the message stays with the second receiver.
+
+def test_on_a_standard_queue_any_receipt_of_a_message_acts_on_it(sqs, name):
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    first, second = _received_twice(sqs, url, "taken again")
+
+    # The first receipt acts on the message the second receive holds.
+    sqs.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+    )
+    third = sqs.receive_message(QueueUrl=url, VisibilityTimeout=300)["Messages"]
+    assert [m["Body"] for m in third] == ["taken again"], "released by the first receipt"
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
+    assert "Messages" not in sqs.receive_message(QueueUrl=url), "deleted by the first receipt"
+    # Deleting again, with any of its receipts, succeeds.
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=second["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=third[0]["ReceiptHandle"])
+
+
+def test_on_a_fifo_queue_only_the_latest_receipt_acts(sqs, name):
+    url = sqs.create_queue(
+        QueueName=name + ".fifo",
+        Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"},
+    )["QueueUrl"]
+    first, second = _received_twice(sqs, url, "taken again", MessageGroupId="g")
+
+    # The outdated receipt's delete succeeds and deletes nothing; the
+    # message stays with the second receiver until it lets go.
     sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
     sqs.change_message_visibility(
         QueueUrl=url, ReceiptHandle=second["ReceiptHandle"], VisibilityTimeout=0
