@@ -92,6 +92,15 @@ begin
     return made;
 end $$;
 
+CREATE FUNCTION public.queue_grant_backlog(reader text) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+begin
+    execute format('grant usage on schema %I to %I', current_schema(), reader);
+    execute format('grant select on queue_backlog to %I', reader);
+end
+$$;
+
 CREATE FUNCTION public.queue_make_chunk_partition(lo bigint, width bigint) RETURNS integer
     LANGUAGE plpgsql
     AS $$
@@ -164,16 +173,6 @@ CREATE TABLE public.outputs (
     CONSTRAINT outputs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'processing'::text, 'done'::text, 'failed'::text])))
 );
 
-CREATE TABLE public.queue_chunks (
-    id bigint NOT NULL,
-    queue_id integer NOT NULL,
-    bodies text[] NOT NULL,
-    groups text[],
-    enqueued_at timestamp with time zone DEFAULT now() NOT NULL
-)
-PARTITION BY RANGE (id);
-ALTER TABLE ONLY public.queue_chunks ALTER COLUMN bodies SET COMPRESSION lz4;
-
 CREATE TABLE public.queue_counters (
     queue_id integer NOT NULL,
     bucket bigint NOT NULL,
@@ -184,6 +183,43 @@ CREATE TABLE public.queue_counters (
     dead_lettered bigint DEFAULT 0 NOT NULL
 )
 WITH (fillfactor='50');
+
+CREATE TABLE public.queue_queues (
+    id integer NOT NULL,
+    name text NOT NULL,
+    kind text DEFAULT 'concurrent'::text NOT NULL,
+    visibility_timeout_ms bigint DEFAULT 30000 NOT NULL,
+    max_receive_count integer,
+    dead_letter_queue text,
+    retention_ms bigint DEFAULT 345600000,
+    rewind_window_ms bigint DEFAULT 86400000 NOT NULL,
+    delay_ms bigint DEFAULT 0 NOT NULL,
+    max_message_bytes integer DEFAULT 1048576 NOT NULL,
+    polling_wait_ms bigint DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT queue_queues_kind_check CHECK ((kind = ANY (ARRAY['concurrent'::text, 'ordered'::text]))),
+    CONSTRAINT queue_queues_name_check CHECK ((name ~ '^[A-Za-z0-9_.-]{1,128}$'::text))
+);
+
+CREATE VIEW public.queue_backlog AS
+ SELECT q.name,
+    (GREATEST(((COALESCE(sum(c.live) FILTER (WHERE (c.bucket = 0)), (0)::numeric) - COALESCE(sum(c.leased) FILTER (WHERE (c.bucket > s.now)), (0)::numeric)) - COALESCE(sum(c.delayed) FILTER (WHERE (c.bucket > s.now)), (0)::numeric)), (0)::numeric))::bigint AS visible,
+    (COALESCE(sum(c.leased) FILTER (WHERE (c.bucket > s.now)), (0)::numeric))::bigint AS in_flight
+   FROM ((public.queue_queues q
+     CROSS JOIN ( SELECT public.queue_bucket(now()) AS now) s)
+     LEFT JOIN public.queue_counters c ON ((c.queue_id = q.id)))
+  GROUP BY q.name, s.now;
+
+CREATE TABLE public.queue_chunks (
+    id bigint NOT NULL,
+    queue_id integer NOT NULL,
+    bodies text[] NOT NULL,
+    groups text[],
+    enqueued_at timestamp with time zone DEFAULT now() NOT NULL
+)
+PARTITION BY RANGE (id);
+ALTER TABLE ONLY public.queue_chunks ALTER COLUMN bodies SET COMPRESSION lz4;
 
 CREATE VIEW public.queue_counter_changes AS
  SELECT queue_counters.queue_id,
@@ -234,24 +270,6 @@ CREATE TABLE public.queue_placements (
     state text NOT NULL,
     since timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT queue_placements_state_check CHECK ((state = ANY (ARRAY['active'::text, 'draining'::text, 'retired'::text])))
-);
-
-CREATE TABLE public.queue_queues (
-    id integer NOT NULL,
-    name text NOT NULL,
-    kind text DEFAULT 'concurrent'::text NOT NULL,
-    visibility_timeout_ms bigint DEFAULT 30000 NOT NULL,
-    max_receive_count integer,
-    dead_letter_queue text,
-    retention_ms bigint DEFAULT 345600000,
-    rewind_window_ms bigint DEFAULT 86400000 NOT NULL,
-    delay_ms bigint DEFAULT 0 NOT NULL,
-    max_message_bytes integer DEFAULT 1048576 NOT NULL,
-    polling_wait_ms bigint DEFAULT 0 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT queue_queues_kind_check CHECK ((kind = ANY (ARRAY['concurrent'::text, 'ordered'::text]))),
-    CONSTRAINT queue_queues_name_check CHECK ((name ~ '^[A-Za-z0-9_.-]{1,128}$'::text))
 );
 
 ALTER TABLE public.queue_queues ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
