@@ -85,3 +85,17 @@ pub async fn grant_worker(pool: &PgPool, role: &str) -> anyhow::Result<()> {
         })?;
     Ok(())
 }
+
+/// Grants `role` the view `queue_backlog` and nothing else, for an
+/// autoscaler that reads the request queue's backlog (KEDA's PostgreSQL
+/// scaler). Run by the schema's owner after migrating; granting again is
+/// harmless.
+pub async fn grant_scaler(pool: &PgPool, role: &str) -> anyhow::Result<()> {
+    sqlx::query!("select from queue_grant_backlog($1)", role)
+        .execute(pool)
+        .await
+        .with_context(|| {
+            format!("granting the scaler's role {role:?} the backlog (does the role exist?)")
+        })?;
+    Ok(())
+}

@@ -12,11 +12,13 @@
 //! - [`probe`]: format and dimensions from a file's header; the estimate for
 //!   a real file.
 //! - [`storage`]: the S3-compatible bucket.
+//! - [`health`]: whether Postgres and the bucket answer.
 //! - [`telemetry`]: logging, metrics, shutdown signals.
 //! - [`db`]: [`db::connect_and_migrate`] and every migration ([`db::MIGRATOR`]).
 
 pub mod cost;
 pub mod db;
+pub mod health;
 pub mod limits;
 pub mod probe;
 pub mod protocol;

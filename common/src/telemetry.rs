@@ -76,20 +76,3 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
-
-/// Serves `GET /metrics` on `listener` until `shutdown`.
-pub async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(|| async { metrics().render() }),
-    );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(e) = served {
-        tracing::warn!(error = %e, "metrics server failed");
-    }
-}

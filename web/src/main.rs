@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use axum::http::HeaderName;
 use clap::Parser;
+use common::protocol::declare_queues;
 use common::storage::{Storage, StorageArgs};
 use common::{Limits, db, telemetry};
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use web::links::LinkKey;
@@ -20,6 +22,8 @@ use web::{AppState, Settings, serve};
 #[derive(Parser, Debug)]
 #[command(name = "darkroom-web", version)]
 struct Config {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Postgres connection URL (required).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
@@ -29,6 +33,10 @@ struct Config {
     /// server's role.
     #[arg(long, env = "DARKROOM_WORKER_DB_ROLE")]
     worker_db_role: Option<String>,
+    /// Postgres role of an autoscaler (KEDA's PostgreSQL scaler): granted,
+    /// after migrating, the view `queue_backlog` and nothing else.
+    #[arg(long, env = "DARKROOM_SCALER_DB_ROLE")]
+    scaler_db_role: Option<String>,
     #[command(flatten)]
     storage: StorageArgs,
     /// Address to listen on (default 127.0.0.1:8080).
@@ -134,9 +142,22 @@ struct Config {
     log_json: bool,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Apply the migrations, grant the workers' and the scaler's roles,
+    /// declare the queues, and exit (a deployment's migration job; the
+    /// server also does all this at start).
+    Migrate,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run(Config::parse()).await {
+    let config = Config::parse();
+    let done = match config.command {
+        Some(Command::Migrate) => migrate(&config).await.map(drop),
+        None => run(config).await,
+    };
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -145,23 +166,35 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Connects to Postgres and S3, applies migrations, serves until Ctrl-C/SIGTERM.
-async fn run(config: Config) -> anyhow::Result<()> {
+/// Applies the migrations, grants the roles configured, declares the
+/// queues; the pool it did so on.
+async fn migrate(config: &Config) -> anyhow::Result<PgPool> {
     telemetry::init(config.log_json);
-    // A weak token is refused before anything starts, not discovered later.
-    let admin_token = config
-        .admin_token
-        .filter(|t| !t.is_empty())
-        .map(|t| queue::AdminToken::new(&t))
-        .transpose()?;
-    let link_key = match config.link_secret.filter(|s| !s.is_empty()) {
-        Some(secret) => LinkKey::from_secret(&secret)?,
-        None => LinkKey::random(),
-    };
     let pool = db::connect_and_migrate(config.database_url.as_deref(), 16).await?;
     if let Some(role) = &config.worker_db_role {
         db::grant_worker(&pool, role).await?;
     }
+    if let Some(role) = &config.scaler_db_role {
+        db::grant_scaler(&pool, role).await?;
+    }
+    declare_queues(&queue::Router::new(queue::Queues::new(pool.clone()))).await?;
+    Ok(pool)
+}
+
+/// Connects to Postgres and S3, applies migrations, serves until Ctrl-C/SIGTERM.
+async fn run(config: Config) -> anyhow::Result<()> {
+    // A weak token is refused before anything starts, not discovered later.
+    let admin_token = config
+        .admin_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(queue::AdminToken::new)
+        .transpose()?;
+    let link_key = match config.link_secret.as_deref().filter(|s| !s.is_empty()) {
+        Some(secret) => LinkKey::from_secret(secret)?,
+        None => LinkKey::random(),
+    };
+    let pool = migrate(&config).await?;
     let storage = Storage::connect(&config.storage).await?;
     let settings = Settings {
         limits: Limits {

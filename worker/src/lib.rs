@@ -9,10 +9,13 @@
 //! - [`sandbox`]: what that child shuts itself in (seccomp, Landlock).
 //! - [`runtime`]: the lease → process → report (response and delete in one
 //!   transaction) loop.
+//! - [`health`]: the listener for probes and Prometheus (`/livez`,
+//!   `/healthz`, `/drain`, `/metrics`).
 //!
 //! The `darkroom-worker` command line is `src/main.rs`.
 
 pub mod engine;
+pub mod health;
 pub mod isolate;
 pub mod runtime;
 pub mod sandbox;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use common::Limits;
+use common::health::Dependencies;
 use common::protocol::{declare_queues, open_queues};
 use common::recipe::{Op, OutputFormat};
 use common::storage::{Storage, StorageArgs};
@@ -15,6 +16,7 @@ use common::{db, telemetry};
 use queue::{Queues, Router};
 use tokio_util::sync::CancellationToken;
 use worker::engine;
+use worker::health::{self, Probes};
 use worker::isolate::{self, Confinement, Isolation};
 use worker::runtime::{Worker, WorkerSettings};
 use worker::sandbox::Sandbox;
@@ -41,6 +43,10 @@ enum Command {
         /// Output image; its extension picks the format unless a `format` op does.
         output: PathBuf,
     },
+    /// Tell the worker in this pod or host to stop leasing, as SIGTERM does
+    /// (a Kubernetes preStop hook): a POST to /drain on 127.0.0.1 at the
+    /// port of DARKROOM_WORKER_METRICS_BIND.
+    Drain,
     /// Process one image for a worker (its child process; see `isolate`).
     #[command(name = "engine", hide = true)]
     Engine {
@@ -124,7 +130,8 @@ struct RunArgs {
     /// (not recommended: an exploited codec could reach the network).
     #[arg(long, env = "DARKROOM_WORKER_SANDBOX", value_enum, default_value_t = Sandbox::On)]
     sandbox: Sandbox,
-    /// Address to serve Prometheus metrics on, at /metrics (default: none).
+    /// Address of the worker's listener for Prometheus and probes (default:
+    /// none): /metrics, /livez, /healthz (ready), POST /drain (loopback).
     #[arg(long, env = "DARKROOM_WORKER_METRICS_BIND")]
     metrics_bind: Option<String>,
     /// Log JSON lines instead of text (default false).
@@ -159,6 +166,12 @@ fn main() -> ExitCode {
                 _ => isolate::check_sandbox_main(&confinement),
             })
         }
+        Some(Command::Drain) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(drain(cli.run.metrics_bind.as_deref())))
+            .map(|()| ExitCode::SUCCESS),
         None => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -200,9 +213,17 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     // Landlock must not find this worker's secrets there.
     nix::sys::prctl::set_dumpable(false).context("making the worker non-dumpable")?;
     telemetry::metrics();
+    let shutdown = CancellationToken::new();
+    let probes = Probes::new(shutdown.clone());
+    if let Some(bind) = &args.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind} (DARKROOM_WORKER_METRICS_BIND)"))?;
+        tokio::spawn(health::serve(listener, probes.clone()));
+    }
     let pool = db::connect(args.database_url.as_deref(), 4, args.schema).await?;
     let storage = Storage::connect(&args.storage).await?;
-    let router = Router::new(Queues::new(pool));
+    let router = Router::new(Queues::new(pool.clone()));
     let (requests, responses) = match args.schema {
         db::Schema::Apply => declare_queues(&router).await?,
         db::Schema::Wait => open_queues(&router, db::OWNER_PATIENCE).await?,
@@ -230,13 +251,10 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
         settings.concurrency = n.max(1);
     }
     check_sandbox(&settings.isolation).await?;
-    let shutdown = CancellationToken::new();
-    if let Some(bind) = &args.metrics_bind {
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("cannot listen on {bind} (DARKROOM_WORKER_METRICS_BIND)"))?;
-        tokio::spawn(telemetry::serve_metrics(listener, shutdown.clone()));
-    }
+    probes.connected(Dependencies {
+        pool,
+        storage: storage.clone(),
+    });
     let signal = telemetry::shutdown_signal();
     let trigger = shutdown.clone();
     tokio::spawn(async move {
@@ -246,6 +264,28 @@ async fn run_worker(args: RunArgs) -> anyhow::Result<()> {
     Worker::new(requests, responses, storage, settings)
         .run(shutdown)
         .await;
+    Ok(())
+}
+
+/// Asks the worker listening on `bind`'s port of this host to drain.
+async fn drain(bind: Option<&str>) -> anyhow::Result<()> {
+    let bind =
+        bind.context("DARKROOM_WORKER_METRICS_BIND is not set: no worker listener to ask")?;
+    let addr: std::net::SocketAddr = bind
+        .parse()
+        .with_context(|| format!("DARKROOM_WORKER_METRICS_BIND={bind}: not an address"))?;
+    let url = format!("http://127.0.0.1:{}/drain", addr.port());
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| format!("asking {url}"))?;
+    anyhow::ensure!(
+        answer.status().is_success(),
+        "{url} answered {}",
+        answer.status()
+    );
     Ok(())
 }
 

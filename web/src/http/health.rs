@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use common::health::Dependencies;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,27 +26,18 @@ pub fn metrics_router() -> OpenApiRouter<AppState> {
     )
 )]
 pub(crate) async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
-    let db = sqlx::query_scalar!("select 1 as \"one!\"")
-        .fetch_one(&state.pool)
-        .await;
-    let s3 = state.storage.health().await;
-    match (db, s3) {
-        (Ok(_), Ok(())) => (StatusCode::OK, "ok\n".into()),
-        (db, s3) => {
-            let mut down = Vec::new();
-            if let Err(e) = db {
-                tracing::warn!(error = %e, "health: Postgres is down");
-                down.push("postgres");
-            }
-            if let Err(e) = s3 {
-                tracing::warn!(error = %e, "health: S3 is down");
-                down.push("s3");
-            }
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("down: {}\n", down.join(", ")),
-            )
-        }
+    let dependencies = Dependencies {
+        pool: state.pool.clone(),
+        storage: state.storage.clone(),
+    };
+    let down = dependencies.down().await;
+    if down.is_empty() {
+        (StatusCode::OK, "ok\n".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("down: {}\n", down.join(", ")),
+        )
     }
 }
 
