@@ -215,3 +215,33 @@ ensure_sqs_clients() {
         fi
     done
 }
+
+# ensure_kubernetes_tools: what scripts/test-kubernetes runs. kubectl (its
+# built-in kustomize renders the overlays), a Python environment
+# target/py/kubernetes with kubernetes-validate, checkov and pytest (pinned
+# in deploy/kubernetes/tests/requirements.txt; remade when that file
+# changes), and KEDA's generated validators, the npm package
+# @kubernetes-models/keda (pinned by deploy/kubernetes/tests/keda's
+# package-lock.json; reinstalled when it changes).
+ensure_kubernetes_tools() {
+    if ! command -v kubectl >/dev/null; then
+        as_root apt-get update -qq
+        if apt-cache show kubectl >/dev/null 2>&1; then apt_install kubectl; else apt_install kubernetes-client; fi
+    fi
+    command -v python3 >/dev/null || apt_install python3 python3-venv
+    command -v npm >/dev/null || apt_install nodejs npm
+    local dir=target/py/kubernetes want=deploy/kubernetes/tests/requirements.txt
+    if ! cmp -s "$want" "$dir/requirements.txt" 2>/dev/null; then
+        say "installing the Kubernetes manifests' test tools (kubernetes-validate, checkov, pytest)"
+        rm -rf "$dir"
+        python3 -m venv "$dir" || { apt_install python3-venv && python3 -m venv "$dir"; }
+        "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$want"
+        cp "$want" "$dir/requirements.txt"
+    fi
+    local keda=deploy/kubernetes/tests/keda
+    if ! cmp -s "$keda/package-lock.json" "$keda/node_modules/.darkroom-lock.json" 2>/dev/null; then
+        say "installing KEDA's validators (npm ci @kubernetes-models/keda)"
+        (cd "$keda" && npm ci --no-audit --no-fund --silent)
+        cp "$keda/package-lock.json" "$keda/node_modules/.darkroom-lock.json"
+    fi
+}
