@@ -18,6 +18,7 @@ use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::contents;
 use super::error::{SqsError, SqsResult};
 
 const MARK: char = '\u{1}';
@@ -82,21 +83,6 @@ impl Envelope {
         }
         (Envelope::default(), stored)
     }
-}
-
-/// Checks a body: not empty, and only the characters SQS allows.
-pub(crate) fn check_body(body: &str) -> SqsResult<()> {
-    if body.is_empty() {
-        return Err(SqsError::missing_parameter("MessageBody"));
-    }
-    let allowed = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
-    if let Some(c) = body.chars().find(|&c| !allowed(c)) {
-        return Err(SqsError::invalid_message_contents(format!(
-            "Invalid binary character '#x{:X}' was found in the message body, the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
-            c as u32
-        )));
-    }
-    Ok(())
 }
 
 /// Reads and checks `MessageAttributes` (or `MessageSystemAttributes`) of a
@@ -192,7 +178,7 @@ fn string_value(name: &str, base: &str, value: Option<String>) -> SqsResult<Stri
             "Can't cast the value of message (user) attribute '{name}' to a number."
         )));
     }
-    check_body(&s).map_err(|_| {
+    contents::check_body(&s).map_err(|_| {
         SqsError::invalid_parameter(format!(
             "The message attribute '{name}' contains characters SQS does not allow."
         ))

@@ -37,6 +37,7 @@
 //! - `send`: SendMessage(Batch), FIFO deduplication included.
 //! - `receive`: ReceiveMessage, DeleteMessage(Batch), ChangeMessageVisibility(Batch).
 //! - `message`: bodies, message attributes, their digests.
+//! - `contents`: the characters a body may hold.
 //! - `settings`: SQS queue attributes and their native counterparts.
 //! - `extra`: the SQS-only attributes and tags, and their cache.
 //! - `fifo`: the deduplication window.
@@ -47,6 +48,7 @@ mod auth;
 mod body;
 mod caller;
 mod claims;
+mod contents;
 mod error;
 mod extra;
 mod fifo;

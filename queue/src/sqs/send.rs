@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use super::error::{SqsError, SqsResult};
 use super::message::{self, Envelope};
 use super::settings::Extra;
-use super::{Ctx, Input, batch_failure, batch_output, fifo};
+use super::{Ctx, Input, batch_failure, batch_output, contents, fifo};
 use crate::{Error, MessageRef, NewMessage, QueueAttributes, QueueKind, Routed};
 
 type Output = SqsResult<Map<String, Value>>;
@@ -79,7 +79,7 @@ fn fifo_requirements(entry: &Input, target: &Target) -> SqsResult<()> {
 
 fn prepare(ctx: &Ctx<'_>, entry: &Input, target: &Target) -> SqsResult<Outgoing> {
     let body = entry.required("MessageBody")?;
-    message::check_body(body)?;
+    contents::check_body(body)?;
     let attributes = message::parse_attributes(entry.get("MessageAttributes"), false)?;
     let mut system = message::parse_attributes(entry.get("MessageSystemAttributes"), true)?;
     // What X-Ray and Lambda send as a header, SQS keeps as the attribute,
