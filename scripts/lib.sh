@@ -228,6 +228,12 @@ ensure_kubernetes_tools() {
         as_root apt-get update -qq
         if apt-cache show kubectl >/dev/null 2>&1; then apt_install kubectl; else apt_install kubernetes-client; fi
     fi
+    # The overlays use kustomize components (kustomize 4+, kubectl 1.21+);
+    # Debian 12's own kubernetes-client is 1.20.
+    local kustomize
+    kustomize=$(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p')
+    [[ ${kustomize:-0} -ge 4 ]] ||
+        die "kubectl's kustomize is older than v4 (kubectl version --client); install kubectl 1.21+ (Kubernetes' or Google Cloud's apt repository)"
     command -v python3 >/dev/null || apt_install python3 python3-venv
     command -v npm >/dev/null || apt_install nodejs npm
     local dir=target/py/kubernetes want=deploy/kubernetes/tests/requirements.txt
