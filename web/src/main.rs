@@ -153,8 +153,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
+    telemetry::init(config.log_json);
     let done = match config.command {
-        Some(Command::Migrate) => migrate(&config).await.map(drop),
+        Some(Command::Migrate) => migrate(&config).await,
         None => run(config).await,
     };
     match done {
@@ -166,10 +167,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Applies the migrations, grants the roles configured, declares the
-/// queues; the pool it did so on.
-async fn migrate(config: &Config) -> anyhow::Result<PgPool> {
-    telemetry::init(config.log_json);
+/// Applies the migrations and grants the roles configured; the pool it did
+/// so on. The server declares the queues itself (`AppState::new`).
+async fn prepare_database(config: &Config) -> anyhow::Result<PgPool> {
     let pool = db::connect_and_migrate(config.database_url.as_deref(), 16).await?;
     if let Some(role) = &config.worker_db_role {
         db::grant_worker(&pool, role).await?;
@@ -177,8 +177,15 @@ async fn migrate(config: &Config) -> anyhow::Result<PgPool> {
     if let Some(role) = &config.scaler_db_role {
         db::grant_scaler(&pool, role).await?;
     }
-    declare_queues(&queue::Router::new(queue::Queues::new(pool.clone()))).await?;
     Ok(pool)
+}
+
+/// `darkroom-web migrate`: what the server does before it serves, and no
+/// more.
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let pool = prepare_database(config).await?;
+    declare_queues(&queue::Router::new(queue::Queues::new(pool))).await?;
+    Ok(())
 }
 
 /// Connects to Postgres and S3, applies migrations, serves until Ctrl-C/SIGTERM.
@@ -194,7 +201,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Some(secret) => LinkKey::from_secret(secret)?,
         None => LinkKey::random(),
     };
-    let pool = migrate(&config).await?;
+    let pool = prepare_database(&config).await?;
     let storage = Storage::connect(&config.storage).await?;
     let settings = Settings {
         limits: Limits {

@@ -47,7 +47,7 @@ impl Probes {
         if self.shutdown.is_cancelled() {
             return Some("draining".into());
         }
-        let Some(dependencies) = self.connected.get().cloned() else {
+        let Some(dependencies) = self.connected.get() else {
             return Some("starting".into());
         };
         let down = dependencies.down().await;

@@ -143,7 +143,7 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
     // As SQS: a missing queue is reported before a malformed receipt.
     let queue = ctx.sqs.router.open(input.queue()?).await?;
     let receipt = receipt(&input, false)?;
-    delete_late(&queue, &[receipt]).await?;
+    delete_as_sqs(&queue, &[receipt]).await?;
     Ok(Map::new())
 }
 
@@ -152,7 +152,7 @@ pub(super) async fn delete(ctx: &Ctx<'_>, input: Input) -> Output {
 /// exchanged for the receipts that act now and deleted again. A receipt
 /// that acts for nothing (its message gone, or on a FIFO queue received
 /// again since) deletes nothing, and that is no error either.
-async fn delete_late(queue: &Routed, receipts: &[Receipt]) -> SqsResult<()> {
+async fn delete_as_sqs(queue: &Routed, receipts: &[Receipt]) -> SqsResult<()> {
     let outcome = queue.delete_batch(receipts).await?;
     if !outcome.stale.is_empty() {
         let current = current_receipts(queue, &outcome.stale).await?;
@@ -190,7 +190,7 @@ pub(super) async fn delete_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
         }
     }
     if !receipts.is_empty() {
-        delete_late(&queue, &receipts).await?;
+        delete_as_sqs(&queue, &receipts).await?;
     }
     Ok(batch_output(ids, failed))
 }
