@@ -201,19 +201,26 @@ ensure_browser() {
 # 1.0) and the last one that speaks the query protocol. Kept between runs;
 # remade when a requirements file changes.
 ensure_sqs_clients() {
-    command -v python3 >/dev/null || apt_install python3 python3-venv
-    local protocol dir want
+    local protocol
     for protocol in json query; do
-        dir="target/py/sqs-$protocol"
-        want="queue/tests/sqs_boto3/requirements-$protocol.txt"
-        if ! cmp -s "$want" "$dir/requirements.txt" 2>/dev/null; then
-            say "installing boto3 for the SQS suite ($protocol protocol)"
-            rm -rf "$dir"
-            python3 -m venv "$dir" || { apt_install python3-venv && python3 -m venv "$dir"; }
-            "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$want"
-            cp "$want" "$dir/requirements.txt"
-        fi
+        ensure_venv "target/py/sqs-$protocol" "queue/tests/sqs_boto3/requirements-$protocol.txt" \
+            "boto3 for the SQS suite ($protocol protocol)"
     done
+}
+
+# ensure_venv DIR REQUIREMENTS WHAT: a Python environment at DIR with
+# REQUIREMENTS installed, kept between runs and remade when that file
+# changes; WHAT says what is being installed.
+ensure_venv() {
+    local dir=$1 want=$2
+    command -v python3 >/dev/null || apt_install python3 python3-venv
+    if ! cmp -s "$want" "$dir/requirements.txt" 2>/dev/null; then
+        say "installing $3"
+        rm -rf "$dir"
+        python3 -m venv "$dir" || { apt_install python3-venv && python3 -m venv "$dir"; }
+        "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$want"
+        cp "$want" "$dir/requirements.txt"
+    fi
 }
 
 # ensure_kubernetes_tools: what scripts/test-kubernetes runs. kubectl (its
@@ -234,16 +241,9 @@ ensure_kubernetes_tools() {
     kustomize=$(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p')
     [[ ${kustomize:-0} -ge 4 ]] ||
         die "kubectl's kustomize is older than v4 (kubectl version --client); install kubectl 1.21+ (Kubernetes' or Google Cloud's apt repository)"
-    command -v python3 >/dev/null || apt_install python3 python3-venv
+    ensure_venv target/py/kubernetes deploy/kubernetes/tests/requirements.txt \
+        "the Kubernetes manifests' test tools (kubernetes-validate, checkov, pytest)"
     command -v npm >/dev/null || apt_install nodejs npm
-    local dir=target/py/kubernetes want=deploy/kubernetes/tests/requirements.txt
-    if ! cmp -s "$want" "$dir/requirements.txt" 2>/dev/null; then
-        say "installing the Kubernetes manifests' test tools (kubernetes-validate, checkov, pytest)"
-        rm -rf "$dir"
-        python3 -m venv "$dir" || { apt_install python3-venv && python3 -m venv "$dir"; }
-        "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$want"
-        cp "$want" "$dir/requirements.txt"
-    fi
     local keda=deploy/kubernetes/tests/keda
     if ! cmp -s "$keda/package-lock.json" "$keda/node_modules/.darkroom-lock.json" 2>/dev/null; then
         say "installing KEDA's validators (npm ci @kubernetes-models/keda)"

@@ -14,7 +14,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use sqlx::PgPool;
-use testkit::sqs::{client, delete, serve};
+use testkit::sqs::{client, delete, receive_up_to, serve};
 
 /// Creates the FIFO queue `name`, deduplicating by content when
 /// `by_content`; returns its URL.
@@ -190,13 +190,7 @@ async fn a_fifo_receive_takes_a_groups_batch_with_uuid_message_ids(pool: PgPool)
         let r = send_in_group(&sqs, &q, &format!("step {i}"), "order-1").await;
         sent.push(r.message_id.unwrap());
     }
-    let got = sqs
-        .receive_message()
-        .queue_url(&q)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
+    let got = receive_up_to(&sqs, &q, 10).await;
     let ids: Vec<_> = got
         .messages()
         .iter()
@@ -248,13 +242,7 @@ async fn four_receivers_take_twenty_groups_each_in_order_and_nothing_twice(pool:
             tokio::spawn(async move {
                 let mut idle = 0;
                 while idle < 5 {
-                    let got = sqs
-                        .receive_message()
-                        .queue_url(&q)
-                        .max_number_of_messages(10)
-                        .send()
-                        .await
-                        .unwrap();
+                    let got = receive_up_to(&sqs, &q, 10).await;
                     if got.messages().is_empty() {
                         idle += 1;
                         continue;

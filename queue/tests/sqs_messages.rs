@@ -15,7 +15,9 @@ use common::{WAKE_BOUND, await_listeners, listeners};
 use md5::{Digest, Md5};
 use queue::Router;
 use sqlx::PgPool;
-use testkit::sqs::{attributes, client, create, delete, receive, send, serve, serve_router};
+use testkit::sqs::{
+    attributes, client, create, delete, receive, receive_up_to, send, serve, serve_router,
+};
 
 fn md5_hex(s: &str) -> String {
     hex::encode(Md5::digest(s.as_bytes()))
@@ -144,13 +146,7 @@ async fn batches_send_receive_and_delete_ten_and_report_bad_entries(pool: PgPool
         Some("AWS.SimpleQueueService.BatchEntryIdsNotDistinct")
     );
 
-    let got = sqs
-        .receive_message()
-        .queue_url(&q)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
+    let got = receive_up_to(&sqs, &q, 10).await;
     assert_eq!(got.messages().len(), 10);
     let mut deletes: Vec<_> = got
         .messages()

@@ -77,6 +77,20 @@ pub async fn receive(
     sqs.receive_message().queue_url(url).send().await.unwrap()
 }
 
+/// One receive of up to `max` messages, the queue's defaults otherwise.
+pub async fn receive_up_to(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    max: i32,
+) -> aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(max)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Deletes the message received under `receipt`.
 pub async fn delete(sqs: &aws_sdk_sqs::Client, url: &str, receipt: &str) {
     sqs.delete_message()

@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use support::{ChildGuard, database_url, storage_args, test_env, workspace_bin};
+use support::{
+    ChildGuard, database_url, ensure_role, run_ok, storage_args, test_env, workspace_bin,
+};
 
 fn web() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_darkroom-web"));
@@ -133,29 +135,18 @@ fn web_refuses_to_start_with_a_well_known_admin_token() {
 
 #[sqlx::test(migrations = false)]
 async fn web_migrate_applies_the_schema_grants_the_scaler_and_exits(pool: PgPool) {
-    sqlx::raw_sql(
-        "do $$ begin create role darkroom_scaler_test nologin; \
-         exception when duplicate_object then null; end $$",
-    )
-    .execute(&pool)
-    .await
-    .expect("the test's Postgres role may create roles (CREATEROLE; scripts/lib.sh gives it)");
-    let out = web()
-        .arg("migrate")
-        .env("DATABASE_URL", database_url(&pool))
-        .env("DARKROOM_SCALER_DB_ROLE", "darkroom_scaler_test")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    ensure_role(&pool, "darkroom_scaler_test").await;
+    run_ok(
+        web()
+            .arg("migrate")
+            .env("DATABASE_URL", database_url(&pool))
+            .env("DARKROOM_SCALER_DB_ROLE", "darkroom_scaler_test")
+            .env("RUST_LOG", "warn"),
     );
 
     // The queues are declared, and the scaler's role reads their backlog.
     let mut scaler = pool.acquire().await.unwrap();
-    sqlx::raw_sql("grant darkroom_scaler_test to current_user; set role darkroom_scaler_test")
+    sqlx::raw_sql("set role darkroom_scaler_test")
         .execute(&mut *scaler)
         .await
         .unwrap();

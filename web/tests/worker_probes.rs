@@ -15,7 +15,7 @@ use axum::http::{Request, StatusCode};
 use common::health::Dependencies;
 use common::storage::{Storage, StorageArgs};
 use sqlx::PgPool;
-use support::{ChildGuard, database_url, storage_args, test_env, workspace_bin};
+use support::{ChildGuard, database_url, run_ok, storage_args, test_env, workspace_bin};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use worker::health::{Probes, router};
@@ -96,15 +96,10 @@ async fn a_connected_worker_is_ready_and_a_drain_stops_it_cleanly(pool: PgPool) 
     .await;
 
     // What a preStop hook runs.
-    let drained = Command::new(workspace_bin("darkroom-worker"))
-        .arg("drain")
-        .env("DARKROOM_WORKER_METRICS_BIND", &bind)
-        .output()
-        .unwrap();
-    assert!(
-        drained.status.success(),
-        "{}",
-        String::from_utf8_lossy(&drained.stderr)
+    run_ok(
+        Command::new(workspace_bin("darkroom-worker"))
+            .arg("drain")
+            .env("DARKROOM_WORKER_METRICS_BIND", &bind),
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

@@ -14,8 +14,8 @@ use queue::{Queues, Router};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{
-    Workers, assert_error, first_output, job_id, poll, request_stats, responses_sent, run_job,
-    settings, slow_recipe, spawn_app, thumbnail,
+    Workers, assert_error, ensure_role, first_output, job_id, poll, request_stats, responses_sent,
+    run_job, settings, slow_recipe, spawn_app, thumbnail,
 };
 use testkit::cluster;
 use worker::runtime::WorkerSettings;
@@ -242,14 +242,7 @@ const SET_WORKER_ROLE: &str = "set role darkroom_worker_test";
 /// A pool on `pool`'s database whose connections act as `WORKER_ROLE`,
 /// given what `darkroom-web` grants it (DARKROOM_WORKER_DB_ROLE).
 async fn worker_role_pool(pool: &PgPool) -> PgPool {
-    sqlx::raw_sql(&format!(
-        "do $$ begin create role {WORKER_ROLE} nologin; \
-         exception when duplicate_object then null; end $$; \
-         grant {WORKER_ROLE} to current_user"
-    ))
-    .execute(pool)
-    .await
-    .expect("the test's Postgres role may create roles (CREATEROLE; scripts/lib.sh gives it)");
+    ensure_role(pool, WORKER_ROLE).await;
     common::db::grant_worker(pool, WORKER_ROLE).await.unwrap();
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)

@@ -60,3 +60,17 @@ pub fn database_url(pool: &PgPool) -> String {
     );
     url.to_string()
 }
+
+/// Makes the Postgres role `name` (shared by every test database of the
+/// cluster, so it may exist already) and lets the test's own role act as
+/// it (`set role`).
+pub async fn ensure_role(pool: &PgPool, name: &str) {
+    sqlx::raw_sql(&format!(
+        "do $$ begin create role {name} nologin; \
+         exception when duplicate_object then null; end $$; \
+         grant {name} to current_user"
+    ))
+    .execute(pool)
+    .await
+    .expect("the test's Postgres role may create roles (CREATEROLE; scripts/lib.sh gives it)");
+}

@@ -35,6 +35,18 @@ pub fn release_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// Runs `cmd` to its end, which must be a success (else its stderr is
+/// shown); what it wrote.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A child process killed when dropped.
 pub struct ChildGuard(pub Child);
 
