@@ -178,6 +178,17 @@ ensure_build_tools() {
     [[ ${#need[@]} -eq 0 ]] || apt_install "${need[@]}"
 }
 
+# check_disk_space DIR GIB: says how much room DIR's disk has, and warns
+# when it is under GIB. A disk that fills while linking fails far from its
+# cause (ld dies of "signal 7 [Bus error]" writing a mapped output file).
+check_disk_space() {
+    mkdir -p "$1"
+    local free
+    free=$(df -P -BG "$1" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+    say "$free GiB free for $1 (a full run needs about $2 GiB)"
+    ((free >= $2)) || printf 'warning: %s has %s GiB free; the build may run out of disk\n' "$1" "$free" >&2
+}
+
 ensure_rust_components() {
     rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
