@@ -11,7 +11,7 @@
 //!
 //! Run with `scripts/bench-queue sqs`. `BENCH_ROUNDS` (default 3, orders
 //! alternating; medians shown), `BENCH_MESSAGES` (per phase, default
-//! 20,000).
+//! 20,000), `BENCH_CLIENTS` (one client count alone, to profile it).
 
 mod support;
 
@@ -236,7 +236,11 @@ async fn main() {
         "| clients | native HTTP msgs/s | SQS msgs/s | SQS / native | server CPU µs/msg, native | SQS | SQS / native |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for n in [1, 4, 16] {
+    let counts = match std::env::var("BENCH_CLIENTS") {
+        Ok(n) => vec![n.parse().expect("BENCH_CLIENTS: a number of clients")],
+        Err(_) => vec![1, 4, 16],
+    };
+    for n in counts {
         let (mut native, mut sqs) = (Vec::new(), Vec::new());
         let (mut native_cpu, mut sqs_cpu) = (Vec::new(), Vec::new());
         for round in 0..rounds {

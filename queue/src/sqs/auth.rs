@@ -147,8 +147,8 @@ impl Signed {
 
 /// Headers whose values decide what a request does must be signed: left
 /// unsigned, whoever relays a signed request could change them.
-fn check_signed_headers(signed: &[String], headers: &HeaderMap) -> SqsResult<()> {
-    if !signed.iter().any(|h| h == "host") {
+fn check_signed_headers(signed: &SignedHeaders, headers: &HeaderMap) -> SqsResult<()> {
+    if !signed.contains("host") {
         return Err(SqsError::incomplete_signature(
             "The Host header must be signed.",
         ));
@@ -156,7 +156,7 @@ fn check_signed_headers(signed: &[String], headers: &HeaderMap) -> SqsResult<()>
     // X-Amz-Target names the action (a SendMessage's body read as a
     // PurgeQueue), Content-Type how the body is read.
     for name in ["x-amz-target", "content-type"] {
-        if headers.contains_key(name) && !signed.iter().any(|h| h == name) {
+        if headers.contains_key(name) && !signed.contains(name) {
             return Err(SqsError::incomplete_signature(format!(
                 "The {name} header must be signed when it is sent."
             )));
@@ -195,8 +195,23 @@ struct Authorization {
     date: String,
     region: String,
     service: String,
-    signed_headers: Vec<String>,
+    signed_headers: SignedHeaders,
     signature: String,
+}
+
+/// `SignedHeaders`, lower-cased: header names joined by `;`, as the
+/// canonical request lists them.
+#[derive(Debug, PartialEq)]
+struct SignedHeaders(String);
+
+impl SignedHeaders {
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.split(';')
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names().any(|n| n == name)
+    }
 }
 
 impl Authorization {
@@ -238,10 +253,7 @@ impl Authorization {
             date: date.to_owned(),
             region: region.to_owned(),
             service: service.to_owned(),
-            signed_headers: signed_headers
-                .split(';')
-                .map(str::to_ascii_lowercase)
-                .collect(),
+            signed_headers: SignedHeaders(signed_headers.to_ascii_lowercase()),
             signature: signature.to_ascii_lowercase(),
         })
     }
@@ -251,7 +263,7 @@ fn canonical_request(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    signed_headers: &[String],
+    signed_headers: &SignedHeaders,
     body: &[u8],
 ) -> SqsResult<String> {
     let mut out = String::with_capacity(512);
@@ -284,30 +296,38 @@ fn canonical_request(
     let query: Vec<String> = query.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     out.push_str(&query.join("&"));
     out.push('\n');
-    for name in signed_headers {
-        let values: Vec<String> = headers
-            .get_all(name.as_str())
-            .iter()
-            .map(|v| {
-                let v = String::from_utf8_lossy(v.as_bytes());
-                v.split_whitespace().collect::<Vec<_>>().join(" ")
-            })
-            .collect();
-        if values.is_empty() {
+    for name in signed_headers.names() {
+        let mut values = headers.get_all(name).iter().peekable();
+        if values.peek().is_none() {
             return Err(SqsError::incomplete_signature(format!(
                 "Signed header {name} is not in the request."
             )));
         }
         out.push_str(name);
         out.push(':');
-        out.push_str(&values.join(","));
+        for (i, value) in values.enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_trimmed(&mut out, &String::from_utf8_lossy(value.as_bytes()));
+        }
         out.push('\n');
     }
     out.push('\n');
-    out.push_str(&signed_headers.join(";"));
+    out.push_str(&signed_headers.0);
     out.push('\n');
     out.push_str(&hex::encode(Sha256::digest(body)));
     Ok(out)
+}
+
+/// A header value as SigV4 signs it: trimmed, inner runs of spaces one.
+fn push_trimmed(out: &mut String, value: &str) {
+    for (i, word) in value.split_whitespace().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
 }
 
 fn reencode(s: &str) -> String {

@@ -69,9 +69,7 @@ mod settings;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
 use chrono::Utc;
@@ -233,13 +231,10 @@ impl Ctx<'_> {
     }
 }
 
-async fn handle(
-    State(sqs): State<Arc<Sqs>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+// The request whole, not its parts as extractors: those clone the headers.
+async fn handle(State(sqs): State<Arc<Sqs>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (&parts.method, &parts.uri, &parts.headers);
     let request_id = uuid::Uuid::new_v4().to_string();
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
     let protocol = if target.is_some() {
@@ -252,9 +247,9 @@ async fn handle(
         if sqs.config.keys.is_empty() {
             return Err(SqsError::missing_authentication());
         }
-        let body = body::read(&headers, body).await?;
+        let body = body::read(headers, body).await?;
         let keys = &sqs.config.keys;
-        let signer = auth::verify(keys, &method, &uri, &headers, &body, Utc::now())?;
+        let signer = auth::verify(keys, method, uri, headers, &body, Utc::now())?;
         let grant = keys
             .grant(&signer.key_id)
             .ok_or_else(SqsError::unknown_key)?;
