@@ -15,7 +15,6 @@ use crate::{Error, MessageRef, NewMessage, QueueAttributes, QueueKind, Routed};
 type Output = SqsResult<Map<String, Value>>;
 
 /// A message ready to send, with the digests its answer carries.
-#[derive(Clone)]
 struct Outgoing {
     message: NewMessage,
     md5_body: String,
@@ -348,19 +347,21 @@ pub(super) async fn send_batch(ctx: &Ctx<'_>, mut input: Input) -> Output {
         }
     }
     let mut failed = Vec::new();
-    let mut ready = Vec::new();
+    let (mut ids, mut batch) = (Vec::new(), Vec::new());
     for entry in &entries {
-        let id = entry.required("Id")?.to_owned();
+        let id = entry.required("Id")?;
         match prepare(ctx, entry, &target) {
-            Ok(o) => ready.push((id, o)),
-            Err(e) => failed.push(batch_failure(&id, &e)),
+            Ok(o) => {
+                ids.push(id);
+                batch.push(o);
+            }
+            Err(e) => failed.push(batch_failure(id, &e)),
         }
     }
     let mut successful = Vec::new();
-    if !ready.is_empty() {
-        let batch: Vec<Outgoing> = ready.iter().map(|(_, o)| o.clone()).collect();
+    if !batch.is_empty() {
         let results = send_all(ctx, &target, &batch).await?;
-        for ((id, o), result) in ready.iter().zip(results) {
+        for ((id, o), result) in ids.into_iter().zip(&batch).zip(results) {
             match result {
                 Ok(s) => {
                     let mut fields = sent_fields(o, &s);
