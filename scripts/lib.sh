@@ -221,16 +221,19 @@ ensure_sqs_clients() {
 
 # ensure_venv DIR REQUIREMENTS WHAT: a Python environment at DIR with
 # REQUIREMENTS installed, kept between runs and remade when that file
-# changes; WHAT says what is being installed.
+# changes or DIR moved (a venv's scripts name its absolute path, so a
+# target/ restored elsewhere holds broken ones); WHAT says what is being
+# installed.
 ensure_venv() {
-    local dir=$1 want=$2
+    local dir=$1 want=$2 stamp
     command -v python3 >/dev/null || apt_install python3 python3-venv
-    if ! cmp -s "$want" "$dir/requirements.txt" 2>/dev/null; then
+    stamp=$(cat "$want"; echo "# made at $(pwd -P)/$dir")
+    if [[ "$stamp" != "$(cat "$dir/requirements.txt" 2>/dev/null)" ]]; then
         say "installing $3"
         rm -rf "$dir"
         python3 -m venv "$dir" || { apt_install python3-venv && python3 -m venv "$dir"; }
         "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$want"
-        cp "$want" "$dir/requirements.txt"
+        printf '%s\n' "$stamp" > "$dir/requirements.txt"
     fi
 }
 
